@@ -1,0 +1,1 @@
+"""SQL source of truth: models, sessions and migrations (SQLite embedded, PostgreSQL at scale)."""

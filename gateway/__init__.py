@@ -1,0 +1,1 @@
+"""Flask edge: REST API and webhook receivers. Verifies, records, enqueues, answers fast."""

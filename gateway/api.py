@@ -1,0 +1,110 @@
+"""Endpoint declaration: auth scope, rate limit, body parsing and OpenAPI metadata in one decorator."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import Blueprint, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from engine.errors import BadRequest, Forbidden, ValidationFailed
+from engine.tenancy import KeyInfo
+from gateway.ratelimit import enforce_rate_limit
+from gateway.state import state
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class EndpointDoc:
+    path: str
+    method: str
+    summary: str
+    scope: str | None
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    tag: str
+
+
+ENDPOINTS: list[EndpointDoc] = []
+
+
+def api_key_from_request() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+def authenticate(scope: str) -> KeyInfo:
+    """Resolve the caller's key, check its scope and its rate limit."""
+    info = state().engine.tenancy.authenticate(api_key_from_request())
+    g.auth = info
+    if not info.allows(scope):
+        raise Forbidden(f"this key lacks the '{scope}' scope", details={"scopes": list(info.scopes)})
+    enforce_rate_limit(info)
+    return info
+
+
+def request_payload() -> dict[str, Any]:
+    """The JSON (or form-encoded, ``__``-flattened) body as a dict; 400 naming the problem otherwise."""
+    ctype = (request.mimetype or "").lower()
+    raw = request.get_data(cache=True)
+    if ctype == "application/x-www-form-urlencoded":
+        from connectors.formdata import unflatten
+
+        return unflatten(request.form.to_dict(flat=False))
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the JSON body must be an object")
+    return data
+
+
+def parse_body(model: type[M], data: dict[str, Any] | None = None) -> M:
+    try:
+        return model.model_validate(request_payload() if data is None else data)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise ValidationFailed("request body is invalid: " + "; ".join(f"{e['field']}: {e['message']}"
+                                                                       for e in errors[:5]),
+                               details={"errors": errors}) from None
+
+
+def endpoint(bp: Blueprint, rule: str, *, methods: tuple[str, ...] = ("POST",), scope: str | None = "read",
+             body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
+             summary: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a view: ``view(auth, body?, **url_args)`` returning a dict/list or (payload, status)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(**kwargs: Any) -> Any:
+            args: list[Any] = []
+            if scope is not None:
+                args.append(authenticate(scope))
+            if body is not None:
+                args.append(parse_body(body))
+            result = view(*args, **kwargs)
+            status = 200
+            if isinstance(result, tuple):
+                result, status = result
+            if isinstance(result, BaseModel):
+                result = result.model_dump(mode="json", by_alias=True)
+            return jsonify(result), status
+
+        bp.add_url_rule(rule, view.__name__, wrapper, methods=list(methods))
+        prefix = bp.url_prefix or ""
+        for m in methods:
+            ENDPOINTS.append(EndpointDoc(prefix + rule, m.lower(), summary or (view.__doc__ or "").strip(),
+                                         scope, body, response, bp.name))
+        return wrapper
+
+    return decorate

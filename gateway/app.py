@@ -1,0 +1,54 @@
+"""Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from engine.core import Engine
+from engine.logging_setup import configure_logging, request_id_var
+from engine.settings import Settings, load_settings
+from gateway.errors import register_error_handlers
+from gateway.metrics import observe_request
+from gateway.state import AppState
+from worker.connection import connect
+
+log = logging.getLogger("memrelay.gateway")
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+    """Build the WSGI app. ``settings`` default to the environment (``MEMRELAY_*``)."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    settings.ensure_data_dir()
+    app = Flask("memrelay")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = engine or Engine(settings)
+    app.extensions["memrelay"] = AppState(settings=settings, engine=engine, redis=connect(settings))
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        g.t0 = time.perf_counter()
+        request_id_var.set(g.request_id)
+
+    @app.after_request
+    def _finish(resp):  # type: ignore[no-untyped-def]
+        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        if rl := g.get("rate_limit"):
+            resp.headers["X-RateLimit-Limit"], resp.headers["X-RateLimit-Remaining"] = str(rl[0]), str(rl[1])
+            resp.headers["X-RateLimit-Reset"] = str(rl[2])
+        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
+        observe_request(request.method, request.url_rule.rule if request.url_rule else "unmatched",
+                        resp.status_code, elapsed)
+        return resp
+
+    register_error_handlers(app)
+    from gateway.blueprints import register_blueprints
+
+    register_blueprints(app)
+    return app

@@ -1,0 +1,20 @@
+"""One blueprint per area; registered here in one place."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from gateway.blueprints import admin, health
+
+    for module in (health, admin):
+        app.register_blueprint(module.bp)
+    for name in ("memory", "semantic", "webhooks", "governance", "generation", "outbound"):
+        try:
+            module = __import__(f"gateway.blueprints.{name}", fromlist=["bp"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"gateway.blueprints.{name}":
+                raise
+            continue
+        app.register_blueprint(module.bp)

@@ -1,0 +1,70 @@
+"""Liveness, readiness, metrics and the API description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from gateway.metrics import render_metrics
+from gateway.openapi import build_openapi, docs_html
+from gateway.state import state
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    """The process is alive."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Any:
+    """Ready when SQL, the vector index, Redis and at least one worker answer."""
+    checks = readiness_checks()
+    ok = all(c["ok"] for c in checks.values())
+    return jsonify({"status": "ready" if ok else "not_ready", "checks": checks}), 200 if ok else 503
+
+
+def readiness_checks() -> dict[str, dict[str, Any]]:
+    st = state()
+    checks: dict[str, dict[str, Any]] = {}
+
+    def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            detail = fn()
+            checks[name] = {"ok": True, **(detail or {})}
+        except Exception as exc:  # a readiness probe reports, it does not raise
+            checks[name] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+
+    run("sql", lambda: (st.engine.db.ping(), {"dialect": st.engine.db.dialect})[1])
+    run("redis", lambda: {"ping": bool(st.redis.ping())})
+    run("vector_index", lambda: st.engine.vector_index_status())
+
+    def workers() -> dict[str, Any]:
+        from rq import Worker
+
+        n = len(Worker.all(connection=st.redis))
+        if n < 1:
+            raise RuntimeError("no live RQ worker")
+        return {"count": n}
+
+    run("workers", workers)
+    return checks
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    body, ctype = render_metrics()
+    return Response(body, content_type=ctype)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(build_openapi())
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    return Response(docs_html(), content_type="text/html")

@@ -1,0 +1,48 @@
+"""The one error handler: every failure becomes ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import MemrelayError, RateLimited
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def _render(code: str, message: str, status: int, details: dict | None = None):  # type: ignore[no-untyped-def]
+    body = {"error": {"code": code, "message": message, "details": details or {},
+                      "requestId": getattr(g, "request_id", None)}}
+    return jsonify(body), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(MemrelayError)
+    def _memrelay(exc: MemrelayError):  # type: ignore[no-untyped-def]
+        if exc.http_status >= 500:
+            log.error("request failed: %s", exc.message, extra={"code": exc.code})
+        resp, status = _render(exc.code, exc.message, exc.http_status, exc.details)
+        if isinstance(exc, RateLimited):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp, status
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        status = exc.code or 500
+        details = {}
+        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            details["allowed"] = sorted(exc.valid_methods)  # type: ignore[attr-defined]
+        resp, status = _render(_HTTP_CODES.get(status, "http_error"), exc.description or exc.name, status, details)
+        if status == 405 and details.get("allowed"):
+            resp.headers["Allow"] = ", ".join(details["allowed"])
+        return resp, status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        return _render("internal_error", "internal server error", 500)

@@ -1,0 +1,23 @@
+"""Per-app clients, kept in ``app.extensions['memrelay']``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from flask import current_app
+
+from engine.core import Engine
+from engine.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    redis: redis.Redis
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def state() -> AppState:
+    return current_app.extensions["memrelay"]

@@ -1,0 +1,1 @@
+"""memrelay command line and process supervision (embedded Redis/Milvus Lite, gunicorn, RQ workers)."""

@@ -1,0 +1,89 @@
+"""`memrelay up` on embedded defaults: ready within 60 s, Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from memrelay.embedded import EmbeddedRedis
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
+    env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1")
+    log = open(tmp_path / "up.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli", "up"], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        ready = False
+        while time.monotonic() - t0 < 60 and proc.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    ready = True
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        assert ready, (tmp_path / "up.log").read_text()[-3000:]
+        key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
+        me = requests.get(f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {key}"},
+                          timeout=5)
+        assert me.status_code == 200 and me.json()["org"]["name"] == "default"
+        assert "admin" in me.json()["key"]["scopes"]
+        # the embedded Redis is ours, on a unix socket in the data dir, with AOF persistence
+        sock = tmp_path / ".memrelay" / "redis" / "redis.sock"
+        assert EmbeddedRedis(sock).is_alive()
+        assert (tmp_path / ".memrelay" / "redis" / "appendonly.aof").exists()
+        family = _descendants(proc.pid)
+        assert len(family) >= 4  # redis, milvus lite, gunicorn (+ its worker), rq worker
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        proc.wait(60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.2)
+    assert not [p for p in family if _alive(p)], "processes left behind after Ctrl-C"
+    assert not sock.exists()
+    output = (tmp_path / "up.log").read_text()
+    assert f"http://127.0.0.1:{port}" in output and "admin_key" in output

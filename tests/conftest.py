@@ -1,0 +1,154 @@
+"""Shared fixtures: real Redis (private server), real SQLite/PostgreSQL, real Milvus Lite.
+
+The scale configuration is selected with environment variables:
+  MEMRELAY_TEST_POSTGRES_URL  e.g. postgresql://postgres@127.0.0.1:5432/test
+  MEMRELAY_TEST_REDIS_URL     e.g. redis://127.0.0.1:6379/0
+Without them the PostgreSQL/external-Redis variants are skipped with a visible reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+
+from engine.core import Engine
+from engine.db.database import Database
+from engine.db.migrate import upgrade
+from engine.settings import Settings
+from memrelay.embedded import EmbeddedRedis
+
+PG_URL = os.environ.get("MEMRELAY_TEST_POSTGRES_URL")
+EXTERNAL_REDIS_URL = os.environ.get("MEMRELAY_TEST_REDIS_URL")
+NO_PG = "PostgreSQL scale tests need MEMRELAY_TEST_POSTGRES_URL (set by .ci/run)"
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    r = EmbeddedRedis(tmp_path_factory.mktemp("redis") / "redis.sock").start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqltemplate") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    base = Settings(database_url=PG_URL).sql_url  # normalised to the psycopg driver
+    schema = "memrelay_test_" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # one schema per xdist worker
+    eng = sa.create_engine(base)
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    eng.dispose()
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def milvus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("milvus") / "milvus.db"
+
+
+def _make_settings(tmp_path: Path, db_url: str | None, redis_url: str, milvus: Path, **extra: Any) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, redis_url=redis_url,
+                    milvus_uri=str(milvus), log_json=False, log_level="WARNING", **extra)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Parametrises a test over both SQL backends (PostgreSQL skipped without the env var)."""
+    if request.param == "postgres" and not PG_URL:
+        pytest.skip(NO_PG)
+    return request.param
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, private_redis: EmbeddedRedis,
+             milvus_dir: Path) -> Settings:
+    """Settings for one test: SQLite copy (or PostgreSQL via the `backend` param), private Redis."""
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else "sqlite"
+    if backend == "postgres":
+        db_url = request.getfixturevalue("pg_url")
+    else:
+        (tmp_path / "data").mkdir(exist_ok=True)
+        dest = tmp_path / "data" / "memrelay.db"
+        shutil.copy(sqlite_template, dest)
+        db_url = f"sqlite:///{dest}"
+    redis_lib.Redis.from_url(private_redis.url).flushdb()
+    return _make_settings(tmp_path, db_url, private_redis.url, milvus_dir)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    e = Engine(settings, db=Database(settings.sql_url))
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+    from gateway.app import create_app
+
+    return create_app(settings, engine=engine)
+
+
+class Api:
+    """A test client bound to one API key."""
+
+    def __init__(self, client: Any, key: str, org_id: str):
+        self.client, self.key, self.org_id = client, key, org_id
+
+    def _h(self, headers: dict[str, str] | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", **(headers or {})}
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.client.post(path, json=json, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.client.put(path, json=json, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.client.patch(path, json=json, headers=self._h(kw.pop("headers", None)), **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.client.delete(path, headers=self._h(kw.pop("headers", None)), **kw)
+
+
+_org_counter = iter(range(10**9))
+
+
+def make_api(app: Any, engine: Engine, *, scopes: tuple[str, ...] = ("read", "write", "admin"),
+             org_name: str | None = None, rate_limit: int | None = None) -> Api:
+    org = engine.tenancy.get_or_create_org(org_name or f"org-{os.getpid()}-{next(_org_counter)}-{os.urandom(3).hex()}")
+    key, _ = engine.tenancy.create_key(org.id, scopes=list(scopes), rate_limit_per_minute=rate_limit)
+    return Api(app.test_client(), key, org.id)
+
+
+@pytest.fixture
+def api(app: Any, engine: Engine) -> Api:
+    """An admin key of a fresh org."""
+    return make_api(app, engine)
+
+
+@pytest.fixture
+def other_api(app: Any, engine: Engine) -> Api:
+    """A key of a second, unrelated org (isolation tests)."""
+    return make_api(app, engine)

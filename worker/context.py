@@ -1,0 +1,21 @@
+"""The engine a worker process's jobs use, built once per process from the environment."""
+
+from __future__ import annotations
+
+from engine.core import Engine
+from engine.settings import load_settings
+
+_engine: Engine | None = None
+
+
+def get_engine() -> Engine:
+    global _engine
+    if _engine is None:
+        _engine = Engine(load_settings())
+    return _engine
+
+
+def set_engine(engine: Engine | None) -> None:
+    """Tests running jobs in-process point them at their own engine."""
+    global _engine
+    _engine = engine
