@@ -29,6 +29,7 @@ from engine.errors import BadRequest, NotFound
 
 MAX_EVENTS_PER_REQUEST = 100
 """Providers batch at most 100 events (HubSpot, Salesforce); larger bodies are rejected."""
+MAX_DEDUP_KEY_LENGTH = 256
 
 
 class SourceConfig(BaseModel):
@@ -78,7 +79,7 @@ class InboundEvent(BaseModel):
 
     connector: str
     source_id: str
-    dedup_key: str = Field(min_length=1, max_length=512)
+    dedup_key: str = Field(min_length=1, max_length=MAX_DEDUP_KEY_LENGTH)
     event_type: str
     object_type: str
     source_object_type: str
@@ -137,8 +138,14 @@ class BaseConnector:
     def ack_response(self, events: Sequence[InboundEvent]) -> AckResponse | None:
         return None
 
-    def _event(self, source: SourceConfig, **fields: Any) -> InboundEvent:
-        return InboundEvent(connector=self.name, source_id=source.id, **fields)
+    def new_event(self, source: SourceConfig, *, dedup_key: str, **fields: Any) -> InboundEvent:
+        """An event stamped with this connector's name and the source id.
+
+        Over-long dedup keys (sender-chosen ids) are replaced by a hash so they always fit the log.
+        """
+        if len(dedup_key) > MAX_DEDUP_KEY_LENGTH:
+            dedup_key = f"{self.name}:sha256-{hashlib.sha256(dedup_key.encode()).hexdigest()}"
+        return InboundEvent(connector=self.name, source_id=source.id, dedup_key=dedup_key, **fields)
 
 
 # -- helpers shared by connectors ------------------------------------------------------------------
@@ -166,9 +173,15 @@ def load_json(raw_body: bytes) -> Any:
         raise BadRequest(f"body is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
 
 
-def body_digest(raw_body: bytes) -> str:
-    """A content hash used as dedup key when a provider sends no event id."""
-    return hashlib.sha256(raw_body).hexdigest()[:40]
+def content_digest(content: bytes | Mapping[str, Any]) -> str:
+    """A content hash for dedup keys when a sender gives no event id.
+
+    Bytes are hashed as they are; a mapping is hashed as canonical JSON (sorted keys), so the same
+    record sent as JSON or form fields, in any key order, gets the same digest.
+    """
+    if not isinstance(content, bytes):
+        content = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    return hashlib.sha256(content).hexdigest()[:40]
 
 
 def check_batch_size(count: int) -> None:

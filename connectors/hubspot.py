@@ -16,7 +16,7 @@ string, the received URL's query string is appended.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -139,7 +139,9 @@ class HubSpotConnector(BaseConnector):
                 tolerance=V3_TOLERANCE_S,
             )
             uri = signed_url(source, url)
-            expected = (v3_signature(s, method, uri, raw_body, timestamp.strip()) for s in require_secrets(source))
+            expected = (
+                v3_signature(s, method, uri, raw_body, timestamp.strip()) for s in require_secrets(source)
+            )
             self._match(expected, v3, "X-HubSpot-Signature-v3")
             return
 
@@ -164,7 +166,7 @@ class HubSpotConnector(BaseConnector):
             raise SignatureError(f"signature version {version} is not accepted for this source")
 
     @staticmethod
-    def _match(expected: Any, received: str, what: str) -> None:
+    def _match(expected: Iterable[str], received: str, what: str) -> None:
         if not any([constant_time_equal(exp, received.strip()) for exp in expected]):
             raise SignatureError(f"{what} does not match")
 
@@ -197,7 +199,9 @@ class HubSpotConnector(BaseConnector):
 
         for required in ("eventId", "subscriptionId", "portalId", "occurredAt"):
             if item.get(required) in (None, ""):
-                raise BadRequest(f"event {index} is missing {required}", details={"index": index, "field": required})
+                raise BadRequest(
+                    f"event {index} is missing {required}", details={"index": index, "field": required}
+                )
         occurred_ms = item["occurredAt"]
         if isinstance(occurred_ms, bool) or not isinstance(occurred_ms, int):
             raise BadRequest(f"event {index} has a non-integer occurredAt", details={"index": index})
@@ -211,7 +215,9 @@ class HubSpotConnector(BaseConnector):
             object_id = as_id(item.get("fromObjectId"))
             identity = f"{item.get('fromObjectId')}-{item.get('toObjectId')}"
         if identity is None:
-            raise BadRequest(f"event {index} is missing objectId", details={"index": index, "field": "objectId"})
+            raise BadRequest(
+                f"event {index} is missing objectId", details={"index": index, "field": "objectId"}
+            )
 
         record: dict[str, Any] = {"id": object_id}
         if action == "propertyChange" and isinstance(item.get("propertyName"), str):
@@ -219,9 +225,16 @@ class HubSpotConnector(BaseConnector):
         attributes = {name: item[key] for key, name in _ATTRIBUTES.items() if key in item}
         dedup_key = ":".join(
             str(part)
-            for part in ("hubspot", item["portalId"], item["subscriptionId"], item["eventId"], identity, occurred_ms)
+            for part in (
+                "hubspot",
+                item["portalId"],
+                item["subscriptionId"],
+                item["eventId"],
+                identity,
+                occurred_ms,
+            )
         )
-        return self._event(
+        return self.new_event(
             source,
             dedup_key=dedup_key,
             event_type=f"{object_type}.{action}",

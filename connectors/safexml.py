@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover
     class DefusedXmlException(ValueError):  # noqa: N818 - mirrors defusedxml's name
         """Placeholder so the except clause below works without defusedxml."""
 
+
 _FORBIDDEN = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 

@@ -89,7 +89,9 @@ def parse_timestamp(value: str | None, *, what: str, unit_ms: bool = False) -> f
     return number / 1000.0 if unit_ms else float(number)
 
 
-def check_fresh(timestamp_s: float, *, now: float | None = None, tolerance: float = DEFAULT_TOLERANCE_S) -> None:
+def check_fresh(
+    timestamp_s: float, *, now: float | None = None, tolerance: float = DEFAULT_TOLERANCE_S
+) -> None:
     """Reject timestamps more than ``tolerance`` seconds in the past (replay) or the future (skew)."""
     current = time.time() if now is None else now
     if timestamp_s < current - tolerance:

@@ -6,59 +6,29 @@ window is then enforced by the shared :func:`connectors.signing.check_fresh` so 
 injected in tests (the library's own tolerance check always reads ``time.time()``).
 
 Every supported event is about a person, so ``object_type`` is ``contact``; ``record`` carries a
-normalised ``customer_email`` and amounts in major units (see :func:`amount_major`).
+normalised ``customer_email`` and amounts in major units (see :func:`connectors.money.amount_major`,
+re-exported here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from stripe import SignatureVerificationError, WebhookSignature
 
 from connectors.base import BaseConnector, InboundEvent, SourceConfig, as_id, header, load_json
+from connectors.money import amount_major, format_amount
 from connectors.signing import check_fresh, parse_signature_pairs, parse_timestamp, require_secrets
 from connectors.timeutil import from_epoch
 from engine.errors import BadRequest, SignatureError
 
-TOLERANCE_S = 300
+__all__ = ["StripeConnector", "amount_major", "format_amount", "stripe_record"]
 
-# https://docs.stripe.com/currencies -- amounts are in the currency's minor unit except these.
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
-THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
+TOLERANCE_S = 300
 
 EXACT_TYPES = frozenset({"checkout.session.completed", "payment_intent.succeeded"})
 PREFIX_TYPES = ("customer.", "invoice.")  # customer.* includes customer.subscription.*
-
-
-def currency_exponent(currency: str) -> int:
-    """Number of minor-unit digits Stripe uses for ``currency`` (ISO code, any case)."""
-    code = currency.strip().lower()
-    if code in ZERO_DECIMAL_CURRENCIES:
-        return 0
-    if code in THREE_DECIMAL_CURRENCIES:
-        return 3
-    return 2
-
-
-def amount_major(amount: int, currency: str) -> int | float:
-    """Convert a Stripe minor-unit amount to major units: ``(1999, "usd") -> 19.99``, ``(500, "jpy") -> 500``."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise ValueError(f"amount must be an integer number of minor units, got {amount!r}")
-    exponent = currency_exponent(currency)
-    if exponent == 0:
-        return amount
-    return float(Decimal(amount).scaleb(-exponent))
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Human text for memories: ``"19.99 USD"``, ``"500 JPY"``."""
-    exponent = currency_exponent(currency)
-    major = Decimal(amount).scaleb(-exponent)
-    return f"{major:.{exponent}f} {currency.upper()}"
 
 
 def normalise_email(value: Any) -> str | None:
@@ -95,7 +65,9 @@ class StripeConnector(BaseConnector):
                 WebhookSignature.verify_header(payload, sig_header, secret, tolerance=None)
             except SignatureVerificationError:
                 continue
-            check_fresh(parse_timestamp(timestamp, what="Stripe-Signature timestamp"), now=now, tolerance=TOLERANCE_S)
+            check_fresh(
+                parse_timestamp(timestamp, what="Stripe-Signature timestamp"), now=now, tolerance=TOLERANCE_S
+            )
             return
         raise SignatureError("no Stripe-Signature v1 signature matches")
 
@@ -115,7 +87,7 @@ class StripeConnector(BaseConnector):
         if not (event_type in EXACT_TYPES or event_type.startswith(PREFIX_TYPES)):
             return []
 
-        record = stripe_record(obj, event_type)
+        record = stripe_record(obj)
         attributes = {
             key: event[key] for key in ("livemode", "api_version", "account") if event.get(key) is not None
         }
@@ -123,7 +95,7 @@ class StripeConnector(BaseConnector):
             {k: record[k] for k in ("customer_email", "amount", "currency") if record.get(k) is not None}
         )
         return [
-            self._event(
+            self.new_event(
                 source,
                 dedup_key=f"stripe:{event_id}",
                 event_type=event_type,
@@ -182,7 +154,9 @@ def _contact_details(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _amount_minor(obj: Mapping[str, Any]) -> int | None:
     kind = obj.get("object")
     if kind == "invoice":
-        candidates = ("amount_paid", "amount_due", "total") if obj.get("status") == "paid" else ("amount_due", "total")
+        candidates = (
+            ("amount_paid", "amount_due", "total") if obj.get("status") == "paid" else ("amount_due", "total")
+        )
     elif kind == "checkout.session":
         candidates = ("amount_total",)
     elif kind == "payment_intent":
@@ -224,18 +198,19 @@ def _subscription_plan(obj: Mapping[str, Any]) -> dict[str, Any]:
     product = price.get("product")
     product_name = product.get("name") if isinstance(product, dict) else None
     return {
-        "plan_name": price.get("nickname") or product_name or as_id(product if isinstance(product, str) else None),
+        "plan_name": price.get("nickname")
+        or product_name
+        or as_id(product if isinstance(product, str) else None),
         "interval": recurring.get("interval"),
         "currency": price.get("currency"),
     }
 
 
-def stripe_record(obj: Mapping[str, Any], event_type: str) -> dict[str, Any]:
+def stripe_record(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The mapping input for one Stripe object: ids, contact details, amounts; ``None`` values dropped."""
     record: dict[str, Any] = {
         "id": as_id(obj.get("id")),
         "object": obj.get("object"),
-        "event_type": event_type,
         "customer_id": _customer_id(obj),
         "status": obj.get("status"),
         "number": obj.get("number"),

@@ -1,14 +1,25 @@
-"""The engine facade: one object per process holding the SQL store and the domain services."""
+"""The engine facade: one object per process holding the SQL store and the domain services.
+
+Each service takes the engine (or what it needs from it) and is built lazily on first use, so a process
+only loads what it touches (e.g. the embedder is loaded by the first memory operation).
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from engine.collections import Collections
 from engine.db.database import Database
+from engine.records import Records
 from engine.settings import Settings
 from engine.tenancy import Tenancy
 from engine.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from engine.embedding import Embedder
+    from engine.memories import Memories
+    from engine.recall import Recall
 
 
 class Engine:
@@ -27,8 +38,37 @@ class Engine:
         return Collections(self.db)
 
     @cached_property
+    def records(self) -> Records:
+        return Records(self.db, self.collections, soft_delete_days=self.settings.soft_delete_days)
+
+    @cached_property
     def vector_index(self) -> VectorIndex:
         return VectorIndex(self.settings.milvus_target)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from engine.embedding import build_embedder
+
+        key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
+        return build_embedder(self.settings.embedder, api_base=self.settings.llm_api_base, api_key=key)
+
+    @cached_property
+    def memories(self) -> Memories:
+        from engine.memories import Memories
+
+        return Memories(self)
+
+    @cached_property
+    def recall(self) -> Recall:
+        from engine.recall import Recall
+
+        return Recall(self)
+
+    def sync_index(self) -> None:
+        """Push pending memory vectors and deletions to the index (safe to call any time)."""
+        from engine.index_sync import reconcile
+
+        reconcile(self)
 
     def vector_index_status(self) -> dict[str, object]:
         return self.vector_index.ping()

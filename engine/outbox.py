@@ -26,12 +26,17 @@ EVENT_TYPES = (
 )
 
 
-def emit(session: Session, org_id: str, event_type: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Add an outbox event to the current transaction (it commits or rolls back with the mutation)."""
+def outbox_row(org_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row as plain values (for executemany inserts)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown outbox event type {event_type!r}")
-    row = OutboxEvent(public_id=new_id("evt"), org_id=org_id, event_type=event_type, payload=payload,
-                      created_at=utcnow())
+    return {"public_id": new_id("evt"), "org_id": org_id, "event_type": event_type, "payload": payload,
+            "created_at": utcnow()}
+
+
+def emit(session: Session, org_id: str, event_type: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Add an outbox event to the current transaction (it commits or rolls back with the mutation)."""
+    row = OutboxEvent(**outbox_row(org_id, event_type, payload))
     session.add(row)
     return row
 

@@ -203,6 +203,16 @@ class Memory(Base):
     index_state: Mapped[str] = mapped_column(String(16), default="pending")
 
 
+class IndexTombstone(Base):
+    """A memory removed from SQL whose vector must still be removed from the index (same transaction)."""
+
+    __tablename__ = "index_tombstones"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    memory_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+
+
 class IndexMeta(Base):
     """Which embedder built an org's vector index (changing it requires `memrelay reindex`)."""
 
@@ -269,3 +279,50 @@ class BatchRowError(Base):
     org_id: Mapped[str] = mapped_column(String(40))
     row_index: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
+
+
+class Source(Base):
+    """A configured webhook/CRM source: which connector, its secrets, mapping and owning org."""
+
+    __tablename__ = "sources"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    connector: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secrets: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    token: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mapping_yaml: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sync_cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InboundEvent(Base):
+    """The event log: every verified delivery, idempotent on the provider's dedup key. The truth, not Redis."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source_id", "dedup_key"),
+        Index("ix_events_status_next", "status", "next_attempt_at"),
+        Index("ix_events_org_received", "org_id", "received_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    connector: Mapped[str] = mapped_column(String(40))
+    dedup_key: Mapped[str] = mapped_column(String(300))
+    event_type: Mapped[str] = mapped_column(String(100))
+    object_type: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    object_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    occurred_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)

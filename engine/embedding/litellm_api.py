@@ -19,6 +19,7 @@ def _litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every provider error
     return litellm
 
 
@@ -77,12 +78,13 @@ class LiteLLMEmbedder:
                 f"embedding request to {self.model} failed: {exc}",
                 details={"model": self.model, "error_type": type(exc).__name__},
             ) from exc
-        rows = sorted(response.data, key=lambda d: _field(d, "index"))
-        vectors = np.asarray([_field(d, "embedding") for d in rows], dtype=np.float32)
+        try:
+            rows = sorted(response.data, key=lambda d: _field(d, "index"))
+            vectors = np.asarray([_field(d, "embedding") for d in rows], dtype=np.float32)
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
+            raise UpstreamError(f"{self.model} returned malformed embeddings: {exc}") from exc
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise UpstreamError(
-                f"{self.model} returned {vectors.shape[0] if vectors.ndim else 0} vectors for {len(texts)} texts"
-            )
+            raise UpstreamError(f"{self.model} returned {len(vectors)} vectors for {len(texts)} texts")
         with self._lock:
             if self._dim is None:
                 self._dim = int(vectors.shape[1])

@@ -38,7 +38,9 @@ class MiniLMEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         sentence_transformers = _require("sentence_transformers")
         try:
-            self._model = sentence_transformers.SentenceTransformer(str(package.get_model_path()), device="cpu")
+            self._model = sentence_transformers.SentenceTransformer(
+                str(package.get_model_path()), device="cpu"
+            )
         except Exception as exc:  # any load failure is a configuration problem
             raise ConfigError(f"cannot load MiniLM from {MODEL_PACKAGE}: {exc}") from exc
         self.dim = int(self._model.get_sentence_embedding_dimension())

@@ -47,9 +47,9 @@ def _import_wordllama() -> Any:
     return wordllama
 
 
-def verify_bundled_files(package_dir: Path, pinned: dict[str, str] = PINNED_SHA256) -> None:
+def verify_bundled_files(package_dir: Path, pinned: dict[str, str] | None = None) -> None:
     """Raise ConfigError unless every pinned file under ``package_dir`` exists with the pinned hash."""
-    for rel, expected in pinned.items():
+    for rel, expected in (PINNED_SHA256 if pinned is None else pinned).items():
         path = package_dir / rel
         if not path.is_file():
             raise ConfigError(f"WordLlama file missing: {path}", details={"path": str(path)})

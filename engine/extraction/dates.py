@@ -16,8 +16,10 @@ _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name
 _MONTHS |= {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 _MONTHS["sept"] = 9
 _WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
-_MONTH_RE = r"(?:January|February|March|April|May|June|July|August|September|October|November|December" \
-            r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?"
+_MONTH_RE = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?"
+)
 _ORD = r"(?:st|nd|rd|th)?"
 _COUNT = r"\d{1,3}|an?|one|" + "|".join(w for w, n in NUMBER_WORDS.items() if n <= 20)
 _UNIT = r"(?:day|week|month|year)s?"
@@ -97,7 +99,13 @@ def anchor_relative_dates(text: str, ts: datetime) -> str:
     return "".join(pieces) + text[pos:]
 
 
-_PREFIX: dict[Granularity, str] = {"day": "on ", "week": "during ", "month": "in ", "quarter": "in ", "year": "in "}
+_PREFIX: dict[Granularity, str] = {
+    "day": "on ",
+    "week": "during ",
+    "month": "in ",
+    "quarter": "in ",
+    "year": "in ",
+}
 
 
 def _preceded_by_preposition(text: str, start: int) -> bool:
@@ -136,22 +144,31 @@ def _relative(match: re.Match[str], today: date) -> DateMention:
     if g["wday"]:
         return _mention(match, _weekday(today, _WEEKDAYS[g["wday"]], g["wdir"]), "day")
     if g["n_in"]:
-        return _mention(match, _shift_count(today, _count(g["n_in"]), g["u_in"]), _unit_granularity(g["u_in"]))
-    return _mention(match, _shift_count(today, -_count(g["n_ago"]), g["u_ago"]), _unit_granularity(g["u_ago"]))
+        return _mention(
+            match, _shift_count(today, _count(g["n_in"]), g["u_in"]), _unit_granularity(g["u_in"])
+        )
+    return _mention(
+        match, _shift_count(today, -_count(g["n_ago"]), g["u_ago"]), _unit_granularity(g["u_ago"])
+    )
 
 
 def _mention(match: re.Match[str], day: date, granularity: Granularity) -> DateMention:
     start = _period_start(day, granularity)
-    return DateMention(match.start(), match.end(), start, granularity, _label(start, granularity), relative=True)
+    return DateMention(
+        match.start(), match.end(), start, granularity, _label(start, granularity), relative=True
+    )
 
 
 def _count(token: str) -> int:
     return 1 if token in ("a", "an", "one") else int(token) if token.isdigit() else NUMBER_WORDS[token]
 
 
+_UNIT_GRANULARITY: dict[str, Granularity] = {"day": "day", "week": "day", "month": "month", "year": "year"}
+
+
 def _unit_granularity(unit: str) -> Granularity:
     # "in 3 days"/"2 weeks ago" name a day; "in 2 months" a month; "3 years ago" a year.
-    return {"day": "day", "week": "day", "month": "month", "year": "year"}[unit.rstrip("s")]  # type: ignore[return-value]
+    return _UNIT_GRANULARITY[unit.rstrip("s")]
 
 
 def _shift_count(today: date, n: int, unit: str) -> date:

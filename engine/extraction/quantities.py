@@ -9,12 +9,31 @@ from engine.extraction.lexicon import NUMBER_WORDS
 
 _CURRENCY_SYMBOLS = {"$": "USD", "us$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 _CURRENCY_WORDS = {
-    "usd": "USD", "dollars": "USD", "dollar": "USD", "eur": "EUR", "euros": "EUR", "euro": "EUR",
-    "gbp": "GBP", "pounds": "GBP", "jpy": "JPY", "inr": "INR", "cad": "CAD", "aud": "AUD", "chf": "CHF",
+    "usd": "USD",
+    "dollars": "USD",
+    "dollar": "USD",
+    "eur": "EUR",
+    "euros": "EUR",
+    "euro": "EUR",
+    "gbp": "GBP",
+    "pounds": "GBP",
+    "jpy": "JPY",
+    "inr": "INR",
+    "cad": "CAD",
+    "aud": "AUD",
+    "chf": "CHF",
 }
 _MAGNITUDES = {
-    "k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "mio": 1e6, "million": 1e6,
-    "b": 1e9, "bn": 1e9, "billion": 1e9,
+    "k": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "mm": 1e6,
+    "mn": 1e6,
+    "mio": 1e6,
+    "million": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
 }
 # A one-letter "m"/"b" is a magnitude only for money ("5m" alone could be minutes or metres).
 _MONEY_ONLY_MAGNITUDES = frozenset({"m", "b"})  # lower-case only: "5M users" is 5 million
@@ -32,7 +51,9 @@ _AMOUNT_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
-_ALNUM_CODE_RE = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Za-z])(?=[A-Za-z0-9-]*\d)[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b")
+_ALNUM_CODE_RE = re.compile(
+    r"\b(?=[A-Za-z0-9-]*[A-Za-z])(?=[A-Za-z0-9-]*\d)[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b"
+)
 
 
 @dataclass(frozen=True)

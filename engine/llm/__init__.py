@@ -6,7 +6,13 @@ Importing anything here first configures litellm to stay offline (see :mod:`engi
 from engine.llm.budget import BudgetGuard, InMemoryBudget, ensure_within_budget
 from engine.llm.client import Completion, LLMClient, Structured
 from engine.llm.config import TIERS, LLMConfig, Tier, require_llm
-from engine.llm.errors import BudgetExhausted, LLMInvalidOutput, LLMNotConfigured, LLMTimeout, LLMUpstreamError
+from engine.llm.errors import (
+    BudgetExhausted,
+    LLMInvalidOutput,
+    LLMNotConfigured,
+    LLMTimeout,
+    LLMUpstreamError,
+)
 from engine.llm.usage import Usage
 
 __all__ = [

@@ -93,7 +93,9 @@ class LLMClient:
         """One chat completion on ``tier``'s model."""
         model = self.config.model_for(tier)
         with self._metered() as meter:
-            text, finish = self._request(model, messages, meter, temperature, max_tokens, json_mode)
+            text, finish = self._request(
+                model, messages, meter, temperature=temperature, max_tokens=max_tokens, json_mode=json_mode
+            )
         return Completion(text=text, usage=meter.usage, model=model, finish_reason=finish)
 
     def structured(self, messages: Messages, schema: type[T], *, tier: str = "basic") -> Structured[T]:
@@ -101,13 +103,13 @@ class LLMClient:
         model = self.config.model_for(tier)
         conversation = with_schema_instruction(messages, schema)
         with self._metered() as meter:
-            text, _ = self._request(model, conversation, meter, 0.0, None, True)
+            text, _ = self._request(model, conversation, meter, temperature=0.0, json_mode=True)
             value, error = parse_as(text, schema)
             if value is None:
                 log.info("LLM output did not match %s, asking %s for a repair: %s", schema.__name__, model, error)
                 conversation = [*conversation, {"role": "assistant", "content": text},
                                 {"role": "user", "content": repair_prompt(error)}]
-                text, _ = self._request(model, conversation, meter, 0.0, None, True)
+                text, _ = self._request(model, conversation, meter, temperature=0.0, json_mode=True)
                 value, second_error = parse_as(text, schema)
                 if value is None:
                     raise LLMInvalidOutput(
@@ -136,9 +138,10 @@ class LLMClient:
         model: str,
         messages: Messages,
         meter: _Meter,
+        *,
         temperature: float,
-        max_tokens: int | None,
-        json_mode: bool,
+        max_tokens: int | None = None,
+        json_mode: bool = False,
     ) -> tuple[str, str | None]:
         """One logical request (with retries); adds its usage to ``meter``."""
         kwargs: dict[str, Any] = {

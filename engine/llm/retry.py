@@ -10,6 +10,7 @@ repeating it would multiply the wait. Waits are exponential with jitter, except 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import re
 import time
@@ -21,6 +22,8 @@ import tenacity
 
 from engine.llm.config import LLMConfig
 from engine.llm.errors import LLMTimeout, LLMUpstreamError
+
+log = logging.getLogger(__name__)
 
 _LITELLM_PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w+Exception\s*-\s*)?")
 
@@ -119,7 +122,17 @@ def retrying(config: LLMConfig) -> tenacity.Retrying:
         retry=tenacity.retry_if_exception(is_retryable),
         stop=tenacity.stop_after_attempt(config.max_retries + 1) | _RetryAfterTooLong(config.max_retry_after_s),
         wait=_Wait(config),
+        before_sleep=_log_retry,
         reraise=True,
+    )
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+    log.warning(
+        "LLM request failed (attempt %d, HTTP %s), retrying in %.2f s: %s",
+        retry_state.attempt_number, status_of(exc) if exc else None, wait, provider_message(exc) if exc else "",
     )
 
 

@@ -22,7 +22,6 @@ _OFFLINE_DEFAULTS = {
     "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
     "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
     "LITELLM_MODE": "PRODUCTION",  # DEV mode would load_dotenv() from the cwd at import
-    "LITELLM_TELEMETRY": "False",
 }
 for _name, _value in _OFFLINE_DEFAULTS.items():
     os.environ.setdefault(_name, _value)

@@ -1,0 +1,149 @@
+"""Keeping the Milvus index in step with SQL, the source of truth.
+
+Memory rows are committed with ``index_state="pending"``; after the commit their vectors are upserted to
+Milvus and the rows marked ``"indexed"``. Deletions leave :class:`IndexTombstone` rows in the deleting
+transaction; they are removed once Milvus has deleted the vectors. A crash between the SQL commit and the
+Milvus write therefore loses nothing: :func:`reconcile` (run at gateway/worker start and by
+``memrelay check-index --repair``) indexes what is pending and applies what is tombstoned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
+
+from engine.db.models import IndexMeta, IndexTombstone, Memory
+from engine.errors import ServiceUnavailable
+from engine.util import utcnow
+from engine.vector_index import VectorRow, collection_name, from_blobs
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+    from engine.embedding import Embedder
+
+log = logging.getLogger("memrelay.index")
+
+BATCH = 2000
+
+
+def check_embedder(s: Session, org_id: str, embedder: Embedder, *, claim: bool = True) -> None:
+    """Raise unless ``embedder`` is the one that built this org's vectors (first use records it)."""
+    meta = s.get(IndexMeta, org_id)
+    if meta is None:
+        if claim:
+            s.add(IndexMeta(org_id=org_id, embedder=embedder.name, dim=embedder.dim, updated_at=utcnow()))
+            s.flush()
+        return
+    if meta.embedder != embedder.name or meta.dim != embedder.dim:
+        raise ServiceUnavailable(
+            f"this organisation's memories were embedded with {meta.embedder} ({meta.dim}-d) but the configured "
+            f"embedder is {embedder.name} ({embedder.dim}-d); run `memrelay reindex` to re-embed them",
+            code="reindex_required",
+            details={"indexedWith": meta.embedder, "indexedDim": meta.dim, "configured": embedder.name,
+                     "configuredDim": embedder.dim},
+        )
+
+
+def current_collection(engine: Engine) -> str:
+    return collection_name(engine.embedder.name, engine.embedder.dim)
+
+
+def index_memories(engine: Engine, memory_ids: Sequence[str]) -> int:
+    """Upsert the vectors of these pending memories to Milvus (flushed) and mark them indexed."""
+    indexed = 0
+    for i in range(0, len(memory_ids), BATCH):
+        with engine.db.read() as s:
+            rows = s.execute(select(Memory.id, Memory.org_id, Memory.record_id, Memory.entity_type, Memory.embedding,
+                                    Memory.embedder, Memory.updated_at)
+                             .where(Memory.id.in_(list(memory_ids[i:i + BATCH])),
+                                    Memory.index_state == "pending")).all()
+        indexed += _index_rows(engine, rows)
+    return indexed
+
+
+def _index_rows(engine: Engine, rows: Sequence[Any]) -> int:
+    emb = engine.embedder
+    rows = [r for r in rows if r.embedder == emb.name and r.embedding is not None]
+    if not rows:
+        return 0
+    vectors = from_blobs([r.embedding for r in rows], emb.dim)
+    engine.vector_index.upsert(current_collection(engine), emb.dim, [
+        VectorRow(r.id, r.org_id, r.record_id, r.entity_type, v) for r, v in zip(rows, vectors, strict=True)])
+    # Only rows unchanged since they were read are marked: an edit in between stays pending.
+    with engine.db.session() as s:
+        s.connection().execute(
+            update(Memory.__table__).where(Memory.__table__.c.id == bindparam("mid"),
+                                           Memory.__table__.c.updated_at == bindparam("seen"),
+                                           Memory.__table__.c.index_state == "pending")
+            .values(index_state="indexed"),
+            [{"mid": r.id, "seen": r.updated_at} for r in rows])
+    return len(rows)
+
+
+def apply_tombstones(engine: Engine, *, org_id: str | None = None) -> int:
+    """Delete tombstoned vectors from every memory collection, then drop the tombstones."""
+    done = 0
+    while True:
+        with engine.db.read() as s:
+            q = select(IndexTombstone.id, IndexTombstone.memory_id).order_by(IndexTombstone.id).limit(BATCH)
+            if org_id:
+                q = q.where(IndexTombstone.org_id == org_id)
+            stones = s.execute(q).all()
+        if not stones:
+            return done
+        ids = [t.memory_id for t in stones]
+        for name in engine.vector_index.list_collections():
+            engine.vector_index.delete(name, ids)
+        with engine.db.session() as s:
+            s.execute(delete(IndexTombstone).where(IndexTombstone.id.in_([t.id for t in stones])))
+        done += len(stones)
+
+
+def pending_ids(engine: Engine, *, org_id: str | None = None, after: str = "", limit: int = BATCH) -> list[str]:
+    """Ids of memories waiting for the index (embedded with the current embedder), in id order."""
+    with engine.db.read() as s:
+        q = select(Memory.id).where(Memory.index_state == "pending", Memory.embedder == engine.embedder.name,
+                                    Memory.id > after)
+        if org_id:
+            q = q.where(Memory.org_id == org_id)
+        return list(s.scalars(q.order_by(Memory.id).limit(limit)))
+
+
+def reconcile(engine: Engine, *, org_id: str | None = None) -> dict[str, int]:
+    """Index every pending memory and apply every tombstone (idempotent; safe to run any time)."""
+    with engine.db.read() as s:
+        q_pending = select(Memory.id).where(Memory.index_state == "pending").limit(1)
+        q_stones = select(IndexTombstone.id).limit(1)
+        if org_id:
+            q_pending = q_pending.where(Memory.org_id == org_id)
+            q_stones = q_stones.where(IndexTombstone.org_id == org_id)
+        if s.scalar(q_pending) is None and s.scalar(q_stones) is None:
+            return {"indexed": 0, "tombstones": 0}  # the common start-up case: touch nothing
+    removed = apply_tombstones(engine, org_id=org_id)
+    indexed = 0
+    last = ""
+    while ids := pending_ids(engine, org_id=org_id, after=last):
+        indexed += index_memories(engine, ids)
+        last = ids[-1]
+    return {"indexed": indexed, "tombstones": removed}
+
+
+def start_background_reconcile(engine: Engine) -> threading.Thread:
+    """Run :func:`reconcile` in a daemon thread so process start-up does not wait for Milvus."""
+
+    def run() -> None:
+        try:
+            result = reconcile(engine)
+            if any(result.values()):
+                log.info("index reconciled", extra=result)
+        except Exception:  # a background repair must never take the process down; check-index reports
+            log.exception("index reconciliation failed")
+
+    thread = threading.Thread(target=run, name="memrelay-index-reconcile", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,191 @@
+"""Structured search over records: grouped conditions on typed properties, keys, cross-type, paging."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, false, func, not_, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.coercion import ARRAY_SEP
+from engine.collections import Collections, normalise_entity_type
+from engine.db.models import Collection, PropertyValue, Record, RecordKey
+from engine.errors import BadRequest, ValidationFailed
+from engine.identity import Identifiers
+from engine.properties_types import PropertySpec, PropertyType
+
+MAX_PAGE_SIZE = 500
+Operator = Literal["EQ", "NEQ", "GT", "GTE", "LT", "LTE", "CONTAINS", "IN", "IS_SET", "IS_NOT_SET"]
+FILTER_OPERATORS: dict[str, str] = {"equals": "EQ", "notEquals": "NEQ", "contains": "CONTAINS", "gt": "GT",
+                                    "lt": "LT", "gte": "GTE", "lte": "LTE", "exists": "IS_SET",
+                                    "isEmpty": "IS_NOT_SET", "in": "IN"}
+
+
+class Condition(BaseModel):
+    property: str = Field(min_length=1)
+    operator: Operator
+    value: Any = None
+
+
+class Group(BaseModel):
+    logic: Literal["AND", "OR"] = "AND"
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class SearchQuery(BaseModel):
+    """Groups are combined with ``logic`` (AND by default); conditions inside a group with the group's."""
+
+    identifiers: Identifiers = Field(default_factory=Identifiers)
+    groups: list[Group] = Field(default_factory=list)
+    logic: Literal["AND", "OR"] = "AND"
+    offset: int = 0
+    limit: int = 50
+
+
+def check_page(page: int, page_size: int) -> None:
+    if page < 1:
+        raise BadRequest("page must be >= 1")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE_SIZE}", details={"max": MAX_PAGE_SIZE})
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return max(0, int(data["o"]))
+    except (ValueError, KeyError, TypeError):
+        raise BadRequest("nextToken is invalid") from None
+
+
+def org_schema(s: Session, collections: Collections, org_id: str, entity_type: str | None) -> dict[str, PropertySpec]:
+    if entity_type:
+        return collections.schema_for(s, org_id, entity_type)
+    out: dict[str, PropertySpec] = {}
+    for et in s.scalars(select(Collection.entity_type).where(Collection.org_id == org_id).distinct()):
+        for k, v in collections.schema_for(s, org_id, et).items():
+            out.setdefault(k, v)
+    return out
+
+
+def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:
+    """Matching live records of one org in stable (created_at, id) order, with the total count."""
+    et = normalise_entity_type(q.identifiers.type) if q.identifiers.type else None
+    schema = org_schema(s, collections, org_id, et)
+    where: list[ColumnElement[bool]] = [Record.org_id == org_id, Record.deleted_at.is_(None)]
+    if et:
+        where.append(Record.entity_type == et)
+    where.extend(_key_filters(org_id, q.identifiers))
+    group_preds = []
+    for g in q.groups:
+        preds = [_condition(org_id, c, schema, et) for c in g.conditions]
+        if preds:
+            group_preds.append(and_(*preds) if g.logic == "AND" else or_(*preds))
+    if group_preds:
+        where.append(and_(*group_preds) if q.logic == "AND" else or_(*group_preds))
+    total = s.scalar(select(func.count()).select_from(Record).where(*where)) or 0
+    rows = s.scalars(select(Record).where(*where).order_by(Record.created_at, Record.id)
+                     .offset(q.offset).limit(q.limit)).all()
+    return list(rows), total
+
+
+def _key_filters(org_id: str, ids: Identifiers) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    for name, value in ids.keys():
+        if name == "record_id" and value.startswith("rec_"):
+            out.append(Record.id == value)
+            continue
+        k = aliased(RecordKey)
+        out.append(Record.id.in_(select(k.record_id).where(k.org_id == org_id, k.key_name == name,
+                                                           k.key_value == value)))
+    return out
+
+
+def _condition(org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> ColumnElement[bool]:
+    spec = schema.get(c.property)
+    if spec is None:
+        raise ValidationFailed(f"unknown property {c.property!r}" + (f" for {et}" if et else ""),
+                               details={"unknown": [c.property], "known": sorted(schema)})
+    # Uncorrelated IN-subqueries let the planner start from the (org_id, name, value) indexes.
+    pv = aliased(PropertyValue)
+    base = [pv.org_id == org_id, pv.name == c.property]
+
+    def matching(pred: ColumnElement[bool]) -> ColumnElement[bool]:
+        return Record.id.in_(select(pv.record_id).where(*base, pred))
+
+    if c.operator == "IS_SET":
+        return matching(_is_set(pv))
+    if c.operator == "IS_NOT_SET":
+        return not_(matching(_is_set(pv)))
+    if c.value is None:
+        raise ValidationFailed(f"operator {c.operator} on {c.property!r} needs a value")
+    if c.operator == "NEQ":  # not equal, or not set at all
+        return not_(matching(_predicate(pv, spec, "EQ", c.value)))
+    return matching(_predicate(pv, spec, c.operator, c.value))
+
+
+def _is_set(pv: Any) -> ColumnElement[bool]:
+    return or_(pv.value_num.is_not(None), and_(pv.value_text.is_not(None), pv.value_text != "",
+                                                pv.value_text != ARRAY_SEP + ARRAY_SEP, pv.value_text != ARRAY_SEP))
+
+
+def _predicate(pv: Any, spec: PropertySpec, op: str, value: Any) -> ColumnElement[bool]:
+    t = spec.type
+    if op == "IN":
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            return false()
+        return or_(*[_predicate(pv, spec, "EQ", v) for v in values])
+    if t in (PropertyType.NUMBER, PropertyType.DATE):
+        num = _as_number(spec, value)
+        col = pv.value_num
+        if op == "CONTAINS":
+            return pv.value_text.like(f"%{_escape(str(value).casefold())}%", escape="\\")
+        return {"EQ": col == num, "GT": col > num, "GTE": col >= num, "LT": col < num, "LTE": col <= num}[op]
+    if t == PropertyType.BOOLEAN:
+        b = value if isinstance(value, bool) else str(value).strip().lower() in {"true", "yes", "1"}
+        if op not in ("EQ",):
+            raise ValidationFailed(f"operator {op} does not apply to boolean property {spec.propertyName!r}")
+        return pv.value_text == ("true" if b else "false")
+    if t == PropertyType.ARRAY:
+        item = _escape(str(value).casefold())
+        if op == "EQ":
+            return pv.value_text.like(f"%{ARRAY_SEP}{item}{ARRAY_SEP}%", escape="\\")
+        if op == "CONTAINS":
+            return pv.value_text.like(f"%{item}%", escape="\\")
+        raise ValidationFailed(f"operator {op} does not apply to array property {spec.propertyName!r}")
+    text = str(value).casefold()
+    if op == "EQ":
+        return pv.value_text == text
+    if op == "CONTAINS":
+        return pv.value_text.like(f"%{_escape(text)}%", escape="\\")
+    return {"GT": pv.value_text > text, "GTE": pv.value_text >= text, "LT": pv.value_text < text,
+            "LTE": pv.value_text <= text}[op]
+
+
+def _as_number(spec: PropertySpec, value: Any) -> float:
+    if spec.type == PropertyType.DATE:
+        from engine.coercion import parse_date_value
+
+        iso = parse_date_value(spec, value)
+        dt = datetime.fromisoformat(iso) if "T" in iso else datetime.fromisoformat(iso + "T00:00:00+00:00")
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"property {spec.propertyName!r} is a number; {value!r} is not",
+                               details={"property": spec.propertyName}) from None
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

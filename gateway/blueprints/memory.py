@@ -1,0 +1,314 @@
+"""Structured memory API: collections, entity types, records, properties, search, deletion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import Blueprint, request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.errors import BadRequest, ValidationFailed
+from engine.identity import Identifiers
+from engine.properties import Provenance
+from engine.search import FILTER_OPERATORS, Condition, Group, SearchQuery, check_page, decode_token, encode_token
+from engine.search import run_search as _run_search
+from engine.tenancy import KeyInfo
+from gateway.api import endpoint
+from gateway.state import state
+
+bp = Blueprint("memory", __name__, url_prefix="/api/v1")
+
+
+# --- request models ------------------------------------------------------------------------------
+class ProvenanceFields(BaseModel):
+    source: str = "api"
+    sourceEventId: str | None = None
+    sourceTimestamp: datetime | None = None
+    confidence: float | None = Field(None, ge=0, le=1)
+
+    def provenance(self, auth: KeyInfo) -> Provenance:
+        return Provenance(source=self.source, source_event_id=self.sourceEventId, source_ts=self.sourceTimestamp,
+                          actor=auth.key_id, confidence=self.confidence)
+
+
+class IdentifiedRequest(Identifiers, ProvenanceFields):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    def ids(self) -> Identifiers:
+        return Identifiers.model_validate(self.model_dump(include=set(Identifiers.model_fields)))
+
+
+class CollectionCreate(BaseModel):
+    collectionName: str = Field(min_length=1, max_length=200)
+    entityType: str = Field("contact", min_length=1)
+    description: str = ""
+    properties: list[dict[str, Any]] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class CollectionUpdate(BaseModel):
+    collectionName: str | None = None
+    description: str | None = None
+    properties: list[dict[str, Any]] | None = None
+    tags: list[str] | None = None
+
+
+class EntityTypeCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    description: str = ""
+
+
+class UpsertRequest(IdentifiedRequest):
+    properties: dict[str, Any] = Field(default_factory=dict)
+    expectedVersion: int | None = None
+
+
+class UpdateRequest(IdentifiedRequest):
+    """One property (value or array op), or a memory's text (``memoryId`` + ``text``)."""
+
+    propertyName: str | None = None
+    propertyValue: Any = None
+    arrayPush: dict[str, Any] | None = None
+    arrayRemove: dict[str, Any] | None = None
+    arrayPatch: dict[str, Any] | None = None
+    expectedVersion: int | None = None
+    memoryId: str | None = None
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UpdateRequest:
+        if not self.propertyName and not self.memoryId:
+            raise ValueError("give 'propertyName' (with propertyValue or an array op) or 'memoryId' with 'text'")
+        ops = [o for o in ("arrayPush", "arrayRemove", "arrayPatch") if getattr(self, o) is not None]
+        if len(ops) > 1:
+            raise ValueError("use at most one of arrayPush, arrayRemove, arrayPatch")
+        if self.memoryId and not self.text:
+            raise ValueError("'text' is required with 'memoryId'")
+        return self
+
+
+class BulkUpdateRequest(IdentifiedRequest):
+    properties: dict[str, Any] = Field(min_length=1)
+    expectedVersion: int | None = None
+
+
+class HistoryRequest(IdentifiedRequest):
+    propertyName: str | None = None
+    page: int = 1
+    pageSize: int = 50
+
+
+class RecallRequest(IdentifiedRequest):
+    type: str = Field(min_length=1)  # type: ignore[assignment]
+    include_superseded: bool = False
+
+
+class SearchRequest(IdentifiedRequest):
+    groups: list[Group] = Field(default_factory=list)
+    logic: Literal["AND", "OR"] = "AND"
+    returnRecords: bool = True
+    page: int = 1
+    pageSize: int = 50
+
+
+class FilterCondition(BaseModel):
+    propertyName: str
+    operator: Literal["equals", "notEquals", "contains", "gt", "lt", "gte", "lte", "exists", "isEmpty", "in"]
+    value: Any = None
+
+
+class FilterRequest(IdentifiedRequest):
+    conditions: list[FilterCondition] = Field(default_factory=list)
+    logic: Literal["AND", "OR"] = "AND"
+    limit: int = 50
+    nextToken: str | None = None
+
+
+class DeleteMemoriesRequest(IdentifiedRequest):
+    memoryIds: list[str] | None = None
+
+
+# --- collections and entity types ---------------------------------------------------------------------
+@endpoint(bp, "/collections", methods=("GET",), scope="read")
+def list_collections(auth: KeyInfo) -> dict[str, Any]:
+    """List the org's collections (property schemas)."""
+    return {"collections": state().engine.collections.list(auth.org_id, entity_type=request.args.get("type"))}
+
+
+@endpoint(bp, "/collections", methods=("POST",), scope="write", body=CollectionCreate)
+def create_collection(auth: KeyInfo, body: CollectionCreate) -> tuple[dict[str, Any], int]:
+    """Create a collection of typed properties for an entity type."""
+    return state().engine.collections.create(auth.org_id, name=body.collectionName, entity_type=body.entityType,
+                                             properties=body.properties, description=body.description,
+                                             tags=body.tags, actor=auth.key_id), 201
+
+
+@endpoint(bp, "/collections/<collection_id>", methods=("GET",), scope="read")
+def get_collection(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
+    """One collection."""
+    return state().engine.collections.get(auth.org_id, collection_id)
+
+
+@endpoint(bp, "/collections/<collection_id>", methods=("PUT", "PATCH"), scope="write", body=CollectionUpdate)
+def update_collection(auth: KeyInfo, body: CollectionUpdate, collection_id: str) -> dict[str, Any]:
+    """Change a collection; every change is a new version."""
+    return state().engine.collections.update(auth.org_id, collection_id, actor=auth.key_id,
+                                             name=body.collectionName, description=body.description,
+                                             properties=body.properties, tags=body.tags)
+
+
+@endpoint(bp, "/collections/<collection_id>", methods=("DELETE",), scope="write")
+def archive_collection(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
+    """Archive a collection (its history is kept)."""
+    return state().engine.collections.archive(auth.org_id, collection_id, actor=auth.key_id)
+
+
+@endpoint(bp, "/collections/<collection_id>/history", methods=("GET",), scope="read")
+def collection_history(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
+    """Every version of a collection; ``?mode=diff`` for unified diffs."""
+    mode = request.args.get("mode", "full")
+    if mode not in ("full", "diff"):
+        raise BadRequest("mode must be 'full' or 'diff'")
+    return {"collectionId": collection_id,
+            "versions": state().engine.collections.history(auth.org_id, collection_id, mode=mode)}
+
+
+@endpoint(bp, "/entities", methods=("GET",), scope="read")
+def list_entities(auth: KeyInfo) -> dict[str, Any]:
+    """Entity types (``?includeArchived=true`` to see archived ones)."""
+    include = request.args.get("includeArchived", "false").lower() == "true"
+    return {"entities": state().engine.collections.list_entity_types(auth.org_id, include_archived=include)}
+
+
+@endpoint(bp, "/entities", methods=("POST",), scope="write", body=EntityTypeCreate)
+def create_entity(auth: KeyInfo, body: EntityTypeCreate) -> tuple[dict[str, Any], int]:
+    """Create a custom entity type."""
+    return state().engine.collections.create_entity_type(auth.org_id, body.name, body.description), 201
+
+
+@endpoint(bp, "/entities/<name>/archive", methods=("POST",), scope="write")
+def archive_entity(auth: KeyInfo, name: str) -> dict[str, Any]:
+    """Archive a custom entity type (system types answer 403)."""
+    return state().engine.collections.set_entity_type_archived(auth.org_id, name, True)
+
+
+@endpoint(bp, "/entities/<name>/restore", methods=("POST",), scope="write")
+def restore_entity(auth: KeyInfo, name: str) -> dict[str, Any]:
+    """Restore an archived entity type."""
+    return state().engine.collections.set_entity_type_archived(auth.org_id, name, False)
+
+
+# --- records and properties -----------------------------------------------------------------------
+@endpoint(bp, "/upsert", methods=("POST",), scope="write", body=UpsertRequest)
+def upsert(auth: KeyInfo, body: UpsertRequest) -> dict[str, Any]:
+    """Structured write (no AI): find or create the record by any key, write typed properties."""
+    return state().engine.records.upsert(auth.org_id, body.ids(), body.properties, body.provenance(auth),
+                                         expected_version=body.expectedVersion)
+
+
+@endpoint(bp, "/memory/update", methods=("POST",), scope="write", body=UpdateRequest)
+def update(auth: KeyInfo, body: UpdateRequest) -> dict[str, Any]:
+    """Update one property (replace, or arrayPush/arrayRemove/arrayPatch) or a memory's text."""
+    eng = state().engine
+    if body.memoryId:
+        return eng.memories.update_text(auth.org_id, body.memoryId, body.text or "", body.provenance(auth))
+    ops = {o: getattr(body, o) for o in ("arrayPush", "arrayRemove", "arrayPatch") if getattr(body, o) is not None}
+    name = body.propertyName or ""
+    if not ops and "propertyValue" not in body.model_fields_set:
+        raise ValidationFailed("'propertyValue' or an array operation is required with 'propertyName'")
+    return eng.records.update(auth.org_id, body.ids(), body.provenance(auth),
+                              properties=None if ops else {name: body.propertyValue},
+                              array_ops={name: ops} if ops else None, expected_version=body.expectedVersion)
+
+
+@endpoint(bp, "/memory/bulk-update", methods=("POST",), scope="write", body=BulkUpdateRequest)
+def bulk_update(auth: KeyInfo, body: BulkUpdateRequest) -> dict[str, Any]:
+    """Update several properties of one record atomically."""
+    return state().engine.records.update(auth.org_id, body.ids(), body.provenance(auth),
+                                         properties=body.properties, expected_version=body.expectedVersion)
+
+
+@endpoint(bp, "/memory/property-history", methods=("POST",), scope="read", body=HistoryRequest)
+def property_history(auth: KeyInfo, body: HistoryRequest) -> dict[str, Any]:
+    """Write history of one property or all, newest first, paged (stale writes included)."""
+    return state().engine.records.history(auth.org_id, body.ids(), property_name=body.propertyName,
+                                          page=body.page, page_size=body.pageSize)
+
+
+@endpoint(bp, "/recall", methods=("POST",), scope="read", body=RecallRequest)
+def recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
+    """Direct lookup: properties and memories of one record (type required)."""
+    eng = state().engine
+    rec = eng.records.get(auth.org_id, body.ids(), body.type)
+    with eng.db.read() as s:
+        rec["memories"] = eng.memories.list_for_record(s, rec["recordId"], include_superseded=body.include_superseded)
+    return rec
+
+
+def _search(auth: KeyInfo, q: SearchQuery, return_records: bool) -> tuple[list[dict[str, Any]], int]:
+    eng = state().engine
+    with eng.db.read() as s:
+        rows, total = _run_search(s, eng.collections, auth.org_id, q)
+        items = eng.records.render(s, rows) if return_records else [
+            {"recordId": r.id, "type": r.entity_type} for r in rows]
+    return items, total
+
+
+@endpoint(bp, "/search", methods=("POST",), scope="read", body=SearchRequest)
+def search(auth: KeyInfo, body: SearchRequest) -> dict[str, Any]:
+    """Filter records by grouped property conditions and/or keys; cross-type without ``type``."""
+    check_page(body.page, body.pageSize)
+    q = SearchQuery(identifiers=body.ids(), groups=body.groups, logic=body.logic,
+                    offset=(body.page - 1) * body.pageSize, limit=body.pageSize)
+    items, total = _search(auth, q, body.returnRecords)
+    return {"records": items, "total": total, "page": body.page, "pageSize": body.pageSize,
+            "hasMore": body.page * body.pageSize < total}
+
+
+@endpoint(bp, "/memory/filter-by-property", methods=("POST",), scope="read", body=FilterRequest)
+def filter_by_property(auth: KeyInfo, body: FilterRequest) -> dict[str, Any]:
+    """Personize-style property filter with ``limit`` + ``nextToken`` paging."""
+    check_page(1, body.limit)
+    offset = decode_token(body.nextToken)
+    group = Group(logic=body.logic, conditions=[
+        Condition(property=c.propertyName, operator=FILTER_OPERATORS[c.operator], value=c.value)  # type: ignore[arg-type]
+        for c in body.conditions])
+    q = SearchQuery(identifiers=body.ids(), groups=[group], offset=offset, limit=body.limit)
+    items, total = _search(auth, q, True)
+    nxt = offset + len(items)
+    return {"records": items, "total": total, "nextToken": encode_token(nxt) if nxt < total else None}
+
+
+# --- deletion ------------------------------------------------------------------------------------
+@endpoint(bp, "/memory/delete", methods=("POST",), scope="write", body=DeleteMemoriesRequest)
+def delete_memories(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any]:
+    """Delete memories by id, or all memories of a record."""
+    ids = body.ids()
+    if not body.memoryIds and not ids.keys():
+        raise BadRequest("give 'memoryIds' or identifiers of a record")
+    return state().engine.memories.delete(auth.org_id, memory_ids=body.memoryIds,
+                                          ids=ids if ids.keys() else None)
+
+
+@endpoint(bp, "/memory/delete-record", methods=("POST",), scope="write", body=IdentifiedRequest)
+def delete_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
+    """Soft-delete a record: hidden everywhere at once, recoverable for the retention window."""
+    body.ids().require_any()
+    return state().engine.records.soft_delete(auth.org_id, body.ids(), actor=auth.key_id)
+
+
+@endpoint(bp, "/memory/cancel-deletion", methods=("POST",), scope="write", body=IdentifiedRequest)
+def cancel_deletion(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
+    """Undo a soft delete within the retention window."""
+    body.ids().require_any()
+    return state().engine.records.cancel_deletion(auth.org_id, body.ids())
+
+
+@endpoint(bp, "/memory/erase-record", methods=("POST",), scope="admin", body=IdentifiedRequest)
+def erase_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
+    """GDPR erasure: immediate hard delete everywhere, audited without personal data."""
+    body.ids().require_any()
+    result = state().engine.records.erase(auth.org_id, body.ids(), actor=auth.key_id)
+    state().engine.sync_index()
+    return result

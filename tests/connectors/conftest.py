@@ -1,0 +1,30 @@
+"""Fixtures for the pure connector tests (no app, no database)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The package is not installed in the venv; make the repository root importable when pytest is run
+# through the console script (which does not put the working directory on sys.path).
+# ``connector_samples`` (shared payloads) sits next to this file; keep it importable in any import mode.
+ROOT = Path(__file__).resolve().parents[2]
+for path in (ROOT, Path(__file__).resolve().parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from connectors.base import SourceConfig  # noqa: E402
+
+
+@pytest.fixture
+def make_source() -> Callable[..., SourceConfig]:
+    """Build a SourceConfig: ``make_source("stripe", secret="whsec_x", token="t")``."""
+
+    def build(connector: str, **fields: Any) -> SourceConfig:
+        return SourceConfig(id=f"src-{connector}", connector=connector, **fields)
+
+    return build

@@ -1,0 +1,467 @@
+"""Mapping files: validation with line numbers, transforms, apply_mapping and the shipped defaults."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import UTC, datetime
+
+import pytest
+from connector_samples import TYPEFORM_BODY, WEBFLOW_BODY, envelope, notification
+
+from connectors.base import connector_names, get_connector
+from connectors.mapping import (
+    MAPPINGS_DIR,
+    apply_mapping,
+    lint_mapping_file,
+    load_default_mapping,
+    load_mapping,
+    load_mapping_text,
+    map_event,
+)
+from connectors.transforms import TRANSFORMS, TransformContext, get_path, render, template_fields
+from engine.errors import NotFound, ValidationFailed
+from engine.properties_types import PropertySpec
+
+CONTACT_MAPPING = """\
+version: 1
+objects:
+  contact:
+    entity_type: contact
+    timestamp: updated
+    keys:
+      primary: {source: email, transform: [strip, lower]}
+      email: {source: email, transform: [strip, lower]}
+      website_url: {source: [website, email], transform: [domain_from_url]}
+      custom:
+        crm_id: id
+    properties:
+      email: {source: email, transform: [strip, lower]}
+      first_name: first
+      full_name: {transform: [{template: "{first} {last}"}]}
+      stage: {source: stage, transform: [{map_values: {mql: Marketing Qualified Lead}}]}
+      notes: {source: notes, extractMemories: true}
+      employees: {source: headcount, transform: [number]}
+      lead_source: {source: utm, default: Website}
+    memories:
+      - "{first} {last} is {title} at {company}."
+      - template: "Moved to stage {@stage}."
+        when: {change: [stage, lifecycle]}
+    tags: [crm, "team:{team}"]
+"""
+
+
+def problems_of(error: ValidationFailed) -> list[dict]:
+    return error.details["problems"]
+
+
+def load(text: str):
+    return load_mapping_text(textwrap.dedent(text), path="test.yaml")
+
+
+# -- validation errors point at the right line ------------------------------------------------------
+
+
+def test_valid_mapping_loads():
+    spec = load(CONTACT_MAPPING)
+    assert spec.object_for("contact").entity_type == "contact"
+    assert spec.object_for("CONTACT") is spec.object_for("contact")
+    assert spec.object_for("deal") is None
+
+
+def test_unknown_transform_reports_its_line():
+    text = CONTACT_MAPPING.replace("transform: [number]", "transform: [numbr]")
+    with pytest.raises(ValidationFailed) as info:
+        load(text)
+    (problem,) = problems_of(info.value)
+    assert problem["path"] == "test.yaml"
+    assert problem["line"] == 18  # the `employees:` line
+    assert problem["location"] == "objects.contact.properties.employees.transform[0].name"
+    assert problem["message"].startswith("'numbr' is not allowed; expected 'lower', 'strip'")
+
+
+def test_unknown_key_reports_its_line_and_name():
+    text = CONTACT_MAPPING.replace("      notes: {source: notes, extractMemories: true}",
+                                   "      notes: {source: notes, extractMemory: true}")  # fmt: skip
+    with pytest.raises(ValidationFailed) as info:
+        load(text)
+    (problem,) = problems_of(info.value)
+    assert problem["line"] == 17
+    assert problem["message"] == "unknown key 'extractMemory'"
+    assert str(info.value).startswith("invalid mapping test.yaml: test.yaml:17:")
+
+
+def test_block_style_errors_point_at_the_nested_line():
+    text = """\
+    objects:
+      deal:
+        entity_type: deal
+        keys:
+          primary: id
+        properties:
+          amount:
+            source: amount
+            transform:
+              - number
+              - minor_to_major
+    """
+    with pytest.raises(ValidationFailed) as info:
+        load(text)
+    (problem,) = problems_of(info.value)
+    assert problem["line"] == 11
+    assert "minor_to_major needs the currency" in problem["message"]
+
+
+def test_several_problems_are_all_reported_with_lines():
+    text = """\
+    version: 2
+    objects:
+      contact:
+        entity_type: Contact!
+        keys: {}
+        properties:
+          "bad name": email
+        memories:
+          - "Hello {first"
+    """
+    with pytest.raises(ValidationFailed) as info:
+        load(text)
+    lines = {p["location"]: p["line"] for p in problems_of(info.value)}
+    assert lines["version"] == 1
+    assert lines["objects.contact.entity_type"] == 4
+    assert lines["objects.contact.keys"] == 5
+    assert lines["objects.contact.properties.bad name.[key]"] == 7
+    assert lines["objects.contact.memories[0].template"] == 9
+    messages = {p["location"]: p["message"] for p in problems_of(info.value)}
+    assert messages["objects.contact.properties.bad name.[key]"].startswith(
+        "invalid name 'bad name': must match"
+    )
+    assert messages["objects.contact.entity_type"].startswith("invalid value 'Contact!'")
+
+
+def test_missing_required_key():
+    with pytest.raises(ValidationFailed) as info:
+        load("objects:\n  contact:\n    keys: {email: email}\n")
+    (problem,) = problems_of(info.value)
+    assert problem["message"] == "missing required key 'entity_type'"
+    assert problem["line"] == 2
+
+
+def test_yaml_syntax_error_line():
+    text = "objects:\n  contact:\n    entity_type: contact\n    keys: {email: email\n    tags: [a]\n"
+    with pytest.raises(ValidationFailed) as info:
+        load_mapping_text(text, path="broken.yaml")
+    (problem,) = problems_of(info.value)
+    assert problem["message"].startswith("YAML syntax error")
+    assert problem["line"] == 5
+
+
+def test_duplicate_keys_are_reported():
+    text = (
+        "objects:\n  contact:\n    entity_type: contact\n    keys: {email: email}\n    entity_type: company\n"
+    )
+    with pytest.raises(ValidationFailed) as info:
+        load_mapping_text(text)
+    (problem,) = problems_of(info.value)
+    assert problem["line"] == 5 and "duplicate key 'entity_type'" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "empty"), ("- a\n- b\n", "top level"), ("objects: {}\n", "at least 1")],
+)
+def test_structural_problems(text, message):
+    with pytest.raises(ValidationFailed) as info:
+        load_mapping_text(text)
+    assert message in problems_of(info.value)[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("transform", "message"),
+    [
+        ("[lower: x]", "takes no argument"),
+        ("[{map_values: {}}]", "non-empty mapping"),
+        ("[{template: 5}]", "template string"),
+        ("[{template: '{@prop}'}]", "only available in memories"),
+        ("[{parse_date: week}]", "'date' or 'datetime'"),
+        ("[{domain_from_email: {strict: true}}]", "allow_free"),
+        ("[{join: [1]}]", "separator"),
+    ],
+)
+def test_transform_argument_checks(transform, message):
+    text = f"objects:\n  c:\n    entity_type: contact\n    keys: {{email: email}}\n    properties:\n      p: {{source: x, transform: {transform}}}\n"
+    with pytest.raises(ValidationFailed) as info:
+        load_mapping_text(text)
+    (problem,) = problems_of(info.value)
+    assert message in problem["message"] and problem["line"] == 6
+
+
+def test_custom_keys_may_not_reuse_reserved_names():
+    with pytest.raises(ValidationFailed, match="may not be email"):
+        load_mapping_text("objects:\n  c:\n    entity_type: contact\n    keys:\n      custom: {email: x}\n")
+
+
+def test_lint_mapping_file(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(CONTACT_MAPPING)
+    assert lint_mapping_file(good) == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONTACT_MAPPING.replace("entity_type: contact", "entity_type: 7"))
+    (problem,) = lint_mapping_file(bad)
+    assert problem.line == 4 and problem.path == str(bad)
+    assert str(problem).startswith(f"{bad}:4: objects.contact.entity_type:")
+    (missing,) = lint_mapping_file(tmp_path / "nope.yaml")
+    assert missing.line is None and "cannot read" in missing.message
+    with pytest.raises(ValidationFailed):
+        load_mapping(bad)
+    assert load_mapping(good).objects["contact"].entity_type == "contact"
+
+
+# -- applying ---------------------------------------------------------------------------------------
+
+
+def test_apply_mapping_full_record():
+    spec = load(CONTACT_MAPPING)
+    record = {
+        "id": 42,
+        "email": "  Ann.Lee@ACME.com ",
+        "first": "Ann",
+        "last": "Lee",
+        "title": "CTO",
+        "company": "Acme",
+        "stage": "mql",
+        "notes": "Evaluating vector databases; prefers Postgres.",
+        "headcount": "1,200",
+        "updated": "2024-05-01T10:00:00Z",
+        "change": "stage",
+        "team": "emea",
+    }
+    mapped = apply_mapping(spec, "contact", record)
+    assert mapped.entity_type == "contact"
+    assert mapped.keys == {
+        "primary": "ann.lee@acme.com",
+        "email": "ann.lee@acme.com",
+        "website_url": "acme.com",
+        "crm_id": "42",
+    }
+    assert mapped.primary_key == "ann.lee@acme.com"
+    assert mapped.properties == {
+        "email": "ann.lee@acme.com",
+        "first_name": "Ann",
+        "full_name": "Ann Lee",
+        "stage": "Marketing Qualified Lead",
+        "notes": "Evaluating vector databases; prefers Postgres.",
+        "employees": 1200,
+        "lead_source": "Website",
+    }
+    assert mapped.memories == ["Ann Lee is CTO at Acme.", "Moved to stage Marketing Qualified Lead."]
+    assert mapped.tags == ["crm", "team:emea"]
+    assert mapped.extract_memories == ["notes"]
+    assert mapped.source_timestamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert json.loads(json.dumps(mapped.to_dict()))["source_timestamp"] == "2024-05-01T10:00:00+00:00"
+
+
+def test_apply_mapping_partial_record_omits_missing_fields():
+    spec = load(CONTACT_MAPPING)
+    occurred = datetime(2020, 1, 1, tzinfo=UTC)
+    mapped = apply_mapping(spec, "contact", {"id": "7", "stage": "", "first": None}, occurred_at=occurred)
+    assert mapped.keys == {"crm_id": "7"}
+    assert mapped.properties == {"lead_source": "Website"}  # defaults still apply; empties never clear
+    assert mapped.memories == [] and mapped.tags == ["crm"]
+    assert mapped.source_timestamp == occurred
+
+
+def test_free_mail_domains_are_not_company_keys():
+    spec = load(CONTACT_MAPPING)
+    mapped = apply_mapping(spec, "contact", {"email": "someone@gmail.com"})
+    assert "website_url" not in mapped.keys
+
+
+def test_unknown_object_type():
+    with pytest.raises(NotFound):
+        apply_mapping(load(CONTACT_MAPPING), "ticket", {})
+
+
+def test_bad_values_become_warnings_not_errors():
+    spec = load(CONTACT_MAPPING)
+    mapped = apply_mapping(spec, "contact", {"email": "a@b.io", "headcount": "lots"})
+    assert "employees" not in mapped.properties
+    assert any("number" in w for w in mapped.warnings)
+
+
+# -- transforms and templates -----------------------------------------------------------------------
+
+
+def run(name, value, arg=None, record=None):
+    return TRANSFORMS[name](value, arg, TransformContext(record=record or {}))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "arg", "record", "expected"),
+    [
+        ("lower", "ABC", None, None, "abc"),
+        ("lower", ["A", "B"], None, None, ["a", "b"]),
+        ("strip", "  x ", None, None, "x"),
+        ("domain_from_email", "Ann@Sub.Acme.COM", None, None, "sub.acme.com"),
+        ("domain_from_email", "a@gmail.com", None, None, None),
+        ("domain_from_email", "a@gmail.com", {"allow_free": True}, None, "gmail.com"),
+        ("domain_from_email", "not-an-email", None, None, None),
+        ("domain_from_url", "https://www.Acme.com:8443/about?x=1", None, None, "acme.com"),
+        ("domain_from_url", "acme.io", None, None, "acme.io"),
+        ("domain_from_url", "bob@acme.io", None, None, "acme.io"),
+        ("domain_from_url", "localhost", None, None, None),
+        ("minor_to_major", 1999, "cur", {"cur": "usd"}, 19.99),
+        ("minor_to_major", "5000", {"currency_field": "cur"}, {"cur": "JPY"}, 5000),
+        ("minor_to_major", 12345, {"currency": "kwd"}, None, 12.345),
+        ("minor_to_major", 1999, "cur", {}, None),
+        ("parse_date", "1564113600000", None, None, "2019-07-26T04:00:00+00:00"),
+        ("parse_date", 1564113600, "date", None, "2019-07-26"),
+        ("parse_date", "2024-05-01T10:15:30.000Z", "date", None, "2024-05-01"),
+        ("parse_date", "soon", None, None, None),
+        ("join", ["a", None, "b"], None, None, "a, b"),
+        ("join", ["a", "b"], "; ", None, "a; b"),
+        ("split", "a;b; c", ";", None, ["a", "b", "c"]),
+        ("number", "1,234.5", None, None, 1234.5),
+        ("number", 7, None, None, 7),
+        ("map_values", "closedwon", {"closedwon": "Won"}, None, "Won"),
+        ("map_values", "other", {"closedwon": "Won"}, None, "other"),
+        ("map_values", "other", {"closedwon": "Won", "*": None}, None, None),
+        ("map_values", 1, {"1": "one"}, None, "one"),
+        ("template", "123", "deal-{value}-{region}", {"region": "eu"}, "deal-123-eu"),
+        ("template", "123", "deal-{value}-{region}", {}, None),
+    ],
+)
+def test_transforms(name, value, arg, record, expected):
+    assert run(name, value, arg, record) == expected
+
+
+def test_get_path():
+    data = {"a": {"b": [{"c": 1}]}, "x.y": 2, "n": None}
+    assert get_path(data, "a.b.0.c") == 1
+    assert get_path(data, "x.y") == 2
+    assert get_path(data, "n") is None
+    assert repr(get_path(data, "a.b.5.c")) == "MISSING"
+    assert repr(get_path(data, "a.z")) == "MISSING"
+
+
+def test_templates():
+    assert template_fields("{a} and {b.c} {{literal}} {@prop}") == ["a", "b.c", "@prop"]
+    for bad in ("{a", "a}", "{a b}", "{}"):
+        with pytest.raises(ValueError):
+            template_fields(bad)
+    values = {"n": 250000.0, "flag": True, "items": ["x", "y"], "empty": ""}
+    assert render("{n} / {flag} / {items} / {{x}}", values.get) == "250000 / yes / x, y / {x}"
+    assert render("value {empty}", values.get) is None
+
+
+# -- shipped default mappings ------------------------------------------------------------------------
+
+
+STARTER_PROPERTIES = {
+    "contact": {"email", "first_name", "last_name", "job_title", "phone", "company_name", "website_url",
+                "lifecycle_stage", "lead_source", "city", "country"},
+    "company": {"name", "domain", "industry", "employee_count", "annual_revenue", "technologies", "city", "country"},
+    "deal": {"deal_name", "amount", "currency", "stage", "close_date", "pipeline", "owner"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(MAPPINGS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_default_mapping_files_are_valid_and_use_starter_properties(path):
+    assert lint_mapping_file(path) == []
+    spec = load_mapping(path)
+    for name, obj in spec.objects.items():
+        unknown = set(obj.properties) - STARTER_PROPERTIES[obj.entity_type]
+        assert not unknown, f"{path.name} {name}: {unknown}"
+        for prop in obj.properties:
+            PropertySpec(propertyName=prop)  # the engine accepts the name
+
+
+def test_every_connector_has_a_loadable_default_mapping():
+    for name in connector_names():
+        assert load_default_mapping(name).objects
+    assert {p.name for p in MAPPINGS_DIR.glob("*.yaml")} >= {
+        "hubspot.yaml", "salesforce.yaml", "stripe.yaml", "typeform.yaml", "forms.yaml",
+    }  # fmt: skip
+
+
+def test_hubspot_event_through_default_mapping(make_source):
+    hubspot = get_connector("hubspot")
+    body = json.dumps(
+        [{"eventId": 1, "subscriptionId": 2, "portalId": 3, "occurredAt": 1717243200000, "objectId": 55,
+          "subscriptionType": "contact.propertyChange", "propertyName": "lifecyclestage", "propertyValue": "customer"}]
+    ).encode()  # fmt: skip
+    (event,) = hubspot.parse(body, "", source=make_source("hubspot"))
+    mapped = map_event(load_default_mapping("hubspot"), event)
+    assert mapped.keys == {"hubspot_contact_id": "55"}
+    assert mapped.properties == {"lifecycle_stage": "Customer"}
+    assert mapped.memories == ["Lifecycle stage changed to Customer."]
+    assert mapped.source_timestamp == event.occurred_at
+
+
+def test_hubspot_fetched_deal_through_default_mapping():
+    record = {"id": "9", "dealname": "Acme renewal", "amount": "250000", "deal_currency_code": "EUR",
+              "dealstage": "closedwon", "closedate": "1735603200000", "pipeline": "default",
+              "hs_lastmodifieddate": "2024-12-01T00:00:00Z"}  # fmt: skip
+    mapped = apply_mapping(load_default_mapping("hubspot"), "deal", record)
+    assert mapped.keys == {"primary": "hubspot-deal-9", "hubspot_deal_id": "9"}
+    assert mapped.properties["amount"] == 250000 and mapped.properties["stage"] == "Closed Won"
+    assert mapped.properties["close_date"] == "2024-12-31"
+    assert mapped.memories == ["Deal Acme renewal is at stage Closed Won."]
+    assert mapped.source_timestamp == datetime(2024, 12, 1, tzinfo=UTC)
+
+
+def test_stripe_invoice_through_default_mapping(make_source):
+    event = {
+        "id": "evt_1", "type": "invoice.paid", "created": 1717243200,
+        "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_1", "customer_email": "Ann@Acme.com",
+                            "amount_paid": 1999, "currency": "usd", "status": "paid", "number": "INV-7"}},
+    }  # fmt: skip
+    (parsed,) = get_connector("stripe").parse(json.dumps(event).encode(), "", source=make_source("stripe"))
+    mapped = map_event(load_default_mapping("stripe"), parsed)
+    assert mapped.keys == {
+        "primary": "ann@acme.com", "email": "ann@acme.com", "website_url": "acme.com", "stripe_customer_id": "cus_1",
+    }  # fmt: skip
+    assert mapped.properties == {"email": "ann@acme.com", "lifecycle_stage": "Customer"}
+    assert mapped.memories == ["Paid invoice INV-7 for 19.99 USD."]
+    assert mapped.tags == ["stripe"]
+
+
+def test_salesforce_lead_through_default_mapping(make_source):
+    lead = notification(
+        "04l1",
+        "Lead",
+        "<sf:Id>00Q1</sf:Id><sf:Email>Cy@Initech.com</sf:Email><sf:FirstName>Cy</sf:FirstName>"
+        "<sf:LastName>Ng</sf:LastName><sf:Company>Initech</sf:Company><sf:Title>VP Eng</sf:Title>"
+        "<sf:Website>https://initech.com</sf:Website><sf:LastModifiedDate>2024-02-03T04:05:06Z</sf:LastModifiedDate>",
+    )
+    (event,) = get_connector("salesforce").parse(envelope(lead), "text/xml", source=make_source("salesforce"))
+    mapped = map_event(load_default_mapping("salesforce"), event)
+    assert mapped.entity_type == "contact"
+    assert mapped.keys["website_url"] == "initech.com" and mapped.keys["salesforce_lead_id"] == "00Q1"
+    assert mapped.properties["company_name"] == "Initech"
+    assert mapped.properties["lifecycle_stage"] == "Lead"
+    assert "Cy Ng is VP Eng at Initech." in mapped.memories
+    assert mapped.source_timestamp == datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+def test_typeform_response_through_default_mapping(make_source):
+    (event,) = get_connector("typeform").parse(TYPEFORM_BODY, "", source=make_source("typeform"))
+    mapped = map_event(load_default_mapping("typeform"), event)
+    assert mapped.keys == {
+        "primary": "ann.lee@acme.com",
+        "email": "ann.lee@acme.com",
+        "website_url": "acme.com",
+    }
+    assert mapped.properties["first_name"] == "Ann"
+    assert mapped.properties["lead_source"] == "newsletter"
+    assert 'Said in the form "Book a demo": We are migrating off MySQL this quarter.' in mapped.memories
+    assert mapped.tags == ["typeform", "form:lT4Z3j"]
+
+
+def test_webflow_submission_through_default_mapping(make_source):
+    (event,) = get_connector("webflow").parse(WEBFLOW_BODY, "", source=make_source("webflow"))
+    mapped = map_event(load_default_mapping("webflow"), event)
+    assert mapped.properties["first_name"] == "Zaphod" and mapped.properties["last_name"] == "Beeblebrox"
+    assert mapped.properties["phone"] == 15550000000
+    assert mapped.properties["lead_source"] == "Web form"
+    assert mapped.keys["website_url"] == "heartofgold.ai"

@@ -1,0 +1,13 @@
+def test_smoke(api):
+    r = api.post("/api/v1/memorize", json={"content": "Jane Doe is the VP Engineering at Acme. She said yesterday that Acme uses PostgreSQL for billing. The deal value is $250,000.", "email": "jane@acme.com", "website_url": "acme.com", "tags": ["call"], "timestamp": "2026-03-10T10:00:00Z"})
+    print(r.status_code, r.get_json())
+    r = api.post("/api/v1/smart-recall", json={"query": "which database do they use", "email": "jane@acme.com"})
+    print(r.status_code, r.get_json())
+    r = api.post("/api/v1/smart-recall", json={"query": "which database do they use"})
+    print(r.status_code, r.get_json())
+    r = api.post("/api/v1/smart-memory-digest", json={"email": "jane@acme.com", "tokenBudget": 300})
+    print(r.status_code, r.get_json())
+    r = api.post("/api/v1/similar", json={"email": "jane@acme.com"})
+    print(r.status_code, r.get_json())
+    r = api.post("/api/v1/segment", json={"text": "postgres database"})
+    print(r.status_code, r.get_json())
