@@ -311,7 +311,7 @@ class BatchMemorize:
             merged[key] = int(merged.get(key, 0)) + value
         run.totals = merged
         if run.chunks_done >= run.chunks_total:
-            run.status = "completed_with_errors" if run.error_count else "completed"
+            run.status = "failed" if run.error_count >= run.total_rows else "completed"
             run.finished_at = utcnow()
             emit(s, org_id, "batch.completed", {"runId": run.id, "status": run.status, "totalRows": run.total_rows,
                                                 "errorCount": run.error_count, "totals": merged})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -52,9 +53,9 @@ def coerce(spec: PropertySpec, value: Any) -> Any:
         return parse_date_value(spec, value)
     if t == PropertyType.OPTIONS:
         allowed = spec.options or []
-        lookup = {o.lower(): o for o in allowed}
-        if isinstance(value, str) and value.strip().lower() in lookup:
-            return lookup[value.strip().lower()]
+        lookup = {option_key(o): o for o in allowed}
+        if isinstance(value, str) and option_key(value) in lookup:
+            return lookup[option_key(value)]
         raise ValidationFailed(f"property {spec.propertyName!r}: {value!r} is not an allowed option",
                                details={"property": spec.propertyName, "allowed": allowed})
     if t == PropertyType.ARRAY:
@@ -64,6 +65,11 @@ def coerce(spec: PropertySpec, value: Any) -> Any:
             raise _fail(spec, value, "expected an array")
         return list(value)
     raise _fail(spec, value, "unsupported type")  # pragma: no cover - enum is exhaustive
+
+
+def option_key(text: str) -> str:
+    """'Closed Won', 'closed-won' and 'closed_won' name the same option."""
+    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_")
 
 
 def parse_date_value(spec: PropertySpec, value: Any) -> str:

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from engine.collections import Collections
 from engine.db.database import Database
+from engine.event_log import EventLog
 from engine.records import Records
 from engine.settings import Settings
+from engine.sources import Sources
 from engine.tenancy import Tenancy
 from engine.vector_index import VectorIndex
 
@@ -40,6 +42,14 @@ class Engine:
     @cached_property
     def records(self) -> Records:
         return Records(self.db, self.collections, soft_delete_days=self.settings.soft_delete_days)
+
+    @cached_property
+    def sources(self) -> Sources:
+        return Sources(self.db)
+
+    @cached_property
+    def events(self) -> EventLog:
+        return EventLog(self.db)
 
     @cached_property
     def vector_index(self) -> VectorIndex:

@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -295,13 +295,13 @@ def subject_of(s: Session, rec: Record | None, ids: Identifiers) -> str | None:
     if rec is not None:
         props = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
             PropertyValue.record_id == rec.id,
-            PropertyValue.name.in_(["first_name", "last_name", "name", "deal_name", "company_name"]))).tuples())
+            PropertyValue.name.in_(["first_name", "last_name", "name", "deal_name", "company_name"]))).all())
         full = " ".join(str(props[k]) for k in ("first_name", "last_name") if props.get(k))
         for candidate in (full, props.get("name"), props.get("deal_name")):
             if candidate:
                 return str(candidate)
         keys = dict(s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
-            RecordKey.record_id == rec.id)).tuples())
+            RecordKey.record_id == rec.id)).all())
         for name in ("email", "website_url"):
             if keys.get(name):
                 return keys[name]

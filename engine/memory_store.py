@@ -148,9 +148,9 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
     newer_than_row: list[Memory] = []
     for live, cos in zip(list(pool), sims, strict=True):
         old = live.row
-        if old.topic != row.topic:
-            continue
-        older, newer = (old, row) if as_aware(old.ts) <= as_aware(row.ts) else (row, old)
+        if old.topic != row.topic or as_aware(old.ts) == as_aware(row.ts):
+            continue  # statements made at the same moment (e.g. one document) do not outdate each other
+        older, newer = (old, row) if as_aware(old.ts) < as_aware(row.ts) else (row, old)
         if not semantics.contradicts(older.text, newer.text, float(cos)):
             continue
         if older is old:

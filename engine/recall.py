@@ -192,7 +192,7 @@ class Recall:
             types.add(normalise_entity_type(req.type))
         if req.collectionNames:
             found = dict(s.execute(select(Collection.name, Collection.entity_type).where(
-                Collection.org_id == org_id, Collection.name.in_(req.collectionNames))).tuples())
+                Collection.org_id == org_id, Collection.name.in_(req.collectionNames))).all())
             missing = sorted(set(req.collectionNames) - set(found))
             if missing:
                 raise ValidationFailed("unknown collections: " + ", ".join(missing), details={"unknown": missing})
@@ -238,7 +238,7 @@ def _item(m: dict[str, Any]) -> dict[str, Any]:
 def records_overview(s: Session, record_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Keys and current property values of records (``include_property_values``)."""
     keys = record_keys(s, record_ids)
-    types = dict(s.execute(select(Record.id, Record.entity_type).where(Record.id.in_(record_ids))).tuples())
+    types = dict(s.execute(select(Record.id, Record.entity_type).where(Record.id.in_(record_ids))).all())
     props: dict[str, dict[str, Any]] = {rid: {} for rid in record_ids}
     for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
                                       .where(PropertyValue.record_id.in_(record_ids))):

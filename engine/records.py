@@ -6,7 +6,7 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.collections import Collections
@@ -31,7 +31,7 @@ from engine.identity import (
 )
 from engine.outbox import emit
 from engine.properties import Provenance, WriteResult, lock_record, property_rows_to_dict, write_properties
-from engine.util import iso, new_id, utcnow
+from engine.util import as_aware, iso, new_id, utcnow
 
 MAX_HISTORY_PAGE = 500
 
@@ -109,6 +109,50 @@ class Records:
             res = write_properties(s, rec, properties or {}, schema, prov, expected_version=expected_version,
                                    array_ops=array_ops)
             return {**record_summary(rec), **_result(res)}
+
+    def merge(self, org_id: str, survivor: Identifiers, merged: list[Identifiers], prov: Provenance) -> dict[str, Any]:
+        """Move merged records' keys, properties (newest source time wins), history and memories to the
+        survivor, then delete the merged records."""
+        with self.db.session() as s:
+            keep = self.get_or_create(s, org_id, survivor)
+            moved = {"records": 0, "keys": 0, "properties": 0, "memories": 0}
+            current = {pv.name: pv for pv in s.scalars(select(PropertyValue).where(PropertyValue.record_id == keep.id))}
+            for ids in merged:
+                gone = resolve_record(s, org_id, ids, keep.entity_type, include_deleted=True)
+                if gone is None or gone.id == keep.id:
+                    continue
+                moved["records"] += 1
+                have = {(k.key_name, k.key_value) for k in s.scalars(select(RecordKey).where(RecordKey.record_id == keep.id))}
+                for k in s.scalars(select(RecordKey).where(RecordKey.record_id == gone.id)).all():
+                    if (k.key_name, k.key_value) in have:
+                        s.delete(k)
+                    else:
+                        k.record_id = keep.id
+                        moved["keys"] += 1
+                for pv in s.scalars(select(PropertyValue).where(PropertyValue.record_id == gone.id)).all():
+                    mine = current.get(pv.name)
+                    if mine is None:
+                        pv.record_id = keep.id
+                        current[pv.name] = pv
+                        moved["properties"] += 1
+                    else:
+                        if (as_aware(pv.source_ts) or utcnow()) > (as_aware(mine.source_ts) or utcnow()):
+                            for col in ("value", "value_text", "value_num", "source", "source_event_id", "source_ts",
+                                        "actor", "confidence"):
+                                setattr(mine, col, getattr(pv, col))
+                            mine.version += 1
+                            moved["properties"] += 1
+                        s.delete(pv)
+                s.flush()
+                s.execute(update(PropertyHistory).where(PropertyHistory.record_id == gone.id).values(record_id=keep.id))
+                moved["memories"] += s.execute(update(Memory).where(Memory.record_id == gone.id).values(
+                    record_id=keep.id, index_state="pending")).rowcount
+                s.execute(delete(Record).where(Record.id == gone.id))
+                emit(s, org_id, "memory.record.deleted", {"recordId": gone.id, "type": gone.entity_type,
+                                                          "mergedInto": keep.id, "actor": prov.actor})
+            keep.version += 1
+            keep.updated_at = utcnow()
+            return {"recordId": keep.id, "merged": moved}
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, org_id: str, ids: Identifiers, entity_type: str | None = None) -> dict[str, Any]:

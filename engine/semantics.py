@@ -42,7 +42,6 @@ _SELF_EVIDENT_STAGES = frozenset({"closed_won", "closed_lost", "contract_sent"})
 _ROLE_ACRONYMS = frozenset("ceo cto cfo coo cmo cro cio ciso cpo vp svp evp hr it".split())
 _HQ_WORDS = frozenset(w for cue in HQ_CUES for w in cue.split()) | {"headquarter", "office"}
 _NAME_RE = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z0-9]*(?:[.&'’-][A-Za-z0-9]+)*")
-_SENTENCE_START_RE = re.compile(r"(?:^|[.!?:;\n•\-*]\s*|\(\s*)$")
 _COMMON_CAPITALISED = frozenset(
     """i met deal budget meeting call notes update note next last today yesterday tomorrow please thanks
     hi hello also however after before during since until while because although though yes no ok
@@ -76,12 +75,21 @@ def proper_nouns(text: str) -> set[str]:
         if len(word) < 2 or not word[0].isupper():
             continue
         lower = word.lower()
-        at_start = bool(_SENTENCE_START_RE.search(text[: m.start()]))
+        at_start = _at_sentence_start(text, m.start())
         distinctive = word.isupper() or any(c.isupper() for c in word[1:])
         if distinctive or not at_start or (lower not in STOPWORDS and lower not in _COMMON_CAPITALISED):
             found.add(lower)
     found |= {t.name.lower() for t in find_technologies(text)}
     return found
+
+
+def _at_sentence_start(text: str, pos: int) -> bool:
+    i = pos - 1
+    while i >= 0 and text[i].isspace():
+        if text[i] == "\n":
+            return True
+        i -= 1
+    return i < 0 or text[i] in ".!?:;•-*(\"'"
 
 
 @lru_cache(maxsize=4096)
@@ -125,6 +133,7 @@ def normal_form(text: str) -> str:
     return " ".join(tokens("".join(pieces) + text[pos:]))
 
 
+@lru_cache(maxsize=4096)
 def topic_of(text: str) -> str | None:
     """The superseding topic of a statement, with its slot, or None.
 

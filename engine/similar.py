@@ -232,7 +232,7 @@ class Similarity:
     def _items(self, s: Session, ranked: list[tuple[str, float, dict[str, float], str]]) -> list[dict[str, Any]]:
         ids = [r[0] for r in ranked]
         keys = record_keys(s, ids)
-        types = dict(s.execute(select(Record.id, Record.entity_type).where(Record.id.in_(ids))).tuples()) if ids else {}
+        types = dict(s.execute(select(Record.id, Record.entity_type).where(Record.id.in_(ids))).all()) if ids else {}
         return [{"recordId": rid, "type": types.get(rid), "keys": keys.get(rid, {}), "score": round(score, 6),
                  "tier": tier, "scores": {k: round(v, 6) for k, v in dims.items()}}
                 for rid, score, dims, tier in ranked]

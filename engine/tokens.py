@@ -63,3 +63,22 @@ def encoding() -> tiktoken.Encoding:
 def count_tokens(text: str) -> int:
     """Number of ``cl100k_base`` tokens in ``text`` (special-token text is counted as plain text)."""
     return len(encoding().encode_ordinary(text))
+
+
+def truncate(text: str, max_tokens: int, *, suffix: str = "") -> str:
+    """``text`` cut to at most ``max_tokens`` tokens (``suffix`` included in the budget when cut)."""
+    if max_tokens <= 0:
+        return ""
+    tokens = encoding().encode_ordinary(text)
+    if len(tokens) <= max_tokens:
+        return text
+    keep = max(0, max_tokens - (count_tokens(suffix) if suffix else 0))
+    return encoding().decode(tokens[:keep]) + suffix
+
+
+def split_to_budget(text: str, max_tokens: int) -> list[str]:
+    """``text`` in consecutive pieces of at most ``max_tokens`` tokens each (no token is lost)."""
+    if max_tokens <= 0:
+        raise ValueError("max_tokens must be positive")
+    tokens = encoding().encode_ordinary(text)
+    return [encoding().decode(tokens[i:i + max_tokens]) for i in range(0, len(tokens), max_tokens)] or [""]

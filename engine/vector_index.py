@@ -106,7 +106,11 @@ class VectorIndex:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         index = client.prepare_index_params()
         index.add_index("vector", index_type="AUTOINDEX", metric_type="IP")
-        client.create_collection(name, schema=schema, index_params=index)
+        client.create_collection(name, schema=schema)
+        # sync=False: Milvus Lite lacks the AllocTimestamp RPC the index-wait loop uses (the collection
+        # is empty, so the index is ready at once).
+        client.create_index(name, index, sync=False)
+        client.load_collection(name)
 
     def has_collection(self, name: str) -> bool:
         return bool(self.client.has_collection(name))

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from rq import Worker
 
+from engine.core import Engine
 from engine.logging_setup import configure_logging
 from engine.settings import Settings
 from worker.connection import QUEUES, connect
+from worker.context import set_engine
+from worker.sweeper import start_sweeper
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     """Process jobs until stopped (or until the queues are empty with ``burst``)."""
     configure_logging(settings.log_level, json_logs=settings.log_json)
     conn = connect(settings)
-    w = Worker(list(QUEUES), connection=conn, name=name)
-    return bool(w.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
+    eng = Engine(settings)
+    set_engine(eng)
+    stop = threading.Event()
+    if not burst:
+        start_sweeper(eng, conn, stop)
+        threading.Thread(target=_reconcile, args=(eng,), name="memrelay-reconcile", daemon=True).start()
+    try:
+        w = Worker(list(QUEUES), connection=conn, name=name)
+        return bool(w.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
+    finally:
+        stop.set()
+
+
+def _reconcile(eng) -> None:  # type: ignore[no-untyped-def]
+    """Bring the vector index up to date with SQL after a crash (pending writes, tombstones)."""
+    try:
+        eng.sync_index()
+    except Exception:
+        logging.getLogger(__name__).exception("index reconciliation failed; `memrelay check-index --repair`")

@@ -326,3 +326,6 @@ class InboundEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+from engine.db import models_llm  # noqa: E402,F401  (LLM-layer tables)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -15,11 +14,10 @@ BATCH_SIZE = 256
 
 
 def _litellm() -> Any:
-    # litellm fetches its model price map over the network at import unless told to use the bundled one.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    # Imported lazily (litellm takes seconds to import) and only through the runtime module that
+    # configures it to stay offline and quiet.
+    from engine.llm.runtime import litellm
 
-    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every provider error
     return litellm
 
 

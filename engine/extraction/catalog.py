@@ -15,6 +15,8 @@ from engine.extraction.lexicon import (
     TECHNOLOGIES,
 )
 
+_SEPARATORS = r"[\s_-]+"
+
 
 @dataclass(frozen=True)
 class Mention:
@@ -26,79 +28,42 @@ class Mention:
     end: int
 
 
-def _phrase_pattern(phrase: str) -> str:
-    body = r"[\s_-]+".join(re.escape(part) for part in phrase.split())
-    return rf"(?<![\w.]){body}(?![\w]|\.\w)"
+class _Lexicon:
+    """Whole-phrase matcher for many phrases at once (one regex per case mode, longest phrase first)."""
+
+    def __init__(self, entries: Iterable[tuple[str, str, str, bool]]) -> None:
+        """``entries``: (phrase, canonical name, group, match case exactly)."""
+        self._names: dict[str, tuple[str, str]] = {}
+        by_case: dict[bool, set[str]] = {True: set(), False: set()}
+        for phrase, name, group, exact_case in entries:
+            self._names[_key(phrase)] = (name, group)
+            by_case[exact_case].add(phrase)
+        self._patterns = [
+            re.compile(_alternation(phrases), 0 if exact else re.IGNORECASE)
+            for exact, phrases in by_case.items()
+            if phrases
+        ]
+
+    def find(self, text: str) -> list[Mention]:
+        found = []
+        for pattern in self._patterns:
+            for m in pattern.finditer(text):
+                name, group = self._names[_key(m.group(0))]
+                found.append(Mention(name, group, m.start(), m.end()))
+        return _non_overlapping(found)
 
 
-@lru_cache(maxsize=1)
-def _tech_patterns() -> list[tuple[re.Pattern[str], str, str]]:
-    out = []
-    for slot, products in TECHNOLOGIES.items():
-        for canonical, aliases in products.items():
-            for alias in aliases:
-                flags = 0 if alias in AMBIGUOUS_TECH_ALIASES else re.IGNORECASE
-                text = alias.capitalize() if alias in AMBIGUOUS_TECH_ALIASES else alias
-                out.append((re.compile(_phrase_pattern(text), flags), canonical, slot))
-    # Longer aliases first so "google cloud platform" wins over "google cloud".
-    return sorted(out, key=lambda item: -len(item[0].pattern))
+def _key(phrase: str) -> str:
+    return " ".join(re.split(_SEPARATORS, phrase.strip().lower()))
 
 
-def find_technologies(text: str) -> list[Mention]:
-    """Known technologies in ``text`` (canonical names) by position; overlaps go to the longest alias."""
-    return _non_overlapping(
-        Mention(canonical, slot, m.start(), m.end())
-        for pattern, canonical, slot in _tech_patterns()
-        for m in pattern.finditer(text)
+def _alternation(phrases: Iterable[str]) -> str:
+    bodies = sorted(
+        {_SEPARATORS.join(re.escape(part) for part in re.split(_SEPARATORS, p.strip())) for p in phrases},
+        key=len,
+        reverse=True,
     )
-
-
-@lru_cache(maxsize=1)
-def _stage_patterns() -> list[tuple[re.Pattern[str], str]]:
-    pairs = [(phrase, stage) for stage, phrases in DEAL_STAGES.items() for phrase in phrases]
-    pairs.sort(key=lambda p: -len(p[0]))
-    return [(re.compile(_phrase_pattern(phrase), re.IGNORECASE), stage) for phrase, stage in pairs]
-
-
-def find_deal_stages(text: str) -> list[Mention]:
-    """Deal-stage phrases in ``text`` mapped to canonical stages ('closed_won', 'negotiation', ...)."""
-    return _non_overlapping(
-        Mention(stage, "deal_stage", m.start(), m.end())
-        for pattern, stage in _stage_patterns()
-        for m in pattern.finditer(text)
-    )
-
-
-_ROLE_RE = re.compile(
-    r"(?<![\w])(?:(?P<vp>vp|svp|evp|vice president|head|director|chief)\s+(?:of\s+)?(?P<area>"
-    + "|".join(re.escape(a) for a in sorted(ROLE_AREAS, key=len, reverse=True))
-    + r"))(?!\w)",
-    re.IGNORECASE,
-)
-
-
-@lru_cache(maxsize=1)
-def _exec_patterns() -> list[tuple[re.Pattern[str], str]]:
-    pairs = [(phrase, role) for role, phrases in LEADERSHIP_ROLES.items() for phrase in phrases]
-    pairs.sort(key=lambda p: -len(p[0]))
-    return [(re.compile(_phrase_pattern(phrase), re.IGNORECASE), role) for phrase, role in pairs]
-
-
-def find_roles(text: str) -> list[Mention]:
-    """Leadership roles: 'ceo', 'cto', ..., 'vp_sales', 'head_marketing', 'director_engineering'."""
-    found = []
-    for m in _ROLE_RE.finditer(text):
-        level = m.group("vp").lower()
-        level = "vp" if level in ("vp", "svp", "evp", "vice president") else level
-        found.append(
-            Mention(f"{level}_{m.group('area').lower().replace(' ', '_')}", "leadership", m.start(), m.end())
-        )
-    found += [
-        Mention(role, "leadership", m.start(), m.end())
-        for pattern, role in _exec_patterns()
-        for m in pattern.finditer(text)
-    ]
-    return _non_overlapping(found)
+    return rf"(?<![\w.])(?:{'|'.join(bodies)})(?!\w|\.\w)"
 
 
 def _non_overlapping(mentions: Iterable[Mention]) -> list[Mention]:
@@ -107,3 +72,66 @@ def _non_overlapping(mentions: Iterable[Mention]) -> list[Mention]:
         if all(m.end <= c.start or m.start >= c.end for c in chosen):
             chosen.append(m)
     return sorted(chosen, key=lambda x: x.start)
+
+
+@lru_cache(maxsize=1)
+def _technologies() -> _Lexicon:
+    return _Lexicon(
+        (
+            alias.capitalize() if alias in AMBIGUOUS_TECH_ALIASES else alias,
+            canonical,
+            slot,
+            alias in AMBIGUOUS_TECH_ALIASES,
+        )
+        for slot, products in TECHNOLOGIES.items()
+        for canonical, aliases in products.items()
+        for alias in aliases
+    )
+
+
+@lru_cache(maxsize=1)
+def _stages() -> _Lexicon:
+    return _Lexicon(
+        (phrase, stage, "deal_stage", False) for stage, phrases in DEAL_STAGES.items() for phrase in phrases
+    )
+
+
+@lru_cache(maxsize=1)
+def _executives() -> _Lexicon:
+    return _Lexicon(
+        (phrase, role, "leadership", False)
+        for role, phrases in LEADERSHIP_ROLES.items()
+        for phrase in phrases
+    )
+
+
+_AREA_ROLE_RE = re.compile(
+    r"(?<![\w])(?P<level>vp|svp|evp|vice president|head|director|chief)\s+(?:of\s+)?(?P<area>"
+    + "|".join(re.escape(a) for a in sorted(ROLE_AREAS, key=len, reverse=True))
+    + r")(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def find_technologies(text: str) -> list[Mention]:
+    """Known technologies in ``text`` (canonical names) by position; overlaps go to the longest alias.
+
+    Aliases that are everyday words ("Go", "Spring", "Segment") match only when capitalised.
+    """
+    return _technologies().find(text)
+
+
+def find_deal_stages(text: str) -> list[Mention]:
+    """Deal-stage phrases in ``text`` mapped to canonical stages ('closed_won', 'negotiation', ...)."""
+    return _stages().find(text)
+
+
+def find_roles(text: str) -> list[Mention]:
+    """Leadership roles: 'ceo', 'cto', ..., 'vp_sales', 'head_marketing', 'director_engineering'."""
+    found = []
+    for m in _AREA_ROLE_RE.finditer(text):
+        level = m.group("level").lower()
+        level = "vp" if level in ("vp", "svp", "evp", "vice president") else level
+        area = m.group("area").lower().replace(" ", "_")
+        found.append(Mention(f"{level}_{area}", "leadership", m.start(), m.end()))
+    return _non_overlapping([*found, *_executives().find(text)])

@@ -8,7 +8,7 @@ one found only through embedding similarity scores low.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -446,13 +446,10 @@ def _array(ctx: _Ctx) -> list[_Candidate]:
         ]
     if ctx.kw > 0 and not ctx.spec.options:
         found += [(item, pos, 0.7, "listed") for item, pos in _cue_list(ctx)]
-    seen: set[str] = set()
-    out = []
+    kept: dict[str, _Candidate] = {}
     for value, pos, conf, method in sorted(found, key=lambda f: f[1]):
-        if value.lower() not in seen:
-            seen.add(value.lower())
-            out.append(_Candidate(name, value, conf, ctx.index, pos, method))
-    return out
+        kept.setdefault(value.casefold(), _Candidate(name, value, conf, ctx.index, pos, method))
+    return list(kept.values())
 
 
 def _cue_list(ctx: _Ctx) -> list[tuple[str, int]]:
@@ -465,22 +462,20 @@ def _cue_list(ctx: _Ctx) -> list[tuple[str, int]]:
         m = _CUE_LIST_RE.match(sent.text[rest_at:])
         if not m:
             continue
-        base = rest_at + m.start("items")
-        items = []
-        pos = 0
+        items, cursor = [], rest_at + m.start("items")
         for piece in _LIST_SPLIT_RE.split(m.group("items")):
+            at = sent.text.index(piece, cursor)
+            cursor = at + len(piece)
             item = piece.strip().strip("\"'()").removesuffix(" etc").strip()
-            offset = m.group("items").find(piece, pos)
-            pos = max(pos, offset)
             words = item.split()
             if (
-                item
+                words
                 and len(words) <= 5
-                and any(w.lower() not in STOPWORDS for w in words)
                 and item.lower() != "etc"
+                and any(w.lower() not in STOPWORDS for w in words)
             ):
                 canonical = [t.name for t in find_technologies(item)]
-                items.append((canonical[0] if len(canonical) == 1 else item, base + max(offset, 0)))
+                items.append((canonical[0] if len(canonical) == 1 else item, at))
         if items:
             return items
     return []
@@ -488,9 +483,9 @@ def _cue_list(ctx: _Ctx) -> list[tuple[str, int]]:
 
 def _text(ctx: _Ctx) -> list[_Candidate]:
     keys, sent, name = ctx.keys, ctx.sent, ctx.spec.propertyName
-    if keys.mentions("email", "e-mail", "mail"):
+    if keys.mentions("email", "e-mail"):
         return _pattern_candidates(ctx, sent.emails, "email", 0.95, 0.8)
-    if keys.mentions("website", "url", "domain", "site", "homepage", "linkedin", "twitter", "link"):
+    if keys.mentions("website", "url", "domain", "homepage", "linkedin", "twitter"):
         social = [h for h in _SOCIAL_HOSTS if keys.mentions(h.split(".")[0])]
         urls = [
             u
@@ -559,6 +554,14 @@ def _assign_contested(candidates: list[_Candidate]) -> list[_Candidate]:
     return [c for c in candidates if c.span is None or c.confidence >= best[c.span] - 1e-9]
 
 
+def _unique_casefold(values: Iterable[str]) -> list[str]:
+    """Values in first-seen order, dropping later case-insensitive repeats."""
+    seen: dict[str, str] = {}
+    for value in values:
+        seen.setdefault(value.casefold(), value)
+    return list(seen.values())
+
+
 def _aggregate(
     spec: PropertySpec, candidates: list[_Candidate], sentences: list[_Sentence]
 ) -> ExtractedValue | None:
@@ -567,7 +570,7 @@ def _aggregate(
         return None
     if spec.type == PropertyType.ARRAY:
         mine.sort(key=lambda c: (c.index, c.position))
-        values = list(dict.fromkeys(c.value for c in mine))
+        values = _unique_casefold(c.value for c in mine)
         evidence = " ".join(dict.fromkeys(sentences[c.index].text for c in mine))
         methods = ",".join(dict.fromkeys(c.method for c in mine))
         return ExtractedValue(

@@ -11,7 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engine.errors import BadRequest, ValidationFailed
 from engine.identity import Identifiers
 from engine.properties import Provenance
-from engine.search import FILTER_OPERATORS, Condition, Group, SearchQuery, check_page, decode_token, encode_token
+from engine.search import (
+    FILTER_OPERATORS,
+    Condition,
+    Group,
+    SearchQuery,
+    check_page,
+    decode_token,
+    encode_token,
+)
 from engine.search import run_search as _run_search
 from engine.tenancy import KeyInfo
 from gateway.api import endpoint

@@ -393,8 +393,8 @@ def test_hubspot_event_through_default_mapping(make_source):
     (event,) = hubspot.parse(body, "", source=make_source("hubspot"))
     mapped = map_event(load_default_mapping("hubspot"), event)
     assert mapped.keys == {"hubspot_contact_id": "55"}
-    assert mapped.properties == {"lifecycle_stage": "Customer"}
-    assert mapped.memories == ["Lifecycle stage changed to Customer."]
+    assert mapped.properties == {"lifecycle_stage": "customer"}
+    assert mapped.memories == ["Lifecycle stage changed to customer."]
     assert mapped.source_timestamp == event.occurred_at
 
 
@@ -404,9 +404,9 @@ def test_hubspot_fetched_deal_through_default_mapping():
               "hs_lastmodifieddate": "2024-12-01T00:00:00Z"}  # fmt: skip
     mapped = apply_mapping(load_default_mapping("hubspot"), "deal", record)
     assert mapped.keys == {"primary": "hubspot-deal-9", "hubspot_deal_id": "9"}
-    assert mapped.properties["amount"] == 250000 and mapped.properties["stage"] == "Closed Won"
+    assert mapped.properties["amount"] == 250000 and mapped.properties["stage"] == "closed_won"
     assert mapped.properties["close_date"] == "2024-12-31"
-    assert mapped.memories == ["Deal Acme renewal is at stage Closed Won."]
+    assert mapped.memories == ["Deal Acme renewal is at stage closed_won."]
     assert mapped.source_timestamp == datetime(2024, 12, 1, tzinfo=UTC)
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.embedding import Embedder, build_embedder, cosine, l2_normalize
-from engine.embedding import litellm_api, wordllama_model
+from engine.embedding import Embedder, build_embedder, cosine, l2_normalize, litellm_api, wordllama_model
 from engine.embedding.wordllama_model import WordLlamaEmbedder, verify_bundled_files
 from engine.errors import ConfigError, UpstreamError
 from tests.support.fake_llm import FakeLLMServer, fake_embedding
@@ -75,8 +74,12 @@ def test_wordllama_rejects_a_bare_string(wordllama: Embedder) -> None:
 
 def test_wordllama_is_deterministic_and_meaningful(wordllama: Embedder) -> None:
     a, b, c, a2 = wordllama.embed(
-        ["We use PostgreSQL as our database.", "Our database is PostgreSQL.", "Jane loves hiking.",
-         "We use PostgreSQL as our database."]
+        [
+            "We use PostgreSQL as our database.",
+            "Our database is PostgreSQL.",
+            "Jane loves hiking.",
+            "We use PostgreSQL as our database.",
+        ]
     )
     np.testing.assert_array_equal(a, a2)
     assert cosine(a, b) > 0.7 > cosine(a, c)
@@ -97,7 +100,9 @@ def test_wordllama_matryoshka_truncation(wordllama: Embedder) -> None:
     np.testing.assert_allclose(truncated, l2_normalize(wordllama.embed(text)[:, :64]), atol=1e-5)
 
 
-@pytest.mark.parametrize("spec", ["wordllama:l2_supercat_256:100", "wordllama:l3_supercat_256", "wordllama:x:y"])
+@pytest.mark.parametrize(
+    "spec", ["wordllama:l2_supercat_256:100", "wordllama:l3_supercat_256", "wordllama:x:y"]
+)
 def test_wordllama_bad_specs(spec: str) -> None:
     with pytest.raises(ConfigError):
         build_embedder(spec)
@@ -136,7 +141,9 @@ def test_wordllama_fresh_process_makes_no_connection_attempt() -> None:
         """
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["attempts"] == []
@@ -254,10 +261,18 @@ def test_litellm_embedder_normalises_unnormalised_vectors(fake_api: FakeLLMServe
     def unnormalised(request: dict) -> object:
         from tests.support.fake_llm import FakeResponse
 
-        data = [{"object": "embedding", "index": i, "embedding": [3.0, 4.0] + [0.0] * 6}
-                for i, _ in enumerate(request["input"])]
-        return FakeResponse(body={"object": "list", "data": data, "model": "m",
-                                  "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        data = [
+            {"object": "embedding", "index": i, "embedding": [3.0, 4.0] + [0.0] * 6}
+            for i, _ in enumerate(request["input"])
+        ]
+        return FakeResponse(
+            body={
+                "object": "list",
+                "data": data,
+                "model": "m",
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
 
     fake_api.script(unnormalised, endpoint="embeddings")
     embedder = build_embedder(f"litellm:{LITELLM_MODEL}", api_base=fake_api.base_url, api_key="sk-test")
@@ -282,7 +297,9 @@ def test_litellm_batches_keep_order(fake_api: FakeLLMServer, monkeypatch: pytest
 
 
 def test_litellm_configured_dimension_mismatch_is_an_upstream_error(fake_api: FakeLLMServer) -> None:
-    embedder = build_embedder(f"litellm:{LITELLM_MODEL}", api_base=fake_api.base_url, api_key="sk-test", dim=1536)
+    embedder = build_embedder(
+        f"litellm:{LITELLM_MODEL}", api_base=fake_api.base_url, api_key="sk-test", dim=1536
+    )
     assert embedder.dim == 1536
     with pytest.raises(UpstreamError, match="24-d vectors, expected 1536"):
         embedder.embed(["x"])

@@ -87,14 +87,20 @@ def test_litellm_uses_the_bundled_cost_map_not_the_network() -> None:
 
 
 # --- plain completion -----------------------------------------------------------------------------
-def test_complete_returns_text_usage_and_cost(srv: FakeLLMServer, client: LLMClient, usages: list[Usage]) -> None:
+def test_complete_returns_text_usage_and_cost(
+    srv: FakeLLMServer, client: LLMClient, usages: list[Usage]
+) -> None:
     srv.reply("Acme was founded by Ada.", usage={"prompt_tokens": 11, "completion_tokens": 6})
 
     result = client.complete(USER, max_tokens=50)
 
     assert result.text == "Acme was founded by Ada."
     assert result.model == MODEL and result.finish_reason == "stop"
-    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.total_tokens) == (11, 6, 17)
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.total_tokens) == (
+        11,
+        6,
+        17,
+    )
     assert result.usage.calls == 1 and result.usage.model == MODEL
     assert result.usage.cost_usd == pytest.approx(price(11, 6)) and result.usage.cost_usd > 0
     assert usages == [result.usage]
@@ -182,7 +188,9 @@ def test_one_repair_attempt_fixes_invalid_output(srv: FakeLLMServer, client: LLM
     assert result.usage.cost_usd == pytest.approx(price(40, 9) + price(70, 8))
 
 
-def test_invalid_twice_raises_llm_invalid_output(srv: FakeLLMServer, client: LLMClient, usages: list[Usage]) -> None:
+def test_invalid_twice_raises_llm_invalid_output(
+    srv: FakeLLMServer, client: LLMClient, usages: list[Usage]
+) -> None:
     srv.reply_invalid_json(times=2)
 
     with pytest.raises(LLMInvalidOutput) as caught:
@@ -234,7 +242,9 @@ def test_retry_after_longer_than_allowed_fails_fast(srv: FakeLLMServer, config: 
 
 def test_retry_after_http_date_is_parsed() -> None:
     now = time.time()
-    exc = SimpleNamespace(litellm_response_headers={"Retry-After": email.utils.formatdate(now + 30, usegmt=True)})
+    exc = SimpleNamespace(
+        litellm_response_headers={"Retry-After": email.utils.formatdate(now + 30, usegmt=True)}
+    )
 
     assert retry_after_seconds(exc, now=now) == pytest.approx(30, abs=1)  # type: ignore[arg-type]
     assert retry_after_seconds(SimpleNamespace(), now=now) is None  # type: ignore[arg-type]
@@ -429,7 +439,11 @@ def test_config_from_settings(tmp_path) -> None:
         "ultra": "anthropic/claude-sonnet-4-5",
     }
     assert (config.api_base, config.api_key, config.timeout_s, config.max_retries) == (
-        "http://127.0.0.1:11434", "sk-secret", 12, 4)
+        "http://127.0.0.1:11434",
+        "sk-secret",
+        12,
+        4,
+    )
     assert "sk-secret" not in repr(config)
 
 
@@ -437,7 +451,10 @@ def test_config_from_settings(tmp_path) -> None:
 def test_fake_embeddings_are_deterministic(srv: FakeLLMServer) -> None:
     srv.embedding_dim = 8
     response = litellm.embedding(
-        model="openai/text-embedding-3-small", input=["alpha", "beta", "alpha"], api_base=srv.base_url, api_key="k"
+        model="openai/text-embedding-3-small",
+        input=["alpha", "beta", "alpha"],
+        api_base=srv.base_url,
+        api_key="k",
     )
 
     vectors = [item["embedding"] for item in response.data]

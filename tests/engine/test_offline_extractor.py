@@ -19,7 +19,9 @@ def wordllama() -> Embedder:
     return build_embedder("wordllama")
 
 
-def prop(name: str, type_: str = "text", description: str = "", options: list[str] | None = None) -> PropertySpec:
+def prop(
+    name: str, type_: str = "text", description: str = "", options: list[str] | None = None
+) -> PropertySpec:
     return PropertySpec(propertyName=name, type=PropertyType(type_), description=description, options=options)
 
 
@@ -121,8 +123,11 @@ def test_split_facts_empty_input() -> None:
         ("Budget opens next quarter.", datetime(2026, 11, 23), "Budget opens in Q1 2027."),
         ("Budget opens this quarter.", datetime(2026, 11, 23), "Budget opens in Q4 2026."),
         ("Revenue dipped last quarter.", datetime(2026, 2, 1), "Revenue dipped in Q4 2025."),
-        ("We spoke yesterday and meet again tomorrow.", TS,
-         "We spoke on March 14, 2026 and meet again on March 16, 2026."),
+        (
+            "We spoke yesterday and meet again tomorrow.",
+            TS,
+            "We spoke on March 14, 2026 and meet again on March 16, 2026.",
+        ),
         ("Signed today.", TS, "Signed on March 15, 2026."),
         ("Kickoff is next week.", TS, "Kickoff is during the week of March 16, 2026."),
         ("Since last week nothing moved.", TS, "Since the week of March 2, 2026 nothing moved."),
@@ -289,15 +294,22 @@ def test_boolean_needs_every_name_word_and_a_statement() -> None:
     uses_sf = prop("uses_salesforce", "boolean", "Whether they use Salesforce")
     assert extract("Salesforce is too expensive for them.", uses_sf) == {}
     assert extract("Do they use Salesforce?", uses_sf) == {}
-    assert extract("They don't use Salesforce; they moved to HubSpot.", uses_sf)["uses_salesforce"].value is False
+    assert (
+        extract("They don't use Salesforce; they moved to HubSpot.", uses_sf)["uses_salesforce"].value
+        is False
+    )
     assert extract("They use Salesforce for pipeline.", uses_sf)["uses_salesforce"].value is True
 
 
 # --- options ------------------------------------------------------------------------------------------------
 
-STAGE = prop("deal_stage", "options", options=["Discovery", "Proposal", "Negotiation", "Closed Won", "Closed Lost"])
+STAGE = prop(
+    "deal_stage", "options", options=["Discovery", "Proposal", "Negotiation", "Closed Won", "Closed Lost"]
+)
 PLAN = prop("plan", "options", "pricing plan", options=["Starter", "Pro", "Enterprise"])
-INDUSTRY = prop("industry", "options", options=["Software", "Healthcare", "Finance", "Retail", "Manufacturing"])
+INDUSTRY = prop(
+    "industry", "options", options=["Software", "Healthcare", "Finance", "Retail", "Manufacturing"]
+)
 
 
 def test_option_exact_match_returns_the_allowed_spelling() -> None:
@@ -372,8 +384,13 @@ def test_array_with_allowed_options_unions_sentences() -> None:
 
 def test_email_url_and_phone() -> None:
     text = "Reach Jane at JANE@ACME.COM (cell +1 (415) 555-0100). Website: https://www.Acme.com/ ; linkedin.com/in/jane"
-    got = extract(text, prop("email"), prop("website", description="company website"), prop("phone"),
-                  prop("linkedin_url"))
+    got = extract(
+        text,
+        prop("email"),
+        prop("website", description="company website"),
+        prop("phone"),
+        prop("linkedin_url"),
+    )
     assert got["email"].value == "jane@acme.com"
     assert got["website"].value == "https://acme.com"
     assert got["phone"].value == "+14155550100"

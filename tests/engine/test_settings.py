@@ -31,14 +31,17 @@ def test_environment_selects_scale_backends(monkeypatch):
     assert not s.uses_embedded_redis and s.milvus_target == "http://milvus:19530"
 
 
-@pytest.mark.parametrize(("var", "value", "needle"), [
-    ("MEMRELAY_PORT", "eighty", "MEMRELAY_PORT"),
-    ("MEMRELAY_PORT", "70000", "MEMRELAY_PORT"),
-    ("MEMRELAY_DATABASE_URL", "mysql://x", "MEMRELAY_DATABASE_URL"),
-    ("MEMRELAY_REDIS_URL", "localhost:6379", "MEMRELAY_REDIS_URL"),
-    ("MEMRELAY_WORKERS", "-1", "MEMRELAY_WORKERS"),
-    ("MEMRELAY_LOG_LEVEL", "LOUD", "MEMRELAY_LOG_LEVEL"),
-])
+@pytest.mark.parametrize(
+    ("var", "value", "needle"),
+    [
+        ("MEMRELAY_PORT", "eighty", "MEMRELAY_PORT"),
+        ("MEMRELAY_PORT", "70000", "MEMRELAY_PORT"),
+        ("MEMRELAY_DATABASE_URL", "mysql://x", "MEMRELAY_DATABASE_URL"),
+        ("MEMRELAY_REDIS_URL", "localhost:6379", "MEMRELAY_REDIS_URL"),
+        ("MEMRELAY_WORKERS", "-1", "MEMRELAY_WORKERS"),
+        ("MEMRELAY_LOG_LEVEL", "LOUD", "MEMRELAY_LOG_LEVEL"),
+    ],
+)
 def test_invalid_settings_name_the_variable(monkeypatch, var, value, needle):
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as err:

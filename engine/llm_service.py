@@ -1,0 +1,89 @@
+"""The engine's LLM entry point (``engine.llm``): org-scoped runs with the SQL budget and usage sink.
+
+Every LLM-backed feature opens one :class:`LLMRun` per request::
+
+    run = llm_service(engine).run(org_id, "generation")
+    text = run.client.complete(messages).text
+    response["usage"] = run.usage_dict()
+
+Without ``MEMRELAY_LLM_MODEL`` opening a run raises ``LLMNotConfigured`` (503) — never a fake answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from engine.llm import LLMClient, LLMConfig, Usage, require_llm
+from engine.usage_store import SqlBudget, UsageStore, org_budget_limit
+from engine.util import new_id
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+
+
+class LLMRun:
+    """An org-scoped client whose calls are budget-checked, recorded in SQL and tallied for the response."""
+
+    def __init__(self, service: LLMService, org_id: str, feature: str, run_id: str | None = None):
+        self.org_id = org_id
+        self.feature = feature
+        self.run_id = run_id or new_id("run")
+        self._store = service.store
+        self._usage = Usage()
+        self._lock = threading.Lock()
+        limit = org_budget_limit(service.engine.db, org_id, service.engine.settings.llm_monthly_budget_usd)
+        self.client = LLMClient(service.config, budget=SqlBudget(service.store, org_id, limit),
+                                on_usage=self._on_usage)
+
+    def _on_usage(self, usage: Usage) -> None:
+        with self._lock:
+            self._usage += usage
+        self._store.record(self.org_id, usage, feature=self.feature, run_id=self.run_id)
+
+    @property
+    def usage(self) -> Usage:
+        with self._lock:
+            return self._usage
+
+    def usage_dict(self) -> dict[str, Any]:
+        """The run's usage as returned in API responses."""
+        u = self.usage
+        return {"model": u.model, "calls": u.calls, "promptTokens": u.prompt_tokens,
+                "completionTokens": u.completion_tokens, "totalTokens": u.total_tokens,
+                "costUsd": round(u.cost_usd, 8)}
+
+
+class LLMService:
+    """Builds :class:`LLMRun` objects; holds the (validated) LLM config and the usage store."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.store = UsageStore(engine.db)
+
+    @property
+    def configured(self) -> bool:
+        return self.engine.settings.llm_configured
+
+    @cached_property
+    def config(self) -> LLMConfig:
+        """The validated LLM config (raises LLMNotConfigured, 503, without a model)."""
+        return require_llm(self.engine.settings)
+
+    def run(self, org_id: str, feature: str, *, run_id: str | None = None) -> LLMRun:
+        """An org-scoped run for ``feature``; raises LLMNotConfigured (503) without a model."""
+        require_llm(self.engine.settings, feature)
+        return LLMRun(self, org_id, feature, run_id)
+
+    def unmetered_client(self) -> LLMClient:
+        """A client without org budget or SQL usage rows (callers that cannot name an org)."""
+        return LLMClient(self.config)
+
+
+def llm_service(engine: Engine) -> LLMService:
+    """``engine.llm`` when the lead wired it, else one cached on the engine instance."""
+    existing = engine.__dict__.get("llm")
+    if isinstance(existing, LLMService):
+        return existing
+    return engine.__dict__.setdefault("_llm_service", LLMService(engine))

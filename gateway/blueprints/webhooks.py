@@ -1,0 +1,153 @@
+"""Webhook receivers and the source/event-log API: verify → record → enqueue → answer fast."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, Field
+
+from connectors.base import connector_names, get_connector
+from connectors.mapping import load_mapping_text
+from engine.errors import BadRequest, NotFound, SignatureError, ValidationFailed
+from engine.event_log import event_to_dict
+from engine.sources import source_to_dict
+from engine.tenancy import KeyInfo
+from gateway.api import endpoint
+from gateway.state import state
+from worker.enqueue import enqueue_events
+from worker.pipeline import source_config
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+
+def _signed_url() -> str:
+    """The URL exactly as the provider sent it (HubSpot signs it; Werkzeug's request.url re-encodes)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        raw = request.full_path if request.query_string else request.path
+    return f"{request.scheme}://{request.host}{raw}"
+
+
+@bp.post("/webhooks/<connector>/<source_id>")
+@bp.post("/webhooks/<connector>/<source_id>/<token>")
+def receive(connector: str, source_id: str, token: str | None = None) -> Any:
+    """Verify the delivery, store its events idempotently, enqueue one job per new event, answer."""
+    st = state()
+    eng = st.engine
+    src = eng.sources.lookup(source_id, connector)
+    cfg = source_config(src)
+    conn = get_connector(connector)
+    raw = request.get_data(cache=True)
+    try:
+        conn.verify(request.headers, raw, source=cfg, method=request.method, url=_signed_url(),
+                    token=token or request.args.get("token"))
+    except SignatureError as exc:
+        log.warning("rejected %s delivery for source %s: %s", connector, source_id, exc.message)
+        raise
+    events = conn.parse(raw, request.content_type or "", source=cfg)
+    new_ids, dups = eng.events.record(src.org_id, src.id, [{
+        "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
+        "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
+        "payload": e.model_dump(mode="json")} for e in events])
+    enqueue_events(eng, st.redis, new_ids)
+    ack = conn.ack_response(events)
+    if ack is not None:
+        return Response(ack[0], 200, content_type=ack[1])
+    return jsonify({"accepted": len(new_ids), "duplicates": dups, "eventIds": new_ids}), 202 if new_ids else 200
+
+
+# --- sources ------------------------------------------------------------------------------------------
+class SourceCreate(BaseModel):
+    connector: str
+    name: str = ""
+    secret: str | None = Field(None, description="Signing secret (HubSpot client secret, Stripe whsec_..., ...).")
+    config: dict[str, Any] = Field(default_factory=dict,
+                                   description="public_url, allowed_org_ids, api_base, access_token, fetch ...")
+    mapping: str | None = Field(None, description="YAML mapping; default mapping of the connector when absent.")
+
+
+class SourceUpdate(BaseModel):
+    name: str | None = None
+    secret: str | None = None
+    config: dict[str, Any] | None = None
+    mapping: str | None = None
+    active: bool | None = None
+
+
+def _check_mapping(text: str | None) -> None:
+    if text:
+        load_mapping_text(text, path="mapping")  # ValidationFailed with line numbers
+
+
+@endpoint(bp, "/api/v1/sources", methods=("POST",), scope="admin", body=SourceCreate)
+def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], int]:
+    """Configure a webhook source at run time; its secret and path token are returned once."""
+    try:
+        get_connector(body.connector)
+    except NotFound:
+        raise ValidationFailed(f"unknown connector {body.connector!r}",
+                               details={"connectors": connector_names()}) from None
+    _check_mapping(body.mapping)
+    out = state().engine.sources.create(auth.org_id, connector=body.connector, name=body.name, secret=body.secret,
+                                        config=body.config, mapping_yaml=body.mapping)
+    out["webhookUrl"] = request.host_url.rstrip("/") + out["webhookPath"]
+    return out, 201
+
+
+@endpoint(bp, "/api/v1/sources", methods=("GET",), scope="read")
+def list_sources(auth: KeyInfo) -> dict[str, Any]:
+    """The org's sources (secrets never shown)."""
+    return {"sources": state().engine.sources.list(auth.org_id)}
+
+
+@endpoint(bp, "/api/v1/sources/<source_id>", methods=("GET",), scope="read")
+def get_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
+    """One source."""
+    return source_to_dict(state().engine.sources.get(auth.org_id, source_id))
+
+
+@endpoint(bp, "/api/v1/sources/<source_id>", methods=("PATCH",), scope="admin", body=SourceUpdate)
+def update_source(auth: KeyInfo, body: SourceUpdate, source_id: str) -> dict[str, Any]:
+    """Change a source; a new secret keeps the previous one valid during the roll."""
+    _check_mapping(body.mapping)
+    return state().engine.sources.update(auth.org_id, source_id, name=body.name, secret=body.secret,
+                                         config=body.config, mapping_yaml=body.mapping, active=body.active)
+
+
+@endpoint(bp, "/api/v1/sources/<source_id>", methods=("DELETE",), scope="admin")
+def delete_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
+    """Delete a source and its event log."""
+    state().engine.sources.delete(auth.org_id, source_id)
+    return {"id": source_id, "deleted": True}
+
+
+# --- event log ---------------------------------------------------------------------------------------
+@endpoint(bp, "/api/v1/events", methods=("GET",), scope="read")
+def list_events(auth: KeyInfo) -> dict[str, Any]:
+    """Inbound events, newest first (``?status=failed|dead|...&source=ID&limit=N``)."""
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), 500)
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    eng = state().engine
+    return {"events": eng.events.list(auth.org_id, status=request.args.get("status"),
+                                      source_id=request.args.get("source"), limit=limit),
+            "counts": eng.events.counts(auth.org_id)}
+
+
+@endpoint(bp, "/api/v1/events/<event_id>", methods=("GET",), scope="read")
+def show_event(auth: KeyInfo, event_id: str) -> dict[str, Any]:
+    """One event with its payload, attempts and last error."""
+    return event_to_dict(state().engine.events.get(auth.org_id, event_id), payload=True)
+
+
+@endpoint(bp, "/api/v1/events/<event_id>/replay", methods=("POST",), scope="write")
+def replay_event(auth: KeyInfo, event_id: str) -> tuple[dict[str, Any], int]:
+    """Process an event again (e.g. a dead letter after fixing its mapping)."""
+    st = state()
+    out = st.engine.events.replay(auth.org_id, event_id)
+    enqueue_events(st.engine, st.redis, [event_id])
+    return out, 202

@@ -1,0 +1,111 @@
+"""Batch memorize through the API and real RQ jobs: chunks, per-row errors, totals, dry runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from rq import SimpleWorker
+from sqlalchemy import func, select
+
+from engine.db.models import BatchRun, Memory, Record
+from engine.identity import Identifiers
+from engine.outbox import recent
+from worker.connection import queue
+from worker.context import set_engine
+
+MAPPING = {
+    "entityType": "contact",
+    "email": "Email",
+    "customKeyName": "crm_id",
+    "customKey": "Id",
+    "timestamp": "UpdatedAt",
+    "runName": "spring import",
+    "properties": {
+        "job_title": {"sourceField": "Title", "collectionName": "Contact"},
+        "lifecycle_stage": {"sourceField": "Stage"},
+        "notes": {"sourceField": "Notes", "extractMemories": True},
+    },
+}
+
+
+def rows(n: int) -> list[dict[str, Any]]:
+    out = [{"Id": f"c{i}", "Email": f"person{i}@corp{i % 7}.com", "Title": f"Engineer {i}", "Stage": "lead",
+            "UpdatedAt": "2026-01-05T00:00:00Z", "Notes": f"Person {i} asked about the {i % 5}-seat plan."}
+           for i in range(n)]
+    if n > 5:
+        out[3]["Stage"] = "not-a-stage"  # invalid option -> row error
+        out[5] = {"Title": "no identifier"}  # no identifier -> row error
+    return out
+
+
+def run_jobs(engine: Any, settings: Any) -> None:
+    set_engine(engine)
+    try:
+        conn = redis.Redis.from_url(settings.redis_url)
+        SimpleWorker([queue(conn, "memorize")], connection=conn).work(burst=True)
+    finally:
+        set_engine(None)
+
+
+def test_batch_memorize_runs_chunks_as_jobs(api, engine, settings, backend):
+    r = api.post("/api/v1/batch-memorize", json={"source": "hubspot", "mapping": MAPPING, "rows": rows(25),
+                                                  "chunkSize": 10})
+    assert r.status_code == 202, r.json
+    run_id = r.json["runId"]
+    assert r.json["chunks"] == 3
+    queued = api.get(f"/api/v1/batch-memorize/{run_id}").json
+    assert queued["status"] == "queued" and queued["progress"]["chunksDone"] == 0
+    run_jobs(engine, settings)
+    st = api.get(f"/api/v1/batch-memorize/{run_id}").json
+    assert st["status"] == "completed" and st["errorCount"] == 2 and st["name"] == "spring import"
+    assert st["progress"] == {"totalRows": 25, "processedRows": 25, "chunksTotal": 3, "chunksDone": 3,
+                              "percent": 100.0}
+    assert [e["row"] for e in st["errors"]] == [3, 5] and "not an allowed option" in st["errors"][0]["error"]
+    assert st["totals"]["recordsCreated"] == 23 and st["totals"]["memoriesCreated"] == 23
+    assert st["totals"]["propertiesWritten"] == 23 * 2
+    rec = engine.records.get(api.org_id, Identifiers(customKeys={"crm_id": "c7"}, type="contact"))
+    assert rec["properties"]["job_title"]["value"] == "Engineer 7"
+    assert rec["properties"]["job_title"]["sourceTimestamp"] == "2026-01-05T00:00:00Z"
+    found = api.post("/api/v1/smart-recall", json={"query": "seat plan", "email": "person7@corp0.com"}).json
+    assert found["results"][0]["text"] == "Person 7 asked about the 2-seat plan."
+    assert "hubspot" in found["results"][0]["tags"]
+    with engine.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Memory).where(Memory.org_id == api.org_id,
+                                                                        Memory.index_state == "pending")) == 0
+        done = recent(s, api.org_id, event_type="batch.completed")
+    assert done[0]["data"]["runId"] == run_id
+
+
+def test_rerunning_a_batch_updates_and_dedups(api, engine, settings):
+    body = {"mapping": MAPPING, "rows": rows(8), "chunkSize": 4}
+    api.post("/api/v1/batch-memorize", json=body)
+    run_jobs(engine, settings)
+    second = api.post("/api/v1/batch-memorize", json=body).json["runId"]
+    run_jobs(engine, settings)
+    totals = api.get(f"/api/v1/batch-memorize/{second}").json["totals"]
+    assert totals["recordsCreated"] == 0 and totals["recordsUpdated"] == 6
+    assert totals["memoriesCreated"] == 0 and totals["duplicatesSkipped"] == 6
+
+
+def test_dry_run_validates_and_writes_nothing(api, engine):
+    r = api.post("/api/v1/batch-memorize", json={"mapping": MAPPING, "rows": rows(10), "dryRun": True})
+    assert r.status_code == 200
+    assert r.json["validRows"] == 8 and r.json["errorCount"] == 2
+    assert r.json["wouldWrite"] == {"recordsCreated": 8, "recordsUpdated": 0, "propertyValues": 16, "memories": 8}
+    with engine.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Record).where(Record.org_id == api.org_id)) == 0
+        assert s.scalar(select(func.count()).select_from(BatchRun).where(BatchRun.org_id == api.org_id)) == 0
+
+
+def test_bad_mapping_is_rejected_up_front(api):
+    bad = {**MAPPING, "properties": {"shoe_size": {"sourceField": "Shoe"}}}
+    r = api.post("/api/v1/batch-memorize", json={"mapping": bad, "rows": rows(2)})
+    assert r.status_code == 422 and r.json["error"]["details"]["unknown"] == ["shoe_size"]
+    r = api.post("/api/v1/batch-memorize", json={"mapping": {"entityType": "contact"}, "rows": rows(2)})
+    assert r.status_code == 422 and "identifier" in r.json["error"]["message"]
+
+
+def test_runs_are_private_to_their_org(api, other_api):
+    run_id = api.post("/api/v1/batch-memorize", json={"mapping": MAPPING, "rows": rows(2)}).json["runId"]
+    assert other_api.get(f"/api/v1/batch-memorize/{run_id}").status_code == 404

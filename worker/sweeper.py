@@ -1,0 +1,54 @@
+"""Periodic maintenance run inside workers (one at a time, via a Redis lock):
+re-enqueue events the log says are due, and purge expired soft deletes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+
+from engine.core import Engine
+from worker import redis_keys
+from worker.enqueue import enqueue_events
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY_S = 10
+PURGE_EVERY_S = 3600
+
+
+def sweep_once(eng: Engine, conn: redis.Redis, *, stale_after_s: int = 30) -> int:
+    """Enqueue every event that is stuck in received/queued, failed and due, or whose lease expired."""
+    due = eng.events.due(stale_after_s=stale_after_s)
+    return len(enqueue_events(eng, conn, due))
+
+
+def _locked(conn: redis.Redis, name: str, ttl: int) -> bool:
+    try:
+        return bool(conn.set(redis_keys.lock(name), "1", nx=True, ex=ttl))
+    except redis.RedisError:
+        return False
+
+
+def start_sweeper(eng: Engine, conn: redis.Redis, stop: threading.Event) -> threading.Thread:
+    """A daemon thread running the sweep (and the hourly purge) until ``stop`` is set."""
+
+    def loop() -> None:
+        while not stop.wait(SWEEP_EVERY_S):
+            try:
+                if _locked(conn, "sweeper", SWEEP_EVERY_S - 1):
+                    n = sweep_once(eng, conn)
+                    if n:
+                        log.info("sweeper re-enqueued %d events", n)
+                if _locked(conn, "purge", PURGE_EVERY_S):
+                    purged = eng.records.purge_expired()
+                    if purged:
+                        log.info("purged %d expired soft-deleted records", purged)
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("sweeper round failed")
+
+    t = threading.Thread(target=loop, name="memrelay-sweeper", daemon=True)
+    t.start()
+    time.sleep(0)
+    return t
