@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.db.models import IndexMeta, IndexTombstone, Memory
 from engine.errors import ServiceUnavailable
 from engine.util import utcnow
-from engine.vector_index import VectorRow, collection_name, from_blobs
+from engine.vector_index import VectorRow, collection_name, from_blobs, to_blob
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -147,3 +147,86 @@ def start_background_reconcile(engine: Engine) -> threading.Thread:
     thread = threading.Thread(target=run, name="memrelay-index-reconcile", daemon=True)
     thread.start()
     return thread
+
+
+def org_ids(engine: Engine) -> list[str]:
+    """Every org that has memories or an index record."""
+    with engine.db.read() as s:
+        return sorted(set(s.scalars(select(Memory.org_id).distinct())) | set(s.scalars(select(IndexMeta.org_id))))
+
+
+def count_memories(engine: Engine, org_id: str) -> int:
+    with engine.db.read() as s:
+        return int(s.scalar(select(func.count(Memory.id)).where(Memory.org_id == org_id)) or 0)
+
+
+def reindex_org(engine: Engine, org_id: str, *, batch_size: int = 1000,
+                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Re-embed every memory of an org from its SQL text with the current embedder and rebuild its vectors.
+
+    The org's vectors are removed from every memory collection, re-inserted (flushed) into the current
+    embedder's collection, and ``IndexMeta`` records the new embedder."""
+    emb = engine.embedder
+    apply_tombstones(engine, org_id=org_id)
+    last, total = "", 0
+    table = Memory.__table__
+    stmt = (update(table).where(table.c.id == bindparam("mid"))
+            .values(embedding=bindparam("vec"), embedder=emb.name, index_state="pending"))
+    while True:
+        with engine.db.read() as s:
+            rows = s.execute(select(Memory.id, Memory.text).where(Memory.org_id == org_id, Memory.id > last)
+                             .order_by(Memory.id).limit(batch_size)).all()
+        if not rows:
+            break
+        vectors = emb.embed([r.text for r in rows])
+        with engine.db.session() as s:
+            s.connection().execute(stmt, [{"mid": r.id, "vec": to_blob(v)} for r, v in zip(rows, vectors, strict=True)])
+        last, total = rows[-1].id, total + len(rows)
+        if progress:
+            progress(len(rows) / 2)
+    for name in engine.vector_index.list_collections():
+        engine.vector_index.delete_org(name, org_id)
+    indexed, last = 0, ""
+    while ids := pending_ids(engine, org_id=org_id, after=last, limit=batch_size):
+        n = index_memories(engine, ids)
+        indexed, last = indexed + n, ids[-1]
+        if progress:
+            progress(len(ids) / 2)
+    with engine.db.session() as s:
+        meta = s.get(IndexMeta, org_id)
+        if meta is None:
+            s.add(IndexMeta(org_id=org_id, embedder=emb.name, dim=emb.dim, updated_at=utcnow()))
+        else:
+            meta.embedder, meta.dim, meta.updated_at = emb.name, emb.dim, utcnow()
+    return {"org": org_id, "reembedded": total, "indexed": indexed, "embedder": emb.name, "dim": emb.dim}
+
+
+def check_org(engine: Engine, org_id: str, *, repair: bool = False) -> dict[str, Any]:
+    """Compare an org's SQL memories with its Milvus vectors; ``repair`` re-indexes what is missing and
+    removes what should not be there."""
+    emb = engine.embedder
+    name = current_collection(engine)
+    with engine.db.read() as s:
+        meta = s.get(IndexMeta, org_id)
+        rows = s.execute(select(Memory.id, Memory.index_state, Memory.embedder).where(Memory.org_id == org_id)).all()
+        stones = int(s.scalar(select(func.count(IndexTombstone.id)).where(IndexTombstone.org_id == org_id)) or 0)
+    sql_ids = {r.id for r in rows if r.embedder == emb.name}
+    in_milvus = engine.vector_index.ids(name, org_id)
+    report: dict[str, Any] = {
+        "org": org_id, "embedder": emb.name, "indexedWith": meta.embedder if meta else None,
+        "memories": len(rows), "pending": sum(r.index_state == "pending" for r in rows), "tombstones": stones,
+        "staleEmbedder": sum(r.embedder != emb.name for r in rows), "vectors": len(in_milvus),
+        "missing": len(sql_ids - in_milvus), "extra": len(in_milvus - sql_ids)}
+    report["ok"] = not (report["pending"] or stones or report["staleEmbedder"] or report["missing"] or report["extra"]
+                        or (meta is not None and meta.embedder != emb.name))
+    if repair and not report["ok"]:
+        if report["staleEmbedder"] or (meta is not None and meta.embedder != emb.name):
+            report["repair"] = reindex_org(engine, org_id)
+        else:
+            engine.vector_index.delete(name, sorted(in_milvus - sql_ids))
+            missing = sorted(sql_ids - in_milvus)
+            with engine.db.session() as s:
+                for i in range(0, len(missing), BATCH):
+                    s.execute(update(Memory).where(Memory.id.in_(missing[i:i + BATCH])).values(index_state="pending"))
+            report["repair"] = reconcile(engine, org_id=org_id)
+    return report

@@ -7,7 +7,8 @@ Shared by single ``memorize`` and batch memorize, so both apply exactly the same
   existing one's ``seen_count`` is bumped and the new source appended to its provenance.
 * **Fresh facts win**: when a new memory contradicts a live one on the same topic
   (``semantics.topic_of`` / ``semantics.contradicts``), the one with the *older content timestamp* is marked
-  superseded by the other — even when it is the one being written now.
+  superseded by the other — even when it is the one being written now. Statements with the same timestamp
+  (e.g. sentences of one document) never outdate each other.
 """
 
 from __future__ import annotations

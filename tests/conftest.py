@@ -152,3 +152,20 @@ def api(app: Any, engine: Engine) -> Api:
 def other_api(app: Any, engine: Engine) -> Api:
     """A key of a second, unrelated org (isolation tests)."""
     return make_api(app, engine)
+
+
+@pytest.fixture
+def run_jobs(engine: Engine, settings: Settings):  # type: ignore[no-untyped-def]
+    """Run every queued RQ job in-process (real Redis, real RQ) against this test's engine."""
+    from rq import SimpleWorker
+
+    from worker.connection import QUEUES
+    from worker.context import set_engine
+
+    def run() -> None:
+        set_engine(engine)
+        conn = redis_lib.Redis.from_url(settings.redis_url)
+        SimpleWorker(list(QUEUES), connection=conn).work(burst=True)
+
+    yield run
+    set_engine(None)

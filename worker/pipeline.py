@@ -92,7 +92,7 @@ def write_mapped(eng: Engine, org_id: str, ids: Identifiers, mapped: MappedRecor
     if texts:
         from engine.memories import MemorizeRequest
 
-        req = MemorizeRequest(content="\n".join(texts), identifiers=ids.model_copy(update={"record_id": result["recordId"]}),
+        req = MemorizeRequest(content="\n".join(texts), identifiers={"type": ids.type, "record_id": result["recordId"]},
                               tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
                               sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
         mem = eng.memories.memorize(org_id, req)

@@ -1,0 +1,210 @@
+"""Fast guideline routing: which guidelines (and which of their markdown sections) a message needs.
+
+No LLM. Each guideline is split into sections on its markdown headings; the guideline (name, description,
+tags, keywords) and every section are embedded once and cached in process, keyed by the guideline's
+version, so an edit (a new version) or a deletion is picked up on the next call in every process.
+A message is scored against them with one embedding and a few dot products, plus trigger-keyword and tag
+matches; keyword hits make a guideline critical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from engine.db.models_llm import Guideline
+from engine.extraction.keywords import content_stems
+from engine.tokens import count_tokens
+from engine.util import as_aware, utcnow
+
+if TYPE_CHECKING:
+    from engine.db.database import Database
+    from engine.embedding import Embedder
+
+STALE_AFTER = timedelta(days=30)
+# WordLlama cosine: unrelated texts ~0.1-0.25, same topic ~0.4+. Calibrated on tests/engine/test_governance.py.
+SUPPLEMENTARY_MIN = 0.38
+CRITICAL_MIN = 0.62
+RELATIVE_MARGIN = 0.12  # supplementary guidelines must score within this of the best one
+KEYWORD_BONUS = 0.35
+TAG_BONUS = 0.12
+WHOLE_MAX_TOKENS = 300  # a guideline this small is always delivered whole
+SECTION_MARGIN = 0.1  # sections within this of the best section are delivered too
+MAX_SELECTED = 5
+
+_HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str  # "" for the text before the first heading
+    text: str  # the section's markdown, heading line included
+    hash: str
+    tokens: int
+
+
+@dataclass
+class RoutedGuideline:
+    """A guideline prepared for routing (cached per version)."""
+
+    id: str
+    name: str
+    description: str
+    content: str
+    tags: list[str]
+    keywords: list[str]
+    version: int
+    updated_at: datetime
+    sections: list[Section]
+    vector: np.ndarray  # name/description/tags/keywords
+    section_vectors: np.ndarray  # one row per section
+    keyword_stems: list[tuple[str, frozenset[str]]]
+    tag_stems: list[tuple[str, frozenset[str]]]
+
+    @property
+    def tokens(self) -> int:
+        return sum(s.tokens for s in self.sections)
+
+    @property
+    def stale(self) -> bool:
+        return is_stale(self.updated_at)
+
+
+@dataclass
+class Match:
+    """One routed guideline with why it was chosen and which sections to deliver."""
+
+    guideline: RoutedGuideline
+    score: float
+    similarity: float
+    priority: str  # critical | supplementary
+    reasons: list[str]
+    sections: list[Section]
+    whole: bool
+    section_scores: dict[str, float] = field(default_factory=dict)
+
+
+def is_stale(updated_at: datetime | None, now: datetime | None = None) -> bool:
+    updated = as_aware(updated_at)
+    return updated is not None and (now or utcnow()) - updated >= STALE_AFTER
+
+
+def split_sections(guideline_id: str, markdown: str) -> list[Section]:
+    """Sections of ``markdown`` split on headings (any level); text before the first heading is one too."""
+    marks = [(m.start(), m.group(2).strip()) for m in _HEADING_RE.finditer(markdown)]
+    bounds = ([(0, "")] if not marks or marks[0][0] > 0 else []) + marks
+    out: list[Section] = []
+    for i, (start, heading) in enumerate(bounds):
+        end = bounds[i + 1][0] if i + 1 < len(bounds) else len(markdown)
+        text = markdown[start:end].strip()
+        if text:
+            digest = hashlib.sha256(f"{guideline_id}\x00{text}".encode()).hexdigest()
+            out.append(Section(heading, text, digest, count_tokens(text)))
+    return out
+
+
+def _stems(phrases: list[str]) -> list[tuple[str, frozenset[str]]]:
+    return [(p, frozenset(content_stems(p))) for p in phrases if content_stems(p)]
+
+
+def prepare(row: Guideline, embedder: Embedder) -> RoutedGuideline:
+    """Split and embed one guideline."""
+    sections = split_sections(row.id, row.content or "") or [
+        Section("", row.description or row.name, hashlib.sha256(f"{row.id}\x00".encode()).hexdigest(), 0)]
+    header = " ".join([row.name, row.description or "", " ".join(row.tags or []), " ".join(row.trigger_keywords or [])])
+    texts = [header] + [f"{row.name}. {s.heading}\n{s.text}" for s in sections]
+    vectors = embedder.embed(texts)
+    return RoutedGuideline(
+        id=row.id, name=row.name, description=row.description or "", content=row.content or "",
+        tags=list(row.tags or []), keywords=list(row.trigger_keywords or []), version=row.version,
+        updated_at=as_aware(row.updated_at) or utcnow(), sections=sections, vector=vectors[0],
+        section_vectors=vectors[1:], keyword_stems=_stems(list(row.trigger_keywords or [])),
+        tag_stems=_stems(list(row.tags or [])))
+
+
+class GuidelineIndex:
+    """Per-process cache of prepared guidelines, refreshed against SQL versions on every lookup."""
+
+    def __init__(self, db: Database, embedder_factory: Any):
+        self.db = db
+        self._embedder_factory = embedder_factory
+        self._by_org: dict[str, dict[str, RoutedGuideline]] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self, org_id: str, guideline_id: str | None = None) -> None:
+        with self._lock:
+            if guideline_id is None:
+                self._by_org.pop(org_id, None)
+            else:
+                self._by_org.get(org_id, {}).pop(guideline_id, None)
+
+    def guidelines(self, org_id: str) -> list[RoutedGuideline]:
+        """The org's live guidelines, prepared (only new or changed versions are re-embedded)."""
+        with self.db.read() as s:
+            current = dict(s.execute(select(Guideline.id, Guideline.version).where(
+                Guideline.org_id == org_id, Guideline.deleted_at.is_(None))).tuples())
+            with self._lock:
+                cached = dict(self._by_org.get(org_id, {}))
+            stale_ids = [gid for gid, ver in current.items() if gid not in cached or cached[gid].version != ver]
+            rows = list(s.scalars(select(Guideline).where(Guideline.id.in_(stale_ids)))) if stale_ids else []
+        if rows:
+            embedder = self._embedder_factory()
+            for row in rows:
+                cached[row.id] = prepare(row, embedder)
+        fresh = {gid: g for gid, g in cached.items() if gid in current and g.version == current[gid]}
+        with self._lock:
+            self._by_org[org_id] = fresh
+        return sorted(fresh.values(), key=lambda g: g.name)
+
+
+def phrase_hits(phrases: list[tuple[str, frozenset[str]]], message_stems: set[str]) -> list[str]:
+    """Phrases all of whose content words occur in the message (stemmed)."""
+    return [p for p, stems in phrases if stems <= message_stems]
+
+
+def route(guidelines: list[RoutedGuideline], message: str, qvec: np.ndarray, *,
+          max_selected: int = MAX_SELECTED, min_score: float = SUPPLEMENTARY_MIN,
+          margin: float | None = RELATIVE_MARGIN) -> list[Match]:
+    """Score every guideline against ``message``; the selected ones, best first."""
+    if not guidelines:
+        return []
+    message_stems = set(content_stems(message))
+    scored: list[Match] = []
+    for g in guidelines:
+        section_sims = g.section_vectors @ qvec
+        sim = float(max(float(g.vector @ qvec), float(section_sims.max(initial=-1.0))))
+        keywords = phrase_hits(g.keyword_stems, message_stems)
+        tags = phrase_hits(g.tag_stems, message_stems)
+        score = sim + (KEYWORD_BONUS if keywords else 0.0) + (TAG_BONUS if tags else 0.0)
+        reasons = [f"keyword: {k}" for k in keywords] + [f"tag: {t}" for t in tags] + [f"similarity: {sim:.2f}"]
+        priority = "critical" if keywords or score >= CRITICAL_MIN else "supplementary"
+        sections, whole = _sections_for(g, section_sims, message_stems)
+        scored.append(Match(g, round(score, 4), round(sim, 4), priority, reasons, sections, whole,
+                            {s.heading: round(float(v), 4) for s, v in zip(g.sections, section_sims, strict=True)}))
+    scored.sort(key=lambda m: (-m.score, m.guideline.name))
+    best = scored[0].score
+    chosen = [m for m in scored if m.priority == "critical" or (
+        m.score >= min_score and (margin is None or m.score >= best - margin))]
+    return chosen[:max_selected]
+
+
+def _sections_for(g: RoutedGuideline, sims: np.ndarray, message_stems: set[str]) -> tuple[list[Section], bool]:
+    """Whole guideline when small or single-section; else the sections near the best one (plus the
+    preamble and any section containing a trigger keyword)."""
+    if g.tokens <= WHOLE_MAX_TOKENS or len(g.sections) == 1:
+        return list(g.sections), True
+    top = float(sims.max())
+    keep = []
+    for s, sim in zip(g.sections, sims, strict=True):
+        section_stems = set(content_stems(s.text))
+        keyword_here = any(stems <= section_stems and stems <= message_stems for _, stems in g.keyword_stems)
+        if s.heading == "" or float(sim) >= top - SECTION_MARGIN or keyword_here:
+            keep.append(s)
+    return keep, len(keep) == len(g.sections)
