@@ -170,6 +170,15 @@ class HubSpotConnector(BaseConnector):
         if not any([constant_time_equal(exp, received.strip()) for exp in expected]):
             raise SignatureError(f"{what} does not match")
 
+    # -- fetching -----------------------------------------------------------------------------------
+
+    def fetch(self, source: SourceConfig, events: Sequence[InboundEvent]) -> dict[str, dict[str, Any]]:
+        """Full CRM objects for the events' ids (``{object_id: flat record}``) via the HubSpot API;
+        ``{}`` without ``options["access_token"]``. See :mod:`connectors.hubspot_api`."""
+        from connectors.hubspot_api import fetch_records
+
+        return fetch_records(source, events)
+
     # -- parsing ------------------------------------------------------------------------------------
 
     def parse(self, raw_body: bytes, content_type: str, *, source: SourceConfig) -> list[InboundEvent]:

@@ -1,9 +1,10 @@
 """Batch memorize: rows of a source system → records, typed properties and (for ``extractMemories``
 fields) memories, processed in chunks by background jobs.
 
-Each chunk is one SQL transaction with one batched embedding call. Rows are validated before the
-transaction and each row is written inside a savepoint, so a bad row becomes a ``BatchRowError`` and
-never aborts its chunk. Run counters are bumped with ``UPDATE … SET x = x + n`` because several workers
+Each chunk is one SQL transaction with one batched embedding call; records and properties are written
+with :func:`engine.bulk_write.bulk_upsert` (one key-resolution query and executemany writes per chunk).
+Rows are validated before any SQL is written, so a bad row becomes a ``BatchRowError`` and never aborts
+its chunk. Run counters are bumped with ``UPDATE … SET x = x + n`` because several workers
 process chunks of the same run concurrently.
 """
 
@@ -23,10 +24,11 @@ from engine.coercion import coerce
 from engine.collections import normalise_entity_type
 from engine.db.models import BatchRowError, BatchRun, Collection
 from engine.errors import MemrelayError, NotFound, ValidationFailed
+from engine.bulk_write import BulkItem, bulk_upsert
 from engine.identity import Identifiers, resolve_record
 from engine.memory_store import NewMemory, store_memories
 from engine.outbox import emit
-from engine.properties import Provenance, write_properties
+from engine.properties import Provenance
 from engine.properties_types import PropertySpec
 from engine.util import as_aware, iso, new_id, utcnow
 
@@ -272,20 +274,19 @@ class BatchMemorize:
         with self.engine.db.session() as s:
             if texts:
                 index_sync.check_embedder(s, org_id, emb)
-            for row in good:
-                try:
-                    with s.begin_nested():
-                        rec = self.engine.records.get_or_create(s, org_id, row.ids)
-                        created = rec.version == 0
-                        prov = Provenance(source=source, source_ts=row.ts)
-                        res = write_properties(s, rec, row.properties, schema, prov) if row.properties else None
-                except MemrelayError as exc:
-                    totals.errors.append((row.index, exc.message))
+            results = bulk_upsert(s, self.engine.collections, org_id, [
+                BulkItem(row.ids, row.properties, Provenance(source=source, source_ts=row.ts,
+                                                             source_event_id=f"{run_id}:{row.index}"))
+                for row in good])
+            for row, res in zip(good, results, strict=True):
+                if isinstance(res, MemrelayError):
+                    totals.errors.append((row.index, res.message))
                     k += len(row.texts)
                     continue
+                rec, written, created = res
                 totals.records_created += created
                 totals.records_updated += not created
-                totals.properties_written += len(res.applied) if res else 0
+                totals.properties_written += len(written.applied)
                 for name, text in row.texts:
                     items.append(NewMemory(rec, text, vectors[k], row.ts, source=source,
                                            tags=sorted({source, name, *tags}), event_id=f"{run_id}:{row.index}"))

@@ -32,7 +32,7 @@ STALE_AFTER = timedelta(days=30)
 # WordLlama cosine: unrelated texts ~0.1-0.25, same topic ~0.4+. Calibrated on tests/engine/test_governance.py.
 SUPPLEMENTARY_MIN = 0.38
 CRITICAL_MIN = 0.62
-RELATIVE_MARGIN = 0.12  # supplementary guidelines must score within this of the best one
+RELATIVE_MARGIN = 0.25  # supplementary guidelines must score within this of the best (keyword bonus excluded)
 KEYWORD_BONUS = 0.35
 TAG_BONUS = 0.12
 WHOLE_MAX_TOKENS = 300  # a guideline this small is always delivered whole
@@ -65,7 +65,7 @@ class RoutedGuideline:
     sections: list[Section]
     vector: np.ndarray  # name/description/tags/keywords
     section_vectors: np.ndarray  # one row per section
-    keyword_stems: list[tuple[str, frozenset[str]]]
+    keyword_re: re.Pattern[str] | None
     tag_stems: list[tuple[str, frozenset[str]]]
 
     @property
@@ -114,6 +114,22 @@ def _stems(phrases: list[str]) -> list[tuple[str, frozenset[str]]]:
     return [(p, frozenset(content_stems(p))) for p in phrases if content_stems(p)]
 
 
+def keyword_pattern(keywords: list[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern matching any keyword as whole words (plural/-ed/-ing forms too)."""
+    alts = [r"\s+".join(re.escape(w) for w in k.split()) for k in keywords if k.strip()]
+    if not alts:
+        return None
+    return re.compile(r"(?<!\w)(" + "|".join(sorted(alts, key=len, reverse=True)) + r")(?:s|es|ed|d|ing)?(?!\w)",
+                      re.IGNORECASE)
+
+
+def keyword_hits(pattern: re.Pattern[str] | None, text: str) -> list[str]:
+    """The distinct keywords (lower-cased) ``pattern`` finds in ``text``."""
+    if pattern is None:
+        return []
+    return list(dict.fromkeys(" ".join(m.group(1).lower().split()) for m in pattern.finditer(text)))
+
+
 def prepare(row: Guideline, embedder: Embedder) -> RoutedGuideline:
     """Split and embed one guideline."""
     sections = split_sections(row.id, row.content or "") or [
@@ -125,7 +141,7 @@ def prepare(row: Guideline, embedder: Embedder) -> RoutedGuideline:
         id=row.id, name=row.name, description=row.description or "", content=row.content or "",
         tags=list(row.tags or []), keywords=list(row.trigger_keywords or []), version=row.version,
         updated_at=as_aware(row.updated_at) or utcnow(), sections=sections, vector=vectors[0],
-        section_vectors=vectors[1:], keyword_stems=_stems(list(row.trigger_keywords or [])),
+        section_vectors=vectors[1:], keyword_re=keyword_pattern(list(row.trigger_keywords or [])),
         tag_stems=_stems(list(row.tags or [])))
 
 
@@ -148,8 +164,8 @@ class GuidelineIndex:
     def guidelines(self, org_id: str) -> list[RoutedGuideline]:
         """The org's live guidelines, prepared (only new or changed versions are re-embedded)."""
         with self.db.read() as s:
-            current = dict(s.execute(select(Guideline.id, Guideline.version).where(
-                Guideline.org_id == org_id, Guideline.deleted_at.is_(None))).tuples())
+            current: dict[str, int] = {gid: ver for gid, ver in s.execute(select(Guideline.id, Guideline.version)
+                                       .where(Guideline.org_id == org_id, Guideline.deleted_at.is_(None)))}
             with self._lock:
                 cached = dict(self._by_org.get(org_id, {}))
             stale_ids = [gid for gid, ver in current.items() if gid not in cached or cached[gid].version != ver]
@@ -180,22 +196,26 @@ def route(guidelines: list[RoutedGuideline], message: str, qvec: np.ndarray, *,
     for g in guidelines:
         section_sims = g.section_vectors @ qvec
         sim = float(max(float(g.vector @ qvec), float(section_sims.max(initial=-1.0))))
-        keywords = phrase_hits(g.keyword_stems, message_stems)
+        keywords = keyword_hits(g.keyword_re, message)
         tags = phrase_hits(g.tag_stems, message_stems)
         score = sim + (KEYWORD_BONUS if keywords else 0.0) + (TAG_BONUS if tags else 0.0)
         reasons = [f"keyword: {k}" for k in keywords] + [f"tag: {t}" for t in tags] + [f"similarity: {sim:.2f}"]
         priority = "critical" if keywords or score >= CRITICAL_MIN else "supplementary"
-        sections, whole = _sections_for(g, section_sims, message_stems)
+        sections, whole = _sections_for(g, section_sims, keywords)
         scored.append(Match(g, round(score, 4), round(sim, 4), priority, reasons, sections, whole,
                             {s.heading: round(float(v), 4) for s, v in zip(g.sections, section_sims, strict=True)}))
     scored.sort(key=lambda m: (-m.score, m.guideline.name))
-    best = scored[0].score
+    best = max(m.score - (KEYWORD_BONUS if _has_keyword(m) else 0.0) for m in scored)
     chosen = [m for m in scored if m.priority == "critical" or (
         m.score >= min_score and (margin is None or m.score >= best - margin))]
     return chosen[:max_selected]
 
 
-def _sections_for(g: RoutedGuideline, sims: np.ndarray, message_stems: set[str]) -> tuple[list[Section], bool]:
+def _has_keyword(m: Match) -> bool:
+    return any(r.startswith("keyword: ") for r in m.reasons)
+
+
+def _sections_for(g: RoutedGuideline, sims: np.ndarray, keywords: list[str]) -> tuple[list[Section], bool]:
     """Whole guideline when small or single-section; else the sections near the best one (plus the
     preamble and any section containing a trigger keyword)."""
     if g.tokens <= WHOLE_MAX_TOKENS or len(g.sections) == 1:
@@ -203,8 +223,7 @@ def _sections_for(g: RoutedGuideline, sims: np.ndarray, message_stems: set[str])
     top = float(sims.max())
     keep = []
     for s, sim in zip(g.sections, sims, strict=True):
-        section_stems = set(content_stems(s.text))
-        keyword_here = any(stems <= section_stems and stems <= message_stems for _, stems in g.keyword_stems)
+        keyword_here = bool(keywords) and bool(set(keyword_hits(g.keyword_re, s.text)) & set(keywords))
         if s.heading == "" or float(sim) >= top - SECTION_MARGIN or keyword_here:
             keep.append(s)
     return keep, len(keep) == len(g.sections)

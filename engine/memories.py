@@ -74,17 +74,6 @@ def lift_identifiers(data: Any) -> Any:
     return data
 
 
-def default_type(ids: Identifiers) -> str | None:
-    """``type`` if given, else contact for an email, company for a website alone."""
-    if ids.type:
-        return ids.type
-    if ids.email:
-        return "contact"
-    if ids.website_url:
-        return "company"
-    return None
-
-
 @dataclass(frozen=True)
 class Extraction:
     """What an extractor read from content: self-contained facts and typed property values."""
@@ -132,7 +121,7 @@ class Memories:
         """Extract facts and properties from ``req.content`` and store them on the identified record."""
         ids = req.identifiers
         ids.require_any()
-        entity_type = default_type(ids)
+        entity_type = ids.type or ids.inferred_type()
         ts = as_aware(req.timestamp) or utcnow()
         timer = _Timer()
         emb = self.engine.embedder

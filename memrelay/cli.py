@@ -145,6 +145,22 @@ def doctor() -> None:
     sys.exit(run_doctor(_settings()))
 
 
+def _register() -> None:
+    from memrelay.event_commands import events_group, mappings_group, sources_group
+    from memrelay.index_commands import check_index_command, reindex_command
+
+    for command in (events_group, mappings_group, sources_group, reindex_command, check_index_command):
+        cli.add_command(command)
+    try:
+        from memrelay.sync_command import sync_command
+    except ImportError:  # pragma: no cover - optional while the sync module is absent
+        return
+    cli.add_command(sync_command)
+
+
+_register()
+
+
 def main() -> None:
     cli()
 

@@ -27,6 +27,7 @@ from memrelay.embedded import EmbeddedRedis
 PG_URL = os.environ.get("MEMRELAY_TEST_POSTGRES_URL")
 EXTERNAL_REDIS_URL = os.environ.get("MEMRELAY_TEST_REDIS_URL")
 NO_PG = "PostgreSQL scale tests need MEMRELAY_TEST_POSTGRES_URL (set by .ci/run)"
+NO_REDIS = "external-Redis scale tests need MEMRELAY_TEST_REDIS_URL (set by .ci/run)"
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +78,22 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(params=["embedded", "external"])
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """Parametrises a test over memrelay's private Redis and an external one (skipped without the env var)."""
+    if request.param == "external" and not EXTERNAL_REDIS_URL:
+        pytest.skip(NO_REDIS)
+    return request.param
+
+
+def _external_redis_url() -> str:
+    """One logical database per xdist worker so parallel workers never flush each other's keys."""
+    assert EXTERNAL_REDIS_URL
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    db = 1 + (int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0)
+    return EXTERNAL_REDIS_URL.rsplit("/", 1)[0] + f"/{db}"
+
+
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, private_redis: EmbeddedRedis,
              milvus_dir: Path) -> Settings:
@@ -89,8 +106,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pa
         dest = tmp_path / "data" / "memrelay.db"
         shutil.copy(sqlite_template, dest)
         db_url = f"sqlite:///{dest}"
-    redis_lib.Redis.from_url(private_redis.url).flushdb()
-    return _make_settings(tmp_path, db_url, private_redis.url, milvus_dir)
+    redis_url = private_redis.url
+    if "redis_backend" in request.fixturenames and request.getfixturevalue("redis_backend") == "external":
+        redis_url = _external_redis_url()
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    return _make_settings(tmp_path, db_url, redis_url, milvus_dir)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rq import Worker
 
 from tests.conftest import make_api
@@ -93,6 +94,7 @@ def test_oversize_body_is_413(api, settings):
     assert r.status_code == 413 and r.json["error"]["code"] == "payload_too_large"
 
 
+@pytest.mark.usefixtures("redis_backend")
 def test_rate_limit_429_with_retry_after(app, engine):
     limited = make_api(app, engine, rate_limit=3)
     codes = [limited.get("/api/v1/me").status_code for _ in range(4)]

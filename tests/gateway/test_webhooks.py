@@ -52,6 +52,7 @@ def contact_by_hubspot_id(api, object_id):
     return r["records"][0] if r["records"] else None
 
 
+@pytest.mark.usefixtures("backend", "redis_backend")
 def test_hubspot_delivery_is_verified_logged_enqueued_and_applied(api, engine, run_jobs):
     src = hubspot_source(api)
     now = int(time.time() * 1000)
@@ -106,6 +107,7 @@ def test_unknown_source_malformed_and_oversize(api, settings):
     assert r.status_code == 413
 
 
+@pytest.mark.usefixtures("redis_backend")
 def test_redis_down_at_enqueue_then_sweeper_recovers(api, app, engine, run_jobs, settings):
     src = hubspot_source(api)
     from gateway.state import state
@@ -235,6 +237,7 @@ def test_salesforce_outbound_message_acks_and_upserts(api, run_jobs):
     assert api.client.post(src["webhookPath"], data=other_org, headers={"Content-Type": "text/xml"}).status_code == 401
 
 
+@pytest.mark.usefixtures("backend")
 def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, run_jobs, settings, tmp_path):
     """Each event 10 times, shuffled, one worker killed mid-job: every event takes effect exactly once and
     the final values are those with the newest source timestamps."""

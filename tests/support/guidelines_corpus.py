@@ -149,3 +149,8 @@ ROUTING_CASES: list[tuple[str, list[str]]] = [
     ("Legal redlines on the MSA want unlimited liability", ["Contract and legal terms"]),
     ("Write an SMS reminder about tomorrow's appointment", ["SMS and push notifications"]),
 ]
+ROUTING_CASES += [
+    ("What's a good recipe for banana bread?", []),
+    ("Summarise the plot of a famous novel in two sentences", []),
+    ("Write a cold email to a prospect and mention our list prices", ["Cold outreach emails", "Pricing and discounts"]),
+]
