@@ -166,6 +166,13 @@ class SalesforceConnector(BaseConnector):
             },
         )
 
+    def fetch(self, source: SourceConfig, events: Sequence[InboundEvent]) -> dict[str, dict[str, Any]]:
+        """Current values of the mapped fields by record Id via the REST API; ``{}`` without
+        ``instance_url``/``access_token``. See :mod:`connectors.salesforce_api`."""
+        from connectors.salesforce_api import fetch_records
+
+        return fetch_records(source, events)
+
     def ack_response(self, events: Sequence[InboundEvent]) -> AckResponse:
         """Salesforce retries until it gets exactly this SOAP ACK (HTTP 200, text/xml)."""
         return ACK_BODY, ACK_CONTENT_TYPE

@@ -20,11 +20,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine import index_sync
+from engine.bulk_write import BulkItem, bulk_upsert
 from engine.coercion import coerce
 from engine.collections import normalise_entity_type
 from engine.db.models import BatchRowError, BatchRun, Collection
 from engine.errors import MemrelayError, NotFound, ValidationFailed
-from engine.bulk_write import BulkItem, bulk_upsert
 from engine.identity import Identifiers, resolve_record
 from engine.memory_store import NewMemory, store_memories
 from engine.outbox import emit

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.db.models import Memory, PropertyValue, Record, RecordKey
-from engine.identity import Identifiers, normalise_url, record_keys, require_record
-from engine.memories import lift_identifiers
+from engine.identity import Identifiers, normalise_url, record_keys
+from engine.memories import find_target, lift_identifiers
 from engine.tokens import count_tokens
 from engine.util import as_aware, utcnow
 
@@ -72,7 +72,7 @@ class Digests:
         """Markdown for one record, never over ``token_budget`` cl100k tokens."""
         now = utcnow()
         with self.engine.db.read() as s:
-            rec = require_record(s, org_id, req.identifiers, req.identifiers.type)
+            rec = find_target(s, org_id, req.identifiers)
             keys = record_keys(s, [rec.id])[rec.id]
             pvs = list(s.scalars(select(PropertyValue).where(PropertyValue.record_id == rec.id)
                                  .order_by(PropertyValue.name)))

@@ -1,9 +1,9 @@
 """The inbound event log: idempotent recording, claiming, retries with backoff, dead letters, replay.
 
-The log — not Redis — is the truth: an event is ``received`` when stored, ``queued`` once a job was
-enqueued, ``processing`` while a worker holds its lease, then ``processed``; failures go back to
+The log — not Redis — is the truth: an event is ``received`` when stored (a job is enqueued right after),
+``processing`` while a worker holds its lease, then ``processed``; failures go back to
 ``failed`` with a ``next_attempt_at`` until ``MAX_ATTEMPTS``, then ``dead``. The sweeper re-enqueues
-``received``/``queued`` events that no worker picked up, due ``failed`` ones and expired leases.
+``received`` events whose job is not in Redis, due ``failed`` ones and expired leases.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from engine.util import iso, new_id, utcnow
 MAX_ATTEMPTS = 6
 BACKOFF_S = (5, 30, 120, 600, 1800)
 LEASE_S = 300
-STATUSES = ("received", "queued", "processing", "processed", "failed", "dead")
+STATUSES = ("received", "processing", "processed", "failed", "dead")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -69,17 +69,13 @@ class EventLog:
         with self.db.session() as s:
             dialect = s.get_bind().dialect.name
             ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
-            s.execute(ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]), rows)
-            stored = set(s.scalars(select(InboundEvent.id).where(InboundEvent.id.in_([r["id"] for r in rows]))))
+            stmt = ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]).returning(InboundEvent.id)
+            stored = {row[0] for row in s.execute(stmt, rows)} if len(rows) == 1 else set()
+            if len(rows) > 1:  # executemany cannot return rows everywhere: insert, then ask what is ours
+                s.execute(ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]), rows)
+                stored = set(s.scalars(select(InboundEvent.id).where(InboundEvent.id.in_([r["id"] for r in rows]))))
         new_ids = [r["id"] for r in rows if r["id"] in stored]
         return new_ids, len(events) - len(new_ids)
-
-    def mark_queued(self, event_ids: list[str]) -> None:
-        if not event_ids:
-            return
-        with self.db.session() as s:
-            s.execute(update(InboundEvent).where(InboundEvent.id.in_(event_ids), InboundEvent.status == "received")
-                      .values(status="queued"))
 
     def claim(self, event_id: str) -> InboundEvent | None:
         """Take the processing lease; None if the event is done, dead, or leased by a live worker."""
@@ -87,7 +83,7 @@ class EventLog:
         with self.db.session() as s:
             res = s.execute(update(InboundEvent).where(
                 InboundEvent.id == event_id,
-                or_(InboundEvent.status.in_(("received", "queued", "failed")),
+                or_(InboundEvent.status.in_(("received", "failed")),
                     and_(InboundEvent.status == "processing", InboundEvent.next_attempt_at <= now)),
             ).values(status="processing", attempts=InboundEvent.attempts + 1,
                      next_attempt_at=now + timedelta(seconds=self.lease_s)))
@@ -119,7 +115,7 @@ class EventLog:
         stale = now - timedelta(seconds=stale_after_s)
         with self.db.read() as s:
             return list(s.scalars(select(InboundEvent.id).where(or_(
-                and_(InboundEvent.status.in_(("received", "queued")), InboundEvent.received_at <= stale),
+                and_(InboundEvent.status == "received", InboundEvent.received_at <= stale),
                 and_(InboundEvent.status.in_(("failed", "processing")), InboundEvent.next_attempt_at <= now),
             )).order_by(InboundEvent.received_at).limit(limit)))
 

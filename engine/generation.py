@@ -251,7 +251,7 @@ class Generation:
         messages = [
             {"role": "system", "content": "You are a strict reviewer. Score the generated output 0-10 overall "
                                           "and per criterion, with a short note for each criterion."},
-            {"role": "user", "content": f"Criteria:\n" + "\n".join(f"- {c}" for c in criteria)
+            {"role": "user", "content": "Criteria:\n" + "\n".join(f"- {c}" for c in criteria)
              + f"\n\nContext the writer had:\n{truncate(context, 4000)}\n\nOutput:\n"
              + "\n".join(f"{k}: {v}" for k, v in outputs.items())}]
         judged = run.client.structured(messages, _Evaluation, tier=req.tier).value

@@ -74,6 +74,11 @@ def lift_identifiers(data: Any) -> Any:
     return data
 
 
+def find_target(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> Record:
+    """The live record identifiers name (404 otherwise); an email means a contact, a bare website a company."""
+    return require_record(s, org_id, ids, entity_type or ids.type or ids.inferred_type())
+
+
 @dataclass(frozen=True)
 class Extraction:
     """What an extractor read from content: self-contained facts and typed property values."""

@@ -20,8 +20,8 @@ from engine import index_sync
 from engine.collections import normalise_entity_type
 from engine.db.models import Memory, PropertyValue, Record
 from engine.errors import BadRequest
-from engine.identity import Identifiers, record_keys, require_record
-from engine.memories import lift_identifiers
+from engine.identity import Identifiers, record_keys
+from engine.memories import find_target, lift_identifiers
 from engine.vector_index import from_blobs
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class Similarity:
         """The ``topK`` records most like the seed, with tiers."""
         req.identifiers.require_any()
         with self.engine.db.read() as s:
-            seed = require_record(s, org_id, req.identifiers, req.identifiers.type)
+            seed = find_target(s, org_id, req.identifiers)
             ranked = self._rank(s, org_id, req, seed, None)[:req.topK]
             items = self._items(s, ranked)
         return {"seed": {"recordId": seed.id, "type": seed.entity_type}, "dimensions": req.dimensions,
@@ -113,7 +113,7 @@ class Similarity:
         if not req.identifiers.keys() and not (req.text and req.text.strip()):
             raise BadRequest("give identifiers of a seed record or a text")
         with self.engine.db.read() as s:
-            seed = require_record(s, org_id, req.identifiers, req.identifiers.type) if req.identifiers.keys() else None
+            seed = find_target(s, org_id, req.identifiers) if req.identifiers.keys() else None
             ranked = self._rank(s, org_id, req, seed, req.text if seed is None else None)
             start = (req.page - 1) * req.pageSize
             tiers = []

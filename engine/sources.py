@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +32,7 @@ def webhook_path(src: Source) -> str:
     return f"{base}/{src.token}" if src.connector in TOKEN_IN_PATH else base
 
 
+LOOKUP_TTL_S = 5.0
 TOKEN_IN_PATH = {"salesforce", "form", "generic"}
 
 
@@ -39,6 +41,7 @@ class Sources:
 
     def __init__(self, db: Database):
         self.db = db
+        self._cache: dict[str, tuple[float, Source | None]] = {}
 
     def create(self, org_id: str, *, connector: str, name: str = "", secret: str | None = None,
                config: dict[str, Any] | None = None, mapping_yaml: str | None = None) -> dict[str, Any]:
@@ -62,6 +65,7 @@ class Sources:
                 if changes.get(field) is not None:
                     setattr(src, field, changes[field])
             src.updated_at = utcnow()
+            self._cache.pop(source_id, None)
             return source_to_dict(src)
 
     def list(self, org_id: str) -> list[dict[str, Any]]:
@@ -74,9 +78,17 @@ class Sources:
             return self._get(s, org_id, source_id)
 
     def lookup(self, source_id: str, connector: str | None = None) -> Source:
-        """The source a webhook URL names (unknown, inactive or wrong connector → 404)."""
-        with self.db.read() as s:
-            src = s.get(Source, source_id)
+        """The source a webhook URL names (unknown, inactive or wrong connector → 404).
+
+        Cached for a few seconds per process: the receiver's hot path; changes apply within the TTL."""
+        now = time.monotonic()
+        hit = self._cache.get(source_id)
+        if hit and hit[0] > now:
+            src = hit[1]
+        else:
+            with self.db.read() as s:
+                src = s.get(Source, source_id)
+            self._cache[source_id] = (now + LOOKUP_TTL_S, src)
         if src is None or not src.active or (connector is not None and src.connector != connector):
             raise NotFound("unknown webhook source")
         return src
@@ -91,6 +103,7 @@ class Sources:
     def delete(self, org_id: str, source_id: str) -> None:
         with self.db.session() as s:
             s.delete(self._get(s, org_id, source_id))
+        self._cache.pop(source_id, None)
 
     def _get(self, s: Any, org_id: str, source_id: str) -> Source:
         src = s.scalar(select(Source).where(Source.org_id == org_id, Source.id == source_id))

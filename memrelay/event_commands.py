@@ -24,7 +24,7 @@ def events_group() -> None:
 
 @events_group.command("list")
 @click.option("--failed", is_flag=True, help="Only failed and dead-lettered events.")
-@click.option("--status", default=None, help="received|queued|processing|processed|failed|dead")
+@click.option("--status", default=None, help="received|processing|processed|failed|dead")
 @click.option("--limit", default=50, show_default=True)
 def events_list(failed: bool, status: str | None, limit: int) -> None:
     """Newest events first, across all orgs (operator view)."""

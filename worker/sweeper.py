@@ -11,7 +11,7 @@ import redis
 
 from engine.core import Engine
 from worker import redis_keys
-from worker.enqueue import enqueue_events
+from worker.enqueue import enqueue_events, waiting_in_redis
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 10
@@ -19,9 +19,10 @@ PURGE_EVERY_S = 3600
 
 
 def sweep_once(eng: Engine, conn: redis.Redis, *, stale_after_s: int = 30) -> int:
-    """Enqueue every event that is stuck in received/queued, failed and due, or whose lease expired."""
+    """Enqueue every event received but not waiting in Redis, failed and due, or whose lease expired."""
     due = eng.events.due(stale_after_s=stale_after_s)
-    return len(enqueue_events(eng, conn, due))
+    waiting = waiting_in_redis(conn, due)
+    return len(enqueue_events(eng, conn, [e for e in due if e not in waiting]))
 
 
 def _locked(conn: redis.Redis, name: str, ttl: int) -> bool:

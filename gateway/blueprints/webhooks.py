@@ -127,7 +127,7 @@ def delete_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
 # --- event log ---------------------------------------------------------------------------------------
 @endpoint(bp, "/api/v1/events", methods=("GET",), scope="read")
 def list_events(auth: KeyInfo) -> dict[str, Any]:
-    """Inbound events, newest first (``?status=failed|dead|...&source=ID&limit=N``)."""
+    """Inbound events, newest first (``?status=received|processing|processed|failed|dead&source=ID&limit=N``)."""
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
     except ValueError:

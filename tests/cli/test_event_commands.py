@@ -42,7 +42,7 @@ def test_events_list_show_replay(tmp_path, monkeypatch, private_redis):
     replayed = runner.invoke(cli, ["events", "replay", "--failed"])
     assert replayed.exit_code == 0, replayed.output
     assert "replayed 1 event(s), 1 enqueued" in replayed.output
-    assert eng.events.get(None, ids[0]).status == "queued"
+    assert eng.events.get(None, ids[0]).status == "received"
     assert redis.Redis.from_url(private_redis.url).lrange("rq:queue:events", 0, -1) == [ids[0].encode()]
     assert runner.invoke(cli, ["events", "replay"]).exit_code != 0
 

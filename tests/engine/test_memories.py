@@ -72,7 +72,7 @@ def test_website_only_defaults_to_company_and_max_properties_is_respected(api):
     assert none["recordId"] == out["recordId"] and none["propertiesExtracted"] == []
 
 
-def test_near_verbatim_duplicates_merge_but_different_amounts_never_do(api, engine):
+def test_near_verbatim_duplicates_merge_but_different_amounts_never_do(api, engine, backend):
     first = memorize(api, "Deal value: $250,000", email="cfo@beta.com", timestamp="2026-01-01T00:00:00Z",
                      source="crm")
     again = memorize(api, "Deal value: $250,000", email="cfo@beta.com", timestamp="2026-01-02T00:00:00Z",
@@ -94,7 +94,7 @@ def test_dedup_is_scoped_to_one_entity(api):
     assert a["memoriesCreated"] == b["memoriesCreated"] == 1 and a["recordId"] != b["recordId"]
 
 
-def test_fresh_fact_wins_in_either_ingestion_order(api):
+def test_fresh_fact_wins_in_either_ingestion_order(api, backend):
     stale, fresh = "Acme uses MySQL as their main database.", "Acme moved to PostgreSQL as their main database."
     for site, order in (("acme-a.com", (stale, fresh)), ("acme-b.com", (fresh, stale))):
         ts = {stale: "2025-01-15T00:00:00Z", fresh: "2025-06-15T00:00:00Z"}
@@ -109,7 +109,7 @@ def test_fresh_fact_wins_in_either_ingestion_order(api):
         assert old["superseded"] is True and old["supersededBy"] == fresh_id
 
 
-def test_update_text_and_delete_keep_index_in_step(api, engine):
+def test_update_text_and_delete_keep_index_in_step(api, engine, backend):
     out = memorize(api, "Loves sailing in Croatia every summer.", email="kim@delta.com")
     mid = out["memoryIds"][0]
     assert recall(api, "sailing holidays")["results"][0]["memoryId"] == mid
@@ -161,7 +161,7 @@ CRASHING_MEMORIZE = textwrap.dedent("""
 """)
 
 
-def test_crash_between_sql_commit_and_milvus_write_is_reconciled(api, engine, settings):
+def test_crash_between_sql_commit_and_milvus_write_is_reconciled(api, engine, settings, backend):
     cfg = {"db": settings.sql_url, "milvus": settings.milvus_target, "data": str(settings.data_dir),
            "org": api.org_id, "body": {"content": "Runs a kubernetes cluster on bare metal in Lisbon.",
                                         "email": "ops@zeta.com", "tags": ["crash"]}}

@@ -23,7 +23,7 @@ def _three_near_identical_contacts(api: Any) -> dict[str, str]:
     return ids
 
 
-def test_scoped_recall_never_leaks_between_near_identical_entities(api):
+def test_scoped_recall_never_leaks_between_near_identical_entities(api, backend):
     ids = _three_near_identical_contacts(api)
     org_wide = recall(api, "budget for the analytics rollout", limit=10)["results"]
     assert {r["recordId"] for r in org_wide} == set(ids.values())  # they really are near-identical
@@ -47,7 +47,7 @@ def test_scoped_recall_sees_new_memories_at_once_and_filters_tags(api):
     assert recall(api, "board games", email="dan@eta.com", minScore=0.99)["results"] == []
 
 
-def test_org_wide_recall_rechecks_sql_and_stays_in_the_org(api, other_api, engine):
+def test_org_wide_recall_rechecks_sql_and_stays_in_the_org(api, other_api, engine, backend):
     mine = memorize(api, "Migrating the warehouse to Snowflake this quarter.", email="eve@theta.com")
     memorize(other_api, "Migrating the warehouse to Snowflake this quarter.", email="eve@theta.com")
     res = recall(api, "snowflake warehouse migration")

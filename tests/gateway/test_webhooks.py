@@ -61,8 +61,13 @@ def test_hubspot_delivery_is_verified_logged_enqueued_and_applied(api, engine, r
     r = send_hubspot(api.client, src, events)
     assert r.status_code == 202 and r.json["accepted"] == 2 and r.json["duplicates"] == 0
     with engine.db.read() as s:
-        statuses = {e.status for e in s.scalars(select(InboundEvent).where(InboundEvent.org_id == api.org_id))}
-    assert statuses == {"queued"}
+        logged = s.scalars(select(InboundEvent).where(InboundEvent.org_id == api.org_id)).all()
+    assert {e.status for e in logged} == {"received"}
+    from worker.enqueue import waiting_in_redis
+
+    conn = redis.Redis.from_url(engine.settings.redis_url)
+    assert waiting_in_redis(conn, [e.id for e in logged]) == {e.id for e in logged}  # job id = event id
+    assert sweep_once(engine, conn, stale_after_s=0) == 0  # already queued: the sweeper leaves them
     run_jobs()
     rec = contact_by_hubspot_id(api, 501)
     assert rec["properties"]["job_title"]["value"] == "CTO"

@@ -1,0 +1,142 @@
+"""Webhook accept path: memrelay (verify HubSpot v3 → event log → enqueue RQ job → 202) vs a bare Flask
+handler that only LPUSHes the body to Redis — both under gunicorn with the same workers, same load.
+
+Usage: .venv/bin/python bench/bench_webhooks.py [--requests 3000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.hubspot import v3_signature  # noqa: E402
+from engine.core import Engine  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+from memrelay.embedded import EmbeddedRedis  # noqa: E402
+
+SECRET = "bench-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, timeout: float = 30) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            requests.get(url, timeout=15)
+            return
+        except (requests.ConnectionError, requests.ReadTimeout):
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def gunicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                             "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def load(make_request, n: int, concurrency: int) -> tuple[float, list[float], int]:  # type: ignore[no-untyped-def]
+    lat: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def run() -> None:
+        nonlocal errors
+        sess = requests.Session()
+        for i in counter:
+            url, body, headers = make_request(i)
+            t = time.perf_counter()
+            r = sess.post(url, data=body, headers=headers, timeout=30)
+            dt = time.perf_counter() - t
+            with lock:
+                lat.append(dt)
+                if r.status_code >= 300:
+                    errors += 1
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, lat, errors
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="memrelay-whbench-"))
+    rds = EmbeddedRedis(tmp / "redis" / "redis.sock").start()
+    settings = Settings(data_dir=tmp / "data", redis_url=rds.url, milvus_uri=str(tmp / "milvus.db"), log_level="WARNING")
+    eng = Engine(settings)
+    eng.migrate()
+    org = eng.tenancy.create_org("bench")
+    src = eng.sources.create(org.id, connector="hubspot", secret=SECRET, config={"fetch": False})
+    eng.close()
+    env = {**os.environ, "MEMRELAY_DATA_DIR": str(tmp / "data"), "MEMRELAY_REDIS_URL": rds.url,
+           "MEMRELAY_MILVUS_URI": str(tmp / "milvus.db"), "MEMRELAY_LOG_LEVEL": "WARNING", "BASELINE_REDIS_URL": rds.url}
+    mp, bp = free_port(), free_port()
+    procs = [gunicorn("gateway.wsgi:app", mp, env), gunicorn("bench.baseline_webhook_app:app", bp, env)]
+    try:
+        wait_up(f"http://127.0.0.1:{mp}/healthz")
+        wait_up(f"http://127.0.0.1:{bp}/hook")
+        path = src["webhookPath"]
+        murl = f"http://127.0.0.1:{mp}{path}"
+
+        def memrelay_req(i: int):  # type: ignore[no-untyped-def]
+            body = json.dumps([{"eventId": i, "subscriptionId": 1, "portalId": 1, "occurredAt": 1700000000000 + i,
+                                "subscriptionType": "contact.propertyChange", "objectId": i % 500,
+                                "propertyName": "jobtitle", "propertyValue": f"t{i}", "attemptNumber": 0}]).encode()
+            ts = str(int(time.time() * 1000))
+            return murl, body, {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": ts,
+                                "X-HubSpot-Signature-v3": v3_signature(SECRET, "POST", murl, body, ts)}
+
+        def baseline_req(i: int):  # type: ignore[no-untyped-def]
+            body = json.dumps([{"eventId": i, "objectId": i % 500}]).encode()
+            return f"http://127.0.0.1:{bp}/hook", body, {"Content-Type": "application/json"}
+
+        load(memrelay_req, 200, args.concurrency)  # warm-up
+        load(baseline_req, 200, args.concurrency)
+        m_s, m_lat, m_err = load(memrelay_req, args.requests, args.concurrency)
+        b_s, b_lat, b_err = load(baseline_req, args.requests, args.concurrency)
+        print(f"\nwebhook accept — {args.requests} requests, concurrency {args.concurrency}, gunicorn 2x8 gthread")
+        for name, secs, lat, err in (("memrelay (verify+log+enqueue)", m_s, m_lat, m_err),
+                                     ("baseline (bare Flask LPUSH)", b_s, b_lat, b_err)):
+            print(f"{name:32} {args.requests / secs:8.0f} req/s   p50 {pct(lat, 50):6.2f} ms   "
+                  f"p99 {pct(lat, 99):6.2f} ms   errors {err}")
+        print(f"memrelay / baseline throughput: {(args.requests / m_s) / (args.requests / b_s):.0%}")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+        rds.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Generation API: prompt runs, saved agents, background job status and LLM usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from engine.agents import AgentCreate, AgentPatch, AgentRun, get_agents
+from engine.errors import NotFound
+from engine.generation import PromptRequest, get_generation
+from engine.llm import require_llm
+from engine.llm_service import llm_service
+from engine.tenancy import KeyInfo
+from gateway.api import endpoint, request_payload
+from gateway.state import state
+from worker.jobs.generate import enqueue
+
+bp = Blueprint("generation", __name__, url_prefix="/api/v1")
+
+
+def _queued(job: Job) -> tuple[dict[str, Any], int]:
+    return {"jobId": job.id, "status": "queued", "statusUrl": f"/api/v1/jobs/{job.id}"}, 202
+
+
+@endpoint(bp, "/prompt", scope="write", body=PromptRequest)
+def prompt(auth: KeyInfo, body: PromptRequest) -> Any:
+    """Multi-step generation with named outputs, channel rules, guardrails, evaluation and memorize-back."""
+    if body.run_async:
+        require_llm(state().settings, "generation")
+        payload = request_payload()
+        payload.pop("async", None)
+        return _queued(enqueue(state().redis, auth.org_id, "run_prompt", payload))
+    return get_generation(state().engine).generate(auth.org_id, body)
+
+
+@endpoint(bp, "/agents", methods=("GET",), scope="read")
+def list_agents(auth: KeyInfo) -> dict[str, Any]:
+    """Saved prompt actions."""
+    return {"agents": get_agents(state().engine).list(auth.org_id)}
+
+
+@endpoint(bp, "/agents", methods=("POST",), scope="write", body=AgentCreate)
+def create_agent(auth: KeyInfo, body: AgentCreate) -> tuple[dict[str, Any], int]:
+    """Save a prompt action (a /prompt body that may use ``{{input}}`` and other variables)."""
+    return get_agents(state().engine).create(auth.org_id, body), 201
+
+
+@endpoint(bp, "/agents/<agent_id>", methods=("GET",), scope="read")
+def get_agent(auth: KeyInfo, agent_id: str) -> dict[str, Any]:
+    """One agent."""
+    return get_agents(state().engine).get(auth.org_id, agent_id)
+
+
+@endpoint(bp, "/agents/<agent_id>", methods=("PUT",), scope="write", body=AgentCreate)
+def replace_agent(auth: KeyInfo, body: AgentCreate, agent_id: str) -> dict[str, Any]:
+    """Replace an agent."""
+    return get_agents(state().engine).update(auth.org_id, agent_id, body)
+
+
+@endpoint(bp, "/agents/<agent_id>", methods=("PATCH",), scope="write", body=AgentPatch)
+def patch_agent(auth: KeyInfo, body: AgentPatch, agent_id: str) -> dict[str, Any]:
+    """Change some fields of an agent."""
+    return get_agents(state().engine).update(auth.org_id, agent_id, body)
+
+
+@endpoint(bp, "/agents/<agent_id>", methods=("DELETE",), scope="write")
+def delete_agent(auth: KeyInfo, agent_id: str) -> dict[str, Any]:
+    """Delete an agent."""
+    return get_agents(state().engine).delete(auth.org_id, agent_id)
+
+
+@endpoint(bp, "/agents/<agent_id>/run", scope="write", body=AgentRun)
+def run_agent(auth: KeyInfo, body: AgentRun, agent_id: str) -> Any:
+    """Run an agent with its variables filled in (``async: true`` queues it)."""
+    agents = get_agents(state().engine)
+    if body.run_async:
+        agents.prompt_request(auth.org_id, agent_id, body)  # 404/422 now, not inside the job
+        require_llm(state().settings, "agents")
+        payload = body.model_dump(exclude={"run_async"})
+        return _queued(enqueue(state().redis, auth.org_id, "run_agent", agent_id, payload))
+    return agents.run(auth.org_id, agent_id, body)
+
+
+@endpoint(bp, "/jobs/<job_id>", methods=("GET",), scope="read")
+def job_status(auth: KeyInfo, job_id: str) -> dict[str, Any]:
+    """Status of a background generation/extraction job, with its result or error."""
+    try:
+        job = Job.fetch(job_id, connection=state().redis)
+    except NoSuchJobError:
+        raise NotFound(f"job {job_id} not found") from None
+    if job.meta.get("org_id") != auth.org_id:
+        raise NotFound(f"job {job_id} not found")
+    status = job.get_status()
+    out: dict[str, Any] = {"jobId": job.id, "status": str(status.value if status else "unknown"),
+                           "enqueuedAt": job.enqueued_at.isoformat() if job.enqueued_at else None,
+                           "endedAt": job.ended_at.isoformat() if job.ended_at else None}
+    latest = job.latest_result()
+    if latest is not None and latest.return_value is not None:
+        out["result"] = latest.return_value
+    if latest is not None and latest.exc_string:
+        out["error"] = latest.exc_string.strip().splitlines()[-1]
+    return out
+
+
+@endpoint(bp, "/usage", methods=("GET",), scope="read")
+def usage(auth: KeyInfo) -> dict[str, Any]:
+    """This month's LLM usage by feature, spending and the org's budget."""
+    from engine.usage_store import org_budget_limit
+
+    eng = state().engine
+    store = llm_service(eng).store
+    return {"byFeature": store.summary(auth.org_id), "spentUsd": round(store.spent_usd(auth.org_id), 6),
+            "monthlyBudgetUsd": org_budget_limit(eng.db, auth.org_id, eng.settings.llm_monthly_budget_usd)}
