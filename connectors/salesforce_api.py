@@ -8,7 +8,8 @@ Source options (``SourceConfig.options`` / the stored source's ``config``):
 - ``api_version`` (default ``59.0``), ``page_size`` (REST batch size, 200-2000, default 2000),
   ``fields`` (``{SObject: [extra field names]}``), ``bulk`` (backfill through Bulk API 2.0),
   ``max_api_usage`` (default 0.9: a backfill pauses, cursor saved, when the org's daily API usage
-  reaches this fraction), ``max_retries`` (default 5), ``timeout_s`` (default 60).
+  reaches this fraction), ``bulk_poll_s`` (Bulk 2.0 job polling, default 5), ``max_retries`` (default 5),
+  ``timeout_s`` (default 60).
 
 Field names are checked against the object's describe (cached per client) so a mapping naming a field
 the org does not have (``CurrencyIsoCode`` without multi-currency) never breaks a query. Values are
@@ -87,6 +88,7 @@ class SalesforceApi:
         self.max_api_usage = float(options.get("max_api_usage", 0.9))
         self.attempts = int(options.get("max_retries", 5)) + 1
         self.timeout = float(options.get("timeout_s", 60))
+        self.bulk_poll_s = float(options.get("bulk_poll_s", 5))
         self.sleep = sleep
         self._describe: dict[str, dict[str, str]] = {}
 
@@ -157,14 +159,13 @@ class SalesforceApi:
             result = self._call(what, lambda url=url: self.sf.query_more(url, identifier_is_url=True, headers=headers,
                                                                          timeout=self.timeout))
 
-    def bulk_modified_since(self, sobject: str, fields: list[str], since: datetime | None,
-                            *, wait_s: float = 5) -> Iterator[QueryPage]:
+    def bulk_modified_since(self, sobject: str, fields: list[str], since: datetime | None) -> Iterator[QueryPage]:
         """Bulk API 2.0 query job (no ORDER BY in Bulk 2.0): CSV result sets as pages."""
         where = format_soql(f" WHERE {MODIFIED_FIELD} >= {{}}", since) if since is not None else ""
         soql = f"SELECT {', '.join(fields)} FROM {sobject}{where}"
         bulk = getattr(self.sf.bulk2, sobject)
         try:  # a generator: the job is created, polled and read lazily; a failure fails the whole job
-            for chunk in bulk.query(soql, max_records=self.page_size * 5, wait=wait_s):
+            for chunk in bulk.query(soql, max_records=self.page_size * 5, wait=self.bulk_poll_s):
                 yield QueryPage([clean(r) for r in csv.DictReader(io.StringIO(chunk))], None)
         except (SalesforceError, SalesforceOperationError, requests.RequestException) as exc:
             raise UpstreamError(f"Salesforce {sobject} bulk query failed: {exc}"[:300],

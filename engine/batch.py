@@ -257,7 +257,7 @@ class BatchMemorize:
         except Exception as exc:
             self._fail_chunk(run_id, org_id, offset, len(rows), exc)
             raise
-        index_sync.index_memories(self.engine, created)
+        index_sync.sync_after_commit(self.engine, index=created)
         return {"runId": run_id, "chunk": chunk_index, **totals.as_dict(), "errors": len(totals.errors)}
 
     def _write_chunk(self, run_id: str, org_id: str, offset: int, m: BatchMapping, rows: list[dict[str, Any]],

@@ -66,6 +66,22 @@ def index_memories(engine: Engine, memory_ids: Sequence[str]) -> int:
     return indexed
 
 
+def sync_after_commit(engine: Engine, *, index: Sequence[str] = (), tombstones_of: str | None = None) -> bool:
+    """Push a committed change to Milvus: index these memories and/or apply an org's tombstones.
+
+    The SQL commit already succeeded and is the truth, so an index failure must not fail the write: the
+    rows stay pending (and the tombstones stay) until :func:`reconcile` runs."""
+    try:
+        if tombstones_of:
+            apply_tombstones(engine, org_id=tombstones_of)
+        if index:
+            index_memories(engine, index)
+        return True
+    except Exception:
+        log.warning("index sync after commit failed; left for reconcile", exc_info=True)
+        return False
+
+
 def _index_rows(engine: Engine, rows: Sequence[Any]) -> int:
     emb = engine.embedder
     rows = [r for r in rows if r.embedder == emb.name and r.embedding is not None]

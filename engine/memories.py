@@ -152,11 +152,12 @@ class Memories:
                                event_id=req.sourceEventId) for i, fact in enumerate(extraction.facts)]
             outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
         with timer.stage("index"):
-            index_sync.index_memories(self.engine, outcome.created)
+            indexed = index_sync.sync_after_commit(self.engine, index=outcome.created)
         return {"recordId": rec.id, "type": rec.entity_type, "memoriesCreated": len(outcome.created),
                 "duplicatesSkipped": len(outcome.duplicates), "memoryIds": outcome.created,
                 "duplicateOf": outcome.duplicates, "superseded": outcome.superseded,
-                "propertiesExtracted": written, "extraction": extraction.method, "timings": timer.ms}
+                "propertiesExtracted": written, "extraction": extraction.method,
+                "indexState": "indexed" if indexed else "pending", "timings": timer.ms}
 
     @staticmethod
     def _existing(s: Session, org_id: str, ids: Identifiers, entity_type: str | None) -> Record | None:
@@ -241,7 +242,7 @@ class Memories:
             emit(s, org_id, "memory.updated", {"memoryId": m.id, "recordId": m.record_id, "type": m.entity_type,
                                                "change": "text_updated", "actor": prov.actor})
             result = memory_to_dict(m)
-        index_sync.index_memories(self.engine, [memory_id])
+        index_sync.sync_after_commit(self.engine, index=[memory_id])
         return result
 
     def delete(self, org_id: str, memory_ids: list[str] | None = None,
@@ -268,7 +269,7 @@ class Memories:
                 s.execute(sql_delete(Memory).where(Memory.id.in_(found[i:i + 500])))
             for rid, mids in by_record.items():
                 emit(s, org_id, "memory.deleted", {"recordId": rid, "memoryIds": mids})
-        index_sync.apply_tombstones(self.engine, org_id=org_id)
+        index_sync.sync_after_commit(self.engine, tombstones_of=org_id)
         return {"deleted": len(found), "memoryIds": found}
 
 

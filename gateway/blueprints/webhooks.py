@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from connectors.base import connector_names, get_connector
 from connectors.mapping import load_mapping_text
-from engine.errors import BadRequest, NotFound, SignatureError, ValidationFailed
+from engine.errors import BadRequest, Forbidden, NotFound, SignatureError, ValidationFailed
 from engine.event_log import event_to_dict
 from engine.sources import source_to_dict
 from engine.tenancy import KeyInfo
-from gateway.api import endpoint
+from gateway.api import api_key_from_request, endpoint
+from gateway.ratelimit import enforce_rate_limit
 from gateway.state import state
 from worker.enqueue import enqueue_events
 from worker.pipeline import source_config
@@ -42,8 +43,11 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     conn = get_connector(connector)
     raw = request.get_data(cache=True)
     try:
-        conn.verify(request.headers, raw, source=cfg, method=request.method, url=_signed_url(),
-                    token=token or request.args.get("token"))
+        if connector == "generic" and api_key_from_request():
+            _authorise_api_key(src.org_id)  # Zapier-style actions may use the org's API key instead of the token
+        else:
+            conn.verify(request.headers, raw, source=cfg, method=request.method, url=_signed_url(),
+                        token=token or request.args.get("token"))
     except SignatureError as exc:
         log.warning("rejected %s delivery for source %s: %s", connector, source_id, exc.message)
         raise
@@ -57,6 +61,15 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     if ack is not None:
         return Response(ack[0], 200, content_type=ack[1])
     return jsonify({"accepted": len(new_ids), "duplicates": dups, "eventIds": new_ids}), 202 if new_ids else 200
+
+
+def _authorise_api_key(org_id: str) -> None:
+    info = state().engine.tenancy.authenticate(api_key_from_request())
+    if info.org_id != org_id:
+        raise NotFound("unknown webhook source")  # never reveal another org's source
+    if not info.allows("write"):
+        raise Forbidden("this key lacks the 'write' scope")
+    enforce_rate_limit(info)
 
 
 # --- sources ------------------------------------------------------------------------------------------

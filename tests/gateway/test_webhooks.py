@@ -302,3 +302,34 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
                                                              "customKeyValue": "900", "propertyName": "job_title",
                                                              "pageSize": 100}).json
     assert sum(1 for h in hist["items"] if h["applied"]) <= len(titles)
+
+
+def test_typeform_signed_submission(api, run_jobs):
+    from tests.connectors.connector_samples import TYPEFORM_BODY, TYPEFORM_SECRET, TYPEFORM_SIGNATURE
+
+    src = api.post("/api/v1/sources", json={"connector": "typeform", "secret": TYPEFORM_SECRET}).json
+    r = api.client.post(src["webhookPath"], data=TYPEFORM_BODY, headers={
+        "Typeform-Signature": TYPEFORM_SIGNATURE, "Content-Type": "application/json"})
+    assert r.status_code == 202, r.json
+    bad = api.client.post(src["webhookPath"], data=TYPEFORM_BODY, headers={
+        "Typeform-Signature": "sha256=AAAA", "Content-Type": "application/json"})
+    assert bad.status_code == 401
+    run_jobs()
+    rec = api.post("/api/v1/search", json={"email": "ann.lee@acme.com"}).json["records"][0]
+    assert rec["properties"]["first_name"]["value"] == "Ann"
+
+
+def test_generic_form_encoded_action_with_api_key_or_token(api, other_api, run_jobs):
+    src = api.post("/api/v1/sources", json={"connector": "generic", "name": "Zapier"}).json
+    base = src["webhookPath"].rsplit("/", 1)[0]
+    form = {"object": "contact", "email": "Zed@Example.org", "first_name": "Zed", "company__name": "Ex",
+            "note": "Asked about SSO and audit logs."}
+    r = api.client.post(base, data=form, headers={"X-API-Key": api.key})
+    assert r.status_code == 202, r.json
+    assert api.client.post(base, data=form, headers={"X-API-Key": other_api.key}).status_code == 404
+    assert api.client.post(base, data=form).status_code == 401  # neither key nor token
+    by_token = api.client.post(src["webhookPath"], data={**form, "first_name": "Zeddy"})
+    assert by_token.status_code == 202
+    run_jobs()
+    rec = api.post("/api/v1/search", json={"email": "zed@example.org"}).json["records"][0]
+    assert rec["properties"]["first_name"]["value"] in ("Zed", "Zeddy")
