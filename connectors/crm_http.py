@@ -61,7 +61,7 @@ def call_with_retry(
 ) -> T:
     """Call ``fn``; on a retryable error wait what the server asked (``server_wait``), else back off
     exponentially with jitter. The last error is re-raised unchanged."""
-    backoff = wait_exponential_jitter(initial=0.5, max=30)
+    backoff = wait_exponential_jitter(multiplier=0.5, max=30)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

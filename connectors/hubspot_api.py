@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import hubspot
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.util.retry import Retry
 
 from connectors.base import InboundEvent, SourceConfig
 from connectors.crm_http import (
@@ -130,7 +131,8 @@ class HubSpotApi:
         token = options.get("access_token")
         if not token:
             raise ConfigError("the HubSpot source has no access_token in its config")
-        kwargs: dict[str, Any] = {"access_token": str(token)}
+        # urllib3 would silently retry GETs on 429 + Retry-After; tenacity owns every retry instead.
+        kwargs: dict[str, Any] = {"access_token": str(token), "retry": Retry(total=0)}
         if options.get("api_base"):
             kwargs["host"] = str(options["api_base"]).rstrip("/")
         self.client = hubspot.Client.create(**kwargs)
@@ -168,8 +170,11 @@ class HubSpotApi:
             if status is None and not isinstance(exc, Urllib3Error):
                 raise
             details = {"status": status, "reason": getattr(exc, "reason", None) or str(exc)[:200]}
-            cls = RateLimited if status == 429 else UpstreamError
-            raise cls(f"{what} failed: HTTP {status or 'connection error'}", details=details) from exc
+            message = f"{what} failed: HTTP {status or 'connection error'}"
+            if status == 429:
+                wait = 86400 if _is_daily_limit(exc) else int(server_wait(exc) or 10)
+                raise RateLimited(message, retry_after=max(1, wait), details=details) from exc
+            raise UpstreamError(message, details=details) from exc
 
     def properties_for(self, object_type: str, fields: Iterable[str] = ()) -> list[str]:
         """Default properties + the mapping's fields + configured extras (valid internal names only)."""

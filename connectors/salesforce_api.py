@@ -66,6 +66,21 @@ def _limit_exceeded(exc: BaseException) -> bool:
     return "REQUEST_LIMIT_EXCEEDED" in str(getattr(exc, "content", ""))
 
 
+class _CaBundleSession(requests.Session):
+    """A session that verifies TLS with its own CA bundle even when ``REQUESTS_CA_BUNDLE`` is set
+    (requests otherwise lets the environment override ``Session.verify``)."""
+
+    def __init__(self, ca_bundle: str):
+        super().__init__()
+        self.verify = ca_bundle
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None or verify is True:
+            settings["verify"] = self.verify
+        return settings
+
+
 @dataclass(frozen=True)
 class QueryPage:
     records: list[dict[str, Any]]
@@ -78,9 +93,7 @@ class SalesforceApi:
     def __init__(self, options: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep):
         if not is_configured(options):
             raise ConfigError("the Salesforce source needs instance_url and access_token in its config")
-        session = requests.Session()
-        if options.get("ca_bundle"):
-            session.verify = str(options["ca_bundle"])
+        session = _CaBundleSession(str(options["ca_bundle"])) if options.get("ca_bundle") else requests.Session()
         self.sf = Salesforce(instance_url=str(options["instance_url"]), session_id=str(options["access_token"]),
                              version=str(options.get("api_version", API_VERSION)), session=session)
         self.extra_fields: Mapping[str, list[str]] = options.get("fields") or {}
@@ -100,7 +113,7 @@ class SalesforceApi:
             status = getattr(exc, "status", None)
             details = {"status": status, "content": str(getattr(exc, "content", exc))[:300]}
             if _limit_exceeded(exc) or status == 429:
-                raise RateLimited(f"{what}: Salesforce API limit reached", details=details) from exc
+                raise RateLimited(f"{what}: Salesforce API limit reached", retry_after=3600, details=details) from exc
             raise UpstreamError(f"{what} failed: HTTP {status or 'connection error'}", details=details) from exc
 
     # -- metadata -----------------------------------------------------------------------------------

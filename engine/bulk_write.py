@@ -19,7 +19,7 @@ from engine.errors import BadRequest, MemrelayError, NotFound
 from engine.identity import Identifiers, primary_key_for
 from engine.properties import PendingWrites, Provenance, apply_coerced, check_known, load_current
 from engine.properties_types import PropertySpec
-from engine.util import new_id, utcnow
+from engine.util import new_sortable_id, utcnow
 
 
 @dataclass
@@ -61,7 +61,7 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
         if rec is None:
             rec = next((created[(p.entity_type, k, v)] for k, v in p.keys if (p.entity_type, k, v) in created), None)
         if rec is None:
-            rec = Record(id=new_id("rec"), org_id=org_id, entity_type=p.entity_type,
+            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=p.entity_type,
                          primary_key=primary_key_for(p.entity_type, p.keys), version=0, created_at=now, updated_at=now)
             s.add(rec)
             existing_keys[rec.id] = set()

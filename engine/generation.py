@@ -130,7 +130,7 @@ class Generation:
         from engine.digest import DigestRequest
         from engine.recall import RecallRequest
 
-        ids = req.identifiers
+        ids = _plain(req.identifiers)
         recall = self.engine.recall
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gen-ctx") as pool:
             digest = pool.submit(recall.digests.digest, org_id,
@@ -164,7 +164,7 @@ class Generation:
         steps: list[dict[str, Any]] = []
         specs = req.output_specs()
         final: dict[str, str] = {}
-        channel_report: dict[str, Any] = {}
+        channel_report: dict[str, Any] | None = None
         for i, instruction in enumerate(req.instructions):
             if i and req.useGuidelines:
                 report = self._guidelines(org_id, instruction.prompt, session_id)
@@ -187,10 +187,10 @@ class Generation:
                                   *(i.prompt for i in req.instructions)])
         report = guardrails.check(final, context=context_text)
         evaluation = self._evaluate(run, req, final, context_text) if req.evaluate else None
-        review_reasons = report.reasons + [f"channel: {v}" for v in channel_report.get("violations", [])]
+        review_reasons = report.reasons + [f"channel: {v}" for v in (channel_report or {}).get("violations", [])]
         result: dict[str, Any] = {
             "runId": run.run_id, "outputs": final, **{k: v for k, v in final.items() if k not in _RESERVED},
-            "steps": steps, "channel": channel_report or None,
+            "steps": steps, "channel": channel_report,
             "guardrails": report.as_dict(), "review_required": bool(review_reasons),
             "reviewReasons": review_reasons, "evaluation": evaluation,
             "context": {"sources": sources + (["smart_guidelines"] if guideline_reports else []),
@@ -200,7 +200,7 @@ class Generation:
                         "guidelineTokensSaved": sum(r["tokensSaved"] for r in guideline_reports),
                         "sessionId": session_id},
         }
-        result["memorized"] = self._memorize_back(org_id, req, final) if req.memorize else None
+        result["memorized"] = self._memorize_back(org_id, req.memorize, req.channel, final) if req.memorize else None
         with self.engine.db.session() as s:
             emit(s, org_id, "generation.completed", {
                 "runId": run.run_id, "channel": req.channel, "outputs": sorted(final),
@@ -221,30 +221,31 @@ class Generation:
 
     def _final_step(self, run: LLMRun, req: PromptRequest, messages: list[dict[str, Any]],
                     instruction: Instruction, specs: list[OutputSpec]
-                    ) -> tuple[dict[str, str], dict[str, Any], int]:
-        """Structured outputs, regenerated with feedback while channel rules or blocking guardrails fail."""
+                    ) -> tuple[dict[str, str], dict[str, Any] | None, int]:
+        """Structured outputs, regenerated with feedback while channel rules or blocking guardrails fail
+        (at most ``instruction.maxSteps`` calls). Returns (outputs, channel report, attempts)."""
         schema = outputs_model(specs)
         ask = instruction.prompt
         if req.channel:
             ask += "\n\n" + channels.CHANNEL_SPECS[req.channel].instructions()
         conversation = [*messages, {"role": "user", "content": ask}]
-        problems: list[str] = []
         outputs: dict[str, str] = {}
         attempts = 0
         while attempts < instruction.maxSteps:
             attempts += 1
             value = run.client.structured(conversation, schema, tier=req.tier).value
             outputs = {k: str(v) for k, v in value.model_dump().items()}
-            channel_problems = channels.violations(req.channel, outputs)
-            blocking = [f.message for f in guardrails.check(outputs, context="").blocking]
-            problems = channel_problems + blocking
+            problems = channels.violations(req.channel, outputs) + [
+                f.message for f in guardrails.check(outputs, context="").blocking]
             if not problems:
                 break
             conversation += [{"role": "assistant", "content": value.model_dump_json()},
                              {"role": "user", "content": "Rewrite it. Fix these problems: " + "; ".join(problems)}]
-        channel_report = {"name": req.channel, "compliant": not channels.violations(req.channel, outputs),
-                          "violations": channels.violations(req.channel, outputs), "attempts": attempts}
-        return outputs, (channel_report if req.channel else {"violations": problems} if problems else {}), attempts
+        if not req.channel:
+            return outputs, None, attempts
+        remaining = channels.violations(req.channel, outputs)
+        return outputs, {"name": req.channel, "compliant": not remaining, "violations": remaining,
+                         "attempts": attempts}, attempts
 
     def _evaluate(self, run: LLMRun, req: PromptRequest, outputs: dict[str, str], context: str) -> dict[str, Any]:
         criteria = req.evaluationCriteria or DEFAULT_CRITERIA
@@ -257,21 +258,25 @@ class Generation:
         judged = run.client.structured(messages, _Evaluation, tier=req.tier).value
         return judged.model_dump()
 
-    def _memorize_back(self, org_id: str, req: PromptRequest, outputs: dict[str, str]) -> dict[str, Any]:
+    def _memorize_back(self, org_id: str, memo: MemorizeBack, channel: str | None,
+                       outputs: dict[str, str]) -> dict[str, Any]:
         """Store the generated message on the record as a memory tagged ``generated`` (no property writes)."""
         from engine.memories import MemorizeRequest
 
-        memo = req.memorize
-        assert memo is not None
-        ids = Identifiers.model_validate(memo.model_dump(include=set(Identifiers.model_fields)))
-        what = f"Generated {req.channel} message" if req.channel else "Generated content"
+        ids = _plain(Identifiers.model_validate(memo.model_dump(include=set(Identifiers.model_fields))))
+        what = f"Generated {channel} message" if channel else "Generated content"
         body = "; ".join(f"{k}: {v}" for k, v in outputs.items() if k != "body_html") if memo.captureOutputs \
             else ", ".join(outputs)
-        tags = ["generated", *([req.channel] if req.channel else [])]
+        tags = ["generated", *([channel] if channel else [])]
         request = MemorizeRequest(content=f"{what} — {body}", identifiers=ids, tags=tags, source="generation",
                                   max_properties=0)
         stored = self.engine.memories.memorize(org_id, request)
         return {"recordId": stored["recordId"], "memoryIds": stored["memoryIds"]}
+
+
+def _plain(ids: Identifiers) -> dict[str, Any]:
+    """Identifiers as a plain dict (the semantic request models lift identifiers from dicts)."""
+    return ids.model_dump(exclude_none=True, exclude_defaults=True)
 
 
 _RESERVED = {"runId", "outputs", "steps", "channel", "guardrails", "review_required", "reviewReasons",

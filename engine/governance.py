@@ -136,7 +136,7 @@ class Governance:
                 g.updated_at = utcnow()
                 self._version(s, g, actor)
             result = guideline_to_dict(g)
-        self.index.invalidate(org_id, guideline_id)
+        self.index.invalidate(org_id)
         return result
 
     def delete(self, org_id: str, guideline_id: str, *, actor: str | None = None) -> dict[str, Any]:
@@ -145,7 +145,7 @@ class Governance:
             g.deleted_at = g.updated_at = utcnow()
             g.version += 1
             self._version(s, g, actor)
-        self.index.invalidate(org_id, guideline_id)
+        self.index.invalidate(org_id)
         return {"id": guideline_id, "deleted": True}
 
     def history(self, org_id: str, guideline_id: str, *, mode: str = "full") -> list[dict[str, Any]]:
@@ -189,15 +189,15 @@ class Governance:
     def smart_guidelines(self, org_id: str, req: SmartGuidelinesRequest) -> dict[str, Any]:
         """The guideline content ``req.message`` needs, as one compiled markdown context."""
         t0 = time.perf_counter()
-        guidelines = self.index.guidelines(org_id)
+        snap = self.index.snapshot(org_id)
         qvec = self.engine.embedder.embed([req.message])[0]
         usage = None
         if req.mode == "deep":
-            matches, usage = self._deep(org_id, req, route(guidelines, req.message, qvec,
+            matches, usage = self._deep(org_id, req, route(snap, req.message, qvec,
                                                           max_selected=DEEP_CANDIDATES, min_score=DEEP_MIN_SCORE,
                                                           margin=None))
         else:
-            matches = route(guidelines, req.message, qvec, max_selected=req.maxGuidelines)
+            matches = route(snap, req.message, qvec, max_selected=req.maxGuidelines)
         already = self.deliveries.delivered(org_id, req.sessionId) if req.sessionId else set()
         compiled = compile_context(matches, already=already, max_tokens=req.maxTokens)
         if req.sessionId:
@@ -205,7 +205,7 @@ class Governance:
         return {"compiledContext": compiled.text, "mode": req.mode, "sessionId": req.sessionId,
                 "guidelines": compiled.items, "tokens": compiled.tokens, "tokensSaved": compiled.tokens_saved,
                 "staleGuidelines": [i["name"] for i in compiled.items if i["stale"]],
-                "candidatesConsidered": len(guidelines), "usage": usage,
+                "candidatesConsidered": len(snap.guidelines), "usage": usage,
                 "tookMs": round((time.perf_counter() - t0) * 1000, 3)}
 
     def _deep(self, org_id: str, req: SmartGuidelinesRequest,

@@ -145,39 +145,61 @@ def prepare(row: Guideline, embedder: Embedder) -> RoutedGuideline:
         tag_stems=_stems(list(row.tags or [])))
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """An org's prepared guidelines with their vectors stacked for one matrix product per call."""
+
+    guidelines: list[RoutedGuideline]
+    headers: np.ndarray  # (n, dim)
+    sections: np.ndarray  # (total sections, dim)
+    offsets: np.ndarray  # first section row of each guideline
+
+    @classmethod
+    def build(cls, guidelines: list[RoutedGuideline]) -> Snapshot:
+        if not guidelines:
+            empty = np.zeros((0, 0), dtype=np.float32)
+            return cls([], empty, empty, np.zeros(0, dtype=np.int64))
+        sizes = [len(g.sections) for g in guidelines]
+        return cls(guidelines, np.stack([g.vector for g in guidelines]),
+                   np.concatenate([g.section_vectors for g in guidelines]),
+                   np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
+
+
 class GuidelineIndex:
     """Per-process cache of prepared guidelines, refreshed against SQL versions on every lookup."""
 
     def __init__(self, db: Database, embedder_factory: Any):
         self.db = db
         self._embedder_factory = embedder_factory
-        self._by_org: dict[str, dict[str, RoutedGuideline]] = {}
+        self._by_org: dict[str, Snapshot] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self, org_id: str, guideline_id: str | None = None) -> None:
+    def invalidate(self, org_id: str) -> None:
         with self._lock:
-            if guideline_id is None:
-                self._by_org.pop(org_id, None)
-            else:
-                self._by_org.get(org_id, {}).pop(guideline_id, None)
+            self._by_org.pop(org_id, None)
 
-    def guidelines(self, org_id: str) -> list[RoutedGuideline]:
+    def snapshot(self, org_id: str) -> Snapshot:
         """The org's live guidelines, prepared (only new or changed versions are re-embedded)."""
         with self.db.read() as s:
             current: dict[str, int] = {gid: ver for gid, ver in s.execute(select(Guideline.id, Guideline.version)
                                        .where(Guideline.org_id == org_id, Guideline.deleted_at.is_(None)))}
             with self._lock:
-                cached = dict(self._by_org.get(org_id, {}))
+                snap = self._by_org.get(org_id)
+            cached = {g.id: g for g in snap.guidelines} if snap else {}
+            if snap is not None and {gid: g.version for gid, g in cached.items()} == current:
+                return snap
             stale_ids = [gid for gid, ver in current.items() if gid not in cached or cached[gid].version != ver]
             rows = list(s.scalars(select(Guideline).where(Guideline.id.in_(stale_ids)))) if stale_ids else []
         if rows:
             embedder = self._embedder_factory()
             for row in rows:
                 cached[row.id] = prepare(row, embedder)
-        fresh = {gid: g for gid, g in cached.items() if gid in current and g.version == current[gid]}
+        fresh = sorted((g for gid, g in cached.items() if gid in current and g.version == current[gid]),
+                       key=lambda g: (g.name, g.id))
+        snap = Snapshot.build(fresh)
         with self._lock:
-            self._by_org[org_id] = fresh
-        return sorted(fresh.values(), key=lambda g: g.name)
+            self._by_org[org_id] = snap
+        return snap
 
 
 def phrase_hits(phrases: list[tuple[str, frozenset[str]]], message_stems: set[str]) -> list[str]:
@@ -185,34 +207,40 @@ def phrase_hits(phrases: list[tuple[str, frozenset[str]]], message_stems: set[st
     return [p for p, stems in phrases if stems <= message_stems]
 
 
-def route(guidelines: list[RoutedGuideline], message: str, qvec: np.ndarray, *,
+def route(snap: Snapshot, message: str, qvec: np.ndarray, *,
           max_selected: int = MAX_SELECTED, min_score: float = SUPPLEMENTARY_MIN,
           margin: float | None = RELATIVE_MARGIN) -> list[Match]:
     """Score every guideline against ``message``; the selected ones, best first."""
-    if not guidelines:
+    if not snap.guidelines:
         return []
     message_stems = set(content_stems(message))
-    scored: list[Match] = []
-    for g in guidelines:
-        section_sims = g.section_vectors @ qvec
-        sim = float(max(float(g.vector @ qvec), float(section_sims.max(initial=-1.0))))
+    section_sims = snap.sections @ qvec
+    sims = np.maximum(snap.headers @ qvec, np.maximum.reduceat(section_sims, snap.offsets))
+    scored: list[tuple[float, float, RoutedGuideline, list[str], list[str]]] = []
+    for g, sim in zip(snap.guidelines, sims.tolist(), strict=True):
         keywords = keyword_hits(g.keyword_re, message)
         tags = phrase_hits(g.tag_stems, message_stems)
-        score = sim + (KEYWORD_BONUS if keywords else 0.0) + (TAG_BONUS if tags else 0.0)
-        reasons = [f"keyword: {k}" for k in keywords] + [f"tag: {t}" for t in tags] + [f"similarity: {sim:.2f}"]
+        score = sim + (TAG_BONUS if tags else 0.0)
+        if keywords or score >= min_score:
+            scored.append((score + (KEYWORD_BONUS if keywords else 0.0), sim, g, keywords, tags))
+    if not scored:
+        return []
+    scored.sort(key=lambda t: (-t[0], t[2].name))
+    best = max(score - (KEYWORD_BONUS if keywords else 0.0) for score, _, _, keywords, _ in scored)
+    chosen: list[Match] = []
+    for score, sim, g, keywords, tags in scored:
         priority = "critical" if keywords or score >= CRITICAL_MIN else "supplementary"
-        sections, whole = _sections_for(g, section_sims, keywords)
-        scored.append(Match(g, round(score, 4), round(sim, 4), priority, reasons, sections, whole,
-                            {s.heading: round(float(v), 4) for s, v in zip(g.sections, section_sims, strict=True)}))
-    scored.sort(key=lambda m: (-m.score, m.guideline.name))
-    best = max(m.score - (KEYWORD_BONUS if _has_keyword(m) else 0.0) for m in scored)
-    chosen = [m for m in scored if m.priority == "critical" or (
-        m.score >= min_score and (margin is None or m.score >= best - margin))]
-    return chosen[:max_selected]
-
-
-def _has_keyword(m: Match) -> bool:
-    return any(r.startswith("keyword: ") for r in m.reasons)
+        if priority != "critical" and margin is not None and score < best - margin:
+            continue
+        start = int(snap.offsets[snap.guidelines.index(g)])
+        own = section_sims[start:start + len(g.sections)]
+        reasons = [f"keyword: {k}" for k in keywords] + [f"tag: {t}" for t in tags] + [f"similarity: {sim:.2f}"]
+        sections, whole = _sections_for(g, own, keywords)
+        chosen.append(Match(g, round(score, 4), round(sim, 4), priority, reasons, sections, whole,
+                            {s.heading: round(float(v), 4) for s, v in zip(g.sections, own, strict=True)}))
+        if len(chosen) == max_selected:
+            break
+    return chosen
 
 
 def _sections_for(g: RoutedGuideline, sims: np.ndarray, keywords: list[str]) -> tuple[list[Section], bool]:

@@ -53,8 +53,10 @@ def current_collection(engine: Engine) -> str:
     return collection_name(engine.embedder.name, engine.embedder.dim)
 
 
-def index_memories(engine: Engine, memory_ids: Sequence[str]) -> int:
-    """Upsert the vectors of these pending memories to Milvus (flushed) and mark them indexed."""
+def index_memories(engine: Engine, memory_ids: Sequence[str], *, flush: bool = True) -> int:
+    """Upsert the vectors of these pending memories to Milvus and mark them indexed.
+
+    ``flush`` seals them at once; bulk callers pass False and flush once at the end (fewer segments)."""
     indexed = 0
     for i in range(0, len(memory_ids), BATCH):
         with engine.db.read() as s:
@@ -62,7 +64,7 @@ def index_memories(engine: Engine, memory_ids: Sequence[str]) -> int:
                                     Memory.embedder, Memory.updated_at)
                              .where(Memory.id.in_(list(memory_ids[i:i + BATCH])),
                                     Memory.index_state == "pending")).all()
-        indexed += _index_rows(engine, rows)
+        indexed += _index_rows(engine, rows, flush=flush)
     return indexed
 
 
@@ -82,14 +84,15 @@ def sync_after_commit(engine: Engine, *, index: Sequence[str] = (), tombstones_o
         return False
 
 
-def _index_rows(engine: Engine, rows: Sequence[Any]) -> int:
+def _index_rows(engine: Engine, rows: Sequence[Any], *, flush: bool) -> int:
     emb = engine.embedder
     rows = [r for r in rows if r.embedder == emb.name and r.embedding is not None]
     if not rows:
         return 0
     vectors = from_blobs([r.embedding for r in rows], emb.dim)
     engine.vector_index.upsert(current_collection(engine), emb.dim, [
-        VectorRow(r.id, r.org_id, r.record_id, r.entity_type, v) for r, v in zip(rows, vectors, strict=True)])
+        VectorRow(r.id, r.org_id, r.record_id, r.entity_type, v) for r, v in zip(rows, vectors, strict=True)],
+        flush=flush)
     # Only rows unchanged since they were read are marked: an edit in between stays pending.
     with engine.db.session() as s:
         s.connection().execute(
@@ -144,8 +147,10 @@ def reconcile(engine: Engine, *, org_id: str | None = None) -> dict[str, int]:
     indexed = 0
     last = ""
     while ids := pending_ids(engine, org_id=org_id, after=last):
-        indexed += index_memories(engine, ids)
+        indexed += index_memories(engine, ids, flush=False)
         last = ids[-1]
+    if indexed:
+        engine.vector_index.flush(current_collection(engine))
     return {"indexed": indexed, "tombstones": removed}
 
 
@@ -204,10 +209,11 @@ def reindex_org(engine: Engine, org_id: str, *, batch_size: int = 1000,
         engine.vector_index.delete_org(name, org_id)
     indexed, last = 0, ""
     while ids := pending_ids(engine, org_id=org_id, after=last, limit=batch_size):
-        n = index_memories(engine, ids)
+        n = index_memories(engine, ids, flush=False)
         indexed, last = indexed + n, ids[-1]
         if progress:
             progress(len(ids) / 2)
+    engine.vector_index.flush(current_collection(engine))
     with engine.db.session() as s:
         meta = s.get(IndexMeta, org_id)
         if meta is None:

@@ -7,6 +7,7 @@ Every LLM-backed feature opens one :class:`LLMRun` per request::
     response["usage"] = run.usage_dict()
 
 Without ``MEMRELAY_LLM_MODEL`` opening a run raises ``LLMNotConfigured`` (503) — never a fake answer.
+litellm is imported on first use only (it takes seconds), so the gateway starts fast.
 """
 
 from __future__ import annotations
@@ -15,18 +16,29 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from engine.llm import LLMClient, LLMConfig, Usage, require_llm
 from engine.usage_store import SqlBudget, UsageStore, org_budget_limit
 from engine.util import new_id
 
 if TYPE_CHECKING:
     from engine.core import Engine
+    from engine.llm import LLMClient, LLMConfig, Usage
+    from engine.settings import Settings
+
+
+def ensure_configured(settings: Settings, feature: str) -> None:
+    """Raise LLMNotConfigured (503, naming MEMRELAY_LLM_MODEL) unless a model is configured."""
+    if not settings.llm_configured:
+        from engine.llm import LLMNotConfigured
+
+        raise LLMNotConfigured(feature)
 
 
 class LLMRun:
     """An org-scoped client whose calls are budget-checked, recorded in SQL and tallied for the response."""
 
     def __init__(self, service: LLMService, org_id: str, feature: str, run_id: str | None = None):
+        from engine.llm import LLMClient, Usage
+
         self.org_id = org_id
         self.feature = feature
         self.run_id = run_id or new_id("run")
@@ -69,15 +81,19 @@ class LLMService:
     @cached_property
     def config(self) -> LLMConfig:
         """The validated LLM config (raises LLMNotConfigured, 503, without a model)."""
+        from engine.llm import require_llm
+
         return require_llm(self.engine.settings)
 
     def run(self, org_id: str, feature: str, *, run_id: str | None = None) -> LLMRun:
         """An org-scoped run for ``feature``; raises LLMNotConfigured (503) without a model."""
-        require_llm(self.engine.settings, feature)
+        ensure_configured(self.engine.settings, feature)
         return LLMRun(self, org_id, feature, run_id)
 
     def unmetered_client(self) -> LLMClient:
         """A client without org budget or SQL usage rows (callers that cannot name an org)."""
+        from engine.llm import LLMClient
+
         return LLMClient(self.config)
 
 

@@ -211,7 +211,8 @@ class Memories:
     # --- listing -----------------------------------------------------------------------------
     def list_for_record(self, s: Session, record_id: str, include_superseded: bool = False) -> list[dict[str, Any]]:
         """A record's memories, newest content first (superseded ones only on request)."""
-        q = select(Memory).where(Memory.record_id == record_id)
+        org_id = s.scalar(select(Record.org_id).where(Record.id == record_id))
+        q = select(Memory).where(Memory.org_id == org_id, Memory.record_id == record_id)
         if not include_superseded:
             q = q.where(Memory.superseded_by.is_(None))
         return [memory_to_dict(m) for m in s.scalars(q.order_by(Memory.ts.desc(), Memory.id))]
@@ -251,12 +252,14 @@ class Memories:
         if not memory_ids and ids is None:
             raise BadRequest("give memoryIds or identifiers of a record")
         with self.engine.db.session() as s:
-            q = select(Memory.id, Memory.record_id).where(Memory.org_id == org_id)
-            if ids is not None:
-                q = q.where(Memory.record_id == require_record(s, org_id, ids).id)
-            if memory_ids:
-                q = q.where(Memory.id.in_(memory_ids))
-            rows = s.execute(q).all()
+            if memory_ids:  # by primary key; the org and record are checked on the rows
+                record_id = require_record(s, org_id, ids).id if ids is not None else None
+                rows = [(mid, rid) for mid, rid, oid in s.execute(
+                    select(Memory.id, Memory.record_id, Memory.org_id).where(Memory.id.in_(memory_ids)))
+                        if oid == org_id and record_id in (None, rid)]
+            else:
+                rows = [tuple(r) for r in s.execute(select(Memory.id, Memory.record_id).where(
+                    Memory.org_id == org_id, Memory.record_id == require_record(s, org_id, ids).id))]
             if memory_ids and not rows:
                 raise NotFound("no memory matches those ids")
             now = utcnow()

@@ -80,7 +80,7 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
     out = StoreOutcome()
     if not items:
         return out
-    pools = _live_pools(s, list({it.record.id for it in items}), dim)
+    pools = _live_pools(s, items[0].record.org_id, list({it.record.id for it in items}), dim)
     now = utcnow()
     for it in items:
         pool = pools.setdefault(it.record.id, [])
@@ -108,10 +108,10 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
     return out
 
 
-def _live_pools(s: Session, record_ids: list[str], dim: int) -> dict[str, list[_Live]]:
+def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dict[str, list[_Live]]:
     pools: dict[str, list[_Live]] = {}
-    for i in range(0, len(record_ids), 500):
-        rows = list(s.scalars(select(Memory).where(Memory.record_id.in_(record_ids[i:i + 500]),
+    for i in range(0, len(record_ids), 500):  # org_id first: ix_memories_record is (org_id, record_id)
+        rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]),
                                                    Memory.superseded_by.is_(None))))
         vectors = from_blobs([r.embedding for r in rows], dim)
         for r, v in zip(rows, vectors, strict=True):

@@ -187,7 +187,8 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
             version = (cur.version if cur else 0) + 1
             if cur is not None:  # inserted earlier in this same batch: replace the queued insert
                 writes.inserts = [r for r in writes.inserts if not (r["record_id"] == record.id and r["name"] == name)]
-            writes.inserts.append({"org_id": record.org_id, "record_id": record.id, "name": name,
+            writes.inserts.append({"org_id": record.org_id, "record_id": record.id,
+                                   "entity_type": record.entity_type, "name": name,
                                    "version": version, **row})
             current[name] = CurrentValue(None, new, src_ts, version)
         else:

@@ -151,21 +151,35 @@ class Recall:
 
     def org_matches(self, s: Session, org_id: str, qvec: np.ndarray, req: RecallRequest,
                     types: list[str] | None) -> list[dict[str, Any]]:
-        """Milvus candidates re-checked and re-scored against SQL."""
-        emb = self.engine.embedder
+        """Milvus candidates re-checked and re-scored against SQL (fetching more if filters drop too many)."""
         want = req.limit * (8 if req.groupByRecord else 1)
-        oversample = max(want * 4, 50) + (100 if req.tags or not req.include_superseded else 0)
-        hits = self.engine.vector_index.search(index_sync.current_collection(self.engine), qvec, org_id,
-                                               limit=oversample, entity_types=types)
-        if not hits:
+        fetch = want * 3 + 20
+        for _ in range(3):
+            hits = self.engine.vector_index.search(index_sync.current_collection(self.engine), qvec, org_id,
+                                                   limit=fetch, entity_types=types)
+            out = self._recheck(s, org_id, [h.memory_id for h in hits], qvec, req)
+            if len(out) >= want or len(hits) < fetch:
+                break
+            fetch *= 4
+        return out if req.groupByRecord else out[:req.limit]
+
+    def _recheck(self, s: Session, org_id: str, memory_ids: list[str], qvec: np.ndarray,
+                 req: RecallRequest) -> list[dict[str, Any]]:
+        """Keep hits whose memory and record are live in this org (SQL), scored exactly from SQL vectors."""
+        if not memory_ids:
             return []
+        emb = self.engine.embedder
         rows = s.execute(
             select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
                    Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,
-                   Memory.embedding)
+                   Memory.embedding, Memory.embedder, Memory.org_id, Record.org_id.label("record_org"),
+                   Record.deleted_at)
             .join(Record, Record.id == Memory.record_id)
-            .where(Memory.id.in_([h.memory_id for h in hits]), Memory.org_id == org_id, Record.org_id == org_id,
-                   Record.deleted_at.is_(None), Memory.embedder == emb.name)).all()
+            .where(Memory.id.in_(memory_ids))).all()
+        # Checked here rather than in SQL so the planner always walks the primary key (an org_id condition
+        # makes SQLite scan the whole org through ix_memories_record).
+        rows = [r for r in rows if r.org_id == org_id and r.record_org == org_id and r.deleted_at is None
+                and r.embedder == emb.name]
         if not rows:
             return []
         sims = from_blobs([r.embedding for r in rows], emb.dim) @ qvec
@@ -183,7 +197,7 @@ class Recall:
                         "tags": r.tags or [], "speaker": r.speaker, "topic": r.topic, "source": r.source,
                         "seenCount": r.seen_count, "supersededBy": r.superseded_by, "ts": r.ts,
                         "score": float(scores[i]), "similarity": float(sims[i])})
-        return out if req.groupByRecord else out[:req.limit]
+        return out
 
     @staticmethod
     def _entity_types(s: Session, org_id: str, req: RecallRequest) -> list[str] | None:

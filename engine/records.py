@@ -31,7 +31,7 @@ from engine.identity import (
 )
 from engine.outbox import emit
 from engine.properties import Provenance, WriteResult, lock_record, property_rows_to_dict, write_properties
-from engine.util import as_aware, iso, new_id, utcnow
+from engine.util import as_aware, iso, new_sortable_id, utcnow
 
 MAX_HISTORY_PAGE = 500
 
@@ -66,7 +66,7 @@ class Records:
                 raise NotFound("that record is deleted; cancel the deletion to write to it",
                                details={"recordId": deleted.id, "purgeAfter": iso(deleted.purge_after)})
             now = utcnow()
-            rec = Record(id=new_id("rec"), org_id=org_id, entity_type=et, primary_key=primary_key_for(et, keys),
+            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=et, primary_key=primary_key_for(et, keys),
                          version=0, created_at=now, updated_at=now)
             s.add(rec)
             s.flush()

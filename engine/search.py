@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, false, func, not_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import CompoundSelect, Select, and_, except_, false, func, intersect, or_, select, union
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.coercion import ARRAY_SEP
@@ -20,6 +20,7 @@ from engine.identity import Identifiers
 from engine.properties_types import PropertySpec, PropertyType
 
 MAX_PAGE_SIZE = 500
+MAX_EXCLUDED = 2000
 Operator = Literal["EQ", "NEQ", "GT", "GTE", "LT", "LTE", "CONTAINS", "IN", "IS_SET", "IS_NOT_SET"]
 FILTER_OPERATORS: dict[str, str] = {"equals": "EQ", "notEquals": "NEQ", "contains": "CONTAINS", "gt": "GT",
                                     "lt": "LT", "gte": "GTE", "lte": "LTE", "exists": "IS_SET",
@@ -79,58 +80,92 @@ def org_schema(s: Session, collections: Collections, org_id: str, entity_type: s
 
 
 def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:
-    """Matching live records of one org in stable (created_at, id) order, with the total count."""
+    """Matching live records of one org in stable (creation) order, with the total count.
+
+    Each condition is a set of record ids read from a covering index of property_values; groups
+    intersect/union those sets, and only the page of ids is joined back to ``records``. Record ids are
+    time-sortable, so ordering by id is creation order and needs no join."""
     et = normalise_entity_type(q.identifiers.type) if q.identifiers.type else None
     schema = org_schema(s, collections, org_id, et)
-    where: list[ColumnElement[bool]] = [Record.org_id == org_id, Record.deleted_at.is_(None)]
-    if et:
-        where.append(Record.entity_type == et)
-    where.extend(_key_filters(org_id, q.identifiers))
-    group_preds = []
+    sets: list[Select[Any]] = [_key_set(org_id, name, value) for name, value in q.identifiers.keys()]
+    group_sets = []
     for g in q.groups:
-        preds = [_condition(org_id, c, schema, et) for c in g.conditions]
-        if preds:
-            group_preds.append(and_(*preds) if g.logic == "AND" else or_(*preds))
-    if group_preds:
-        where.append(and_(*group_preds) if q.logic == "AND" else or_(*group_preds))
-    total = s.scalar(select(func.count()).select_from(Record).where(*where)) or 0
-    rows = s.scalars(select(Record).where(*where).order_by(Record.created_at, Record.id)
-                     .offset(q.offset).limit(q.limit)).all()
-    return list(rows), total
+        members = [_condition_set(org_id, c, schema, et) for c in g.conditions]
+        if members:
+            group_sets.append(_combine(members, g.logic))
+    if group_sets:
+        sets.append(_combine(group_sets, q.logic))
+    if sets:
+        matched = _combine(sets, "AND")
+        if et and not group_sets:  # key lookups only: keep to the requested type
+            matched = intersect(_flat(matched), _universe(org_id, et))
+    else:
+        matched = _universe(org_id, et)
+    ids = matched.subquery()
+    rid = ids.c[0]
+    live = select(rid)
+    if sets:  # soft-deleted records are few: read them first (partial index), then leave them out
+        deleted = select(Record.id).where(Record.org_id == org_id, Record.deleted_at.is_not(None))
+        gone = list(s.scalars((deleted.where(Record.entity_type == et) if et else deleted).limit(MAX_EXCLUDED + 1)))
+        if len(gone) > MAX_EXCLUDED:
+            live = select(rid).where(rid.not_in(deleted))
+        elif gone:
+            live = select(rid).where(rid.not_in(gone))
+    live_ids = live.subquery()
+    total = s.scalar(select(func.count()).select_from(live_ids)) or 0
+    page = list(s.scalars(select(live_ids.c[0]).order_by(live_ids.c[0]).offset(q.offset).limit(q.limit)))
+    if not page:
+        return [], total
+    rows = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(page)))}
+    return [rows[i] for i in page if i in rows], total
 
 
-def _key_filters(org_id: str, ids: Identifiers) -> list[ColumnElement[bool]]:
-    out: list[ColumnElement[bool]] = []
-    for name, value in ids.keys():
-        if name == "record_id" and value.startswith("rec_"):
-            out.append(Record.id == value)
-            continue
-        k = aliased(RecordKey)
-        out.append(Record.id.in_(select(k.record_id).where(k.org_id == org_id, k.key_name == name,
-                                                           k.key_value == value)))
-    return out
+def _universe(org_id: str, et: str | None) -> Select[Any]:
+    q = select(Record.id).where(Record.org_id == org_id, Record.deleted_at.is_(None))
+    return q.where(Record.entity_type == et) if et else q
 
 
-def _condition(org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> ColumnElement[bool]:
+def _flat(part: Any) -> Any:
+    """SQLite cannot nest parenthesised compound selects: wrap a compound as a plain subquery select."""
+    if isinstance(part, CompoundSelect):
+        sub = part.subquery()
+        return select(sub.c[0])
+    return part
+
+
+def _combine(parts: list[Any], logic: str) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    flat = [_flat(p) for p in parts]
+    return intersect(*flat) if logic == "AND" else union(*flat)
+
+
+def _key_set(org_id: str, name: str, value: str) -> Select[Any]:
+    if name == "record_id" and value.startswith("rec_"):
+        return select(Record.id).where(Record.org_id == org_id, Record.id == value)
+    return select(RecordKey.record_id).where(RecordKey.org_id == org_id, RecordKey.key_name == name,
+                                             RecordKey.key_value == value)
+
+
+def _condition_set(org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> Any:
     spec = schema.get(c.property)
     if spec is None:
         raise ValidationFailed(f"unknown property {c.property!r}" + (f" for {et}" if et else ""),
                                details={"unknown": [c.property], "known": sorted(schema)})
-    # Uncorrelated IN-subqueries let the planner start from the (org_id, name, value) indexes.
-    pv = aliased(PropertyValue)
-    base = [pv.org_id == org_id, pv.name == c.property]
+    pv = PropertyValue
 
-    def matching(pred: ColumnElement[bool]) -> ColumnElement[bool]:
-        return Record.id.in_(select(pv.record_id).where(*base, pred))
+    def matching(pred: ColumnElement[bool]) -> Select[Any]:
+        q = select(pv.record_id).where(pv.org_id == org_id, pv.name == c.property, pred)
+        return q.where(pv.entity_type == et) if et else q
 
     if c.operator == "IS_SET":
         return matching(_is_set(pv))
     if c.operator == "IS_NOT_SET":
-        return not_(matching(_is_set(pv)))
+        return except_(_universe(org_id, et), matching(_is_set(pv)))  # compound: flattened by _combine
     if c.value is None:
         raise ValidationFailed(f"operator {c.operator} on {c.property!r} needs a value")
     if c.operator == "NEQ":  # not equal, or not set at all
-        return not_(matching(_predicate(pv, spec, "EQ", c.value)))
+        return except_(_universe(org_id, et), matching(_predicate(pv, spec, "EQ", c.value)))
     return matching(_predicate(pv, spec, c.operator, c.value))
 
 

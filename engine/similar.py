@@ -136,7 +136,7 @@ class Similarity:
         use_mem = req.dimensions in ("memories", "hybrid")
         use_prop = req.dimensions in ("properties", "hybrid")
         if seed is not None:
-            seed_mem = self.memory_vectors(s, [seed.id]).get(seed.id) if use_mem else None
+            seed_mem = self.memory_vectors(s, org_id, [seed.id]).get(seed.id) if use_mem else None
             seed_prop = self.property_vectors(s, [seed])[seed.id] if use_prop else None
             if seed_prop is not None and not seed_prop.any():
                 seed_prop = None
@@ -158,7 +158,7 @@ class Similarity:
         if not candidates:
             return []
         ids = list(candidates)
-        mem_scores = self._cosines(seed_mem, self.memory_vectors(s, ids)) if seed_mem is not None else {}
+        mem_scores = self._cosines(seed_mem, self.memory_vectors(s, org_id, ids)) if seed_mem is not None else {}
         prop_vecs = self.property_vectors(s, list(candidates.values())) if seed_prop is not None else {}
         prop_scores = self._cosines(seed_prop, {k: v for k, v in prop_vecs.items() if v.any()}) \
             if seed_prop is not None else {}
@@ -190,13 +190,13 @@ class Similarity:
                 Record.id.in_(ids[i:i + 500]), Record.org_id == org_id, Record.deleted_at.is_(None)))})
         return out
 
-    def memory_vectors(self, s: Session, record_ids: list[str]) -> dict[str, np.ndarray]:
+    def memory_vectors(self, s: Session, org_id: str, record_ids: list[str]) -> dict[str, np.ndarray]:
         """Unit mean of each record's live memory embeddings (records without memories are absent)."""
         emb = self.engine.embedder
         sums: dict[str, np.ndarray] = {}
         for i in range(0, len(record_ids), 500):
             rows = s.execute(select(Memory.record_id, Memory.embedding).where(
-                Memory.record_id.in_(record_ids[i:i + 500]), Memory.superseded_by.is_(None),
+                Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]), Memory.superseded_by.is_(None),
                 Memory.embedder == emb.name)).all()
             matrix = from_blobs([r.embedding for r in rows], emb.dim)
             for r, v in zip(rows, matrix, strict=True):

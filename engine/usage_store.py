@@ -1,17 +1,23 @@
-"""LLM usage accounting and the per-org monthly budget, both in SQL (shared by every process)."""
+"""LLM usage accounting and the per-org monthly budget, both in SQL (shared by every process).
+
+Imports nothing from :mod:`engine.llm` at module level: importing litellm takes seconds, and the gateway
+must start without paying for it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from engine.db.database import Database
 from engine.db.models import Org
 from engine.db.models_llm import LLMUsageRow
-from engine.llm import Usage, ensure_within_budget
 from engine.util import utcnow
+
+if TYPE_CHECKING:
+    from engine.llm import Usage
 
 
 def month_start(now: datetime | None = None) -> datetime:
@@ -49,7 +55,7 @@ class UsageStore:
                              .where(LLMUsageRow.org_id == org_id,
                                     LLMUsageRow.created_at >= (since or month_start()))
                              .group_by(LLMUsageRow.feature)).all()
-        return {f: {"calls": int(c or 0), "totalTokens": int(t or 0), "costUsd": round(float(u or 0), 6)}
+        return {f: {"calls": int(c or 0), "totalTokens": int(t or 0), "costUsd": round(float(u or 0), 8)}
                 for f, c, t, u in rows}
 
 
@@ -70,6 +76,8 @@ class SqlBudget:
         self.limit_usd = limit_usd
 
     def check(self, estimated_cost: float) -> None:
+        from engine.llm import ensure_within_budget
+
         if self.limit_usd is None:
             return
         ensure_within_budget(self.limit_usd, self.store.spent_usd(self.org_id), estimated_cost)

@@ -22,6 +22,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def new_sortable_id(prefix: str) -> str:
+    """Like :func:`new_id`, but ids sort by creation time (ms timestamp first), so ordering by id is
+    chronological and index-only."""
+    import time
+
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
 def iso(dt: datetime | None) -> str | None:
     dt = as_aware(dt)
     return dt.isoformat().replace("+00:00", "Z") if dt else None

@@ -142,6 +142,11 @@ class VectorIndex:
             self.client.flush(name)
         return len(rows)
 
+    def flush(self, name: str) -> None:
+        """Seal what was written so searches avoid the slow growing-segment path."""
+        if self.client.has_collection(name):
+            self.client.flush(name)
+
     def delete(self, name: str, memory_ids: Sequence[str], *, flush: bool = True) -> None:
         """Remove vectors by memory id (missing ids are fine)."""
         if not memory_ids or not self.client.has_collection(name):

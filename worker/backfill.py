@@ -98,7 +98,7 @@ class PageWriter:
             return
         from engine.memories import MemorizeRequest
 
-        req = MemorizeRequest(content="\n".join(texts), identifiers=ids.model_copy(update={"record_id": record_id}),
+        req = MemorizeRequest(content="\n".join(texts), identifiers={**ids.model_dump(exclude_none=True), "record_id": record_id},
                               tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
                               sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
         try:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -100,6 +101,8 @@ class Record(Base):
     __table_args__ = (
         UniqueConstraint("org_id", "entity_type", "primary_key"),
         Index("ix_records_org_type_deleted", "org_id", "entity_type", "deleted_at"),
+        Index("ix_records_deleted", "org_id", "entity_type", "deleted_at",
+              sqlite_where=text("deleted_at IS NOT NULL"), postgresql_where=text("deleted_at IS NOT NULL")),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
@@ -133,12 +136,16 @@ class PropertyValue(Base):
     __tablename__ = "property_values"
     __table_args__ = (
         UniqueConstraint("record_id", "name"),
-        Index("ix_props_text", "org_id", "name", "value_text"),
-        Index("ix_props_num", "org_id", "name", "value_num"),
+        # covering indexes: search resolves record-id sets from these without touching the table
+        Index("ix_props_text", "org_id", "name", "value_text", "record_id"),
+        Index("ix_props_num", "org_id", "name", "value_num", "record_id"),
+        Index("ix_props_type_text", "org_id", "entity_type", "name", "value_text", "record_id"),
+        Index("ix_props_type_num", "org_id", "entity_type", "name", "value_num", "record_id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(String(40))
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(128))
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
     value_text: Mapped[str | None] = mapped_column(String(512), nullable=True)
@@ -328,4 +335,5 @@ class InboundEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
-from engine.db import models_llm  # noqa: E402,F401  (LLM-layer tables)
+# Tables of later layers register on the same metadata (one Alembic history).
+from engine.db import models_llm, models_outbound, models_workflows  # noqa: E402,F401

@@ -13,7 +13,7 @@ The result is duck-compatible with :class:`engine.memories.Extraction` (``facts`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +24,12 @@ from engine.errors import ValidationFailed
 from engine.extraction.chunking import chunk_content
 from engine.extraction.keywords import content_stems, property_keywords
 from engine.extraction.offline import ExtractedValue, anchor_relative_dates
-from engine.llm import Usage
 from engine.properties_types import PropertySpec, PropertyType
 from engine.util import utcnow
 
 if TYPE_CHECKING:
     from engine.core import Engine
+    from engine.llm import Usage
 
 CHUNK_TOKENS = 3000
 DEFAULT_MAX_PROPERTIES = 40
@@ -65,7 +65,7 @@ class ExtractionResult:
     facts: list[str]
     values: list[ExtractedValue]
     quality: dict[str, float]
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage | None = None
     chunks: int = 1
     method: str = "llm"
 
@@ -181,11 +181,11 @@ class LLMExtractor:
         facts: list[str] = []
         values: list[ExtractedValue] = []
         quality: list[dict[str, float]] = []
-        usage = Usage()
+        usage = None
         for i, chunk in enumerate(chunks, 1):
             messages = build_messages(chunk, specs, ts=ts, subject=subject, prompt=prompt, part=(i, len(chunks)))
             answer = client.structured(messages, ExtractionOutput)
-            usage += answer.usage
+            usage = answer.usage if usage is None else usage + answer.usage
             facts += [anchor_relative_dates(" ".join(f.split()), ts) for f in answer.value.facts if f.strip()]
             values += validated_values(answer.value.properties, by_name, chunk) if limit else []
             quality.append(answer.value.quality.model_dump())

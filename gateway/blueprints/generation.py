@@ -11,8 +11,7 @@ from rq.job import Job
 from engine.agents import AgentCreate, AgentPatch, AgentRun, get_agents
 from engine.errors import NotFound
 from engine.generation import PromptRequest, get_generation
-from engine.llm import require_llm
-from engine.llm_service import llm_service
+from engine.llm_service import ensure_configured, llm_service
 from engine.tenancy import KeyInfo
 from gateway.api import endpoint, request_payload
 from gateway.state import state
@@ -29,7 +28,7 @@ def _queued(job: Job) -> tuple[dict[str, Any], int]:
 def prompt(auth: KeyInfo, body: PromptRequest) -> Any:
     """Multi-step generation with named outputs, channel rules, guardrails, evaluation and memorize-back."""
     if body.run_async:
-        require_llm(state().settings, "generation")
+        ensure_configured(state().settings, "generation")
         payload = request_payload()
         payload.pop("async", None)
         return _queued(enqueue(state().redis, auth.org_id, "run_prompt", payload))
@@ -78,7 +77,7 @@ def run_agent(auth: KeyInfo, body: AgentRun, agent_id: str) -> Any:
     agents = get_agents(state().engine)
     if body.run_async:
         agents.prompt_request(auth.org_id, agent_id, body)  # 404/422 now, not inside the job
-        require_llm(state().settings, "agents")
+        ensure_configured(state().settings, "agents")
         payload = body.model_dump(exclude={"run_async"})
         return _queued(enqueue(state().redis, auth.org_id, "run_agent", agent_id, payload))
     return agents.run(auth.org_id, agent_id, body)
@@ -112,5 +111,5 @@ def usage(auth: KeyInfo) -> dict[str, Any]:
 
     eng = state().engine
     store = llm_service(eng).store
-    return {"byFeature": store.summary(auth.org_id), "spentUsd": round(store.spent_usd(auth.org_id), 6),
+    return {"byFeature": store.summary(auth.org_id), "spentUsd": round(store.spent_usd(auth.org_id), 8),
             "monthlyBudgetUsd": org_budget_limit(eng.db, auth.org_id, eng.settings.llm_monthly_budget_usd)}

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from engine.core import Engine
 from engine.db.models_llm import Guideline
 from engine.errors import NotFound
-from engine.governance import GuidelineCreate, GuidelineFields, Governance, SmartGuidelinesRequest
+from engine.governance import Governance, GuidelineCreate, GuidelineFields, SmartGuidelinesRequest
 from engine.guideline_routing import split_sections
 from engine.llm import LLMNotConfigured
 from engine.settings import Settings
@@ -46,7 +46,7 @@ def ask(gov: Governance, org: str, message: str, **kw: object) -> dict:
     return gov.smart_guidelines(org, SmartGuidelinesRequest(message=message, **kw))
 
 
-def test_crud_versions_and_diff_history(gov: Governance, org: str, other_org: str) -> None:
+def test_crud_versions_and_diff_history(gov: Governance, org: str, other_org: str, backend: str) -> None:
     g = gov.create(org, GuidelineCreate(name="Tone", content="## Voice\nBe kind.", tags=["brand", "brand"],
                                         triggerKeywords=["tone"]))
     assert g["version"] == 1 and g["tags"] == ["brand"] and g["stale"] is False
@@ -122,7 +122,7 @@ def test_long_guideline_delivers_relevant_sections_and_progressive_delivery(gov:
     assert "## Flights" in flights["compiledContext"] and "## Hotels" not in flights["compiledContext"]
 
 
-def test_session_state_is_shared_between_processes(engine: Engine, org: str) -> None:
+def test_session_state_is_shared_between_processes(engine: Engine, org: str, backend: str) -> None:
     a, b = Governance(engine), Governance(engine)  # two gateway processes = two service instances
     a.create(org, GuidelineCreate(name="Refund policy", content=GUIDELINES[1]["content"],
                                   triggerKeywords=["refund"]))

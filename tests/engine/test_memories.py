@@ -10,11 +10,16 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
+from engine.core import Engine
+from engine.db.database import Database
 from engine.db.models import IndexMeta, IndexTombstone, Memory
+from engine.errors import NotFound
 from engine.identity import Identifiers
 from engine.index_sync import current_collection, reconcile
+from engine.memories import MemorizeRequest
 from engine.outbox import recent
 from engine.properties import Provenance
 
@@ -176,3 +181,23 @@ def test_crash_between_sql_commit_and_milvus_write_is_reconciled(api, engine, se
     found = recall(api, "kubernetes cluster")["results"]
     assert [r["memoryId"] for r in found] == [pending[0].id]
     assert reconcile(engine) == {"indexed": 0, "tombstones": 0}
+
+
+def test_memorize_succeeds_when_milvus_is_down_and_reconcile_catches_up(api, engine, settings):
+    down = Engine(settings.model_copy(update={"milvus_uri": "http://127.0.0.1:9"}), db=Database(settings.sql_url))
+    try:
+        out = down.memories.memorize(api.org_id, MemorizeRequest(content="Budget owner is the COO.",
+                                                                 email="coo@xi.com", tags=["t"]))
+    finally:
+        down.close()
+    assert out["memoriesCreated"] == 1 and out["indexState"] == "pending"
+    assert recall(api, "budget owner", email="coo@xi.com")["results"]  # scoped recall reads SQL: served
+    assert reconcile(engine)["indexed"] == 1
+    assert recall(api, "budget owner")["results"][0]["memoryId"] == out["memoryIds"][0]
+
+
+def test_memories_of_another_org_cannot_be_deleted(api, other_api, engine):
+    mid = memorize(api, "Signed the MSA in Berlin.", email="legal@pi.com")["memoryIds"][0]
+    with pytest.raises(NotFound):
+        engine.memories.delete(other_api.org_id, memory_ids=[mid])
+    assert engine.memories.delete(api.org_id, memory_ids=[mid]) == {"deleted": 1, "memoryIds": [mid]}

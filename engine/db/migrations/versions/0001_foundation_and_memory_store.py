@@ -158,6 +158,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('records', schema=None) as batch_op:
         batch_op.create_index('ix_records_org_type_deleted', ['org_id', 'entity_type', 'deleted_at'], unique=False)
+        batch_op.create_index('ix_records_deleted', ['org_id', 'entity_type', 'deleted_at'], unique=False,
+                              sqlite_where=sa.text('deleted_at IS NOT NULL'),
+                              postgresql_where=sa.text('deleted_at IS NOT NULL'))
 
     op.create_table('collection_versions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -227,6 +230,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('org_id', sa.String(length=40), nullable=False),
     sa.Column('record_id', sa.String(length=40), nullable=False),
+    sa.Column('entity_type', sa.String(length=100), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
     sa.Column('value', sa.JSON(), nullable=True),
     sa.Column('value_text', sa.String(length=512), nullable=True),
@@ -243,8 +247,12 @@ def upgrade() -> None:
     sa.UniqueConstraint('record_id', 'name')
     )
     with op.batch_alter_table('property_values', schema=None) as batch_op:
-        batch_op.create_index('ix_props_num', ['org_id', 'name', 'value_num'], unique=False)
-        batch_op.create_index('ix_props_text', ['org_id', 'name', 'value_text'], unique=False)
+        batch_op.create_index('ix_props_num', ['org_id', 'name', 'value_num', 'record_id'], unique=False)
+        batch_op.create_index('ix_props_text', ['org_id', 'name', 'value_text', 'record_id'], unique=False)
+        batch_op.create_index('ix_props_type_num', ['org_id', 'entity_type', 'name', 'value_num', 'record_id'],
+                              unique=False)
+        batch_op.create_index('ix_props_type_text', ['org_id', 'entity_type', 'name', 'value_text', 'record_id'],
+                              unique=False)
 
     op.create_table('record_keys',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -270,6 +278,8 @@ def downgrade() -> None:
     op.drop_table('record_keys')
     with op.batch_alter_table('property_values', schema=None) as batch_op:
         batch_op.drop_index('ix_props_text')
+        batch_op.drop_index('ix_props_type_num')
+        batch_op.drop_index('ix_props_type_text')
         batch_op.drop_index('ix_props_num')
 
     op.drop_table('property_values')
@@ -288,6 +298,7 @@ def downgrade() -> None:
     op.drop_table('collection_versions')
     with op.batch_alter_table('records', schema=None) as batch_op:
         batch_op.drop_index('ix_records_org_type_deleted')
+        batch_op.drop_index('ix_records_deleted')
 
     op.drop_table('records')
     op.drop_table('entity_types')

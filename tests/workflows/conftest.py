@@ -1,0 +1,54 @@
+"""Fixtures for workflow tests: delivery sinks and an engine whose LLM is the local fake server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from engine.core import Engine
+from engine.settings import Settings
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.llm_env import with_llm
+from tests.workflows.sinks import HttpSink, SmtpSink, schema_responder
+
+
+@pytest.fixture
+def slack() -> Iterator[HttpSink]:
+    sink = HttpSink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    monkeypatch.setenv("MEMRELAY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MEMRELAY_SMTP_PORT", str(sink.port))
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(responder=schema_responder) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Engine]:
+    e = Engine(with_llm(settings, llm))
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+    """The app with the workflows blueprint (registered here until gateway/blueprints lists it)."""
+    from gateway.app import create_app
+    from gateway.blueprints import workflows
+
+    application = create_app(settings, engine=engine)
+    if "workflows" not in application.blueprints:
+        application.register_blueprint(workflows.bp)
+    return application

@@ -1,0 +1,47 @@
+"""`memrelay templates build`: render every shipped workflow and the classic paths into n8n_templates/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from workflows.loader import SHIPPED_DIR, load_dirs
+from workflows.n8n.classic import CLASSIC
+from workflows.n8n.document import dumps
+from workflows.n8n.nodes import validate
+from workflows.n8n.render import render_workflow
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "n8n_templates"
+
+
+def render_all() -> dict[str, dict[str, Any]]:
+    """File name → document, every one validated (an invalid document fails the build)."""
+    docs: dict[str, dict[str, Any]] = {}
+    for wf in load_dirs(SHIPPED_DIR).all():
+        docs[f"workflow-{wf.id}.json"] = render_workflow(wf)
+    for key, build in CLASSIC.items():
+        docs[f"{key}.json"] = build()
+    for doc in docs.values():
+        validate(doc)
+    return docs
+
+
+def build(out_dir: Path = TEMPLATES_DIR, *, check: bool = False) -> list[str]:
+    """Write the templates (or, with ``check``, list the files that differ from a fresh build)."""
+    docs = render_all()
+    differ: list[str] = []
+    for name, doc in sorted(docs.items()):
+        path, text = out_dir / name, dumps(doc)
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            continue
+        differ.append(name)
+        if not check:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    stale = sorted(p.name for p in out_dir.glob("*.json") if p.name not in docs and p.name not in
+                   ("package.json", "package-lock.json"))
+    differ += [f"{n} (stale)" for n in stale]
+    if not check:
+        for n in stale:
+            (out_dir / n).unlink()
+    return differ
