@@ -15,6 +15,7 @@ lists everything again. Re-reading a page is harmless: writes are idempotent and
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -259,7 +260,7 @@ def run_sync(pager: Pager, *, source_id: str, cursor: Mapping[str, Any],
     stored: dict[str, Any] = {k: v for k, v in cursor.items() if k != "run"}
 
     def save() -> None:
-        save_cursor({**stored, "run": run})
+        save_cursor(copy.deepcopy({**stored, "run": run}))
 
     save()
     try:
@@ -278,7 +279,7 @@ def run_sync(pager: Pager, *, source_id: str, cursor: Mapping[str, Any],
                     return summary
         stored["lastRun"] = {"since": run["since"], "startedAt": run["startedAt"], "finishedAt": utcnow().isoformat(),
                              "records": summary.records}
-        save_cursor(stored)
+        save_cursor(copy.deepcopy(stored))
         return summary
     finally:
         summary.seconds = clock() - start

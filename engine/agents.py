@@ -162,8 +162,7 @@ class Agents:
 
 
 def get_agents(engine: Engine) -> Agents:
-    """``engine.agents`` when wired, else one cached on the engine instance."""
-    existing = engine.__dict__.get("agents")
-    if isinstance(existing, Agents):
-        return existing
-    return engine.__dict__.setdefault("_agents", Agents(engine))
+    """``engine.agents``."""
+    from engine.llm_service import engine_service
+
+    return engine_service(engine, "agents", Agents)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.db.database import Database
@@ -66,6 +66,7 @@ class Collections:
 
     def __init__(self, db: Database):
         self.db = db
+        self._schemas: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, PropertySpec]]] = {}
 
     # --- entity types ------------------------------------------------------------------------
     def ensure_entity_type(self, s: Session, org_id: str, name: str, *, description: str = "") -> EntityType:
@@ -151,7 +152,7 @@ class Collections:
     def archive(self, org_id: str, collection_id: str, *, actor: str | None = None) -> dict[str, Any]:
         with self.db.session() as s:
             c = self._get(s, org_id, collection_id)
-            c.archived_at = utcnow()
+            c.archived_at = c.updated_at = utcnow()
             c.version += 1
             self._snapshot(s, c, actor)
             emit(s, org_id, "collection.updated", {"collectionId": c.id, "version": c.version, "archived": True})
@@ -190,14 +191,23 @@ class Collections:
         return out
 
     def schema_for(self, s: Session, org_id: str, entity_type: str) -> dict[str, PropertySpec]:
-        """All properties defined for an entity type across its active collections."""
-        rows = s.scalars(select(Collection).where(
-            Collection.org_id == org_id, Collection.entity_type == normalise_entity_type(entity_type),
-            Collection.archived_at.is_(None))).all()
+        """All properties defined for an entity type across its active collections.
+
+        Parsed schemas are cached per process and revalidated with one cheap query (count, newest
+        change), so a change made by any process is seen immediately."""
+        et = normalise_entity_type(entity_type)
+        scope = (Collection.org_id == org_id, Collection.entity_type == et)
+        stamp = tuple(s.execute(select(func.count(), func.sum(Collection.version), func.max(Collection.updated_at))
+                                .where(*scope)).one())
+        hit = self._schemas.get((org_id, et))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        rows = s.scalars(select(Collection).where(*scope, Collection.archived_at.is_(None))).all()
         out: dict[str, PropertySpec] = {}
         for c in rows:
             for p in c.properties:
                 out.setdefault(p["propertyName"], PropertySpec.model_validate(p))
+        self._schemas[(org_id, et)] = (stamp, out)
         return out
 
     def _get(self, s: Session, org_id: str, collection_id: str) -> Collection:

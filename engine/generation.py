@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from engine import channels, guardrails
 from engine.identity import Identifiers
-from engine.llm_service import LLMRun, llm_service
+from engine.llm_service import LLMRun, engine_service, llm_service
 from engine.outbox import emit
 from engine.tokens import count_tokens, truncate
 
@@ -284,8 +284,5 @@ _RESERVED = {"runId", "outputs", "steps", "channel", "guardrails", "review_requi
 
 
 def get_generation(engine: Engine) -> Generation:
-    """``engine.generation`` when wired, else one cached on the engine instance."""
-    existing = engine.__dict__.get("generation")
-    if isinstance(existing, Generation):
-        return existing
-    return engine.__dict__.setdefault("_generation", Generation(engine))
+    """``engine.generation``."""
+    return engine_service(engine, "generation", Generation)

@@ -250,8 +250,7 @@ def _clean(values: list[str]) -> list[str]:
 
 
 def get_governance(engine: Engine) -> Governance:
-    """``engine.governance`` when wired, else one cached on the engine instance."""
-    existing = engine.__dict__.get("governance")
-    if isinstance(existing, Governance):
-        return existing
-    return engine.__dict__.setdefault("_governance", Governance(engine))
+    """``engine.governance``."""
+    from engine.llm_service import engine_service
+
+    return engine_service(engine, "governance", Governance)

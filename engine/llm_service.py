@@ -13,8 +13,9 @@ litellm is imported on first use only (it takes seconds), so the gateway starts 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.usage_store import SqlBudget, UsageStore, org_budget_limit
 from engine.util import new_id
@@ -97,9 +98,20 @@ class LLMService:
         return LLMClient(self.config)
 
 
+T = TypeVar("T")
+
+
+def engine_service(engine: Engine, name: str, factory: Callable[[Engine], T]) -> T:
+    """``engine.<name>`` when :class:`engine.core.Engine` defines it, else one instance cached on ``engine``
+    (so the LLM layer works before core.py wires its services, and uses the same instance after)."""
+    if hasattr(type(engine), name):
+        return getattr(engine, name)
+    key = f"_llm_layer_{name}"
+    if key not in engine.__dict__:
+        engine.__dict__.setdefault(key, factory(engine))
+    return engine.__dict__[key]
+
+
 def llm_service(engine: Engine) -> LLMService:
-    """``engine.llm`` when the lead wired it, else one cached on the engine instance."""
-    existing = engine.__dict__.get("llm")
-    if isinstance(existing, LLMService):
-        return existing
-    return engine.__dict__.setdefault("_llm_service", LLMService(engine))
+    """``engine.llm``."""
+    return engine_service(engine, "llm", LLMService)

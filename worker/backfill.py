@@ -31,7 +31,8 @@ def sync_source(eng: Engine, source_id: str, *, since: datetime | None = None, f
                 progress: Callable[[SyncPage], None] | None = None,
                 sleep: Callable[[float], None] = time.sleep) -> SyncSummary:
     """Backfill one active source (hubspot or salesforce) from its CRM; resumable (see connectors.sync)."""
-    src = eng.sources.lookup(source_id)
+    owner = eng.sources.lookup(source_id)  # active sources only (cached: used for the org id alone)
+    src = eng.sources.get(owner.org_id, source_id)  # fresh row: config and the stored cursor
     mapping = mapping_for(src)
     pager = build_pager(src.connector, source_config(src).options, mapping, object_types, sleep=sleep)
     writer = PageWriter(eng, src, mapping, pager, memories=memories)

@@ -196,8 +196,7 @@ class LLMExtractor:
 
 
 def get_extractor(engine: Engine) -> LLMExtractor:
-    """``engine.extractor`` when wired, else one cached on the engine instance."""
-    existing = engine.__dict__.get("extractor")
-    if isinstance(existing, LLMExtractor):
-        return existing
-    return engine.__dict__.setdefault("_llm_extractor", LLMExtractor(engine))
+    """``engine.extractor``."""
+    from engine.llm_service import engine_service
+
+    return engine_service(engine, "extractor", LLMExtractor)

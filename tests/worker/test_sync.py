@@ -93,7 +93,7 @@ def test_backfill_resumes_from_the_cursor_after_a_failed_page(engine, hubspot):
     hubspot.fail = lambda method, path, query, body: 503 if query.get("after") == ["101"] else None
     with pytest.raises(UpstreamError):
         sync_source(engine, src_id)
-    cursor = engine.sources.lookup(src_id).sync_cursor
+    cursor = engine.sources.get(org_id, src_id).sync_cursor
     assert cursor["run"]["objects"]["contact"] == {"done": False, "state": {"after": "101", "since": None}}
     assert count(engine, Record, org_id) == 100
 
@@ -106,7 +106,7 @@ def test_backfill_resumes_from_the_cursor_after_a_failed_page(engine, hubspot):
     first_pages = [r for r in hubspot.calls("GET", "/objects/contacts") if "after" not in r[2]]
     assert len(first_pages) == 1  # page 1 was never read again
     assert count(engine, Memory, org_id) == 250  # one memory per contact, none twice
-    done = engine.sources.lookup(src_id).sync_cursor
+    done = engine.sources.get(org_id, src_id).sync_cursor
     assert "run" not in done and done["lastRun"]["since"] is None
 
 
@@ -154,7 +154,7 @@ def test_salesforce_backfill_pages_through_soql(engine, tmp_path):
     rec = engine.records.get(org_id, Identifiers(type="contact", email="person7@corp7.example"))
     assert rec["properties"]["job_title"]["value"] == "Engineer 7"
     assert rec["properties"]["job_title"]["source"] == "salesforce"
-    assert engine.sources.lookup(src_id).sync_cursor["lastRun"]["records"] == 450
+    assert engine.sources.get(org_id, src_id).sync_cursor["lastRun"]["records"] == 450
 
 
 def test_colleagues_sharing_a_company_domain_stay_distinct_records(engine):
