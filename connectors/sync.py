@@ -46,7 +46,9 @@ class SyncPage:
 
 @dataclass
 class PageResult:
-    """What writing one page did; ``errors`` are short messages for records that were rejected."""
+    """What writing one page did. ``created``/``updated``/``unchanged`` partition the written records;
+    ``stale`` counts records where at least one property kept newer data; ``errors`` are short messages
+    for records that were rejected."""
 
     created: int = 0
     updated: int = 0

@@ -6,8 +6,9 @@ only loads what it touches (e.g. the embedder is loaded by the first memory oper
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any
 
 from engine.collections import Collections
 from engine.db.database import Database
@@ -19,7 +20,12 @@ from engine.tenancy import Tenancy
 from engine.vector_index import VectorIndex
 
 if TYPE_CHECKING:
+    from engine.agents import Agents
     from engine.embedding import Embedder
+    from engine.extraction.llm_extractor import LLMExtractor
+    from engine.generation import Generation
+    from engine.governance import Governance
+    from engine.llm_service import LLMService
     from engine.memories import Memories
     from engine.recall import Recall
 
@@ -73,6 +79,44 @@ class Engine:
         from engine.recall import Recall
 
         return Recall(self)
+
+    @cached_property
+    def llm(self) -> LLMService:
+        """LLM calls with per-org budget and usage accounting (raises llm_not_configured when unset)."""
+        from engine.llm_service import LLMService
+
+        return LLMService(self)
+
+    @cached_property
+    def extractor(self) -> LLMExtractor:
+        from engine.extraction.llm_extractor import LLMExtractor
+
+        return LLMExtractor(self)
+
+    @cached_property
+    def governance(self) -> Governance:
+        from engine.governance import Governance
+
+        return Governance(self)
+
+    @cached_property
+    def generation(self) -> Generation:
+        from engine.generation import Generation
+
+        return Generation(self)
+
+    @cached_property
+    def agents(self) -> Agents:
+        from engine.agents import Agents
+
+        return Agents(self)
+
+    @cached_property
+    def deep_recall(self) -> Callable[..., Any]:
+        """``deep_recall(org_id, req, fast_result)``: reflection rounds and answers over smart recall."""
+        from engine.deep_recall import recall_deep
+
+        return partial(recall_deep, self)
 
     def sync_index(self) -> None:
         """Push pending memory vectors and deletions to the index (safe to call any time)."""

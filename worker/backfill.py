@@ -84,10 +84,9 @@ class PageWriter:
                 out.created += 1
             elif result.get("updated"):
                 out.updated += 1
-            elif result.get("stale"):
-                out.stale += 1
             else:
                 out.unchanged += 1
+            out.stale += bool(result.get("stale"))
             if self.memories:
                 self._memorize(rid, ids, result["recordId"], mapped, prov, out)
         return out

@@ -62,7 +62,7 @@ def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
                 if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                     ready = True
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.3)
         assert ready, (tmp_path / "up.log").read_text()[-3000:]

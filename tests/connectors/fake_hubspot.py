@@ -58,6 +58,7 @@ class FakeHubSpot:
         self.throttle_policy = "SECONDLY"
         self.fail: Callable[[str, str, dict[str, list[str]], Any], int | None] | None = None
         self._throttle = 0
+        self.search_cap = 10_000
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -169,8 +170,8 @@ class FakeHubSpot:
             name = sort["propertyName"] if isinstance(sort, dict) else sort
             items.sort(key=lambda o, n=name: (_ms(o["properties"].get(n) or "0"), int(o["id"])))
         offset, limit = int(body.get("after") or 0), int(body.get("limit") or 10)
-        if offset + limit > 10_000:
-            raise AssertionError("search past 10,000 results")
+        if offset + limit > self.search_cap:
+            raise AssertionError(f"search past {self.search_cap} results")
         page = items[offset:offset + limit]
         out: dict[str, Any] = {"total": len(items), "results": [self._view(o, body.get("properties") or [])
                                                                 for o in page]}

@@ -92,22 +92,36 @@ def test_backfill_resumes_from_the_cursor_after_a_failed_page(engine, hubspot):
     org_id, src_id = hubspot_source(engine, hubspot, max_retries=0)
     hubspot.fail = lambda method, path, query, body: 503 if query.get("after") == ["101"] else None
     with pytest.raises(UpstreamError):
-        sync_source(engine, src_id)
+        sync_source(engine, src_id, memories=False)
     cursor = engine.sources.get(org_id, src_id).sync_cursor
     assert cursor["run"]["objects"]["contact"] == {"done": False, "state": {"after": "101", "since": None}}
     assert count(engine, Record, org_id) == 100
 
     hubspot.fail = None
-    summary = sync_source(engine, src_id)
+    summary = sync_source(engine, src_id, memories=False)
 
     assert summary.resumed and summary.pages == 2 + 2  # contacts 101..250, plus one empty page each for company/deal
     assert (summary.records, summary.created, summary.errors) == (150, 150, 0)
     assert count(engine, Record, org_id) == 250
     first_pages = [r for r in hubspot.calls("GET", "/objects/contacts") if "after" not in r[2]]
     assert len(first_pages) == 1  # page 1 was never read again
-    assert count(engine, Memory, org_id) == 250  # one memory per contact, none twice
     done = engine.sources.get(org_id, src_id).sync_cursor
     assert "run" not in done and done["lastRun"]["since"] is None
+
+
+def test_memories_are_written_once_across_repeated_syncs(engine):
+    fake = FakeHubSpot(contacts=make_contacts(20)).start()
+    try:
+        org_id, src_id = hubspot_source(engine, fake)
+        first = sync_source(engine, src_id)
+        again = sync_source(engine, src_id, full=True)
+    finally:
+        fake.stop()
+    assert (first.created, first.memories) == (20, 20)
+    assert (again.unchanged, again.memories, again.errors) == (20, 0, 0)
+    assert count(engine, Memory, org_id) == 20
+    rec = contact(engine, org_id, "3")
+    assert memories_of(engine, rec["recordId"]) == ["First3 Last3 works as Engineer 3 at Corp 3."]
 
 
 def test_since_filter_uses_search_and_later_runs_are_incremental(engine, hubspot):
@@ -169,17 +183,19 @@ def test_colleagues_sharing_a_company_domain_stay_distinct_records(engine):
     assert colleague["properties"]["email"]["value"] == "person4@corp1.example"
 
 
-def test_pager_restarts_search_before_the_10000_result_cap(hubspot):
-    from connectors.hubspot_api import HubSpotApi
+def test_pager_restarts_search_before_the_result_cap(hubspot, monkeypatch):
+    from connectors import hubspot_api
     from connectors.mapping import load_default_mapping
 
-    pager = HubSpotPager(HubSpotApi({"api_base": hubspot.url, "access_token": hubspot.token}),
+    monkeypatch.setattr(hubspot_api, "SEARCH_RESULT_CAP", 1000)  # HubSpot's is 10,000; same logic
+    hubspot.search_cap = 1000
+    pager = HubSpotPager(hubspot_api.HubSpotApi({"api_base": hubspot.url, "access_token": hubspot.token}),
                          load_default_mapping("hubspot"), ["contact"], limit=100)
-    hubspot.add("contacts", make_contacts(10_050, start=251))
+    hubspot.add("contacts", make_contacts(1050, start=251))
     pages = list(pager.pages("contact", {}, BASE_TIME))
     ids = [r["id"] for p in pages for r in p.records]
-    assert set(ids) == {str(i) for i in range(1, 10_301)}  # everything, never asking past 10,000
-    assert pages[99].state["after"] is None and pages[99].state["since"] > BASE_TIME.isoformat()
+    assert set(ids) == {str(i) for i in range(1, 1301)}  # everything, never asking past the cap
+    assert pages[9].state["after"] is None and pages[9].state["since"] > BASE_TIME.isoformat()
 
 
 def test_cli_syncs_into_the_data_dir(tmp_path: Path, hubspot):
