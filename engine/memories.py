@@ -66,7 +66,8 @@ class MemorizeRequest(BaseModel):
 def lift_identifiers(data: Any) -> Any:
     """Merge top-level identifier fields (``email``, ``website_url``, ``type`` ...) into ``identifiers``."""
     if isinstance(data, dict):
-        ids = dict(data.get("identifiers") or {})
+        raw = data.get("identifiers") or {}
+        ids = raw.model_dump(exclude_none=True) if isinstance(raw, BaseModel) else dict(raw)
         for name in IDENTIFIER_FIELDS:
             if name in data and name not in ids:
                 ids[name] = data[name]
@@ -140,7 +141,7 @@ class Memories:
             specs = self._target_properties(s, org_id, entity_type, req.collectionId)
             subject = subject_of(s, existing, ids)
         with timer.stage("extract"):
-            extraction = self._extract(req, specs, ts, subject)
+            extraction = self._extract(org_id, req, specs, ts, subject)
         with timer.stage("embed"):
             vectors = emb.embed(extraction.facts) if extraction.facts else None
         prov_tags = sorted(set(req.tags))
@@ -182,12 +183,13 @@ class Memories:
             specs = list(self.engine.collections.schema_for(s, org_id, entity_type).values())
         return [p for p in specs if p.autoSystem]
 
-    def _extract(self, req: MemorizeRequest, specs: list[PropertySpec], ts: datetime,
+    def _extract(self, org_id: str, req: MemorizeRequest, specs: list[PropertySpec], ts: datetime,
                  subject: str | None) -> Extraction:
         extractor: MemoryExtractor | None = getattr(self.engine, "extractor", None)
         if req.enhanced and self.engine.settings.llm_configured and extractor is not None:
             return extractor.extract(content=req.content, properties=specs, ts=ts, subject=subject,
-                                     prompt=req.extractionPrompt, max_properties=req.max_properties)
+                                     prompt=req.extractionPrompt, max_properties=req.max_properties,
+                                     tags=req.tags, org_id=org_id)
         return offline_extraction(req.content, specs, ts, subject, embedder=self.engine.embedder,
                                   max_properties=req.max_properties)
 

@@ -130,6 +130,8 @@ def _find_duplicate(pool: list[_Live], sims: np.ndarray, text: str) -> _Live | N
 
 
 def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -> None:
+    if it.event_id and any(p.get("eventId") == it.event_id for p in row.provenance or []):
+        return  # the same source event again (redelivery, replay, retried job): it counts once
     row.seen_count = (row.seen_count or 1) + 1
     row.provenance = [*(row.provenance or []), provenance_entry(it.source, ts, event_id=it.event_id,
                                                                 speaker=it.speaker)]

@@ -58,6 +58,7 @@ class RecallRequest(BaseModel):
     include_property_values: bool = Field(False, alias="includePropertyValues")
     groupByRecord: bool = False
     include_superseded: bool = Field(False, alias="includeSuperseded")
+    generate_answer: bool = Field(False, alias="generateAnswer", description="Deep mode: answer from the memories.")
 
     @model_validator(mode="before")
     @classmethod
@@ -65,7 +66,7 @@ class RecallRequest(BaseModel):
         if isinstance(data, dict):
             data = dict(data)
             for snake, camel in (("include_property_values", "includePropertyValues"),
-                                 ("include_superseded", "includeSuperseded")):
+                                 ("include_superseded", "includeSuperseded"), ("generate_answer", "generateAnswer")):
                 if camel in data and snake not in data:
                     data[snake] = data.pop(camel)
             if data.get("fast_mode") is False and "mode" not in data:

@@ -145,7 +145,7 @@ class Records:
                         s.delete(pv)
                 s.flush()
                 s.execute(update(PropertyHistory).where(PropertyHistory.record_id == gone.id).values(record_id=keep.id))
-                moved["memories"] += s.execute(update(Memory).where(Memory.record_id == gone.id).values(
+                moved["memories"] += s.execute(update(Memory).where(Memory.org_id == org_id, Memory.record_id == gone.id).values(
                     record_id=keep.id, index_state="pending")).rowcount
                 s.execute(delete(Record).where(Record.id == gone.id))
                 emit(s, org_id, "memory.record.deleted", {"recordId": gone.id, "type": gone.entity_type,
@@ -252,12 +252,13 @@ class Records:
         return n
 
     def _hard_delete(self, s: Session, rec: Record) -> dict[str, int]:
-        mem_ids = list(s.scalars(select(Memory.id).where(Memory.record_id == rec.id)))
+        mem_ids = list(s.scalars(select(Memory.id).where(Memory.org_id == rec.org_id, Memory.record_id == rec.id)))
         now = utcnow()
         for mid in mem_ids:
             s.add(IndexTombstone(org_id=rec.org_id, memory_id=mid, created_at=now))
         out = {
-            "memories": s.execute(delete(Memory).where(Memory.record_id == rec.id)).rowcount,
+            "memories": s.execute(delete(Memory).where(Memory.org_id == rec.org_id,
+                                                       Memory.record_id == rec.id)).rowcount,
             "history": s.execute(delete(PropertyHistory).where(PropertyHistory.record_id == rec.id)).rowcount,
             "properties": s.execute(delete(PropertyValue).where(PropertyValue.record_id == rec.id)).rowcount,
             "keys": s.execute(delete(RecordKey).where(RecordKey.record_id == rec.id)).rowcount,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.mapping import EVENT_FIELD, MappedRecord, MappingSpec, apply_mapping
-from connectors.sync import PageResult, Pager, SyncPage, SyncSummary, build_pager, run_sync
+from connectors.sync import Pager, PageResult, SyncPage, SyncSummary, build_pager, run_sync
 from engine.core import Engine
 from engine.db.models import Source
 from engine.errors import MemrelayError
@@ -98,7 +98,7 @@ class PageWriter:
             return
         from engine.memories import MemorizeRequest
 
-        req = MemorizeRequest(content="\n".join(texts), identifiers={**ids.model_dump(exclude_none=True), "record_id": record_id},
+        req = MemorizeRequest(content="\n".join(texts), identifiers={"type": ids.type, "record_id": record_id},
                               tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
                               sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
         try:

@@ -88,14 +88,11 @@ def configured(doc: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
 def test_templates_import_and_execute_in_real_n8n(n8n: N8n, memrelay: Memrelay, llm: FakeLLMServer,
                                                   tmp_path: Path) -> None:
     slack, smtp = HttpSink(), SmtpSink()
-    server = None
     try:
         _run(n8n, memrelay, slack, smtp, tmp_path)
     finally:
         slack.close()
         smtp.close()
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
 
 
 def _run(n8n: N8n, memrelay: Memrelay, slack: HttpSink, smtp: SmtpSink, tmp_path: Path) -> None:
@@ -109,8 +106,7 @@ def _run(n8n: N8n, memrelay: Memrelay, slack: HttpSink, smtp: SmtpSink, tmp_path
               "email": "ada@example.com", "emailFrom": "onboarding@example.com"}
     docs = {p.name: json.loads(p.read_text()) for p in sorted(TEMPLATES_DIR.glob("*.json"))
             if p.name not in ("package.json", "package-lock.json")}
-    for name, doc in docs.items():
-        n8n.import_json("workflow", configured(doc, values), name)
+    n8n.import_workflows({name: configured(doc, values) for name, doc in docs.items()})
     kinds = {name: next(n["type"] for n in doc["nodes"] if n["type"].endswith(("Trigger", "webhook")))
              for name, doc in docs.items()}
 
