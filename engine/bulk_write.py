@@ -59,7 +59,8 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     for p in prepared:
         rec = records.get(p.index)
         if rec is None:
-            rec = next((created[(p.entity_type, k, v)] for k, v in p.keys if (p.entity_type, k, v) in created), None)
+            rec = next((created[(p.entity_type, k, v)] for k, v in p.keys if (p.entity_type, k, v) in created
+                        and not (k == "website_url" and p.entity_type != "company")), None)
         if rec is None:
             rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=p.entity_type,
                          primary_key=primary_key_for(p.entity_type, p.keys), version=0, created_at=now, updated_at=now)

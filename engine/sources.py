@@ -17,13 +17,21 @@ from engine.util import iso, new_id, utcnow
 def source_to_dict(src: Source, *, reveal: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": src.id, "connector": src.connector, "name": src.name, "active": src.active,
-        "webhookPath": webhook_path(src), "config": src.config, "hasCustomMapping": bool(src.mapping_yaml),
+        "webhookPath": webhook_path(src), "config": redact(src.config), "hasCustomMapping": bool(src.mapping_yaml),
         "syncCursor": src.sync_cursor, "createdAt": iso(src.created_at), "updatedAt": iso(src.updated_at),
     }
     if reveal:
         out["secret"] = src.secret
         out["token"] = src.token
     return out
+
+
+SECRET_CONFIG_KEYS = ("access_token", "api_key", "client_secret", "password", "session_id")
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """Config as shown through the API: credentials masked."""
+    return {k: ("***" if k in SECRET_CONFIG_KEYS and v else v) for k, v in (config or {}).items()}
 
 
 def webhook_path(src: Source) -> str:

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -191,18 +191,21 @@ def test_delivery_is_signed_per_standard_webhooks_and_logged(api, engine, run_jo
 def test_retries_honour_retry_after_and_keep_the_webhook_id(api, engine, run_jobs, receiver, fast_schedule):
     allow_local(api)
     sub = subscribe(api, receiver.url())
-    receiver.respond(500, (429, {"Retry-After": "1"}), 200)
+    receiver.respond(500, (429, {"Retry-After": "120"}), (503, {"Retry-After": "120"}), 200)
     upsert(api, "ann@acme.com")
     deliver(engine, run_jobs)  # attempt 1: 500, the (fast) schedule retries at once
-    deliver(engine, run_jobs)  # attempt 2: 429 asks for 1 s, later than the schedule
+    deliver(engine, run_jobs)  # attempt 2: 429 asks for 120 s, later than the schedule
     d = deliveries(api, sub["id"])["deliveries"][0]
     assert d["status"] == "retrying" and [a["statusCode"] for a in d["log"]] == [500, 429]
+    wait = datetime.fromisoformat(d["nextAttemptAt"]) - datetime.fromisoformat(d["log"][-1]["at"])
+    assert wait == timedelta(seconds=120)
     deliver(engine, run_jobs)
     assert len(receiver.requests) == 2  # not due yet
-    time.sleep(1.1)
-    deliver(engine, run_jobs)
+    make_due(engine)
+    deliver(engine, run_jobs)  # attempt 3: 503 is not a throttle status, its Retry-After is ignored
+    deliver(engine, run_jobs)  # attempt 4: 200
     d = deliveries(api, sub["id"])["deliveries"][0]
-    assert d["status"] == "succeeded" and [a["statusCode"] for a in d["log"]] == [500, 429, 200]
+    assert d["status"] == "succeeded" and [a["statusCode"] for a in d["log"]] == [500, 429, 503, 200]
     assert len({r["headers"]["webhook-id"] for r in receiver.requests}) == 1
     for req in receiver.requests:
         Webhook(sub["secret"]).verify(req["body"], req["headers"])
