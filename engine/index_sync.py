@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +32,27 @@ log = logging.getLogger("memrelay.index")
 BATCH = 2000
 
 
+_META_TTL_S = 5.0
+_meta_ok: dict[tuple[str, str, int], float] = {}
+
+
 def check_embedder(s: Session, org_id: str, embedder: Embedder, *, claim: bool = True) -> None:
-    """Raise unless ``embedder`` is the one that built this org's vectors (first use records it)."""
+    """Raise unless ``embedder`` is the one that built this org's vectors (first use records it).
+
+    Reads (``claim=False``) trust a positive answer for a few seconds per process: the hot recall path
+    saves a query, and a reindex by another process is noticed within the TTL."""
+    key = (org_id, embedder.name, embedder.dim)
+    if not claim and _meta_ok.get(key, 0.0) > time.monotonic():
+        return
     meta = s.get(IndexMeta, org_id)
     if meta is None:
         if claim:
             s.add(IndexMeta(org_id=org_id, embedder=embedder.name, dim=embedder.dim, updated_at=utcnow()))
             s.flush()
         return
-    if meta.embedder != embedder.name or meta.dim != embedder.dim:
+    if meta.embedder == embedder.name and meta.dim == embedder.dim:
+        _meta_ok[key] = time.monotonic() + _META_TTL_S
+    else:
         raise ServiceUnavailable(
             f"this organisation's memories were embedded with {meta.embedder} ({meta.dim}-d) but the configured "
             f"embedder is {embedder.name} ({embedder.dim}-d); run `memrelay reindex` to re-embed them",
