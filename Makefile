@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-scale lint bench clean install
+.PHONY: run test test-n8n lint clean install lock
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n" $(PYTEST_ARGS)
+
+# Real n8n acceptance: installs n8n 2.8.4 (npm, cached in ~/.cache/memrelay/n8n) and runs every template.
+test-n8n: $(STAMP)
+	$(BIN)/python -m pytest -m n8n -p no:xdist $(PYTEST_ARGS) tests/workflows/test_n8n_acceptance.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

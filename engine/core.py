@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from engine.llm_service import LLMService
     from engine.memories import Memories
     from engine.recall import Recall
+    from engine.webhooks_out import WebhooksOut
 
 
 class Engine:
@@ -117,6 +118,13 @@ class Engine:
         from engine.deep_recall import recall_deep
 
         return partial(recall_deep, self)
+
+    @cached_property
+    def webhooks_out(self) -> WebhooksOut:
+        """Outbound webhook subscriptions, deliveries and the outbox dispatcher."""
+        from engine.webhooks_out import WebhooksOut
+
+        return WebhooksOut(self.db)
 
     def sync_index(self) -> None:
         """Push pending memory vectors and deletions to the index (safe to call any time)."""

@@ -55,9 +55,9 @@ def request_payload() -> dict[str, Any]:
     ctype = (request.mimetype or "").lower()
     raw = request.get_data(cache=True)
     if ctype == "application/x-www-form-urlencoded":
-        from connectors.formdata import unflatten
+        from connectors.formdata import parse_fields
 
-        return unflatten(request.form.to_dict(flat=False))
+        return parse_fields(raw, request.content_type or "")
     if not raw.strip():
         return {}
     try:

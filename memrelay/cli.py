@@ -148,8 +148,10 @@ def doctor() -> None:
 def _register() -> None:
     from memrelay.event_commands import events_group, mappings_group, sources_group
     from memrelay.index_commands import check_index_command, reindex_command
+    from memrelay.workflow_commands import templates_group, workflows_group
 
-    for command in (events_group, mappings_group, sources_group, reindex_command, check_index_command):
+    for command in (events_group, mappings_group, sources_group, reindex_command, check_index_command,
+                    templates_group, workflows_group):
         cli.add_command(command)
     try:
         from memrelay.sync_command import sync_command

@@ -12,6 +12,7 @@ from engine.logging_setup import configure_logging
 from engine.settings import Settings
 from worker.connection import QUEUES, connect
 from worker.context import set_engine
+from worker.jobs.deliver import start_dispatcher
 from worker.sweeper import start_sweeper
 
 
@@ -24,6 +25,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     stop = threading.Event()
     if not burst:
         start_sweeper(eng, conn, stop)
+        start_dispatcher(eng, conn, stop)
         threading.Thread(target=_reconcile, args=(eng,), name="memrelay-reconcile", daemon=True).start()
     try:
         w = Worker(list(QUEUES), connection=conn, name=name)

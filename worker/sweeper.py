@@ -16,6 +16,7 @@ from worker.enqueue import enqueue_events, waiting_in_redis
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 10
 PURGE_EVERY_S = 3600
+SCHEDULE_EVERY_S = 60
 
 
 def sweep_once(eng: Engine, conn: redis.Redis, *, stale_after_s: int = 30) -> int:
@@ -42,6 +43,10 @@ def start_sweeper(eng: Engine, conn: redis.Redis, stop: threading.Event) -> thre
                     n = sweep_once(eng, conn)
                     if n:
                         log.info("sweeper re-enqueued %d events", n)
+                if _locked(conn, "workflow-tick", SCHEDULE_EVERY_S):
+                    from workflows.triggers import tick
+
+                    tick(eng)
                 if _locked(conn, "purge", PURGE_EVERY_S):
                     purged = eng.records.purge_expired()
                     if purged:

@@ -10,7 +10,7 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, admin):
         app.register_blueprint(module.bp)
-    for name in ("memory", "semantic", "webhooks", "governance", "generation", "outbound"):
+    for name in ("memory", "semantic", "webhooks", "governance", "generation", "outbound", "workflows"):
         try:
             module = __import__(f"gateway.blueprints.{name}", fromlist=["bp"])
         except ModuleNotFoundError as exc:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import select
 
 from engine.db.models import AuditEntry, OutboxEvent
-from sqlalchemy import select
 
 pytestmark = pytest.mark.usefixtures("backend")
 

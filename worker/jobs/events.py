@@ -33,4 +33,11 @@ def process_event(event_id: str) -> dict[str, Any]:
     eng.events.complete(event_id, result)
     with eng.db.session() as s:
         emit(s, ev.org_id, "event.processed", {"eventId": event_id, "eventType": ev.event_type, "result": result})
+    try:  # a workflow problem must not fail an event that has already taken effect
+        from workflows.triggers import on_event
+
+        result["workflowRuns"] = on_event(eng, ev.org_id, src.connector, ev.event_type, result.get("recordId"),
+                                          event.record)
+    except Exception:
+        log.exception("workflow triggers failed for event %s", event_id)
     return {"eventId": event_id, **result}
