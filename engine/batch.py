@@ -266,6 +266,7 @@ class BatchMemorize:
         with self.engine.db.read() as s:
             schema = self.validate_mapping(s, org_id, m)
         good, bad = self.prepare(rows, offset, m, schema)
+        bad += self._llm_extract(org_id, good, schema)
         texts = [t for row in good for _, t in row.texts]
         vectors = emb.embed(texts) if texts else None
         totals = ChunkTotals(errors=list(bad))
@@ -299,6 +300,31 @@ class BatchMemorize:
                 s.add(BatchRowError(run_id=run_id, org_id=org_id, row_index=idx, error=err[:2000]))
             self._count(s, run_id, org_id, len(rows), totals)
         return totals, outcome.created
+
+    def _llm_extract(self, org_id: str, rows: list[PreparedRow],
+                     schema: dict[str, PropertySpec]) -> list[tuple[int, str]]:
+        """With an LLM configured, ``extractMemories`` text becomes self-contained facts plus typed values of
+        the collection's autoSystem properties (structured fields win). A failed extraction keeps the raw
+        text as the memory and is reported as a row error."""
+        extractor = getattr(self.engine, "extractor", None) if self.engine.settings.llm_configured else None
+        if extractor is None or not any(row.texts for row in rows):
+            return []
+        specs = [spec for spec in schema.values() if spec.autoSystem]
+        errors: list[tuple[int, str]] = []
+        for row in rows:
+            texts: list[tuple[str, str]] = []
+            for name, text in row.texts:
+                try:
+                    res = extractor.extract(content=text, properties=specs, ts=row.ts, tags=[name], org_id=org_id)
+                except MemrelayError as exc:
+                    errors.append((row.index, f"{name}: AI extraction failed, raw text kept: {exc.message}"))
+                    texts.append((name, text))
+                    continue
+                texts += [(name, fact) for fact in res.facts] or [(name, text)]
+                for v in res.values:
+                    row.properties.setdefault(v.property_name, v.value)
+            row.texts = texts
+        return errors
 
     def _count(self, s: Session, run_id: str, org_id: str, n_rows: int, totals: ChunkTotals) -> None:
         """Atomically add this chunk to the run's counters; the last chunk completes the run."""

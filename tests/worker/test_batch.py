@@ -109,3 +109,34 @@ def test_bad_mapping_is_rejected_up_front(api):
 def test_runs_are_private_to_their_org(api, other_api):
     run_id = api.post("/api/v1/batch-memorize", json={"mapping": MAPPING, "rows": rows(2)}).json["runId"]
     assert other_api.get(f"/api/v1/batch-memorize/{run_id}").status_code == 404
+
+
+def test_extract_memories_fields_go_through_the_llm_extractor(settings: Any) -> None:
+    """With a model configured, extractMemories text becomes LLM facts and autoSystem property values."""
+    from engine.core import Engine
+    from gateway.app import create_app
+    from tests.conftest import make_api
+    from tests.support.fake_llm import FakeLLMServer
+    from tests.support.llm_env import with_llm
+
+    with FakeLLMServer() as llm:
+        eng = Engine(with_llm(settings, llm))
+        try:
+            api = make_api(create_app(eng.settings, engine=eng), eng)
+            llm.reply_json({"facts": ["Ada Byron is evaluating the 20-seat plan for Q3 2026."],
+                            "properties": [{"name": "city", "value": "London", "confidence": 0.9}],
+                            "quality": {"coreference": 1, "selfContainment": 1, "temporalAnchoring": 1}}, times=5)
+            mapping = {"entityType": "contact", "email": "Email", "properties": {
+                "first_name": {"sourceField": "Name"}, "notes": {"sourceField": "Notes", "extractMemories": True}}}
+            r = api.post("/api/v1/batch-memorize", json={"source": "csv", "mapping": mapping, "rows": [
+                {"Email": "ada@byron.io", "Name": "Ada", "Notes": "She's looking at the 20 seat plan next quarter."}]})
+            assert r.status_code == 202, r.json
+            run_jobs(eng, eng.settings)
+            st = api.get(f"/api/v1/batch-memorize/{r.json['runId']}").json
+            assert st["status"] == "completed" and st["errorCount"] == 0, st
+            rec = api.post("/api/v1/recall", json={"type": "contact", "email": "ada@byron.io"}).json
+            assert [m["text"] for m in rec["memories"]] == ["Ada Byron is evaluating the 20-seat plan for Q3 2026."]
+            assert rec["properties"]["city"]["value"] == "London" and rec["properties"]["first_name"]["value"] == "Ada"
+            assert len(llm.chat_requests) == 1 and "20 seat plan" in llm.chat_requests[0].messages[-1]["content"]
+        finally:
+            eng.close()
