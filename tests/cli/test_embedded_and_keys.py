@@ -44,3 +44,21 @@ def test_keys_create_list_revoke(tmp_path, monkeypatch):
     assert bad.exit_code != 0 and "scopes" in bad.output
     assert runner.invoke(cli, ["keys", "revoke", key_id]).exit_code == 0
     assert "revoked" in runner.invoke(cli, ["keys", "list"]).output
+
+
+def test_doctor_reports_each_backend(tmp_path, monkeypatch, private_redis):
+    monkeypatch.setenv("MEMRELAY_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("MEMRELAY_REDIS_URL", private_redis.url)
+    monkeypatch.delenv("MEMRELAY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEMRELAY_MILVUS_URI", str(tmp_path / "milvus.db"))
+    out = CliRunner().invoke(cli, ["doctor"])
+    lines = {line[7:].split()[0]: line for line in out.output.splitlines() if line.startswith("[")}
+    assert {"sql", "redis", "vector", "embedder", "llm"} <= set(lines), out.output
+    assert lines["sql"].startswith("[ ok ]") and "sqlite" in lines["sql"]
+    assert lines["redis"].startswith("[ ok ]") and "ping=True" in lines["redis"]
+    assert lines["embedder"].startswith("[ ok ]") and "wordllama" in lines["embedder"] and "dim=256" in lines["embedder"]
+    assert "not configured" in lines["llm"]
+    assert out.exit_code == 0, out.output
+    monkeypatch.setenv("MEMRELAY_REDIS_URL", "redis://127.0.0.1:1/0")
+    bad = CliRunner().invoke(cli, ["doctor"])
+    assert bad.exit_code == 1 and "[FAIL] redis" in bad.output
