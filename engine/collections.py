@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ from engine.outbox import emit
 from engine.properties_types import PropertySpec, PropertyType
 from engine.starter_schema import STARTER_COLLECTIONS, STARTER_ENTITY_TYPES, SYSTEM_ENTITY_TYPES
 from engine.util import iso, new_id, utcnow
+from engine.versioning import render_history
 
 
 def normalise_entity_type(name: str) -> str:
@@ -176,19 +176,8 @@ class Collections:
             versions = s.scalars(select(CollectionVersion).where(
                 CollectionVersion.org_id == org_id, CollectionVersion.collection_id == collection_id
             ).order_by(CollectionVersion.version)).all()
-        out: list[dict[str, Any]] = []
-        prev: list[str] = []
-        for v in versions:
-            lines = json.dumps(v.snapshot, indent=2, sort_keys=True).splitlines()
-            entry: dict[str, Any] = {"version": v.version, "actor": v.actor, "createdAt": iso(v.created_at)}
-            if mode == "diff":
-                entry["diff"] = "\n".join(difflib.unified_diff(prev, lines, f"v{v.version - 1}", f"v{v.version}",
-                                                               lineterm=""))
-            else:
-                entry["snapshot"] = v.snapshot
-            out.append(entry)
-            prev = lines
-        return out
+        return render_history(versions, mode=mode,
+                              lines_of=lambda snap: json.dumps(snap, indent=2, sort_keys=True).splitlines())
 
     def schema_for(self, s: Session, org_id: str, entity_type: str) -> dict[str, PropertySpec]:
         """All properties defined for an entity type across its active collections.

@@ -4,7 +4,6 @@ fast pre-filtered candidates), delivered progressively within a session."""
 
 from __future__ import annotations
 
-import difflib
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +16,7 @@ from engine.errors import BadRequest, NotFound
 from engine.guideline_delivery import DeliveryLog, compile_context
 from engine.guideline_routing import GuidelineIndex, Match, is_stale, route
 from engine.util import iso, new_id, utcnow
+from engine.versioning import render_history
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -157,19 +157,7 @@ class Governance:
             versions = s.scalars(select(GuidelineVersion).where(
                 GuidelineVersion.org_id == org_id, GuidelineVersion.guideline_id == guideline_id)
                 .order_by(GuidelineVersion.version)).all()
-        out: list[dict[str, Any]] = []
-        prev: list[str] = []
-        for v in versions:
-            entry: dict[str, Any] = {"version": v.version, "actor": v.actor, "createdAt": iso(v.created_at)}
-            lines = _render(v.snapshot)
-            if mode == "diff":
-                entry["diff"] = "\n".join(difflib.unified_diff(prev, lines, f"v{v.version - 1}", f"v{v.version}",
-                                                               lineterm=""))
-            else:
-                entry["snapshot"] = v.snapshot
-            out.append(entry)
-            prev = lines
-        return out
+        return render_history(versions, mode=mode, lines_of=_render)
 
     @staticmethod
     def _get(s: Session, org_id: str, guideline_id: str, *, lock: bool = False) -> Guideline:

@@ -94,13 +94,9 @@ def keys() -> None:
 
 
 def _engine():  # type: ignore[no-untyped-def]
-    from engine.core import Engine
+    from memrelay.cli_support import open_engine
 
-    s = _settings()
-    s.ensure_data_dir()
-    e = Engine(s)
-    e.migrate()
-    return e
+    return open_engine()
 
 
 @keys.command("create")

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -59,26 +60,12 @@ class EmbeddedRedis:
             "--logfile", str(self.dir / "redis.log"), "--loglevel", "warning",
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_own_session_die_with_parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServiceUnavailable(f"embedded redis exited with {self.proc.returncode}; see {self.dir}/redis.log")
-            if self.is_alive():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        raise ServiceUnavailable("embedded redis did not become ready in time")
+        _wait_ready(self.proc, self.is_alive, timeout, f"embedded redis (see {self.dir}/redis.log)", self.stop)
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server we started (SIGTERM lets it flush the AOF)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _terminate(self.proc, timeout)
         self.socket_path.unlink(missing_ok=True)
 
 
@@ -126,25 +113,37 @@ class EmbeddedMilvus:
              "--host", "127.0.0.1", "--port", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_own_session_die_with_parent,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServiceUnavailable(f"Milvus Lite exited with {self.proc.returncode}; see milvus-lite.log")
-            if _port_open(self.port):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise ServiceUnavailable("Milvus Lite did not start listening in time")
+        _wait_ready(self.proc, lambda: _port_open(self.port), timeout, "Milvus Lite (see milvus-lite.log)", self.stop)
+        return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        _terminate(self.proc, timeout)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, what: str,
+                stop: Callable[[], None]) -> None:
+    """Poll ``ready`` until it holds; fail clearly if the child exits or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceUnavailable(f"{what} exited with {proc.returncode}")
+        if ready():
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        time.sleep(0.02)
+    stop()
+    raise ServiceUnavailable(f"{what} did not become ready in time")
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child we started, SIGKILL it if it does not exit in time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _free_port() -> int:

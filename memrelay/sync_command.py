@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from engine.errors import MemrelayError
+from memrelay.cli_support import open_engine
 
 CONNECTORS = ("hubspot", "salesforce")
 
@@ -24,17 +25,6 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
     if parsed is None or value.strip().isdigit():
         raise click.BadParameter("use an ISO date or date-time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z")
     return parsed
-
-
-def _engine() -> Any:
-    from engine.core import Engine
-    from engine.settings import load_settings
-
-    settings = load_settings()
-    settings.ensure_data_dir()
-    engine = Engine(settings)
-    engine.migrate()
-    return engine
 
 
 @click.command("sync")
@@ -54,7 +44,7 @@ def sync_command(connector: str, source_id: str, since: datetime | None, full: b
                  object_types: tuple[str, ...], every_s: int | None) -> None:
     """Backfill records (and memories) of a HubSpot or Salesforce source, resumably, with progress."""
     try:
-        engine = _engine()
+        engine = open_engine()
     except MemrelayError as exc:
         raise click.ClickException(exc.message) from None
     try:
