@@ -77,7 +77,10 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
                 have.add((k, v))
         order.append((p, rec))
     s.flush()
-    current = load_current(s, [rec.id for _, rec in order])
+    # Records created in this chunk have no values yet: read current values only for pre-existing ones
+    # (on a bulk load this skips the query entirely, and stale planner statistics cannot bite).
+    existed = {r.id for r in records.values() if isinstance(r, Record)}
+    current = load_current(s, [rec.id for _, rec in order if rec.id in existed])
     writes = PendingWrites()
     for p, rec in order:
         created_now = rec.version == 0
