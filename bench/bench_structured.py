@@ -104,7 +104,7 @@ def main() -> None:
         "OR contains + IS_SET": ([Group(logic="OR", conditions=[
             Condition(property="company_name", operator="CONTAINS", value="company 42"),
             Condition(property="city", operator="EQ", value="city7")])],
-            "SELECT count(*) FROM bench_raw WHERE company_name LIKE '%Company 42%' OR city='City7'"),
+            "SELECT count(*) FROM bench_raw WHERE company_name LIKE '%%Company 42%%' OR city='City7'"),
     }
     print(f"\nstructured memory bench — {args.records:,} records x 10 properties on {eng.db.dialect}")
     print(f"{'load':40} memrelay {args.records / load_s:10,.0f} rows/s   baseline raw insert "
@@ -119,7 +119,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
             t = time.perf_counter()
             with eng.db.read_engine.connect() as c:
-                c.exec_driver_sql(sql).scalar()
+                c.exec_driver_sql(sql if eng.db.dialect == "postgresql" else sql.replace("%%", "%")).scalar()
             base.append(time.perf_counter() - t)
         print(f"search {name:33} p50 {pct(times, 50):7.2f} ms  p95 {pct(times, 95):7.2f} ms  (total {total:,})"
               f"   baseline p50 {pct(base, 50):6.2f} ms  p95 {pct(base, 95):6.2f} ms")

@@ -29,6 +29,7 @@ from engine.entity_vectors import EntityVectorCache
 from engine.errors import ValidationFailed
 from engine.identity import Identifiers, record_keys
 from engine.memories import find_target, lift_identifiers
+from engine.org_vectors import ExactOrgIndex
 from engine.util import as_aware, iso, utcnow
 from engine.vector_index import from_blobs
 
@@ -89,6 +90,7 @@ class Recall:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.cache = EntityVectorCache()
+        self.exact = ExactOrgIndex()
 
     @cached_property
     def digests(self) -> Digests:
@@ -152,14 +154,19 @@ class Recall:
 
     def org_matches(self, s: Session, org_id: str, qvec: np.ndarray, req: RecallRequest,
                     types: list[str] | None) -> list[dict[str, Any]]:
-        """Milvus candidates re-checked and re-scored against SQL (fetching more if filters drop too many)."""
+        """Candidates (exact in-process for small orgs, Milvus otherwise) re-checked and re-scored against SQL,
+        fetching more when filters drop too many."""
         want = req.limit * (8 if req.groupByRecord else 1)
         fetch = want * 3 + 20
+        emb = self.engine.embedder
         for _ in range(3):
-            hits = self.engine.vector_index.search(index_sync.current_collection(self.engine), qvec, org_id,
-                                                   limit=fetch, entity_types=types)
-            out = self._recheck(s, org_id, [h.memory_id for h in hits], qvec, req)
-            if len(out) >= want or len(hits) < fetch:
+            ids = self.exact.search(s, org_id, qvec, limit=fetch, embedder=emb.name, dim=emb.dim,
+                                    entity_types=types)
+            if ids is None:
+                ids = [h.memory_id for h in self.engine.vector_index.search(
+                    index_sync.current_collection(self.engine), qvec, org_id, limit=fetch, entity_types=types)]
+            out = self._recheck(s, org_id, ids, qvec, req)
+            if len(out) >= want or len(ids) < fetch:
                 break
             fetch *= 4
         return out if req.groupByRecord else out[:req.limit]

@@ -187,6 +187,7 @@ class Memory(Base):
     __tablename__ = "memories"
     __table_args__ = (
         Index("ix_memories_record", "org_id", "record_id"),
+        Index("ix_memories_org_updated", "org_id", "updated_at"),
         Index("ix_memories_index_state", "index_state"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -203,6 +203,7 @@ def upgrade() -> None:
     with op.batch_alter_table('memories', schema=None) as batch_op:
         batch_op.create_index('ix_memories_index_state', ['index_state'], unique=False)
         batch_op.create_index('ix_memories_record', ['org_id', 'record_id'], unique=False)
+        batch_op.create_index('ix_memories_org_updated', ['org_id', 'updated_at'], unique=False)
 
     op.create_table('property_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -289,6 +290,7 @@ def downgrade() -> None:
     op.drop_table('property_history')
     with op.batch_alter_table('memories', schema=None) as batch_op:
         batch_op.drop_index('ix_memories_record')
+        batch_op.drop_index('ix_memories_org_updated')
         batch_op.drop_index('ix_memories_index_state')
 
     op.drop_table('memories')
