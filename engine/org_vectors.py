@@ -23,7 +23,7 @@ from engine.db.models import Memory
 from engine.vector_index import from_blobs
 
 DEFAULT_MAX_ROWS = 200_000
-LOOKBACK_S = 120
+LOOKBACK_S = 30
 
 
 @dataclass
@@ -33,6 +33,7 @@ class _OrgMatrix:
     types: list[str] = field(default_factory=list)
     pos: dict[str, int] = field(default_factory=dict)
     matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    stamps: dict[str, datetime] = field(default_factory=dict)
     high_water: datetime | None = None
     checked_at: float = 0.0
 
@@ -90,15 +91,25 @@ class ExactOrgIndex:
         entry = self._orgs[key]
         if entry is None or now - entry.checked_at < self.refresh_s:
             return entry
-        q = select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at).where(
-            Memory.org_id == org_id, Memory.embedder == embedder)
-        if entry.high_water is not None:
-            # overlap: a transaction stamped before the high-water mark may commit after we read it
-            q = q.where(Memory.updated_at > entry.high_water - timedelta(seconds=LOOKBACK_S))
-        rows = s.execute(q).all()
+        scope = (Memory.org_id == org_id, Memory.embedder == embedder)
+        if entry.high_water is None:
+            rows = s.execute(select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at)
+                             .where(*scope)).all()
+        else:
+            # Overlap window: a transaction stamped before the high-water mark may commit after we read it.
+            # Only ids and stamps are read for the window; vectors only for rows that are new or changed.
+            recent = s.execute(select(Memory.id, Memory.updated_at).where(
+                *scope, Memory.updated_at > entry.high_water - timedelta(seconds=LOOKBACK_S))).all()
+            changed = [mid for mid, ts in recent if entry.stamps.get(mid) != ts]
+            rows = []
+            for i in range(0, len(changed), 500):
+                rows += s.execute(select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at)
+                                  .where(Memory.id.in_(changed[i:i + 500]))).all()
         if rows:
             entry.upsert([(r[0], r[1], r[2]) for r in rows])
-            entry.high_water = max(r[3] for r in rows)
+            entry.stamps.update({r[0]: r[3] for r in rows})
+            latest = max(r[3] for r in rows)
+            entry.high_water = latest if entry.high_water is None else max(entry.high_water, latest)
         entry.checked_at = now
         if len(entry.ids) > self.max_rows:  # grew past the limit: hand over to Milvus
             self._orgs[key] = None
