@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.coercion import coerce
@@ -114,21 +114,22 @@ def _prepare(s: Session, collections: Collections, org_id: str, i: int, it: Bulk
 
 
 def _resolve(s: Session, org_id: str, prepared: list[_Prepared]) -> dict[int, Record | MemrelayError | None]:
-    """One query for every key of the chunk; most specific key wins, as in identity.resolve_record."""
+    """One query per key name for the whole chunk; most specific key wins, as in identity.resolve_record."""
     wanted = {(k, v) for p in prepared for k, v in p.keys if not (k == "record_id" and v.startswith("rec_"))}
     direct = {v for p in prepared for k, v in p.keys if k == "record_id" and v.startswith("rec_")}
     by_key: dict[tuple[str, str, str], Record] = {}
-    if wanted:
-        pairs = list(wanted)
-        for start in range(0, len(pairs), 400):
-            chunk = pairs[start:start + 400]
+    by_name: dict[str, list[str]] = {}
+    for name, value in wanted:
+        by_name.setdefault(name, []).append(value)
+    for name, values in by_name.items():  # key_value = ANY(...) per key name: an index range, not a filter
+        for start in range(0, len(values), 500):
             q = (select(RecordKey.key_name, RecordKey.key_value, Record)
                  .join(Record, Record.id == RecordKey.record_id)
-                 .where(RecordKey.org_id == org_id, Record.org_id == org_id,
-                        tuple_(RecordKey.key_name, RecordKey.key_value).in_(chunk))
+                 .where(RecordKey.org_id == org_id, Record.org_id == org_id, RecordKey.key_name == name,
+                        RecordKey.key_value.in_(values[start:start + 500]))
                  .order_by(Record.created_at, Record.id))
-            for name, value, rec in s.execute(q):
-                by_key.setdefault((rec.entity_type, name, value), rec)
+            for key_name, value, rec in s.execute(q):
+                by_key.setdefault((rec.entity_type, key_name, value), rec)
     by_id = {r.id: r for r in s.scalars(select(Record).where(Record.org_id == org_id, Record.id.in_(direct)))} \
         if direct else {}
     out: dict[int, Record | MemrelayError | None] = {}
