@@ -28,6 +28,8 @@ from engine.settings import Settings  # noqa: E402
 from memrelay.embedded import EmbeddedRedis  # noqa: E402
 
 SECRET = "bench-secret"
+WEB_WORKERS = os.environ.get("BENCH_WEB_WORKERS", "2")
+THREADS = os.environ.get("BENCH_THREADS", "8")
 
 
 def free_port() -> int:
@@ -48,8 +50,9 @@ def wait_up(url: str, timeout: float = 30) -> None:
 
 
 def gunicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                             "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"],
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
+                             "--workers", WEB_WORKERS, "--worker-class", "gthread", "--threads", THREADS,
+                             "--log-level", "warning"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -125,7 +128,8 @@ def main() -> None:
         load(baseline_req, 200, args.concurrency)
         m_s, m_lat, m_err = load(memrelay_req, args.requests, args.concurrency)
         b_s, b_lat, b_err = load(baseline_req, args.requests, args.concurrency)
-        print(f"\nwebhook accept — {args.requests} requests, concurrency {args.concurrency}, gunicorn 2x8 gthread")
+        print(f"\nwebhook accept — {args.requests} requests, concurrency {args.concurrency}, "
+              f"gunicorn {WEB_WORKERS}x{THREADS} gthread (both apps)")
         for name, secs, lat, err in (("memrelay (verify+log+enqueue)", m_s, m_lat, m_err),
                                      ("baseline (bare Flask LPUSH)", b_s, b_lat, b_err)):
             print(f"{name:32} {args.requests / secs:8.0f} req/s   p50 {pct(lat, 50):6.2f} ms   "
