@@ -81,16 +81,20 @@ def index_memories(engine: Engine, memory_ids: Sequence[str], *, flush: bool = T
     return indexed
 
 
-def sync_after_commit(engine: Engine, *, index: Sequence[str] = (), tombstones_of: str | None = None) -> bool:
+def sync_after_commit(engine: Engine, *, index: Sequence[str] = (), tombstones_of: str | None = None,
+                      flush_now: bool = True) -> bool:
     """Push a committed change to Milvus: index these memories and/or apply an org's tombstones.
 
     The SQL commit already succeeded and is the truth, so an index failure must not fail the write: the
-    rows stay pending (and the tombstones stay) until :func:`reconcile` runs."""
+    rows stay pending (and the tombstones stay) until :func:`reconcile` runs. ``flush_now=False`` (request
+    paths) leaves sealing to a background flush a moment later."""
     try:
         if tombstones_of:
             apply_tombstones(engine, org_id=tombstones_of)
         if index:
-            index_memories(engine, index)
+            index_memories(engine, index, flush=flush_now)
+            if not flush_now:
+                engine.vector_index.flush_soon(current_collection(engine))
         return True
     except Exception:
         log.warning("index sync after commit failed; left for reconcile", exc_info=True)

@@ -153,7 +153,7 @@ class Memories:
                                event_id=req.sourceEventId) for i, fact in enumerate(extraction.facts)]
             outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
         with timer.stage("index"):
-            indexed = index_sync.sync_after_commit(self.engine, index=outcome.created)
+            indexed = index_sync.sync_after_commit(self.engine, index=outcome.created, flush_now=False)
         return {"recordId": rec.id, "type": rec.entity_type, "memoriesCreated": len(outcome.created),
                 "duplicatesSkipped": len(outcome.duplicates), "memoryIds": outcome.created,
                 "duplicateOf": outcome.duplicates, "superseded": outcome.superseded,

@@ -7,6 +7,7 @@ loaded lazily, on first use, so process start-up never waits for a long collecti
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ class Hit:
     score: float
 
 
+log = logging.getLogger(__name__)
+FLUSH_DELAY_S = 2.0
+
+
 class VectorIndex:
     """Thin, lazily connected wrapper over pymilvus' MilvusClient."""
 
@@ -58,6 +63,7 @@ class VectorIndex:
         self._client: Any = None
         self._lock = threading.RLock()
         self._ready: set[str] = set()  # collections known to exist and be loaded
+        self._flush_timers: dict[str, threading.Timer] = {}
 
     @property
     def client(self) -> Any:
@@ -147,6 +153,25 @@ class VectorIndex:
         if self.client.has_collection(name):
             self.client.flush(name)
 
+    def flush_soon(self, name: str, delay_s: float = FLUSH_DELAY_S) -> None:
+        """Seal within ``delay_s`` in the background: one flush (hundreds of ms on Milvus Lite) serves every
+        small write of that window, and request handlers never wait for it. Data is searchable meanwhile."""
+        with self._lock:
+            if name in self._flush_timers:
+                return
+            timer = threading.Timer(delay_s, self._deferred_flush, args=(name,))
+            timer.daemon = True
+            self._flush_timers[name] = timer
+        timer.start()
+
+    def _deferred_flush(self, name: str) -> None:
+        with self._lock:
+            self._flush_timers.pop(name, None)
+        try:
+            self.flush(name)
+        except Exception:  # a later write schedules another flush; reconcile and check-index cover the rest
+            log.warning("deferred Milvus flush of %s failed", name, exc_info=True)
+
     def delete(self, name: str, memory_ids: Sequence[str], *, flush: bool = True) -> None:
         """Remove vectors by memory id (missing ids are fine)."""
         if not memory_ids or not self.client.has_collection(name):
@@ -206,6 +231,14 @@ class VectorIndex:
         return out
 
     def close(self) -> None:
+        with self._lock:
+            timers, self._flush_timers = self._flush_timers, {}
+        for name, timer in timers.items():  # seal pending writes before disconnecting
+            timer.cancel()
+            try:
+                self.flush(name)
+            except Exception:
+                log.warning("final Milvus flush of %s failed", name, exc_info=True)
         if self._client is not None:
             self._client.close()
             self._client = None
