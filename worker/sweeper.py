@@ -10,6 +10,7 @@ import time
 import redis
 
 from engine.core import Engine
+from engine.retention import purge_history
 from worker import redis_keys
 from worker.enqueue import enqueue_events, waiting_in_redis
 
@@ -51,6 +52,7 @@ def start_sweeper(eng: Engine, conn: redis.Redis, stop: threading.Event) -> thre
                     purged = eng.records.purge_expired()
                     if purged:
                         log.info("purged %d expired soft-deleted records", purged)
+                    log.info("retention: %s", purge_history(eng.db))
             except Exception:  # keep the loop alive; the next round retries
                 log.exception("sweeper round failed")
 
