@@ -144,6 +144,28 @@ def _probe(name: str, value: str) -> Identifiers:
     return Identifiers(customKeys={name.removeprefix("custom:"): value})
 
 
+def locate_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> tuple[str, str]:
+    """``(record id, entity type)`` of the live record the identifiers name — the same rules as
+    :func:`require_record`, read with one light query per key (the recall hot path). 404 otherwise."""
+    ids.require_any()
+    et = entity_type or ids.type or ids.inferred_type()
+    for name, value in ids.keys():
+        if name == "website_url" and et is not None and et != "company":
+            continue
+        if name == "record_id" and value.startswith("rec_"):
+            q = select(Record.id, Record.entity_type).where(Record.id == value)
+        else:
+            q = select(Record.id, Record.entity_type).join(RecordKey, RecordKey.record_id == Record.id).where(
+                RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value)
+        q = q.where(Record.org_id == org_id, Record.deleted_at.is_(None))
+        if et is not None:
+            q = q.where(Record.entity_type == et)
+        row = s.execute(q.order_by(Record.created_at, Record.id).limit(1)).first()
+        if row is not None:
+            return row[0], row[1]
+    raise NotFound("no record matches those identifiers")
+
+
 def require_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> Record:
     """Resolve an existing live record or raise 404 (never another org's)."""
     ids.require_any()

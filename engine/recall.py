@@ -27,8 +27,8 @@ from engine.collections import normalise_entity_type
 from engine.db.models import Collection, Memory, PropertyValue, Record
 from engine.entity_vectors import EntityVectorCache
 from engine.errors import ValidationFailed
-from engine.identity import Identifiers, record_keys
-from engine.memories import find_target, lift_identifiers
+from engine.identity import Identifiers, locate_record, record_keys
+from engine.memories import lift_identifiers
 from engine.org_vectors import ExactOrgIndex
 from engine.util import as_aware, iso, utcnow
 from engine.vector_index import from_blobs
@@ -114,10 +114,10 @@ class Recall:
             index_sync.check_embedder(s, org_id, emb, claim=False)
             types = self._entity_types(s, org_id, req)
             if req.identifiers.keys():
-                rec = find_target(s, org_id, req.identifiers, req.type)
+                record_id, record_type = locate_record(s, org_id, req.identifiers, req.type)
                 scope = "record"
-                matches = self.scoped_matches(s, org_id, rec.id, qvec, req)
-                if types and rec.entity_type not in types:
+                matches = self.scoped_matches(s, org_id, record_id, qvec, req)
+                if types and record_type not in types:
                     matches = []
             else:
                 scope = "org"
