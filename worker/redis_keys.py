@@ -9,9 +9,5 @@ def rate_limit(key_id: str, window: int) -> str:
     return f"{PREFIX}:rl:{key_id}:{window}"
 
 
-def guideline_session(org_id: str, session_id: str) -> str:
-    return f"{PREFIX}:gsess:{org_id}:{session_id}"
-
-
 def lock(name: str) -> str:
     return f"{PREFIX}:lock:{name}"

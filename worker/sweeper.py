@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import redis
 
 from engine.core import Engine
 from engine.retention import purge_history
-from worker import redis_keys
 from worker.enqueue import enqueue_events, waiting_in_redis
+from worker.periodic import run_periodically, try_lock
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 10
@@ -27,36 +26,23 @@ def sweep_once(eng: Engine, conn: redis.Redis, *, stale_after_s: int = 30) -> in
     return len(enqueue_events(eng, conn, [e for e in due if e not in waiting]))
 
 
-def _locked(conn: redis.Redis, name: str, ttl: int) -> bool:
-    try:
-        return bool(conn.set(redis_keys.lock(name), "1", nx=True, ex=ttl))
-    except redis.RedisError:
-        return False
+def sweep_round(eng: Engine, conn: redis.Redis) -> None:
+    """One maintenance round; each task runs in one worker at a time at its own pace."""
+    if try_lock(conn, "sweeper", SWEEP_EVERY_S - 1):
+        n = sweep_once(eng, conn)
+        if n:
+            log.info("sweeper re-enqueued %d events", n)
+    if try_lock(conn, "workflow-tick", SCHEDULE_EVERY_S):
+        from workflows.triggers import tick
+
+        tick(eng)
+    if try_lock(conn, "purge", PURGE_EVERY_S):
+        purged = eng.records.purge_expired()
+        if purged:
+            log.info("purged %d expired soft-deleted records", purged)
+        log.info("retention: %s", purge_history(eng.db))
 
 
 def start_sweeper(eng: Engine, conn: redis.Redis, stop: threading.Event) -> threading.Thread:
     """A daemon thread running the sweep (and the hourly purge) until ``stop`` is set."""
-
-    def loop() -> None:
-        while not stop.wait(SWEEP_EVERY_S):
-            try:
-                if _locked(conn, "sweeper", SWEEP_EVERY_S - 1):
-                    n = sweep_once(eng, conn)
-                    if n:
-                        log.info("sweeper re-enqueued %d events", n)
-                if _locked(conn, "workflow-tick", SCHEDULE_EVERY_S):
-                    from workflows.triggers import tick
-
-                    tick(eng)
-                if _locked(conn, "purge", PURGE_EVERY_S):
-                    purged = eng.records.purge_expired()
-                    if purged:
-                        log.info("purged %d expired soft-deleted records", purged)
-                    log.info("retention: %s", purge_history(eng.db))
-            except Exception:  # keep the loop alive; the next round retries
-                log.exception("sweeper round failed")
-
-    t = threading.Thread(target=loop, name="memrelay-sweeper", daemon=True)
-    t.start()
-    time.sleep(0)
-    return t
+    return run_periodically("sweeper", SWEEP_EVERY_S, lambda: sweep_round(eng, conn), stop)

@@ -10,12 +10,11 @@ from pydantic import BaseModel, Field
 
 from connectors.base import connector_names, get_connector
 from connectors.mapping import load_mapping_text
-from engine.errors import BadRequest, Forbidden, NotFound, SignatureError, ValidationFailed
+from engine.errors import BadRequest, NotFound, SignatureError, ValidationFailed
 from engine.event_log import event_to_dict
 from engine.sources import source_to_dict
 from engine.tenancy import KeyInfo
-from gateway.api import api_key_from_request, endpoint
-from gateway.ratelimit import enforce_rate_limit
+from gateway.api import api_key_from_request, authenticate, endpoint
 from gateway.state import state
 from worker.enqueue import enqueue_events
 from worker.pipeline import source_config
@@ -64,12 +63,8 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
 
 
 def _authorise_api_key(org_id: str) -> None:
-    info = state().engine.tenancy.authenticate(api_key_from_request())
-    if info.org_id != org_id:
+    if authenticate("write").org_id != org_id:
         raise NotFound("unknown webhook source")  # never reveal another org's source
-    if not info.allows("write"):
-        raise Forbidden("this key lacks the 'write' scope")
-    enforce_rate_limit(info)
 
 
 # --- sources ------------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import redis
 
 from engine.core import Engine
 from engine.webhooks_out import DISPATCH_BATCH, DeliveryFailed, get_webhooks_out
-from worker import redis_keys
 from worker.connection import queue
 from worker.context import get_engine
 from worker.enqueue import waiting_in_redis
+from worker.periodic import run_periodically, try_lock
 
 log = logging.getLogger(__name__)
 JOB_TIMEOUT_S = 60  # > the 15 s HTTP timeout
@@ -66,14 +66,8 @@ def start_dispatcher(eng: Engine, conn: redis.Redis, stop: threading.Event,
                      every_s: float = DISPATCH_EVERY_S) -> threading.Thread:
     """A daemon thread running ``dispatch_tick`` about every ``every_s`` in one worker at a time."""
 
-    def loop() -> None:
-        while not stop.wait(every_s):
-            try:
-                if conn.set(redis_keys.lock("webhook-dispatcher"), "1", nx=True, px=int(every_s * 1000)):
-                    dispatch_tick(eng, conn)
-            except Exception:  # keep the loop alive; the next tick retries
-                log.exception("webhook dispatcher tick failed")
+    def tick() -> None:
+        if try_lock(conn, "webhook-dispatcher", every_s):
+            dispatch_tick(eng, conn)
 
-    t = threading.Thread(target=loop, name="memrelay-webhook-dispatcher", daemon=True)
-    t.start()
-    return t
+    return run_periodically("webhook-dispatcher", every_s, tick, stop)
