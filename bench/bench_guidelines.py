@@ -2,7 +2,7 @@
 
 Prints p50/p95 per call and routing precision/recall on the labelled messages of
 tests/support/guidelines_corpus.py for:
-  - memrelay fast mode (engine.governance smart_guidelines: SQL version check + cached embeddings +
+  - memrelay fast mode (memrelay.engine.guidance.governance smart_guidelines: SQL version check + cached embeddings +
     keywords + tags + section selection + compiled context), without and with a sessionId (progressive
     delivery: one SQL read and one upsert per call);
   - a naive baseline: load every guideline from SQL and select those whose trigger keywords or name words
@@ -22,10 +22,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.core import Engine
-from engine.db.models_llm import Guideline
-from engine.governance import GuidelineCreate, SmartGuidelinesRequest, get_governance
-from engine.settings import Settings
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.guidance.governance import GuidelineCreate, SmartGuidelinesRequest, get_governance
+from memrelay.engine.stores.db.models_llm import Guideline
 from tests.support.guidelines_corpus import GUIDELINES, ROUTING_CASES
 
 FEATURES = ["dashboards", "exports", "single sign-on", "audit log", "mobile app", "API keys", "webhooks",

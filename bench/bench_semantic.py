@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from engine.core import Engine  # noqa: E402
-from engine.db.models import Memory, Record, RecordKey  # noqa: E402
-from engine.index_sync import check_embedder, current_collection, reconcile  # noqa: E402
-from engine.recall import RecallRequest  # noqa: E402
-from engine.settings import Settings  # noqa: E402
-from engine.util import new_id, utcnow  # noqa: E402
-from engine.vector_index import from_blobs, to_blob  # noqa: E402
+from memrelay.composition import Engine  # noqa: E402
+from memrelay.engine.adapters.vector_index import from_blobs, to_blob  # noqa: E402
+from memrelay.engine.core.settings import Settings  # noqa: E402
+from memrelay.engine.core.util import new_id, utcnow  # noqa: E402
+from memrelay.engine.memory.index_sync import check_embedder, current_collection, reconcile  # noqa: E402
+from memrelay.engine.memory.recall import RecallRequest  # noqa: E402
+from memrelay.engine.stores.db.models import Memory, Record, RecordKey  # noqa: E402
 
 FIRST = "Alice Bob Carol Dan Eve Fay Gus Hal Ivy Jon Kim Lee Max Ned Oli Pam Quinn Rae Sam Tia Uma Vic Wes Xia Yan Zoe".split()
 PRODUCTS = "analytics dashboards reporting billing onboarding SSO audit-logs API webhooks mobile-app data-export".split()
@@ -161,7 +161,7 @@ def bench_org_wide(engine: Engine, org_id: str, n: int) -> dict[str, Any]:
 
 
 def bench_batch(engine: Engine, org_id: str, n_rows: int, with_text: bool, chunk: int = 500) -> float:
-    from engine.batch import BatchMemorizeRequest
+    from memrelay.engine.memory.batch import BatchMemorizeRequest
 
     props = {"job_title": {"sourceField": "title"}, "lifecycle_stage": {"sourceField": "stage"},
              "city": {"sourceField": "city"}}
@@ -188,9 +188,9 @@ COLD_START = """
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-from engine.settings import Settings
-from engine.recall import RecallRequest
-from gateway.app import create_app
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.recall import RecallRequest
+from memrelay.gateway.app import create_app
 app = create_app(Settings(**json.loads({settings!r})))
 t_app = time.perf_counter()
 c = app.test_client()
@@ -214,7 +214,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=None, help="Default: a temporary directory (removed).")
     args = ap.parse_args()
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="memrelay-bench-"))
-    from memrelay.embedded import EmbeddedMilvus
+    from memrelay.supervise.embedded import EmbeddedMilvus
 
     # As in production (`memrelay up`): Milvus Lite runs as its own server process.
     data.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def main() -> None:
     engine.migrate()
     org = engine.tenancy.get_or_create_org("bench")
     key, _ = engine.tenancy.create_key(org.id, scopes=["read", "write"], rate_limit_per_minute=10**9)
-    from gateway.app import create_app
+    from memrelay.gateway.app import create_app
 
     app = create_app(settings, engine=engine)
     rows: list[tuple[str, str]] = []

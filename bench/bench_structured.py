@@ -1,8 +1,8 @@
 """Structured memory at scale: load N records x 10 properties, then time three search shapes.
 
 Prints, side by side in one run, memrelay's engine path and a bare-SQL baseline over the same database:
-  - upsert rows/s (engine.records.upsert_many, 500 rows per transaction) vs raw executemany inserts
-  - search p50/p95 (engine.search.run_search with counts) for three filter shapes vs one hand-written query
+  - upsert rows/s (memrelay.engine.stores.records.upsert_many, 500 rows per transaction) vs raw executemany inserts
+  - search p50/p95 (memrelay.engine.stores.search.run_search with counts) for three filter shapes vs one hand-written query
 
 Usage: .venv/bin/python bench/bench_structured.py [--records 100000] [--database-url postgresql://...]
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from engine.core import Engine
-from engine.identity import Identifiers
-from engine.properties import Provenance
-from engine.search import Condition, Group, SearchQuery, run_search
-from engine.settings import Settings
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.search import Condition, Group, SearchQuery, run_search
 
 STAGES = ["subscriber", "lead", "marketing_qualified", "sales_qualified", "opportunity", "customer"]
 TITLES = ["Engineer", "VP Engineering", "CTO", "Head of Sales", "Account Executive", "Designer", "CFO"]

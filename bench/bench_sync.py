@@ -2,7 +2,7 @@
 
 Prints, side by side in one run:
   - baseline: rows/s of just paging through the fake API with the SDK (list API, 100 per page, no writes)
-  - sync:     rows/s of ``worker.backfill.sync_source`` (page → mapping → upsert_many, one transaction
+  - sync:     rows/s of ``memrelay.engine.ingest.backfill.sync_source`` (page → mapping → upsert_many, one transaction
               per page, cursor saved per page), without memories
   - sync+mem: rows/s with memories (one memorize call per record: embed + store + index), on a subset
 
@@ -22,12 +22,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "connectors")]
 
 from fake_hubspot import FakeHubSpot, make_contacts  # noqa: E402
 
-from connectors.hubspot_api import HubSpotApi  # noqa: E402
-from connectors.mapping import load_default_mapping  # noqa: E402
-from connectors.sync import HubSpotPager  # noqa: E402
-from engine.core import Engine  # noqa: E402
-from engine.settings import Settings  # noqa: E402
-from worker.backfill import sync_source  # noqa: E402
+from memrelay.composition import Engine  # noqa: E402
+from memrelay.connectors.hubspot_api import HubSpotApi  # noqa: E402
+from memrelay.connectors.mapping import load_default_mapping  # noqa: E402
+from memrelay.connectors.sync import HubSpotPager  # noqa: E402
+from memrelay.engine.core.settings import Settings  # noqa: E402
+from memrelay.engine.ingest.backfill import sync_source  # noqa: E402
 
 
 def baseline(fake: FakeHubSpot) -> tuple[int, float]:

@@ -22,10 +22,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connectors.hubspot import v3_signature  # noqa: E402
-from engine.core import Engine  # noqa: E402
-from engine.settings import Settings  # noqa: E402
-from memrelay.embedded import EmbeddedRedis  # noqa: E402
+from memrelay.composition import Engine  # noqa: E402
+from memrelay.connectors.hubspot import v3_signature  # noqa: E402
+from memrelay.engine.core.settings import Settings  # noqa: E402
+from memrelay.supervise.embedded import EmbeddedRedis  # noqa: E402
 
 SECRET = "bench-secret"
 WEB_WORKERS = os.environ.get("BENCH_WEB_WORKERS", "2")
@@ -105,7 +105,7 @@ def main() -> None:
     env = {**os.environ, "MEMRELAY_DATA_DIR": str(tmp / "data"), "MEMRELAY_REDIS_URL": rds.url,
            "MEMRELAY_MILVUS_URI": str(tmp / "milvus.db"), "MEMRELAY_LOG_LEVEL": "WARNING", "BASELINE_REDIS_URL": rds.url}
     mp, bp = free_port(), free_port()
-    procs = [gunicorn("gateway.wsgi:app", mp, env), gunicorn("bench.baseline_webhook_app:app", bp, env)]
+    procs = [gunicorn("memrelay.gateway.wsgi:app", mp, env), gunicorn("bench.baseline_webhook_app:app", bp, env)]
     try:
         wait_up(f"http://127.0.0.1:{mp}/healthz")
         wait_up(f"http://127.0.0.1:{bp}/hook")

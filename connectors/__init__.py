@@ -2,11 +2,11 @@
 
 Public interface (see ``connectors/README.md``)::
 
-    from connectors import SourceConfig, InboundEvent, get_connector, connector_names
-    from connectors.mapping import load_default_mapping, load_mapping, map_event, apply_mapping, lint_mapping_file
+    from memrelay.connectors import SourceConfig, InboundEvent, get_connector, connector_names
+    from memrelay.connectors.mapping import load_default_mapping, load_mapping, map_event, apply_mapping, lint_mapping_file
 """
 
-from connectors.base import (
+from memrelay.connectors.base import (
     MAX_EVENTS_PER_REQUEST,
     AckResponse,
     Connector,

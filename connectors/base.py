@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from engine.errors import BadRequest, NotFound
+from memrelay.engine.core.errors import BadRequest, NotFound
 
 MAX_EVENTS_PER_REQUEST = 100
 """Providers batch at most 100 events (HubSpot, Salesforce); larger bodies are rejected."""
@@ -71,7 +71,7 @@ class InboundEvent(BaseModel):
       (``contact``, ``Lead``, ``invoice``, ``form_submission``...).
     - ``occurred_at``: the provider's own time for the change (used for "older never overwrites").
     - ``payload``: the single event's raw JSON (secrets such as Salesforce session ids removed).
-    - ``record``: flat-ish field dict to feed :func:`connectors.mapping.apply_mapping`.
+    - ``record``: flat-ish field dict to feed :func:`memrelay.connectors.mapping.apply_mapping`.
     - ``attributes``: event-specific extras (``property_name``, ``merged_object_ids``, ``customer_email``...).
     """
 
@@ -206,14 +206,14 @@ def isoformat(value: datetime | None) -> str | None:
 # -- registry ---------------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, str] = {
-    "hubspot": "connectors.hubspot:HubSpotConnector",
-    "stripe": "connectors.stripe:StripeConnector",
-    "salesforce": "connectors.salesforce:SalesforceConnector",
-    "typeform": "connectors.typeform:TypeformConnector",
-    "webflow": "connectors.webflow:WebflowConnector",
-    "generic_hmac": "connectors.generic_hmac:GenericHmacConnector",
-    "form": "connectors.forms:TokenFormConnector",
-    "generic": "connectors.generic:GenericConnector",
+    "hubspot": "memrelay.connectors.hubspot:HubSpotConnector",
+    "stripe": "memrelay.connectors.stripe:StripeConnector",
+    "salesforce": "memrelay.connectors.salesforce:SalesforceConnector",
+    "typeform": "memrelay.connectors.typeform:TypeformConnector",
+    "webflow": "memrelay.connectors.webflow:WebflowConnector",
+    "generic_hmac": "memrelay.connectors.generic_hmac:GenericHmacConnector",
+    "form": "memrelay.connectors.forms:TokenFormConnector",
+    "generic": "memrelay.connectors.generic:GenericConnector",
 }
 
 

@@ -1,6 +1,6 @@
 """Shared pieces of the CRM API clients: throttling-aware retries and the fields a mapping reads.
 
-Pure code (no database). Used by :mod:`connectors.hubspot_api` and :mod:`connectors.salesforce_api`.
+Pure code (no database). Used by :mod:`memrelay.connectors.hubspot_api` and :mod:`memrelay.connectors.salesforce_api`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from connectors.mapping import FieldSpec, MappingSpec
-from connectors.transforms import PROPERTY_PREFIX, template_fields
+from memrelay.connectors.mapping import FieldSpec, MappingSpec
+from memrelay.connectors.transforms import PROPERTY_PREFIX, template_fields
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from engine.errors import BadRequest
+from memrelay.engine.core.errors import BadRequest
 
 SEPARATOR = "__"
 MAX_FIELDS = 1000

@@ -20,10 +20,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors.base import BaseConnector, InboundEvent, SourceConfig, as_id, content_digest, isoformat
-from connectors.formdata import parse_fields
-from connectors.signing import provided_token, verify_token
-from connectors.timeutil import parse_datetime, utcnow
+from memrelay.connectors.base import (
+    BaseConnector,
+    InboundEvent,
+    SourceConfig,
+    as_id,
+    content_digest,
+    isoformat,
+)
+from memrelay.connectors.formdata import parse_fields
+from memrelay.connectors.signing import provided_token, verify_token
+from memrelay.connectors.timeutil import parse_datetime, utcnow
 
 FORM_OBJECT_TYPE = "form_submission"
 FORM_EVENT_TYPE = "form.submitted"

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import (
+from memrelay.connectors.base import (
     BaseConnector,
     InboundEvent,
     SourceConfig,
@@ -28,10 +28,10 @@ from connectors.base import (
     check_batch_size,
     content_digest,
 )
-from connectors.formdata import parse_body, unflatten
-from connectors.signing import provided_token, verify_token
-from connectors.timeutil import parse_datetime, utcnow
-from engine.errors import BadRequest
+from memrelay.connectors.formdata import parse_body, unflatten
+from memrelay.connectors.signing import provided_token, verify_token
+from memrelay.connectors.timeutil import parse_datetime, utcnow
+from memrelay.engine.core.errors import BadRequest
 
 _OBJECT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")

@@ -2,16 +2,16 @@
 
 The signature is hex HMAC-SHA256(secret, ``"{t}.{raw body}"``); several ``v1`` entries are allowed so a
 sender can sign with old and new secrets during a rotation; timestamps outside 5 minutes are rejected.
-Bodies are parsed as form submissions (JSON or form-encoded, see :mod:`connectors.forms`).
+Bodies are parsed as form submissions (JSON or form-encoded, see :mod:`memrelay.connectors.forms`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connectors.base import BaseConnector, InboundEvent, SourceConfig, header
-from connectors.forms import parse_generic_form
-from connectors.signing import (
+from memrelay.connectors.base import BaseConnector, InboundEvent, SourceConfig, header
+from memrelay.connectors.forms import parse_generic_form
+from memrelay.connectors.signing import (
     check_fresh,
     hex_digest,
     hmac_sha256,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from connectors.base import (
+from memrelay.connectors.base import (
     BaseConnector,
     InboundEvent,
     SourceConfig,
@@ -29,7 +29,7 @@ from connectors.base import (
     header,
     load_json,
 )
-from connectors.signing import (
+from memrelay.connectors.signing import (
     b64_digest,
     check_fresh,
     constant_time_equal,
@@ -38,8 +38,8 @@ from connectors.signing import (
     require_secrets,
     sha256_hex,
 )
-from connectors.timeutil import from_millis
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.timeutil import from_millis
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 V3_TOLERANCE_S = 300
 SIGNATURE_VERSIONS = ("v1", "v2", "v3")
@@ -174,8 +174,8 @@ class HubSpotConnector(BaseConnector):
 
     def fetch(self, source: SourceConfig, events: Sequence[InboundEvent]) -> dict[str, dict[str, Any]]:
         """Full CRM objects for the events' ids (``{object_id: flat record}``) via the HubSpot API;
-        ``{}`` without ``options["access_token"]``. See :mod:`connectors.hubspot_api`."""
-        from connectors.hubspot_api import fetch_records
+        ``{}`` without ``options["access_token"]``. See :mod:`memrelay.connectors.hubspot_api`."""
+        from memrelay.connectors.hubspot_api import fetch_records
 
         return fetch_records(source, events)
 

@@ -28,16 +28,16 @@ import hubspot
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from connectors.base import InboundEvent, SourceConfig
-from connectors.crm_http import (
+from memrelay.connectors.base import InboundEvent, SourceConfig
+from memrelay.connectors.crm_http import (
     DEFAULT_ATTEMPTS,
     call_with_retry,
     header_value,
     mapping_fields,
     parse_retry_after,
 )
-from connectors.mapping import load_default_mapping
-from engine.errors import ConfigError, NotFound, RateLimited, UpstreamError
+from memrelay.connectors.mapping import load_default_mapping
+from memrelay.engine.core.errors import ConfigError, NotFound, RateLimited, UpstreamError
 
 T = TypeVar("T")
 

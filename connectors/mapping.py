@@ -33,7 +33,7 @@ Transforms: ``lower``, ``strip``, ``domain_from_email`` (free-mail domains dropp
 Memory and tag templates may also use ``{@property}``: the mapped (transformed) property value.
 A memory may be ``{template, when: {field: value-or-list}}`` to render only for matching records.
 
-:func:`map_event` maps an :class:`~connectors.base.InboundEvent`: its ``record`` plus an ``_event``
+:func:`map_event` maps an :class:`~memrelay.connectors.base.InboundEvent`: its ``record`` plus an ``_event``
 field (``type``, ``connector``, ``object_id``, ``occurred_at`` and the event's ``attributes``), so
 templates and ``when`` clauses can use ``{_event.type}`` or ``{_event.property_name}``.
 
@@ -65,9 +65,9 @@ from pydantic import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from connectors.base import InboundEvent, get_connector
-from connectors.timeutil import parse_datetime
-from connectors.transforms import (
+from memrelay.connectors.base import InboundEvent, get_connector
+from memrelay.connectors.timeutil import parse_datetime
+from memrelay.connectors.transforms import (
     ARG_CHECKS,
     MISSING,
     PROPERTY_PREFIX,
@@ -79,7 +79,7 @@ from connectors.transforms import (
     template_fields,
     to_text,
 )
-from engine.errors import NotFound, ValidationFailed
+from memrelay.engine.core.errors import NotFound, ValidationFailed
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
 MAX_MAPPING_BYTES = 512 * 1024

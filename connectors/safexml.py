@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from xml.parsers import expat
 
-from engine.errors import BadRequest
+from memrelay.engine.core.errors import BadRequest
 
 try:  # pragma: no cover - depends on the environment
     from defusedxml import DefusedXmlException

@@ -16,17 +16,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.base import (
-    AckResponse,
-    BaseConnector,
-    InboundEvent,
-    SourceConfig,
-    check_batch_size,
-)
-from connectors.safexml import parse_xml
-from connectors.signing import provided_token, verify_token
-from connectors.timeutil import parse_datetime, utcnow
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import AckResponse, BaseConnector, InboundEvent, SourceConfig, check_batch_size
+from memrelay.connectors.safexml import parse_xml
+from memrelay.connectors.signing import provided_token, verify_token
+from memrelay.connectors.timeutil import parse_datetime, utcnow
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
@@ -168,8 +162,8 @@ class SalesforceConnector(BaseConnector):
 
     def fetch(self, source: SourceConfig, events: Sequence[InboundEvent]) -> dict[str, dict[str, Any]]:
         """Current values of the mapped fields by record Id via the REST API; ``{}`` without
-        ``instance_url``/``access_token``. See :mod:`connectors.salesforce_api`."""
-        from connectors.salesforce_api import fetch_records
+        ``instance_url``/``access_token``. See :mod:`memrelay.connectors.salesforce_api`."""
+        from memrelay.connectors.salesforce_api import fetch_records
 
         return fetch_records(source, events)
 

@@ -32,11 +32,11 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 from simple_salesforce.format import format_soql
 
-from connectors.base import InboundEvent, SourceConfig
-from connectors.crm_http import call_with_retry, mapping_fields
-from connectors.mapping import load_default_mapping
-from connectors.timeutil import parse_datetime
-from engine.errors import ConfigError, NotFound, RateLimited, UpstreamError
+from memrelay.connectors.base import InboundEvent, SourceConfig
+from memrelay.connectors.crm_http import call_with_retry, mapping_fields
+from memrelay.connectors.mapping import load_default_mapping
+from memrelay.connectors.timeutil import parse_datetime
+from memrelay.engine.core.errors import ConfigError, NotFound, RateLimited, UpstreamError
 
 T = TypeVar("T")
 

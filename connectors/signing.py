@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import SecretStr
 
-from connectors.base import SourceConfig, header
-from engine.errors import SignatureError
+from memrelay.connectors.base import SourceConfig, header
+from memrelay.engine.core.errors import SignatureError
 
 DEFAULT_TOLERANCE_S = 300
 TOKEN_HEADER = "X-Memrelay-Token"

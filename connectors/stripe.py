@@ -2,11 +2,11 @@
 
 The signature itself is checked by ``stripe.WebhookSignature.verify_header`` (any ``v1`` may match, so
 Stripe's own secret rolls work) for the source's current and previous secrets; the 300 s timestamp
-window is then enforced by the shared :func:`connectors.signing.check_fresh` so the clock can be
+window is then enforced by the shared :func:`memrelay.connectors.signing.check_fresh` so the clock can be
 injected in tests (the library's own tolerance check always reads ``time.time()``).
 
 Every supported event is about a person, so ``object_type`` is ``contact``; ``record`` carries a
-normalised ``customer_email`` and amounts in major units (see :func:`connectors.money.amount_major`,
+normalised ``customer_email`` and amounts in major units (see :func:`memrelay.connectors.money.amount_major`,
 re-exported here).
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 from stripe import SignatureVerificationError, WebhookSignature
 
-from connectors.base import BaseConnector, InboundEvent, SourceConfig, as_id, header, load_json
-from connectors.money import amount_major, format_amount
-from connectors.signing import check_fresh, parse_signature_pairs, parse_timestamp, require_secrets
-from connectors.timeutil import from_epoch
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import BaseConnector, InboundEvent, SourceConfig, as_id, header, load_json
+from memrelay.connectors.money import amount_major, format_amount
+from memrelay.connectors.signing import check_fresh, parse_signature_pairs, parse_timestamp, require_secrets
+from memrelay.connectors.timeutil import from_epoch
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 __all__ = ["StripeConnector", "amount_major", "format_amount", "stripe_record"]
 

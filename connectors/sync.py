@@ -1,6 +1,6 @@
 """CRM backfill orchestration, engine-free: pagers over the CRM APIs, a resumable cursor, the page loop.
 
-The caller (``worker.backfill``) supplies ``write_page`` (map + bulk write, one transaction per page) and
+The caller (``memrelay.engine.ingest.backfill``) supplies ``write_page`` (map + bulk write, one transaction per page) and
 ``save_cursor`` (persist after every written page). The stored cursor (``Source.sync_cursor``)::
 
     {"run": {"since": iso | null, "startedAt": iso,
@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from connectors import hubspot_api, salesforce_api
-from connectors.crm_http import mapping_fields
-from connectors.mapping import MappingSpec
-from connectors.timeutil import parse_datetime, utcnow
-from engine.errors import BadRequest
+from memrelay.connectors import hubspot_api, salesforce_api
+from memrelay.connectors.crm_http import mapping_fields
+from memrelay.connectors.mapping import MappingSpec
+from memrelay.connectors.timeutil import parse_datetime, utcnow
+from memrelay.engine.core.errors import BadRequest
 
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 """An incremental sync starts this long before the previous run started (clock skew, late commits)."""

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.formdata import as_list
-from connectors.money import amount_major
-from connectors.timeutil import parse_datetime
+from memrelay.connectors.formdata import as_list
+from memrelay.connectors.money import amount_major
+from memrelay.connectors.timeutil import parse_datetime
 
 
 class _Missing:

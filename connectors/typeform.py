@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import BaseConnector, InboundEvent, SourceConfig, header, load_json
-from connectors.forms import form_event, form_record
-from connectors.signing import b64_digest, verify_hmac
-from connectors.timeutil import parse_datetime
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import BaseConnector, InboundEvent, SourceConfig, header, load_json
+from memrelay.connectors.forms import form_event, form_record
+from memrelay.connectors.signing import b64_digest, verify_hmac
+from memrelay.connectors.timeutil import parse_datetime
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 SIGNATURE_PREFIX = "sha256="
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import BaseConnector, InboundEvent, SourceConfig, header, load_json
-from connectors.forms import form_event, form_record
-from connectors.signing import check_fresh, hex_digest, parse_timestamp, verify_hmac
-from connectors.timeutil import parse_datetime
-from engine.errors import BadRequest
+from memrelay.connectors.base import BaseConnector, InboundEvent, SourceConfig, header, load_json
+from memrelay.connectors.forms import form_event, form_record
+from memrelay.connectors.signing import check_fresh, hex_digest, parse_timestamp, verify_hmac
+from memrelay.connectors.timeutil import parse_datetime
+from memrelay.engine.core.errors import BadRequest
 
 TOLERANCE_S = 300
 

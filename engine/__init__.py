@@ -1,4 +1,7 @@
-"""memrelay engine: the pure domain core (records, properties, memories, recall, governance, generation).
+"""The core of memrelay, in layers that import only downwards:
 
-It never imports Flask, RQ or Redis; the gateway and worker packages are its edges.
+``core`` -> ``domain`` -> ``adapters`` -> ``stores`` -> ``memory`` -> ``guidance`` -> ``egress`` -> ``ingest``.
+
+It never imports Flask, RQ or Redis; the gateway and worker packages are its edges, and
+``memrelay.composition`` builds its services once per process.
 """

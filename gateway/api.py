@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from flask import Blueprint, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from engine.errors import BadRequest, Forbidden, ValidationFailed
-from engine.tenancy import KeyInfo
-from gateway.ratelimit import enforce_rate_limit
-from gateway.state import state
+from memrelay.engine.core.errors import BadRequest, Forbidden, ValidationFailed
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.ratelimit import enforce_rate_limit
+from memrelay.gateway.state import state
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,7 +55,7 @@ def request_payload() -> dict[str, Any]:
     ctype = (request.mimetype or "").lower()
     raw = request.get_data(cache=True)
     if ctype == "application/x-www-form-urlencoded":
-        from connectors.formdata import parse_fields
+        from memrelay.connectors.formdata import parse_fields
 
         return parse_fields(raw, request.content_type or "")
     if not raw.strip():

@@ -8,13 +8,13 @@ import uuid
 
 from flask import Flask, g, request
 
-from engine.core import Engine
-from engine.logging_setup import configure_logging, request_id_var
-from engine.settings import Settings, load_settings
-from gateway.errors import register_error_handlers
-from gateway.metrics import observe_request
-from gateway.state import AppState
-from worker.connection import connect
+from memrelay.composition import Engine
+from memrelay.engine.core.logging_setup import configure_logging, request_id_var
+from memrelay.engine.core.settings import Settings, load_settings
+from memrelay.gateway.errors import register_error_handlers
+from memrelay.gateway.metrics import observe_request
+from memrelay.gateway.state import AppState
+from memrelay.queue.connection import connect
 
 log = logging.getLogger("memrelay.gateway")
 
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return resp
 
     register_error_handlers(app)
-    from gateway.blueprints import register_blueprints
+    from memrelay.gateway.blueprints import register_blueprints
 
     register_blueprints(app)
     return app

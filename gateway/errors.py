@@ -7,7 +7,7 @@ import logging
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import MemrelayError, RateLimited
+from memrelay.engine.core.errors import MemrelayError, RateLimited
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.api import ENDPOINTS
+from memrelay.gateway.api import ENDPOINTS
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -8,10 +8,10 @@ import time
 import redis
 from flask import g
 
-from engine.errors import RateLimited
-from engine.tenancy import KeyInfo
-from gateway.state import state
-from worker import redis_keys
+from memrelay.engine.core.errors import RateLimited
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.state import state
+from memrelay.queue import redis_keys
 
 log = logging.getLogger(__name__)
 WINDOW_S = 60

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import redis
 from flask import current_app
 
-from engine.core import Engine
-from engine.settings import Settings
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import Settings
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""WSGI entry point for gunicorn: ``gunicorn gateway.wsgi:app`` (settings from MEMRELAY_* variables)."""
+"""WSGI entry point for gunicorn: ``gunicorn memrelay.gateway.wsgi:app`` (settings from MEMRELAY_* variables)."""
 
-from gateway.app import create_app
+from memrelay.gateway.app import create_app
 
 app = create_app()

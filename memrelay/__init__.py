@@ -1,1 +1,7 @@
-"""memrelay command line and process supervision (embedded Redis/Milvus Lite, gunicorn, RQ workers)."""
+"""memrelay: a self-hosted personalization memory gateway.
+
+Everything is installed under this one namespace. The repository keeps the design card's folders:
+``engine/`` (``memrelay.engine``, the layered core), ``connectors/``, ``workflows/``, ``gateway/`` and
+``worker/`` (``memrelay.gateway``, ``memrelay.worker``); this folder holds the composition root
+(``memrelay.composition``), the job queue (``memrelay.queue``), the CLI and process supervision.
+"""

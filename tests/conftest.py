@@ -18,11 +18,11 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from engine.core import Engine
-from engine.db.database import Database
-from engine.db.migrate import upgrade
-from engine.settings import Settings
-from memrelay.embedded import EmbeddedRedis
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.migrate import upgrade
+from memrelay.supervise.embedded import EmbeddedRedis
 
 PG_URL = os.environ.get("MEMRELAY_TEST_POSTGRES_URL")
 EXTERNAL_REDIS_URL = os.environ.get("MEMRELAY_TEST_REDIS_URL")
@@ -122,7 +122,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
-    from gateway.app import create_app
+    from memrelay.gateway.app import create_app
 
     return create_app(settings, engine=engine)
 
@@ -179,8 +179,8 @@ def run_jobs(engine: Engine, settings: Settings):  # type: ignore[no-untyped-def
     """Run every queued RQ job in-process (real Redis, real RQ) against this test's engine."""
     from rq import SimpleWorker
 
-    from worker.connection import QUEUES
-    from worker.context import set_engine
+    from memrelay.queue.connection import QUEUES
+    from memrelay.worker.context import set_engine
 
     def run() -> None:
         set_engine(engine)

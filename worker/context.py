@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.core import Engine
-from engine.settings import load_settings
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import load_settings
 
 _engine: Engine | None = None
 

@@ -7,13 +7,13 @@ import threading
 
 from rq import Worker
 
-from engine.core import Engine
-from engine.logging_setup import configure_logging
-from engine.settings import Settings
-from worker.connection import QUEUES, connect
-from worker.context import set_engine
-from worker.jobs.deliver import start_dispatcher
-from worker.sweeper import start_sweeper
+from memrelay.composition import Engine
+from memrelay.engine.core.logging_setup import configure_logging
+from memrelay.engine.core.settings import Settings
+from memrelay.queue.connection import QUEUES, connect
+from memrelay.worker.context import set_engine
+from memrelay.worker.jobs.deliver import start_dispatcher
+from memrelay.worker.sweeper import start_sweeper
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import redis
 
-from worker import redis_keys
+from memrelay.queue import redis_keys
 
 log = logging.getLogger(__name__)
 

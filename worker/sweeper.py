@@ -8,10 +8,10 @@ import threading
 
 import redis
 
-from engine.core import Engine
-from engine.retention import purge_history
-from worker.enqueue import enqueue_events, waiting_in_redis
-from worker.periodic import run_periodically, try_lock
+from memrelay.composition import Engine
+from memrelay.engine.stores.retention import purge_history
+from memrelay.queue.enqueue import enqueue_events, waiting_in_redis
+from memrelay.worker.periodic import run_periodically, try_lock
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 10
@@ -33,7 +33,7 @@ def sweep_round(eng: Engine, conn: redis.Redis) -> None:
         if n:
             log.info("sweeper re-enqueued %d events", n)
     if try_lock(conn, "workflow-tick", SCHEDULE_EVERY_S):
-        from workflows.triggers import tick
+        from memrelay.workflows.triggers import tick
 
         tick(eng)
     if try_lock(conn, "purge", PURGE_EVERY_S):

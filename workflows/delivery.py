@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from engine.errors import ConfigError, UpstreamError
+from memrelay.engine.core.errors import ConfigError, UpstreamError
 
 TIMEOUT_S = 10
 

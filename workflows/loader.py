@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from engine.errors import ConfigError, NotFound
-from workflows import expressions
-from workflows.models import STEP_TYPES, GraphError, WorkflowDef
+from memrelay.engine.core.errors import ConfigError, NotFound
+from memrelay.workflows import expressions
+from memrelay.workflows.models import STEP_TYPES, GraphError, WorkflowDef
 
 SHIPPED_DIR = Path(__file__).parent / "definitions"
 Loc = tuple[str | int, ...]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workflows.cron import parse_cron, parse_interval
+from memrelay.workflows.cron import parse_cron, parse_interval
 
 STEP_ID = r"^[a-z][a-z0-9_]{0,62}$"
 

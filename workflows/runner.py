@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from engine.errors import MemrelayError, ServiceUnavailable, UpstreamError
-from engine.llm.errors import LLMNotConfigured
-from workflows import store
-from workflows.delivery import DeliveryFailed
-from workflows.expressions import evaluate
-from workflows.models import ConditionStep, Step, WorkflowDef
-from workflows.steps import run_step
+from memrelay.engine.adapters.llm.errors import LLMNotConfigured
+from memrelay.engine.core.errors import MemrelayError, ServiceUnavailable, UpstreamError
+from memrelay.workflows import store
+from memrelay.workflows.delivery import DeliveryFailed
+from memrelay.workflows.expressions import evaluate
+from memrelay.workflows.models import ConditionStep, Step, WorkflowDef
+from memrelay.workflows.steps import run_step
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from memrelay.composition import Engine
 
 log = logging.getLogger(__name__)
 RETRY_BASE_S = 1.0

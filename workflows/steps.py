@@ -6,9 +6,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from workflows import delivery, store
-from workflows.expressions import evaluate, render
-from workflows.models import (
+from memrelay.workflows import delivery, store
+from memrelay.workflows.expressions import evaluate, render
+from memrelay.workflows.models import (
     BatchMemorizeStep,
     ConditionStep,
     DeliverStep,
@@ -22,7 +22,7 @@ from workflows.models import (
 )
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from memrelay.composition import Engine
 
 Log = Callable[[str], None]
 
@@ -33,7 +33,7 @@ def run_step(engine: Engine, org_id: str, step: Step, ctx: dict[str, Any], log: 
 
 
 def _memorize(engine: Engine, org_id: str, step: MemorizeStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
-    from engine.memories import MemorizeRequest
+    from memrelay.engine.memory.memories import MemorizeRequest
 
     req = MemorizeRequest.model_validate({"content": render(step.content, ctx),
                                           "identifiers": render(step.identifiers, ctx),
@@ -44,11 +44,11 @@ def _memorize(engine: Engine, org_id: str, step: MemorizeStep, ctx: dict[str, An
 
 
 def _batch(engine: Engine, org_id: str, step: BatchMemorizeStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
-    from engine.batch import BatchMemorizeRequest
+    from memrelay.engine.memory.batch import BatchMemorizeRequest
 
     rows = evaluate(step.rows.strip().removeprefix("{{").removesuffix("}}"), ctx)
     if not isinstance(rows, list):
-        from engine.errors import ValidationFailed
+        from memrelay.engine.core.errors import ValidationFailed
 
         raise ValidationFailed(f"batch-memorize rows must be a list, got {type(rows).__name__}")
     req = BatchMemorizeRequest.model_validate({"rows": rows, "mapping": render(step.mapping, ctx),
@@ -64,9 +64,9 @@ def _batch(engine: Engine, org_id: str, step: BatchMemorizeStep, ctx: dict[str, 
 
 
 def _enrich(engine: Engine, org_id: str, step: EnrichStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
-    from engine.identity import Identifiers
-    from engine.memories import MemorizeRequest
-    from engine.properties import Provenance
+    from memrelay.engine.memory.memories import MemorizeRequest
+    from memrelay.engine.stores.identity import Identifiers
+    from memrelay.engine.stores.properties import Provenance
 
     ids = Identifiers.model_validate(render(step.identifiers, ctx))
     out: dict[str, Any] = {}
@@ -86,7 +86,7 @@ def _enrich(engine: Engine, org_id: str, step: EnrichStep, ctx: dict[str, Any], 
 
 
 def _recall(engine: Engine, org_id: str, step: RecallStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
-    from engine.recall import RecallRequest
+    from memrelay.engine.memory.recall import RecallRequest
 
     req = RecallRequest.model_validate({"query": render(step.query, ctx), "identifiers": render(step.identifiers, ctx),
                                         "limit": step.limit})
@@ -97,7 +97,7 @@ def _recall(engine: Engine, org_id: str, step: RecallStep, ctx: dict[str, Any], 
 
 
 def _digest(engine: Engine, org_id: str, step: DigestStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
-    from engine.digest import DigestRequest
+    from memrelay.engine.memory.digest import DigestRequest
 
     req = DigestRequest.model_validate({"identifiers": render(step.identifiers, ctx), "tokenBudget": step.token_budget})
     out = engine.recall.digests.digest(org_id, req)
@@ -115,12 +115,12 @@ def _signals(engine: Engine, org_id: str, step: SignalsStep, ctx: dict[str, Any]
 def find_signals(engine: Engine, org_id: str, *, tag: str, since_hours: int, entity_type: str,
                  limit: int) -> list[dict[str, Any]]:
     """Records with memories tagged ``tag`` in the window, each with its keys (e.g. email)."""
-    from engine.util import utcnow
+    from memrelay.engine.core.util import utcnow
 
     found = store.records_with_tag(engine.db, org_id, tag, utcnow() - timedelta(hours=since_hours),
                                    entity_type, limit)
     if found:
-        from engine.identity import record_keys
+        from memrelay.engine.stores.identity import record_keys
 
         with engine.db.read() as s:
             keys = record_keys(s, [f["record_id"] for f in found])
@@ -131,8 +131,8 @@ def find_signals(engine: Engine, org_id: str, *, tag: str, since_hours: int, ent
 
 
 def _generate(engine: Engine, org_id: str, step: GenerateStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
-    from engine.generation import PromptRequest, get_generation
-    from engine.llm import require_llm
+    from memrelay.engine.adapters.llm import require_llm
+    from memrelay.engine.guidance.generation import PromptRequest, get_generation
 
     require_llm(engine.settings, "workflow generation")
     ids = render(step.identifiers, ctx) if step.identifiers else {}

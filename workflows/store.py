@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from engine.db.database import Database
-from engine.db.models import Memory, Org
-from engine.db.models_workflows import WorkflowRun, WorkflowState, WorkflowStepRun
-from engine.errors import NotFound
-from engine.util import iso, new_id, utcnow
-from workflows.models import WorkflowDef
+from memrelay.engine.core.errors import NotFound
+from memrelay.engine.core.util import iso, new_id, utcnow
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import Memory, Org
+from memrelay.engine.stores.db.models_workflows import WorkflowRun, WorkflowState, WorkflowStepRun
+from memrelay.workflows.models import WorkflowDef
 
 MAX_LOG_LINES = 200
 FINAL = ("succeeded", "failed", "skipped")

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.util import utcnow
-from workflows import store
-from workflows.cron import due_slot
-from workflows.loader import registry
-from workflows.models import ScheduleTrigger, WebhookTrigger, WorkflowDef
+from memrelay.engine.core.util import utcnow
+from memrelay.workflows import store
+from memrelay.workflows.cron import due_slot
+from memrelay.workflows.loader import registry
+from memrelay.workflows.models import ScheduleTrigger, WebhookTrigger, WorkflowDef
 
 if TYPE_CHECKING:
-    from engine.core import Engine
+    from memrelay.composition import Engine
 
 log = logging.getLogger(__name__)
 Enqueue = Callable[[str], Any]
@@ -28,8 +28,8 @@ def default_enqueue(engine: Engine) -> Enqueue:
     """Enqueue on the configured Redis; on an outage the run stays 'queued' in SQL and is logged."""
     import redis
 
-    from worker.connection import connect
-    from worker.jobs.workflow import enqueue_run
+    from memrelay.queue.connection import connect
+    from memrelay.worker.jobs.workflow import enqueue_run
 
     conn = connect(engine.settings)
 

@@ -6,15 +6,15 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from gateway.blueprints import admin, health
+    from memrelay.gateway.blueprints import admin, health
 
     for module in (health, admin):
         app.register_blueprint(module.bp)
     for name in ("memory", "semantic", "webhooks", "governance", "generation", "outbound", "workflows"):
         try:
-            module = __import__(f"gateway.blueprints.{name}", fromlist=["bp"])
+            module = __import__(f"memrelay.gateway.blueprints.{name}", fromlist=["bp"])
         except ModuleNotFoundError as exc:
-            if exc.name != f"gateway.blueprints.{name}":
+            if exc.name != f"memrelay.gateway.blueprints.{name}":
                 raise
             continue
         app.register_blueprint(module.bp)

@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from engine.tenancy import KeyInfo
-from engine.util import iso
-from gateway.api import endpoint
-from gateway.state import state
+from memrelay.engine.core.util import iso
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint
+from memrelay.gateway.state import state
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
 

@@ -8,14 +8,14 @@ from flask import Blueprint
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from engine.agents import AgentCreate, AgentPatch, AgentRun, get_agents
-from engine.errors import NotFound
-from engine.generation import PromptRequest, get_generation
-from engine.llm_service import ensure_configured, llm_service
-from engine.tenancy import KeyInfo
-from gateway.api import endpoint, request_payload
-from gateway.state import state
-from worker.jobs.generate import enqueue
+from memrelay.engine.core.errors import NotFound
+from memrelay.engine.guidance.agents import AgentCreate, AgentPatch, AgentRun, get_agents
+from memrelay.engine.guidance.generation import PromptRequest, get_generation
+from memrelay.engine.stores.metered_llm import ensure_configured, llm_service
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint, request_payload
+from memrelay.gateway.state import state
+from memrelay.worker.jobs.generate import enqueue
 
 bp = Blueprint("generation", __name__, url_prefix="/api/v1")
 
@@ -107,7 +107,7 @@ def job_status(auth: KeyInfo, job_id: str) -> dict[str, Any]:
 @endpoint(bp, "/usage", methods=("GET",), scope="read")
 def usage(auth: KeyInfo) -> dict[str, Any]:
     """This month's LLM usage by feature, spending and the org's budget."""
-    from engine.usage_store import org_budget_limit
+    from memrelay.engine.stores.usage_store import org_budget_limit
 
     eng = state().engine
     store = llm_service(eng).store

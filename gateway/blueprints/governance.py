@@ -6,10 +6,15 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from engine.governance import GuidelineCreate, GuidelineFields, SmartGuidelinesRequest, get_governance
-from engine.tenancy import KeyInfo
-from gateway.api import endpoint
-from gateway.state import state
+from memrelay.engine.guidance.governance import (
+    GuidelineCreate,
+    GuidelineFields,
+    SmartGuidelinesRequest,
+    get_governance,
+)
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint
+from memrelay.gateway.state import state
 
 bp = Blueprint("governance", __name__, url_prefix="/api/v1")
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from gateway.metrics import render_metrics
-from gateway.openapi import build_openapi, docs_html
-from gateway.state import state
+from memrelay.gateway.metrics import render_metrics
+from memrelay.gateway.openapi import build_openapi, docs_html
+from memrelay.gateway.state import state
 
 bp = Blueprint("health", __name__)
 

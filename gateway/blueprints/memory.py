@@ -8,10 +8,10 @@ from typing import Any, Literal
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.errors import BadRequest, ValidationFailed
-from engine.identity import Identifiers
-from engine.properties import Provenance
-from engine.search import (
+from memrelay.engine.core.errors import BadRequest, ValidationFailed
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.search import (
     FILTER_OPERATORS,
     Condition,
     Group,
@@ -20,10 +20,10 @@ from engine.search import (
     decode_token,
     encode_token,
 )
-from engine.search import run_search as _run_search
-from engine.tenancy import KeyInfo
-from gateway.api import endpoint
-from gateway.state import state
+from memrelay.engine.stores.search import run_search as _run_search
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint
+from memrelay.gateway.state import state
 
 bp = Blueprint("memory", __name__, url_prefix="/api/v1")
 

@@ -10,17 +10,17 @@ from typing import Any
 from flask import Blueprint, request
 from pydantic import BaseModel, Field
 
-from connectors.formdata import as_list, parse_fields
-from engine.errors import BadRequest
-from engine.identity import Identifiers
-from engine.memories import MemorizeRequest
-from engine.outbox import EVENT_TYPES
-from engine.properties import Provenance
-from engine.tenancy import KeyInfo
-from engine.webhooks_out import WebhooksOut, get_webhooks_out
-from gateway.api import endpoint, parse_body
-from gateway.state import state
-from worker.jobs.deliver import enqueue_deliveries
+from memrelay.connectors.formdata import as_list, parse_fields
+from memrelay.engine.core.errors import BadRequest
+from memrelay.engine.egress.webhooks_out import WebhooksOut, get_webhooks_out
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.outbox import EVENT_TYPES
+from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint, parse_body
+from memrelay.gateway.state import state
+from memrelay.worker.jobs.deliver import enqueue_deliveries
 
 bp = Blueprint("outbound", __name__, url_prefix="/api/v1")
 ZAPIER_SOURCE = "zapier"

@@ -8,16 +8,16 @@ from typing import Any
 from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 
-from engine.batch import BatchMemorizeRequest
-from engine.digest import DigestRequest
-from engine.index_sync import start_background_reconcile
-from engine.memories import MemorizeRequest
-from engine.recall import RecallRequest
-from engine.similar import SegmentRequest, SimilarRequest
-from engine.tenancy import KeyInfo
-from gateway.api import endpoint
-from gateway.state import state
-from worker.connection import queue
+from memrelay.engine.memory.batch import BatchMemorizeRequest
+from memrelay.engine.memory.digest import DigestRequest
+from memrelay.engine.memory.index_sync import start_background_reconcile
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.recall import RecallRequest
+from memrelay.engine.memory.similar import SegmentRequest, SimilarRequest
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint
+from memrelay.gateway.state import state
+from memrelay.queue.connection import queue
 
 bp = Blueprint("semantic", __name__, url_prefix="/api/v1")
 
@@ -43,7 +43,7 @@ def batch_memorize(auth: KeyInfo, body: BatchMemorizeRequest) -> tuple[dict[str,
     run = batches.create_run(auth.org_id, body)
     q = queue(state().redis, "memorize")
     for chunk in run.chunks:
-        q.enqueue("worker.jobs.memorize.process_batch_chunk", run.run_id, auth.org_id, chunk.index, chunk.offset,
+        q.enqueue("memrelay.worker.jobs.memorize.process_batch_chunk", run.run_id, auth.org_id, chunk.index, chunk.offset,
                   body.mapping_json(), chunk.rows, body.source, body.tags, job_timeout=1800)
     return run.summary, 202
 

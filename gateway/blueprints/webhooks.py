@@ -8,16 +8,16 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 
-from connectors.base import connector_names, get_connector
-from connectors.mapping import load_mapping_text
-from engine.errors import BadRequest, NotFound, SignatureError, ValidationFailed
-from engine.event_log import event_to_dict
-from engine.sources import source_to_dict
-from engine.tenancy import KeyInfo
-from gateway.api import api_key_from_request, authenticate, endpoint
-from gateway.state import state
-from worker.enqueue import enqueue_events
-from worker.pipeline import source_config
+from memrelay.connectors.base import connector_names, get_connector
+from memrelay.connectors.mapping import load_mapping_text
+from memrelay.engine.core.errors import BadRequest, NotFound, SignatureError, ValidationFailed
+from memrelay.engine.ingest.pipeline import source_config
+from memrelay.engine.stores.event_log import event_to_dict
+from memrelay.engine.stores.sources import source_to_dict
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
+from memrelay.gateway.state import state
+from memrelay.queue.enqueue import enqueue_events
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

@@ -7,15 +7,15 @@ from typing import Any
 from flask import Blueprint, request
 from pydantic import BaseModel, Field
 
-from engine.errors import BadRequest
-from engine.tenancy import KeyInfo
-from gateway.api import endpoint
-from gateway.state import state
-from workflows import store
-from workflows.loader import registry
-from workflows.models import WorkflowDef
-from workflows.steps import find_signals
-from workflows.triggers import start_manual
+from memrelay.engine.core.errors import BadRequest
+from memrelay.engine.stores.tenancy import KeyInfo
+from memrelay.gateway.api import endpoint
+from memrelay.gateway.state import state
+from memrelay.workflows import store
+from memrelay.workflows.loader import registry
+from memrelay.workflows.models import WorkflowDef
+from memrelay.workflows.steps import find_signals
+from memrelay.workflows.triggers import start_manual
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/v1")
 
@@ -72,7 +72,7 @@ def disable_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
 @endpoint(bp, "/workflows/<workflow_id>/run", scope="write", body=RunRequest)
 def run_workflow(auth: KeyInfo, body: RunRequest, workflow_id: str) -> tuple[dict[str, Any], int]:
     """Start a run by hand (queued; poll /workflow-runs/<runId>)."""
-    from worker.jobs.workflow import enqueue_run
+    from memrelay.worker.jobs.workflow import enqueue_run
 
     run_id = start_manual(state().engine, auth.org_id, workflow_id, body.input,
                           enqueue=lambda rid: enqueue_run(state().redis, rid))

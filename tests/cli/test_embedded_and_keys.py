@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis
 from click.testing import CliRunner
 
-from memrelay.cli import cli
-from memrelay.embedded import EmbeddedRedis
+from memrelay.cli.main import cli
+from memrelay.supervise.embedded import EmbeddedRedis
 
 
 def test_embedded_redis_starts_persists_and_stops(tmp_path):

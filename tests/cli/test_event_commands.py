@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import redis
 from click.testing import CliRunner
 
-from engine.core import Engine
-from engine.settings import load_settings
-from memrelay.cli import cli
+from memrelay.cli.main import cli
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import load_settings
 
 
 def _env(monkeypatch, tmp_path, private_redis):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from memrelay.embedded import EmbeddedRedis
+from memrelay.supervise.embedded import EmbeddedRedis
 
 
 def _free_port() -> int:
@@ -52,7 +52,7 @@ def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1")
     log = open(tmp_path / "up.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli", "up"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=tmp_path, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         t0 = time.monotonic()

@@ -17,7 +17,7 @@ for path in (ROOT, Path(__file__).resolve().parent):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from connectors.base import SourceConfig  # noqa: E402
+from memrelay.connectors.base import SourceConfig  # noqa: E402
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from connector_samples import (
     WEBFLOW_TS,
 )
 
-from connectors.base import get_connector
-from connectors.forms import field_key, find_email
-from connectors.generic_hmac import signature_header
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import get_connector
+from memrelay.connectors.forms import field_key, find_email
+from memrelay.connectors.generic_hmac import signature_header
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 typeform = get_connector("typeform")
 webflow = get_connector("webflow")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import get_connector
-from connectors.formdata import as_list, parse_body, parse_fields, unflatten
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import get_connector
+from memrelay.connectors.formdata import as_list, parse_body, parse_fields, unflatten
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 generic = get_connector("generic")
 
@@ -168,7 +168,7 @@ def test_malformed(make_source, body):
 
 
 def test_registry_returns_protocol_conformant_shared_instances():
-    from connectors import Connector, connector_names
+    from memrelay.connectors import Connector, connector_names
 
     assert connector_names() == sorted(
         ["form", "generic", "generic_hmac", "hubspot", "salesforce", "stripe", "typeform", "webflow"]
@@ -180,7 +180,7 @@ def test_registry_returns_protocol_conformant_shared_instances():
 
 
 def test_unknown_connector_is_not_found():
-    from engine.errors import NotFound
+    from memrelay.engine.core.errors import NotFound
 
     with pytest.raises(NotFound) as info:
         get_connector("myspace")

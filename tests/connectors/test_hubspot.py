@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import get_connector
-from connectors.hubspot import decode_v3_uri, signed_url, v1_signature, v2_signature, v3_signature
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import get_connector
+from memrelay.connectors.hubspot import decode_v3_uri, signed_url, v1_signature, v2_signature, v3_signature
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 URL = "https://www.example.com/webhook_uri"

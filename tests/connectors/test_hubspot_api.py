@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from fake_hubspot import FakeHubSpot, make_contacts
 
-from connectors.base import SourceConfig, get_connector
-from connectors.crm_http import mapping_fields
-from connectors.hubspot_api import HubSpotApi, fetch_records
-from connectors.mapping import load_default_mapping
-from connectors.sync import HubSpotPager
-from engine.errors import RateLimited, UpstreamError
+from memrelay.connectors.base import SourceConfig, get_connector
+from memrelay.connectors.crm_http import mapping_fields
+from memrelay.connectors.hubspot_api import HubSpotApi, fetch_records
+from memrelay.connectors.mapping import load_default_mapping
+from memrelay.connectors.sync import HubSpotPager
+from memrelay.engine.core.errors import RateLimited, UpstreamError
 
 COMPANY = {"id": "77", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-02T00:00:00Z", "archived": False,
            "properties": {"name": "Acme", "domain": "acme.example", "industry": "Software",
@@ -96,7 +96,7 @@ def test_daily_limit_is_not_retried(fake):
 
 
 def test_rate_limit_headers_without_retry_after():
-    from connectors import hubspot_api
+    from memrelay.connectors import hubspot_api
 
     class Secondly(Exception):
         status, body = 429, b"{}"

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from connector_samples import TYPEFORM_BODY, WEBFLOW_BODY, envelope, notification
 
-from connectors.base import connector_names, get_connector
-from connectors.mapping import (
+from memrelay.connectors.base import connector_names, get_connector
+from memrelay.connectors.mapping import (
     MAPPINGS_DIR,
     apply_mapping,
     lint_mapping_file,
@@ -19,9 +19,9 @@ from connectors.mapping import (
     load_mapping_text,
     map_event,
 )
-from connectors.transforms import TRANSFORMS, TransformContext, get_path, render, template_fields
-from engine.errors import NotFound, ValidationFailed
-from engine.properties_types import PropertySpec
+from memrelay.connectors.transforms import TRANSFORMS, TransformContext, get_path, render, template_fields
+from memrelay.engine.core.errors import NotFound, ValidationFailed
+from memrelay.engine.core.properties_types import PropertySpec
 
 CONTACT_MAPPING = """\
 version: 1

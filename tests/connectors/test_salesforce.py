@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from connector_samples import ORG_ID, envelope, notification
 
-from connectors.base import get_connector
-from connectors.salesforce import same_org
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import get_connector
+from memrelay.connectors.salesforce import same_org
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 TOKEN = "Zp4s9-unguessable-path-token"
 SPEC_ACK = (

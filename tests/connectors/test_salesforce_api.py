@@ -10,11 +10,11 @@ import pytest
 from connector_samples import ORG_ID, envelope, notification
 from fake_salesforce import FakeSalesforce, make_contacts
 
-from connectors.base import SourceConfig, get_connector
-from connectors.mapping import load_default_mapping
-from connectors.salesforce_api import SalesforceApi, fetch_records
-from connectors.sync import SalesforcePager
-from engine.errors import UpstreamError
+from memrelay.connectors.base import SourceConfig, get_connector
+from memrelay.connectors.mapping import load_default_mapping
+from memrelay.connectors.salesforce_api import SalesforceApi, fetch_records
+from memrelay.connectors.sync import SalesforcePager
+from memrelay.engine.core.errors import UpstreamError
 
 
 @pytest.fixture(scope="module")

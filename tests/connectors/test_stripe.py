@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from stripe import WebhookSignature
 
-from connectors.base import get_connector
-from connectors.money import amount_major, currency_exponent, format_amount
-from engine.errors import BadRequest, SignatureError
+from memrelay.connectors.base import get_connector
+from memrelay.connectors.money import amount_major, currency_exponent, format_amount
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 SECRET = "whsec_test_secret_0123456789"
 OLD_SECRET = "whsec_old_secret_9876543210"

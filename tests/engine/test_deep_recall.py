@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine.core import Engine
-from engine.deep_recall import deep_recall, recall_deep
-from engine.memories import MemorizeRequest
-from engine.recall import RecallRequest
-from engine.settings import Settings
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.deep_recall import deep_recall, recall_deep
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.recall import RecallRequest
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import with_llm
 

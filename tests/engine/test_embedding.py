@@ -16,9 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.embedding import Embedder, build_embedder, cosine, l2_normalize, litellm_api, wordllama_model
-from engine.embedding.wordllama_model import WordLlamaEmbedder, verify_bundled_files
-from engine.errors import ConfigError, UpstreamError
+from memrelay.engine.adapters.embedding import (
+    Embedder,
+    build_embedder,
+    cosine,
+    l2_normalize,
+    litellm_api,
+    wordllama_model,
+)
+from memrelay.engine.adapters.embedding.wordllama_model import WordLlamaEmbedder, verify_bundled_files
+from memrelay.engine.core.errors import ConfigError, UpstreamError
 from tests.support.fake_llm import FakeLLMServer, fake_embedding
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +140,7 @@ def test_wordllama_fresh_process_makes_no_connection_attempt() -> None:
         socket.getaddrinfo = no_dns
         import time
         t0 = time.perf_counter()
-        from engine.embedding import build_embedder
+        from memrelay.engine.adapters.embedding import build_embedder
         embedder = build_embedder("wordllama")
         load_s = time.perf_counter() - t0
         vec = embedder.embed(["an offline sentence"])

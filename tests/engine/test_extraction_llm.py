@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine.core import Engine
-from engine.db.models_llm import LLMUsageRow
-from engine.extraction.chunking import chunk_content, detect_content_type, units
-from engine.extraction.llm_extractor import LLMExtractor, select_properties
-from engine.identity import Identifiers
-from engine.properties_types import PropertySpec
-from engine.settings import Settings
-from engine.tokens import count_tokens
+from memrelay.composition import Engine
+from memrelay.engine.core.properties_types import PropertySpec
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.core.tokens import count_tokens
+from memrelay.engine.domain.extraction.chunking import chunk_content, detect_content_type, units
+from memrelay.engine.memory.llm_extractor import LLMExtractor, select_properties
+from memrelay.engine.stores.db.models_llm import LLMUsageRow
+from memrelay.engine.stores.identity import Identifiers
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import with_llm
 
@@ -125,7 +125,7 @@ def test_tags_boost_property_selection() -> None:
 
 def test_enhanced_memorize_uses_the_extractor(settings: Settings, llm: FakeLLMServer) -> None:
     """How the memory engine calls ``engine.extractor`` once the lead wires it (enhanced: true)."""
-    from gateway.app import create_app
+    from memrelay.gateway.app import create_app
     from tests.conftest import make_api
 
     eng = Engine(with_llm(settings, llm))

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from engine import channels, guardrails
-from engine.agents import AgentCreate, AgentRun, Agents
-from engine.core import Engine
-from engine.errors import ValidationFailed
-from engine.generation import Generation, PromptRequest
-from engine.governance import GuidelineCreate, get_governance
-from engine.identity import Identifiers
-from engine.llm import LLMNotConfigured
-from engine.memories import MemorizeRequest
-from engine.outbox import recent
-from engine.settings import Settings
+from memrelay.composition import Engine
+from memrelay.engine.adapters.llm import LLMNotConfigured
+from memrelay.engine.core.errors import ValidationFailed
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.domain import channels, guardrails
+from memrelay.engine.guidance.agents import AgentCreate, AgentRun, Agents
+from memrelay.engine.guidance.generation import Generation, PromptRequest
+from memrelay.engine.guidance.governance import GuidelineCreate, get_governance
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.outbox import recent
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.guidelines_corpus import GUIDELINES
 from tests.support.llm_env import with_llm

@@ -9,14 +9,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from engine.core import Engine
-from engine.db.models_llm import Guideline
-from engine.errors import NotFound
-from engine.governance import Governance, GuidelineCreate, GuidelineFields, SmartGuidelinesRequest
-from engine.guideline_routing import split_sections
-from engine.llm import LLMNotConfigured
-from engine.settings import Settings
-from engine.util import utcnow
+from memrelay.composition import Engine
+from memrelay.engine.adapters.llm import LLMNotConfigured
+from memrelay.engine.core.errors import NotFound
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.core.util import utcnow
+from memrelay.engine.guidance.governance import (
+    Governance,
+    GuidelineCreate,
+    GuidelineFields,
+    SmartGuidelinesRequest,
+)
+from memrelay.engine.guidance.guideline_routing import split_sections
+from memrelay.engine.stores.db.models_llm import Guideline
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.guidelines_corpus import GUIDELINES, ROUTING_CASES
 from tests.support.llm_env import with_llm

@@ -12,8 +12,7 @@ from types import SimpleNamespace
 import pytest
 from pydantic import BaseModel
 
-from engine.errors import PaymentRequired, ServiceUnavailable, UpstreamError, ValidationFailed
-from engine.llm import (
+from memrelay.engine.adapters.llm import (
     BudgetExhausted,
     InMemoryBudget,
     LLMClient,
@@ -25,9 +24,10 @@ from engine.llm import (
     Usage,
     require_llm,
 )
-from engine.llm.retry import retry_after_seconds
-from engine.llm.runtime import litellm
-from engine.settings import Settings
+from memrelay.engine.adapters.llm.retry import retry_after_seconds
+from memrelay.engine.adapters.llm.runtime import litellm
+from memrelay.engine.core.errors import PaymentRequired, ServiceUnavailable, UpstreamError, ValidationFailed
+from memrelay.engine.core.settings import Settings
 from tests.support.fake_llm import FakeLLMServer, fake_embedding
 
 MODEL = "openai/gpt-4o-mini"

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from engine.core import Engine
-from engine.db.database import Database
-from engine.db.models import IndexMeta, IndexTombstone, Memory
-from engine.errors import NotFound
-from engine.identity import Identifiers
-from engine.index_sync import current_collection, reconcile
-from engine.memories import MemorizeRequest
-from engine.outbox import recent
-from engine.properties import Provenance
+from memrelay.composition import Engine
+from memrelay.engine.core.errors import NotFound
+from memrelay.engine.memory.index_sync import current_collection, reconcile
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import IndexMeta, IndexTombstone, Memory
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.outbox import recent
+from memrelay.engine.stores.properties import Provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,10 +150,10 @@ def test_changed_embedder_requires_reindex(api, engine):
 
 CRASHING_MEMORIZE = textwrap.dedent("""
     import json, os, sys
-    import engine.index_sync as index_sync
-    from engine.core import Engine
-    from engine.memories import MemorizeRequest
-    from engine.settings import Settings
+    import memrelay.engine.memory.index_sync as index_sync
+    from memrelay.composition import Engine
+    from memrelay.engine.memory.memories import MemorizeRequest
+    from memrelay.engine.core.settings import Settings
 
     def crash(*_a, **_k):  # the process dies after the SQL commit, before any Milvus write
         os._exit(17)

@@ -21,7 +21,7 @@ def test_minilm_loads_offline_and_embeds(monkeypatch):
 
     real_connect = socket.socket.connect
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    from engine.embedding import build_embedder
+    from memrelay.engine.adapters.embedding import build_embedder
 
     emb = build_embedder("minilm")
     assert emb.name == "minilm:all-MiniLM-L6-v2" and emb.dim == 384
@@ -33,9 +33,9 @@ def test_minilm_loads_offline_and_embeds(monkeypatch):
 
 
 def test_recall_through_minilm(settings, engine):
-    from engine.core import Engine
-    from engine.memories import MemorizeRequest
-    from engine.recall import RecallRequest
+    from memrelay.composition import Engine
+    from memrelay.engine.memory.memories import MemorizeRequest
+    from memrelay.engine.memory.recall import RecallRequest
 
     eng = Engine(settings.model_copy(update={"embedder": "minilm"}), db=engine.db)
     org = eng.tenancy.create_org("minilm-org").id

@@ -6,10 +6,15 @@ from datetime import datetime
 
 import pytest
 
-from engine.embedding import Embedder, build_embedder
-from engine.extraction import ExtractedValue, anchor_relative_dates, extract_properties, split_facts
-from engine.extraction.patterns import normalize_url
-from engine.properties_types import PropertySpec, PropertyType
+from memrelay.engine.adapters.embedding import Embedder, build_embedder
+from memrelay.engine.core.properties_types import PropertySpec, PropertyType
+from memrelay.engine.domain.extraction import (
+    ExtractedValue,
+    anchor_relative_dates,
+    extract_properties,
+    split_facts,
+)
+from memrelay.engine.domain.extraction.patterns import normalize_url
 
 TS = datetime(2026, 3, 15, 9, 30)  # a Sunday
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.memories import MemorizeRequest
-from engine.org_vectors import ExactOrgIndex
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.org_vectors import ExactOrgIndex
 
 
 def _memorize(engine, org_id, text, email, type_="contact"):
@@ -33,7 +33,7 @@ def test_exact_search_ranks_filters_refreshes_and_hands_over(engine):
 
 
 def test_org_wide_recall_uses_milvus_above_the_threshold(api, engine):
-    from engine.index_sync import reconcile
+    from memrelay.engine.memory.index_sync import reconcile
 
     mid = api.post("/api/v1/memorize", json={"content": "Renewal is blocked on the SOC 2 report.",
                                              "email": "sec@q.io", "tags": ["t"]}).json["memoryIds"][0]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine.identity import Identifiers
-from engine.recall import DEEP_NOTE
+from memrelay.engine.memory.recall import DEEP_NOTE
+from memrelay.engine.stores.identity import Identifiers
 from tests.engine.test_memories import memorize, recall
 
 PEOPLE = [("alice", "Alice Walker", "$50,000"), ("bob", "Bob Walker", "$60,000"), ("carol", "Carol Walker", "$70,000")]
@@ -88,7 +88,7 @@ def test_scoped_scoring_is_exact_and_sub_millisecond(api, engine):
                    email="gus@kappa.com")
     assert out["memoriesCreated"] >= 150
     q = engine.embedder.embed(["topic 3"])[0]
-    from engine.recall import RecallRequest
+    from memrelay.engine.memory.recall import RecallRequest
 
     req = RecallRequest(query="topic 3", limit=5)
     with engine.db.read() as s:

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.db.models import OutboxEvent, PropertyHistory
-from engine.db.models_llm import GuidelineDelivery
-from engine.identity import Identifiers
-from engine.properties import Provenance
-from engine.retention import purge_history
-from engine.util import utcnow
+from memrelay.engine.core.util import utcnow
+from memrelay.engine.stores.db.models import OutboxEvent, PropertyHistory
+from memrelay.engine.stores.db.models_llm import GuidelineDelivery
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.retention import purge_history
 
 
 @pytest.mark.usefixtures("backend")

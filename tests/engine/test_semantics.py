@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.embedding import Embedder, build_embedder
-from engine.semantics import (
+from memrelay.engine.adapters.embedding import Embedder, build_embedder
+from memrelay.engine.domain.semantics import (
     RELATED_COSINE,
     contradicts,
     is_near_duplicate,

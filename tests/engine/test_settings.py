@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.settings import load_settings
+from memrelay.engine.core.errors import ConfigError
+from memrelay.engine.core.settings import load_settings
 
 
 def test_defaults_are_embedded(monkeypatch, tmp_path):
@@ -52,7 +52,7 @@ def test_invalid_settings_name_the_variable(monkeypatch, var, value, needle):
 def test_cli_reports_bad_settings(monkeypatch):
     from click.testing import CliRunner
 
-    from memrelay.cli import cli
+    from memrelay.cli.main import cli
 
     monkeypatch.setenv("MEMRELAY_PORT", "nope")
     result = CliRunner().invoke(cli, ["keys", "list"])

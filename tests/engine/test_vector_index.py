@@ -7,15 +7,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from engine.core import Engine
-from engine.db.database import Database
-from engine.db.models import IndexMeta, Memory
-from engine.errors import ServiceUnavailable
-from engine.index_sync import check_org, current_collection, reconcile
-from engine.memories import MemorizeRequest
-from engine.recall import RecallRequest
-from engine.vector_index import VectorRow, collection_name
-from memrelay.index_commands import check_index_command, reindex_command
+from memrelay.cli.index_commands import check_index_command, reindex_command
+from memrelay.composition import Engine
+from memrelay.engine.adapters.vector_index import VectorRow, collection_name
+from memrelay.engine.core.errors import ServiceUnavailable
+from memrelay.engine.memory.index_sync import check_org, current_collection, reconcile
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.recall import RecallRequest
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import IndexMeta, Memory
 from tests.engine.test_memories import memorize, recall
 
 
@@ -97,7 +97,7 @@ def test_check_index_cli_repairs_pending_rows(api, engine, settings):
 
 
 def _org_name(engine: Engine, org_id: str) -> str:
-    from engine.db.models import Org
+    from memrelay.engine.stores.db.models import Org
 
     with engine.db.read() as s:
         return s.get(Org, org_id).name

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
-from engine.db.models import OutboxEvent
-from engine.db.models_outbound import WebhookDelivery
-from engine.errors import SignatureError, ValidationFailed
-from engine.outbox import emit
-from engine.signing import new_secret, sign, signed_headers, verify
-from engine.ssrf import BlockedAddress, check_url, normalise_allowlist
-from engine.webhooks_out import MAX_RETRY_AFTER_S, WebhooksOut, message_body, retry_after_s
+from memrelay.engine.core.errors import SignatureError, ValidationFailed
+from memrelay.engine.egress.signing import new_secret, sign, signed_headers, verify
+from memrelay.engine.egress.ssrf import BlockedAddress, check_url, normalise_allowlist
+from memrelay.engine.egress.webhooks_out import MAX_RETRY_AFTER_S, WebhooksOut, message_body, retry_after_s
+from memrelay.engine.stores.db.models import OutboxEvent
+from memrelay.engine.stores.db.models_outbound import WebhookDelivery
+from memrelay.engine.stores.outbox import emit
 
 VECTOR_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

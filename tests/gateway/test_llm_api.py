@@ -10,16 +10,16 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import update
 
-from engine.core import Engine
-from engine.db.models import Org
-from engine.identity import Identifiers
-from engine.llm import Usage
-from engine.outbox import recent
-from engine.settings import Settings
-from engine.usage_store import UsageStore
+from memrelay.composition import Engine
+from memrelay.engine.adapters.llm import Usage
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.stores.db.models import Org
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.outbox import recent
+from memrelay.engine.stores.usage_store import UsageStore
+from memrelay.worker.context import set_engine
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import MODEL, with_llm
-from worker.context import set_engine
 
 SMS = {"instructions": [{"prompt": "Write an SMS about the renewal."}], "channel": "sms",
        "context": "Dana renews the Growth plan in May.", "useGuidelines": False}

@@ -17,12 +17,12 @@ import redis
 from sqlalchemy import select, update
 from standardwebhooks import Webhook
 
-from engine.db.models_outbound import WebhookDelivery
-from engine.outbox import recent
-from engine.util import as_aware, utcnow
-from engine.webhooks_out import RETRY_SCHEDULE_S, WebhooksOut
-from worker.connection import queue
-from worker.jobs.deliver import dispatch_tick
+from memrelay.engine.core.util import as_aware, utcnow
+from memrelay.engine.egress.webhooks_out import RETRY_SCHEDULE_S, WebhooksOut
+from memrelay.engine.stores.db.models_outbound import WebhookDelivery
+from memrelay.engine.stores.outbox import recent
+from memrelay.queue.connection import queue
+from memrelay.worker.jobs.deliver import dispatch_tick
 
 FAST = (0.0,) * len(RETRY_SCHEDULE_S)
 
@@ -322,8 +322,8 @@ def test_events_before_a_subscription_are_not_delivered_to_it(api, engine, run_j
 
 
 def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, settings):
-    from worker.context import set_engine
-    from worker.jobs.deliver import start_dispatcher
+    from memrelay.worker.context import set_engine
+    from memrelay.worker.jobs.deliver import start_dispatcher
 
     allow_local(api)
     subscribe(api, receiver.url())

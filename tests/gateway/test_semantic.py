@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.tokens import count_tokens
+from memrelay.engine.core.tokens import count_tokens
 from tests.conftest import make_api
 from tests.engine.test_memories import memorize
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from engine.db.models import AuditEntry, OutboxEvent
+from memrelay.engine.stores.db.models import AuditEntry, OutboxEvent
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -259,8 +259,8 @@ def test_purge_job_hard_deletes_expired_soft_deletes(api, engine):
     assert engine.records.purge_expired(org_id=api.org_id) == 0  # still within the window
     from datetime import timedelta
 
-    from engine.db.models import Record
-    from engine.util import utcnow
+    from memrelay.engine.core.util import utcnow
+    from memrelay.engine.stores.db.models import Record
 
     with engine.db.session() as s:
         s.get(Record, rid).purge_after = utcnow() - timedelta(seconds=1)

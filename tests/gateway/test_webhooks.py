@@ -15,10 +15,10 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from connectors.hubspot import v3_signature
-from engine.db.models import InboundEvent, Memory
+from memrelay.connectors.hubspot import v3_signature
+from memrelay.engine.stores.db.models import InboundEvent, Memory
+from memrelay.worker.sweeper import sweep_once
 from tests.connectors.connector_samples import ORG_ID, envelope, notification
-from worker.sweeper import sweep_once
 
 HUBSPOT_SECRET = "hs-client-secret"
 
@@ -63,7 +63,7 @@ def test_hubspot_delivery_is_verified_logged_enqueued_and_applied(api, engine, r
     with engine.db.read() as s:
         logged = s.scalars(select(InboundEvent).where(InboundEvent.org_id == api.org_id)).all()
     assert {e.status for e in logged} == {"received"}
-    from worker.enqueue import waiting_in_redis
+    from memrelay.queue.enqueue import waiting_in_redis
 
     conn = redis.Redis.from_url(engine.settings.redis_url)
     assert waiting_in_redis(conn, [e.id for e in logged]) == {e.id for e in logged}  # job id = event id
@@ -115,7 +115,7 @@ def test_unknown_source_malformed_and_oversize(api, settings):
 @pytest.mark.usefixtures("redis_backend")
 def test_redis_down_at_enqueue_then_sweeper_recovers(api, app, engine, run_jobs, settings):
     src = hubspot_source(api)
-    from gateway.state import state
+    from memrelay.gateway.state import state
 
     with app.app_context():
         real = state().redis
@@ -152,8 +152,8 @@ def test_failures_retry_then_dead_letter_then_replay(api, engine, run_jobs, sett
     send_hubspot(api.client, src, [hs_event(7, 42, "jobtitle", "Astronaut", int(time.time() * 1000))])
     conn = redis.Redis.from_url(settings.redis_url)
     engine.events.max_attempts = 3
-    from engine.db.models import InboundEvent as Ev
-    from engine.util import utcnow
+    from memrelay.engine.core.util import utcnow
+    from memrelay.engine.stores.db.models import InboundEvent as Ev
 
     for _ in range(5):
         run_jobs()
@@ -263,10 +263,10 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
     victim = ids[0]
     script = textwrap.dedent(f"""
         import os
-        from engine.core import Engine
-        from engine.settings import Settings
-        from worker.context import set_engine
-        from worker.jobs.events import process_event
+        from memrelay.composition import Engine
+        from memrelay.engine.core.settings import Settings
+        from memrelay.worker.context import set_engine
+        from memrelay.worker.jobs.events import process_event
         eng = Engine(Settings(data_dir={str(tmp_path / 'victim')!r}, database_url={settings.sql_url!r},
                               redis_url={settings.redis_url!r}, milvus_uri="http://127.0.0.1:1"))
         eng.events.lease_s = 1

@@ -7,8 +7,8 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from engine.db.models_outbound import WebhookSubscription
-from gateway.blueprints.outbound import flatten
+from memrelay.engine.stores.db.models_outbound import WebhookSubscription
+from memrelay.gateway.blueprints.outbound import flatten
 from tests.gateway import test_outbound
 from tests.gateway.test_outbound import allow_local, deliver, upsert
 

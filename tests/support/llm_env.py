@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from engine.settings import Settings
+from memrelay.engine.core.settings import Settings
 from tests.support.fake_llm import FakeLLMServer
 
 MODEL = "openai/gpt-4o-mini"

@@ -8,11 +8,11 @@ import redis
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
-from engine.db.models import BatchRun, Memory, Record
-from engine.identity import Identifiers
-from engine.outbox import recent
-from worker.connection import queue
-from worker.context import set_engine
+from memrelay.engine.stores.db.models import BatchRun, Memory, Record
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.outbox import recent
+from memrelay.queue.connection import queue
+from memrelay.worker.context import set_engine
 
 MAPPING = {
     "entityType": "contact",
@@ -113,8 +113,8 @@ def test_runs_are_private_to_their_org(api, other_api):
 
 def test_extract_memories_fields_go_through_the_llm_extractor(settings: Any) -> None:
     """With a model configured, extractMemories text becomes LLM facts and autoSystem property values."""
-    from engine.core import Engine
-    from gateway.app import create_app
+    from memrelay.composition import Engine
+    from memrelay.gateway.app import create_app
     from tests.conftest import make_api
     from tests.support.fake_llm import FakeLLMServer
     from tests.support.llm_env import with_llm

@@ -16,22 +16,22 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
-from connectors.base import get_connector
-from connectors.sync import HubSpotPager
-from engine.core import Engine
-from engine.db.models import Memory, PropertyValue, Record
-from engine.errors import UpstreamError
-from engine.identity import Identifiers
-from engine.settings import Settings
-from memrelay.sync_command import sync_command
+from memrelay.cli.sync_command import sync_command
+from memrelay.composition import Engine
+from memrelay.connectors.base import get_connector
+from memrelay.connectors.sync import HubSpotPager
+from memrelay.engine.core.errors import UpstreamError
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.ingest.backfill import sync_source
+from memrelay.engine.ingest.pipeline import handle_event, source_config
+from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.queue import redis_keys
+from memrelay.queue.connection import queue
+from memrelay.worker.jobs.sync import schedule_sync
 from tests.connectors.fake_hubspot import BASE_TIME, FakeHubSpot, make_contacts
 from tests.connectors.fake_salesforce import FakeSalesforce
 from tests.connectors.fake_salesforce import make_contacts as sf_contacts
-from worker import redis_keys
-from worker.backfill import sync_source
-from worker.connection import queue
-from worker.jobs.sync import schedule_sync
-from worker.pipeline import handle_event, source_config
 
 
 @pytest.fixture
@@ -184,8 +184,8 @@ def test_colleagues_sharing_a_company_domain_stay_distinct_records(engine):
 
 
 def test_pager_restarts_search_before_the_result_cap(hubspot, monkeypatch):
-    from connectors import hubspot_api
-    from connectors.mapping import load_default_mapping
+    from memrelay.connectors import hubspot_api
+    from memrelay.connectors.mapping import load_default_mapping
 
     monkeypatch.setattr(hubspot_api, "SEARCH_RESULT_CAP", 1000)  # HubSpot's is 10,000; same logic
     hubspot.search_cap = 1000

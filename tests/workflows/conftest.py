@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.core import Engine
-from engine.settings import Settings
+from memrelay.composition import Engine
+from memrelay.engine.core.settings import Settings
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import with_llm
 from tests.workflows.sinks import HttpSink, SmtpSink, schema_responder
@@ -45,8 +45,8 @@ def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Engine]:
 @pytest.fixture
 def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
     """The app with the workflows blueprint (registered here until gateway/blueprints lists it)."""
-    from gateway.app import create_app
-    from gateway.blueprints import workflows
+    from memrelay.gateway.app import create_app
+    from memrelay.gateway.blueprints import workflows
 
     application = create_app(settings, engine=engine)
     if "workflows" not in application.blueprints:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from workflows.cron import cron_matches, due_slot, parse_interval
-from workflows.expressions import ExpressionError, evaluate, render, template_to_js
-from workflows.loader import SHIPPED_DIR, WorkflowLoadError, load_dirs, parse_definition
+from memrelay.workflows.cron import cron_matches, due_slot, parse_interval
+from memrelay.workflows.expressions import ExpressionError, evaluate, render, template_to_js
+from memrelay.workflows.loader import SHIPPED_DIR, WorkflowLoadError, load_dirs, parse_definition
 
 BASE = """\
 id: demo

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import requests
 
+from memrelay.workflows.n8n.build import TEMPLATES_DIR
+from memrelay.workflows.n8n.document import API_CREDENTIAL, CONFIG, SMTP_CREDENTIAL
 from tests.support.fake_llm import FakeLLMServer
 from tests.workflows.n8n_runtime import N8n, free_port, install
 from tests.workflows.sinks import HttpSink, SmtpSink, schema_responder
-from workflows.n8n.build import TEMPLATES_DIR
-from workflows.n8n.document import API_CREDENTIAL, CONFIG, SMTP_CREDENTIAL
 
 pytestmark = [pytest.mark.n8n, pytest.mark.timeout(2400)]
 
@@ -44,14 +44,14 @@ def llm() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture(scope="module")
 def memrelay(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLMServer) -> Iterator[Memrelay]:
-    """`python -m memrelay.cli up` on a free port, its LLM being the local fake server."""
+    """`python -m memrelay.cli.main up` on a free port, its LLM being the local fake server."""
     tmp = tmp_path_factory.mktemp("memrelay")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
                MEMRELAY_LLM_MODEL="openai/gpt-4o-mini", MEMRELAY_LLM_API_BASE=llm.base_url, MEMRELAY_LLM_API_KEY="test")
     log = tmp / "up.log"
-    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli", "up"], cwd=tmp, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=tmp, env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90

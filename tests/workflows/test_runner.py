@@ -10,13 +10,13 @@ import pytest
 import redis as redis_lib
 from rq.registry import FailedJobRegistry
 
-from engine.core import Engine
-from engine.identity import Identifiers
-from engine.memories import MemorizeRequest
-from worker.connection import queue
-from workflows import store
-from workflows.runner import Runner
-from workflows.triggers import on_event, start_manual, tick
+from memrelay.composition import Engine
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.queue.connection import queue
+from memrelay.workflows import store
+from memrelay.workflows.runner import Runner
+from memrelay.workflows.triggers import on_event, start_manual, tick
 
 LEAD = {"email": "ada@lovelace.io", "form_name": "Demo request",
         "fields": {"first_name": "Ada", "message": "We want memory for our support bots"}}

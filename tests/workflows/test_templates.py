@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from memrelay.workflow_commands import templates_group
-from workflows.n8n.build import TEMPLATES_DIR, build, render_all
-from workflows.n8n.nodes import InvalidTemplate, validate
+from memrelay.cli.workflow_commands import templates_group
+from memrelay.workflows.n8n.build import TEMPLATES_DIR, build, render_all
+from memrelay.workflows.n8n.nodes import InvalidTemplate, validate
 
 
 def test_checked_in_templates_equal_a_fresh_build(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ from typing import Any
 
 import redis
 
-from engine.core import Engine
-from engine.webhooks_out import DISPATCH_BATCH, DeliveryFailed, get_webhooks_out
-from worker.connection import queue
-from worker.context import get_engine
-from worker.enqueue import waiting_in_redis
-from worker.periodic import run_periodically, try_lock
+from memrelay.composition import Engine
+from memrelay.engine.egress.webhooks_out import DISPATCH_BATCH, DeliveryFailed, get_webhooks_out
+from memrelay.queue.connection import queue
+from memrelay.queue.enqueue import waiting_in_redis
+from memrelay.worker.context import get_engine
+from memrelay.worker.periodic import run_periodically, try_lock
 
 log = logging.getLogger(__name__)
 JOB_TIMEOUT_S = 60  # > the 15 s HTTP timeout

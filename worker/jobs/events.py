@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from connectors.base import InboundEvent as ConnectorEvent
-from engine.outbox import emit
-from worker.context import get_engine
-from worker.pipeline import handle_event
+from memrelay.connectors.base import InboundEvent as ConnectorEvent
+from memrelay.engine.ingest.pipeline import handle_event
+from memrelay.engine.stores.outbox import emit
+from memrelay.worker.context import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def process_event(event_id: str) -> dict[str, Any]:
     with eng.db.session() as s:
         emit(s, ev.org_id, "event.processed", {"eventId": event_id, "eventType": ev.event_type, "result": result})
     try:  # a workflow problem must not fail an event that has already taken effect
-        from workflows.triggers import on_event
+        from memrelay.workflows.triggers import on_event
 
         result["workflowRuns"] = on_event(eng, ev.org_id, src.connector, ev.event_type, result.get("recordId"),
                                           event.record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.context import get_engine
+from memrelay.worker.context import get_engine
 
 
 def process_batch_chunk(run_id: str, org_id: str, chunk_index: int, offset: int, mapping: dict[str, Any],
@@ -18,6 +18,6 @@ def process_batch_chunk(run_id: str, org_id: str, chunk_index: int, offset: int,
 
 def reconcile_index(org_id: str | None = None) -> dict[str, int]:
     """Index pending memories and apply tombstones (also run at worker start)."""
-    from engine.index_sync import reconcile
+    from memrelay.engine.memory.index_sync import reconcile
 
     return reconcile(get_engine(), org_id=org_id)

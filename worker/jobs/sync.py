@@ -1,8 +1,8 @@
-"""RQ job: a scheduled CRM sync of one source (a thin wrapper around ``worker.backfill.sync_source``).
+"""RQ job: a scheduled CRM sync of one source (a thin wrapper around ``memrelay.engine.ingest.backfill.sync_source``).
 
 Schedule it from Python (a worker started by ``memrelay up``/``memrelay worker`` runs RQ's scheduler)::
 
-    from worker.jobs.sync import schedule_sync
+    from memrelay.worker.jobs.sync import schedule_sync
     schedule_sync(conn, "src_123", every_s=900)      # first run now, then every 15 minutes
 
 Each run is incremental from the previous finished run (or resumes an unfinished one) and, with
@@ -20,11 +20,11 @@ from typing import Any
 import redis
 from rq import get_current_job
 
-from connectors.timeutil import parse_datetime
-from engine.errors import BadRequest
-from worker import redis_keys
-from worker.connection import queue
-from worker.context import get_engine
+from memrelay.connectors.timeutil import parse_datetime
+from memrelay.engine.core.errors import BadRequest
+from memrelay.queue import redis_keys
+from memrelay.queue.connection import queue
+from memrelay.worker.context import get_engine
 
 SYNC_QUEUE = "default"
 SYNC_JOB_TIMEOUT_S = 6 * 3600
@@ -33,7 +33,7 @@ SYNC_JOB_TIMEOUT_S = 6 * 3600
 def sync_source(source_id: str, since: str | None = None, memories: bool = True,
                 reschedule_s: int | None = None) -> dict[str, Any]:
     """Sync one source from its CRM; ``since`` is an ISO date/time. Failures raise (RQ retries/records)."""
-    from worker.backfill import sync_source as run
+    from memrelay.engine.ingest.backfill import sync_source as run
 
     when = parse_datetime(since) if since else None
     if since and when is None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import redis
 
-from worker.connection import queue
-from worker.context import get_engine
+from memrelay.queue.connection import queue
+from memrelay.worker.context import get_engine
 
 RUN_TIMEOUT_S = 1800
 RESULT_TTL_S = 7 * 86400
@@ -15,14 +15,14 @@ RESULT_TTL_S = 7 * 86400
 
 def run_workflow(run_id: str) -> dict[str, Any]:
     """Execute a workflow run; a failing step fails the job after its state is recorded."""
-    from workflows.runner import Runner
+    from memrelay.workflows.runner import Runner
 
     return Runner(get_engine()).execute(run_id)
 
 
 def schedule_tick() -> list[str]:
     """Start every schedule-triggered run that is due (call every minute, e.g. from the sweeper)."""
-    from workflows.triggers import tick
+    from memrelay.workflows.triggers import tick
 
     return tick(get_engine())
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workflows.loader import SHIPPED_DIR, load_dirs
-from workflows.n8n.classic import CLASSIC
-from workflows.n8n.document import dumps
-from workflows.n8n.nodes import validate
-from workflows.n8n.render import render_workflow
+from memrelay.workflows.loader import SHIPPED_DIR, load_dirs
+from memrelay.workflows.n8n.classic import CLASSIC
+from memrelay.workflows.n8n.document import dumps
+from memrelay.workflows.n8n.nodes import validate
+from memrelay.workflows.n8n.render import render_workflow
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "n8n_templates"
 

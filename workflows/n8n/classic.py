@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workflows.n8n.document import Doc, stable_id
+from memrelay.workflows.n8n.document import Doc, stable_id
 
 BODY = "$('Webhook').first().json.body"
 CONTACT_MAPPING = {"entityType": "contact", "email": "email", "customKeyName": "hubspot_id", "customKey": "id",
@@ -15,7 +15,7 @@ CONTACT_MAPPING = {"entityType": "contact", "email": "email", "customKeyName": "
 
 
 def _json(value: Any) -> str:
-    from workflows.expressions import value_to_js
+    from memrelay.workflows.expressions import value_to_js
 
     return value_to_js(value, lambda _n, _p: None)
 

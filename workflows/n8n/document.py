@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.expressions import js_string
-from workflows.n8n.nodes import NODE_TYPES
+from memrelay.workflows.expressions import js_string
+from memrelay.workflows.n8n.nodes import NODE_TYPES
 
 NAMESPACE = uuid.UUID("6f1d4f0e-8a7b-5c55-9a3e-6d656d72656c")  # fixed: ids stay stable across builds
 API_CREDENTIAL = {"id": "memrelayApiKey01", "name": "memrelay API key"}

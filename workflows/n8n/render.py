@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.expressions import js_string, template_to_js, value_to_js
-from workflows.models import (
+from memrelay.workflows.expressions import js_string, template_to_js, value_to_js
+from memrelay.workflows.models import (
     BatchMemorizeStep,
     ConditionStep,
     DeliverStep,
@@ -25,7 +25,7 @@ from workflows.models import (
     WebhookTrigger,
     WorkflowDef,
 )
-from workflows.n8n.document import SMTP_CREDENTIAL, Doc, stable_id
+from memrelay.workflows.n8n.document import SMTP_CREDENTIAL, Doc, stable_id
 
 EACH_ITEM = "Each item"
 
@@ -91,7 +91,7 @@ class _Renderer:
             if trig.cron:
                 rule = {"field": "cronExpression", "expression": trig.cron}
             else:
-                from workflows.cron import parse_interval
+                from memrelay.workflows.cron import parse_interval
 
                 rule = {"field": "minutes", "minutesInterval": max(1, parse_interval(trig.every or "60m") // 60)}
             return self.doc.add("Schedule", "n8n-nodes-base.scheduleTrigger", {"rule": {"interval": [rule]}})

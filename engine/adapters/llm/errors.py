@@ -1,0 +1,58 @@
+"""LLM-specific members of the shared error tree (:mod:`memrelay.engine.core.errors`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from memrelay.engine.core.errors import PaymentRequired, ServiceUnavailable, UpstreamError
+
+if TYPE_CHECKING:
+    from memrelay.engine.adapters.llm.usage import Usage
+
+
+class LLMNotConfigured(ServiceUnavailable):
+    """A feature needs an LLM but ``MEMRELAY_LLM_MODEL`` is not set."""
+
+    code = "llm_not_configured"
+
+    def __init__(self, feature: str | None = None):
+        what = f"{feature} needs an LLM" if feature else "this feature needs an LLM"
+        super().__init__(
+            f"{what}, but none is configured: set MEMRELAY_LLM_MODEL (e.g. openai/gpt-4o-mini)",
+            details={"setting": "MEMRELAY_LLM_MODEL", **({"feature": feature} if feature else {})},
+        )
+
+
+class LLMUpstreamError(UpstreamError):
+    """The provider answered with an error (or not at all) after the retries memrelay allows."""
+
+    code = "llm_upstream_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, usage: Usage | None = None):
+        super().__init__(message, details=details)
+        self.usage = usage
+
+
+class LLMTimeout(LLMUpstreamError):
+    """The provider did not answer within ``MEMRELAY_LLM_TIMEOUT_S``."""
+
+    code = "llm_timeout"
+
+
+class LLMInvalidOutput(LLMUpstreamError):
+    """The model's answer did not match the requested schema, even after one repair attempt."""
+
+    code = "llm_invalid_output"
+
+
+class BudgetExhausted(PaymentRequired):
+    """The organisation's monthly LLM budget is spent (or this request would overspend it)."""
+
+    code = "budget_exhausted"
+
+    def __init__(self, *, limit_usd: float, spent_usd: float, estimated_usd: float = 0.0):
+        super().__init__(
+            f"monthly LLM budget exhausted: spent ${spent_usd:.4f} of ${limit_usd:.2f}",
+            details={"limit_usd": limit_usd, "spent_usd": round(spent_usd, 6),
+                     "estimated_usd": round(estimated_usd, 6)},
+        )

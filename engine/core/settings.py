@@ -1,0 +1,119 @@
+"""Runtime settings, read from ``MEMRELAY_*`` environment variables (pydantic-settings).
+
+Build them with :func:`load_settings` at process start (``create_app``, the worker entry point, the CLI);
+never at import time. Tests construct ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from memrelay.engine.core.errors import ConfigError
+
+ENV_PREFIX = "MEMRELAY_"
+
+
+class Settings(BaseSettings):
+    """Everything memrelay can be configured with. Unset backends mean the embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(Path(".memrelay"), description="Where SQLite, Milvus Lite and embedded Redis live.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file in the data dir.")
+    milvus_uri: str | None = Field(None, description="Milvus server URI or Lite file; unset = Lite file in data dir.")
+    redis_url: str | None = Field(None, description="External Redis; unset = memrelay starts its own.")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(2, ge=0, le=64, description="RQ workers started by `memrelay up`.")
+    web_workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes.")
+    public_url: str | None = Field(None, description="Public base URL providers call (HubSpot v3 signs it).")
+
+    max_request_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(600, ge=1, description="Default per-key request budget per minute.")
+    soft_delete_days: int = Field(30, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+    embedder: str = Field("wordllama", description="wordllama | minilm | litellm:<model> (e.g. litellm:openai/text-embedding-3-small)")
+
+    llm_model: str | None = Field(None, description="litellm model for tier basic; unset = no LLM.")
+    llm_model_pro: str | None = None
+    llm_model_ultra: str | None = None
+    llm_api_base: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(3, ge=0, le=10)
+    llm_monthly_budget_usd: float | None = Field(None, ge=0, description="Default per-org monthly LLM budget.")
+
+    @field_validator("database_url", "milvus_uri", "redis_url", "llm_model", "llm_model_pro", "llm_model_ultra",
+                     "llm_api_base", "public_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        if v is not None and v.startswith("postgres://"):
+            v = "postgresql://" + v[len("postgres://"):]
+        if v is not None and v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://"):]
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _tiers_need_basic(self) -> Settings:
+        if (self.llm_model_pro or self.llm_model_ultra) and not self.llm_model:
+            raise ValueError("MEMRELAY_LLM_MODEL must be set when a pro/ultra model is configured")
+        return self
+
+    # --- derived locations -------------------------------------------------------------------
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'memrelay.db').resolve()}"
+
+    @property
+    def milvus_target(self) -> str:
+        return self.milvus_uri or str((self.data_dir / "milvus.db").resolve())
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return (self.data_dir / "redis" / "redis.sock").resolve()
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.llm_model is not None
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning validation errors into one clear ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            var = ENV_PREFIX + loc[0].upper() if loc else "MEMRELAY_*"
+            problems.append(f"{var}: {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems), details={"problems": problems}) from None

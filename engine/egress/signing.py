@@ -1,0 +1,46 @@
+"""Standard Webhooks signatures for outbound deliveries (the scheme Svix uses).
+
+``webhook-signature: v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>`` keyed with the base64-decoded
+secret after its ``whsec_`` prefix. Signing and verification are the ``standardwebhooks`` library's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from memrelay.engine.core.errors import SignatureError
+
+SECRET_PREFIX = "whsec_"
+
+
+def new_secret() -> str:
+    """A fresh ``whsec_``-prefixed secret (24 random bytes, base64), shown to the subscriber once."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The ``v1,<base64>`` signature of one message."""
+    data = body.decode() if isinstance(body, bytes) else body
+    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), data)
+
+
+def signed_headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body`` (``webhook-id`` stays the same on retries)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sign(secret, msg_id, ts, body)}
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes | str) -> Any:
+    """Check a delivery as a receiver would (5-minute tolerance); returns the parsed JSON body."""
+    try:
+        return Webhook(secret).verify(body, dict(headers))
+    except WebhookVerificationError as exc:
+        raise SignatureError(f"invalid Standard Webhooks signature: {exc}") from None

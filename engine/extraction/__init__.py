@@ -1,5 +1,0 @@
-"""Offline fact splitting, date anchoring and typed property extraction."""
-
-from engine.extraction.offline import ExtractedValue, anchor_relative_dates, extract_properties, split_facts
-
-__all__ = ["ExtractedValue", "anchor_relative_dates", "extract_properties", "split_facts"]

@@ -1,0 +1,2 @@
+"""Guidance services: guidelines with routing and delivery, multi-step generation, agents.
+May import the memory services and the layers below."""

@@ -1,0 +1,244 @@
+"""Governance: guidelines (CRUD with versions, history and diffs) and smart guidelines — the guideline
+content a message needs, routed fast (embeddings + keywords + tags) or deep (the LLM picks among the
+fast pre-filtered candidates), delivered progressively within a session."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.engine.core.util import iso, new_id, utcnow
+from memrelay.engine.core.versioning import render_history
+from memrelay.engine.guidance.guideline_delivery import DeliveryLog, compile_context
+from memrelay.engine.guidance.guideline_routing import GuidelineIndex, Match, is_stale, route
+from memrelay.engine.stores.db.models_llm import Guideline, GuidelineVersion
+
+if TYPE_CHECKING:
+    from memrelay.composition import Engine
+
+DEEP_CANDIDATES = 10
+DEEP_MIN_SCORE = 0.25
+FIELDS = ("name", "description", "content", "tags", "triggerKeywords")
+
+
+class GuidelineFields(BaseModel):
+    """Optional guideline fields (PATCH)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+    content: str | None = Field(None, max_length=200_000)
+    tags: list[str] | None = None
+    triggerKeywords: list[str] | None = None
+
+
+class GuidelineCreate(GuidelineFields):
+    """POST /guidelines and PUT /guidelines/<id> (full replacement)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=5000)
+    content: str = Field("", max_length=200_000)
+    tags: list[str] = Field(default_factory=list)
+    triggerKeywords: list[str] = Field(default_factory=list)
+
+
+class SmartGuidelinesRequest(BaseModel):
+    """POST /api/v1/ai/smart-guidelines."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message: str = Field(min_length=1, max_length=20_000)
+    mode: Literal["fast", "deep"] = "fast"
+    sessionId: str | None = Field(None, min_length=1, max_length=200)
+    maxTokens: int | None = Field(None, ge=50, le=100_000)
+    maxGuidelines: int = Field(5, ge=1, le=20)
+
+
+class _Pick(BaseModel):
+    id: str
+    priority: Literal["critical", "supplementary"] = "supplementary"
+    sections: list[str] = Field(default_factory=list, description="Headings to deliver; empty = whole guideline.")
+    reason: str = ""
+
+
+class _DeepSelection(BaseModel):
+    selected: list[_Pick] = Field(default_factory=list)
+
+
+def guideline_to_dict(g: Guideline) -> dict[str, Any]:
+    return {"id": g.id, "name": g.name, "description": g.description, "content": g.content,
+            "tags": list(g.tags or []), "triggerKeywords": list(g.trigger_keywords or []), "version": g.version,
+            "createdAt": iso(g.created_at), "updatedAt": iso(g.updated_at), "stale": is_stale(g.updated_at)}
+
+
+def _snapshot(g: Guideline) -> dict[str, Any]:
+    return {"name": g.name, "description": g.description, "content": g.content, "tags": list(g.tags or []),
+            "triggerKeywords": list(g.trigger_keywords or []), "deleted": g.deleted_at is not None}
+
+
+def _render(snapshot: dict[str, Any]) -> list[str]:
+    head = [f"name: {snapshot['name']}", f"description: {snapshot['description']}",
+            f"tags: {', '.join(snapshot['tags'])}", f"triggerKeywords: {', '.join(snapshot['triggerKeywords'])}"]
+    return [*head, "---", *snapshot["content"].splitlines()]
+
+
+class Governance:
+    """Guidelines and smart guidelines for every org (``memrelay.engine.guidance.governance``)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.index = GuidelineIndex(engine.db, lambda: engine.embedder)
+        self.deliveries = DeliveryLog(engine.db)
+
+    # --- CRUD ------------------------------------------------------------------------------------
+    def create(self, org_id: str, body: GuidelineCreate, *, actor: str | None = None) -> dict[str, Any]:
+        now = utcnow()
+        g = Guideline(id=new_id("gdl"), org_id=org_id, name=body.name, description=body.description,
+                      content=body.content, tags=_clean(body.tags), trigger_keywords=_clean(body.triggerKeywords),
+                      version=1, created_at=now, updated_at=now)
+        with self.engine.db.session() as s:
+            s.add(g)
+            s.flush()
+            self._version(s, g, actor)
+            return guideline_to_dict(g)
+
+    def list(self, org_id: str, *, tag: str | None = None) -> list[dict[str, Any]]:
+        with self.engine.db.read() as s:
+            rows = s.scalars(select(Guideline).where(Guideline.org_id == org_id, Guideline.deleted_at.is_(None))
+                             .order_by(Guideline.name, Guideline.id)).all()
+            return [guideline_to_dict(g) for g in rows if tag is None or tag in (g.tags or [])]
+
+    def get(self, org_id: str, guideline_id: str) -> dict[str, Any]:
+        with self.engine.db.read() as s:
+            return guideline_to_dict(self._get(s, org_id, guideline_id))
+
+    def update(self, org_id: str, guideline_id: str, body: GuidelineFields, *, replace: bool = False,
+               actor: str | None = None) -> dict[str, Any]:
+        """Apply the given fields (all of them for PUT); a real change becomes a new version."""
+        given = body.model_dump(exclude_unset=not replace)
+        with self.engine.db.session() as s:
+            g = self._get(s, org_id, guideline_id, lock=True)
+            before = _snapshot(g)
+            for name, value in given.items():
+                if value is None:
+                    continue
+                if name in ("tags", "triggerKeywords"):
+                    value = _clean(value)
+                setattr(g, "trigger_keywords" if name == "triggerKeywords" else name, value)
+            if _snapshot(g) != before:
+                g.version += 1
+                g.updated_at = utcnow()
+                self._version(s, g, actor)
+            result = guideline_to_dict(g)
+        self.index.invalidate(org_id)
+        return result
+
+    def delete(self, org_id: str, guideline_id: str, *, actor: str | None = None) -> dict[str, Any]:
+        with self.engine.db.session() as s:
+            g = self._get(s, org_id, guideline_id, lock=True)
+            g.deleted_at = g.updated_at = utcnow()
+            g.version += 1
+            self._version(s, g, actor)
+        self.index.invalidate(org_id)
+        return {"id": guideline_id, "deleted": True}
+
+    def history(self, org_id: str, guideline_id: str, *, mode: str = "full") -> list[dict[str, Any]]:
+        """Every version, oldest first; ``mode='diff'`` gives a unified diff against the previous one."""
+        if mode not in ("full", "diff"):
+            raise BadRequest("mode must be 'full' or 'diff'")
+        with self.engine.db.read() as s:
+            self._get(s, org_id, guideline_id)
+            versions = s.scalars(select(GuidelineVersion).where(
+                GuidelineVersion.org_id == org_id, GuidelineVersion.guideline_id == guideline_id)
+                .order_by(GuidelineVersion.version)).all()
+        return render_history(versions, mode=mode, lines_of=_render)
+
+    @staticmethod
+    def _get(s: Session, org_id: str, guideline_id: str, *, lock: bool = False) -> Guideline:
+        q = select(Guideline).where(Guideline.org_id == org_id, Guideline.id == guideline_id,
+                                    Guideline.deleted_at.is_(None))
+        g = s.scalar(q.with_for_update() if lock else q)
+        if g is None:
+            raise NotFound(f"guideline {guideline_id} not found")
+        return g
+
+    @staticmethod
+    def _version(s: Session, g: Guideline, actor: str | None) -> None:
+        s.add(GuidelineVersion(org_id=g.org_id, guideline_id=g.id, version=g.version, snapshot=_snapshot(g),
+                               actor=actor, created_at=utcnow()))
+
+    # --- smart guidelines ------------------------------------------------------------------------
+    def smart_guidelines(self, org_id: str, req: SmartGuidelinesRequest) -> dict[str, Any]:
+        """The guideline content ``req.message`` needs, as one compiled markdown context."""
+        t0 = time.perf_counter()
+        snap = self.index.snapshot(org_id)
+        qvec = self.engine.embedder.embed([req.message])[0]
+        usage = None
+        if req.mode == "deep":
+            matches, usage = self._deep(org_id, req, route(snap, req.message, qvec,
+                                                          max_selected=DEEP_CANDIDATES, min_score=DEEP_MIN_SCORE,
+                                                          margin=None))
+        else:
+            matches = route(snap, req.message, qvec, max_selected=req.maxGuidelines)
+        already = self.deliveries.delivered(org_id, req.sessionId) if req.sessionId else set()
+        compiled = compile_context(matches, already=already, max_tokens=req.maxTokens)
+        if req.sessionId:
+            self.deliveries.mark(org_id, req.sessionId, compiled.delivered)
+        return {"compiledContext": compiled.text, "mode": req.mode, "sessionId": req.sessionId,
+                "guidelines": compiled.items, "tokens": compiled.tokens, "tokensSaved": compiled.tokens_saved,
+                "staleGuidelines": [i["name"] for i in compiled.items if i["stale"]],
+                "candidatesConsidered": len(snap.guidelines), "usage": usage,
+                "tookMs": round((time.perf_counter() - t0) * 1000, 3)}
+
+    def _deep(self, org_id: str, req: SmartGuidelinesRequest,
+              candidates: list[Match]) -> tuple[list[Match], dict[str, Any]]:
+        """Let the LLM choose among the fast candidates (and which of their sections matter)."""
+        from memrelay.engine.stores.metered_llm import llm_service
+
+        run = llm_service(self.engine).run(org_id, "smart_guidelines")
+        if not candidates:
+            return [], run.usage_dict()
+        listing = "\n\n".join(
+            f"id: {m.guideline.id}\nname: {m.guideline.name}\ndescription: {m.guideline.description}\n"
+            f"sections: {', '.join(s.heading or '(intro)' for s in m.guideline.sections)}" for m in candidates)
+        messages = [
+            {"role": "system", "content": (
+                "You route company guidelines to a task. Select only guidelines the task really needs "
+                f"(at most {req.maxGuidelines}); priority critical = must be followed for this task, "
+                "supplementary = useful background. List the relevant section headings, or none for the "
+                "whole guideline.")},
+            {"role": "user", "content": f"Task:\n{req.message}\n\nCandidate guidelines:\n{listing}"}]
+        picks = run.client.structured(messages, _DeepSelection, tier="pro").value.selected
+        by_id = {m.guideline.id: m for m in candidates}
+        chosen: list[Match] = []
+        for pick in picks[: req.maxGuidelines]:
+            m = by_id.pop(pick.id, None)
+            if m is None:
+                continue
+            wanted = {h.casefold() for h in pick.sections}
+            sections = [s for s in m.guideline.sections if (s.heading or "(intro)").casefold() in wanted]
+            m.priority = pick.priority
+            m.reasons = [*m.reasons, f"llm: {pick.reason}" if pick.reason else "llm"]
+            if sections:
+                m.sections, m.whole = sections, len(sections) == len(m.guideline.sections)
+            else:
+                m.sections, m.whole = list(m.guideline.sections), True
+            chosen.append(m)
+        return chosen, run.usage_dict()
+
+
+def _clean(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+def get_governance(engine: Engine) -> Governance:
+    """``memrelay.engine.guidance.governance``."""
+    from memrelay.engine.stores.metered_llm import engine_service
+
+    return engine_service(engine, "governance", Governance)

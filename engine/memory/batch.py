@@ -1,0 +1,370 @@
+"""Batch memorize: rows of a source system → records, typed properties and (for ``extractMemories``
+fields) memories, processed in chunks by background jobs.
+
+Each chunk is one SQL transaction with one batched embedding call; records and properties are written
+with :func:`memrelay.engine.stores.bulk_write.bulk_upsert` (one key-resolution query and executemany writes per chunk).
+Rows are validated before any SQL is written, so a bad row becomes a ``BatchRowError`` and never aborts
+its chunk. Run counters are bumped with ``UPDATE … SET x = x + n`` because several workers
+process chunks of the same run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from memrelay.engine.core.errors import MemrelayError, NotFound, ValidationFailed
+from memrelay.engine.core.properties_types import PropertySpec
+from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
+from memrelay.engine.domain.coercion import coerce
+from memrelay.engine.memory import index_sync
+from memrelay.engine.stores.bulk_write import BulkItem, bulk_upsert
+from memrelay.engine.stores.collections import normalise_entity_type
+from memrelay.engine.stores.db.models import BatchRowError, BatchRun, Collection
+from memrelay.engine.stores.identity import Identifiers, resolve_record
+from memrelay.engine.stores.memory_store import NewMemory, store_memories
+from memrelay.engine.stores.outbox import emit
+from memrelay.engine.stores.properties import Provenance
+
+if TYPE_CHECKING:
+    from memrelay.composition import Engine
+
+log = logging.getLogger("memrelay.batch")
+
+MAX_ROWS = 100_000
+MAX_ERRORS_SHOWN = 200
+
+
+class PropertyMapping(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sourceField: str = Field(min_length=1)
+    collectionId: str | None = None
+    collectionName: str | None = None
+    extractMemories: bool = False
+
+
+class BatchMapping(BaseModel):
+    """Which row fields identify the record and which feed which property (``extractMemories`` → memory)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    entityType: str = "contact"
+    email: str | None = Field(None, description="Row field holding the email.")
+    website: str | None = Field(None, description="Row field holding the website URL.")
+    recordId: str | None = Field(None, description="Row field holding a record id.")
+    customKeyName: str | None = Field(None, description="Name of the custom key, e.g. hubspot_id.")
+    customKey: str | None = Field(None, description="Row field holding the custom key's value.")
+    timestamp: str | None = Field(None, description="Row field holding the source event time.")
+    runName: str | None = None
+    properties: dict[str, PropertyMapping] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for alias, name in (("websiteUrl", "website"), ("website_url", "website"),
+                                ("customKeyField", "customKey"), ("customKeyValue", "customKey"),
+                                ("record_id", "recordId"), ("entity_type", "entityType")):
+                if alias in data and name not in data:
+                    data[name] = data.pop(alias)
+        return data
+
+
+class BatchMemorizeRequest(BaseModel):
+    """POST /api/v1/batch-memorize."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    source: str = Field("batch", min_length=1, max_length=100)
+    mapping: BatchMapping
+    rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ROWS)
+    dryRun: bool = False
+    chunkSize: int = Field(500, ge=1, le=5000)
+    tags: list[str] = Field(default_factory=list)
+
+    def mapping_json(self) -> dict[str, Any]:
+        return self.mapping.model_dump(mode="json")
+
+
+@dataclass
+class PreparedRow:
+    index: int
+    ids: Identifiers
+    properties: dict[str, Any]
+    texts: list[tuple[str, str]]
+    ts: datetime
+
+
+@dataclass
+class Chunk:
+    index: int
+    offset: int
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class CreatedRun:
+    run_id: str
+    chunks: list[Chunk]
+    summary: dict[str, Any]
+
+
+@dataclass
+class ChunkTotals:
+    records_created: int = 0
+    records_updated: int = 0
+    properties_written: int = 0
+    memories_created: int = 0
+    duplicates_skipped: int = 0
+    superseded: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"recordsCreated": self.records_created, "recordsUpdated": self.records_updated,
+                "propertiesWritten": self.properties_written, "memoriesCreated": self.memories_created,
+                "duplicatesSkipped": self.duplicates_skipped, "superseded": self.superseded}
+
+
+class BatchMemorize:
+    """Create, process and report batch-memorize runs."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # --- planning ----------------------------------------------------------------------------
+    def validate_mapping(self, s: Session, org_id: str, mapping: BatchMapping) -> dict[str, PropertySpec]:
+        """422 for a mapping that can never work (unknown type, property or collection)."""
+        et = self.engine.collections.active_entity_type(s, org_id, mapping.entityType)
+        schema = self.engine.collections.schema_for(s, org_id, et)
+        if not (mapping.email or mapping.website or mapping.recordId or (mapping.customKeyName and mapping.customKey)):
+            raise ValidationFailed("mapping needs an identifier field: email, website, recordId or "
+                                   "customKeyName + customKey")
+        unknown = [n for n, pm in mapping.properties.items() if n not in schema and not pm.extractMemories]
+        if unknown:
+            raise ValidationFailed(f"unknown properties for {et}: " + ", ".join(sorted(unknown)),
+                                   details={"unknown": sorted(unknown), "known": sorted(schema)})
+        for name, pm in mapping.properties.items():
+            ref = pm.collectionId or pm.collectionName
+            if ref:
+                c = s.scalar(select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None),
+                                                      (Collection.id == ref) | (Collection.name == ref)))
+                if c is None:
+                    raise ValidationFailed(f"property {name!r}: collection {ref!r} not found")
+                if c.entity_type != et:
+                    raise ValidationFailed(f"property {name!r}: collection {c.name!r} is for {c.entity_type}")
+        return schema
+
+    def prepare(self, rows: list[dict[str, Any]], offset: int, mapping: BatchMapping,
+                schema: dict[str, PropertySpec]) -> tuple[list[PreparedRow], list[tuple[int, str]]]:
+        """Validate rows without touching the database: good rows and (row index, error) pairs."""
+        good: list[PreparedRow] = []
+        bad: list[tuple[int, str]] = []
+        et = normalise_entity_type(mapping.entityType)
+        now = utcnow()
+        for i, row in enumerate(rows):
+            idx = offset + i
+            try:
+                good.append(self._prepare_row(idx, row, mapping, schema, et, now))
+            except MemrelayError as exc:
+                bad.append((idx, exc.message))
+            except (TypeError, ValueError, AttributeError) as exc:
+                bad.append((idx, f"invalid row: {exc}"))
+        return good, bad
+
+    @staticmethod
+    def _prepare_row(idx: int, row: dict[str, Any], m: BatchMapping, schema: dict[str, PropertySpec], et: str,
+                     now: datetime) -> PreparedRow:
+        if not isinstance(row, dict):
+            raise ValidationFailed("row must be an object")
+
+        def field_value(name: str | None) -> str | None:
+            v = row.get(name) if name else None
+            return str(v).strip() or None if v not in (None, "") else None
+
+        ids = Identifiers(type=et, email=field_value(m.email), website_url=field_value(m.website),
+                          record_id=field_value(m.recordId), customKeyName=m.customKeyName if m.customKey else None,
+                          customKeyValue=field_value(m.customKey))
+        if not ids.keys():
+            raise ValidationFailed("row has no identifier value")
+        props: dict[str, Any] = {}
+        texts: list[tuple[str, str]] = []
+        for name, pm in m.properties.items():
+            value = row.get(pm.sourceField)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            if name in schema:
+                props[name] = coerce(schema[name], value)
+            if pm.extractMemories:
+                texts.append((name, " ".join(str(value).split())))
+        ts = now
+        if m.timestamp and row.get(m.timestamp):
+            try:
+                ts = as_aware(datetime.fromisoformat(str(row[m.timestamp]).replace("Z", "+00:00"))) or now
+            except ValueError:
+                raise ValidationFailed(f"field {m.timestamp!r}: not an ISO timestamp") from None
+        if not props and not texts:
+            raise ValidationFailed("row has no mapped values")
+        return PreparedRow(idx, ids, props, texts, ts)
+
+    # --- runs --------------------------------------------------------------------------------
+    def dry_run(self, org_id: str, req: BatchMemorizeRequest) -> dict[str, Any]:
+        """Validate every row and report what would be written; writes nothing."""
+        with self.engine.db.read() as s:
+            schema = self.validate_mapping(s, org_id, req.mapping)
+            good, bad = self.prepare(req.rows, 0, req.mapping, schema)
+            et = normalise_entity_type(req.mapping.entityType)
+            existing: set[str] = set()
+            new_keys: set[tuple[str, str]] = set()
+            for row in good:
+                rec = resolve_record(s, org_id, row.ids, et)
+                if rec is not None:
+                    existing.add(rec.id)
+                else:
+                    new_keys.add(row.ids.keys()[0])
+        return {"dryRun": True, "totalRows": len(req.rows), "validRows": len(good), "errorCount": len(bad),
+                "errors": [{"row": i, "error": e} for i, e in bad[:MAX_ERRORS_SHOWN]],
+                "wouldWrite": {"recordsCreated": len(new_keys), "recordsUpdated": len(existing),
+                               "propertyValues": sum(len(r.properties) for r in good),
+                               "memories": sum(len(r.texts) for r in good)}}
+
+    def create_run(self, org_id: str, req: BatchMemorizeRequest) -> CreatedRun:
+        """Validate the mapping, record a queued run and split the rows into chunks for the jobs."""
+        chunks = [Chunk(i, off, req.rows[off:off + req.chunkSize])
+                  for i, off in enumerate(range(0, len(req.rows), req.chunkSize))]
+        with self.engine.db.session() as s:
+            self.validate_mapping(s, org_id, req.mapping)
+            run = BatchRun(id=new_id("run"), org_id=org_id, name=req.mapping.runName, source=req.source,
+                           status="queued", total_rows=len(req.rows), processed_rows=0, chunks_total=len(chunks),
+                           chunks_done=0, error_count=0, dry_run=False, totals={}, created_at=utcnow())
+            s.add(run)
+        return CreatedRun(run.id, chunks, {"runId": run.id, "status": "queued", "totalRows": len(req.rows),
+                                           "chunks": len(chunks)})
+
+    def process_chunk(self, run_id: str, org_id: str, chunk_index: int, offset: int, mapping: dict[str, Any],
+                      rows: list[dict[str, Any]], source: str = "batch", tags: list[str] | None = None) -> dict[str, Any]:
+        """Write one chunk (one transaction, one embedding call); bad rows become row errors."""
+        m = BatchMapping.model_validate(mapping)
+        try:
+            totals, created = self._write_chunk(run_id, org_id, offset, m, rows, source, tags or [])
+        except Exception as exc:
+            self._fail_chunk(run_id, org_id, offset, len(rows), exc)
+            raise
+        index_sync.sync_after_commit(self.engine, index=created)
+        return {"runId": run_id, "chunk": chunk_index, **totals.as_dict(), "errors": len(totals.errors)}
+
+    def _write_chunk(self, run_id: str, org_id: str, offset: int, m: BatchMapping, rows: list[dict[str, Any]],
+                     source: str, tags: list[str]) -> tuple[ChunkTotals, list[str]]:
+        emb = self.engine.embedder
+        with self.engine.db.read() as s:
+            schema = self.validate_mapping(s, org_id, m)
+        good, bad = self.prepare(rows, offset, m, schema)
+        bad += self._llm_extract(org_id, good, schema)
+        texts = [t for row in good for _, t in row.texts]
+        vectors = emb.embed(texts) if texts else None
+        totals = ChunkTotals(errors=list(bad))
+        items: list[NewMemory] = []
+        k = 0
+        with self.engine.db.session() as s:
+            if texts:
+                index_sync.check_embedder(s, org_id, emb)
+            results = bulk_upsert(s, self.engine.collections, org_id, [
+                BulkItem(row.ids, row.properties, Provenance(source=source, source_ts=row.ts,
+                                                             source_event_id=f"{run_id}:{row.index}"))
+                for row in good])
+            for row, res in zip(good, results, strict=True):
+                if isinstance(res, MemrelayError):
+                    totals.errors.append((row.index, res.message))
+                    k += len(row.texts)
+                    continue
+                rec, written, created = res
+                totals.records_created += created
+                totals.records_updated += not created
+                totals.properties_written += len(written.applied)
+                for name, text in row.texts:
+                    items.append(NewMemory(rec, text, vectors[k], row.ts, source=source,
+                                           tags=sorted({source, name, *tags}), event_id=f"{run_id}:{row.index}"))
+                    k += 1
+            outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
+            totals.memories_created = len(outcome.created)
+            totals.duplicates_skipped = len(outcome.duplicates)
+            totals.superseded = len(outcome.superseded)
+            for idx, err in totals.errors:
+                s.add(BatchRowError(run_id=run_id, org_id=org_id, row_index=idx, error=err[:2000]))
+            self._count(s, run_id, org_id, len(rows), totals)
+        return totals, outcome.created
+
+    def _llm_extract(self, org_id: str, rows: list[PreparedRow],
+                     schema: dict[str, PropertySpec]) -> list[tuple[int, str]]:
+        """With an LLM configured, ``extractMemories`` text becomes self-contained facts plus typed values of
+        the collection's autoSystem properties (structured fields win). A failed extraction keeps the raw
+        text as the memory and is reported as a row error."""
+        extractor = getattr(self.engine, "extractor", None) if self.engine.settings.llm_configured else None
+        if extractor is None or not any(row.texts for row in rows):
+            return []
+        specs = [spec for spec in schema.values() if spec.autoSystem]
+        errors: list[tuple[int, str]] = []
+        for row in rows:
+            texts: list[tuple[str, str]] = []
+            for name, text in row.texts:
+                try:
+                    res = extractor.extract(content=text, properties=specs, ts=row.ts, tags=[name], org_id=org_id)
+                except MemrelayError as exc:
+                    errors.append((row.index, f"{name}: AI extraction failed, raw text kept: {exc.message}"))
+                    texts.append((name, text))
+                    continue
+                texts += [(name, fact) for fact in res.facts] or [(name, text)]
+                for v in res.values:
+                    row.properties.setdefault(v.property_name, v.value)
+            row.texts = texts
+        return errors
+
+    def _count(self, s: Session, run_id: str, org_id: str, n_rows: int, totals: ChunkTotals) -> None:
+        """Atomically add this chunk to the run's counters; the last chunk completes the run."""
+        s.execute(update(BatchRun).where(BatchRun.id == run_id, BatchRun.org_id == org_id).values(
+            chunks_done=BatchRun.chunks_done + 1, processed_rows=BatchRun.processed_rows + n_rows,
+            error_count=BatchRun.error_count + len(totals.errors), status="running"))
+        # The UPDATE holds the run's row lock until commit, so this read-modify-write is serialised.
+        run = s.scalars(select(BatchRun).where(BatchRun.id == run_id).execution_options(populate_existing=True)).one()
+        merged = dict(run.totals or {})
+        for key, value in totals.as_dict().items():
+            merged[key] = int(merged.get(key, 0)) + value
+        run.totals = merged
+        if run.chunks_done >= run.chunks_total:
+            run.status = "failed" if run.error_count >= run.total_rows else "completed"
+            run.finished_at = utcnow()
+            emit(s, org_id, "batch.completed", {"runId": run.id, "status": run.status, "totalRows": run.total_rows,
+                                                "errorCount": run.error_count, "totals": merged})
+
+    def _fail_chunk(self, run_id: str, org_id: str, offset: int, n_rows: int, exc: Exception) -> None:
+        """Record a chunk that failed as a whole (its transaction rolled back) so the run still finishes."""
+        log.exception("batch chunk failed", extra={"runId": run_id, "offset": offset})
+        message = f"chunk failed: {exc.__class__.__name__}: {exc}"[:2000]
+        totals = ChunkTotals(errors=[(offset + i, message) for i in range(n_rows)])
+        with self.engine.db.session() as s:
+            for idx, err in totals.errors:
+                s.add(BatchRowError(run_id=run_id, org_id=org_id, row_index=idx, error=err))
+            self._count(s, run_id, org_id, n_rows, totals)
+
+    def status(self, org_id: str, run_id: str, *, max_errors: int = MAX_ERRORS_SHOWN) -> dict[str, Any]:
+        """Status, progress, the first per-row errors and totals of a run."""
+        with self.engine.db.read() as s:
+            run = s.scalar(select(BatchRun).where(BatchRun.id == run_id, BatchRun.org_id == org_id))
+            if run is None:
+                raise NotFound(f"batch run {run_id} not found")
+            errors = s.execute(select(BatchRowError.row_index, BatchRowError.error)
+                               .where(BatchRowError.run_id == run_id).order_by(BatchRowError.row_index)
+                               .limit(max_errors)).all()
+        pct = round(100.0 * run.processed_rows / run.total_rows, 1) if run.total_rows else 100.0
+        return {"runId": run.id, "name": run.name, "source": run.source, "status": run.status,
+                "progress": {"totalRows": run.total_rows, "processedRows": run.processed_rows,
+                             "chunksTotal": run.chunks_total, "chunksDone": run.chunks_done, "percent": pct},
+                "errorCount": run.error_count, "errors": [{"row": i, "error": e} for i, e in errors],
+                "totals": run.totals or {}, "createdAt": iso(run.created_at), "finishedAt": iso(run.finished_at)}

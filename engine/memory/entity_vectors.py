@@ -1,0 +1,91 @@
+"""Per-process cache of one record's memory vectors, loaded from SQL and scored exactly with numpy.
+
+An entry is keyed by (org, record) and stamped with the record's memory *generation* — the count and the
+latest ``updated_at`` of its memories. Every memory write (create, dedup bump, supersede, edit, delete)
+changes one of the two, so a stale entry is never served; checking the stamp is one indexed SQL query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from memrelay.engine.adapters.vector_index import from_blobs
+from memrelay.engine.core.util import as_aware
+from memrelay.engine.stores.db.models import Memory
+
+
+@dataclass(frozen=True)
+class EntityVectors:
+    """One record's memories: metadata rows aligned with a ``(n, dim)`` unit-vector matrix."""
+
+    generation: tuple[int, str]
+    ids: list[str]
+    matrix: np.ndarray
+    ts: np.ndarray  # content timestamps, epoch seconds
+    live: np.ndarray  # bool: not superseded
+    rows: list[dict[str, Any]]
+
+
+def generation(s: Session, org_id: str, record_id: str) -> tuple[int, str]:
+    """(count, max updated_at) of a record's memories: changes with every memory write."""
+    n, latest = s.execute(select(func.count(Memory.id), func.max(Memory.updated_at)).where(
+        Memory.org_id == org_id, Memory.record_id == record_id)).one()
+    return int(n or 0), str(latest)
+
+
+class EntityVectorCache:
+    """LRU of :class:`EntityVectors`, validated against the record's generation on every read."""
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], EntityVectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, s: Session, org_id: str, record_id: str, *, embedder: str, dim: int) -> EntityVectors:
+        key = (org_id, record_id)
+        gen = generation(s, org_id, record_id)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit.generation == gen and hit.matrix.shape[1] == dim:
+                self._entries.move_to_end(key)
+                return hit
+        entry = load(s, org_id, record_id, gen, embedder=embedder, dim=dim)
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def load(s: Session, org_id: str, record_id: str, gen: tuple[int, str], *, embedder: str,
+         dim: int) -> EntityVectors:
+    """Read a record's memories (embedded with ``embedder``) from SQL."""
+    rows = s.execute(select(Memory.id, Memory.text, Memory.embedding, Memory.ts, Memory.tags, Memory.speaker,
+                            Memory.topic, Memory.superseded_by, Memory.entity_type, Memory.source,
+                            Memory.seen_count)
+                     .where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.embedder == embedder)
+                     .order_by(Memory.id)).all()
+    meta = [{"memoryId": r.id, "recordId": record_id, "type": r.entity_type, "text": r.text, "tags": r.tags or [],
+             "speaker": r.speaker, "topic": r.topic, "source": r.source, "seenCount": r.seen_count,
+             "supersededBy": r.superseded_by, "ts": as_aware(r.ts)} for r in rows]
+    return EntityVectors(
+        generation=gen, ids=[r.id for r in rows], matrix=from_blobs([r.embedding for r in rows], dim),
+        ts=np.array([_epoch(m["ts"]) for m in meta], dtype=np.float64),
+        live=np.array([r.superseded_by is None for r in rows], dtype=bool), rows=meta)
+
+
+def _epoch(ts: datetime | None) -> float:
+    return ts.timestamp() if ts else 0.0

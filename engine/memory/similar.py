@@ -1,0 +1,238 @@
+"""Similar records and segments.
+
+A record has up to two vectors: the mean of its live memory embeddings (the *memories* dimension) and the
+embedding of a text rendering of its properties (the *properties* dimension); *hybrid* averages the two
+cosines (or uses the one a record has). Candidates come from Milvus (memories) and from SQL (the records
+of the target type, whose property vectors are cached per record version); scores are then exact.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from memrelay.engine.adapters.vector_index import from_blobs
+from memrelay.engine.core.errors import BadRequest
+from memrelay.engine.memory import index_sync
+from memrelay.engine.memory.memories import find_target, lift_identifiers
+from memrelay.engine.stores.collections import normalise_entity_type
+from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
+from memrelay.engine.stores.identity import Identifiers, record_keys
+
+if TYPE_CHECKING:
+    from memrelay.composition import Engine
+    from memrelay.engine.memory.recall import Recall
+
+Dimension = Literal["properties", "memories", "hybrid"]
+TIERS: tuple[tuple[str, float], ...] = (("very_similar", 0.75), ("similar", 0.5), ("somewhat", 0.3))
+# Identity-like values say who a record is, not what it is like.
+IDENTITY_PROPERTIES = frozenset({"email", "first_name", "last_name", "name", "phone", "website_url", "domain",
+                                 "deal_name", "subject"})
+MAX_CANDIDATES = 20_000
+MEMORY_HITS = 1000
+
+
+class _Seeded(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    identifiers: Identifiers = Field(default_factory=Identifiers)
+    type: str | None = Field(None, description="Entity type of the records to compare (default: the seed's).")
+    dimensions: Dimension = "hybrid"
+    minScore: float = Field(TIERS[-1][1], ge=-1.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            target = data.get("type")
+            data = lift_identifiers({k: v for k, v in data.items() if k != "type"})
+            data["type"] = target
+        return data
+
+
+class SimilarRequest(_Seeded):
+    """POST /api/v1/similar: records like a seed record."""
+
+    topK: int = Field(10, ge=1, le=500)
+
+
+class SegmentRequest(_Seeded):
+    """POST /api/v1/segment: records in similarity tiers around a seed record or a text."""
+
+    text: str | None = Field(None, max_length=10_000)
+    page: int = Field(1, ge=1)
+    pageSize: int = Field(50, ge=1, le=500)
+
+
+def tier_of(score: float) -> str | None:
+    return next((name for name, floor in TIERS if score >= floor), None)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def render_properties(values: dict[str, Any]) -> str:
+    """The text the properties dimension embeds: descriptive properties as 'name: value' lines."""
+    lines = []
+    for name in sorted(values):
+        v = values[name]
+        if name in IDENTITY_PROPERTIES or v in (None, "", []):
+            continue
+        lines.append(f"{name.replace('_', ' ')}: {', '.join(map(str, v)) if isinstance(v, list) else v}")
+    return "\n".join(lines)
+
+
+class Similarity:
+    """Record-to-record similarity for ``/similar`` and ``/segment``."""
+
+    def __init__(self, engine: Engine, recall: Recall):
+        self.engine = engine
+        self.recall = recall
+        self._prop_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def similar(self, org_id: str, req: SimilarRequest) -> dict[str, Any]:
+        """The ``topK`` records most like the seed, with tiers."""
+        req.identifiers.require_any()
+        with self.engine.db.read() as s:
+            seed = find_target(s, org_id, req.identifiers)
+            ranked = self._rank(s, org_id, req, seed, None)[:req.topK]
+            items = self._items(s, ranked)
+        return {"seed": {"recordId": seed.id, "type": seed.entity_type}, "dimensions": req.dimensions,
+                "results": items, "tiers": {name: sum(1 for it in items if it["tier"] == name) for name, _ in TIERS}}
+
+    def segment(self, org_id: str, req: SegmentRequest) -> dict[str, Any]:
+        """Every record at or above ``minScore``, grouped into tiers with counts and one page per tier."""
+        if not req.identifiers.keys() and not (req.text and req.text.strip()):
+            raise BadRequest("give identifiers of a seed record or a text")
+        with self.engine.db.read() as s:
+            seed = find_target(s, org_id, req.identifiers) if req.identifiers.keys() else None
+            ranked = self._rank(s, org_id, req, seed, req.text if seed is None else None)
+            start = (req.page - 1) * req.pageSize
+            tiers = []
+            for name, floor in TIERS:
+                members = [r for r in ranked if r[3] == name]
+                tiers.append({"tier": name, "minScore": floor, "count": len(members),
+                              "items": self._items(s, members[start:start + req.pageSize]),
+                              "hasMore": start + req.pageSize < len(members)})
+        return {"seed": {"recordId": seed.id, "type": seed.entity_type} if seed else {"text": req.text},
+                "dimensions": req.dimensions, "total": len(ranked), "page": req.page, "pageSize": req.pageSize,
+                "tiers": tiers}
+
+    # --- scoring -----------------------------------------------------------------------------
+    def _rank(self, s: Session, org_id: str, req: _Seeded, seed: Record | None,
+              text: str | None) -> list[tuple[str, float, dict[str, float], str]]:
+        """(record id, score, per-dimension scores, tier), best first, above ``minScore``."""
+        emb = self.engine.embedder
+        index_sync.check_embedder(s, org_id, emb, claim=False)
+        target = normalise_entity_type(req.type) if req.type else (seed.entity_type if seed else None)
+        use_mem = req.dimensions in ("memories", "hybrid")
+        use_prop = req.dimensions in ("properties", "hybrid")
+        if seed is not None:
+            seed_mem = self.memory_vectors(s, org_id, [seed.id]).get(seed.id) if use_mem else None
+            seed_prop = self.property_vectors(s, [seed])[seed.id] if use_prop else None
+            if seed_prop is not None and not seed_prop.any():
+                seed_prop = None
+        else:
+            seed_mem = seed_prop = emb.embed([text or ""])[0]
+            seed_mem, seed_prop = (seed_mem if use_mem else None), (seed_prop if use_prop else None)
+        exclude = {seed.id} if seed else set()
+        candidates: dict[str, Record] = {}
+        if seed_mem is not None:
+            hits = self.engine.vector_index.search(index_sync.current_collection(self.engine), seed_mem, org_id,
+                                                   limit=MEMORY_HITS, entity_types=[target] if target else None)
+            hit_ids = list(dict.fromkeys(h.record_id for h in hits if h.record_id not in exclude))
+            candidates.update(self._live_records(s, org_id, hit_ids))
+        if seed_prop is not None:
+            q = select(Record).where(Record.org_id == org_id, Record.deleted_at.is_(None))
+            if target:
+                q = q.where(Record.entity_type == target)
+            candidates.update({r.id: r for r in s.scalars(q.limit(MAX_CANDIDATES)) if r.id not in exclude})
+        if not candidates:
+            return []
+        ids = list(candidates)
+        mem_scores = self._cosines(seed_mem, self.memory_vectors(s, org_id, ids)) if seed_mem is not None else {}
+        prop_vecs = self.property_vectors(s, list(candidates.values())) if seed_prop is not None else {}
+        prop_scores = self._cosines(seed_prop, {k: v for k, v in prop_vecs.items() if v.any()}) \
+            if seed_prop is not None else {}
+        out = []
+        for rid in ids:
+            dims = {k: v for k, v in (("memories", mem_scores.get(rid)), ("properties", prop_scores.get(rid)))
+                    if v is not None}
+            if not dims:
+                continue
+            score = float(np.mean(list(dims.values())))
+            tier = tier_of(score)
+            if score >= req.minScore and tier:
+                out.append((rid, score, dims, tier))
+        return sorted(out, key=lambda r: -r[1])
+
+    @staticmethod
+    def _cosines(seed: np.ndarray | None, vectors: dict[str, np.ndarray]) -> dict[str, float]:
+        if seed is None or not vectors:
+            return {}
+        keys = list(vectors)
+        sims = np.stack([vectors[k] for k in keys]) @ _unit(seed)
+        return {k: float(v) for k, v in zip(keys, sims, strict=True)}
+
+    @staticmethod
+    def _live_records(s: Session, org_id: str, ids: list[str]) -> dict[str, Record]:
+        out: dict[str, Record] = {}
+        for i in range(0, len(ids), 500):
+            out.update({r.id: r for r in s.scalars(select(Record).where(
+                Record.id.in_(ids[i:i + 500]), Record.org_id == org_id, Record.deleted_at.is_(None)))})
+        return out
+
+    def memory_vectors(self, s: Session, org_id: str, record_ids: list[str]) -> dict[str, np.ndarray]:
+        """Unit mean of each record's live memory embeddings (records without memories are absent)."""
+        emb = self.engine.embedder
+        sums: dict[str, np.ndarray] = {}
+        for i in range(0, len(record_ids), 500):
+            rows = s.execute(select(Memory.record_id, Memory.embedding).where(
+                Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]), Memory.superseded_by.is_(None),
+                Memory.embedder == emb.name)).all()
+            matrix = from_blobs([r.embedding for r in rows], emb.dim)
+            for r, v in zip(rows, matrix, strict=True):
+                sums[r.record_id] = sums.get(r.record_id, 0) + v
+        return {rid: _unit(v) for rid, v in sums.items() if np.any(v)}
+
+    def property_vectors(self, s: Session, records: list[Record]) -> dict[str, np.ndarray]:
+        """Embedding of each record's property rendering, cached per (record, version)."""
+        out: dict[str, np.ndarray] = {}
+        missing: list[Record] = []
+        with self._lock:
+            for r in records:
+                v = self._prop_cache.get((r.id, r.version))
+                if v is None:
+                    missing.append(r)
+                else:
+                    out[r.id] = v
+        for i in range(0, len(missing), 1000):
+            part = missing[i:i + 1000]
+            values: dict[str, dict[str, Any]] = {r.id: {} for r in part}
+            for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
+                                              .where(PropertyValue.record_id.in_(list(values)))):
+                values[rid][name] = value
+            vectors = self.engine.embedder.embed([render_properties(values[r.id]) for r in part])
+            with self._lock:
+                if len(self._prop_cache) > MAX_CANDIDATES * 10:
+                    self._prop_cache.clear()
+                for r, v in zip(part, vectors, strict=True):
+                    self._prop_cache[(r.id, r.version)] = v
+                    out[r.id] = v
+        return out
+
+    def _items(self, s: Session, ranked: list[tuple[str, float, dict[str, float], str]]) -> list[dict[str, Any]]:
+        ids = [r[0] for r in ranked]
+        keys = record_keys(s, ids)
+        types = dict(s.execute(select(Record.id, Record.entity_type).where(Record.id.in_(ids))).all()) if ids else {}
+        return [{"recordId": rid, "type": types.get(rid), "keys": keys.get(rid, {}), "score": round(score, 6),
+                 "tier": tier, "scores": {k: round(v, 6) for k, v in dims.items()}}
+                for rid, score, dims, tier in ranked]

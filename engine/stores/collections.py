@@ -1,0 +1,231 @@
+"""Collections (property schemas) and entity types, every change versioned."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from memrelay.engine.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from memrelay.engine.core.properties_types import PropertySpec, PropertyType
+from memrelay.engine.core.util import iso, new_id, utcnow
+from memrelay.engine.core.versioning import render_history
+from memrelay.engine.domain.starter_schema import (
+    STARTER_COLLECTIONS,
+    STARTER_ENTITY_TYPES,
+    SYSTEM_ENTITY_TYPES,
+)
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import Collection, CollectionVersion, EntityType
+from memrelay.engine.stores.outbox import emit
+
+
+def normalise_entity_type(name: str) -> str:
+    return name.strip().lower()
+
+
+def parse_properties(raw: list[dict[str, Any]]) -> list[PropertySpec]:
+    """Validate property definitions, with errors that name the offending property."""
+    specs: list[PropertySpec] = []
+    for i, item in enumerate(raw):
+        try:
+            spec = PropertySpec.model_validate(item)
+        except ValidationError as exc:
+            name = item.get("propertyName", f"#{i}") if isinstance(item, dict) else f"#{i}"
+            raise ValidationFailed(f"invalid property {name!r}",
+                                   details={"property": name, "errors": _clean(exc)}) from None
+        if spec.type == PropertyType.OPTIONS and not spec.options:
+            raise ValidationFailed(f"property {spec.propertyName!r} of type options needs 'options'",
+                                   details={"property": spec.propertyName})
+        specs.append(spec)
+    names = [s.propertyName for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValidationFailed("duplicate property names", details={"duplicates": dupes})
+    return specs
+
+
+def _clean(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+
+
+def collection_to_dict(c: Collection) -> dict[str, Any]:
+    return {
+        "collectionId": c.id, "collectionName": c.name, "entityType": c.entity_type,
+        "description": c.description, "properties": c.properties, "tags": c.tags, "version": c.version,
+        "archived": c.archived_at is not None, "createdAt": iso(c.created_at), "updatedAt": iso(c.updated_at),
+    }
+
+
+def entity_type_to_dict(e: EntityType) -> dict[str, Any]:
+    return {"id": e.id, "name": e.name, "description": e.description, "system": e.system,
+            "archived": e.archived_at is not None, "createdAt": iso(e.created_at)}
+
+
+class Collections:
+    """Org-scoped CRUD of collections and entity types."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._schemas: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, PropertySpec]]] = {}
+
+    # --- entity types ------------------------------------------------------------------------
+    def ensure_entity_type(self, s: Session, org_id: str, name: str, *, description: str = "") -> EntityType:
+        name = normalise_entity_type(name)
+        et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, EntityType.name == name))
+        if et is None:
+            et = EntityType(id=new_id("et"), org_id=org_id, name=name, description=description,
+                            system=name in SYSTEM_ENTITY_TYPES, created_at=utcnow())
+            s.add(et)
+            s.flush()
+        return et
+
+    def create_entity_type(self, org_id: str, name: str, description: str = "") -> dict[str, Any]:
+        with self.db.session() as s:
+            if s.scalar(select(EntityType.id).where(EntityType.org_id == org_id,
+                                                     EntityType.name == normalise_entity_type(name))):
+                raise Conflict(f"entity type {name!r} already exists")
+            return entity_type_to_dict(self.ensure_entity_type(s, org_id, name, description=description))
+
+    def list_entity_types(self, org_id: str, *, include_archived: bool = False) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            q = select(EntityType).where(EntityType.org_id == org_id).order_by(EntityType.name)
+            if not include_archived:
+                q = q.where(EntityType.archived_at.is_(None))
+            return [entity_type_to_dict(e) for e in s.scalars(q)]
+
+    def set_entity_type_archived(self, org_id: str, name: str, archived: bool) -> dict[str, Any]:
+        with self.db.session() as s:
+            et = s.scalar(select(EntityType).where(EntityType.org_id == org_id,
+                                                   EntityType.name == normalise_entity_type(name)))
+            if et is None:
+                raise NotFound(f"entity type {name!r} not found")
+            if et.system and archived:
+                raise Forbidden(f"system entity type {et.name!r} cannot be archived")
+            et.archived_at = utcnow() if archived else None
+            return entity_type_to_dict(et)
+
+    def active_entity_type(self, s: Session, org_id: str, name: str) -> str:
+        """Validate that an entity type exists and is not archived; returns its normalised name."""
+        name = normalise_entity_type(name)
+        et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, EntityType.name == name))
+        if et is None:
+            known = s.scalars(select(EntityType.name).where(EntityType.org_id == org_id,
+                                                            EntityType.archived_at.is_(None))).all()
+            raise ValidationFailed(f"unknown entity type {name!r}", details={"known": sorted(known)})
+        if et.archived_at is not None:
+            raise ValidationFailed(f"entity type {name!r} is archived")
+        return name
+
+    # --- collections -------------------------------------------------------------------------
+    def create(self, org_id: str, *, name: str, entity_type: str, properties: list[dict[str, Any]],
+               description: str = "", tags: list[str] | None = None, actor: str | None = None) -> dict[str, Any]:
+        specs = parse_properties(properties)
+        with self.db.session() as s:
+            if s.scalar(select(Collection.id).where(Collection.org_id == org_id, Collection.name == name)):
+                raise Conflict(f"collection {name!r} already exists")
+            et = self.ensure_entity_type(s, org_id, entity_type)
+            now = utcnow()
+            c = Collection(id=new_id("col"), org_id=org_id, name=name, entity_type=et.name,
+                           description=description, properties=[p.model_dump(mode="json") for p in specs],
+                           tags=tags or [], version=1, created_at=now, updated_at=now)
+            s.add(c)
+            s.flush()
+            self._snapshot(s, c, actor)
+            return collection_to_dict(c)
+
+    def update(self, org_id: str, collection_id: str, *, actor: str | None = None,
+               **changes: Any) -> dict[str, Any]:
+        """Apply changes (name, description, properties, tags); bumps the version and records a snapshot."""
+        with self.db.session() as s:
+            c = self._get(s, org_id, collection_id)
+            if "properties" in changes and changes["properties"] is not None:
+                c.properties = [p.model_dump(mode="json") for p in parse_properties(changes["properties"])]
+            for field in ("name", "description", "tags"):
+                if changes.get(field) is not None:
+                    setattr(c, field, changes[field])
+            c.version += 1
+            c.updated_at = utcnow()
+            self._snapshot(s, c, actor)
+            emit(s, org_id, "collection.updated", {"collectionId": c.id, "version": c.version})
+            return collection_to_dict(c)
+
+    def archive(self, org_id: str, collection_id: str, *, actor: str | None = None) -> dict[str, Any]:
+        with self.db.session() as s:
+            c = self._get(s, org_id, collection_id)
+            c.archived_at = c.updated_at = utcnow()
+            c.version += 1
+            self._snapshot(s, c, actor)
+            emit(s, org_id, "collection.updated", {"collectionId": c.id, "version": c.version, "archived": True})
+            return collection_to_dict(c)
+
+    def get(self, org_id: str, collection_id: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            return collection_to_dict(self._get(s, org_id, collection_id))
+
+    def list(self, org_id: str, *, entity_type: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            q = select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None))
+            if entity_type:
+                q = q.where(Collection.entity_type == normalise_entity_type(entity_type))
+            return [collection_to_dict(c) for c in s.scalars(q.order_by(Collection.name))]
+
+    def history(self, org_id: str, collection_id: str, *, mode: str = "full") -> list[dict[str, Any]]:
+        """Every version; ``mode='diff'`` gives a unified diff against the previous version."""
+        with self.db.read() as s:
+            self._get(s, org_id, collection_id)
+            versions = s.scalars(select(CollectionVersion).where(
+                CollectionVersion.org_id == org_id, CollectionVersion.collection_id == collection_id
+            ).order_by(CollectionVersion.version)).all()
+        return render_history(versions, mode=mode,
+                              lines_of=lambda snap: json.dumps(snap, indent=2, sort_keys=True).splitlines())
+
+    def schema_for(self, s: Session, org_id: str, entity_type: str) -> dict[str, PropertySpec]:
+        """All properties defined for an entity type across its active collections.
+
+        Parsed schemas are cached per process and revalidated with one cheap query (count, newest
+        change), so a change made by any process is seen immediately."""
+        et = normalise_entity_type(entity_type)
+        scope = (Collection.org_id == org_id, Collection.entity_type == et)
+        stamp = tuple(s.execute(select(func.count(), func.sum(Collection.version), func.max(Collection.updated_at))
+                                .where(*scope)).one())
+        hit = self._schemas.get((org_id, et))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        rows = s.scalars(select(Collection).where(*scope, Collection.archived_at.is_(None))).all()
+        out: dict[str, PropertySpec] = {}
+        for c in rows:
+            for p in c.properties:
+                out.setdefault(p["propertyName"], PropertySpec.model_validate(p))
+        self._schemas[(org_id, et)] = (stamp, out)
+        return out
+
+    def _get(self, s: Session, org_id: str, collection_id: str) -> Collection:
+        c = s.scalar(select(Collection).where(Collection.org_id == org_id,
+                                              (Collection.id == collection_id) | (Collection.name == collection_id)))
+        if c is None:
+            raise NotFound(f"collection {collection_id} not found")
+        return c
+
+    def _snapshot(self, s: Session, c: Collection, actor: str | None) -> None:
+        s.add(CollectionVersion(org_id=c.org_id, collection_id=c.id, version=c.version, actor=actor,
+                                created_at=utcnow(), snapshot={
+                                    "name": c.name, "entityType": c.entity_type, "description": c.description,
+                                    "properties": c.properties, "tags": c.tags,
+                                    "archived": c.archived_at is not None}))
+
+
+def seed_starter_schema(db: Database, org_id: str) -> None:
+    """Give a new org the starter entity types and collections (idempotent)."""
+    cols = Collections(db)
+    with db.session() as s:
+        for name, desc in STARTER_ENTITY_TYPES.items():
+            cols.ensure_entity_type(s, org_id, name, description=desc)
+    existing = {c["collectionName"] for c in cols.list(org_id)}
+    for spec in STARTER_COLLECTIONS:
+        if spec["name"] not in existing:
+            cols.create(org_id, name=spec["name"], entity_type=spec["entity_type"],
+                        properties=spec["properties"], description=spec["description"], actor="system")

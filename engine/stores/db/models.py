@@ -1,0 +1,340 @@
+"""SQLAlchemy models. Every tenant-owned row carries ``org_id``; every query filters on it.
+
+The SQL store is the source of truth for everything, including memory embeddings; Milvus is a
+derived index rebuilt from here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Autoincrement BIGINT on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Org(Base):
+    __tablename__ = "orgs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class EntityType(Base):
+    __tablename__ = "entity_types"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    system: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+
+
+class Collection(Base):
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    entity_type: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    properties: Mapped[list[Any]] = mapped_column(JSON)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    archived_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CollectionVersion(Base):
+    __tablename__ = "collection_versions"
+    __table_args__ = (UniqueConstraint("collection_id", "version"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40), index=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime]
+
+
+class Record(Base):
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("org_id", "entity_type", "primary_key"),
+        Index("ix_records_org_type_deleted", "org_id", "entity_type", "deleted_at"),
+        Index("ix_records_deleted", "org_id", "entity_type", "deleted_at",
+              sqlite_where=text("deleted_at IS NOT NULL"), postgresql_where=text("deleted_at IS NOT NULL")),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(100))
+    primary_key: Mapped[str] = mapped_column(String(512))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    purge_after: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class RecordKey(Base):
+    """A secondary (or the primary) key of a record: email, website_url, record_id, custom keys."""
+
+    __tablename__ = "record_keys"
+    __table_args__ = (
+        UniqueConstraint("record_id", "key_name", "key_value"),
+        Index("ix_record_keys_lookup", "org_id", "key_name", "key_value"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    key_name: Mapped[str] = mapped_column(String(100))
+    key_value: Mapped[str] = mapped_column(String(512))
+
+
+class PropertyValue(Base):
+    """Current value of one property on one record, with provenance."""
+
+    __tablename__ = "property_values"
+    __table_args__ = (
+        UniqueConstraint("record_id", "name"),
+        # covering indexes: search resolves record-id sets from these without touching the table
+        Index("ix_props_text", "org_id", "name", "value_text", "record_id"),
+        Index("ix_props_num", "org_id", "name", "value_num", "record_id"),
+        Index("ix_props_type_text", "org_id", "entity_type", "name", "value_text", "record_id"),
+        Index("ix_props_type_num", "org_id", "entity_type", "name", "value_num", "record_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    value_text: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    value_num: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    source_event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source_ts: Mapped[datetime | None] = mapped_column(nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime]
+
+
+class PropertyHistory(Base):
+    """Every write attempt on a property, applied or not (older source timestamps are kept here)."""
+
+    __tablename__ = "property_history"
+    __table_args__ = (Index("ix_prop_hist", "org_id", "record_id", "name", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    previous: Mapped[Any] = mapped_column(JSON, nullable=True)
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    source_event_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source_ts: Mapped[datetime | None] = mapped_column(nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    record_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class Memory(Base):
+    """A free-text memory about one record; its embedding lives here (the index is derived)."""
+
+    __tablename__ = "memories"
+    __table_args__ = (
+        Index("ix_memories_record", "org_id", "record_id"),
+        Index("ix_memories_org_updated", "org_id", "updated_at"),
+        Index("ix_memories_index_state", "index_state"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    speaker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    source: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    ts: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    embedder: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    topic: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    seen_count: Mapped[int] = mapped_column(Integer, default=1)
+    provenance: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    superseded_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    superseded_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    index_state: Mapped[str] = mapped_column(String(16), default="pending")
+
+
+class IndexTombstone(Base):
+    """A memory removed from SQL whose vector must still be removed from the index (same transaction)."""
+
+    __tablename__ = "index_tombstones"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    memory_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+
+
+class IndexMeta(Base):
+    """Which embedder built an org's vector index (changing it requires `memrelay reindex`)."""
+
+    __tablename__ = "index_meta"
+    org_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    embedder: Mapped[str] = mapped_column(String(100))
+    dim: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class OutboxEvent(Base):
+    """Typed mutation events written in the same transaction as the mutation."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_org_type", "org_id", "event_type", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+
+
+class AuditEntry(Base):
+    """Audit trail; erasure entries keep no personal data (only hashed identifiers and counts)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+
+
+class BatchRun(Base):
+    """A batch-memorize run: progress, per-row errors and totals."""
+
+    __tablename__ = "batch_runs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(40), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    totals: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class BatchRowError(Base):
+    """One rejected row of a batch run (a bad row never aborts the run)."""
+
+    __tablename__ = "batch_row_errors"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("batch_runs.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    row_index: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+
+
+class Source(Base):
+    """A configured webhook/CRM source: which connector, its secrets, mapping and owning org."""
+
+    __tablename__ = "sources"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    connector: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secrets: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    token: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mapping_yaml: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sync_cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InboundEvent(Base):
+    """The event log: every verified delivery, idempotent on the provider's dedup key. The truth, not Redis."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source_id", "dedup_key"),
+        Index("ix_events_status_next", "status", "next_attempt_at"),
+        Index("ix_events_org_received", "org_id", "received_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    connector: Mapped[str] = mapped_column(String(40))
+    dedup_key: Mapped[str] = mapped_column(String(300))
+    event_type: Mapped[str] = mapped_column(String(100))
+    object_type: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    object_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    occurred_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# Tables of later layers register on the same metadata (one Alembic history).
+from memrelay.engine.stores.db import models_llm, models_outbound, models_workflows  # noqa: E402,F401

@@ -1,0 +1,159 @@
+"""The inbound event log: idempotent recording, claiming, retries with backoff, dead letters, replay.
+
+The log — not Redis — is the truth: an event is ``received`` when stored (a job is enqueued right after),
+``processing`` while a worker holds its lease, then ``processed``; failures go back to
+``failed`` with a ``next_attempt_at`` until ``MAX_ATTEMPTS``, then ``dead``. The sweeper re-enqueues
+``received`` events whose job is not in Redis, due ``failed`` ones and expired leases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.engine.core.util import iso, new_id, utcnow
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import InboundEvent
+
+MAX_ATTEMPTS = 6
+BACKOFF_S = (5, 30, 120, 600, 1800)
+LEASE_S = 300
+STATUSES = ("received", "processing", "processed", "failed", "dead")
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=BACKOFF_S[min(attempts - 1, len(BACKOFF_S) - 1)])
+
+
+def event_to_dict(e: InboundEvent, *, payload: bool = False) -> dict[str, Any]:
+    out = {"id": e.id, "sourceId": e.source_id, "connector": e.connector, "dedupKey": e.dedup_key,
+           "eventType": e.event_type, "objectType": e.object_type, "objectId": e.object_id,
+           "occurredAt": iso(e.occurred_at), "status": e.status, "attempts": e.attempts,
+           "lastError": e.last_error, "result": e.result, "receivedAt": iso(e.received_at),
+           "processedAt": iso(e.processed_at), "nextAttemptAt": iso(e.next_attempt_at)}
+    if payload:
+        out["payload"] = e.payload
+    return out
+
+
+class EventLog:
+    """Operations on the event log. Reads are org-scoped; worker operations go by event id."""
+
+    def __init__(self, db: Database, *, lease_s: int = LEASE_S, max_attempts: int = MAX_ATTEMPTS):
+        self.db = db
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+
+    def record(self, org_id: str, source_id: str, events: list[dict[str, Any]]) -> tuple[list[str], int]:
+        """Store new events, ignoring ones already logged (same source + dedup key).
+
+        ``events`` are dicts with connector, dedup_key, event_type, object_type, object_id, occurred_at,
+        payload. Returns (ids of newly stored events, number of duplicates)."""
+        now = utcnow()
+        rows, seen = [], set()
+        for ev in events:
+            if ev["dedup_key"] in seen:
+                continue
+            seen.add(ev["dedup_key"])
+            rows.append({"id": new_id("evt"), "org_id": org_id, "source_id": source_id, "connector": ev["connector"],
+                         "dedup_key": ev["dedup_key"], "event_type": ev["event_type"],
+                         "object_type": ev.get("object_type"), "object_id": ev.get("object_id"),
+                         "occurred_at": ev.get("occurred_at"), "payload": ev["payload"], "status": "received",
+                         "attempts": 0, "result": {}, "received_at": now})
+        if not rows:
+            return [], len(events)
+        with self.db.session() as s:
+            dialect = s.get_bind().dialect.name
+            ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
+            stmt = ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]).returning(InboundEvent.id)
+            stored = {row[0] for row in s.execute(stmt, rows)} if len(rows) == 1 else set()
+            if len(rows) > 1:  # executemany cannot return rows everywhere: insert, then ask what is ours
+                s.execute(ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]), rows)
+                stored = set(s.scalars(select(InboundEvent.id).where(InboundEvent.id.in_([r["id"] for r in rows]))))
+        new_ids = [r["id"] for r in rows if r["id"] in stored]
+        return new_ids, len(events) - len(new_ids)
+
+    def claim(self, event_id: str) -> InboundEvent | None:
+        """Take the processing lease; None if the event is done, dead, or leased by a live worker."""
+        now = utcnow()
+        with self.db.session() as s:
+            res = s.execute(update(InboundEvent).where(
+                InboundEvent.id == event_id,
+                or_(InboundEvent.status.in_(("received", "failed")),
+                    and_(InboundEvent.status == "processing", InboundEvent.next_attempt_at <= now)),
+            ).values(status="processing", attempts=InboundEvent.attempts + 1,
+                     next_attempt_at=now + timedelta(seconds=self.lease_s)))
+            if res.rowcount != 1:
+                return None
+            return s.get(InboundEvent, event_id)
+
+    def complete(self, event_id: str, result: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            s.execute(update(InboundEvent).where(InboundEvent.id == event_id).values(
+                status="processed", result=result, processed_at=utcnow(), last_error=None, next_attempt_at=None))
+
+    def fail(self, event_id: str, error: str) -> str:
+        """Record a failed attempt: back to ``failed`` with backoff, or ``dead`` when attempts are exhausted."""
+        with self.db.session() as s:
+            ev = s.get(InboundEvent, event_id)
+            if ev is None:
+                return "missing"
+            ev.last_error = error[:4000]
+            if ev.attempts >= self.max_attempts:
+                ev.status, ev.next_attempt_at = "dead", None
+            else:
+                ev.status, ev.next_attempt_at = "failed", utcnow() + backoff(ev.attempts)
+            return ev.status
+
+    def due(self, *, stale_after_s: int = 30, limit: int = 500) -> list[str]:
+        """Events a sweeper should (re-)enqueue: never picked up, failed and due, or lease expired."""
+        now = utcnow()
+        stale = now - timedelta(seconds=stale_after_s)
+        with self.db.read() as s:
+            return list(s.scalars(select(InboundEvent.id).where(or_(
+                and_(InboundEvent.status == "received", InboundEvent.received_at <= stale),
+                and_(InboundEvent.status.in_(("failed", "processing")), InboundEvent.next_attempt_at <= now),
+            )).order_by(InboundEvent.received_at).limit(limit)))
+
+    def replay(self, org_id: str | None, event_id: str) -> dict[str, Any]:
+        """Put an event back to ``received`` (attempts reset) so it is processed again."""
+        with self.db.session() as s:
+            ev = s.get(InboundEvent, event_id)
+            if ev is None or (org_id is not None and ev.org_id != org_id):
+                raise NotFound(f"event {event_id} not found")
+            if ev.status == "processing":
+                raise BadRequest("event is being processed right now")
+            ev.status, ev.attempts, ev.next_attempt_at, ev.last_error = "received", 0, None, None
+            return event_to_dict(ev)
+
+    def get(self, org_id: str | None, event_id: str) -> InboundEvent:
+        with self.db.read() as s:
+            ev = s.get(InboundEvent, event_id)
+        if ev is None or (org_id is not None and ev.org_id != org_id):
+            raise NotFound(f"event {event_id} not found")
+        return ev
+
+    def list(self, org_id: str | None, *, status: str | None = None, source_id: str | None = None,
+             limit: int = 50, before: datetime | None = None) -> list[dict[str, Any]]:
+        if status is not None and status not in STATUSES:
+            raise BadRequest(f"status must be one of {list(STATUSES)}")
+        with self.db.read() as s:
+            q = select(InboundEvent)
+            if org_id is not None:
+                q = q.where(InboundEvent.org_id == org_id)
+            if status:
+                q = q.where(InboundEvent.status == status)
+            if source_id:
+                q = q.where(InboundEvent.source_id == source_id)
+            if before:
+                q = q.where(InboundEvent.received_at < before)
+            return [event_to_dict(e) for e in s.scalars(q.order_by(InboundEvent.received_at.desc()).limit(limit))]
+
+    def counts(self, org_id: str) -> dict[str, int]:
+        with self.db.read() as s:
+            return dict(s.execute(select(InboundEvent.status, func.count()).where(InboundEvent.org_id == org_id)
+                                  .group_by(InboundEvent.status)).all())  # type: ignore[arg-type]

@@ -1,0 +1,172 @@
+"""Writing memory rows for many records at once: dedup, fresh-fact precedence, events.
+
+Shared by single ``memorize`` and batch memorize, so both apply exactly the same rules:
+
+* **Dedup** is scoped to one record: a new memory that is a near-verbatim restatement of a live one
+  (``semantics.is_near_duplicate``: cosine >= ~0.95 *and* the same numbers and names) is not stored; the
+  existing one's ``seen_count`` is bumped and the new source appended to its provenance.
+* **Fresh facts win**: when a new memory contradicts a live one on the same topic
+  (``semantics.topic_of`` / ``semantics.contradicts``), the one with the *older content timestamp* is marked
+  superseded by the other — even when it is the one being written now. Statements with the same timestamp
+  (e.g. sentences of one document) never outdate each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from memrelay.engine.adapters.vector_index import from_blobs, to_blob
+from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
+from memrelay.engine.domain import semantics
+from memrelay.engine.stores.db.models import Memory, Record
+from memrelay.engine.stores.outbox import emit
+
+# Pairs below this cosine cannot be near-verbatim duplicates; skips the facet comparison for most pairs.
+DEDUP_PREFILTER = 0.75
+
+
+@dataclass
+class NewMemory:
+    """A memory to write about one (already locked or created) record."""
+
+    record: Record
+    text: str
+    vector: np.ndarray
+    ts: datetime
+    source: str = "memorize"
+    speaker: str | None = None
+    tags: list[str] = field(default_factory=list)
+    event_id: str | None = None
+
+
+@dataclass
+class StoreOutcome:
+    created: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # ids of the existing memories that were bumped
+    superseded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Live:
+    row: Memory
+    vector: np.ndarray
+
+
+def provenance_entry(source: str, ts: datetime, *, event_id: str | None = None, speaker: str | None = None,
+                     actor: str | None = None) -> dict[str, Any]:
+    entry = {"source": source, "timestamp": iso(ts), "at": iso(utcnow())}
+    for key, value in (("eventId", event_id), ("speaker", speaker), ("actor", actor)):
+        if value:
+            entry[key] = value
+    return entry
+
+
+def memory_to_dict(m: Memory) -> dict[str, Any]:
+    """The API rendering of one memory."""
+    return {"memoryId": m.id, "recordId": m.record_id, "type": m.entity_type, "text": m.text, "speaker": m.speaker,
+            "tags": list(m.tags or []), "source": m.source, "timestamp": iso(m.ts), "topic": m.topic,
+            "seenCount": m.seen_count, "provenance": list(m.provenance or []), "supersededBy": m.superseded_by,
+            "supersededAt": iso(m.superseded_at), "createdAt": iso(m.created_at), "updatedAt": iso(m.updated_at)}
+
+
+def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: int) -> StoreOutcome:
+    """Dedup, supersede and insert ``items`` (pending indexing) in the caller's transaction."""
+    out = StoreOutcome()
+    if not items:
+        return out
+    pools = _live_pools(s, items[0].record.org_id, list({it.record.id for it in items}), dim)
+    now = utcnow()
+    for it in items:
+        pool = pools.setdefault(it.record.id, [])
+        ts = as_aware(it.ts) or now
+        sims = np.array([float(np.dot(p.vector, it.vector)) for p in pool], dtype=np.float32)
+        dup = _find_duplicate(pool, sims, it.text)
+        if dup is not None:
+            _bump(s, dup.row, it, ts, now)
+            out.duplicates.append(dup.row.id)
+            continue
+        row = Memory(id=new_id("mem"), org_id=it.record.org_id, record_id=it.record.id,
+                     entity_type=it.record.entity_type, text=it.text, speaker=it.speaker, tags=list(it.tags),
+                     source=it.source, ts=ts, created_at=now, updated_at=now, embedding=to_blob(it.vector),
+                     embedder=embedder, topic=semantics.topic_of(it.text), seen_count=1,
+                     provenance=[provenance_entry(it.source, ts, event_id=it.event_id, speaker=it.speaker)],
+                     index_state="pending")
+        s.add(row)
+        out.created.append(row.id)
+        out.superseded += _supersede(s, pool, sims, row, now)
+        if row.superseded_by is None:
+            pool.append(_Live(row, it.vector))
+        emit(s, row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
+                                               "type": row.entity_type, "change": "created",
+                                               "supersededBy": row.superseded_by})
+    return out
+
+
+def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dict[str, list[_Live]]:
+    pools: dict[str, list[_Live]] = {}
+    for i in range(0, len(record_ids), 500):  # org_id first: ix_memories_record is (org_id, record_id)
+        rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]),
+                                                   Memory.superseded_by.is_(None))))
+        vectors = from_blobs([r.embedding for r in rows], dim)
+        for r, v in zip(rows, vectors, strict=True):
+            pools.setdefault(r.record_id, []).append(_Live(r, v))
+    return pools
+
+
+def _find_duplicate(pool: list[_Live], sims: np.ndarray, text: str) -> _Live | None:
+    for idx in np.argsort(-sims) if len(pool) else []:
+        cos = float(sims[idx])
+        if cos < DEDUP_PREFILTER:
+            break
+        if semantics.is_near_duplicate(pool[idx].row.text, text, cos):
+            return pool[idx]
+    return None
+
+
+def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -> None:
+    if it.event_id and any(p.get("eventId") == it.event_id for p in row.provenance or []):
+        return  # the same source event again (redelivery, replay, retried job): it counts once
+    row.seen_count = (row.seen_count or 1) + 1
+    row.provenance = [*(row.provenance or []), provenance_entry(it.source, ts, event_id=it.event_id,
+                                                                speaker=it.speaker)]
+    row.tags = sorted(set(row.tags or []) | set(it.tags))
+    if ts > (as_aware(row.ts) or ts):
+        row.ts = ts  # re-confirmed later: the fact is as fresh as its latest statement
+    row.updated_at = now
+    emit(s, row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id, "type": row.entity_type,
+                                           "change": "seen_again", "seenCount": row.seen_count})
+
+
+def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now: datetime) -> list[str]:
+    """Apply fresh-fact precedence between ``row`` and the live memories it contradicts."""
+    if row.topic is None:
+        return []
+    superseded: list[str] = []
+    newer_than_row: list[Memory] = []
+    for live, cos in zip(list(pool), sims, strict=True):
+        old = live.row
+        if old.topic != row.topic or as_aware(old.ts) == as_aware(row.ts):
+            continue  # statements made at the same moment (e.g. one document) do not outdate each other
+        older, newer = (old, row) if as_aware(old.ts) < as_aware(row.ts) else (row, old)
+        if not semantics.contradicts(older.text, newer.text, float(cos)):
+            continue
+        if older is old:
+            old.superseded_by, old.superseded_at, old.updated_at = row.id, now, now
+            pool.remove(live)
+            superseded.append(old.id)
+            emit(s, old.org_id, "memory.updated", {"memoryId": old.id, "recordId": old.record_id,
+                                                   "type": old.entity_type, "change": "superseded",
+                                                   "supersededBy": row.id})
+        else:
+            newer_than_row.append(old)
+    if newer_than_row:
+        successor = max(newer_than_row, key=lambda m: as_aware(m.ts))
+        row.superseded_by, row.superseded_at = successor.id, now
+        superseded.append(row.id)
+    return superseded

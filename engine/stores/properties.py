@@ -1,0 +1,238 @@
+"""Writing property values: validation, replace/append, array ops, stale-source protection, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from memrelay.engine.core.errors import Conflict, ValidationFailed
+from memrelay.engine.core.properties_types import PropertySpec, PropertyType, UpdateMode
+from memrelay.engine.core.util import as_aware, iso, utcnow
+from memrelay.engine.domain.coercion import coerce, search_columns
+from memrelay.engine.stores.db.models import OutboxEvent, PropertyHistory, PropertyValue, Record
+from memrelay.engine.stores.outbox import outbox_row
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a value came from. ``source_ts`` is the source's own time (defaults to now)."""
+
+    source: str = "api"
+    source_event_id: str | None = None
+    source_ts: datetime | None = None
+    actor: str | None = None
+    confidence: float | None = None
+
+
+@dataclass
+class WriteResult:
+    applied: dict[str, Any] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    version: int = 0
+
+
+def check_known(schema: dict[str, PropertySpec], names: list[str], entity_type: str) -> None:
+    unknown = [n for n in names if n not in schema]
+    if unknown:
+        raise ValidationFailed(f"unknown propert{'y' if len(unknown) == 1 else 'ies'} for {entity_type}: "
+                               + ", ".join(unknown), details={"unknown": unknown, "known": sorted(schema)})
+
+
+def apply_array_op(spec: PropertySpec, current: Any, op: dict[str, Any]) -> list[Any]:
+    """arrayPush {items, unique}, arrayRemove {items}, arrayPatch {match, set} on an array value."""
+    if spec.type != PropertyType.ARRAY:
+        raise ValidationFailed(f"property {spec.propertyName!r} is not an array", details={"property": spec.propertyName})
+    items = list(current or [])
+    if "arrayPush" in op:
+        push = op["arrayPush"] or {}
+        new = push.get("items", [])
+        if not isinstance(new, list):
+            raise ValidationFailed("arrayPush.items must be an array")
+        for it in new:
+            if not push.get("unique", False) or it not in items:
+                items.append(it)
+    elif "arrayRemove" in op:
+        rem = (op["arrayRemove"] or {}).get("items", [])
+        items = [it for it in items if it not in rem]
+    elif "arrayPatch" in op:
+        patch = op["arrayPatch"] or {}
+        match, setv = patch.get("match") or {}, patch.get("set") or {}
+        if not isinstance(match, dict) or not isinstance(setv, dict) or not match:
+            raise ValidationFailed("arrayPatch needs object 'match' and 'set'")
+        items = [({**it, **setv} if isinstance(it, dict) and all(it.get(k) == v for k, v in match.items()) else it)
+                 for it in items]
+    return items
+
+
+def lock_record(s: Session, record_id: str) -> Record:
+    """Row lock for read-modify-write (PostgreSQL FOR UPDATE; SQLite already holds the write lock)."""
+    return s.scalars(select(Record).where(Record.id == record_id).with_for_update()).one()
+
+
+@dataclass
+class CurrentValue:
+    """The stored state of one property that a write needs (read with Core, not the ORM)."""
+
+    id: int | None
+    value: Any
+    source_ts: datetime | None
+    version: int
+
+
+@dataclass
+class PendingWrites:
+    """Rows a write produces; flushed with executemany so bulk paths stay fast."""
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    touches: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+    def flush(self, s: Session) -> None:
+        pv = PropertyValue.__table__
+        if self.inserts:
+            s.execute(pv.insert(), self.inserts)
+        if self.updates:
+            s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.updates)
+        if self.touches:
+            s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.touches)
+        if self.history:
+            s.execute(PropertyHistory.__table__.insert(), self.history)
+        if self.outbox:
+            s.execute(OutboxEvent.__table__.insert(), self.outbox)
+        self.inserts, self.updates, self.touches, self.history, self.outbox = [], [], [], [], []
+
+
+def load_current(s: Session, record_ids: list[str], names: list[str] | None = None) -> dict[str, dict[str, CurrentValue]]:
+    """Current values of many records (optionally only some properties), keyed by record then name."""
+    out: dict[str, dict[str, CurrentValue]] = {}
+    t = PropertyValue.__table__
+    ids = sorted(set(record_ids))
+    for start in range(0, len(ids), 900):
+        q = select(t.c.id, t.c.record_id, t.c.name, t.c.value, t.c.source_ts, t.c.version).where(
+            t.c.record_id.in_(ids[start:start + 900]))
+        if names is not None:
+            q = q.where(t.c.name.in_(names))
+        for pid, rid, name, value, ts, version in s.execute(q):
+            out.setdefault(rid, {})[name] = CurrentValue(pid, value, ts, version)
+    return out
+
+
+def write_properties(s: Session, record: Record, values: dict[str, Any], schema: dict[str, PropertySpec],
+                     prov: Provenance, *, expected_version: int | None = None,
+                     array_ops: dict[str, dict[str, Any]] | None = None, emit_events: bool = True) -> WriteResult:
+    """Validate and write ``values`` (and array ops) on one locked record in the caller's transaction."""
+    check_known(schema, list(values) + list(array_ops or {}), record.entity_type)
+    if expected_version is not None and record.version != expected_version:
+        raise Conflict(f"record version is {record.version}, not {expected_version}",
+                       details={"currentVersion": record.version, "expectedVersion": expected_version})
+    coerced = {name: coerce(schema[name], v) for name, v in values.items()}
+    names = list(coerced) + [n for n in (array_ops or {}) if n not in coerced]
+    current = load_current(s, [record.id], names).get(record.id, {}) if names else {}
+    writes = PendingWrites()
+    result = apply_coerced(record, coerced, current, schema, prov, writes, array_ops=array_ops,
+                           emit_events=emit_events)
+    s.flush()
+    writes.flush(s)
+    return result
+
+
+def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, CurrentValue],
+                  schema: dict[str, PropertySpec], prov: Provenance, writes: PendingWrites, *,
+                  array_ops: dict[str, dict[str, Any]] | None = None, emit_events: bool = True) -> WriteResult:
+    """Decide what validated values do to one record and queue the rows (no I/O; shared by bulk paths)."""
+    now = utcnow()
+    src_ts = as_aware(prov.source_ts) or now
+    names = list(coerced) + [n for n in (array_ops or {}) if n not in coerced]
+    result = WriteResult()
+    bumped = False
+    for name in names:
+        spec = schema[name]
+        cur = current.get(name)
+        old = cur.value if cur else None
+        if name in coerced:
+            new = coerced[name]
+            if spec.updateMode == UpdateMode.APPEND and cur is not None and old is not None:
+                new = _append(spec, old, new)
+        else:
+            new = old
+        if array_ops and name in array_ops:
+            new = apply_array_op(spec, new, array_ops[name])
+        stored_ts = as_aware(cur.source_ts) if cur else None
+        if stored_ts is not None and src_ts < stored_ts:
+            writes.history.append(_history(record, name, new, old, prov, src_ts, applied=False,
+                                           reason="older_source_timestamp"))
+            result.stale.append(name)
+            continue
+        if cur is not None and new == old:
+            result.unchanged.append(name)
+            if cur.id is not None and (stored_ts is None or src_ts > stored_ts):
+                writes.touches.append({"_id": cur.id, "source_ts": src_ts})
+            continue
+        if not bumped:
+            record.version += 1
+            record.updated_at = now
+            bumped = True
+        text, num = search_columns(spec, new)
+        row = {"value": new, "value_text": text, "value_num": num, "source": prov.source,
+               "source_event_id": prov.source_event_id, "source_ts": src_ts, "actor": prov.actor,
+               "confidence": prov.confidence, "updated_at": now}
+        if cur is None or cur.id is None:
+            version = (cur.version if cur else 0) + 1
+            if cur is not None:  # inserted earlier in this same batch: replace the queued insert
+                writes.inserts = [r for r in writes.inserts if not (r["record_id"] == record.id and r["name"] == name)]
+            writes.inserts.append({"org_id": record.org_id, "record_id": record.id,
+                                   "entity_type": record.entity_type, "name": name,
+                                   "version": version, **row})
+            current[name] = CurrentValue(None, new, src_ts, version)
+        else:
+            cur.version += 1
+            writes.updates.append({"_id": cur.id, "version": cur.version, **row})
+            cur.value, cur.source_ts = new, src_ts
+        writes.history.append(_history(record, name, new, old, prov, src_ts, applied=True, version=record.version))
+        result.applied[name] = {"value": new, "previous": old}
+    result.version = record.version
+    if emit_events and result.applied:
+        writes.outbox.append(_event(record, result, prov))
+    return result
+
+
+def _append(spec: PropertySpec, old: Any, new: Any) -> Any:
+    if spec.type == PropertyType.ARRAY:
+        merged = list(old)
+        merged.extend(v for v in new if v not in merged)
+        return merged
+    if spec.type == PropertyType.TEXT and isinstance(old, str) and new not in old:
+        return f"{old}\n{new}"
+    return new
+
+
+def _history(record: Record, name: str, value: Any, previous: Any, prov: Provenance, src_ts: datetime, *,
+             applied: bool, reason: str | None = None, version: int | None = None) -> dict[str, Any]:
+    return {"org_id": record.org_id, "record_id": record.id, "name": name, "value": value, "previous": previous,
+            "applied": applied, "reason": reason, "source": prov.source, "source_event_id": prov.source_event_id,
+            "source_ts": src_ts, "actor": prov.actor, "confidence": prov.confidence,
+            "record_version": version if version is not None else record.version, "created_at": utcnow()}
+
+
+def _event(record: Record, result: WriteResult, prov: Provenance) -> dict[str, Any]:
+    base = {"recordId": record.id, "type": record.entity_type, "version": result.version, "source": prov.source,
+            "sourceEventId": prov.source_event_id}
+    if len(result.applied) == 1:
+        (name, change), = result.applied.items()
+        return outbox_row(record.org_id, "memory.property.updated", {**base, "propertyName": name, **change})
+    return outbox_row(record.org_id, "memory.properties.bulk_updated", {**base, "properties": result.applied})
+
+
+def property_rows_to_dict(rows: list[PropertyValue]) -> dict[str, dict[str, Any]]:
+    """Current values with provenance, keyed by property name."""
+    return {pv.name: {"value": pv.value, "version": pv.version, "source": pv.source,
+                      "sourceEventId": pv.source_event_id, "sourceTimestamp": iso(pv.source_ts),
+                      "actor": pv.actor, "confidence": pv.confidence, "updatedAt": iso(pv.updated_at)}
+            for pv in rows}

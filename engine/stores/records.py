@@ -1,0 +1,277 @@
+"""Records: structured upsert, property updates, history, direct recall, deletion and erasure."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.engine.core.util import as_aware, iso, new_sortable_id, utcnow
+from memrelay.engine.stores.collections import Collections
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import (
+    AuditEntry,
+    IndexTombstone,
+    Memory,
+    PropertyHistory,
+    PropertyValue,
+    Record,
+    RecordKey,
+)
+from memrelay.engine.stores.identity import (
+    Identifiers,
+    attach_keys,
+    primary_key_for,
+    record_keys,
+    require_record,
+    resolve_record,
+)
+from memrelay.engine.stores.outbox import emit
+from memrelay.engine.stores.properties import (
+    Provenance,
+    WriteResult,
+    lock_record,
+    property_rows_to_dict,
+    write_properties,
+)
+
+MAX_HISTORY_PAGE = 500
+
+
+def record_summary(r: Record) -> dict[str, Any]:
+    return {"recordId": r.id, "type": r.entity_type, "primaryKey": r.primary_key, "version": r.version,
+            "createdAt": iso(r.created_at), "updatedAt": iso(r.updated_at),
+            **({"deletedAt": iso(r.deleted_at), "purgeAfter": iso(r.purge_after)} if r.deleted_at else {})}
+
+
+class Records:
+    """Org-scoped operations on records and their properties."""
+
+    def __init__(self, db: Database, collections: Collections, *, soft_delete_days: int = 30):
+        self.db = db
+        self.collections = collections
+        self.soft_delete_days = soft_delete_days
+
+    # --- identity ----------------------------------------------------------------------------
+    def get_or_create(self, s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> Record:
+        """Find the record the identifiers name, or create it; attaches any new secondary keys."""
+        ids.require_any()
+        wanted = entity_type or ids.type or ids.inferred_type()
+        if not wanted:
+            raise BadRequest("'type' is required to create a record", details={"field": "type"})
+        et = self.collections.active_entity_type(s, org_id, wanted)
+        keys = ids.keys()
+        rec = resolve_record(s, org_id, ids, et)
+        if rec is None:
+            deleted = resolve_record(s, org_id, ids, et, include_deleted=True)
+            if deleted is not None:
+                raise NotFound("that record is deleted; cancel the deletion to write to it",
+                               details={"recordId": deleted.id, "purgeAfter": iso(deleted.purge_after)})
+            now = utcnow()
+            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=et, primary_key=primary_key_for(et, keys),
+                         version=0, created_at=now, updated_at=now)
+            s.add(rec)
+            s.flush()
+        else:
+            rec = lock_record(s, rec.id)
+        attach_keys(s, rec, keys)
+        return rec
+
+    # --- writes ------------------------------------------------------------------------------
+    def upsert(self, org_id: str, ids: Identifiers, properties: dict[str, Any], prov: Provenance, *,
+               expected_version: int | None = None) -> dict[str, Any]:
+        """Structured write (no AI): create or find the record, write typed properties."""
+        with self.db.session() as s:
+            rec = self.get_or_create(s, org_id, ids)
+            created = rec.version == 0
+            schema = self.collections.schema_for(s, org_id, rec.entity_type)
+            res = write_properties(s, rec, properties, schema, prov, expected_version=expected_version)
+            return {**record_summary(rec), "created": created, **_result(res)}
+
+    def upsert_many(self, org_id: str, items: list[tuple[Identifiers, dict[str, Any], Provenance]]) -> list[Any]:
+        """Structured writes of many records in one transaction (see memrelay.engine.stores.bulk_write).
+
+        Returns, per item, the result dict or the MemrelayError that rejected it; bad items never abort
+        the others."""
+        from memrelay.engine.stores.bulk_write import BulkItem, bulk_upsert
+
+        with self.db.session() as s:
+            raw = bulk_upsert(s, self.collections, org_id, [BulkItem(i, p, v) for i, p, v in items])
+            return [r if isinstance(r, Exception) else
+                    {**record_summary(r[0]), "created": r[2], **_result(r[1])} for r in raw]
+
+    def update(self, org_id: str, ids: Identifiers, prov: Provenance, *, properties: dict[str, Any] | None = None,
+               array_ops: dict[str, dict[str, Any]] | None = None,
+               expected_version: int | None = None) -> dict[str, Any]:
+        """Update properties of an existing record (404 if it does not exist)."""
+        with self.db.session() as s:
+            rec = lock_record(s, require_record(s, org_id, ids).id)
+            attach_keys(s, rec, ids.keys())
+            schema = self.collections.schema_for(s, org_id, rec.entity_type)
+            res = write_properties(s, rec, properties or {}, schema, prov, expected_version=expected_version,
+                                   array_ops=array_ops)
+            return {**record_summary(rec), **_result(res)}
+
+    def merge(self, org_id: str, survivor: Identifiers, merged: list[Identifiers], prov: Provenance) -> dict[str, Any]:
+        """Move merged records' keys, properties (newest source time wins), history and memories to the
+        survivor, then delete the merged records."""
+        with self.db.session() as s:
+            keep = self.get_or_create(s, org_id, survivor)
+            moved = {"records": 0, "keys": 0, "properties": 0, "memories": 0}
+            current = {pv.name: pv for pv in s.scalars(select(PropertyValue).where(PropertyValue.record_id == keep.id))}
+            for ids in merged:
+                gone = resolve_record(s, org_id, ids, keep.entity_type, include_deleted=True)
+                if gone is None or gone.id == keep.id:
+                    continue
+                moved["records"] += 1
+                have = {(k.key_name, k.key_value) for k in s.scalars(select(RecordKey).where(RecordKey.record_id == keep.id))}
+                for k in s.scalars(select(RecordKey).where(RecordKey.record_id == gone.id)).all():
+                    if (k.key_name, k.key_value) in have:
+                        s.delete(k)
+                    else:
+                        k.record_id = keep.id
+                        moved["keys"] += 1
+                for pv in s.scalars(select(PropertyValue).where(PropertyValue.record_id == gone.id)).all():
+                    mine = current.get(pv.name)
+                    if mine is None:
+                        pv.record_id = keep.id
+                        current[pv.name] = pv
+                        moved["properties"] += 1
+                    else:
+                        if (as_aware(pv.source_ts) or utcnow()) > (as_aware(mine.source_ts) or utcnow()):
+                            for col in ("value", "value_text", "value_num", "source", "source_event_id", "source_ts",
+                                        "actor", "confidence"):
+                                setattr(mine, col, getattr(pv, col))
+                            mine.version += 1
+                            moved["properties"] += 1
+                        s.delete(pv)
+                s.flush()
+                s.execute(update(PropertyHistory).where(PropertyHistory.record_id == gone.id).values(record_id=keep.id))
+                moved["memories"] += s.execute(update(Memory).where(Memory.org_id == org_id, Memory.record_id == gone.id).values(
+                    record_id=keep.id, index_state="pending")).rowcount
+                s.execute(delete(Record).where(Record.id == gone.id))
+                emit(s, org_id, "memory.record.deleted", {"recordId": gone.id, "type": gone.entity_type,
+                                                          "mergedInto": keep.id, "actor": prov.actor})
+            keep.version += 1
+            keep.updated_at = utcnow()
+            return {"recordId": keep.id, "merged": moved}
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, org_id: str, ids: Identifiers, entity_type: str | None = None) -> dict[str, Any]:
+        """Direct recall: one record's keys and properties with provenance."""
+        with self.db.read() as s:
+            rec = require_record(s, org_id, ids, entity_type)
+            return self.render(s, [rec])[0]
+
+    def render(self, s: Session, records: list[Record]) -> list[dict[str, Any]]:
+        ids = [r.id for r in records]
+        keys = record_keys(s, ids)
+        props: dict[str, list[PropertyValue]] = {rid: [] for rid in ids}
+        if ids:
+            for pv in s.scalars(select(PropertyValue).where(PropertyValue.record_id.in_(ids))):
+                props[pv.record_id].append(pv)
+        return [{**record_summary(r), "keys": keys[r.id], "properties": property_rows_to_dict(props[r.id])}
+                for r in records]
+
+    def history(self, org_id: str, ids: Identifiers, *, property_name: str | None = None, page: int = 1,
+                page_size: int = 50) -> dict[str, Any]:
+        """Every write attempt (applied or stale) of one property or all, newest first, paged."""
+        if page < 1 or not 1 <= page_size <= MAX_HISTORY_PAGE:
+            raise BadRequest(f"page must be >= 1 and pageSize between 1 and {MAX_HISTORY_PAGE}")
+        with self.db.read() as s:
+            rec = require_record(s, org_id, ids)
+            q = select(PropertyHistory).where(PropertyHistory.org_id == org_id, PropertyHistory.record_id == rec.id)
+            if property_name:
+                q = q.where(PropertyHistory.name == property_name)
+            total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+            rows = s.scalars(q.order_by(PropertyHistory.id.desc()).offset((page - 1) * page_size).limit(page_size))
+            items = [{"propertyName": h.name, "value": h.value, "previous": h.previous, "applied": h.applied,
+                      "reason": h.reason, "source": h.source, "sourceEventId": h.source_event_id,
+                      "sourceTimestamp": iso(h.source_ts), "actor": h.actor, "confidence": h.confidence,
+                      "recordVersion": h.record_version, "createdAt": iso(h.created_at)} for h in rows]
+        return {"recordId": rec.id, "items": items, "page": page, "pageSize": page_size, "total": total,
+                "hasMore": page * page_size < total}
+
+    # --- deletion ----------------------------------------------------------------------------
+    def soft_delete(self, org_id: str, ids: Identifiers, *, actor: str | None = None) -> dict[str, Any]:
+        """Hide a record everywhere at once; recoverable until ``purgeAfter``."""
+        with self.db.session() as s:
+            rec = lock_record(s, require_record(s, org_id, ids).id)
+            now = utcnow()
+            rec.deleted_at, rec.purge_after = now, now + timedelta(days=self.soft_delete_days)
+            emit(s, org_id, "memory.record.deleted", {"recordId": rec.id, "type": rec.entity_type,
+                                                      "purgeAfter": iso(rec.purge_after), "actor": actor})
+            return record_summary(rec)
+
+    def cancel_deletion(self, org_id: str, ids: Identifiers) -> dict[str, Any]:
+        with self.db.session() as s:
+            et = ids.type
+            from memrelay.engine.stores.identity import find_records
+
+            matches = [r for r in find_records(s, org_id, ids, entity_type=et, include_deleted=True)
+                       if r.deleted_at is not None]
+            if not matches:
+                raise NotFound("no deleted record matches those identifiers")
+            rec = lock_record(s, matches[0].id)
+            rec.deleted_at = rec.purge_after = None
+            emit(s, org_id, "memory.record.deletion_cancelled", {"recordId": rec.id, "type": rec.entity_type})
+            return record_summary(rec)
+
+    def erase(self, org_id: str, ids: Identifiers, *, actor: str | None = None) -> dict[str, Any]:
+        """GDPR erasure: hard-delete the record, its keys, properties, history and memories now.
+
+        The audit entry keeps only a hash of the record id and counts — no personal data."""
+        from memrelay.engine.stores.identity import find_records
+
+        with self.db.session() as s:
+            ids.require_any()
+            matches = find_records(s, org_id, ids, entity_type=ids.type, include_deleted=True)
+            if not matches:
+                raise NotFound("no record matches those identifiers")
+            counts = {"records": 0, "properties": 0, "history": 0, "memories": 0, "keys": 0}
+            for rec in matches:
+                counts["records"] += 1
+                counts.update({k: counts[k] + v for k, v in self._hard_delete(s, rec).items()})
+            subject = hashlib.sha256(",".join(sorted(r.id for r in matches)).encode()).hexdigest()[:32]
+            s.add(AuditEntry(org_id=org_id, action="record.erased", subject=subject, actor=actor,
+                             detail=counts, created_at=utcnow()))
+            emit(s, org_id, "memory.record.erased", {"subject": subject, **counts})
+        return {"erased": True, "subject": subject, **counts}
+
+    def purge_expired(self, *, org_id: str | None = None) -> int:
+        """Hard-delete soft-deleted records whose recovery window has passed (the purge job)."""
+        n = 0
+        with self.db.session() as s:
+            q = select(Record).where(Record.deleted_at.is_not(None), Record.purge_after <= utcnow())
+            if org_id:
+                q = q.where(Record.org_id == org_id)
+            for rec in s.scalars(q).all():
+                self._hard_delete(s, rec)
+                s.add(AuditEntry(org_id=rec.org_id, action="record.purged",
+                                 subject=hashlib.sha256(rec.id.encode()).hexdigest()[:32], detail={},
+                                 created_at=utcnow()))
+                n += 1
+        return n
+
+    def _hard_delete(self, s: Session, rec: Record) -> dict[str, int]:
+        mem_ids = list(s.scalars(select(Memory.id).where(Memory.org_id == rec.org_id, Memory.record_id == rec.id)))
+        now = utcnow()
+        for mid in mem_ids:
+            s.add(IndexTombstone(org_id=rec.org_id, memory_id=mid, created_at=now))
+        out = {
+            "memories": s.execute(delete(Memory).where(Memory.org_id == rec.org_id,
+                                                       Memory.record_id == rec.id)).rowcount,
+            "history": s.execute(delete(PropertyHistory).where(PropertyHistory.record_id == rec.id)).rowcount,
+            "properties": s.execute(delete(PropertyValue).where(PropertyValue.record_id == rec.id)).rowcount,
+            "keys": s.execute(delete(RecordKey).where(RecordKey.record_id == rec.id)).rowcount,
+        }
+        s.execute(delete(Record).where(Record.id == rec.id))
+        return out
+
+
+def _result(res: WriteResult) -> dict[str, Any]:
+    return {"version": res.version, "updated": sorted(res.applied), "stale": res.stale, "unchanged": res.unchanged}

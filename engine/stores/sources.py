@@ -1,0 +1,120 @@
+"""Configured inbound sources (per org): connector, secrets, path token, mapping and sync cursor."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from memrelay.engine.core.errors import NotFound
+from memrelay.engine.core.util import iso, new_id, utcnow
+from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.models import Source
+
+
+def source_to_dict(src: Source, *, reveal: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": src.id, "connector": src.connector, "name": src.name, "active": src.active,
+        "webhookPath": webhook_path(src), "config": redact(src.config), "hasCustomMapping": bool(src.mapping_yaml),
+        "syncCursor": src.sync_cursor, "createdAt": iso(src.created_at), "updatedAt": iso(src.updated_at),
+    }
+    if reveal:
+        out["secret"] = src.secret
+        out["token"] = src.token
+    return out
+
+
+SECRET_CONFIG_KEYS = ("access_token", "api_key", "client_secret", "password", "session_id")
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """Config as shown through the API: credentials masked."""
+    return {k: ("***" if k in SECRET_CONFIG_KEYS and v else v) for k, v in (config or {}).items()}
+
+
+def webhook_path(src: Source) -> str:
+    """The path providers call. Token-authenticated connectors carry the token in the path."""
+    base = f"/webhooks/{src.connector}/{src.id}"
+    return f"{base}/{src.token}" if src.connector in TOKEN_IN_PATH else base
+
+
+LOOKUP_TTL_S = 5.0
+TOKEN_IN_PATH = {"salesforce", "form", "generic"}
+
+
+class Sources:
+    """Org-scoped CRUD of sources; ``lookup`` is the receiver's unauthenticated read by id."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._cache: dict[str, tuple[float, Source | None]] = {}
+
+    def create(self, org_id: str, *, connector: str, name: str = "", secret: str | None = None,
+               config: dict[str, Any] | None = None, mapping_yaml: str | None = None) -> dict[str, Any]:
+        now = utcnow()
+        src = Source(id=new_id("src"), org_id=org_id, connector=connector, name=name, secret=secret,
+                     previous_secrets=[], token=secrets.token_urlsafe(24), config=config or {},
+                     mapping_yaml=mapping_yaml, sync_cursor={}, active=True, created_at=now, updated_at=now)
+        with self.db.session() as s:
+            s.add(src)
+        return source_to_dict(src, reveal=True)
+
+    def update(self, org_id: str, source_id: str, **changes: Any) -> dict[str, Any]:
+        """Change name/config/mapping/active; a new ``secret`` keeps the old one valid for rotation."""
+        with self.db.session() as s:
+            src = self._get(s, org_id, source_id)
+            if changes.get("secret"):
+                if src.secret:
+                    src.previous_secrets = [src.secret, *src.previous_secrets][:3]
+                src.secret = changes["secret"]
+            for field in ("name", "config", "mapping_yaml", "active"):
+                if changes.get(field) is not None:
+                    setattr(src, field, changes[field])
+            src.updated_at = utcnow()
+            self._cache.pop(source_id, None)
+            return source_to_dict(src)
+
+    def list(self, org_id: str) -> list[dict[str, Any]]:
+        with self.db.read() as s:
+            return [source_to_dict(x) for x in s.scalars(select(Source).where(Source.org_id == org_id)
+                                                         .order_by(Source.created_at))]
+
+    def get(self, org_id: str, source_id: str) -> Source:
+        with self.db.read() as s:
+            return self._get(s, org_id, source_id)
+
+    def lookup(self, source_id: str, connector: str | None = None) -> Source:
+        """The source a webhook URL names (unknown, inactive or wrong connector → 404).
+
+        Cached for a few seconds per process: the receiver's hot path; changes apply within the TTL."""
+        now = time.monotonic()
+        hit = self._cache.get(source_id)
+        if hit and hit[0] > now:
+            src = hit[1]
+        else:
+            with self.db.read() as s:
+                src = s.get(Source, source_id)
+            self._cache[source_id] = (now + LOOKUP_TTL_S, src)
+        if src is None or not src.active or (connector is not None and src.connector != connector):
+            raise NotFound("unknown webhook source")
+        return src
+
+    def save_cursor(self, source_id: str, cursor: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            src = s.get(Source, source_id)
+            if src is not None:
+                src.sync_cursor = cursor
+                src.updated_at = utcnow()
+
+    def delete(self, org_id: str, source_id: str) -> None:
+        with self.db.session() as s:
+            s.delete(self._get(s, org_id, source_id))
+        self._cache.pop(source_id, None)
+
+    def _get(self, s: Any, org_id: str, source_id: str) -> Source:
+        src = s.scalar(select(Source).where(Source.org_id == org_id, Source.id == source_id))
+        if src is None:
+            raise NotFound(f"source {source_id} not found")
+        return src
