@@ -45,19 +45,26 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
+def pg_url() -> Iterator[str]:
     if not PG_URL:
         pytest.skip(NO_PG)
     base = Settings(database_url=PG_URL).sql_url  # normalised to the psycopg driver
-    schema = "memrelay_test_" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # one schema per xdist worker
+    # one schema per test process (xdist worker), so concurrent runs on one server never share tables
+    schema = f"memrelay_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
     eng = sa.create_engine(base)
     with eng.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    eng.dispose()
     url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
     upgrade(url)
-    return url
+    yield url
+    try:  # connections a test left open must not hang the session's end
+        with eng.begin() as conn:
+            conn.exec_driver_sql("SET lock_timeout = '5s'")
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    except sa.exc.DBAPIError:
+        pass
+    eng.dispose()
 
 
 @pytest.fixture(scope="session")
