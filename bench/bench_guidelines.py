@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.guidance.governance import GuidelineCreate, SmartGuidelinesRequest, get_governance
 from memrelay.engine.stores.db.models_llm import Guideline
@@ -50,7 +50,7 @@ def pct(samples: list[float], p: float) -> float:
     return sorted(samples)[min(len(samples) - 1, int(round(p / 100 * (len(samples) - 1))))] * 1000
 
 
-def naive_route(eng: Engine, org_id: str, message: str) -> list[str]:
+def naive_route(eng: Services, org_id: str, message: str) -> list[str]:
     low = message.lower()
     with eng.db.read() as s:
         rows = s.scalars(select(Guideline).where(Guideline.org_id == org_id, Guideline.deleted_at.is_(None))).all()
@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-"))
-    eng = Engine(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False))
+    eng = Services(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False))
     eng.migrate()
     org = eng.tenancy.create_org(f"bench-{int(time.time())}").id
     gov = get_governance(eng)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from memrelay.composition import Engine  # noqa: E402
+from memrelay.composition import Services  # noqa: E402
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob  # noqa: E402
 from memrelay.engine.core.settings import Settings  # noqa: E402
 from memrelay.engine.core.util import new_id, utcnow  # noqa: E402
@@ -69,7 +69,7 @@ def text_for(rng: random.Random, name: str) -> str:
                                         q=rng.randint(1, 4))
 
 
-def load_corpus(engine: Engine, org_id: str, n_memories: int, n_entities: int, seed: int = 7) -> dict[str, float]:
+def load_corpus(engine: Services, org_id: str, n_memories: int, n_entities: int, seed: int = 7) -> dict[str, float]:
     """Bulk-insert records, keys and embedded memories (batched embeddings), then index them."""
     rng = random.Random(seed)
     emb = engine.embedder
@@ -107,7 +107,7 @@ def load_corpus(engine: Engine, org_id: str, n_memories: int, n_entities: int, s
     return {"load_sql_s": sql_s, "embed_s": embed_s, "index_s": index_s}
 
 
-def bench_scoped(engine: Engine, app: Any, key: str, org_id: str, n_entities: int, n: int) -> dict[str, list[float]]:
+def bench_scoped(engine: Services, app: Any, key: str, org_id: str, n_entities: int, n: int) -> dict[str, list[float]]:
     rng = random.Random(1)
     client = app.test_client()
     out: dict[str, list[float]] = {"engine_cold": [], "engine_warm": [], "http_warm": [], "scoring_only": []}
@@ -135,7 +135,7 @@ def bench_scoped(engine: Engine, app: Any, key: str, org_id: str, n_entities: in
     return out
 
 
-def bench_org_wide(engine: Engine, org_id: str, n: int) -> dict[str, Any]:
+def bench_org_wide(engine: Services, org_id: str, n: int) -> dict[str, Any]:
     emb = engine.embedder
     with engine.db.read() as s:
         rows = s.execute(select(Memory.id, Memory.embedding).where(Memory.org_id == org_id)).all()
@@ -160,7 +160,7 @@ def bench_org_wide(engine: Engine, org_id: str, n: int) -> dict[str, Any]:
     return {"milvus": milvus, "brute": brute, "overlap": overlap, "recall": recall_ms}
 
 
-def bench_batch(engine: Engine, org_id: str, n_rows: int, with_text: bool, chunk: int = 500) -> float:
+def bench_batch(engine: Services, org_id: str, n_rows: int, with_text: bool, chunk: int = 500) -> float:
     from memrelay.engine.memory.batch import BatchMemorizeRequest
 
     props = {"job_title": {"sourceField": "title"}, "lifecycle_stage": {"sourceField": "stage"},
@@ -223,7 +223,7 @@ def main() -> None:
                    "redis_url": os.environ.get("MEMRELAY_REDIS_URL", "redis://127.0.0.1:6379/15")}
     settings = Settings(**settings_kw)
     settings.ensure_data_dir()
-    engine = Engine(settings)
+    engine = Services(settings)
     engine.migrate()
     org = engine.tenancy.get_or_create_org("bench")
     key, _ = engine.tenancy.create_key(org.id, scopes=["read", "write"], rate_limit_per_minute=10**9)

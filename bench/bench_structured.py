@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-"))
     settings = Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False)
-    eng = Engine(settings)
+    eng = Services(settings)
     if eng.db.dialect == "postgresql":
         with eng.db.engine.begin() as c:
             c.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")

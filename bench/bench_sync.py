@@ -22,7 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "connectors")]
 
 from fake_hubspot import FakeHubSpot, make_contacts  # noqa: E402
 
-from memrelay.composition import Engine  # noqa: E402
+from memrelay.composition import Services  # noqa: E402
 from memrelay.connectors.hubspot_api import HubSpotApi  # noqa: E402
 from memrelay.connectors.mapping import load_default_mapping  # noqa: E402
 from memrelay.connectors.sync import HubSpotPager  # noqa: E402
@@ -39,7 +39,7 @@ def baseline(fake: FakeHubSpot) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def run_sync(eng: Engine, fake: FakeHubSpot, *, memories: bool) -> tuple[int, float, int]:
+def run_sync(eng: Services, fake: FakeHubSpot, *, memories: bool) -> tuple[int, float, int]:
     org = eng.tenancy.create_org(f"bench-sync-{time.time_ns()}")
     src = eng.sources.create(org.id, connector="hubspot", config={"api_base": fake.url, "access_token": fake.token,
                                                                   "sync_objects": ["contact"]})
@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-sync-"))
-    eng = Engine(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False,
+    eng = Services(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False,
                           milvus_uri=str(tmp / "milvus.db")))
     eng.migrate()
     fake = FakeHubSpot(contacts=make_contacts(args.contacts)).start()

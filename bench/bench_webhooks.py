@@ -22,7 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memrelay.composition import Engine  # noqa: E402
+from memrelay.composition import Services  # noqa: E402
 from memrelay.connectors.hubspot import v3_signature  # noqa: E402
 from memrelay.engine.core.settings import Settings  # noqa: E402
 from memrelay.supervise.embedded import EmbeddedRedis  # noqa: E402
@@ -97,7 +97,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-whbench-"))
     rds = EmbeddedRedis(tmp / "redis" / "redis.sock").start()
     settings = Settings(data_dir=tmp / "data", redis_url=rds.url, milvus_uri=str(tmp / "milvus.db"), log_level="WARNING")
-    eng = Engine(settings)
+    eng = Services(settings)
     eng.migrate()
     org = eng.tenancy.create_org("bench")
     src = eng.sources.create(org.id, connector="hubspot", secret=SECRET, config={"fetch": False})

@@ -8,7 +8,7 @@ import uuid
 
 from flask import Flask, g, request
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.logging_setup import configure_logging, request_id_var
 from memrelay.engine.core.settings import Settings, load_settings
 from memrelay.gateway.errors import register_error_handlers
@@ -19,7 +19,7 @@ from memrelay.queue.connection import connect
 log = logging.getLogger("memrelay.gateway")
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, engine: Services | None = None) -> Flask:
     """Build the WSGI app. ``settings`` default to the environment (``MEMRELAY_*``)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app = Flask("memrelay")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    engine = engine or Engine(settings)
+    engine = engine or Services(settings)
     app.extensions["memrelay"] = AppState(settings=settings, engine=engine, redis=connect(settings))
 
     @app.before_request

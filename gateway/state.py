@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 import redis
 from flask import current_app
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 
 
 @dataclass
 class AppState:
     settings: Settings
-    engine: Engine
+    engine: Services
     redis: redis.Redis
     extras: dict[str, object] = field(default_factory=dict)
 

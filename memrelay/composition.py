@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from memrelay.engine.stores.metered_llm import LLMService
 
 
-class Engine:
+def build_services(settings: Settings) -> Services:
+    """Every service of this process, built once (call it after any fork: in each gunicorn or RQ worker)."""
+    return Services(settings)
+
+
+class Services:
     """Everything the API or a job does is one call on a service reachable from here."""
 
     def __init__(self, settings: Settings, db: Database | None = None):

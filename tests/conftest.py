@@ -18,7 +18,7 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.migrate import upgrade
@@ -121,14 +121,14 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pa
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    e = Engine(settings, db=Database(settings.sql_url))
+def engine(settings: Settings) -> Iterator[Services]:
+    e = Services(settings, db=Database(settings.sql_url))
     yield e
     e.close()
 
 
 @pytest.fixture
-def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+def app(settings: Settings, engine: Services):  # type: ignore[no-untyped-def]
     from memrelay.gateway.app import create_app
 
     return create_app(settings, engine=engine)
@@ -162,7 +162,7 @@ class Api:
 _org_counter = iter(range(10**9))
 
 
-def make_api(app: Any, engine: Engine, *, scopes: tuple[str, ...] = ("read", "write", "admin"),
+def make_api(app: Any, engine: Services, *, scopes: tuple[str, ...] = ("read", "write", "admin"),
              org_name: str | None = None, rate_limit: int | None = None) -> Api:
     org = engine.tenancy.get_or_create_org(org_name or f"org-{os.getpid()}-{next(_org_counter)}-{os.urandom(3).hex()}")
     key, _ = engine.tenancy.create_key(org.id, scopes=list(scopes), rate_limit_per_minute=rate_limit)
@@ -170,19 +170,19 @@ def make_api(app: Any, engine: Engine, *, scopes: tuple[str, ...] = ("read", "wr
 
 
 @pytest.fixture
-def api(app: Any, engine: Engine) -> Api:
+def api(app: Any, engine: Services) -> Api:
     """An admin key of a fresh org."""
     return make_api(app, engine)
 
 
 @pytest.fixture
-def other_api(app: Any, engine: Engine) -> Api:
+def other_api(app: Any, engine: Services) -> Api:
     """A key of a second, unrelated org (isolation tests)."""
     return make_api(app, engine)
 
 
 @pytest.fixture
-def run_jobs(engine: Engine, settings: Settings):  # type: ignore[no-untyped-def]
+def run_jobs(engine: Services, settings: Settings):  # type: ignore[no-untyped-def]
     """Run every queued RQ job in-process (real Redis, real RQ) against this test's engine."""
     from rq import SimpleWorker
 

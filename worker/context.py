@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import load_settings
 
-_engine: Engine | None = None
+_engine: Services | None = None
 
 
-def get_engine() -> Engine:
+def get_engine() -> Services:
     global _engine
     if _engine is None:
-        _engine = Engine(load_settings())
+        _engine = Services(load_settings())
     return _engine
 
 
-def set_engine(engine: Engine | None) -> None:
+def set_engine(engine: Services | None) -> None:
     """Tests running jobs in-process point them at their own engine."""
     global _engine
     _engine = engine

@@ -7,7 +7,7 @@ import threading
 
 from rq import Worker
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.logging_setup import configure_logging
 from memrelay.engine.core.settings import Settings
 from memrelay.queue.connection import QUEUES, connect
@@ -20,7 +20,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     """Process jobs until stopped (or until the queues are empty with ``burst``)."""
     configure_logging(settings.log_level, json_logs=settings.log_json)
     conn = connect(settings)
-    eng = Engine(settings)
+    eng = Services(settings)
     set_engine(eng)
     stop = threading.Event()
     if not burst:

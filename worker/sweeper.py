@@ -8,7 +8,7 @@ import threading
 
 import redis
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.stores.retention import purge_history
 from memrelay.queue.enqueue import enqueue_events, waiting_in_redis
 from memrelay.worker.periodic import run_periodically, try_lock
@@ -19,14 +19,14 @@ PURGE_EVERY_S = 3600
 SCHEDULE_EVERY_S = 60
 
 
-def sweep_once(eng: Engine, conn: redis.Redis, *, stale_after_s: int = 30) -> int:
+def sweep_once(eng: Services, conn: redis.Redis, *, stale_after_s: int = 30) -> int:
     """Enqueue every event received but not waiting in Redis, failed and due, or whose lease expired."""
     due = eng.events.due(stale_after_s=stale_after_s)
     waiting = waiting_in_redis(conn, due)
     return len(enqueue_events(eng, conn, [e for e in due if e not in waiting]))
 
 
-def sweep_round(eng: Engine, conn: redis.Redis) -> None:
+def sweep_round(eng: Services, conn: redis.Redis) -> None:
     """One maintenance round; each task runs in one worker at a time at its own pace."""
     if try_lock(conn, "sweeper", SWEEP_EVERY_S - 1):
         n = sweep_once(eng, conn)
@@ -43,6 +43,6 @@ def sweep_round(eng: Engine, conn: redis.Redis) -> None:
         log.info("retention: %s", purge_history(eng.db))
 
 
-def start_sweeper(eng: Engine, conn: redis.Redis, stop: threading.Event) -> threading.Thread:
+def start_sweeper(eng: Services, conn: redis.Redis, stop: threading.Event) -> threading.Thread:
     """A daemon thread running the sweep (and the hourly purge) until ``stop`` is set."""
     return run_periodically("sweeper", SWEEP_EVERY_S, lambda: sweep_round(eng, conn), stop)

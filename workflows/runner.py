@@ -21,7 +21,7 @@ from memrelay.workflows.models import ConditionStep, Step, WorkflowDef
 from memrelay.workflows.steps import run_step
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 log = logging.getLogger(__name__)
 RETRY_BASE_S = 1.0
@@ -46,7 +46,7 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
 class Runner:
     """Runs ``run_id`` against ``engine``; ``retry_base_s`` scales the backoff between attempts."""
 
-    def __init__(self, engine: Engine, *, retry_base_s: float = RETRY_BASE_S):
+    def __init__(self, engine: Services, *, retry_base_s: float = RETRY_BASE_S):
         self.engine, self.retry_base_s = engine, retry_base_s
 
     def execute(self, run_id: str) -> dict[str, Any]:

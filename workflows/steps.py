@@ -22,17 +22,17 @@ from memrelay.workflows.models import (
 )
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 Log = Callable[[str], None]
 
 
-def run_step(engine: Engine, org_id: str, step: Step, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def run_step(engine: Services, org_id: str, step: Step, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     """Execute ``step`` with templates filled from ``ctx``; returns its JSON output."""
     return EXECUTORS[type(step)](engine, org_id, step, ctx, log)  # type: ignore[arg-type]
 
 
-def _memorize(engine: Engine, org_id: str, step: MemorizeStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _memorize(engine: Services, org_id: str, step: MemorizeStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     from memrelay.engine.memory.memories import MemorizeRequest
 
     req = MemorizeRequest.model_validate({"content": render(step.content, ctx),
@@ -43,7 +43,7 @@ def _memorize(engine: Engine, org_id: str, step: MemorizeStep, ctx: dict[str, An
     return {k: out[k] for k in ("recordId", "type", "memoriesCreated", "duplicatesSkipped", "memoryIds")}
 
 
-def _batch(engine: Engine, org_id: str, step: BatchMemorizeStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _batch(engine: Services, org_id: str, step: BatchMemorizeStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     from memrelay.engine.memory.batch import BatchMemorizeRequest
 
     rows = evaluate(step.rows.strip().removeprefix("{{").removesuffix("}}"), ctx)
@@ -63,7 +63,7 @@ def _batch(engine: Engine, org_id: str, step: BatchMemorizeStep, ctx: dict[str, 
     return status
 
 
-def _enrich(engine: Engine, org_id: str, step: EnrichStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _enrich(engine: Services, org_id: str, step: EnrichStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     from memrelay.engine.memory.memories import MemorizeRequest
     from memrelay.engine.stores.identity import Identifiers
     from memrelay.engine.stores.properties import Provenance
@@ -85,7 +85,7 @@ def _enrich(engine: Engine, org_id: str, step: EnrichStep, ctx: dict[str, Any], 
     return out
 
 
-def _recall(engine: Engine, org_id: str, step: RecallStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _recall(engine: Services, org_id: str, step: RecallStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     from memrelay.engine.memory.recall import RecallRequest
 
     req = RecallRequest.model_validate({"query": render(step.query, ctx), "identifiers": render(step.identifiers, ctx),
@@ -96,7 +96,7 @@ def _recall(engine: Engine, org_id: str, step: RecallStep, ctx: dict[str, Any], 
     return {"memories": texts, "results": out["results"]}
 
 
-def _digest(engine: Engine, org_id: str, step: DigestStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _digest(engine: Services, org_id: str, step: DigestStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     from memrelay.engine.memory.digest import DigestRequest
 
     req = DigestRequest.model_validate({"identifiers": render(step.identifiers, ctx), "tokenBudget": step.token_budget})
@@ -105,14 +105,14 @@ def _digest(engine: Engine, org_id: str, step: DigestStep, ctx: dict[str, Any], 
     return out
 
 
-def _signals(engine: Engine, org_id: str, step: SignalsStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _signals(engine: Services, org_id: str, step: SignalsStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     items = find_signals(engine, org_id, tag=step.tag, since_hours=step.since_hours,
                          entity_type=step.entity_type, limit=step.limit)
     log(f"{len(items)} {step.entity_type} records with {step.tag!r} memories")
     return {"items": items, "count": len(items)}
 
 
-def find_signals(engine: Engine, org_id: str, *, tag: str, since_hours: int, entity_type: str,
+def find_signals(engine: Services, org_id: str, *, tag: str, since_hours: int, entity_type: str,
                  limit: int) -> list[dict[str, Any]]:
     """Records with memories tagged ``tag`` in the window, each with its keys (e.g. email)."""
     from memrelay.engine.core.util import utcnow
@@ -130,7 +130,7 @@ def find_signals(engine: Engine, org_id: str, *, tag: str, since_hours: int, ent
     return found
 
 
-def _generate(engine: Engine, org_id: str, step: GenerateStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _generate(engine: Services, org_id: str, step: GenerateStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     from memrelay.engine.adapters.llm import require_llm
     from memrelay.engine.guidance.generation import PromptRequest, get_generation
 
@@ -149,7 +149,7 @@ def _generate(engine: Engine, org_id: str, step: GenerateStep, ctx: dict[str, An
             "review_required": out["review_required"], "memorized": out["memorized"]}
 
 
-def _deliver(engine: Engine, org_id: str, step: DeliverStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _deliver(engine: Services, org_id: str, step: DeliverStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     text = str(render(step.text, ctx))
     if step.via == "email":
         out = delivery.send_email(str(render(step.to, ctx)), str(render(step.subject, ctx)), text)
@@ -161,7 +161,7 @@ def _deliver(engine: Engine, org_id: str, step: DeliverStep, ctx: dict[str, Any]
     return {"via": step.via, **out}
 
 
-def _condition(engine: Engine, org_id: str, step: ConditionStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
+def _condition(engine: Services, org_id: str, step: ConditionStep, ctx: dict[str, Any], log: Log) -> dict[str, Any]:
     expr = step.if_.strip()
     passed = bool(render(expr, ctx) if expr.startswith("{{") else evaluate(expr, ctx))
     log(f"condition {expr!r} is {passed}")

@@ -18,13 +18,13 @@ from memrelay.workflows.loader import registry
 from memrelay.workflows.models import ScheduleTrigger, WebhookTrigger, WorkflowDef
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 log = logging.getLogger(__name__)
 Enqueue = Callable[[str], Any]
 
 
-def default_enqueue(engine: Engine) -> Enqueue:
+def default_enqueue(engine: Services) -> Enqueue:
     """Enqueue on the configured Redis; on an outage the run stays 'queued' in SQL and is logged."""
     import redis
 
@@ -42,7 +42,7 @@ def default_enqueue(engine: Engine) -> Enqueue:
     return enqueue
 
 
-def _start(engine: Engine, org_id: str, wf: WorkflowDef, trigger_type: str, trigger: dict[str, Any],
+def _start(engine: Services, org_id: str, wf: WorkflowDef, trigger_type: str, trigger: dict[str, Any],
            dedup_key: str | None, enqueue: Enqueue | None) -> str | None:
     run_id = store.create_run(engine.db, org_id, wf, trigger_type, trigger, dedup_key)
     if run_id is not None:
@@ -50,7 +50,7 @@ def _start(engine: Engine, org_id: str, wf: WorkflowDef, trigger_type: str, trig
     return run_id
 
 
-def on_event(engine: Engine, org_id: str, source_connector: str, event_type: str, record_id: str | None,
+def on_event(engine: Services, org_id: str, source_connector: str, event_type: str, record_id: str | None,
              payload: dict[str, Any], *, enqueue: Enqueue | None = None) -> list[str]:
     """Start the org's enabled workflows whose webhook trigger matches this processed event."""
     enabled = store.enabled_workflows(engine.db, org_id)
@@ -72,7 +72,7 @@ def on_event(engine: Engine, org_id: str, source_connector: str, event_type: str
     return started
 
 
-def tick(engine: Engine, now: datetime | None = None, *, enqueue: Enqueue | None = None) -> list[str]:
+def tick(engine: Services, now: datetime | None = None, *, enqueue: Enqueue | None = None) -> list[str]:
     """Start each enabled schedule-triggered workflow whose slot is due (idempotent per slot)."""
     now = now or utcnow()
     started: list[str] = []
@@ -91,7 +91,7 @@ def tick(engine: Engine, now: datetime | None = None, *, enqueue: Enqueue | None
     return started
 
 
-def start_manual(engine: Engine, org_id: str, workflow_id: str, inputs: dict[str, Any] | None = None, *,
+def start_manual(engine: Services, org_id: str, workflow_id: str, inputs: dict[str, Any] | None = None, *,
                  enqueue: Enqueue | None = None) -> str:
     """Start any workflow by hand (enabled or not); ``inputs`` become ``input`` / ``trigger.payload``."""
     wf = registry(engine.settings.data_dir).get(workflow_id)

@@ -34,7 +34,7 @@ from memrelay.engine.stores.db.models_outbound import WebhookAttempt, WebhookDel
 from memrelay.engine.stores.outbox import EVENT_TYPES, recent
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # delay before attempt n
 TIMEOUT_S = 15.0
@@ -373,7 +373,7 @@ def _matches(sub: WebhookSubscription, ev: OutboxEvent) -> bool:
     return wanted and as_aware(ev.created_at) >= as_aware(sub.created_at)  # type: ignore[operator]
 
 
-def get_webhooks_out(engine: Engine) -> WebhooksOut:
+def get_webhooks_out(engine: Services) -> WebhooksOut:
     """``memrelay.engine.egress.webhooks_out`` when wired (or set by a test), else one cached on the engine instance."""
     existing = engine.__dict__.get("webhooks_out")
     if isinstance(existing, WebhooksOut):

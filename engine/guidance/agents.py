@@ -15,7 +15,7 @@ from memrelay.engine.guidance.generation import PromptRequest
 from memrelay.engine.stores.db.models_llm import Agent
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -92,7 +92,7 @@ def agent_to_dict(a: Agent) -> dict[str, Any]:
 class Agents:
     """Agent CRUD and runs (``memrelay.engine.guidance.agents``)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
 
     def create(self, org_id: str, body: AgentCreate) -> dict[str, Any]:
@@ -161,7 +161,7 @@ class Agents:
         return a
 
 
-def get_agents(engine: Engine) -> Agents:
+def get_agents(engine: Services) -> Agents:
     """``memrelay.engine.guidance.agents``."""
     from memrelay.engine.stores.metered_llm import engine_service
 

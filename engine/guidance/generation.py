@@ -16,7 +16,7 @@ from memrelay.engine.stores.metered_llm import LLMRun, engine_service, llm_servi
 from memrelay.engine.stores.outbox import emit
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 SYSTEM_PROMPT = (
     "You write personalised business communication. Use only facts from the context below; never invent "
@@ -115,7 +115,7 @@ def outputs_model(specs: list[OutputSpec]) -> type[BaseModel]:
 class Generation:
     """``memrelay.engine.guidance.generation``."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
 
     # --- context -----------------------------------------------------------------------------
@@ -283,6 +283,6 @@ _RESERVED = {"runId", "outputs", "steps", "channel", "guardrails", "review_requi
              "evaluation", "context", "memorized", "usage"}
 
 
-def get_generation(engine: Engine) -> Generation:
+def get_generation(engine: Services) -> Generation:
     """``memrelay.engine.guidance.generation``."""
     return engine_service(engine, "generation", Generation)

@@ -19,7 +19,7 @@ from memrelay.engine.guidance.guideline_routing import GuidelineIndex, Match, is
 from memrelay.engine.stores.db.models_llm import Guideline, GuidelineVersion
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 DEEP_CANDIDATES = 10
 DEEP_MIN_SCORE = 0.25
@@ -91,7 +91,7 @@ def _render(snapshot: dict[str, Any]) -> list[str]:
 class Governance:
     """Guidelines and smart guidelines for every org (``memrelay.engine.guidance.governance``)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
         self.index = GuidelineIndex(engine.db, lambda: engine.embedder)
         self.deliveries = DeliveryLog(engine.db)
@@ -237,7 +237,7 @@ def _clean(values: list[str]) -> list[str]:
     return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
 
 
-def get_governance(engine: Engine) -> Governance:
+def get_governance(engine: Services) -> Governance:
     """``memrelay.engine.guidance.governance``."""
     from memrelay.engine.stores.metered_llm import engine_service
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.connectors.mapping import EVENT_FIELD, MappedRecord, MappingSpec, apply_mapping
 from memrelay.connectors.sync import Pager, PageResult, SyncPage, SyncSummary, build_pager, run_sync
 from memrelay.engine.core.errors import MemrelayError
@@ -26,7 +26,7 @@ from memrelay.engine.stores.properties import Provenance
 log = logging.getLogger(__name__)
 
 
-def sync_source(eng: Engine, source_id: str, *, since: datetime | None = None, full: bool = False,
+def sync_source(eng: Services, source_id: str, *, since: datetime | None = None, full: bool = False,
                 memories: bool = True, object_types: list[str] | None = None,
                 progress: Callable[[SyncPage], None] | None = None,
                 sleep: Callable[[float], None] = time.sleep) -> SyncSummary:
@@ -46,7 +46,7 @@ def sync_source(eng: Engine, source_id: str, *, since: datetime | None = None, f
 class PageWriter:
     """Maps and writes pages for one source."""
 
-    def __init__(self, eng: Engine, src: Source, mapping: MappingSpec, pager: Pager, *, memories: bool):
+    def __init__(self, eng: Services, src: Source, mapping: MappingSpec, pager: Pager, *, memories: bool):
         self.eng, self.src, self.mapping, self.pager, self.memories = eng, src, mapping, pager, memories
 
     def _map(self, page: SyncPage, record: dict[str, Any]) -> MappedRecord:

@@ -10,7 +10,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.connectors.base import InboundEvent as ConnectorEvent
 from memrelay.connectors.base import SourceConfig, get_connector
 from memrelay.connectors.mapping import (
@@ -59,7 +59,7 @@ def identifiers_for(mapped: MappedRecord) -> Identifiers:
     return ids
 
 
-def handle_event(eng: Engine, org_id: str, src: Source, event: ConnectorEvent) -> dict[str, Any]:
+def handle_event(eng: Services, org_id: str, src: Source, event: ConnectorEvent) -> dict[str, Any]:
     """Apply one verified, logged event to memory. Raises on failure (the caller records retries)."""
     action = event.event_type.rsplit(".", 1)[-1]
     if action == "associationChange":
@@ -90,7 +90,7 @@ def handle_event(eng: Engine, org_id: str, src: Source, event: ConnectorEvent) -
     return write_mapped(eng, org_id, ids, mapped, prov)
 
 
-def write_mapped(eng: Engine, org_id: str, ids: Identifiers, mapped: MappedRecord, prov: Provenance) -> dict[str, Any]:
+def write_mapped(eng: Services, org_id: str, ids: Identifiers, mapped: MappedRecord, prov: Provenance) -> dict[str, Any]:
     """Properties through the structured store; memory templates through memorize."""
     result: dict[str, Any] = eng.records.upsert(org_id, ids, mapped.properties, prov)
     texts = list(mapped.memories) + [str(mapped.properties[n]) for n in mapped.extract_memories
@@ -108,7 +108,7 @@ def write_mapped(eng: Engine, org_id: str, ids: Identifiers, mapped: MappedRecor
             **{k: result[k] for k in ("memoriesCreated", "duplicatesSkipped") if k in result}}
 
 
-def merge(eng: Engine, org_id: str, src: Source, event: ConnectorEvent, mapped: MappedRecord,
+def merge(eng: Services, org_id: str, src: Source, event: ConnectorEvent, mapped: MappedRecord,
           prov: Provenance) -> dict[str, Any]:
     """Provider merge: the merged records' keys, properties and memories move to the survivor."""
     key_name = next((k for k in mapped.keys if k not in RESERVED), None)

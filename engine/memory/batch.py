@@ -33,7 +33,7 @@ from memrelay.engine.stores.outbox import emit
 from memrelay.engine.stores.properties import Provenance
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 log = logging.getLogger("memrelay.batch")
 
@@ -136,7 +136,7 @@ class ChunkTotals:
 class BatchMemorize:
     """Create, process and report batch-memorize runs."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
 
     # --- planning ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from memrelay.engine.stores.metered_llm import llm_service
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 MAX_ROUNDS = 2
 MAX_FOLLOW_UPS = 3
@@ -47,7 +47,7 @@ def merge(results: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dic
     return sorted(best.values(), key=lambda r: -r.get("score", 0.0))
 
 
-def deep_recall(engine: Engine, org_id: str, query: str, fast_search: FastSearch, *,
+def deep_recall(engine: Services, org_id: str, query: str, fast_search: FastSearch, *,
                 first: list[dict[str, Any]] | None = None, generate_answer: bool = False,
                 limit: int = 10, max_rounds: int = MAX_ROUNDS) -> dict[str, Any]:
     """Reflect (≤ ``max_rounds``), search the follow-ups, optionally answer. Raises 503 without an LLM."""
@@ -84,7 +84,7 @@ def deep_recall(engine: Engine, org_id: str, query: str, fast_search: FastSearch
     return out
 
 
-def recall_deep(engine: Engine, org_id: str, req: Any, fast_result: dict[str, Any]) -> dict[str, Any]:
+def recall_deep(engine: Services, org_id: str, req: Any, fast_result: dict[str, Any]) -> dict[str, Any]:
     """The ``memrelay.engine.memory.deep_recall`` hook: deep mode over ``Recall.smart_recall``'s fast result."""
     recall = engine.recall
 

@@ -18,7 +18,7 @@ from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, Reco
 from memrelay.engine.stores.identity import Identifiers, normalise_url, record_keys
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 MAX_LINKED = 10
 NAME_PROPERTIES = ("name", "deal_name", "subject")
@@ -65,7 +65,7 @@ def display_name(props: dict[str, Any], keys: dict[str, Any], fallback: str) -> 
 class Digests:
     """Builds record digests."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
 
     def digest(self, org_id: str, req: DigestRequest) -> dict[str, Any]:

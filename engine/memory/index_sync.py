@@ -24,7 +24,7 @@ from memrelay.engine.core.util import utcnow
 from memrelay.engine.stores.db.models import IndexMeta, IndexTombstone, Memory
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.adapters.embedding import Embedder
 
 log = logging.getLogger("memrelay.index")
@@ -62,11 +62,11 @@ def check_embedder(s: Session, org_id: str, embedder: Embedder, *, claim: bool =
         )
 
 
-def current_collection(engine: Engine) -> str:
+def current_collection(engine: Services) -> str:
     return collection_name(engine.embedder.name, engine.embedder.dim)
 
 
-def index_memories(engine: Engine, memory_ids: Sequence[str], *, flush: bool = True) -> int:
+def index_memories(engine: Services, memory_ids: Sequence[str], *, flush: bool = True) -> int:
     """Upsert the vectors of these pending memories to Milvus and mark them indexed.
 
     ``flush`` seals them at once; bulk callers pass False and flush once at the end (fewer segments)."""
@@ -81,7 +81,7 @@ def index_memories(engine: Engine, memory_ids: Sequence[str], *, flush: bool = T
     return indexed
 
 
-def sync_after_commit(engine: Engine, *, index: Sequence[str] = (), tombstones_of: str | None = None,
+def sync_after_commit(engine: Services, *, index: Sequence[str] = (), tombstones_of: str | None = None,
                       flush_now: bool = True) -> bool:
     """Push a committed change to Milvus: index these memories and/or apply an org's tombstones.
 
@@ -101,7 +101,7 @@ def sync_after_commit(engine: Engine, *, index: Sequence[str] = (), tombstones_o
         return False
 
 
-def _index_rows(engine: Engine, rows: Sequence[Any], *, flush: bool) -> int:
+def _index_rows(engine: Services, rows: Sequence[Any], *, flush: bool) -> int:
     emb = engine.embedder
     rows = [r for r in rows if r.embedder == emb.name and r.embedding is not None]
     if not rows:
@@ -121,7 +121,7 @@ def _index_rows(engine: Engine, rows: Sequence[Any], *, flush: bool) -> int:
     return len(rows)
 
 
-def apply_tombstones(engine: Engine, *, org_id: str | None = None) -> int:
+def apply_tombstones(engine: Services, *, org_id: str | None = None) -> int:
     """Delete tombstoned vectors from every memory collection, then drop the tombstones."""
     done = 0
     while True:
@@ -140,7 +140,7 @@ def apply_tombstones(engine: Engine, *, org_id: str | None = None) -> int:
         done += len(stones)
 
 
-def pending_ids(engine: Engine, *, org_id: str | None = None, after: str = "", limit: int = BATCH) -> list[str]:
+def pending_ids(engine: Services, *, org_id: str | None = None, after: str = "", limit: int = BATCH) -> list[str]:
     """Ids of memories waiting for the index (embedded with the current embedder), in id order."""
     with engine.db.read() as s:
         q = select(Memory.id).where(Memory.index_state == "pending", Memory.embedder == engine.embedder.name,
@@ -150,7 +150,7 @@ def pending_ids(engine: Engine, *, org_id: str | None = None, after: str = "", l
         return list(s.scalars(q.order_by(Memory.id).limit(limit)))
 
 
-def reconcile(engine: Engine, *, org_id: str | None = None) -> dict[str, int]:
+def reconcile(engine: Services, *, org_id: str | None = None) -> dict[str, int]:
     """Index every pending memory and apply every tombstone (idempotent; safe to run any time)."""
     with engine.db.read() as s:
         q_pending = select(Memory.id).where(Memory.index_state == "pending").limit(1)
@@ -171,7 +171,7 @@ def reconcile(engine: Engine, *, org_id: str | None = None) -> dict[str, int]:
     return {"indexed": indexed, "tombstones": removed}
 
 
-def start_background_reconcile(engine: Engine) -> threading.Thread:
+def start_background_reconcile(engine: Services) -> threading.Thread:
     """Run :func:`reconcile` in a daemon thread so process start-up does not wait for Milvus."""
 
     def run() -> None:
@@ -187,18 +187,18 @@ def start_background_reconcile(engine: Engine) -> threading.Thread:
     return thread
 
 
-def org_ids(engine: Engine) -> list[str]:
+def org_ids(engine: Services) -> list[str]:
     """Every org that has memories or an index record."""
     with engine.db.read() as s:
         return sorted(set(s.scalars(select(Memory.org_id).distinct())) | set(s.scalars(select(IndexMeta.org_id))))
 
 
-def count_memories(engine: Engine, org_id: str) -> int:
+def count_memories(engine: Services, org_id: str) -> int:
     with engine.db.read() as s:
         return int(s.scalar(select(func.count(Memory.id)).where(Memory.org_id == org_id)) or 0)
 
 
-def reindex_org(engine: Engine, org_id: str, *, batch_size: int = 1000,
+def reindex_org(engine: Services, org_id: str, *, batch_size: int = 1000,
                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Re-embed every memory of an org from its SQL text with the current embedder and rebuild its vectors.
 
@@ -240,7 +240,7 @@ def reindex_org(engine: Engine, org_id: str, *, batch_size: int = 1000,
     return {"org": org_id, "reembedded": total, "indexed": indexed, "embedder": emb.name, "dim": emb.dim}
 
 
-def check_org(engine: Engine, org_id: str, *, repair: bool = False) -> dict[str, Any]:
+def check_org(engine: Services, org_id: str, *, repair: bool = False) -> dict[str, Any]:
     """Compare an org's SQL memories with its Milvus vectors; ``repair`` re-indexes what is missing and
     removes what should not be there."""
     emb = engine.embedder

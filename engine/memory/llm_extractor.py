@@ -28,7 +28,7 @@ from memrelay.engine.domain.extraction.keywords import content_stems, property_k
 from memrelay.engine.domain.extraction.offline import ExtractedValue, anchor_relative_dates
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.adapters.llm import Usage
 
 CHUNK_TOKENS = 3000
@@ -161,7 +161,7 @@ def merge_values(values: list[ExtractedValue], specs: dict[str, PropertySpec]) -
 class LLMExtractor:
     """``engine.extractor``: LLM-backed extraction for ``enhanced`` memorize and batch ``extractMemories``."""
 
-    def __init__(self, engine: Engine, *, chunk_tokens: int = CHUNK_TOKENS):
+    def __init__(self, engine: Services, *, chunk_tokens: int = CHUNK_TOKENS):
         self.engine = engine
         self.chunk_tokens = chunk_tokens
 
@@ -195,7 +195,7 @@ class LLMExtractor:
             usage=usage, chunks=len(chunks))
 
 
-def get_extractor(engine: Engine) -> LLMExtractor:
+def get_extractor(engine: Services) -> LLMExtractor:
     """``engine.extractor``."""
     from memrelay.engine.stores.metered_llm import engine_service
 

@@ -45,7 +45,7 @@ from memrelay.engine.stores.outbox import emit
 from memrelay.engine.stores.properties import Provenance, lock_record, write_properties
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.memory.batch import BatchMemorize
 
 IDENTIFIER_FIELDS = ("email", "website_url", "websiteUrl", "website", "record_id", "recordId", "customKeyName",
@@ -124,7 +124,7 @@ class _Timer:
 class Memories:
     """Org-scoped memory writes and listing."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
 
     @cached_property

@@ -34,7 +34,7 @@ from memrelay.engine.stores.db.models import Collection, Memory, PropertyValue, 
 from memrelay.engine.stores.identity import Identifiers, locate_record, record_keys
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.memory.digest import Digests
     from memrelay.engine.memory.similar import Similarity
 
@@ -87,7 +87,7 @@ def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
 class Recall:
     """Semantic recall, digest, similarity and segmentation over an org's memories."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
         self.cache = EntityVectorCache()
         self.exact = ExactOrgIndex()

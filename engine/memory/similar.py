@@ -25,7 +25,7 @@ from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
 from memrelay.engine.stores.identity import Identifiers, record_keys
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.memory.recall import Recall
 
 Dimension = Literal["properties", "memories", "hybrid"]
@@ -92,7 +92,7 @@ def render_properties(values: dict[str, Any]) -> str:
 class Similarity:
     """Record-to-record similarity for ``/similar`` and ``/segment``."""
 
-    def __init__(self, engine: Engine, recall: Recall):
+    def __init__(self, engine: Services, recall: Recall):
         self.engine = engine
         self.recall = recall
         self._prop_cache: dict[tuple[str, int], np.ndarray] = {}

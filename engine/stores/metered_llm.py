@@ -21,7 +21,7 @@ from memrelay.engine.core.util import new_id
 from memrelay.engine.stores.usage_store import SqlBudget, UsageStore, org_budget_limit
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.adapters.llm import LLMClient, LLMConfig, Usage
     from memrelay.engine.core.settings import Settings
 
@@ -71,7 +71,7 @@ class LLMRun:
 class LLMService:
     """Builds :class:`LLMRun` objects; holds the (validated) LLM config and the usage store."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Services):
         self.engine = engine
         self.store = UsageStore(engine.db)
 
@@ -101,8 +101,8 @@ class LLMService:
 T = TypeVar("T")
 
 
-def engine_service(engine: Engine, name: str, factory: Callable[[Engine], T]) -> T:
-    """``engine.<name>`` when :class:`memrelay.composition.Engine` defines it, else one instance cached on ``engine``
+def engine_service(engine: Services, name: str, factory: Callable[[Services], T]) -> T:
+    """``engine.<name>`` when :class:`memrelay.composition.Services` defines it, else one instance cached on ``engine``
     (so the LLM layer works before core.py wires its services, and uses the same instance after)."""
     if hasattr(type(engine), name):
         return getattr(engine, name)
@@ -112,6 +112,6 @@ def engine_service(engine: Engine, name: str, factory: Callable[[Engine], T]) ->
     return engine.__dict__[key]
 
 
-def llm_service(engine: Engine) -> LLMService:
+def llm_service(engine: Services) -> LLMService:
     """``memrelay.engine.adapters.llm``."""
     return engine_service(engine, "llm", LLMService)

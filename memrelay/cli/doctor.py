@@ -10,7 +10,7 @@ from memrelay.engine.core.settings import Settings
 
 
 def run_doctor(settings: Settings) -> int:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.supervise.embedded import EmbeddedRedis, _port_open
 
     failures = 0
@@ -24,7 +24,7 @@ def run_doctor(settings: Settings) -> int:
             failures += 1
             click.echo(f"[FAIL] {name:13} {what}  {exc.__class__.__name__}: {exc}")
 
-    engine = Engine(settings)
+    engine = Services(settings)
     check("sql", engine.db.url.split("@")[-1], lambda: (engine.db.ping(), engine.db.dialect)[1])
     if settings.uses_embedded_redis:
         r = EmbeddedRedis(settings.embedded_redis_socket)

@@ -19,7 +19,7 @@ from memrelay.engine.core.errors import MemrelayError
 @contextmanager
 def _engine(org_name: str | None) -> Iterator[tuple[Any, list[str]]]:
     """An engine on the configured stores (reusing `memrelay up`'s Milvus server if it runs) and the orgs."""
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.core.settings import load_settings
     from memrelay.engine.memory.index_sync import org_ids
     from memrelay.supervise.supervisor import ensure_embedded_services
@@ -29,7 +29,7 @@ def _engine(org_name: str | None) -> Iterator[tuple[Any, list[str]]]:
         settings.ensure_data_dir()
         services = ensure_embedded_services(settings)
         os.environ.update(services.env)
-        engine = Engine(load_settings())
+        engine = Services(load_settings())
     except MemrelayError as exc:
         raise click.ClickException(exc.message) from None
     try:

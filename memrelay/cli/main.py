@@ -80,11 +80,11 @@ def worker(burst: bool) -> None:
 @cli.command()
 def migrate() -> None:
     """Apply database migrations."""
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
     s = _settings()
     s.ensure_data_dir()
-    Engine(s).migrate()
+    Services(s).migrate()
     click.echo("database is up to date")
 
 

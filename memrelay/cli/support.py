@@ -9,12 +9,12 @@ import click
 from memrelay.engine.core.errors import MemrelayError
 
 if TYPE_CHECKING:
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
 
 
-def open_engine() -> Engine:
+def open_engine() -> Services:
     """An engine on the configured database, migrated to the latest schema (settings errors → exit 1)."""
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.core.settings import load_settings
 
     try:
@@ -22,6 +22,6 @@ def open_engine() -> Engine:
     except MemrelayError as exc:
         raise click.ClickException(exc.message) from None
     settings.ensure_data_dir()
-    engine = Engine(settings)
+    engine = Services(settings)
     engine.migrate()
     return engine

@@ -7,14 +7,14 @@ import logging
 import redis
 from rq.job import Job
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.queue.connection import queue
 
 log = logging.getLogger(__name__)
 EVENT_JOB_TIMEOUT_S = 600
 
 
-def enqueue_events(eng: Engine, conn: redis.Redis, event_ids: list[str]) -> list[str]:
+def enqueue_events(eng: Services, conn: redis.Redis, event_ids: list[str]) -> list[str]:
     """Enqueue one job per event (job id = event id). Returns the ids enqueued; on a Redis outage the
     events stay 'received' in the log and the sweeper enqueues them later — nothing is lost.
 

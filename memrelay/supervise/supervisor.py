@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.supervise.embedded import EmbeddedMilvus, EmbeddedRedis, _die_with_parent, _port_open
 
@@ -51,7 +51,7 @@ def ensure_embedded_services(settings: Settings, *, with_milvus: bool = True) ->
     return out
 
 
-def ensure_admin_key(engine: Engine, settings: Settings) -> Path:
+def ensure_admin_key(engine: Services, settings: Settings) -> Path:
     """On first start create org 'default' with an admin key, written once to <data dir>/admin_key."""
     path = settings.data_dir / "admin_key"
     if not engine.tenancy.has_any_key():
@@ -86,7 +86,7 @@ class Supervisor:
     def run(self) -> int:
         s = self.settings
         s.ensure_data_dir()
-        engine = Engine(s)
+        engine = Services(s)
         engine.migrate()
         key_path = ensure_admin_key(engine, s)
         engine.close()

@@ -9,7 +9,7 @@ import redis
 from click.testing import CliRunner
 
 from memrelay.cli.main import cli
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import load_settings
 
 
@@ -27,7 +27,7 @@ def test_events_list_show_replay(tmp_path, monkeypatch, private_redis):
     assert out.exit_code == 0, out.output
     src = json.loads(out.output)
     assert src["webhookPath"] == f"/webhooks/hubspot/{src['id']}" and src["secret"] == "s"
-    eng = Engine(load_settings())
+    eng = Services(load_settings())
     ids, _ = eng.events.record(eng.tenancy.org_by_name("acme").id, src["id"], [
         {"connector": "hubspot", "dedup_key": f"k{i}", "event_type": "contact.creation", "object_type": "contact",
          "object_id": str(i), "occurred_at": datetime.now(UTC), "payload": {"n": i}} for i in range(2)])

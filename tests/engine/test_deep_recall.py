@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.memory.deep_recall import deep_recall, recall_deep
 from memrelay.engine.memory.memories import MemorizeRequest
@@ -26,8 +26,8 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture
-def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Engine]:
-    e = Engine(with_llm(settings, llm))
+def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
+    e = Services(with_llm(settings, llm))
     yield e
     e.close()
 
@@ -37,7 +37,7 @@ def search(q: str) -> list[dict[str, Any]]:
     return [{"memoryId": k, "text": MEMORY[k], "score": 0.5 + 0.1 * i} for i, k in enumerate(hits)]
 
 
-def test_reflection_is_bounded_to_two_rounds_and_answer_cites_known_ids(eng: Engine, llm: FakeLLMServer) -> None:
+def test_reflection_is_bounded_to_two_rounds_and_answer_cites_known_ids(eng: Services, llm: FakeLLMServer) -> None:
     org_id = eng.tenancy.get_or_create_org("deep").id
     llm.reply_json({"sufficient": False, "followUpQueries": ["snowflake migration"]})
     llm.reply_json({"sufficient": False, "followUpQueries": ["cto", "snowflake migration"]})
@@ -49,14 +49,14 @@ def test_reflection_is_bounded_to_two_rounds_and_answer_cites_known_ids(eng: Eng
     assert len(llm.chat_requests) == 3 and out["usage"]["calls"] == 3
 
 
-def test_sufficient_memories_stop_reflection(eng: Engine, llm: FakeLLMServer) -> None:
+def test_sufficient_memories_stop_reflection(eng: Services, llm: FakeLLMServer) -> None:
     org_id = eng.tenancy.get_or_create_org("deep2").id
     llm.reply_json({"sufficient": True, "followUpQueries": ["ignored"]})
     out = deep_recall(eng, org_id, "acme database", search)
     assert out["reflection"] == {"rounds": 1, "queries": []} and "answer" not in out
 
 
-def test_hook_for_smart_recall_deep_mode(eng: Engine, llm: FakeLLMServer) -> None:
+def test_hook_for_smart_recall_deep_mode(eng: Services, llm: FakeLLMServer) -> None:
     org_id = eng.tenancy.get_or_create_org("deep3").id
     eng.memories.memorize(org_id, MemorizeRequest(content="Acme runs its analytics on PostgreSQL.",
                                                   website_url="acme.com", tags=["crm"]))

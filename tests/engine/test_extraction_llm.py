@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.core.tokens import count_tokens
@@ -42,8 +42,8 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture
-def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Engine]:
-    eng = Engine(with_llm(settings, llm))
+def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
+    eng = Services(with_llm(settings, llm))
     yield eng
     eng.close()
 
@@ -53,7 +53,7 @@ def answer(**kw: Any) -> dict[str, Any]:
                                                        "temporalAnchoring": 1}, **kw}
 
 
-def test_typed_properties_and_self_contained_facts(llm_engine: Engine, llm: FakeLLMServer) -> None:
+def test_typed_properties_and_self_contained_facts(llm_engine: Services, llm: FakeLLMServer) -> None:
     org_id = llm_engine.tenancy.get_or_create_org("ext").id
     llm.reply_json(answer(
         facts=["Dana Lee said Acme will sign the $250,000 contract by 2026-03-31.",
@@ -85,7 +85,7 @@ def test_typed_properties_and_self_contained_facts(llm_engine: Engine, llm: Fake
     assert row.feature == "extraction" and row.total_tokens == result.usage.total_tokens and row.cost_usd > 0
 
 
-def test_long_transcripts_are_chunked_on_speaker_turns(llm_engine: Engine, llm: FakeLLMServer) -> None:
+def test_long_transcripts_are_chunked_on_speaker_turns(llm_engine: Services, llm: FakeLLMServer) -> None:
     turns = [f"{'Alice' if i % 2 else 'Bob'}: point number {i} about the rollout plan and its budget." for i in
              range(120)]
     transcript = "\n".join(turns)
@@ -128,7 +128,7 @@ def test_enhanced_memorize_uses_the_extractor(settings: Settings, llm: FakeLLMSe
     from memrelay.gateway.app import create_app
     from tests.conftest import make_api
 
-    eng = Engine(with_llm(settings, llm))
+    eng = Services(with_llm(settings, llm))
     eng.extractor = LLMExtractor(eng)  # type: ignore[attr-defined]  # the wiring the lead adds in core.py
     try:
         api = make_api(create_app(eng.settings, engine=eng), eng)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.adapters.llm import LLMNotConfigured
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.settings import Settings
@@ -36,22 +36,22 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture
-def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Engine]:
-    e = Engine(with_llm(settings, llm))
+def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
+    e = Services(with_llm(settings, llm))
     yield e
     e.close()
 
 
 @pytest.fixture
-def org(eng: Engine) -> str:
+def org(eng: Services) -> str:
     return eng.tenancy.get_or_create_org("gen-org").id
 
 
-def generate(eng: Engine, org: str, **body: Any) -> dict[str, Any]:
+def generate(eng: Services, org: str, **body: Any) -> dict[str, Any]:
     return Generation(eng).generate(org, PromptRequest.model_validate(body))
 
 
-def test_multi_step_with_named_outputs_and_channel_regeneration(eng: Engine, org: str, llm: FakeLLMServer) -> None:
+def test_multi_step_with_named_outputs_and_channel_regeneration(eng: Services, org: str, llm: FakeLLMServer) -> None:
     llm.reply("Key points: thank Dana for the renewal; mention the new dashboards.")
     llm.reply_json({**GOOD_EMAIL, "subject": "A" * 95})  # violates the 80-character subject limit
     llm.reply_json(GOOD_EMAIL)
@@ -103,7 +103,7 @@ def test_guardrails_flag_unsupported_facts_and_sensitive_topics() -> None:
                                              context="").blocking] == ["placeholder"] * 3
 
 
-def test_placeholders_are_regenerated_then_flagged_for_review(eng: Engine, org: str, llm: FakeLLMServer) -> None:
+def test_placeholders_are_regenerated_then_flagged_for_review(eng: Services, org: str, llm: FakeLLMServer) -> None:
     llm.reply_json({"text": "Hi [First Name], your plan renews soon."}, times=2)
     out = generate(eng, org, context="Dana renews in May.", channel="sms", useGuidelines=False,
                    instructions=[{"prompt": "Write an SMS reminder.", "maxSteps": 2}])
@@ -113,7 +113,7 @@ def test_placeholders_are_regenerated_then_flagged_for_review(eng: Engine, org: 
     assert out["channel"]["compliant"] is True
 
 
-def test_evaluation_with_criteria(eng: Engine, org: str, llm: FakeLLMServer) -> None:
+def test_evaluation_with_criteria(eng: Services, org: str, llm: FakeLLMServer) -> None:
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
     llm.reply_json({"score": 8.5, "summary": "Clear.", "criteria": [
         {"criterion": "Brevity", "score": 9, "notes": "One sentence."},
@@ -127,7 +127,7 @@ def test_evaluation_with_criteria(eng: Engine, org: str, llm: FakeLLMServer) -> 
     assert out["usage"]["calls"] == 2
 
 
-def test_auto_context_progressive_guidelines_and_memorize_back(eng: Engine, org: str, llm: FakeLLMServer) -> None:
+def test_auto_context_progressive_guidelines_and_memorize_back(eng: Services, org: str, llm: FakeLLMServer) -> None:
     eng.memories.memorize(org, MemorizeRequest(content="Dana Lee is the VP of Operations at Acme. "
                                                        "Dana prefers short emails.",
                                                email="dana@acme.com", tags=["crm"]))
@@ -155,14 +155,14 @@ def test_auto_context_progressive_guidelines_and_memorize_back(eng: Engine, org:
     assert generated and any("Your Growth plan renewal" in m["text"] for m in generated)
 
 
-def test_without_a_model_generation_refuses(settings: Settings, engine: Engine) -> None:
+def test_without_a_model_generation_refuses(settings: Settings, engine: Services) -> None:
     org_id = engine.tenancy.get_or_create_org("no-llm").id
     with pytest.raises(LLMNotConfigured) as err:
         Generation(engine).generate(org_id, PromptRequest.model_validate({"instructions": [{"prompt": "hi"}]}))
     assert err.value.http_status == 503 and "MEMRELAY_LLM_MODEL" in err.value.message
 
 
-def test_agents_fill_variables_and_run(eng: Engine, org: str, llm: FakeLLMServer) -> None:
+def test_agents_fill_variables_and_run(eng: Services, org: str, llm: FakeLLMServer) -> None:
     agents = Agents(eng)
     agent = agents.create(org, AgentCreate(name="sms-nudge", spec={
         "instructions": [{"prompt": "Write an SMS about {{input}} for {{ name }}."}],

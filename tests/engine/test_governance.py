@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.adapters.llm import LLMNotConfigured
 from memrelay.engine.core.errors import NotFound
 from memrelay.engine.core.settings import Settings
@@ -33,12 +33,12 @@ LONG_POLICY = "\n\n".join(
 
 
 @pytest.fixture
-def org(engine: Engine) -> str:
+def org(engine: Services) -> str:
     return engine.tenancy.get_or_create_org(f"gov-{id(engine)}").id
 
 
 @pytest.fixture
-def gov(engine: Engine) -> Governance:
+def gov(engine: Services) -> Governance:
     return Governance(engine)
 
 
@@ -75,7 +75,7 @@ def test_crud_versions_and_diff_history(gov: Governance, org: str, other_org: st
 
 
 @pytest.fixture
-def other_org(engine: Engine) -> str:
+def other_org(engine: Services) -> str:
     return engine.tenancy.get_or_create_org(f"gov-other-{id(engine)}").id
 
 
@@ -127,7 +127,7 @@ def test_long_guideline_delivers_relevant_sections_and_progressive_delivery(gov:
     assert "## Flights" in flights["compiledContext"] and "## Hotels" not in flights["compiledContext"]
 
 
-def test_session_state_is_shared_between_processes(engine: Engine, org: str, backend: str) -> None:
+def test_session_state_is_shared_between_processes(engine: Services, org: str, backend: str) -> None:
     a, b = Governance(engine), Governance(engine)  # two gateway processes = two service instances
     a.create(org, GuidelineCreate(name="Refund policy", content=GUIDELINES[1]["content"],
                                   triggerKeywords=["refund"]))
@@ -151,7 +151,7 @@ def test_edit_invalidates_cached_embeddings(gov: Governance, org: str, corpus: d
     assert not ask(gov, org, "quarterly llama grooming")["guidelines"]
 
 
-def test_stale_guidelines_are_flagged(engine: Engine, gov: Governance, org: str) -> None:
+def test_stale_guidelines_are_flagged(engine: Services, gov: Governance, org: str) -> None:
     g = gov.create(org, GuidelineCreate(name="Old refund rules", content="Refunds need approval.",
                                         triggerKeywords=["refund"]))
     with engine.db.session() as s:
@@ -174,7 +174,7 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 def test_deep_mode_lets_the_llm_choose_among_candidates(settings: Settings, llm: FakeLLMServer) -> None:
-    eng = Engine(with_llm(settings, llm))
+    eng = Services(with_llm(settings, llm))
     try:
         org_id = eng.tenancy.get_or_create_org("deep-org").id
         gov = Governance(eng)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.errors import NotFound
 from memrelay.engine.memory.index_sync import current_collection, reconcile
 from memrelay.engine.memory.memories import MemorizeRequest
@@ -151,7 +151,7 @@ def test_changed_embedder_requires_reindex(api, engine):
 CRASHING_MEMORIZE = textwrap.dedent("""
     import json, os, sys
     import memrelay.engine.memory.index_sync as index_sync
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.memory.memories import MemorizeRequest
     from memrelay.engine.core.settings import Settings
 
@@ -160,7 +160,7 @@ CRASHING_MEMORIZE = textwrap.dedent("""
 
     index_sync.index_memories = crash
     cfg = json.loads(sys.argv[1])
-    engine = Engine(Settings(database_url=cfg["db"], milvus_uri=cfg["milvus"], data_dir=cfg["data"]))
+    engine = Services(Settings(database_url=cfg["db"], milvus_uri=cfg["milvus"], data_dir=cfg["data"]))
     engine.memories.memorize(cfg["org"], MemorizeRequest.model_validate(cfg["body"]))
     os._exit(0)
 """)
@@ -191,7 +191,7 @@ def test_crash_between_sql_commit_and_milvus_write_is_reconciled(api, engine, se
 
 
 def test_memorize_succeeds_when_milvus_is_down_and_reconcile_catches_up(api, engine, settings):
-    down = Engine(settings.model_copy(update={"milvus_uri": "http://127.0.0.1:9"}), db=Database(settings.sql_url))
+    down = Services(settings.model_copy(update={"milvus_uri": "http://127.0.0.1:9"}), db=Database(settings.sql_url))
     try:
         out = down.memories.memorize(api.org_id, MemorizeRequest(content="Budget owner is the COO.",
                                                                  email="coo@xi.com", tags=["t"]))

@@ -33,11 +33,11 @@ def test_minilm_loads_offline_and_embeds(monkeypatch):
 
 
 def test_recall_through_minilm(settings, engine):
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.engine.memory.memories import MemorizeRequest
     from memrelay.engine.memory.recall import RecallRequest
 
-    eng = Engine(settings.model_copy(update={"embedder": "minilm"}), db=engine.db)
+    eng = Services(settings.model_copy(update={"embedder": "minilm"}), db=engine.db)
     org = eng.tenancy.create_org("minilm-org").id
     eng.memories.memorize(org, MemorizeRequest(content="Acme migrated their database to PostgreSQL. "
                                                "The office dog is called Biscuit.", email="a@acme.com", tags=["t"]))

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from memrelay.cli.index_commands import check_index_command, reindex_command
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.adapters.vector_index import VectorRow, collection_name
 from memrelay.engine.core.errors import ServiceUnavailable
 from memrelay.engine.memory.index_sync import check_org, current_collection, reconcile
@@ -55,7 +55,7 @@ def test_check_index_finds_and_repairs_drift(api, engine):
 
 def test_reindex_after_an_embedder_change(api, engine, settings, monkeypatch):
     out = memorize(api, "Their data team standardised on dbt and BigQuery.", email="data@mu.com")
-    small = Engine(settings.model_copy(update={"embedder": "wordllama:l2_supercat_256:64"}),
+    small = Services(settings.model_copy(update={"embedder": "wordllama:l2_supercat_256:64"}),
                    db=Database(settings.sql_url))
     try:
         with pytest.raises(ServiceUnavailable, match="memrelay reindex"):
@@ -96,7 +96,7 @@ def test_check_index_cli_repairs_pending_rows(api, engine, settings):
     assert recall(api, "weekly sync meeting")["results"][0]["memoryId"] == out["memoryIds"][0]
 
 
-def _org_name(engine: Engine, org_id: str) -> str:
+def _org_name(engine: Services, org_id: str) -> str:
     from memrelay.engine.stores.db.models import Org
 
     with engine.db.read() as s:

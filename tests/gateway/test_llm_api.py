@@ -10,7 +10,7 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import update
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.adapters.llm import Usage
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.db.models import Org
@@ -119,7 +119,7 @@ def test_prompt_returns_outputs_and_usage_and_records_spend(api: Any, llm: FakeL
     assert spent["spentUsd"] == pytest.approx(usage["costUsd"]) and spent["monthlyBudgetUsd"] is None
 
 
-def test_budget_exhausted_is_402_naming_the_limit(api: Any, engine: Engine, llm: FakeLLMServer,
+def test_budget_exhausted_is_402_naming_the_limit(api: Any, engine: Services, llm: FakeLLMServer,
                                                  backend: str) -> None:
     with engine.db.session() as s:
         s.execute(update(Org).where(Org.id == api.org_id).values(settings={"monthly_budget_usd": 0.5}))
@@ -139,7 +139,7 @@ def test_default_budget_from_settings(api: Any, llm: FakeLLMServer) -> None:
     assert err["details"]["limit_usd"] == 0.0 and llm.chat_requests == []
 
 
-def test_provider_error_is_502_and_nothing_is_written(api: Any, engine: Engine, llm: FakeLLMServer) -> None:
+def test_provider_error_is_502_and_nothing_is_written(api: Any, engine: Services, llm: FakeLLMServer) -> None:
     llm.reply("Outline: mention the renewal.")
     llm.fail(400, message="This model's maximum context length is 8192 tokens")
     body = {**SMS, "instructions": [{"prompt": "Outline."}, {"prompt": "Write the SMS."}],
@@ -173,7 +173,7 @@ def test_timeout_is_502_llm_timeout(api: Any, llm: FakeLLMServer) -> None:
     assert err["details"]["timeout_s"] == 0.5 and len(llm.chat_requests) == 1  # timeouts are not retried
 
 
-def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: Any, engine: Engine,
+def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: Any, engine: Services,
                                                 llm: FakeLLMServer) -> None:
     queued = api.post("/api/v1/prompt", json={**SMS, "async": True, "memorize": {"email": "dana@acme.com"}})
     assert queued.status_code == 202 and queued.json["status"] == "queued"

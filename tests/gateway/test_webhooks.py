@@ -263,11 +263,11 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
     victim = ids[0]
     script = textwrap.dedent(f"""
         import os
-        from memrelay.composition import Engine
+        from memrelay.composition import Services
         from memrelay.engine.core.settings import Settings
         from memrelay.worker.context import set_engine
         from memrelay.worker.jobs.events import process_event
-        eng = Engine(Settings(data_dir={str(tmp_path / 'victim')!r}, database_url={settings.sql_url!r},
+        eng = Services(Settings(data_dir={str(tmp_path / 'victim')!r}, database_url={settings.sql_url!r},
                               redis_url={settings.redis_url!r}, milvus_uri="http://127.0.0.1:1"))
         eng.events.lease_s = 1
         real = eng.records.upsert

@@ -113,14 +113,14 @@ def test_runs_are_private_to_their_org(api, other_api):
 
 def test_extract_memories_fields_go_through_the_llm_extractor(settings: Any) -> None:
     """With a model configured, extractMemories text becomes LLM facts and autoSystem property values."""
-    from memrelay.composition import Engine
+    from memrelay.composition import Services
     from memrelay.gateway.app import create_app
     from tests.conftest import make_api
     from tests.support.fake_llm import FakeLLMServer
     from tests.support.llm_env import with_llm
 
     with FakeLLMServer() as llm:
-        eng = Engine(with_llm(settings, llm))
+        eng = Services(with_llm(settings, llm))
         try:
             api = make_api(create_app(eng.settings, engine=eng), eng)
             llm.reply_json({"facts": ["Ada Byron is evaluating the 20-seat plan for Q3 2026."],

@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
 from memrelay.cli.sync_command import sync_command
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.connectors.base import get_connector
 from memrelay.connectors.sync import HubSpotPager
 from memrelay.engine.core.errors import UpstreamError
@@ -41,25 +41,25 @@ def hubspot() -> Iterator[FakeHubSpot]:
     fake.stop()
 
 
-def make_source(engine: Engine, connector: str, config: dict[str, Any]) -> tuple[str, str]:
+def make_source(engine: Services, connector: str, config: dict[str, Any]) -> tuple[str, str]:
     org = engine.tenancy.get_or_create_org(f"sync-{uuid.uuid4().hex[:8]}")
     return org.id, engine.sources.create(org.id, connector=connector, secret="s", config=config)["id"]
 
 
-def hubspot_source(engine: Engine, fake: FakeHubSpot, **config: Any) -> tuple[str, str]:
+def hubspot_source(engine: Services, fake: FakeHubSpot, **config: Any) -> tuple[str, str]:
     return make_source(engine, "hubspot", {"api_base": fake.url, "access_token": fake.token, **config})
 
 
-def count(engine: Engine, model: Any, org_id: str) -> int:
+def count(engine: Services, model: Any, org_id: str) -> int:
     with engine.db.read() as s:
         return s.scalar(select(func.count()).select_from(model).where(model.org_id == org_id)) or 0
 
 
-def contact(engine: Engine, org_id: str, hubspot_id: str) -> dict[str, Any]:
+def contact(engine: Services, org_id: str, hubspot_id: str) -> dict[str, Any]:
     return engine.records.get(org_id, Identifiers(type="contact", customKeys={"hubspot_contact_id": hubspot_id}))
 
 
-def memories_of(engine: Engine, record_id: str) -> list[str]:
+def memories_of(engine: Services, record_id: str) -> list[str]:
     with engine.db.read() as s:
         return list(s.scalars(select(Memory.text).where(Memory.record_id == record_id)))
 
@@ -200,7 +200,7 @@ def test_pager_restarts_search_before_the_result_cap(hubspot, monkeypatch):
 
 def test_cli_syncs_into_the_data_dir(tmp_path: Path, hubspot):
     data = tmp_path / "cli-data"
-    eng = Engine(Settings(data_dir=data))
+    eng = Services(Settings(data_dir=data))
     eng.settings.ensure_data_dir()
     eng.migrate()
     org = eng.tenancy.get_or_create_org("cli")

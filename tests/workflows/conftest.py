@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import with_llm
@@ -36,14 +36,14 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture
-def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Engine]:
-    e = Engine(with_llm(settings, llm))
+def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
+    e = Services(with_llm(settings, llm))
     yield e
     e.close()
 
 
 @pytest.fixture
-def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+def app(settings: Settings, engine: Services):  # type: ignore[no-untyped-def]
     """The app with the workflows blueprint (registered here until gateway/blueprints lists it)."""
     from memrelay.gateway.app import create_app
     from memrelay.gateway.blueprints import workflows

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 from rq.registry import FailedJobRegistry
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.queue.connection import queue
@@ -22,7 +22,7 @@ LEAD = {"email": "ada@lovelace.io", "form_name": "Demo request",
         "fields": {"first_name": "Ada", "message": "We want memory for our support bots"}}
 
 
-def _org(eng: Engine, *enabled: str) -> str:
+def _org(eng: Services, *enabled: str) -> str:
     org = eng.tenancy.get_or_create_org(f"wf-{datetime.now().timestamp()}").id
     for wf in enabled:
         store.set_enabled(eng.db, org, wf, True)
@@ -30,7 +30,7 @@ def _org(eng: Engine, *enabled: str) -> str:
 
 
 
-def _execute(eng: Engine, run_ids: list[str]) -> list[dict[str, Any]]:
+def _execute(eng: Services, run_ids: list[str]) -> list[dict[str, Any]]:
     out = []
     for rid in run_ids:
         try:
@@ -42,7 +42,7 @@ def _execute(eng: Engine, run_ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def test_form_lead_memorizes_digests_generates_and_posts_to_slack(llm_engine: Engine, llm, slack,
+def test_form_lead_memorizes_digests_generates_and_posts_to_slack(llm_engine: Services, llm, slack,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMRELAY_SLACK_WEBHOOK_URL", slack.url)
     eng = llm_engine
@@ -67,7 +67,7 @@ def test_form_lead_memorizes_digests_generates_and_posts_to_slack(llm_engine: En
     assert rec["type"] == "contact"
 
 
-def test_without_llm_generate_fails_with_llm_not_configured_in_rq(engine: Engine, run_jobs, slack,
+def test_without_llm_generate_fails_with_llm_not_configured_in_rq(engine: Services, run_jobs, slack,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMRELAY_SLACK_WEBHOOK_URL", slack.url)
     org = _org(engine, "form-lead-slack")
@@ -85,7 +85,7 @@ def test_without_llm_generate_fails_with_llm_not_configured_in_rq(engine: Engine
     assert run_id in FailedJobRegistry(queue=queue(conn, "default")).get_job_ids()
 
 
-def test_stripe_payment_sends_onboarding_email(llm_engine: Engine, smtp) -> None:
+def test_stripe_payment_sends_onboarding_email(llm_engine: Services, smtp) -> None:
     org = _org(llm_engine, "stripe-payment-onboarding")
     payload = {"customer_email": "grace@hopper.dev", "amount_display": "$49.00", "description": "Pro plan"}
     started = on_event(llm_engine, org, "stripe", "payment_intent.succeeded", None, payload,
@@ -101,7 +101,7 @@ def test_stripe_payment_sends_onboarding_email(llm_engine: Engine, smtp) -> None
     assert "$49.00" in texts and "Generated email message" in texts  # payment + memorized-back draft
 
 
-def test_false_condition_skips_the_rest(engine: Engine) -> None:
+def test_false_condition_skips_the_rest(engine: Services) -> None:
     org = _org(engine, "hubspot-contact-welcome")
     started = on_event(engine, org, "hubspot", "contact.creation", "rec_x", {"firstname": "No Email"},
                        enqueue=lambda _r: None)
@@ -112,7 +112,7 @@ def test_false_condition_skips_the_rest(engine: Engine) -> None:
     assert run["steps"][0]["output"] == {"passed": False}
 
 
-def test_hubspot_welcome_enriches_and_drafts(llm_engine: Engine) -> None:
+def test_hubspot_welcome_enriches_and_drafts(llm_engine: Services) -> None:
     org = _org(llm_engine, "hubspot-contact-welcome")
     payload = {"email": "linus@kernel.org", "firstname": "Linus", "lastname": "T", "jobtitle": "Maintainer",
                "company": None}
@@ -126,7 +126,7 @@ def test_hubspot_welcome_enriches_and_drafts(llm_engine: Engine) -> None:
     assert draft["subject"] == "Welcome aboard" and draft["memorized"]["recordId"] == rec["recordId"]
 
 
-def test_transient_delivery_failure_is_retried(engine: Engine, tmp_path, monkeypatch) -> None:
+def test_transient_delivery_failure_is_retried(engine: Services, tmp_path, monkeypatch) -> None:
     from tests.workflows.sinks import HttpSink
 
     sink = HttpSink(statuses=[503, 200])
@@ -146,7 +146,7 @@ def test_transient_delivery_failure_is_retried(engine: Engine, tmp_path, monkeyp
     assert sink.posts == [{"text": "hello n8n", "who": "n8n"}]
 
 
-def test_daily_digest_of_deferred_signals_runs_once_per_slot(engine: Engine, slack,
+def test_daily_digest_of_deferred_signals_runs_once_per_slot(engine: Services, slack,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMRELAY_SLACK_WEBHOOK_URL", slack.url)
     org = _org(engine, "daily-deferred-digest")

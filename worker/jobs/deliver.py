@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from memrelay.composition import Engine
+from memrelay.composition import Services
 from memrelay.engine.egress.webhooks_out import DISPATCH_BATCH, DeliveryFailed, get_webhooks_out
 from memrelay.queue.connection import queue
 from memrelay.queue.enqueue import waiting_in_redis
@@ -48,7 +48,7 @@ def enqueue_deliveries(conn: redis.Redis, delivery_ids: list[str]) -> list[str]:
     return list(delivery_ids)
 
 
-def dispatch_tick(eng: Engine, conn: redis.Redis) -> dict[str, int]:
+def dispatch_tick(eng: Services, conn: redis.Redis) -> dict[str, int]:
     """Dispatch the outbox backlog, then enqueue every due delivery not already waiting in Redis."""
     svc = get_webhooks_out(eng)
     taken = 0
@@ -62,7 +62,7 @@ def dispatch_tick(eng: Engine, conn: redis.Redis) -> dict[str, int]:
     return {"events": taken, "enqueued": len(enqueue_deliveries(conn, [d for d in due if d not in waiting]))}
 
 
-def start_dispatcher(eng: Engine, conn: redis.Redis, stop: threading.Event,
+def start_dispatcher(eng: Services, conn: redis.Redis, stop: threading.Event,
                      every_s: float = DISPATCH_EVERY_S) -> threading.Thread:
     """A daemon thread running ``dispatch_tick`` about every ``every_s`` in one worker at a time."""
 
