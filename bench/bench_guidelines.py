@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
-from memrelay.engine.guidance.governance import GuidelineCreate, SmartGuidelinesRequest, get_governance
+from memrelay.engine.guidance.governance import GuidelineCreate, SmartGuidelinesRequest
 from memrelay.engine.stores.db.models_llm import Guideline
 from tests.support.guidelines_corpus import GUIDELINES, ROUTING_CASES
 
@@ -89,7 +89,7 @@ def main() -> None:
     eng = Services(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False))
     eng.migrate()
     org = eng.tenancy.create_org(f"bench-{int(time.time())}").id
-    gov = get_governance(eng)
+    gov = eng.governance
     corpus = GUIDELINES + filler_guidelines(50 - len(GUIDELINES))
     for g in corpus:
         gov.create(org, GuidelineCreate(**g))

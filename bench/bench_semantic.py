@@ -37,7 +37,7 @@ from memrelay.composition import Services  # noqa: E402
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob  # noqa: E402
 from memrelay.engine.core.settings import Settings  # noqa: E402
 from memrelay.engine.core.util import new_id, utcnow  # noqa: E402
-from memrelay.engine.memory.index_sync import check_embedder, current_collection, reconcile  # noqa: E402
+from memrelay.engine.memory.index_sync import check_embedder  # noqa: E402
 from memrelay.engine.memory.recall import RecallRequest  # noqa: E402
 from memrelay.engine.stores.db.models import Memory, Record, RecordKey  # noqa: E402
 
@@ -102,7 +102,7 @@ def load_corpus(engine: Services, org_id: str, n_memories: int, n_entities: int,
             s.execute(insert(Memory), rows)
     sql_s = time.perf_counter() - t0
     t = time.perf_counter()
-    reconcile(engine)
+    engine.index.reconcile()
     index_s = time.perf_counter() - t
     return {"load_sql_s": sql_s, "embed_s": embed_s, "index_s": index_s}
 
@@ -142,7 +142,7 @@ def bench_org_wide(engine: Services, org_id: str, n: int) -> dict[str, Any]:
     ids = [r.id for r in rows]
     matrix = from_blobs([r.embedding for r in rows], emb.dim)
     milvus, brute, overlap, recall_ms = [], [], [], []
-    name = current_collection(engine)
+    name = engine.index.current_collection()
     for qtext in (QUERIES * (n // len(QUERIES) + 1))[:n]:
         q = emb.embed([qtext + f" {random.random():.3f}"])[0]
         t = time.perf_counter()
@@ -173,7 +173,7 @@ def bench_batch(engine: Services, org_id: str, n_rows: int, with_text: bool, chu
             for i in range(n_rows)]
     req = BatchMemorizeRequest(mapping={"entityType": "contact", "email": "email", "properties": props}, rows=rows,
                                chunkSize=chunk)
-    batches = engine.memories.batches
+    batches = engine.batches
     run = batches.create_run(org_id, req)
     t = time.perf_counter()
     for c in run.chunks:
@@ -229,7 +229,7 @@ def main() -> None:
     key, _ = engine.tenancy.create_key(org.id, scopes=["read", "write"], rate_limit_per_minute=10**9)
     from memrelay.gateway.app import create_app
 
-    app = create_app(settings, engine=engine)
+    app = create_app(settings, services=engine)
     rows: list[tuple[str, str]] = []
     print(f"loading {args.memories:,} memories over {args.entities:,} entities into {data} ...", flush=True)
     load = load_corpus(engine, org.id, args.memories, args.entities)

@@ -2,7 +2,7 @@
 
 Prints, side by side in one run:
   - baseline: rows/s of just paging through the fake API with the SDK (list API, 100 per page, no writes)
-  - sync:     rows/s of ``memrelay.engine.ingest.backfill.sync_source`` (page → mapping → upsert_many, one transaction
+  - sync:     rows/s of ``memrelay.engine.ingest.backfill.Backfill.sync_source`` (page → mapping → upsert_many, one transaction
               per page, cursor saved per page), without memories
   - sync+mem: rows/s with memories (one memorize call per record: embed + store + index), on a subset
 
@@ -23,11 +23,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "connectors")]
 from fake_hubspot import FakeHubSpot, make_contacts  # noqa: E402
 
 from memrelay.composition import Services  # noqa: E402
-from memrelay.connectors.hubspot_api import HubSpotApi  # noqa: E402
+from memrelay.connectors.hubspot.api import HubSpotApi  # noqa: E402
 from memrelay.connectors.mapping import load_default_mapping  # noqa: E402
 from memrelay.connectors.sync import HubSpotPager  # noqa: E402
 from memrelay.engine.core.settings import Settings  # noqa: E402
-from memrelay.engine.ingest.backfill import sync_source  # noqa: E402
 
 
 def baseline(fake: FakeHubSpot) -> tuple[int, float]:
@@ -43,7 +42,7 @@ def run_sync(eng: Services, fake: FakeHubSpot, *, memories: bool) -> tuple[int, 
     org = eng.tenancy.create_org(f"bench-sync-{time.time_ns()}")
     src = eng.sources.create(org.id, connector="hubspot", config={"api_base": fake.url, "access_token": fake.token,
                                                                   "sync_objects": ["contact"]})
-    summary = sync_source(eng, src["id"], memories=memories)
+    summary = eng.backfill.sync_source(src["id"], memories=memories)
     assert summary.errors == 0, summary.error_samples
     return summary.records, summary.seconds, summary.pages
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from memrelay.composition import Services  # noqa: E402
-from memrelay.connectors.hubspot import v3_signature  # noqa: E402
+from memrelay.connectors.hubspot.webhook import v3_signature  # noqa: E402
 from memrelay.engine.core.settings import Settings  # noqa: E402
 from memrelay.supervise.embedded import EmbeddedRedis  # noqa: E402
 

@@ -1,36 +1,40 @@
-"""The connector contract: source configuration, the normalised inbound event, and the registry.
+"""The connector contract: source configuration, the verified request, the normalised inbound event.
 
 A connector turns one provider's webhook request into :class:`InboundEvent` objects. It is pure: no
 Flask, no database, no Redis. The gateway drives it in three steps::
 
-    connector = get_connector(source.connector)
-    connector.verify(request.headers, raw_body, source=source, method=request.method,
-                     url=request.url, token=path_or_query_token)      # raises SignatureError
-    events = connector.parse(raw_body, request.content_type or "", source=source)  # raises BadRequest
+    connector = get_connector(source.connector)            # memrelay.connectors.registry
+    verified = connector.verify(request.headers, raw_body, source=source, method=request.method,
+                                url=signed_url, token=path_or_query_token)      # raises SignatureError
+    events = connector.parse(verified)                                        # raises BadRequest
     ...persist events (dedup on (source.id, event.dedup_key)), enqueue work...
     reply = connector.ack_response(events)   # (body, content_type) or None -> plain 200 JSON
 
-``verify`` must run on the *raw* body bytes, before any parsing. Header lookups are case-insensitive.
+``verify`` runs on the *raw* body bytes, before any parsing, and returns a :class:`Verified` value: the
+only thing ``parse`` accepts, so an unverified body cannot be parsed by accident. Header lookups are
+case-insensitive.
+
+May import pydantic, ``memrelay.engine.core`` and the shared helpers of this package; never a
+connector package, Flask, Redis or the database.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
-from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.connectors.config import NoConfig
+from memrelay.engine.core.errors import BadRequest, SignatureError
 
 MAX_EVENTS_PER_REQUEST = 100
 """Providers batch at most 100 events (HubSpot, Salesforce); larger bodies are rejected."""
 MAX_DEDUP_KEY_LENGTH = 256
-
 
 class SourceConfig(BaseModel):
     """One configured inbound source (a HubSpot app, a Stripe endpoint, a form...).
@@ -51,6 +55,11 @@ class SourceConfig(BaseModel):
     token: SecretStr | None = None
     allowed_org_ids: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    def __repr_args__(self) -> Any:
+        """Repr (logs, tracebacks) with credential options masked; secrets are ``SecretStr`` already."""
+        for name, value in super().__repr_args__():
+            yield name, (NoConfig.redact(value) if name == "options" else value)
 
     def signing_secrets(self) -> list[str]:
         """Current secret first, then previous ones; empty values are ignored."""
@@ -93,13 +102,35 @@ class InboundEvent(BaseModel):
 AckResponse = tuple[bytes, str]
 """``(body, content_type)`` a connector wants the gateway to answer with."""
 
+_SEAL = object()
+
+
+@dataclass(frozen=True, eq=False)
+class Verified:
+    """A request that passed its connector's ``verify``: the only input a connector's ``parse`` accepts.
+
+    Created by :meth:`BaseConnector.verified` (a connector's ``verify``), never by callers. ``payload`` is
+    whatever verification already decoded (Salesforce's outbound message), so ``parse`` need not decode it
+    again; ``None`` otherwise.
+    """
+
+    connector: str
+    source: SourceConfig
+    body: bytes
+    content_type: str = ""
+    payload: Any = None
+    _seal: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._seal is not _SEAL:
+            raise TypeError("Verified values are created by a connector's verify(), not by callers")
+
 
 @runtime_checkable
 class Connector(Protocol):
-    """What every connector module provides (see the module docstring for the call sequence)."""
+    """What every connector class provides (see the module docstring for the call sequence)."""
 
     name: str
-    default_mapping: str | None
 
     def verify(
         self,
@@ -111,17 +142,23 @@ class Connector(Protocol):
         url: str = "",
         token: str | None = None,
         now: float | None = None,
-    ) -> None:
-        """Authenticate the request or raise ``SignatureError`` (reason only, never the secret).
+    ) -> Verified:
+        """Authenticate the request and return it as :class:`Verified`, or raise ``SignatureError``.
 
         ``url`` is the full request URL as received (scheme, host, path, query in original order);
         ``token`` is the per-source token the gateway extracted from the URL path or ``?token=`` query;
-        ``now`` (unix seconds) overrides the clock for tests.
+        ``now`` (unix seconds) overrides the clock for tests. Reasons never contain a secret.
         """
         ...
 
-    def parse(self, raw_body: bytes, content_type: str, *, source: SourceConfig) -> list[InboundEvent]:
-        """Turn a verified body into events; raise ``BadRequest`` for malformed input."""
+    def accept_authenticated(self, headers: Mapping[str, str], raw_body: bytes, *,
+                             source: SourceConfig) -> Verified:
+        """The request as :class:`Verified` when the caller already authenticated it (the org's API key);
+        ``SignatureError`` for connectors that require their own signature."""
+        ...
+
+    def parse(self, verified: Verified) -> list[InboundEvent]:
+        """Turn a verified request into events; raise ``BadRequest`` for malformed input."""
         ...
 
     def ack_response(self, events: Sequence[InboundEvent]) -> AckResponse | None:
@@ -129,11 +166,39 @@ class Connector(Protocol):
         ...
 
 
+@runtime_checkable
+class FetchingConnector(Connector, Protocol):
+    """A connector that can read full records from the provider's API for its events."""
+
+    def fetch(self, source: SourceConfig, events: Sequence[InboundEvent]) -> dict[str, dict[str, Any]]:
+        """``{object_id: flat record}`` for the events' objects; ``{}`` without API credentials."""
+        ...
+
+
 class BaseConnector:
     """Shared defaults for connector classes."""
 
     name: ClassVar[str] = ""
-    default_mapping: ClassVar[str | None] = None
+    api_key_auth: ClassVar[bool] = False
+    """True when the gateway's API-key check may stand in for this connector's own verification."""
+
+    def verified(self, source: SourceConfig, raw_body: bytes, headers: Mapping[str, str], *,
+                 payload: Any = None) -> Verified:
+        """Wrap a request this connector has just verified (call only at the end of ``verify``)."""
+        return Verified(connector=self.name, source=source, body=raw_body,
+                        content_type=header(headers, "Content-Type") or "", payload=payload, _seal=_SEAL)
+
+    def accept_authenticated(self, headers: Mapping[str, str], raw_body: bytes, *,
+                             source: SourceConfig) -> Verified:
+        if not self.api_key_auth:
+            raise SignatureError(f"the {self.name} connector requires its own signature")
+        return self.verified(source, raw_body, headers)
+
+    def opened(self, verified: Verified) -> Verified:
+        """``verified`` after checking it was verified by this connector (start of ``parse``)."""
+        if not isinstance(verified, Verified) or verified.connector != self.name:
+            raise TypeError(f"{self.name}.parse() takes the Verified value returned by its own verify()")
+        return verified
 
     def ack_response(self, events: Sequence[InboundEvent]) -> AckResponse | None:
         return None
@@ -199,35 +264,10 @@ def as_id(value: Any) -> str | None:
     return str(value)
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else ``{}`` (optional nested objects of a payload)."""
+    return value if isinstance(value, dict) else {}
+
+
 def isoformat(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-# -- registry ---------------------------------------------------------------------------------------
-
-_REGISTRY: dict[str, str] = {
-    "hubspot": "memrelay.connectors.hubspot:HubSpotConnector",
-    "stripe": "memrelay.connectors.stripe:StripeConnector",
-    "salesforce": "memrelay.connectors.salesforce:SalesforceConnector",
-    "typeform": "memrelay.connectors.typeform:TypeformConnector",
-    "webflow": "memrelay.connectors.webflow:WebflowConnector",
-    "generic_hmac": "memrelay.connectors.generic_hmac:GenericHmacConnector",
-    "form": "memrelay.connectors.forms:TokenFormConnector",
-    "generic": "memrelay.connectors.generic:GenericConnector",
-}
-
-
-def connector_names() -> list[str]:
-    """Names accepted by :func:`get_connector`."""
-    return sorted(_REGISTRY)
-
-
-@cache
-def get_connector(name: str) -> Connector:
-    """The (stateless, shared) connector registered under ``name``; ``NotFound`` if unknown."""
-    target = _REGISTRY.get(name)
-    if target is None:
-        raise NotFound(f"unknown connector {name!r}", details={"known": connector_names()})
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls()

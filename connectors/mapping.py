@@ -2,7 +2,7 @@
 
 A mapping file::
 
-    version: 1
+    version: 2
     connector: hubspot
     objects:
       contact:                       # the event's source_object_type
@@ -18,35 +18,44 @@ A mapping file::
           job_title: {source: [jobtitle, title], transform: [strip]}
           notes: {source: notes, extractMemories: true}
         memories:
-          - "{firstname} {lastname} is {jobtitle} at {company}."
-          - template: "Lifecycle stage changed to {@lifecycle_stage}."
+          - "{{ firstname }} {{ lastname }} is {{ jobtitle }} at {{ company }}."
+          - template: "Lifecycle stage changed to {{ _props.lifecycle_stage }}."
             when: {_event.type: contact.propertyChange}
-        tags: [hubspot, "portal:{_event.portal_id}"]
+        tags: [hubspot, "portal:{{ _event.portal_id }}"]
 
 A field spec is a path (``a.b.0``), a list of fallback paths, or ``{source, default, transform}``.
 Transforms: ``lower``, ``strip``, ``domain_from_email`` (free-mail domains dropped unless
 ``{allow_free: true}``), ``domain_from_url``, ``minor_to_major`` (needs the currency field),
 ``parse_date`` (``date`` for a date only), ``join``, ``split``, ``number``, ``map_values {from: to}``,
-``template`` (``{value}`` is the current value, other placeholders are record fields).
+``template`` (``{{ value }}`` is the current value, other names are record fields).
 ``map_values`` maps unlisted values to its ``"*"`` entry when present (``"*": null`` drops them).
 
-Memory and tag templates may also use ``{@property}``: the mapped (transformed) property value.
-A memory may be ``{template, when: {field: value-or-list}}`` to render only for matching records.
+Templates (memories, tags, the ``template`` transform) are the shared template language
+(:mod:`memrelay.engine.domain.templates`): record fields by name (``{{ fields.message }}``,
+``{{ items[0] }}``, ``{{ _record["odd-name"] }}``), every transform as a filter
+(``{{ email | domain_from_email }}``), and in memories and tags ``{{ _props.name }}``: the mapped
+(transformed) property value. A memory may be ``{template, when: {field: value-or-list}}`` to render
+only for matching records.
+
+``version: 1`` files (or no version) use the legacy ``{field}`` / ``{@property}`` syntax; they are
+translated on load (:mod:`memrelay.connectors.mapping_legacy`) and ``lint`` warns about them.
 
 :func:`map_event` maps an :class:`~memrelay.connectors.base.InboundEvent`: its ``record`` plus an ``_event``
 field (``type``, ``connector``, ``object_id``, ``occurred_at`` and the event's ``attributes``), so
-templates and ``when`` clauses can use ``{_event.type}`` or ``{_event.property_name}``.
+templates and ``when`` clauses can use ``{{ _event.type }}`` or ``_event.property_name``.
 
 Semantics of :func:`apply_mapping`: an absent or empty source field contributes nothing (a mapping
-never clears a stored value); a memory template renders only when all its placeholders have values.
+never clears a stored value); a memory template renders only when all its expressions have values.
 
 Errors point at the file and line: :func:`load_mapping` raises ``ValidationFailed`` whose
-``details["problems"]`` lists ``{path, line, location, message}``; :func:`lint_mapping_file` returns
-the same problems without raising.
+``details["problems"]`` lists ``{path, line, location, message, severity}``; :func:`lint_mapping_file`
+returns the same problems, warnings included, without raising.
 """
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cache
@@ -65,23 +74,30 @@ from pydantic import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from memrelay.connectors.base import InboundEvent, get_connector
+from memrelay.connectors.base import InboundEvent
+from memrelay.connectors.mapping_legacy import (
+    LEGACY_VERSION,
+    VERSION,
+    is_legacy,
+    template_locations,
+    upgrade_data,
+)
+from memrelay.connectors.registry import CONNECTORS, connector_info
 from memrelay.connectors.timeutil import parse_datetime
 from memrelay.connectors.transforms import (
     ARG_CHECKS,
+    MAPPING_TEMPLATES,
     MISSING,
-    PROPERTY_PREFIX,
+    PROPS,
+    RECORD,
     TRANSFORMS,
     TransformContext,
     get_path,
     is_empty,
-    render,
-    template_fields,
     to_text,
 )
 from memrelay.engine.core.errors import NotFound, ValidationFailed
 
-MAPPINGS_DIR = Path(__file__).parent / "mappings"
 MAX_MAPPING_BYTES = 512 * 1024
 RESERVED_KEYS = ("primary", "email", "website_url")
 
@@ -183,7 +199,7 @@ class MemorySpec(_Model):
     @field_validator("template")
     @classmethod
     def _valid_template(cls, value: str) -> str:
-        template_fields(value)
+        MAPPING_TEMPLATES.template(value)
         return value
 
     def applies(self, ctx: TransformContext) -> bool:
@@ -214,19 +230,31 @@ class ObjectMapping(_Model):
     @classmethod
     def _valid_tags(cls, values: list[str]) -> list[str]:
         for value in values:
-            template_fields(value)
+            MAPPING_TEMPLATES.template(value)
         return values
 
 
 class MappingSpec(_Model):
     """A whole mapping file."""
 
-    version: Literal[1] = 1
+    version: Literal[1, 2] = LEGACY_VERSION
     connector: str | None = None
     description: str = ""
     objects: dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], ObjectMapping] = Field(
         min_length=1
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_legacy(cls, data: Any) -> Any:
+        """A version-1 document (``{field}`` templates) is translated to version 2 before validation."""
+        if not is_legacy(data):
+            return data
+        upgraded, problems = upgrade_data(data)
+        if problems:
+            loc, message = problems[0]
+            raise ValueError(f"{_location(loc)}: {message}")
+        return upgraded
 
     def object_for(self, object_type: str) -> ObjectMapping | None:
         """The mapping for a source object type (exact match first, then case-insensitive)."""
@@ -286,6 +314,12 @@ def _resolve(spec: FieldSpec, ctx: TransformContext) -> Any:
     return MISSING if is_empty(value) else value
 
 
+def _render(template: str, scope: Mapping[str, Any]) -> str | None:
+    """A memory or tag: ``None`` unless every expression has a value."""
+    text = MAPPING_TEMPLATES.template(template).render(scope, required=True, text=to_text)
+    return (text.strip() or None) if text is not None else None
+
+
 def _key_text(name: str, value: Any, ctx: TransformContext) -> str | None:
     if isinstance(value, str | int) and not isinstance(value, bool):
         return str(value)
@@ -322,17 +356,13 @@ def apply_mapping(
         if value is not MISSING:
             properties[name] = value
 
-    def lookup(name: str) -> Any:
-        if name.startswith(PROPERTY_PREFIX):
-            return properties.get(name[len(PROPERTY_PREFIX) :])
-        return ctx.lookup(name)
-
+    scope = ChainMap({PROPS: properties, RECORD: source_record}, dict(source_record))
     memories = [
         text
         for memory in obj.memories
-        if memory.applies(ctx) and (text := render(memory.template, lookup)) is not None
+        if memory.applies(ctx) and (text := _render(memory.template, scope)) is not None
     ]
-    tags = list(dict.fromkeys(text for tag in obj.tags if (text := render(tag, lookup)) is not None))
+    tags = list(dict.fromkeys(text for tag in obj.tags if (text := _render(tag, scope)) is not None))
 
     source_timestamp = None
     if obj.timestamp is not None:
@@ -387,13 +417,16 @@ class MappingProblem:
     line: int | None
     location: str
     message: str
+    severity: Literal["error", "warning"] = "error"
+    """Warnings (a version-1 file) do not stop the file from loading."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.location}: {self.message}" if self.location else f"{where}: {self.message}"
+        text = f"{self.location}: {self.message}" if self.location else self.message
+        return f"{where}: {'warning: ' if self.severity == 'warning' else ''}{text}"
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -418,7 +451,7 @@ def _line_for(root: Node, loc: tuple[int | str, ...]) -> int:
     return line
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     loc, kind, ctx = error.get("loc") or (), error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":
         return f"unknown key {loc[-1]!r}" if loc else "unknown key"
@@ -481,6 +514,11 @@ def _parse(text: str, path: str) -> tuple[MappingSpec | None, list[MappingProble
             *problems,
             MappingProblem(path, root.start_mark.line + 1, "", "the top level must be a mapping"),
         ]
+    if is_legacy(data):
+        problems += _legacy_warning(root, data, path)
+        data, untranslatable = upgrade_data(data)
+        problems += [MappingProblem(path, _line_for(root, loc), _location(loc), message)
+                     for loc, message in untranslatable]
     try:
         spec = MappingSpec.model_validate(data)
     except ValidationError as exc:
@@ -488,12 +526,28 @@ def _parse(text: str, path: str) -> tuple[MappingSpec | None, list[MappingProble
             loc = tuple(error.get("loc") or ())
             problems.append(MappingProblem(path, _line_for(root, loc), _location(loc), _message(error)))
         return None, problems
-    return (None if problems else spec), problems
+    return (None if _errors(problems) else spec), problems
+
+
+def _errors(problems: list[MappingProblem]) -> list[MappingProblem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def _legacy_warning(root: Node, data: dict[str, Any], path: str) -> list[MappingProblem]:
+    templates = sum(1 for _ in template_locations(data))
+    if not templates:
+        return []
+    return [MappingProblem(
+        path, _line_for(root, ("version",)), "version",
+        f"version {LEGACY_VERSION} mapping: its {templates} template(s) use the legacy {{field}} syntax and are "
+        f"translated on load; run `memrelay mappings upgrade {path}` to rewrite it as version {VERSION} "
+        "({{ field }} templates)", "warning")]
 
 
 def load_mapping_text(text: str, *, path: str = "<string>") -> MappingSpec:
     """Parse and validate mapping YAML; ``ValidationFailed`` listing every problem with its line."""
     spec, problems = _parse(text, path)
+    problems = _errors(problems)
     if problems or spec is None:
         raise ValidationFailed(
             f"invalid mapping {path}: {problems[0]}"
@@ -514,7 +568,7 @@ def load_mapping(path: str | Path) -> MappingSpec:
 
 
 def lint_mapping_file(path: str | Path) -> list[MappingProblem]:
-    """All problems in a mapping file (empty list = valid). Backs ``memrelay mappings lint FILE``."""
+    """All problems in a mapping file, warnings included (no errors = valid). Backs ``memrelay mappings lint``."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -524,11 +578,14 @@ def lint_mapping_file(path: str | Path) -> list[MappingProblem]:
 
 
 def default_mapping_path(connector_name: str) -> Path:
-    """The shipped default mapping file for a connector; ``NotFound`` if it has none."""
-    file_name = get_connector(connector_name).default_mapping
-    if not file_name:
-        raise NotFound(f"connector {connector_name!r} has no default mapping")
-    return MAPPINGS_DIR / file_name
+    """The shipped default mapping file of a connector (``connectors/<package>/mapping.yaml``);
+    ``NotFound`` for an unknown connector."""
+    return connector_info(connector_name).default_mapping
+
+
+def default_mapping_files() -> list[Path]:
+    """Every shipped default mapping file (the form connectors share one)."""
+    return sorted({info.default_mapping for info in CONNECTORS})
 
 
 @cache

@@ -16,12 +16,12 @@ from xml.parsers import expat
 from memrelay.engine.core.errors import BadRequest
 
 try:  # pragma: no cover - depends on the environment
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import fromstring as _defused_fromstring
+    from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
+    from defusedxml.ElementTree import fromstring as _defused_fromstring  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover
     _defused_fromstring = None
 
-    class DefusedXmlException(ValueError):  # noqa: N818 - mirrors defusedxml's name
+    class DefusedXmlException(ValueError):  # type: ignore[no-redef]  # noqa: N818 - mirrors defusedxml's name
         """Placeholder so the except clause below works without defusedxml."""
 
 
@@ -32,7 +32,7 @@ class _Forbidden(Exception):
     pass
 
 
-def _forbid(*_args: Any) -> None:
+def _forbid(*_args: Any) -> int:
     raise _Forbidden
 
 

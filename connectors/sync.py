@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from memrelay.connectors import hubspot_api, salesforce_api
 from memrelay.connectors.crm_http import mapping_fields
+from memrelay.connectors.hubspot import api as hubspot_api
 from memrelay.connectors.mapping import MappingSpec
+from memrelay.connectors.salesforce import api as salesforce_api
 from memrelay.connectors.timeutil import parse_datetime, utcnow
 from memrelay.engine.core.errors import BadRequest
 

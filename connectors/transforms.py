@@ -1,4 +1,8 @@
-"""Field paths, ``{placeholder}`` templates and the value transforms used by mapping files.
+"""Field paths, the value transforms used by mapping files, and the mapping template language.
+
+Mapping templates are the shared template language (:mod:`memrelay.engine.domain.templates`) with every
+transform available as a filter: ``{{ email | domain_from_email }}``, ``{{ tags | join("; ") }}``,
+``{{ stage | map_values({"closedwon": "won"}) }}``, ``{{ amount | minor_to_major(currency) }}``.
 
 Every function here is pure. Transforms never raise on bad data: they return ``None`` and append a
 warning, so one odd CRM value cannot fail a whole record.
@@ -7,7 +11,7 @@ warning, so one odd CRM value cannot fail a whole record.
 from __future__ import annotations
 
 import json
-import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +21,7 @@ from urllib.parse import urlsplit
 from memrelay.connectors.formdata import as_list
 from memrelay.connectors.money import amount_major
 from memrelay.connectors.timeutil import parse_datetime
+from memrelay.engine.domain.templates import DEFAULT, Function, Language
 
 
 class _Missing:
@@ -59,29 +64,10 @@ def is_empty(value: Any) -> bool:
 
 # -- templates --------------------------------------------------------------------------------------
 
-_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_PLACEHOLDER = re.compile(r"^@?[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-PROPERTY_PREFIX = "@"
-"""``{@name}`` in memory and tag templates is the *mapped* property ``name`` (normalised value)."""
-
-
-def template_fields(template: str) -> list[str]:
-    """The placeholder paths in ``template``; ``ValueError`` for a stray brace or an invalid name.
-
-    ``{{`` and ``}}`` are literal braces; ``{@name}`` refers to a mapped property.
-    """
-    names = []
-    for match in _TEMPLATE_TOKEN.finditer(template):
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            continue
-        name = match.group(1)
-        if name is None:
-            raise ValueError(f"unbalanced {token!r} in template (write {token * 2} for a literal brace)")
-        if not _PLACEHOLDER.match(name.strip()):
-            raise ValueError(f"invalid placeholder {{{name}}} in template")
-        names.append(name.strip())
-    return names
+PROPS = "_props"
+"""``{{ _props.name }}`` in memory and tag templates is the *mapped* property ``name`` (normalised value)."""
+RECORD = "_record"
+"""``{{ _record["odd-name"] }}`` reads a source field whose name is not an identifier."""
 
 
 def to_text(value: Any) -> str:
@@ -97,30 +83,6 @@ def to_text(value: Any) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value).strip()
-
-
-def render(template: str, lookup: Callable[[str], Any]) -> str | None:
-    """Fill ``{path}`` placeholders; ``None`` if any placeholder is missing or empty."""
-    parts: list[str] = []
-    position = 0
-    for match in _TEMPLATE_TOKEN.finditer(template):
-        parts.append(template[position : match.start()])
-        position = match.end()
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            parts.append(token[0])
-            continue
-        if match.group(1) is None:
-            raise ValueError(f"unbalanced {token!r} in template")
-        value = lookup(match.group(1).strip())
-        if is_empty(value):
-            return None
-        text = to_text(value)
-        if not text:
-            return None
-        parts.append(text)
-    parts.append(template[position:])
-    return "".join(parts).strip() or None
 
 
 # -- transforms -------------------------------------------------------------------------------------
@@ -265,7 +227,12 @@ def t_map_values(value: Any, arg: Any, ctx: TransformContext) -> Any:
 
 
 def t_template(value: Any, arg: Any, ctx: TransformContext) -> Any:
-    return render(arg, lambda name: value if name == "value" else ctx.lookup(name))
+    """``{{ value }}`` is the current value; other names are record fields."""
+    scope = ChainMap({"value": value, RECORD: ctx.record}, dict(ctx.record))
+    text = MAPPING_TEMPLATES.template(arg).render(scope, required=True, text=to_text)
+    if text is None:
+        return None
+    return text.strip() or None
 
 
 TRANSFORMS: dict[str, Callable[[Any, Any, TransformContext], Any]] = {
@@ -333,8 +300,8 @@ def _check_map_values(arg: Any) -> None:
 def _check_template(arg: Any) -> None:
     if not isinstance(arg, str) or not arg:
         raise ValueError("template needs a template string")
-    if any(name.startswith(PROPERTY_PREFIX) for name in template_fields(arg)):
-        raise ValueError("{@property} placeholders are only available in memories and tags")
+    if PROPS in MAPPING_TEMPLATES.template(arg).names():
+        raise ValueError(f"{PROPS} (mapped properties) is only available in memories and tags")
 
 
 ARG_CHECKS: dict[str, Callable[[Any], None]] = {
@@ -350,3 +317,47 @@ ARG_CHECKS: dict[str, Callable[[Any], None]] = {
     "map_values": _check_map_values,
     "template": _check_template,
 }
+
+
+# -- transforms as template filters ----------------------------------------------------------------
+
+
+def _filter(name: str, arity: tuple[int, int] = (1, 1),
+            arg: Callable[..., Any] = lambda *args: args[0] if args else None) -> Function:
+    """A transform as a template function; its warnings are dropped (a template renders or skips)."""
+
+    def call(value: Any, *args: Any) -> Any:
+        return TRANSFORMS[name](value, arg(*args), TransformContext(record={}))
+
+    return Function(call, arity)
+
+
+MAPPING_FILTERS: dict[str, Function] = {
+    "lower": _filter("lower"),
+    "strip": _filter("strip"),
+    "domain_from_email": _filter("domain_from_email", (1, 2), lambda allow_free=False: {"allow_free": allow_free}),
+    "domain_from_url": _filter("domain_from_url"),
+    "minor_to_major": _filter("minor_to_major", (2, 2), lambda currency: {"currency": currency}),
+    "parse_date": _filter("parse_date", (1, 2)),
+    "join": _filter("join", (1, 2)),
+    "split": _filter("split", (1, 2)),
+    "number": _filter("number"),
+    "map_values": _filter("map_values", (2, 2)),
+}
+
+MAPPING_TEMPLATES: Language = DEFAULT.extend(MAPPING_FILTERS)
+"""The template language of mapping files: the built-ins plus every transform but ``template``."""
+
+
+def template_fields(template: str) -> list[str]:
+    """The record field paths a mapping template reads (``_props`` excluded, ``_record["x"]`` as ``x``).
+
+    ``TemplateError`` (a ``ValueError``) if the template does not parse.
+    """
+    fields = []
+    for path in MAPPING_TEMPLATES.template(template).paths():
+        head, _, rest = path.partition(".")
+        if head == PROPS:
+            continue
+        fields.append(rest if head == RECORD else path)
+    return [f for f in fields if f]

@@ -42,7 +42,7 @@ def api_key_from_request() -> str | None:
 
 def authenticate(scope: str) -> KeyInfo:
     """Resolve the caller's key, check its scope and its rate limit."""
-    info = state().engine.tenancy.authenticate(api_key_from_request())
+    info = state().services.tenancy.authenticate(api_key_from_request())
     g.auth = info
     if not info.allows(scope):
         raise Forbidden(f"this key lacks the '{scope}' scope", details={"scopes": list(info.scopes)})

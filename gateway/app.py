@@ -8,7 +8,7 @@ import uuid
 
 from flask import Flask, g, request
 
-from memrelay.composition import Services
+from memrelay.composition import Services, build_services
 from memrelay.engine.core.logging_setup import configure_logging, request_id_var
 from memrelay.engine.core.settings import Settings, load_settings
 from memrelay.gateway.errors import register_error_handlers
@@ -19,16 +19,17 @@ from memrelay.queue.connection import connect
 log = logging.getLogger("memrelay.gateway")
 
 
-def create_app(settings: Settings | None = None, *, engine: Services | None = None) -> Flask:
-    """Build the WSGI app. ``settings`` default to the environment (``MEMRELAY_*``)."""
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
+    """Build the WSGI app. ``settings`` default to the environment (``MEMRELAY_*``); ``services`` to
+    ``build_services(settings)`` (call this after any fork: each gunicorn worker builds its own)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
     settings.ensure_data_dir()
     app = Flask("memrelay")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    engine = engine or Services(settings)
-    app.extensions["memrelay"] = AppState(settings=settings, engine=engine, redis=connect(settings))
+    services = services or build_services(settings)
+    app.extensions["memrelay"] = AppState(settings=settings, services=services, redis=connect(settings))
 
     @app.before_request
     def _start() -> None:
@@ -51,4 +52,6 @@ def create_app(settings: Settings | None = None, *, engine: Services | None = No
     from memrelay.gateway.blueprints import register_blueprints
 
     register_blueprints(app)
+    # Index what a crash left pending, in the background, so start-up never waits for Milvus.
+    services.index.start_background_reconcile()
     return app

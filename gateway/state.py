@@ -1,4 +1,4 @@
-"""Per-app clients, kept in ``app.extensions['memrelay']``."""
+"""Per-app clients, kept in ``app.extensions['memrelay']``: settings, the process's services and Redis."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from memrelay.engine.core.settings import Settings
 @dataclass
 class AppState:
     settings: Settings
-    engine: Services
+    services: Services
     redis: redis.Redis
     extras: dict[str, object] = field(default_factory=dict)
 

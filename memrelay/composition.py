@@ -1,34 +1,68 @@
-"""The engine facade: one object per process holding the SQL store and the domain services.
+"""The composition root: the one place that builds memrelay's services and wires them together.
 
-Each service takes the engine (or what it needs from it) and is built lazily on first use, so a process
-only loads what it touches (e.g. the embedder is loaded by the first memory operation).
+``build_services(settings)`` returns a :class:`Services` for this process. Edges — gateway views, worker jobs,
+CLI commands — hold that object and pick the service they need (``services.memories.memorize(...)``). No
+service ever receives ``Services``: each constructor names what it uses, often as a narrow ``Protocol``
+(an ``Embedder``, an ``IndexWriter``, a ``BudgetedLLM``, a ``Memorizer`` ...), and nothing in
+``memrelay.engine``, ``memrelay.connectors`` or ``memrelay.workflows`` imports this module.
+
+What is built, bottom-up (each line uses only what is above it)::
+
+    settings, db (SQL engine; connects on first query)
+    stores        tenancy, collections, records(collections), sources, events
+    egress        webhooks_out (outbound subscriptions, deliveries, the outbox dispatcher)
+    adapters      vector_index (Milvus; connects on first use), embedder (LazyEmbedder; model loads on first use)
+    index         MemoryIndex(db, embedder, vector_index)       -> IndexWriter / IndexSearch
+    llm           LLMService(db, settings)                      -> BudgetedLLM (litellm imported on first run)
+    memory        extractor(llm) [only with a model], memories, batches, deep_recall(llm) [only with a model],
+                  recall(index, deep_recall), digests, similarity(index)
+    guidance      governance(embedder, llm), generation(llm, governance, recall, digests, memories),
+                  agents(generation)
+    ingest        pipeline(records, memories), backfill(sources, records, memories)
+    workflows     workflow_steps(records, memories, batches, recall, digests, generation),
+                  workflow_runner(db, workflow_steps)
+
+Why lazily: every attribute is a ``cached_property``, so a service (and its module) is built on first use and
+then shared for the life of the process. A gateway thus starts without importing litellm (seconds), loading
+the embedding model or connecting to Milvus (``tests/test_composition.py`` checks this); a worker pays those
+costs once, on its first job, never per job. Build ``Services`` after any fork (in each gunicorn worker, in each RQ worker process):
+it owns connection pools, the Milvus client and background flush timers, none of which may cross a fork.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from memrelay.engine.adapters.vector_index import VectorIndex
 from memrelay.engine.core.settings import Settings
-from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.database import Database
-from memrelay.engine.stores.event_log import EventLog
-from memrelay.engine.stores.records import Records
-from memrelay.engine.stores.sources import Sources
-from memrelay.engine.stores.tenancy import Tenancy
 
 if TYPE_CHECKING:
-    from memrelay.engine.adapters.embedding import Embedder
+    from memrelay.engine.adapters.embedding.lazy import LazyEmbedder
+    from memrelay.engine.adapters.vector_index import VectorIndex
+    from memrelay.engine.core.embedder import Embedder
     from memrelay.engine.egress.webhooks_out import WebhooksOut
     from memrelay.engine.guidance.agents import Agents
     from memrelay.engine.guidance.generation import Generation
     from memrelay.engine.guidance.governance import Governance
+    from memrelay.engine.ingest.backfill import Backfill
+    from memrelay.engine.ingest.pipeline import EventPipeline
+    from memrelay.engine.memory.batch import BatchMemorize
+    from memrelay.engine.memory.deep_recall import DeepRecall
+    from memrelay.engine.memory.digest import Digests
+    from memrelay.engine.memory.index_sync import MemoryIndex
     from memrelay.engine.memory.llm_extractor import LLMExtractor
     from memrelay.engine.memory.memories import Memories
     from memrelay.engine.memory.recall import Recall
+    from memrelay.engine.memory.similar import Similarity
+    from memrelay.engine.stores.collections import Collections
+    from memrelay.engine.stores.event_log import EventLog
     from memrelay.engine.stores.metered_llm import LLMService
+    from memrelay.engine.stores.records import Records
+    from memrelay.engine.stores.sources import Sources
+    from memrelay.engine.stores.tenancy import Tenancy
+    from memrelay.workflows.runner import Runner
+    from memrelay.workflows.steps import Steps
 
 
 def build_services(settings: Settings) -> Services:
@@ -37,92 +71,42 @@ def build_services(settings: Settings) -> Services:
 
 
 class Services:
-    """Everything the API or a job does is one call on a service reachable from here."""
+    """The services of one process, each built on first use (see the module docstring for the wiring)."""
 
     def __init__(self, settings: Settings, db: Database | None = None):
         self.settings = settings
         self.db = db or Database(settings.sql_url)
 
+    # --- SQL stores and egress --------------------------------------------------------------------
     @cached_property
     def tenancy(self) -> Tenancy:
+        from memrelay.engine.stores.tenancy import Tenancy
+
         return Tenancy(self.db)
 
     @cached_property
     def collections(self) -> Collections:
+        from memrelay.engine.stores.collections import Collections
+
         return Collections(self.db)
 
     @cached_property
     def records(self) -> Records:
+        from memrelay.engine.stores.records import Records
+
         return Records(self.db, self.collections, soft_delete_days=self.settings.soft_delete_days)
 
     @cached_property
     def sources(self) -> Sources:
+        from memrelay.engine.stores.sources import Sources
+
         return Sources(self.db)
 
     @cached_property
     def events(self) -> EventLog:
+        from memrelay.engine.stores.event_log import EventLog
+
         return EventLog(self.db)
-
-    @cached_property
-    def vector_index(self) -> VectorIndex:
-        return VectorIndex(self.settings.milvus_target)
-
-    @cached_property
-    def embedder(self) -> Embedder:
-        from memrelay.engine.adapters.embedding import build_embedder
-
-        key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
-        return build_embedder(self.settings.embedder, api_base=self.settings.llm_api_base, api_key=key)
-
-    @cached_property
-    def memories(self) -> Memories:
-        from memrelay.engine.memory.memories import Memories
-
-        return Memories(self)
-
-    @cached_property
-    def recall(self) -> Recall:
-        from memrelay.engine.memory.recall import Recall
-
-        return Recall(self)
-
-    @cached_property
-    def llm(self) -> LLMService:
-        """LLM calls with per-org budget and usage accounting (raises llm_not_configured when unset)."""
-        from memrelay.engine.stores.metered_llm import LLMService
-
-        return LLMService(self)
-
-    @cached_property
-    def extractor(self) -> LLMExtractor:
-        from memrelay.engine.memory.llm_extractor import LLMExtractor
-
-        return LLMExtractor(self)
-
-    @cached_property
-    def governance(self) -> Governance:
-        from memrelay.engine.guidance.governance import Governance
-
-        return Governance(self)
-
-    @cached_property
-    def generation(self) -> Generation:
-        from memrelay.engine.guidance.generation import Generation
-
-        return Generation(self)
-
-    @cached_property
-    def agents(self) -> Agents:
-        from memrelay.engine.guidance.agents import Agents
-
-        return Agents(self)
-
-    @cached_property
-    def deep_recall(self) -> Callable[..., Any]:
-        """``deep_recall(org_id, req, fast_result)``: reflection rounds and answers over smart recall."""
-        from memrelay.engine.memory.deep_recall import recall_deep
-
-        return partial(recall_deep, self)
 
     @cached_property
     def webhooks_out(self) -> WebhooksOut:
@@ -131,21 +115,151 @@ class Services:
 
         return WebhooksOut(self.db)
 
-    def sync_index(self) -> None:
-        """Push pending memory vectors and deletions to the index (safe to call any time)."""
-        from memrelay.engine.memory.index_sync import reconcile
+    # --- adapters ---------------------------------------------------------------------------------
+    @cached_property
+    def vector_index(self) -> VectorIndex:
+        """The Milvus client wrapper (connects on first use)."""
+        from memrelay.engine.adapters.vector_index import VectorIndex
 
-        reconcile(self)
+        return VectorIndex(self.settings.milvus_target)
 
-    def vector_index_status(self) -> dict[str, object]:
-        return self.vector_index.ping()
+    @cached_property
+    def embedder(self) -> LazyEmbedder:
+        """The configured embedder; the model itself loads on the first ``name``/``dim``/``embed``."""
+        from memrelay.engine.adapters.embedding.lazy import LazyEmbedder
 
+        return LazyEmbedder(self._load_embedder)
+
+    def _load_embedder(self) -> Embedder:
+        from memrelay.engine.adapters.embedding.factory import build_embedder
+
+        key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
+        return build_embedder(self.settings.embedder, api_base=self.settings.llm_api_base, api_key=key)
+
+    @cached_property
+    def index(self) -> MemoryIndex:
+        """Milvus kept in step with SQL: post-commit writes, reconcile, reindex, checks, ANN search."""
+        from memrelay.engine.memory.index_sync import MemoryIndex
+
+        return MemoryIndex(self.db, self.embedder, self.vector_index)
+
+    @cached_property
+    def llm(self) -> LLMService:
+        """LLM calls with per-org budget and usage accounting (raises llm_not_configured when unset)."""
+        from memrelay.engine.stores.metered_llm import LLMService
+
+        return LLMService(self.db, self.settings)
+
+    # --- memory -----------------------------------------------------------------------------------
+    @cached_property
+    def extractor(self) -> LLMExtractor | None:
+        """LLM extraction for ``enhanced`` memorize and batch ``extractMemories``; None without a model."""
+        if not self.settings.llm_configured:
+            return None
+        from memrelay.engine.memory.llm_extractor import LLMExtractor
+
+        return LLMExtractor(self.llm)
+
+    @cached_property
+    def memories(self) -> Memories:
+        from memrelay.engine.memory.memories import Memories
+
+        return Memories(self.db, self.embedder, self.records, self.collections, self.index, self.extractor)
+
+    @cached_property
+    def batches(self) -> BatchMemorize:
+        """Batch memorize runs (chunks processed by RQ jobs)."""
+        from memrelay.engine.memory.batch import BatchMemorize
+
+        return BatchMemorize(self.db, self.embedder, self.collections, self.index, self.extractor)
+
+    @cached_property
+    def deep_recall(self) -> DeepRecall | None:
+        """Reflection rounds and answers over smart recall; None without a model (recall says so)."""
+        if not self.settings.llm_configured:
+            return None
+        from memrelay.engine.memory.deep_recall import DeepRecall
+
+        return DeepRecall(self.llm)
+
+    @cached_property
+    def recall(self) -> Recall:
+        from memrelay.engine.memory.recall import Recall
+
+        return Recall(self.db, self.embedder, self.index, self.deep_recall)
+
+    @cached_property
+    def digests(self) -> Digests:
+        from memrelay.engine.memory.digest import Digests
+
+        return Digests(self.db)
+
+    @cached_property
+    def similarity(self) -> Similarity:
+        from memrelay.engine.memory.similar import Similarity
+
+        return Similarity(self.db, self.embedder, self.index)
+
+    # --- guidance ---------------------------------------------------------------------------------
+    @cached_property
+    def governance(self) -> Governance:
+        from memrelay.engine.guidance.governance import Governance
+
+        return Governance(self.db, self.embedder, self.llm)
+
+    @cached_property
+    def generation(self) -> Generation:
+        from memrelay.engine.guidance.generation import Generation
+
+        return Generation(self.db, self.llm, guidelines=self.governance, recall=self.recall,
+                          digests=self.digests, memories=self.memories)
+
+    @cached_property
+    def agents(self) -> Agents:
+        from memrelay.engine.guidance.agents import Agents
+
+        return Agents(self.db, self.generation)
+
+    # --- ingest -----------------------------------------------------------------------------------
+    @cached_property
+    def pipeline(self) -> EventPipeline:
+        """Logged inbound events → records, properties and memories."""
+        from memrelay.engine.ingest.pipeline import EventPipeline
+
+        return EventPipeline(self.records, self.memories)
+
+    @cached_property
+    def backfill(self) -> Backfill:
+        """CRM backfills (``memrelay sync`` and the sync job)."""
+        from memrelay.engine.ingest.backfill import Backfill
+
+        return Backfill(self.sources, self.records, self.memories)
+
+    # --- workflows --------------------------------------------------------------------------------
+    @cached_property
+    def workflow_steps(self) -> Steps:
+        from memrelay.workflows.steps import Steps
+
+        return Steps(db=self.db, settings=self.settings, records=self.records, memories=self.memories,
+                     batches=self.batches, recall=self.recall, digests=self.digests, generation=self.generation,
+                     allowlists=self.webhooks_out)
+
+    @cached_property
+    def workflow_runner(self) -> Runner:
+        """Executes stored workflow runs (the workflow job and ``memrelay workflows run``)."""
+        from memrelay.workflows.runner import Runner
+
+        return Runner(self.db, self.workflow_steps)
+
+    # --- process lifecycle ------------------------------------------------------------------------
     def migrate(self) -> None:
+        """Bring the SQL schema to the newest migration."""
         from memrelay.engine.stores.db.migrate import upgrade
 
         upgrade(self.db.url)
 
     def close(self) -> None:
+        """Close the Milvus client (if it was opened) and dispose the SQL pool."""
         if "vector_index" in self.__dict__:
             self.vector_index.close()
         self.db.dispose()

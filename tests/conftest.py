@@ -131,7 +131,7 @@ def engine(settings: Settings) -> Iterator[Services]:
 def app(settings: Settings, engine: Services):  # type: ignore[no-untyped-def]
     from memrelay.gateway.app import create_app
 
-    return create_app(settings, engine=engine)
+    return create_app(settings, services=engine)
 
 
 class Api:
@@ -183,16 +183,11 @@ def other_api(app: Any, engine: Services) -> Api:
 
 @pytest.fixture
 def run_jobs(engine: Services, settings: Settings):  # type: ignore[no-untyped-def]
-    """Run every queued RQ job in-process (real Redis, real RQ) against this test's engine."""
-    from rq import SimpleWorker
-
-    from memrelay.queue.connection import QUEUES
-    from memrelay.worker.context import set_engine
+    """Run every queued job through the production worker (``run_worker``: ``MemrelayWorker``, in-process
+    jobs, real Redis and rq) in burst mode, with this test's services."""
+    from memrelay.worker.main import run_worker
 
     def run() -> None:
-        set_engine(engine)
-        conn = redis_lib.Redis.from_url(settings.redis_url)
-        SimpleWorker(list(QUEUES), connection=conn).work(burst=True)
+        run_worker(settings, burst=True, services=engine)
 
-    yield run
-    set_engine(None)
+    return run

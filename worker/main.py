@@ -1,42 +1,66 @@
-"""Worker entry point: an RQ worker on every memrelay queue."""
+"""Worker entry point (``memrelay worker``): one process that builds its services once and runs jobs itself.
+
+Start-up order matters and never forks: build the services and the Redis client, start the maintenance
+threads (sweeper, webhook dispatcher, rq scheduler, embedder warm-up + index reconcile), then run :class:`MemrelayWorker` on
+every memrelay queue in the main thread (so rq's SIGALRM job timeouts work).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from rq import Worker
-
-from memrelay.composition import Services
+from memrelay.composition import Services, build_services
 from memrelay.engine.core.logging_setup import configure_logging
 from memrelay.engine.core.settings import Settings
 from memrelay.queue.connection import QUEUES, connect
-from memrelay.worker.context import set_engine
+from memrelay.worker.context import JobContext
 from memrelay.worker.jobs.deliver import start_dispatcher
+from memrelay.worker.runtime import WARM_SHUTDOWN_GRACE_S, MemrelayWorker
+from memrelay.worker.scheduler import schedule_once, start_scheduler
 from memrelay.worker.sweeper import start_sweeper
 
+log = logging.getLogger(__name__)
 
-def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
-    """Process jobs until stopped (or until the queues are empty with ``burst``)."""
+
+def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None,
+               services: Services | None = None, grace_s: float = WARM_SHUTDOWN_GRACE_S) -> bool:
+    """Process jobs until stopped (SIGTERM: warm shutdown), or until the queues are empty with ``burst``.
+
+    ``services`` are built here from ``settings`` unless given (tests pass their own)."""
     configure_logging(settings.log_level, json_logs=settings.log_json)
-    conn = connect(settings)
-    eng = Services(settings)
-    set_engine(eng)
+    own = services is None
+    context = JobContext(services=services or build_services(settings), redis=connect(settings))
     stop = threading.Event()
-    if not burst:
-        start_sweeper(eng, conn, stop)
-        start_dispatcher(eng, conn, stop)
-        threading.Thread(target=_reconcile, args=(eng,), name="memrelay-reconcile", daemon=True).start()
+    worker = MemrelayWorker(QUEUES, context=context, name=name, grace_s=grace_s)
+    if burst:
+        schedule_once(context.redis, QUEUES)
+    else:
+        start_maintenance(context, stop)
     try:
-        w = Worker(list(QUEUES), connection=conn, name=name)
-        return bool(w.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
+        return bool(worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level))
     finally:
         stop.set()
+        if own:
+            context.services.close()
 
 
-def _reconcile(eng) -> None:  # type: ignore[no-untyped-def]
-    """Bring the vector index up to date with SQL after a crash (pending writes, tombstones)."""
+def start_maintenance(context: JobContext, stop: threading.Event) -> list[threading.Thread]:
+    """The background loops of a worker process (each coordinated across workers by Redis locks)."""
+    threads = [start_sweeper(context.services, context.redis, stop),
+               start_dispatcher(context.services, context.redis, stop),
+               start_scheduler(context.redis, QUEUES, stop)]
+    reconcile = threading.Thread(target=_reconcile, args=(context.services,), name="memrelay-reconcile",
+                                 daemon=True)
+    reconcile.start()
+    return [*threads, reconcile]
+
+
+def _reconcile(services: Services) -> None:
+    """Load the embedder now (once per process, not on the first job), then bring the vector index up to
+    date with SQL after a crash (pending writes, tombstones)."""
     try:
-        eng.sync_index()
+        services.embedder.get()
+        services.index.reconcile()
     except Exception:
-        logging.getLogger(__name__).exception("index reconciliation failed; `memrelay check-index --repair`")
+        log.exception("index reconciliation failed; `memrelay check-index --repair`")

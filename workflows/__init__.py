@@ -1,6 +1,7 @@
 """Declarative workflows: YAML definitions (trigger → steps) run by RQ against the engine services.
 
-``memrelay.workflows.loader`` reads and validates definitions, ``memrelay.workflows.runner`` executes a run step by step,
+``memrelay.workflows.loader`` reads and validates definitions, ``memrelay.workflows.runner`` executes a run step by step
+with the services ``memrelay.workflows.steps.Steps`` is given (never the composition root),
 ``memrelay.workflows.triggers`` starts runs from inbound events, schedules and manual calls, and
 ``memrelay.workflows.n8n`` renders definitions as n8n workflow documents.
 """

@@ -1,19 +1,26 @@
-"""Delivery transports: a JSON webhook / Slack incoming webhook (requests) and SMTP email (smtplib).
+"""Delivery transports: a JSON webhook / Slack incoming webhook (the guarded HTTP client of
+:mod:`memrelay.engine.egress.http`) and SMTP email (smtplib).
+
+A URL written in a workflow definition (or named there as ``env:NAME``) is operator configuration and is
+reached as written; a URL rendered from run data (``{{ input.url }}``) is org-supplied and passes the SSRF
+guard strictly, under the org's webhook allowlist. Redirects are not followed.
 
 SMTP is configured from the environment (``MEMRELAY_SMTP_HOST`` default ``127.0.0.1``, ``_PORT`` default 25,
-``_FROM``, ``_USER``, ``_PASSWORD``, ``_STARTTLS``); URLs may be given as ``env:NAME``.
+``_FROM``, ``_USER``, ``_PASSWORD``, ``_STARTTLS``).
 """
 
 from __future__ import annotations
 
 import os
 import smtplib
+from collections.abc import Iterable
 from email.message import EmailMessage
 from typing import Any
 
 import requests
 
 from memrelay.engine.core.errors import ConfigError, UpstreamError
+from memrelay.engine.egress.http import BlockedAddress, EgressPolicy, GuardedSession, ResponseTooLarge
 
 TIMEOUT_S = 10
 
@@ -38,11 +45,27 @@ def resolve_url(url: str) -> str:
     return url
 
 
-def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST ``body``; 5xx/429/connection errors are retryable, other non-2xx are not."""
+def egress_policy(url: str, target: str, written: str | None, allowlist: Iterable[str]) -> EgressPolicy:
+    """Operator-configured (trusted as written) when ``url`` is the definition's own text or ``env:`` name;
+    otherwise the org-supplied policy under ``allowlist``."""
+    if written is not None and (written.startswith("env:") or written == url):
+        return EgressPolicy.configured(target, follow_redirects=False, timeout_s=TIMEOUT_S)
+    return EgressPolicy.user_url(allowlist, timeout_s=TIMEOUT_S)
+
+
+def post_json(url: str, body: dict[str, Any], *, written: str | None = None,
+              allowlist: Iterable[str] = ()) -> dict[str, Any]:
+    """POST ``body`` to ``url`` (rendered from ``written``, the definition's text); 5xx/429/connection errors
+    are retryable, other non-2xx and refused targets (``blocked_url``) are not."""
     target = resolve_url(url)
     try:
-        resp = requests.post(target, json=body, timeout=TIMEOUT_S)
+        with GuardedSession(egress_policy(url, target, written, allowlist)) as http:
+            resp = http.post(target, json=body)
+    except BlockedAddress as exc:
+        raise DeliveryFailed(f"POST refused: {exc.message}", retryable=False,
+                             details={"code": exc.code, **exc.details}) from None
+    except ResponseTooLarge as exc:
+        raise DeliveryFailed(f"POST failed: {exc.message}", retryable=False, details=exc.details) from None
     except requests.RequestException as exc:
         raise DeliveryFailed(f"POST failed: {exc.__class__.__name__}", retryable=True) from None
     if resp.status_code >= 300:

@@ -1,112 +1,33 @@
-"""A tiny, safe expression language for workflow templates — a subset of Python syntax.
+"""Workflow templates: the shared template language (:mod:`memrelay.engine.domain.templates`) applied to
+step fields, and its translation to n8n (JavaScript) expressions.
 
-``{{ trigger.payload.email }}`` reads the run context; expressions allow names, ``a.b`` / ``a["b"]`` /
-``a[0]`` lookups (missing → None), literals, comparisons (incl. ``in``, ``is None``), ``and``/``or``/``not``,
-``+`` and the functions ``len``, ``str``, ``lower``, ``upper``. Nothing else parses, so a definition can
-never run code. The same syntax tree is translated to an n8n (JavaScript) expression by :func:`to_js`.
+``{{ trigger.payload.email }}`` reads the run context. A string that is exactly one ``{{ }}`` keeps the
+value's type; anything else renders to text (``None`` → ``""``, lists and dicts as JSON).
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import operator
-import re
 from collections.abc import Callable
 from typing import Any
 
-TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
-FUNCTIONS: dict[str, Callable[[Any], Any]] = {
-    "len": lambda v: len(v) if v is not None else 0,
-    "str": lambda v: "" if v is None else str(v),
-    "lower": lambda v: "" if v is None else str(v).lower(),
-    "upper": lambda v: "" if v is None else str(v).upper(),
-}
-COMPARE: dict[type, Callable[[Any, Any], bool]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
-    ast.In: lambda a, b: b is not None and a in b, ast.NotIn: lambda a, b: b is None or a not in b,
-}
+from memrelay.engine.domain.templates import DEFAULT, Expression, TemplateError, dotted_path
 
-
-class ExpressionError(ValueError):
-    """An expression that does not parse or uses something outside the language."""
+ExpressionError = TemplateError
+"""Kept as the workflow name of :class:`~memrelay.engine.domain.templates.TemplateError`."""
 
 
 def parse(expr: str) -> ast.expr:
-    try:
-        tree = ast.parse(expr.strip(), mode="eval").body
-    except SyntaxError as exc:
-        raise ExpressionError(f"invalid expression {expr.strip()!r}: {exc.msg}") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED):
-            raise ExpressionError(f"{type(node).__name__} is not allowed in {expr.strip()!r}")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
-                                               and len(node.args) == 1 and not node.keywords):
-            raise ExpressionError(f"only {', '.join(FUNCTIONS)} with one argument may be called")
-        if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Add):
-            raise ExpressionError("only '+' is allowed as an operator")
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            raise ExpressionError("names starting with '_' are not allowed")
-    return tree
-
-
-_ALLOWED = (ast.Expression, ast.Name, ast.Load, ast.Attribute, ast.Subscript, ast.Constant, ast.Compare,
-            ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.Call, ast.BinOp, ast.Add,
-            ast.List, ast.Tuple, *COMPARE)
+    """The syntax tree of one bare expression; :class:`TemplateError` if it is outside the language."""
+    return DEFAULT.expression(expr.strip()).tree
 
 
 def evaluate(expr: str, context: dict[str, Any]) -> Any:
-    return _eval(parse(expr), context)
+    """The value of one bare expression in the run context."""
+    return DEFAULT.evaluate(expr.strip(), context)
 
 
-def _get(obj: Any, key: Any) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(key)
-    if isinstance(obj, list | tuple) and isinstance(key, int) and -len(obj) <= key < len(obj):
-        return obj[key]
-    return None
-
-
-def _eval(node: ast.expr, ctx: dict[str, Any]) -> Any:  # noqa: PLR0911 - one branch per node type
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return ctx.get(node.id)
-    if isinstance(node, ast.Attribute):
-        return _get(_eval(node.value, ctx), node.attr)
-    if isinstance(node, ast.Subscript):
-        return _get(_eval(node.value, ctx), _eval(node.slice, ctx))
-    if isinstance(node, ast.List | ast.Tuple):
-        return [_eval(e, ctx) for e in node.elts]
-    if isinstance(node, ast.BoolOp):
-        values = (_eval(v, ctx) for v in node.values)
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, ctx)
-        return (not value) if isinstance(node.op, ast.Not) else -value
-    if isinstance(node, ast.BinOp):
-        left, right = _eval(node.left, ctx), _eval(node.right, ctx)
-        if isinstance(left, str) or isinstance(right, str):
-            return FUNCTIONS["str"](left) + FUNCTIONS["str"](right)
-        return left + right
-    if isinstance(node, ast.Call):
-        return FUNCTIONS[node.func.id](_eval(node.args[0], ctx))  # type: ignore[attr-defined]
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, ctx)
-        for op, comp in zip(node.ops, node.comparators, strict=True):
-            right = _eval(comp, ctx)
-            try:
-                if not COMPARE[type(op)](left, right):
-                    return False
-            except TypeError:
-                return False
-            left = right
-        return True
-    raise ExpressionError(f"unsupported expression node {type(node).__name__}")
-
-
-# --- templates ------------------------------------------------------------------------------------
 def render(value: Any, context: dict[str, Any]) -> Any:
     """Fill ``{{ }}`` in strings (recursively in dicts/lists). A string that is one expression keeps its type."""
     if isinstance(value, dict):
@@ -115,22 +36,11 @@ def render(value: Any, context: dict[str, Any]) -> Any:
         return [render(v, context) for v in value]
     if not isinstance(value, str) or "{{" not in value:
         return value
-    whole = TEMPLATE.fullmatch(value.strip())
-    if whole:
-        return evaluate(whole.group(1), context)
-    return TEMPLATE.sub(lambda m: _text(evaluate(m.group(1), context)), value)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return str(value)
+    return DEFAULT.template(value).render(context, keep_type=True)
 
 
 def check(value: Any) -> None:
-    """Raise ExpressionError for any template in ``value`` that does not parse."""
+    """Raise :class:`TemplateError` for any template in ``value`` that does not parse."""
     if isinstance(value, dict):
         for v in value.values():
             check(v)
@@ -138,14 +48,15 @@ def check(value: Any) -> None:
         for v in value:
             check(v)
     elif isinstance(value, str):
-        for m in TEMPLATE.finditer(value):
-            parse(m.group(1))
+        DEFAULT.template(value)
 
 
 # --- JavaScript (n8n) translation -----------------------------------------------------------------
 Resolver = Callable[[str, list[str]], str | None]
 _JS_CMP = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
            ast.Is: "==", ast.IsNot: "!="}
+_JS_FUNCTIONS = {"len": "(({}) ?? []).length", "str": "String(({}) ?? '')",
+                 "lower": "String(({}) ?? '').toLowerCase()", "upper": "String(({}) ?? '').toUpperCase()"}
 
 
 def js_string(text: str) -> str:
@@ -158,24 +69,22 @@ def to_js(expr: str, resolve: Resolver) -> str:
     return _js(parse(expr), resolve)
 
 
-def _path(node: ast.expr) -> list[str] | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        return [node.id, *reversed(parts)]
-    return None
+def _attribute_path(node: ast.expr) -> list[str] | None:
+    path = dotted_path(node)
+    probe = node
+    while isinstance(probe, ast.Attribute):  # only attribute chains resolve; subscripts stay lookups
+        probe = probe.value
+    return path if isinstance(probe, ast.Name) else None
 
 
 def _js(node: ast.expr, resolve: Resolver) -> str:  # noqa: PLR0911 - one branch per node type
-    path = _path(node)
+    path = _attribute_path(node)
     if path is not None:
         for cut in range(len(path), 0, -1):
             base = resolve(path[0], path[1:cut])
             if base is not None:
                 return base + "".join(f"?.[{js_string(p)}]" for p in path[cut:])
-        raise ExpressionError(f"unknown name {path[0]!r}")
+        raise TemplateError(f"unknown name {path[0]!r}", ast.unparse(node), 0)
     if isinstance(node, ast.Constant):
         if node.value is None:
             return "null"
@@ -188,6 +97,9 @@ def _js(node: ast.expr, resolve: Resolver) -> str:  # noqa: PLR0911 - one branch
         return f"{_js(node.value, resolve)}?.[{_js(node.slice, resolve)}]"
     if isinstance(node, ast.List | ast.Tuple):
         return "[" + ", ".join(_js(e, resolve) for e in node.elts) + "]"
+    if isinstance(node, ast.Dict):
+        return "({ " + ", ".join(f"[{_js(k, resolve)}]: {_js(v, resolve)}" for k, v in
+                                 zip(node.keys, node.values, strict=True) if k is not None) + " })"
     if isinstance(node, ast.BoolOp):
         op = " && " if isinstance(node.op, ast.And) else " || "
         return "(" + op.join(_js(v, resolve) for v in node.values) + ")"
@@ -196,42 +108,38 @@ def _js(node: ast.expr, resolve: Resolver) -> str:  # noqa: PLR0911 - one branch
     if isinstance(node, ast.BinOp):
         return f"({_js(node.left, resolve)} + {_js(node.right, resolve)})"
     if isinstance(node, ast.Call):
-        arg = _js(node.args[0], resolve)
-        return {"len": f"(({arg}) ?? []).length", "str": f"String(({arg}) ?? '')",
-                "lower": f"String(({arg}) ?? '').toLowerCase()",
-                "upper": f"String(({arg}) ?? '').toUpperCase()"}[node.func.id]  # type: ignore[attr-defined]
+        name = node.func.id  # type: ignore[attr-defined]
+        if name not in _JS_FUNCTIONS:
+            raise TemplateError(f"{name} has no n8n translation", ast.unparse(node), 0)
+        return _JS_FUNCTIONS[name].format(_js(node.args[0], resolve))
     if isinstance(node, ast.Compare):
         parts, left = [], _js(node.left, resolve)
-        for op, comp in zip(node.ops, node.comparators, strict=True):
+        for cmp, comp in zip(node.ops, node.comparators, strict=True):
             right = _js(comp, resolve)
-            if isinstance(op, ast.In | ast.NotIn):
+            if isinstance(cmp, ast.In | ast.NotIn):
                 test = f"(({right}) ?? []).includes({left})"
-                parts.append(test if isinstance(op, ast.In) else f"!{test}")
+                parts.append(test if isinstance(cmp, ast.In) else f"!{test}")
             else:
-                parts.append(f"({left} {_JS_CMP[type(op)]} {right})")
+                parts.append(f"({left} {_JS_CMP[type(cmp)]} {right})")
             left = right
         return "(" + " && ".join(parts) + ")"
-    raise ExpressionError(f"unsupported expression node {type(node).__name__}")
+    raise TemplateError(f"{type(node).__name__} has no n8n translation", ast.unparse(node), 0)
 
 
 _JS_TEXT = "((v) => v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v))"
 
 
+def _expr_js(expr: Expression, resolve: Resolver) -> str:
+    return _js(expr.tree, resolve)
+
+
 def template_to_js(value: str, resolve: Resolver) -> str:
     """A template string as one JS expression (a single ``{{ }}`` keeps its type; otherwise a string)."""
-    whole = TEMPLATE.fullmatch(value.strip())
-    if whole:
-        return to_js(whole.group(1), resolve)
-    pieces: list[str] = []
-    pos = 0
-    for m in TEMPLATE.finditer(value):
-        if m.start() > pos:
-            pieces.append(js_string(value[pos:m.start()]))
-        pieces.append(f"{_JS_TEXT}({to_js(m.group(1), resolve)})")
-        pos = m.end()
-    if pos < len(value) or not pieces:
-        pieces.append(js_string(value[pos:]))
-    return " + ".join(pieces)
+    template = DEFAULT.template(value)
+    if (only := template.single) is not None:
+        return _expr_js(only, resolve)
+    pieces = [js_string(p) if isinstance(p, str) else f"{_JS_TEXT}({_expr_js(p, resolve)})" for p in template.parts]
+    return " + ".join(pieces) if pieces else js_string("")
 
 
 def value_to_js(value: Any, resolve: Resolver) -> str:

@@ -96,16 +96,28 @@ def parse_definition(text: str, path: str = "<string>") -> WorkflowDef:
         extra = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
         raise WorkflowLoadError(path, _line(lines, loc), f"{field}: {msg}{extra}") from None
     for i, step in enumerate(wf.steps):
-        try:
-            expressions.check(step.model_dump(by_alias=True, exclude={"id", "type", "name", "after", "retries"}))
-        except expressions.ExpressionError as exc:
-            raise WorkflowLoadError(path, _line(lines, ("steps", i)), f"step {step.id!r}: {exc}") from None
+        fields = step.model_dump(by_alias=True, exclude={"id", "type", "name", "after", "retries"})
+        for loc, value in _strings(fields, ("steps", i)):
+            try:
+                expressions.check(value)
+            except expressions.ExpressionError as exc:
+                where = ".".join(str(p) for p in loc[2:])
+                raise WorkflowLoadError(path, _line(lines, loc), f"step {step.id!r}, {where}: {exc}") from None
     if wf.foreach:
         try:
             expressions.parse(wf.foreach)
         except expressions.ExpressionError as exc:
             raise WorkflowLoadError(path, _line(lines, ("foreach",)), str(exc)) from None
     return wf
+
+
+def _strings(value: Any, loc: Loc) -> list[tuple[Loc, str]]:
+    """Every string in a JSON-like value with its location (templates are checked one by one)."""
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _strings(v, (*loc, k))]
+    if isinstance(value, list):
+        return [item for i, v in enumerate(value) for item in _strings(v, (*loc, i))]
+    return [(loc, value)] if isinstance(value, str) else []
 
 
 def load_file(path: Path) -> WorkflowDef:

@@ -1,31 +1,30 @@
 """Execute one workflow run: steps in dependency order, per-step status, retries and a log in SQL.
 
-A run resumes where it stopped: steps that already succeeded keep their stored output. A step that fails
-after its retries fails the run and the error is re-raised (the RQ job's failed registry sees it).
+A run resumes where it stopped: steps that already succeeded keep their stored output. A step is retried
+under the ``workflow_steps`` policy (:mod:`memrelay.engine.core.backoff`, attempts = its ``retries`` + 1);
+one that fails after its retries fails the run and the error is re-raised (the RQ job's failed registry sees it).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
-from memrelay.engine.adapters.llm.errors import LLMNotConfigured
-from memrelay.engine.core.errors import MemrelayError, ServiceUnavailable, UpstreamError
+from memrelay.engine.core.backoff import WORKFLOW_STEPS
+from memrelay.engine.core.errors import LLMNotConfigured, MemrelayError, ServiceUnavailable, UpstreamError
+from memrelay.engine.stores.db.database import Database
 from memrelay.workflows import store
 from memrelay.workflows.delivery import DeliveryFailed
 from memrelay.workflows.expressions import evaluate
 from memrelay.workflows.models import ConditionStep, Step, WorkflowDef
-from memrelay.workflows.steps import run_step
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
+from memrelay.workflows.steps import Steps
 
 log = logging.getLogger(__name__)
-RETRY_BASE_S = 1.0
-RETRY_MAX_S = 30.0
+RETRY_BASE_S = WORKFLOW_STEPS.base_s
+RETRY_MAX_S = WORKFLOW_STEPS.max_s
 
 
 def retryable(exc: BaseException) -> bool:
@@ -44,18 +43,18 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
 
 
 class Runner:
-    """Runs ``run_id`` against ``engine``; ``retry_base_s`` scales the backoff between attempts."""
+    """Runs workflow runs stored in ``db`` with ``steps``; ``retry_base_s`` scales the backoff between attempts."""
 
-    def __init__(self, engine: Services, *, retry_base_s: float = RETRY_BASE_S):
-        self.engine, self.retry_base_s = engine, retry_base_s
+    def __init__(self, db: Database, steps: Steps, *, retry_base_s: float = RETRY_BASE_S):
+        self.db, self.steps, self.retry_base_s = db, steps, retry_base_s
 
     def execute(self, run_id: str) -> dict[str, Any]:
-        run = store.load_run(self.engine.db, run_id)
+        run = store.load_run(self.db, run_id)
         if run.status in ("succeeded", "skipped"):
-            return store.get_run(self.engine.db, run.org_id, run_id)
+            return store.get_run(self.db, run.org_id, run_id)
         wf = WorkflowDef.model_validate(run.definition)
-        store.set_run_status(self.engine.db, run_id, "running")
-        done = store.step_rows(self.engine.db, run_id)
+        store.set_run_status(self.db, run_id, "running")
+        done = store.step_rows(self.db, run_id)
         ctx: dict[str, Any] = {"trigger": run.trigger, "input": run.trigger.get("input", {}),
                                "run": {"id": run_id, "workflowId": wf.id}, "steps": {}}
         order = wf.order()
@@ -70,10 +69,10 @@ class Runner:
             else:
                 self._steps(run.org_id, run_id, wf, order, ctx, 0, done, {})
         except Exception as exc:
-            store.set_run_status(self.engine.db, run_id, "failed", error_dict(exc))
+            store.set_run_status(self.db, run_id, "failed", error_dict(exc))
             raise
-        store.set_run_status(self.engine.db, run_id, "succeeded")
-        return store.get_run(self.engine.db, run.org_id, run_id)
+        store.set_run_status(self.db, run_id, "succeeded")
+        return store.get_run(self.db, run.org_id, run_id)
 
     def _steps(self, org_id: str, run_id: str, wf: WorkflowDef, steps: list[Step], ctx: dict[str, Any],
                item: int, done: dict[tuple[str, int], Any], outcome: dict[str, str]) -> dict[str, str]:
@@ -83,7 +82,7 @@ class Runner:
             pos = positions[step.id]
             if any(outcome.get(d) == "blocked" for d in wf.needs(step)):
                 outcome[step.id] = "blocked"
-                store.save_step(self.engine.db, run_id, step.id, step.type, item, pos, status="skipped",
+                store.save_step(self.db, run_id, step.id, step.type, item, pos, status="skipped",
                                 log=["skipped: an earlier condition was false"])
                 continue
             prev = done.get((step.id, item))
@@ -100,24 +99,26 @@ class Runner:
                   attempts: int) -> dict[str, Any]:
         lines: list[str] = []
         first = attempts
+        policy = WORKFLOW_STEPS.but(max_attempts=step.retries + 1, base_s=self.retry_base_s)
         while True:
             attempts += 1
-            store.save_step(self.engine.db, run_id, step.id, step.type, item, pos, status="running",
+            store.save_step(self.db, run_id, step.id, step.type, item, pos, status="running",
                             attempts=attempts, log=[f"attempt {attempts} started"])
             lines = []
             try:
-                output = run_step(self.engine, org_id, step, ctx, lines.append)
+                output = self.steps.run(org_id, step, ctx, lines.append)
             except Exception as exc:
                 err = error_dict(exc)
-                again = retryable(exc) and attempts - first <= step.retries
+                delay = policy.next_delay(attempts - first) if retryable(exc) else None
+                again = delay is not None
                 lines.append(f"attempt {attempts} failed: {err['code']}: {err['message']}")
-                store.save_step(self.engine.db, run_id, step.id, step.type, item, pos,
+                store.save_step(self.db, run_id, step.id, step.type, item, pos,
                                 status="running" if again else "failed", attempts=attempts, error=err, log=lines)
-                if not again:
+                if delay is None:
                     log.warning("workflow run %s step %s failed: %s", run_id, step.id, err["message"])
                     raise
-                time.sleep(min(self.retry_base_s * 2 ** (attempts - first - 1), RETRY_MAX_S))
+                time.sleep(delay)
                 continue
-            store.save_step(self.engine.db, run_id, step.id, step.type, item, pos, status="succeeded",
+            store.save_step(self.db, run_id, step.id, step.type, item, pos, status="succeeded",
                             attempts=attempts, output=output, log=lines)
             return output

@@ -1,5 +1,5 @@
 """Starting runs: from processed inbound events (:func:`on_event`), schedules (:func:`tick`) and by hand
-(:func:`start_manual`). Runs are written to SQL first, then enqueued on RQ (job id = run id)."""
+(:func:`start_manual`). Runs are written to SQL first, then handed to the caller's ``enqueue`` (job id = run id)."""
 
 from __future__ import annotations
 
@@ -7,51 +7,44 @@ import fnmatch
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from memrelay.engine.core.settings import Settings
 from memrelay.engine.core.util import utcnow
+from memrelay.engine.stores.db.database import Database
 from memrelay.workflows import store
 from memrelay.workflows.cron import due_slot
 from memrelay.workflows.loader import registry
 from memrelay.workflows.models import ScheduleTrigger, WebhookTrigger, WorkflowDef
 
-if TYPE_CHECKING:
-    from memrelay.composition import Services
-
 log = logging.getLogger(__name__)
-Enqueue = Callable[[str], Any]
 
 
-def default_enqueue(engine: Services) -> Enqueue:
-    """Enqueue on the configured Redis; on an outage the run stays 'queued' in SQL and is logged."""
-    import redis
+class TriggerServices(Protocol):
+    """What starting runs needs of the process's services: the SQL store and the settings (workflow dir)."""
 
-    from memrelay.queue.connection import connect
-    from memrelay.worker.jobs.workflow import enqueue_run
-
-    conn = connect(engine.settings)
-
-    def enqueue(run_id: str) -> None:
-        try:
-            enqueue_run(conn, run_id)
-        except redis.RedisError as exc:
-            log.warning("could not enqueue workflow run %s: %s", run_id, exc)
-
-    return enqueue
+    db: Database
+    settings: Settings
 
 
-def _start(engine: Services, org_id: str, wf: WorkflowDef, trigger_type: str, trigger: dict[str, Any],
-           dedup_key: str | None, enqueue: Enqueue | None) -> str | None:
+class RunEnqueuer(Protocol):
+    """Queues a run already written to SQL (job id = run id). The edge that starts runs passes one in —
+    ``memrelay.queue.jobs.workflow_run_enqueuer(conn)`` — so this package never imports the queue."""
+
+    def __call__(self, run_id: str, /) -> object: ...
+
+
+def _start(engine: TriggerServices, org_id: str, wf: WorkflowDef, trigger_type: str, trigger: dict[str, Any],
+           dedup_key: str | None, enqueue: RunEnqueuer) -> str | None:
     run_id = store.create_run(engine.db, org_id, wf, trigger_type, trigger, dedup_key)
     if run_id is not None:
-        (enqueue or default_enqueue(engine))(run_id)
+        enqueue(run_id)
     return run_id
 
 
-def on_event(engine: Services, org_id: str, source_connector: str, event_type: str, record_id: str | None,
-             payload: dict[str, Any], *, enqueue: Enqueue | None = None) -> list[str]:
+def on_event(engine: TriggerServices, org_id: str, source_connector: str, event_type: str, record_id: str | None,
+             payload: dict[str, Any], *, enqueue: RunEnqueuer) -> list[str]:
     """Start the org's enabled workflows whose webhook trigger matches this processed event."""
     enabled = store.enabled_workflows(engine.db, org_id)
     if not enabled:
@@ -72,7 +65,7 @@ def on_event(engine: Services, org_id: str, source_connector: str, event_type: s
     return started
 
 
-def tick(engine: Services, now: datetime | None = None, *, enqueue: Enqueue | None = None) -> list[str]:
+def tick(engine: TriggerServices, now: datetime | None = None, *, enqueue: RunEnqueuer) -> list[str]:
     """Start each enabled schedule-triggered workflow whose slot is due (idempotent per slot)."""
     now = now or utcnow()
     started: list[str] = []
@@ -91,8 +84,8 @@ def tick(engine: Services, now: datetime | None = None, *, enqueue: Enqueue | No
     return started
 
 
-def start_manual(engine: Services, org_id: str, workflow_id: str, inputs: dict[str, Any] | None = None, *,
-                 enqueue: Enqueue | None = None) -> str:
+def start_manual(engine: TriggerServices, org_id: str, workflow_id: str, inputs: dict[str, Any] | None = None, *,
+                 enqueue: RunEnqueuer) -> str:
     """Start any workflow by hand (enabled or not); ``inputs`` become ``input`` / ``trigger.payload``."""
     wf = registry(engine.settings.data_dir).get(workflow_id)
     data = {"input": dict(inputs or {}), "payload": dict(inputs or {})}

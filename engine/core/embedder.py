@@ -16,7 +16,8 @@ class Embedder(Protocol):
     ``embed`` returns shape ``(len(texts), dim)``. Texts with no content get a zero row.
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def dim(self) -> int: ...

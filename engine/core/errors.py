@@ -98,3 +98,17 @@ class UpstreamError(MemrelayError):
 class ServiceUnavailable(MemrelayError):
     code = "service_unavailable"
     http_status = 503
+
+
+class LLMNotConfigured(ServiceUnavailable):
+    """A feature needs an LLM but ``MEMRELAY_LLM_MODEL`` is not set (defined here, not in the LLM adapter, so
+    checking for it never imports litellm)."""
+
+    code = "llm_not_configured"
+
+    def __init__(self, feature: str | None = None):
+        what = f"{feature} needs an LLM" if feature else "this feature needs an LLM"
+        super().__init__(
+            f"{what}, but none is configured: set MEMRELAY_LLM_MODEL (e.g. openai/gpt-4o-mini)",
+            details={"setting": "MEMRELAY_LLM_MODEL", **({"feature": feature} if feature else {})},
+        )

@@ -1,9 +1,11 @@
-"""Safe outbound HTTP: refuse targets on non-public addresses and pin the connection to the checked one.
+"""The SSRF guard: refuse targets on non-public addresses and say where a checked URL may connect.
 
 A target URL must be http(s) and every address its host resolves to must be public, unless the org's
-allowlist names the host, the address or a network containing it. ``post`` connects to the address that
-was checked (Host header and TLS SNI/certificate still use the host name), so a DNS answer that changes
-between the check and the connection (rebinding) cannot redirect a delivery. Redirects are never followed.
+allowlist names the host, the address or a network containing it, or the URL's origin is one the operator
+configured (a CRM API base: :func:`origin`, passed as ``trusted``). The answer is a :class:`Target` holding
+the checked address; :mod:`memrelay.engine.egress.http` connects to exactly that address (Host header and
+TLS SNI/certificate still use the host name), so a DNS answer that changes between the check and the
+connection (rebinding) cannot redirect a request.
 """
 
 from __future__ import annotations
@@ -15,14 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import urllib3
-
 from memrelay.engine.core.errors import ValidationFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?$")
-SNIPPET_BYTES = 1024
 
 
 class BlockedAddress(ValidationFailed):
@@ -48,13 +47,6 @@ class Target:
         return name if self.port == default else f"{name}:{self.port}"
 
 
-@dataclass(frozen=True)
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    snippet: str
-
-
 def normalise_allowlist(entries: Iterable[str]) -> list[str]:
     """Validate allowlist entries (host names, IP addresses, CIDR networks); 422 naming a bad one."""
     out: list[str] = []
@@ -72,15 +64,28 @@ def normalise_allowlist(entries: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_v4(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one stands for (IPv4-mapped, 6to4, NAT64 well-known prefix), else itself."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return ip.ipv4_mapped
+        if ip.sixtofour:
+            return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def _public(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = _embedded_v4(ip)
     return ip.is_global and not ip.is_multicast
 
 
 def _allowed(ip: IPAddress, networks: list[Network]) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = _embedded_v4(ip)
     return any(ip.version == n.version and ip in n for n in networks)
 
 
@@ -104,10 +109,11 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
 
 
-def check_url(url: str, allowlist: Iterable[str] = ()) -> Target:
-    """Resolve ``url`` and refuse it unless every address is public or allowlisted."""
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an http(s) URL, lower-cased, default port filled in; no DNS lookup.
+    Raises ``BlockedAddress`` for another scheme, no host or a bad port."""
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme.lower() not in ("http", "https"):
         raise BlockedAddress("the URL must use http or https", details={"url": url})
     try:
         host, port = parts.hostname, parts.port
@@ -115,34 +121,23 @@ def check_url(url: str, allowlist: Iterable[str] = ()) -> Target:
         raise BlockedAddress("the URL has an invalid port", details={"url": url}) from None
     if not host:
         raise BlockedAddress("the URL has no host", details={"url": url})
-    port = port or (443 if parts.scheme == "https" else 80)
+    scheme = parts.scheme.lower()
+    return scheme, host.lower(), port or (443 if scheme == "https" else 80)
+
+
+def check_url(url: str, allowlist: Iterable[str] = (), *,
+              trusted: Iterable[tuple[str, str, int]] = ()) -> Target:
+    """Resolve ``url`` and refuse it unless every address is public or allowlisted, or its :func:`origin`
+    is one of the operator-configured ``trusted`` origins (then any address is accepted)."""
+    scheme, host, port = origin(url)
+    parts = urlsplit(url.strip())
     hosts, networks = _split(allowlist)
     ips = _resolve(host, port)
-    if host not in hosts:
+    if host not in hosts and (scheme, host, port) not in set(trusted):
         bad = [str(ip) for ip in ips if not _public(ip) and not _allowed(ip, networks)]
         if bad:
             raise BlockedAddress(f"{host} resolves to a non-public address ({', '.join(bad)}); "
                                  "an admin can allowlist it (PUT /api/v1/webhooks/allowlist)",
                                  details={"host": host, "addresses": bad})
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, host, port, path, str(ips[0]))
-
-
-def post(target: Target, body: bytes, headers: dict[str, str], *, timeout_s: float) -> HttpResult:
-    """POST to the checked address; raises ``urllib3`` errors on network failure and timeout."""
-    kw: dict[str, object] = {"timeout": urllib3.Timeout(total=timeout_s), "retries": False, "maxsize": 1}
-    if target.scheme == "https":
-        pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-            target.ip, target.port, server_hostname=target.host, assert_hostname=target.host, **kw)
-    else:
-        pool = urllib3.HTTPConnectionPool(target.ip, target.port, **kw)
-    try:
-        resp = pool.urlopen("POST", target.path, body=body, headers={**headers, "Host": target.host_header},
-                            redirect=False, preload_content=False)
-        try:
-            snippet = resp.read(SNIPPET_BYTES, decode_content=True).decode("utf-8", "replace")
-        finally:
-            resp.release_conn()
-        return HttpResult(resp.status, {k.lower(): v for k, v in resp.headers.items()}, snippet)
-    finally:
-        pool.close()
+    return Target(scheme, host, port, path, str(ips[0]))

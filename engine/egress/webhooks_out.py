@@ -7,7 +7,9 @@
   SQLite's write lock serialises dispatchers).
 - ``attempt`` claims a due delivery, re-checks the target address, POSTs and records the attempt. Only 2xx
   succeeds; 410 disables the subscription; 429/502/504 honour ``Retry-After`` when it is later than the
-  schedule; after the last scheduled attempt the delivery is dead.
+  schedule; after the last scheduled attempt the delivery is dead (the ``deliveries`` retry policy of
+  :mod:`memrelay.engine.core.backoff`). Requests go through the guarded client
+  (:mod:`memrelay.engine.egress.http`) under the org's allowlist.
 """
 
 from __future__ import annotations
@@ -17,30 +19,33 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import urllib3
+import requests
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from memrelay.engine.core.backoff import DELIVERIES, RetryPolicy, retry_after
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, UpstreamError, ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
+from memrelay.engine.egress.http import (
+    EgressPolicy,
+    GuardedSession,
+    HttpResult,
+    ResponseTooLarge,
+    post_for_status,
+)
 from memrelay.engine.egress.signing import new_secret, signed_headers
-from memrelay.engine.egress.ssrf import BlockedAddress, HttpResult, check_url, normalise_allowlist, post
+from memrelay.engine.egress.ssrf import BlockedAddress, check_url, normalise_allowlist
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Org, OutboxEvent
 from memrelay.engine.stores.db.models_outbound import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from memrelay.engine.stores.outbox import EVENT_TYPES, recent
 
-if TYPE_CHECKING:
-    from memrelay.composition import Services
-
-RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # delay before attempt n
+RETRY_SCHEDULE_S: tuple[float, ...] = (0.0, *DELIVERIES.schedule)  # delay before attempt n: now, then the policy
 TIMEOUT_S = 15.0
 LEASE_S = 60
 THROTTLE_STATUSES = frozenset({429, 502, 504})
-MAX_RETRY_AFTER_S = 24 * 3600
 MAX_PAGE_SIZE = 200
 DISPATCH_BATCH = 500
 KINDS = ("webhook", "zapier_hook")
@@ -93,20 +98,6 @@ def message_body(kind: str, ev: OutboxEvent) -> bytes:
     else:  # the Standard Webhooks payload structure
         doc = {"id": event["id"], "type": event["type"], "timestamp": event["created_at"], "data": event["data"]}
     return json.dumps(doc, separators=(",", ":"), default=str).encode()
-
-
-def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), capped at a day."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(value) - now).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def check_event_types(types: list[str]) -> list[str]:
@@ -266,12 +257,15 @@ class WebhooksOut:
         result: HttpResult | None = None
         error: str | None = None
         started = time.perf_counter()
-        try:
-            target = check_url(claim.url, self.allowlist(claim.org_id))  # again: DNS may have changed
-            result = post(target, claim.body, headers, timeout_s=self.timeout_s)
+        try:  # the guarded client checks the address again (DNS may have changed) and connects to it
+            policy = EgressPolicy.user_url(self.allowlist(claim.org_id), timeout_s=self.timeout_s)
+            with GuardedSession(policy) as http:
+                result = post_for_status(http, claim.url, claim.body, headers)
         except BlockedAddress as exc:
             error = f"blocked: {exc.message}"
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except ResponseTooLarge as exc:
+            error = exc.message
+        except (requests.RequestException, OSError) as exc:
             error = f"{exc.__class__.__name__}: {exc}"
         return self._record(claim, result, error, int((time.perf_counter() - started) * 1000))
 
@@ -321,12 +315,17 @@ class WebhooksOut:
             return "succeeded", None, now
         if result is not None and result.status == 410:
             return "cancelled", None, now
-        if attempts >= len(self.schedule):
+        throttled = result is not None and result.status in THROTTLE_STATUSES
+        hint = retry_after(result.headers, now=now) if result is not None and throttled else None
+        delay = self.retry_policy.next_delay(attempts, retry_after=hint)
+        if delay is None:
             return "dead", None, now
-        delay = self.schedule[attempts]
-        if result is not None and result.status in THROTTLE_STATUSES:
-            delay = max(delay, retry_after_s(result.headers.get("retry-after"), now) or 0.0)
         return "retrying", now + timedelta(seconds=delay), None
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The ``deliveries`` policy over this instance's ``schedule`` (``schedule[0]``: before attempt 1)."""
+        return DELIVERIES.but(max_attempts=len(self.schedule), schedule=tuple(self.schedule[1:]) or (0.0,))
 
     def poll(self, org_id: str, event_type: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """A polling trigger's items: the org's recent events of one type, newest first."""
@@ -372,10 +371,3 @@ def _matches(sub: WebhookSubscription, ev: OutboxEvent) -> bool:
     wanted = "*" in sub.event_types or ev.event_type in sub.event_types
     return wanted and as_aware(ev.created_at) >= as_aware(sub.created_at)  # type: ignore[operator]
 
-
-def get_webhooks_out(engine: Services) -> WebhooksOut:
-    """``memrelay.engine.egress.webhooks_out`` when wired (or set by a test), else one cached on the engine instance."""
-    existing = engine.__dict__.get("webhooks_out")
-    if isinstance(existing, WebhooksOut):
-        return existing
-    return engine.__dict__.setdefault("_webhooks_out", WebhooksOut(engine.db))

@@ -1,9 +1,9 @@
-"""Agents: saved prompt actions — a generation request template with ``{{variables}}`` — run on demand."""
+"""Agents: saved prompt actions — a generation request whose strings are templates (``{{ input }}``,
+:mod:`memrelay.engine.domain.templates`) — run on demand."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -11,17 +11,15 @@ from sqlalchemy.exc import IntegrityError
 
 from memrelay.engine.core.errors import Conflict, NotFound, ValidationFailed
 from memrelay.engine.core.util import iso, new_id, utcnow
-from memrelay.engine.guidance.generation import PromptRequest
+from memrelay.engine.domain import templates
+from memrelay.engine.guidance.generation import Generator, PromptRequest
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models_llm import Agent
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
-
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class AgentCreate(BaseModel):
-    """POST /agents and PUT /agents/<id>: ``spec`` is a /prompt request body that may use ``{{name}}``."""
+    """POST /agents and PUT /agents/<id>: ``spec`` is a /prompt request body whose strings are templates
+    (``{{ input }}``, ``{{ name | upper }}``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,9 +50,12 @@ class AgentRun(BaseModel):
 
 
 def variables_in(value: Any) -> set[str]:
-    """Every ``{{name}}`` used anywhere in a JSON-like value."""
+    """Every variable (free name) the templates anywhere in a JSON-like value read.
+
+    ``TemplateError`` (422, naming the position) for a string that is not a valid template.
+    """
     if isinstance(value, str):
-        return set(_VARIABLE.findall(value))
+        return templates.parse(value).names() if templates.OPEN in value else set()
     if isinstance(value, dict):
         return set().union(*(variables_in(v) for v in value.values())) if value else set()
     if isinstance(value, list):
@@ -63,9 +64,9 @@ def variables_in(value: Any) -> set[str]:
 
 
 def render(value: Any, values: dict[str, Any]) -> Any:
-    """``value`` with every ``{{name}}`` replaced (strings only; structure preserved)."""
+    """``value`` with its templates filled from ``values`` (strings stay strings; structure preserved)."""
     if isinstance(value, str):
-        return _VARIABLE.sub(lambda m: str(values[m.group(1)]), value)
+        return templates.parse(value).render(values) if templates.OPEN in value else value
     if isinstance(value, dict):
         return {k: render(v, values) for k, v in value.items()}
     if isinstance(value, list):
@@ -92,8 +93,8 @@ def agent_to_dict(a: Agent) -> dict[str, Any]:
 class Agents:
     """Agent CRUD and runs (``memrelay.engine.guidance.agents``)."""
 
-    def __init__(self, engine: Services):
-        self.engine = engine
+    def __init__(self, db: Database, generation: Generator):
+        self.db, self.generation = db, generation
 
     def create(self, org_id: str, body: AgentCreate) -> dict[str, Any]:
         validate_spec(body.spec)
@@ -101,19 +102,19 @@ class Agents:
         a = Agent(id=new_id("agt"), org_id=org_id, name=body.name, description=body.description, spec=body.spec,
                   version=1, created_at=now, updated_at=now)
         try:
-            with self.engine.db.session() as s:
+            with self.db.session() as s:
                 s.add(a)
         except IntegrityError:
             raise Conflict(f"an agent named {body.name!r} already exists") from None
         return agent_to_dict(a)
 
     def list(self, org_id: str) -> list[dict[str, Any]]:
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             return [agent_to_dict(a) for a in s.scalars(select(Agent).where(Agent.org_id == org_id)
                                                         .order_by(Agent.name))]
 
     def get(self, org_id: str, agent_id: str) -> dict[str, Any]:
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             return agent_to_dict(self._get(s, org_id, agent_id))
 
     def update(self, org_id: str, agent_id: str, body: AgentPatch | AgentCreate) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class Agents:
         if "spec" in changes:
             validate_spec(changes["spec"])
         try:
-            with self.engine.db.session() as s:
+            with self.db.session() as s:
                 a = self._get(s, org_id, agent_id)
                 for name, value in changes.items():
                     setattr(a, name, value)
@@ -133,13 +134,13 @@ class Agents:
             raise Conflict(f"an agent named {changes.get('name')!r} already exists") from None
 
     def delete(self, org_id: str, agent_id: str) -> dict[str, Any]:
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             s.delete(self._get(s, org_id, agent_id))
         return {"id": agent_id, "deleted": True}
 
     def prompt_request(self, org_id: str, agent_id: str, run: AgentRun) -> PromptRequest:
         """The agent's prompt request with variables filled in (422 naming missing variables)."""
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             spec = self._get(s, org_id, agent_id).spec
         values = run.values()
         missing = sorted(variables_in(spec) - set(values))
@@ -148,9 +149,7 @@ class Agents:
         return PromptRequest.model_validate(render(spec, values))
 
     def run(self, org_id: str, agent_id: str, run: AgentRun) -> dict[str, Any]:
-        from memrelay.engine.guidance.generation import get_generation
-
-        result = get_generation(self.engine).generate(org_id, self.prompt_request(org_id, agent_id, run))
+        result = self.generation.generate(org_id, self.prompt_request(org_id, agent_id, run))
         return {"agentId": agent_id, **result}
 
     @staticmethod
@@ -160,9 +159,3 @@ class Agents:
             raise NotFound(f"agent {agent_id} not found")
         return a
 
-
-def get_agents(engine: Services) -> Agents:
-    """``memrelay.engine.guidance.agents``."""
-    from memrelay.engine.stores.metered_llm import engine_service
-
-    return engine_service(engine, "agents", Agents)

@@ -5,18 +5,22 @@ LLM-judge evaluation and memorize-back. Nothing is written until every LLM step 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from memrelay.engine.core.tokens import count_tokens, truncate
 from memrelay.engine.domain import channels, guardrails
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.identity import Identifiers
-from memrelay.engine.stores.metered_llm import LLMRun, engine_service, llm_service
+from memrelay.engine.stores.metered_llm import BudgetedLLM, LLMRun
 from memrelay.engine.stores.outbox import emit
 
 if TYPE_CHECKING:
-    from memrelay.composition import Services
+    from memrelay.engine.guidance.governance import SmartGuidelinesRequest
+    from memrelay.engine.memory.digest import DigestRequest
+    from memrelay.engine.memory.memories import Memorizer
+    from memrelay.engine.memory.recall import RecallRequest
 
 SYSTEM_PROMPT = (
     "You write personalised business communication. Use only facts from the context below; never invent "
@@ -112,17 +116,43 @@ def outputs_model(specs: list[OutputSpec]) -> type[BaseModel]:
     return create_model("GeneratedOutputs", **fields)
 
 
-class Generation:
-    """``memrelay.engine.guidance.generation``."""
+class GuidelineSource(Protocol):
+    """Smart guidelines for a message (:class:`~memrelay.engine.guidance.governance.Governance`)."""
 
-    def __init__(self, engine: Services):
-        self.engine = engine
+    def smart_guidelines(self, org_id: str, req: SmartGuidelinesRequest) -> dict[str, Any]: ...
+
+
+class MemoryRecall(Protocol):
+    """Smart recall (:class:`~memrelay.engine.memory.recall.Recall`)."""
+
+    def smart_recall(self, org_id: str, req: RecallRequest) -> dict[str, Any]: ...
+
+
+class DigestSource(Protocol):
+    """Record digests (:class:`~memrelay.engine.memory.digest.Digests`)."""
+
+    def digest(self, org_id: str, req: DigestRequest) -> dict[str, Any]: ...
+
+
+class Generator(Protocol):
+    """What agents and workflow steps need of :class:`Generation`."""
+
+    def generate(self, org_id: str, req: PromptRequest, *, run_id: str | None = None) -> dict[str, Any]: ...
+
+
+class Generation:
+    """Prompt runs over memory context and guidelines; memorize-back stores the result."""
+
+    def __init__(self, db: Database, llm: BudgetedLLM, *, guidelines: GuidelineSource, recall: MemoryRecall,
+                 digests: DigestSource, memories: Memorizer):
+        self.db, self.llm = db, llm
+        self.guidelines, self.recall, self.digests, self.memories = guidelines, recall, digests, memories
 
     # --- context -----------------------------------------------------------------------------
     def _guidelines(self, org_id: str, message: str, session_id: str) -> dict[str, Any]:
-        from memrelay.engine.guidance.governance import SmartGuidelinesRequest, get_governance
+        from memrelay.engine.guidance.governance import SmartGuidelinesRequest
 
-        return get_governance(self.engine).smart_guidelines(
+        return self.guidelines.smart_guidelines(
             org_id, SmartGuidelinesRequest(message=message[:20_000], sessionId=session_id))
 
     def _memory_context(self, org_id: str, req: PromptRequest, query: str) -> tuple[str, list[str]]:
@@ -131,11 +161,10 @@ class Generation:
         from memrelay.engine.memory.recall import RecallRequest
 
         ids = _plain(req.identifiers)
-        recall = self.engine.recall
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gen-ctx") as pool:
-            digest = pool.submit(recall.digests.digest, org_id,
+            digest = pool.submit(self.digests.digest, org_id,
                                  DigestRequest(identifiers=ids, tokenBudget=req.contextTokens * 2 // 3))
-            found = pool.submit(recall.smart_recall, org_id,
+            found = pool.submit(self.recall.smart_recall, org_id,
                                 RecallRequest(query=query[:10_000], identifiers=ids, limit=8))
             markdown = digest.result()["markdown"]
             memories = [m["text"] for m in found.result()["results"]]
@@ -147,7 +176,7 @@ class Generation:
     # --- run ---------------------------------------------------------------------------------
     def generate(self, org_id: str, req: PromptRequest, *, run_id: str | None = None) -> dict[str, Any]:
         """Run every instruction in order and return the named outputs with checks and usage."""
-        run = llm_service(self.engine).run(org_id, "generation", run_id=run_id)
+        run = self.llm.run(org_id, "generation", run_id=run_id)
         session_id = req.sessionId or run.run_id
         sources: list[str] = ["given"] if req.context else []
         memory = req.context or ""
@@ -167,11 +196,11 @@ class Generation:
         channel_report: dict[str, Any] | None = None
         for i, instruction in enumerate(req.instructions):
             if i and req.useGuidelines:
-                report = self._guidelines(org_id, instruction.prompt, session_id)
-                guideline_reports.append(report)
-                if report["compiledContext"]:
+                g_report = self._guidelines(org_id, instruction.prompt, session_id)
+                guideline_reports.append(g_report)
+                if g_report["compiledContext"]:
                     messages.append({"role": "system", "content": "Additional guidelines:\n"
-                                     + report["compiledContext"]})
+                                     + g_report["compiledContext"]})
             last = i == len(req.instructions) - 1
             if last and specs:
                 final, channel_report, attempts = self._final_step(run, req, messages, instruction, specs)
@@ -201,7 +230,7 @@ class Generation:
                         "sessionId": session_id},
         }
         result["memorized"] = self._memorize_back(org_id, req.memorize, req.channel, final) if req.memorize else None
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             emit(s, org_id, "generation.completed", {
                 "runId": run.run_id, "channel": req.channel, "outputs": sorted(final),
                 "reviewRequired": result["review_required"], "recordId": (result["memorized"] or {}).get("recordId"),
@@ -270,7 +299,7 @@ class Generation:
         tags = ["generated", *([channel] if channel else [])]
         request = MemorizeRequest(content=f"{what} — {body}", identifiers=ids, tags=tags, source="generation",
                                   max_properties=0)
-        stored = self.engine.memories.memorize(org_id, request)
+        stored = self.memories.memorize(org_id, request)
         return {"recordId": stored["recordId"], "memoryIds": stored["memoryIds"]}
 
 
@@ -282,7 +311,3 @@ def _plain(ids: Identifiers) -> dict[str, Any]:
 _RESERVED = {"runId", "outputs", "steps", "channel", "guardrails", "review_required", "reviewReasons",
              "evaluation", "context", "memorized", "usage"}
 
-
-def get_generation(engine: Services) -> Generation:
-    """``memrelay.engine.guidance.generation``."""
-    return engine_service(engine, "generation", Generation)

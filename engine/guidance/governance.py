@@ -4,6 +4,7 @@ fast pre-filtered candidates), delivered progressively within a session."""
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,10 +17,12 @@ from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.core.versioning import render_history
 from memrelay.engine.guidance.guideline_delivery import DeliveryLog, compile_context
 from memrelay.engine.guidance.guideline_routing import GuidelineIndex, Match, is_stale, route
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models_llm import Guideline, GuidelineVersion
+from memrelay.engine.stores.metered_llm import BudgetedLLM
 
 if TYPE_CHECKING:
-    from memrelay.composition import Services
+    from memrelay.engine.core.embedder import Embedder
 
 DEEP_CANDIDATES = 10
 DEEP_MIN_SCORE = 0.25
@@ -91,10 +94,10 @@ def _render(snapshot: dict[str, Any]) -> list[str]:
 class Governance:
     """Guidelines and smart guidelines for every org (``memrelay.engine.guidance.governance``)."""
 
-    def __init__(self, engine: Services):
-        self.engine = engine
-        self.index = GuidelineIndex(engine.db, lambda: engine.embedder)
-        self.deliveries = DeliveryLog(engine.db)
+    def __init__(self, db: Database, embedder: Embedder, llm: BudgetedLLM):
+        self.db, self.embedder, self.llm = db, embedder, llm
+        self.index = GuidelineIndex(db, lambda: embedder)
+        self.deliveries = DeliveryLog(db)
 
     # --- CRUD ------------------------------------------------------------------------------------
     def create(self, org_id: str, body: GuidelineCreate, *, actor: str | None = None) -> dict[str, Any]:
@@ -102,27 +105,27 @@ class Governance:
         g = Guideline(id=new_id("gdl"), org_id=org_id, name=body.name, description=body.description,
                       content=body.content, tags=_clean(body.tags), trigger_keywords=_clean(body.triggerKeywords),
                       version=1, created_at=now, updated_at=now)
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             s.add(g)
             s.flush()
             self._version(s, g, actor)
             return guideline_to_dict(g)
 
     def list(self, org_id: str, *, tag: str | None = None) -> list[dict[str, Any]]:
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             rows = s.scalars(select(Guideline).where(Guideline.org_id == org_id, Guideline.deleted_at.is_(None))
                              .order_by(Guideline.name, Guideline.id)).all()
             return [guideline_to_dict(g) for g in rows if tag is None or tag in (g.tags or [])]
 
     def get(self, org_id: str, guideline_id: str) -> dict[str, Any]:
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             return guideline_to_dict(self._get(s, org_id, guideline_id))
 
     def update(self, org_id: str, guideline_id: str, body: GuidelineFields, *, replace: bool = False,
                actor: str | None = None) -> dict[str, Any]:
         """Apply the given fields (all of them for PUT); a real change becomes a new version."""
         given = body.model_dump(exclude_unset=not replace)
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             g = self._get(s, org_id, guideline_id, lock=True)
             before = _snapshot(g)
             for name, value in given.items():
@@ -140,7 +143,7 @@ class Governance:
         return result
 
     def delete(self, org_id: str, guideline_id: str, *, actor: str | None = None) -> dict[str, Any]:
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             g = self._get(s, org_id, guideline_id, lock=True)
             g.deleted_at = g.updated_at = utcnow()
             g.version += 1
@@ -148,11 +151,11 @@ class Governance:
         self.index.invalidate(org_id)
         return {"id": guideline_id, "deleted": True}
 
-    def history(self, org_id: str, guideline_id: str, *, mode: str = "full") -> list[dict[str, Any]]:
+    def history(self, org_id: str, guideline_id: str, *, mode: str = "full") -> builtins.list[dict[str, Any]]:
         """Every version, oldest first; ``mode='diff'`` gives a unified diff against the previous one."""
         if mode not in ("full", "diff"):
             raise BadRequest("mode must be 'full' or 'diff'")
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             self._get(s, org_id, guideline_id)
             versions = s.scalars(select(GuidelineVersion).where(
                 GuidelineVersion.org_id == org_id, GuidelineVersion.guideline_id == guideline_id)
@@ -178,7 +181,7 @@ class Governance:
         """The guideline content ``req.message`` needs, as one compiled markdown context."""
         t0 = time.perf_counter()
         snap = self.index.snapshot(org_id)
-        qvec = self.engine.embedder.embed([req.message])[0]
+        qvec = self.embedder.embed([req.message])[0]
         usage = None
         if req.mode == "deep":
             matches, usage = self._deep(org_id, req, route(snap, req.message, qvec,
@@ -197,11 +200,9 @@ class Governance:
                 "tookMs": round((time.perf_counter() - t0) * 1000, 3)}
 
     def _deep(self, org_id: str, req: SmartGuidelinesRequest,
-              candidates: list[Match]) -> tuple[list[Match], dict[str, Any]]:
+              candidates: builtins.list[Match]) -> tuple[builtins.list[Match], dict[str, Any]]:
         """Let the LLM choose among the fast candidates (and which of their sections matter)."""
-        from memrelay.engine.stores.metered_llm import llm_service
-
-        run = llm_service(self.engine).run(org_id, "smart_guidelines")
+        run = self.llm.run(org_id, "smart_guidelines")
         if not candidates:
             return [], run.usage_dict()
         listing = "\n\n".join(
@@ -216,7 +217,7 @@ class Governance:
             {"role": "user", "content": f"Task:\n{req.message}\n\nCandidate guidelines:\n{listing}"}]
         picks = run.client.structured(messages, _DeepSelection, tier="pro").value.selected
         by_id = {m.guideline.id: m for m in candidates}
-        chosen: list[Match] = []
+        chosen: builtins.list[Match] = []
         for pick in picks[: req.maxGuidelines]:
             m = by_id.pop(pick.id, None)
             if m is None:
@@ -236,9 +237,3 @@ class Governance:
 def _clean(values: list[str]) -> list[str]:
     return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
 
-
-def get_governance(engine: Services) -> Governance:
-    """``memrelay.engine.guidance.governance``."""
-    from memrelay.engine.stores.metered_llm import engine_service
-
-    return engine_service(engine, "governance", Governance)

@@ -1,2 +1,2 @@
-"""Ingest: applying inbound events (mapping, identity, merges, deletions) and CRM backfill/sync
-through the stores and memory services. May import ``memrelay.connectors`` and every engine layer."""
+"""Ingest: applying inbound events (``EventPipeline``: mapping, identity, merges, deletions) and CRM
+backfill/sync (``Backfill``) through the record store and memorize. May import ``memrelay.connectors`` and every engine layer."""

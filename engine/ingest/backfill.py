@@ -1,5 +1,6 @@
 """CRM backfill, engine side: each page → the source's mapping → ``Records.upsert_many`` (one transaction)
-→ optional memories. Driven by ``memrelay sync`` and the ``memrelay.worker.jobs.sync.sync_source`` job.
+→ optional memories. :class:`Backfill` is driven by ``memrelay sync`` and the
+``memrelay.worker.jobs.sync.sync_source`` job.
 
 Every property carries ``Provenance(source=<connector>, source_ts=<record's last-modified time>)``, so a
 backfill never overwrites newer webhook data. A record the mapping or the store rejects is counted and
@@ -14,40 +15,49 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from memrelay.composition import Services
 from memrelay.connectors.mapping import EVENT_FIELD, MappedRecord, MappingSpec, apply_mapping
 from memrelay.connectors.sync import Pager, PageResult, SyncPage, SyncSummary, build_pager, run_sync
 from memrelay.engine.core.errors import MemrelayError
-from memrelay.engine.ingest.pipeline import identifiers_for, mapping_for, source_config
+from memrelay.engine.ingest.pipeline import identifiers_for, mapping_for, memorize_request, source_config
+from memrelay.engine.memory.memories import Memorizer
 from memrelay.engine.stores.db.models import Source
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.records import Records
+from memrelay.engine.stores.sources import Sources
 
 log = logging.getLogger(__name__)
 
 
-def sync_source(eng: Services, source_id: str, *, since: datetime | None = None, full: bool = False,
-                memories: bool = True, object_types: list[str] | None = None,
-                progress: Callable[[SyncPage], None] | None = None,
-                sleep: Callable[[float], None] = time.sleep) -> SyncSummary:
-    """Backfill one active source (hubspot or salesforce) from its CRM; resumable (see memrelay.connectors.sync)."""
-    owner = eng.sources.lookup(source_id)  # active sources only (cached: used for the org id alone)
-    src = eng.sources.get(owner.org_id, source_id)  # fresh row: config and the stored cursor
-    mapping = mapping_for(src)
-    pager = build_pager(src.connector, source_config(src).options, mapping, object_types, sleep=sleep)
-    writer = PageWriter(eng, src, mapping, pager, memories=memories)
-    summary = run_sync(pager, source_id=src.id, cursor=dict(src.sync_cursor or {}),
-                       save_cursor=lambda cursor: eng.sources.save_cursor(src.id, cursor),
-                       write_page=writer.write, since=since, full=full, progress=progress)
-    log.info("sync of %s finished: %s", src.id, summary.to_dict())
-    return summary
+class Backfill:
+    """Backfills active CRM sources (hubspot, salesforce) through their mappings."""
+
+    def __init__(self, sources: Sources, records: Records, memories: Memorizer):
+        self.sources, self.records, self.memories = sources, records, memories
+
+    def sync_source(self, source_id: str, *, since: datetime | None = None, full: bool = False,
+                    memories: bool = True, object_types: list[str] | None = None,
+                    progress: Callable[[SyncPage], None] | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> SyncSummary:
+        """Backfill one active source from its CRM; resumable (see memrelay.connectors.sync)."""
+        owner = self.sources.lookup(source_id)  # active sources only (cached: used for the org id alone)
+        src = self.sources.get(owner.org_id, source_id)  # fresh row: config and the stored cursor
+        mapping = mapping_for(src)
+        pager = build_pager(src.connector, source_config(src).options, mapping, object_types, sleep=sleep)
+        writer = PageWriter(self.records, self.memories if memories else None, src, mapping, pager)
+        summary = run_sync(pager, source_id=src.id, cursor=dict(src.sync_cursor or {}),
+                           save_cursor=lambda cursor: self.sources.save_cursor(src.id, cursor),
+                           write_page=writer.write, since=since, full=full, progress=progress)
+        log.info("sync of %s finished: %s", src.id, summary.to_dict())
+        return summary
 
 
 class PageWriter:
-    """Maps and writes pages for one source."""
+    """Maps and writes pages for one source (``memories`` None: properties only)."""
 
-    def __init__(self, eng: Services, src: Source, mapping: MappingSpec, pager: Pager, *, memories: bool):
-        self.eng, self.src, self.mapping, self.pager, self.memories = eng, src, mapping, pager, memories
+    def __init__(self, records: Records, memories: Memorizer | None, src: Source, mapping: MappingSpec,
+                 pager: Pager):
+        self.records, self.memories, self.src, self.mapping, self.pager = records, memories, src, mapping, pager
 
     def _map(self, page: SyncPage, record: dict[str, Any]) -> MappedRecord:
         ts = self.pager.record_time(record)
@@ -75,7 +85,7 @@ class PageWriter:
                               source_ts=mapped.source_timestamp, actor=f"sync:{self.src.id}")
             items.append((ids, mapped.properties, prov))
             mapped_items.append((rid, mapped))
-        results = self.eng.records.upsert_many(self.src.org_id, items) if items else []
+        results = self.records.upsert_many(self.src.org_id, items) if items else []
         for (rid, mapped), (ids, _, prov), result in zip(mapped_items, items, results, strict=True):
             if isinstance(result, Exception):
                 out.errors.append(f"{rid}: {getattr(result, 'message', str(result))}")
@@ -87,21 +97,17 @@ class PageWriter:
             else:
                 out.unchanged += 1
             out.stale += bool(result.get("stale"))
-            if self.memories:
+            if self.memories is not None:
                 self._memorize(rid, ids, result["recordId"], mapped, prov, out)
         return out
 
     def _memorize(self, rid: str, ids: Identifiers, record_id: str, mapped: MappedRecord, prov: Provenance,
                   out: PageResult) -> None:
         texts = list(mapped.memories) + [str(mapped.properties[n]) for n in mapped.extract_memories]
-        if not texts:
+        if not texts or self.memories is None:
             return
-        from memrelay.engine.memory.memories import MemorizeRequest
-
-        req = MemorizeRequest(content="\n".join(texts), identifiers={"type": ids.type, "record_id": record_id},
-                              tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
-                              sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
+        req = memorize_request(texts, ids, record_id, mapped, prov)
         try:
-            out.memories += int(self.eng.memories.memorize(self.src.org_id, req).get("memoriesCreated", 0))
+            out.memories += int(self.memories.memorize(self.src.org_id, req).get("memoriesCreated", 0))
         except MemrelayError as exc:
             out.errors.append(f"{rid}: memory not written: {exc.message}")

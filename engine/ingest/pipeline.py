@@ -1,7 +1,8 @@
-"""From a logged event to memory: fetch → map → write through the engine.
+"""From a logged event to memory: fetch → map → write through the record store and memorize.
 
-This is the one place where an inbound event becomes records, properties and memories. It is called by
-the RQ job (``memrelay.worker.jobs.events.process_event``) and by CRM backfills, never by a request handler.
+:class:`EventPipeline` is the one place where an inbound event becomes records, properties and memories. It
+is called by the RQ job (``memrelay.worker.jobs.events.process_event``), never by a request handler; CRM
+backfills (:mod:`memrelay.engine.ingest.backfill`) share its mapping helpers.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from memrelay.composition import Services
+from memrelay.connectors.base import FetchingConnector, SourceConfig
 from memrelay.connectors.base import InboundEvent as ConnectorEvent
-from memrelay.connectors.base import SourceConfig, get_connector
 from memrelay.connectors.mapping import (
     MappedRecord,
     MappingSpec,
@@ -20,10 +20,13 @@ from memrelay.connectors.mapping import (
     load_mapping_text,
     map_event,
 )
+from memrelay.connectors.registry import get_connector
 from memrelay.engine.core.errors import NotFound
+from memrelay.engine.memory.memories import Memorizer, MemorizeRequest
 from memrelay.engine.stores.db.models import Source
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.records import Records
 
 log = logging.getLogger(__name__)
 RESERVED = ("primary", "email", "website_url", "record_id")
@@ -59,65 +62,73 @@ def identifiers_for(mapped: MappedRecord) -> Identifiers:
     return ids
 
 
-def handle_event(eng: Services, org_id: str, src: Source, event: ConnectorEvent) -> dict[str, Any]:
-    """Apply one verified, logged event to memory. Raises on failure (the caller records retries)."""
-    action = event.event_type.rsplit(".", 1)[-1]
-    if action == "associationChange":
-        return {"skipped": "associations are not mapped"}
-    fetch = getattr(get_connector(src.connector), "fetch", None)
-    if fetch is not None and action not in NO_FETCH and event.object_id and src.config.get("fetch", True):
-        fetched = fetch(source_config(src), [event]).get(event.object_id)
-        if fetched:
-            event = event.model_copy(update={"record": {**event.record, **fetched}})
-    mapping = mapping_for(src)
-    try:
-        mapped = map_event(mapping, event)
-    except NotFound:
-        return {"skipped": f"mapping has no object {event.source_object_type!r}"}
-    ids = identifiers_for(mapped)
-    if not ids.keys():
-        return {"skipped": "event carries no identifier the mapping can use", "warnings": mapped.warnings}
-    prov = Provenance(source=src.connector, source_event_id=event.dedup_key,
-                      source_ts=mapped.source_timestamp or event.occurred_at, actor=f"source:{src.id}")
-    if action == "deletion":
-        return _tolerate_missing(lambda: eng.records.soft_delete(org_id, ids, actor=prov.actor))
-    if action == "privacyDeletion":
-        return _tolerate_missing(lambda: eng.records.erase(org_id, ids, actor=prov.actor))
-    if action == "merge":
-        return merge(eng, org_id, src, event, mapped, prov)
-    if action == "restore":
-        _tolerate_missing(lambda: eng.records.cancel_deletion(org_id, ids))
-    return write_mapped(eng, org_id, ids, mapped, prov)
+class EventPipeline:
+    """Applies verified, logged events to memory: properties via ``records``, memory text via ``memories``."""
+
+    def __init__(self, records: Records, memories: Memorizer):
+        self.records, self.memories = records, memories
+
+    def handle(self, org_id: str, src: Source, event: ConnectorEvent) -> dict[str, Any]:
+        """Apply one event. Raises on failure (the caller records retries)."""
+        action = event.event_type.rsplit(".", 1)[-1]
+        if action == "associationChange":
+            return {"skipped": "associations are not mapped"}
+        connector = get_connector(src.connector)
+        if (isinstance(connector, FetchingConnector) and action not in NO_FETCH and event.object_id
+                and src.config.get("fetch", True)):
+            fetched = connector.fetch(source_config(src), [event]).get(event.object_id)
+            if fetched:
+                event = event.model_copy(update={"record": {**event.record, **fetched}})
+        mapping = mapping_for(src)
+        try:
+            mapped = map_event(mapping, event)
+        except NotFound:
+            return {"skipped": f"mapping has no object {event.source_object_type!r}"}
+        ids = identifiers_for(mapped)
+        if not ids.keys():
+            return {"skipped": "event carries no identifier the mapping can use", "warnings": mapped.warnings}
+        prov = Provenance(source=src.connector, source_event_id=event.dedup_key,
+                          source_ts=mapped.source_timestamp or event.occurred_at, actor=f"source:{src.id}")
+        if action == "deletion":
+            return _tolerate_missing(lambda: self.records.soft_delete(org_id, ids, actor=prov.actor))
+        if action == "privacyDeletion":
+            return _tolerate_missing(lambda: self.records.erase(org_id, ids, actor=prov.actor))
+        if action == "merge":
+            return self.merge(org_id, event, mapped, prov)
+        if action == "restore":
+            _tolerate_missing(lambda: self.records.cancel_deletion(org_id, ids))
+        return self.write_mapped(org_id, ids, mapped, prov)
+
+    def write_mapped(self, org_id: str, ids: Identifiers, mapped: MappedRecord, prov: Provenance) -> dict[str, Any]:
+        """Properties through the structured store; memory templates through memorize."""
+        result: dict[str, Any] = self.records.upsert(org_id, ids, mapped.properties, prov)
+        texts = list(mapped.memories) + [str(mapped.properties[n]) for n in mapped.extract_memories
+                                         if n in mapped.properties]
+        if texts:
+            mem = self.memories.memorize(org_id, memorize_request(texts, ids, result["recordId"], mapped, prov))
+            result["memoriesCreated"] = mem.get("memoriesCreated", 0)
+            result["duplicatesSkipped"] = mem.get("duplicatesSkipped", 0)
+        return {"recordId": result["recordId"], "updated": result.get("updated", []),
+                "stale": result.get("stale", []),
+                **{k: result[k] for k in ("memoriesCreated", "duplicatesSkipped") if k in result}}
+
+    def merge(self, org_id: str, event: ConnectorEvent, mapped: MappedRecord, prov: Provenance) -> dict[str, Any]:
+        """Provider merge: the merged records' keys, properties and memories move to the survivor."""
+        key_name = next((k for k in mapped.keys if k not in RESERVED), None)
+        merged_ids = [str(x) for x in event.attributes.get("merged_object_ids", []) if str(x) != event.object_id]
+        if key_name is None or not merged_ids:
+            return {"skipped": "merge without a custom key or merged ids"}
+        survivor = Identifiers(type=mapped.entity_type, customKeys={key_name: str(event.object_id)})
+        losers = [Identifiers(type=mapped.entity_type, customKeys={key_name: m}) for m in merged_ids]
+        return self.records.merge(org_id, survivor, losers, prov)
 
 
-def write_mapped(eng: Services, org_id: str, ids: Identifiers, mapped: MappedRecord, prov: Provenance) -> dict[str, Any]:
-    """Properties through the structured store; memory templates through memorize."""
-    result: dict[str, Any] = eng.records.upsert(org_id, ids, mapped.properties, prov)
-    texts = list(mapped.memories) + [str(mapped.properties[n]) for n in mapped.extract_memories
-                                     if n in mapped.properties]
-    if texts:
-        from memrelay.engine.memory.memories import MemorizeRequest
-
-        req = MemorizeRequest(content="\n".join(texts), identifiers={"type": ids.type, "record_id": result["recordId"]},
-                              tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
-                              sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
-        mem = eng.memories.memorize(org_id, req)
-        result["memoriesCreated"] = mem.get("memoriesCreated", 0)
-        result["duplicatesSkipped"] = mem.get("duplicatesSkipped", 0)
-    return {"recordId": result["recordId"], "updated": result.get("updated", []), "stale": result.get("stale", []),
-            **{k: result[k] for k in ("memoriesCreated", "duplicatesSkipped") if k in result}}
-
-
-def merge(eng: Services, org_id: str, src: Source, event: ConnectorEvent, mapped: MappedRecord,
-          prov: Provenance) -> dict[str, Any]:
-    """Provider merge: the merged records' keys, properties and memories move to the survivor."""
-    key_name = next((k for k in mapped.keys if k not in RESERVED), None)
-    merged_ids = [str(x) for x in event.attributes.get("merged_object_ids", []) if str(x) != event.object_id]
-    if key_name is None or not merged_ids:
-        return {"skipped": "merge without a custom key or merged ids"}
-    survivor = Identifiers(type=mapped.entity_type, customKeys={key_name: str(event.object_id)})
-    losers = [Identifiers(type=mapped.entity_type, customKeys={key_name: m}) for m in merged_ids]
-    return eng.records.merge(org_id, survivor, losers, prov)
+def memorize_request(texts: list[str], ids: Identifiers, record_id: str, mapped: MappedRecord,
+                     prov: Provenance) -> MemorizeRequest:
+    """The memorize call for a mapped record's memory texts (enhanced when the mapping extracts memories)."""
+    return MemorizeRequest(content="\n".join(texts), identifiers={"type": ids.type, "record_id": record_id},
+                           tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
+                           sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
 
 
 def _tolerate_missing(fn: Any) -> dict[str, Any]:

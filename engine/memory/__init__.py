@@ -1,2 +1,3 @@
 """Memory services: memorize, batch memorize, smart recall (exact and org-wide), digest, similar and
-segment, the vector-index reconciler, LLM extraction. May import stores and the layers below."""
+segment, the vector index kept in step with SQL (``MemoryIndex``), LLM extraction and deep recall.
+May import stores and the layers below."""

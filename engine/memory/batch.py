@@ -13,27 +13,28 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.memory import index_sync
+from memrelay.engine.memory.index_sync import IndexWriter
+from memrelay.engine.memory.memories import MemoryExtractor
 from memrelay.engine.stores.bulk_write import BulkItem, bulk_upsert
-from memrelay.engine.stores.collections import normalise_entity_type
+from memrelay.engine.stores.collections import Collections, normalise_entity_type
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import BatchRowError, BatchRun, Collection
 from memrelay.engine.stores.identity import Identifiers, resolve_record
 from memrelay.engine.stores.memory_store import NewMemory, store_memories
 from memrelay.engine.stores.outbox import emit
 from memrelay.engine.stores.properties import Provenance
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
 
 log = logging.getLogger("memrelay.batch")
 
@@ -134,16 +135,20 @@ class ChunkTotals:
 
 
 class BatchMemorize:
-    """Create, process and report batch-memorize runs."""
+    """Create, process and report batch-memorize runs (chunks are processed by RQ jobs).
 
-    def __init__(self, engine: Services):
-        self.engine = engine
+    ``extractor`` is None without an LLM: ``extractMemories`` text is then stored as written."""
+
+    def __init__(self, db: Database, embedder: Embedder, collections: Collections, index: IndexWriter,
+                 extractor: MemoryExtractor | None = None):
+        self.db, self.embedder, self.collections = db, embedder, collections
+        self.index, self.extractor = index, extractor
 
     # --- planning ----------------------------------------------------------------------------
     def validate_mapping(self, s: Session, org_id: str, mapping: BatchMapping) -> dict[str, PropertySpec]:
         """422 for a mapping that can never work (unknown type, property or collection)."""
-        et = self.engine.collections.active_entity_type(s, org_id, mapping.entityType)
-        schema = self.engine.collections.schema_for(s, org_id, et)
+        et = self.collections.active_entity_type(s, org_id, mapping.entityType)
+        schema = self.collections.schema_for(s, org_id, et)
         if not (mapping.email or mapping.website or mapping.recordId or (mapping.customKeyName and mapping.customKey)):
             raise ValidationFailed("mapping needs an identifier field: email, website, recordId or "
                                    "customKeyName + customKey")
@@ -217,7 +222,7 @@ class BatchMemorize:
     # --- runs --------------------------------------------------------------------------------
     def dry_run(self, org_id: str, req: BatchMemorizeRequest) -> dict[str, Any]:
         """Validate every row and report what would be written; writes nothing."""
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             schema = self.validate_mapping(s, org_id, req.mapping)
             good, bad = self.prepare(req.rows, 0, req.mapping, schema)
             et = normalise_entity_type(req.mapping.entityType)
@@ -239,7 +244,7 @@ class BatchMemorize:
         """Validate the mapping, record a queued run and split the rows into chunks for the jobs."""
         chunks = [Chunk(i, off, req.rows[off:off + req.chunkSize])
                   for i, off in enumerate(range(0, len(req.rows), req.chunkSize))]
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             self.validate_mapping(s, org_id, req.mapping)
             run = BatchRun(id=new_id("run"), org_id=org_id, name=req.mapping.runName, source=req.source,
                            status="queued", total_rows=len(req.rows), processed_rows=0, chunks_total=len(chunks),
@@ -257,13 +262,13 @@ class BatchMemorize:
         except Exception as exc:
             self._fail_chunk(run_id, org_id, offset, len(rows), exc)
             raise
-        index_sync.sync_after_commit(self.engine, index=created)
+        self.index.sync_after_commit(index=created)
         return {"runId": run_id, "chunk": chunk_index, **totals.as_dict(), "errors": len(totals.errors)}
 
     def _write_chunk(self, run_id: str, org_id: str, offset: int, m: BatchMapping, rows: list[dict[str, Any]],
                      source: str, tags: list[str]) -> tuple[ChunkTotals, list[str]]:
-        emb = self.engine.embedder
-        with self.engine.db.read() as s:
+        emb = self.embedder
+        with self.db.read() as s:
             schema = self.validate_mapping(s, org_id, m)
         good, bad = self.prepare(rows, offset, m, schema)
         bad += self._llm_extract(org_id, good, schema)
@@ -272,10 +277,10 @@ class BatchMemorize:
         totals = ChunkTotals(errors=list(bad))
         items: list[NewMemory] = []
         k = 0
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             if texts:
                 index_sync.check_embedder(s, org_id, emb)
-            results = bulk_upsert(s, self.engine.collections, org_id, [
+            results = bulk_upsert(s, self.collections, org_id, [
                 BulkItem(row.ids, row.properties, Provenance(source=source, source_ts=row.ts,
                                                              source_event_id=f"{run_id}:{row.index}"))
                 for row in good])
@@ -306,7 +311,7 @@ class BatchMemorize:
         """With an LLM configured, ``extractMemories`` text becomes self-contained facts plus typed values of
         the collection's autoSystem properties (structured fields win). A failed extraction keeps the raw
         text as the memory and is reported as a row error."""
-        extractor = getattr(self.engine, "extractor", None) if self.engine.settings.llm_configured else None
+        extractor = self.extractor
         if extractor is None or not any(row.texts for row in rows):
             return []
         specs = [spec for spec in schema.values() if spec.autoSystem]
@@ -348,14 +353,14 @@ class BatchMemorize:
         log.exception("batch chunk failed", extra={"runId": run_id, "offset": offset})
         message = f"chunk failed: {exc.__class__.__name__}: {exc}"[:2000]
         totals = ChunkTotals(errors=[(offset + i, message) for i in range(n_rows)])
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             for idx, err in totals.errors:
                 s.add(BatchRowError(run_id=run_id, org_id=org_id, row_index=idx, error=err))
             self._count(s, run_id, org_id, n_rows, totals)
 
     def status(self, org_id: str, run_id: str, *, max_errors: int = MAX_ERRORS_SHOWN) -> dict[str, Any]:
         """Status, progress, the first per-row errors and totals of a run."""
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             run = s.scalar(select(BatchRun).where(BatchRun.id == run_id, BatchRun.org_id == org_id))
             if run is None:
                 raise NotFound(f"batch run {run_id} not found")

@@ -1,21 +1,18 @@
 """Deep recall: fast recall plus at most two LLM reflection rounds (follow-up queries for what the
 memories found so far do not answer) and, on request, a generated answer citing the memories used.
 
-The semantic side's ``Recall.smart_recall`` calls ``memrelay.engine.memory.deep_recall(org_id, req, fast_result)``;
-:func:`recall_deep` is that hook, :func:`deep_recall` the search-agnostic core.
+``Recall.smart_recall`` hands deep requests to a :class:`DeepRecall` (built by the composition root only when a
+model is configured); :func:`deep_recall` is the search-agnostic core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memrelay.engine.stores.metered_llm import llm_service
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
+from memrelay.engine.stores.metered_llm import BudgetedLLM
 
 MAX_ROUNDS = 2
 MAX_FOLLOW_UPS = 3
@@ -47,11 +44,11 @@ def merge(results: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dic
     return sorted(best.values(), key=lambda r: -r.get("score", 0.0))
 
 
-def deep_recall(engine: Services, org_id: str, query: str, fast_search: FastSearch, *,
+def deep_recall(llm: BudgetedLLM, org_id: str, query: str, fast_search: FastSearch, *,
                 first: list[dict[str, Any]] | None = None, generate_answer: bool = False,
                 limit: int = 10, max_rounds: int = MAX_ROUNDS) -> dict[str, Any]:
     """Reflect (≤ ``max_rounds``), search the follow-ups, optionally answer. Raises 503 without an LLM."""
-    run = llm_service(engine).run(org_id, "deep_recall")
+    run = llm.run(org_id, "deep_recall")
     results = list(first) if first is not None else fast_search(query)
     asked: list[str] = [query]
     rounds = 0
@@ -84,14 +81,15 @@ def deep_recall(engine: Services, org_id: str, query: str, fast_search: FastSear
     return out
 
 
-def recall_deep(engine: Services, org_id: str, req: Any, fast_result: dict[str, Any]) -> dict[str, Any]:
-    """The ``memrelay.engine.memory.deep_recall`` hook: deep mode over ``Recall.smart_recall``'s fast result."""
-    recall = engine.recall
+class DeepRecall:
+    """Deep mode of smart recall: reflection rounds (and an answer) over fast recall's result."""
 
-    def fast_search(q: str) -> list[dict[str, Any]]:
-        return recall.smart_recall(org_id, req.model_copy(update={"query": q, "mode": "fast"}))["results"]
+    def __init__(self, llm: BudgetedLLM):
+        self.llm = llm
 
-    generate = bool(getattr(req, "generate_answer", False) or getattr(req, "generateAnswer", False))
-    deep = deep_recall(engine, org_id, req.query, fast_search, first=fast_result.get("results", []),
-                       generate_answer=generate, limit=req.limit)
-    return {**fast_result, **deep}
+    def deepen(self, org_id: str, req: Any, fast_result: dict[str, Any], fast_search: FastSearch) -> dict[str, Any]:
+        """``fast_result`` extended with the reflection's follow-up results (``fast_search`` runs one query)."""
+        generate = bool(getattr(req, "generate_answer", False) or getattr(req, "generateAnswer", False))
+        deep = deep_recall(self.llm, org_id, req.query, fast_search, first=fast_result.get("results", []),
+                           generate_answer=generate, limit=req.limit)
+        return {**fast_result, **deep}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
@@ -14,11 +14,9 @@ from sqlalchemy.orm import Session
 from memrelay.engine.core.tokens import count_tokens
 from memrelay.engine.core.util import as_aware, utcnow
 from memrelay.engine.memory.memories import find_target, lift_identifiers
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, RecordKey
 from memrelay.engine.stores.identity import Identifiers, normalise_url, record_keys
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
 
 MAX_LINKED = 10
 NAME_PROPERTIES = ("name", "deal_name", "subject")
@@ -65,13 +63,13 @@ def display_name(props: dict[str, Any], keys: dict[str, Any], fallback: str) -> 
 class Digests:
     """Builds record digests."""
 
-    def __init__(self, engine: Services):
-        self.engine = engine
+    def __init__(self, db: Database):
+        self.db = db
 
     def digest(self, org_id: str, req: DigestRequest) -> dict[str, Any]:
         """Markdown for one record, never over ``token_budget`` cl100k tokens."""
         now = utcnow()
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             rec = find_target(s, org_id, req.identifiers)
             keys = record_keys(s, [rec.id])[rec.id]
             pvs = list(s.scalars(select(PropertyValue).where(PropertyValue.record_id == rec.id)

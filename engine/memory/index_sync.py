@@ -3,8 +3,10 @@
 Memory rows are committed with ``index_state="pending"``; after the commit their vectors are upserted to
 Milvus and the rows marked ``"indexed"``. Deletions leave :class:`IndexTombstone` rows in the deleting
 transaction; they are removed once Milvus has deleted the vectors. A crash between the SQL commit and the
-Milvus write therefore loses nothing: :func:`reconcile` (run at gateway/worker start and by
+Milvus write therefore loses nothing: :meth:`MemoryIndex.reconcile` (run at gateway/worker start and by
 ``memrelay check-index --repair``) indexes what is pending and applies what is tombstoned.
+
+Services that write memories see only :class:`IndexWriter`; those that search see only :class:`IndexSearch`.
 """
 
 from __future__ import annotations
@@ -13,23 +15,32 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import bindparam, delete, func, select, update
+import numpy as np
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from memrelay.engine.adapters.vector_index import VectorRow, collection_name, from_blobs, to_blob
+from memrelay.engine.adapters.vector_index import (
+    Hit,
+    VectorIndex,
+    VectorRow,
+    collection_name,
+    from_blobs,
+    to_blob,
+)
 from memrelay.engine.core.errors import ServiceUnavailable
 from memrelay.engine.core.util import utcnow
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import IndexMeta, IndexTombstone, Memory
 
 if TYPE_CHECKING:
-    from memrelay.composition import Services
-    from memrelay.engine.adapters.embedding import Embedder
+    from memrelay.engine.core.embedder import Embedder
 
 log = logging.getLogger("memrelay.index")
 
 BATCH = 2000
+MEMORIES = cast(Table, Memory.__table__)  # Core statements over the memories table (executemany updates)
 
 
 _META_TTL_S = 5.0
@@ -62,210 +73,229 @@ def check_embedder(s: Session, org_id: str, embedder: Embedder, *, claim: bool =
         )
 
 
-def current_collection(engine: Services) -> str:
-    return collection_name(engine.embedder.name, engine.embedder.dim)
+class IndexWriter(Protocol):
+    """What memory writers need: push a committed change to the index (never raises for index trouble)."""
+
+    def sync_after_commit(self, *, index: Sequence[str] = (), tombstones_of: str | None = None,
+                          flush_now: bool = True) -> bool: ...
 
 
-def index_memories(engine: Services, memory_ids: Sequence[str], *, flush: bool = True) -> int:
-    """Upsert the vectors of these pending memories to Milvus and mark them indexed.
+class IndexSearch(Protocol):
+    """What org-wide recall and similarity need: ANN candidates from the current embedder's collection."""
 
-    ``flush`` seals them at once; bulk callers pass False and flush once at the end (fewer segments)."""
-    indexed = 0
-    for i in range(0, len(memory_ids), BATCH):
-        with engine.db.read() as s:
-            rows = s.execute(select(Memory.id, Memory.org_id, Memory.record_id, Memory.entity_type, Memory.embedding,
-                                    Memory.embedder, Memory.updated_at)
-                             .where(Memory.id.in_(list(memory_ids[i:i + BATCH])),
-                                    Memory.index_state == "pending")).all()
-        indexed += _index_rows(engine, rows, flush=flush)
-    return indexed
+    def search(self, vector: np.ndarray, org_id: str, *, limit: int,
+               entity_types: list[str] | None = None) -> list[Hit]: ...
 
 
-def sync_after_commit(engine: Services, *, index: Sequence[str] = (), tombstones_of: str | None = None,
-                      flush_now: bool = True) -> bool:
-    """Push a committed change to Milvus: index these memories and/or apply an org's tombstones.
+class MemoryIndex:
+    """The Milvus side of memories for one embedder: writes after SQL commits, repair, reindex, checks.
 
-    The SQL commit already succeeded and is the truth, so an index failure must not fail the write: the
-    rows stay pending (and the tombstones stay) until :func:`reconcile` runs. ``flush_now=False`` (request
-    paths) leaves sealing to a background flush a moment later."""
-    try:
-        if tombstones_of:
-            apply_tombstones(engine, org_id=tombstones_of)
-        if index:
-            index_memories(engine, index, flush=flush_now)
-            if not flush_now:
-                engine.vector_index.flush_soon(current_collection(engine))
-        return True
-    except Exception:
-        log.warning("index sync after commit failed; left for reconcile", exc_info=True)
-        return False
+    Implements :class:`IndexWriter` and :class:`IndexSearch`; nothing here touches Milvus or the embedder
+    before a method needs them (``embedder`` may be a :class:`~memrelay.engine.adapters.embedding.LazyEmbedder`)."""
 
+    def __init__(self, db: Database, embedder: Embedder, vector_index: VectorIndex):
+        self.db = db
+        self.embedder = embedder
+        self.vector_index = vector_index
 
-def _index_rows(engine: Services, rows: Sequence[Any], *, flush: bool) -> int:
-    emb = engine.embedder
-    rows = [r for r in rows if r.embedder == emb.name and r.embedding is not None]
-    if not rows:
-        return 0
-    vectors = from_blobs([r.embedding for r in rows], emb.dim)
-    engine.vector_index.upsert(current_collection(engine), emb.dim, [
-        VectorRow(r.id, r.org_id, r.record_id, r.entity_type, v) for r, v in zip(rows, vectors, strict=True)],
-        flush=flush)
-    # Only rows unchanged since they were read are marked: an edit in between stays pending.
-    with engine.db.session() as s:
-        s.connection().execute(
-            update(Memory.__table__).where(Memory.__table__.c.id == bindparam("mid"),
-                                           Memory.__table__.c.updated_at == bindparam("seen"),
-                                           Memory.__table__.c.index_state == "pending")
-            .values(index_state="indexed"),
-            [{"mid": r.id, "seen": r.updated_at} for r in rows])
-    return len(rows)
+    def search(self, vector: np.ndarray, org_id: str, *, limit: int,
+               entity_types: list[str] | None = None) -> list[Hit]:
+        """Nearest memory vectors of one org in the current collection."""
+        return self.vector_index.search(self.current_collection(), vector, org_id, limit=limit,
+                                        entity_types=entity_types)
 
+    def current_collection(self) -> str:
+        return collection_name(self.embedder.name, self.embedder.dim)
 
-def apply_tombstones(engine: Services, *, org_id: str | None = None) -> int:
-    """Delete tombstoned vectors from every memory collection, then drop the tombstones."""
-    done = 0
-    while True:
-        with engine.db.read() as s:
-            q = select(IndexTombstone.id, IndexTombstone.memory_id).order_by(IndexTombstone.id).limit(BATCH)
-            if org_id:
-                q = q.where(IndexTombstone.org_id == org_id)
-            stones = s.execute(q).all()
-        if not stones:
-            return done
-        ids = [t.memory_id for t in stones]
-        for name in engine.vector_index.list_collections():
-            engine.vector_index.delete(name, ids)
-        with engine.db.session() as s:
-            s.execute(delete(IndexTombstone).where(IndexTombstone.id.in_([t.id for t in stones])))
-        done += len(stones)
+    def index_memories(self, memory_ids: Sequence[str], *, flush: bool = True) -> int:
+        """Upsert the vectors of these pending memories to Milvus and mark them indexed.
 
+        ``flush`` seals them at once; bulk callers pass False and flush once at the end (fewer segments)."""
+        indexed = 0
+        for i in range(0, len(memory_ids), BATCH):
+            with self.db.read() as s:
+                rows = s.execute(select(Memory.id, Memory.org_id, Memory.record_id, Memory.entity_type, Memory.embedding,
+                                        Memory.embedder, Memory.updated_at)
+                                 .where(Memory.id.in_(list(memory_ids[i:i + BATCH])),
+                                        Memory.index_state == "pending")).all()
+            indexed += self._index_rows(rows, flush=flush)
+        return indexed
 
-def pending_ids(engine: Services, *, org_id: str | None = None, after: str = "", limit: int = BATCH) -> list[str]:
-    """Ids of memories waiting for the index (embedded with the current embedder), in id order."""
-    with engine.db.read() as s:
-        q = select(Memory.id).where(Memory.index_state == "pending", Memory.embedder == engine.embedder.name,
-                                    Memory.id > after)
-        if org_id:
-            q = q.where(Memory.org_id == org_id)
-        return list(s.scalars(q.order_by(Memory.id).limit(limit)))
+    def sync_after_commit(self, *, index: Sequence[str] = (), tombstones_of: str | None = None,
+                          flush_now: bool = True) -> bool:
+        """Push a committed change to Milvus: index these memories and/or apply an org's tombstones.
 
-
-def reconcile(engine: Services, *, org_id: str | None = None) -> dict[str, int]:
-    """Index every pending memory and apply every tombstone (idempotent; safe to run any time)."""
-    with engine.db.read() as s:
-        q_pending = select(Memory.id).where(Memory.index_state == "pending").limit(1)
-        q_stones = select(IndexTombstone.id).limit(1)
-        if org_id:
-            q_pending = q_pending.where(Memory.org_id == org_id)
-            q_stones = q_stones.where(IndexTombstone.org_id == org_id)
-        if s.scalar(q_pending) is None and s.scalar(q_stones) is None:
-            return {"indexed": 0, "tombstones": 0}  # the common start-up case: touch nothing
-    removed = apply_tombstones(engine, org_id=org_id)
-    indexed = 0
-    last = ""
-    while ids := pending_ids(engine, org_id=org_id, after=last):
-        indexed += index_memories(engine, ids, flush=False)
-        last = ids[-1]
-    if indexed:
-        engine.vector_index.flush(current_collection(engine))
-    return {"indexed": indexed, "tombstones": removed}
-
-
-def start_background_reconcile(engine: Services) -> threading.Thread:
-    """Run :func:`reconcile` in a daemon thread so process start-up does not wait for Milvus."""
-
-    def run() -> None:
+        The SQL commit already succeeded and is the truth, so an index failure must not fail the write: the
+        rows stay pending (and the tombstones stay) until :meth:`reconcile` runs. ``flush_now=False`` (request
+        paths) leaves sealing to a background flush a moment later."""
         try:
-            result = reconcile(engine)
-            if any(result.values()):
-                log.info("index reconciled", extra=result)
-        except Exception:  # a background repair must never take the process down; check-index reports
-            log.exception("index reconciliation failed")
+            if tombstones_of:
+                self.apply_tombstones(org_id=tombstones_of)
+            if index:
+                self.index_memories(index, flush=flush_now)
+                if not flush_now:
+                    self.vector_index.flush_soon(self.current_collection())
+            return True
+        except Exception:
+            log.warning("index sync after commit failed; left for reconcile", exc_info=True)
+            return False
 
-    thread = threading.Thread(target=run, name="memrelay-index-reconcile", daemon=True)
-    thread.start()
-    return thread
-
-
-def org_ids(engine: Services) -> list[str]:
-    """Every org that has memories or an index record."""
-    with engine.db.read() as s:
-        return sorted(set(s.scalars(select(Memory.org_id).distinct())) | set(s.scalars(select(IndexMeta.org_id))))
-
-
-def count_memories(engine: Services, org_id: str) -> int:
-    with engine.db.read() as s:
-        return int(s.scalar(select(func.count(Memory.id)).where(Memory.org_id == org_id)) or 0)
-
-
-def reindex_org(engine: Services, org_id: str, *, batch_size: int = 1000,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Re-embed every memory of an org from its SQL text with the current embedder and rebuild its vectors.
-
-    The org's vectors are removed from every memory collection, re-inserted (flushed) into the current
-    embedder's collection, and ``IndexMeta`` records the new embedder."""
-    emb = engine.embedder
-    apply_tombstones(engine, org_id=org_id)
-    last, total = "", 0
-    table = Memory.__table__
-    stmt = (update(table).where(table.c.id == bindparam("mid"))
-            .values(embedding=bindparam("vec"), embedder=emb.name, index_state="pending"))
-    while True:
-        with engine.db.read() as s:
-            rows = s.execute(select(Memory.id, Memory.text).where(Memory.org_id == org_id, Memory.id > last)
-                             .order_by(Memory.id).limit(batch_size)).all()
+    def _index_rows(self, rows: Sequence[Any], *, flush: bool) -> int:
+        emb = self.embedder
+        rows = [r for r in rows if r.embedder == emb.name and r.embedding is not None]
         if not rows:
-            break
-        vectors = emb.embed([r.text for r in rows])
-        with engine.db.session() as s:
-            s.connection().execute(stmt, [{"mid": r.id, "vec": to_blob(v)} for r, v in zip(rows, vectors, strict=True)])
-        last, total = rows[-1].id, total + len(rows)
-        if progress:
-            progress(len(rows) / 2)
-    for name in engine.vector_index.list_collections():
-        engine.vector_index.delete_org(name, org_id)
-    indexed, last = 0, ""
-    while ids := pending_ids(engine, org_id=org_id, after=last, limit=batch_size):
-        n = index_memories(engine, ids, flush=False)
-        indexed, last = indexed + n, ids[-1]
-        if progress:
-            progress(len(ids) / 2)
-    engine.vector_index.flush(current_collection(engine))
-    with engine.db.session() as s:
-        meta = s.get(IndexMeta, org_id)
-        if meta is None:
-            s.add(IndexMeta(org_id=org_id, embedder=emb.name, dim=emb.dim, updated_at=utcnow()))
-        else:
-            meta.embedder, meta.dim, meta.updated_at = emb.name, emb.dim, utcnow()
-    return {"org": org_id, "reembedded": total, "indexed": indexed, "embedder": emb.name, "dim": emb.dim}
+            return 0
+        vectors = from_blobs([r.embedding for r in rows], emb.dim)
+        self.vector_index.upsert(self.current_collection(), emb.dim, [
+            VectorRow(r.id, r.org_id, r.record_id, r.entity_type, v) for r, v in zip(rows, vectors, strict=True)],
+            flush=flush)
+        # Only rows unchanged since they were read are marked: an edit in between stays pending.
+        with self.db.session() as s:
+            s.connection().execute(
+                update(MEMORIES).where(MEMORIES.c.id == bindparam("mid"), MEMORIES.c.updated_at == bindparam("seen"),
+                                       MEMORIES.c.index_state == "pending")
+                .values(index_state="indexed"),
+                [{"mid": r.id, "seen": r.updated_at} for r in rows])
+        return len(rows)
 
+    def apply_tombstones(self, *, org_id: str | None = None) -> int:
+        """Delete tombstoned vectors from every memory collection, then drop the tombstones."""
+        done = 0
+        while True:
+            with self.db.read() as s:
+                q = select(IndexTombstone.id, IndexTombstone.memory_id).order_by(IndexTombstone.id).limit(BATCH)
+                if org_id:
+                    q = q.where(IndexTombstone.org_id == org_id)
+                stones = s.execute(q).all()
+            if not stones:
+                return done
+            ids = [t.memory_id for t in stones]
+            for name in self.vector_index.list_collections():
+                self.vector_index.delete(name, ids)
+            with self.db.session() as s:
+                s.execute(delete(IndexTombstone).where(IndexTombstone.id.in_([t.id for t in stones])))
+            done += len(stones)
 
-def check_org(engine: Services, org_id: str, *, repair: bool = False) -> dict[str, Any]:
-    """Compare an org's SQL memories with its Milvus vectors; ``repair`` re-indexes what is missing and
-    removes what should not be there."""
-    emb = engine.embedder
-    name = current_collection(engine)
-    with engine.db.read() as s:
-        meta = s.get(IndexMeta, org_id)
-        rows = s.execute(select(Memory.id, Memory.index_state, Memory.embedder).where(Memory.org_id == org_id)).all()
-        stones = int(s.scalar(select(func.count(IndexTombstone.id)).where(IndexTombstone.org_id == org_id)) or 0)
-    sql_ids = {r.id for r in rows if r.embedder == emb.name}
-    in_milvus = engine.vector_index.ids(name, org_id)
-    report: dict[str, Any] = {
-        "org": org_id, "embedder": emb.name, "indexedWith": meta.embedder if meta else None,
-        "memories": len(rows), "pending": sum(r.index_state == "pending" for r in rows), "tombstones": stones,
-        "staleEmbedder": sum(r.embedder != emb.name for r in rows), "vectors": len(in_milvus),
-        "missing": len(sql_ids - in_milvus), "extra": len(in_milvus - sql_ids)}
-    report["ok"] = not (report["pending"] or stones or report["staleEmbedder"] or report["missing"] or report["extra"]
-                        or (meta is not None and meta.embedder != emb.name))
-    if repair and not report["ok"]:
-        if report["staleEmbedder"] or (meta is not None and meta.embedder != emb.name):
-            report["repair"] = reindex_org(engine, org_id)
-        else:
-            engine.vector_index.delete(name, sorted(in_milvus - sql_ids))
-            missing = sorted(sql_ids - in_milvus)
-            with engine.db.session() as s:
-                for i in range(0, len(missing), BATCH):
-                    s.execute(update(Memory).where(Memory.id.in_(missing[i:i + BATCH])).values(index_state="pending"))
-            report["repair"] = reconcile(engine, org_id=org_id)
-    return report
+    def pending_ids(self, *, org_id: str | None = None, after: str = "", limit: int = BATCH) -> list[str]:
+        """Ids of memories waiting for the index (embedded with the current embedder), in id order."""
+        with self.db.read() as s:
+            q = select(Memory.id).where(Memory.index_state == "pending", Memory.embedder == self.embedder.name,
+                                        Memory.id > after)
+            if org_id:
+                q = q.where(Memory.org_id == org_id)
+            return list(s.scalars(q.order_by(Memory.id).limit(limit)))
+
+    def reconcile(self, *, org_id: str | None = None) -> dict[str, int]:
+        """Index every pending memory and apply every tombstone (idempotent; safe to run any time)."""
+        with self.db.read() as s:
+            q_pending = select(Memory.id).where(Memory.index_state == "pending").limit(1)
+            q_stones = select(IndexTombstone.id).limit(1)
+            if org_id:
+                q_pending = q_pending.where(Memory.org_id == org_id)
+                q_stones = q_stones.where(IndexTombstone.org_id == org_id)
+            if s.scalar(q_pending) is None and s.scalar(q_stones) is None:
+                return {"indexed": 0, "tombstones": 0}  # the common start-up case: touch nothing
+        removed = self.apply_tombstones(org_id=org_id)
+        indexed = 0
+        last = ""
+        while ids := self.pending_ids(org_id=org_id, after=last):
+            indexed += self.index_memories(ids, flush=False)
+            last = ids[-1]
+        if indexed:
+            self.vector_index.flush(self.current_collection())
+        return {"indexed": indexed, "tombstones": removed}
+
+    def start_background_reconcile(self) -> threading.Thread:
+        """Run :meth:`reconcile` in a daemon thread so process start-up does not wait for Milvus."""
+
+        def run() -> None:
+            try:
+                result = self.reconcile()
+                if any(result.values()):
+                    log.info("index reconciled", extra=result)
+            except Exception:  # a background repair must never take the process down; check-index reports
+                log.exception("index reconciliation failed")
+
+        thread = threading.Thread(target=run, name="memrelay-index-reconcile", daemon=True)
+        thread.start()
+        return thread
+
+    def org_ids(self) -> list[str]:
+        """Every org that has memories or an index record."""
+        with self.db.read() as s:
+            return sorted(set(s.scalars(select(Memory.org_id).distinct())) | set(s.scalars(select(IndexMeta.org_id))))
+
+    def count_memories(self, org_id: str) -> int:
+        with self.db.read() as s:
+            return int(s.scalar(select(func.count(Memory.id)).where(Memory.org_id == org_id)) or 0)
+
+    def reindex_org(self, org_id: str, *, batch_size: int = 1000,
+                    progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Re-embed every memory of an org from its SQL text with the current embedder and rebuild its vectors.
+
+        The org's vectors are removed from every memory collection, re-inserted (flushed) into the current
+        embedder's collection, and ``IndexMeta`` records the new embedder."""
+        emb = self.embedder
+        self.apply_tombstones(org_id=org_id)
+        last, total = "", 0
+        table = MEMORIES
+        stmt = (update(table).where(table.c.id == bindparam("mid"))
+                .values(embedding=bindparam("vec"), embedder=emb.name, index_state="pending"))
+        while True:
+            with self.db.read() as s:
+                rows = s.execute(select(Memory.id, Memory.text).where(Memory.org_id == org_id, Memory.id > last)
+                                 .order_by(Memory.id).limit(batch_size)).all()
+            if not rows:
+                break
+            vectors = emb.embed([r.text for r in rows])
+            with self.db.session() as s:
+                s.connection().execute(stmt, [{"mid": r.id, "vec": to_blob(v)} for r, v in zip(rows, vectors, strict=True)])
+            last, total = rows[-1].id, total + len(rows)
+            if progress:
+                progress(len(rows) / 2)
+        for name in self.vector_index.list_collections():
+            self.vector_index.delete_org(name, org_id)
+        indexed, last = 0, ""
+        while ids := self.pending_ids(org_id=org_id, after=last, limit=batch_size):
+            n = self.index_memories(ids, flush=False)
+            indexed, last = indexed + n, ids[-1]
+            if progress:
+                progress(len(ids) / 2)
+        self.vector_index.flush(self.current_collection())
+        with self.db.session() as s:
+            meta = s.get(IndexMeta, org_id)
+            if meta is None:
+                s.add(IndexMeta(org_id=org_id, embedder=emb.name, dim=emb.dim, updated_at=utcnow()))
+            else:
+                meta.embedder, meta.dim, meta.updated_at = emb.name, emb.dim, utcnow()
+        return {"org": org_id, "reembedded": total, "indexed": indexed, "embedder": emb.name, "dim": emb.dim}
+
+    def check_org(self, org_id: str, *, repair: bool = False) -> dict[str, Any]:
+        """Compare an org's SQL memories with its Milvus vectors; ``repair`` re-indexes what is missing and
+        removes what should not be there."""
+        emb = self.embedder
+        name = self.current_collection()
+        with self.db.read() as s:
+            meta = s.get(IndexMeta, org_id)
+            rows = s.execute(select(Memory.id, Memory.index_state, Memory.embedder).where(Memory.org_id == org_id)).all()
+            stones = int(s.scalar(select(func.count(IndexTombstone.id)).where(IndexTombstone.org_id == org_id)) or 0)
+        sql_ids = {r.id for r in rows if r.embedder == emb.name}
+        in_milvus = self.vector_index.ids(name, org_id)
+        report: dict[str, Any] = {
+            "org": org_id, "embedder": emb.name, "indexedWith": meta.embedder if meta else None,
+            "memories": len(rows), "pending": sum(r.index_state == "pending" for r in rows), "tombstones": stones,
+            "staleEmbedder": sum(r.embedder != emb.name for r in rows), "vectors": len(in_milvus),
+            "missing": len(sql_ids - in_milvus), "extra": len(in_milvus - sql_ids)}
+        report["ok"] = not (report["pending"] or stones or report["staleEmbedder"] or report["missing"] or report["extra"]
+                            or (meta is not None and meta.embedder != emb.name))
+        if repair and not report["ok"]:
+            if report["staleEmbedder"] or (meta is not None and meta.embedder != emb.name):
+                report["repair"] = self.reindex_org(org_id)
+            else:
+                self.vector_index.delete(name, sorted(in_milvus - sql_ids))
+                missing = sorted(sql_ids - in_milvus)
+                with self.db.session() as s:
+                    for i in range(0, len(missing), BATCH):
+                        s.execute(update(Memory).where(Memory.id.in_(missing[i:i + BATCH])).values(index_state="pending"))
+                report["repair"] = self.reconcile(org_id=org_id)
+        return report

@@ -26,9 +26,9 @@ from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.domain.extraction.chunking import chunk_content
 from memrelay.engine.domain.extraction.keywords import content_stems, property_keywords
 from memrelay.engine.domain.extraction.offline import ExtractedValue, anchor_relative_dates
+from memrelay.engine.stores.metered_llm import BudgetedLLM
 
 if TYPE_CHECKING:
-    from memrelay.composition import Services
     from memrelay.engine.adapters.llm import Usage
 
 CHUNK_TOKENS = 3000
@@ -159,24 +159,21 @@ def merge_values(values: list[ExtractedValue], specs: dict[str, PropertySpec]) -
 
 
 class LLMExtractor:
-    """``engine.extractor``: LLM-backed extraction for ``enhanced`` memorize and batch ``extractMemories``."""
+    """LLM-backed extraction for ``enhanced`` memorize and batch ``extractMemories`` (a ``MemoryExtractor``)."""
 
-    def __init__(self, engine: Services, *, chunk_tokens: int = CHUNK_TOKENS):
-        self.engine = engine
+    def __init__(self, llm: BudgetedLLM, *, chunk_tokens: int = CHUNK_TOKENS):
+        self.llm = llm
         self.chunk_tokens = chunk_tokens
 
     def extract(self, *, content: str, properties: list[PropertySpec], ts: datetime | None = None,
                 subject: str | None = None, prompt: str | None = None, max_properties: int | None = None,
                 tags: list[str] | None = None, org_id: str | None = None) -> ExtractionResult:
         """Facts and typed values from ``content`` (one LLM call per chunk; usage billed to ``org_id``)."""
-        from memrelay.engine.stores.metered_llm import llm_service
-
         ts = ts or utcnow()
         limit = DEFAULT_MAX_PROPERTIES if max_properties is None else max_properties
         specs = select_properties(content, [p for p in properties if p.autoSystem], tags, limit)
         by_name = {s.propertyName: s for s in specs}
-        service = llm_service(self.engine)
-        client = service.run(org_id, "extraction").client if org_id else service.unmetered_client()
+        client = self.llm.run(org_id, "extraction").client if org_id else self.llm.unmetered_client()
         chunks = chunk_content(content, self.chunk_tokens)
         facts: list[str] = []
         values: list[ExtractedValue] = []
@@ -194,9 +191,3 @@ class LLMExtractor:
             quality={k: round(sum(q[k] for q in quality) / len(quality), 3) for k in QUALITY_KEYS},
             usage=usage, chunks=len(chunks))
 
-
-def get_extractor(engine: Services) -> LLMExtractor:
-    """``engine.extractor``."""
-    from memrelay.engine.stores.metered_llm import engine_service
-
-    return engine_service(engine, "extractor", LLMExtractor)

@@ -2,7 +2,7 @@
 ordered) plus typed property values; also memory edits, deletion and listing.
 
 SQL is written first (memories start ``index_state="pending"``); the vectors reach Milvus after the commit
-(:mod:`memrelay.engine.memory.index_sync`), so a crash in between is repaired by ``reconcile``.
+(an :class:`~memrelay.engine.memory.index_sync.IndexWriter`), so a crash in between is repaired by ``reconcile``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import delete as sql_delete
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import to_blob
+from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import BadRequest, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, utcnow
@@ -31,6 +31,9 @@ from memrelay.engine.domain.extraction import (
     split_facts,
 )
 from memrelay.engine.memory import index_sync
+from memrelay.engine.memory.index_sync import IndexWriter
+from memrelay.engine.stores.collections import Collections
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import (
     Collection,
     IndexTombstone,
@@ -43,10 +46,7 @@ from memrelay.engine.stores.identity import Identifiers, require_record, resolve
 from memrelay.engine.stores.memory_store import NewMemory, memory_to_dict, provenance_entry, store_memories
 from memrelay.engine.stores.outbox import emit
 from memrelay.engine.stores.properties import Provenance, lock_record, write_properties
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
-    from memrelay.engine.memory.batch import BatchMemorize
+from memrelay.engine.stores.records import Records
 
 IDENTIFIER_FIELDS = ("email", "website_url", "websiteUrl", "website", "record_id", "recordId", "customKeyName",
                      "customKeyValue", "customKeys", "type", "entityType")
@@ -101,11 +101,32 @@ class Extraction:
     method: str
 
 
-class MemoryExtractor(Protocol):
-    """The LLM layer's extractor (``engine.extractor``), used for ``enhanced`` memorize when configured."""
+class ExtractedContent(Protocol):
+    """What memorize reads from any extractor's result (:class:`Extraction` or the LLM's result)."""
 
-    def extract(self, *, content: str, properties: list[PropertySpec], ts: datetime, subject: str | None,
-                prompt: str | None, max_properties: int | None) -> Extraction: ...
+    @property
+    def facts(self) -> list[str]: ...
+
+    @property
+    def values(self) -> list[ExtractedValue]: ...
+
+    @property
+    def method(self) -> str: ...
+
+
+class MemoryExtractor(Protocol):
+    """The LLM extractor (:class:`~memrelay.engine.memory.llm_extractor.LLMExtractor`), used for ``enhanced``
+    memorize and batch ``extractMemories`` when a model is configured."""
+
+    def extract(self, *, content: str, properties: list[PropertySpec], ts: datetime | None = None,
+                subject: str | None = None, prompt: str | None = None, max_properties: int | None = None,
+                tags: list[str] | None = None, org_id: str | None = None) -> ExtractedContent: ...
+
+
+class Memorizer(Protocol):
+    """What callers outside the memory layer need of :class:`Memories`: one memorize call."""
+
+    def memorize(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]: ...
 
 
 class _Timer:
@@ -122,17 +143,14 @@ class _Timer:
 
 
 class Memories:
-    """Org-scoped memory writes and listing."""
+    """Org-scoped memory writes and listing.
 
-    def __init__(self, engine: Services):
-        self.engine = engine
+    ``extractor`` is None without an LLM: ``enhanced`` requests then use the offline extraction."""
 
-    @cached_property
-    def batches(self) -> BatchMemorize:
-        """Batch memorize runs (chunks processed by RQ jobs)."""
-        from memrelay.engine.memory.batch import BatchMemorize
-
-        return BatchMemorize(self.engine)
+    def __init__(self, db: Database, embedder: Embedder, records: Records, collections: Collections,
+                 index: IndexWriter, extractor: MemoryExtractor | None = None):
+        self.db, self.embedder, self.records, self.collections = db, embedder, records, collections
+        self.index, self.extractor = index, extractor
 
     # --- memorize ----------------------------------------------------------------------------
     def memorize(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]:
@@ -142,14 +160,14 @@ class Memories:
         entity_type = ids.type or ids.inferred_type()
         ts = as_aware(req.timestamp) or utcnow()
         timer = _Timer()
-        emb = self.engine.embedder
-        with timer.stage("resolve"), self.engine.db.read() as s:
+        emb = self.embedder
+        with timer.stage("resolve"), self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
             existing = self._existing(s, org_id, ids, entity_type)
             entity_type = existing.entity_type if existing else entity_type
             if entity_type is None:
                 raise BadRequest("'type' is required to create a record", details={"field": "type"})
-            entity_type = self.engine.collections.active_entity_type(s, org_id, entity_type)
+            entity_type = self.collections.active_entity_type(s, org_id, entity_type)
             specs = self._target_properties(s, org_id, entity_type, req.collectionId)
             subject = subject_of(s, existing, ids)
         with timer.stage("extract"):
@@ -157,15 +175,16 @@ class Memories:
         with timer.stage("embed"):
             vectors = emb.embed(extraction.facts) if extraction.facts else None
         prov_tags = sorted(set(req.tags))
-        with timer.stage("store"), self.engine.db.session() as s:
+        with timer.stage("store"), self.db.session() as s:
             index_sync.check_embedder(s, org_id, emb)
-            rec = self.engine.records.get_or_create(s, org_id, ids.model_copy(update={"type": entity_type}))
+            rec = self.records.get_or_create(s, org_id, ids.model_copy(update={"type": entity_type}))
             written = self._write_values(s, rec, extraction.values, ts, req)
-            items = [NewMemory(rec, fact, vectors[i], ts, source=req.source, speaker=req.speaker, tags=prov_tags,
-                               event_id=req.sourceEventId) for i, fact in enumerate(extraction.facts)]
+            items = [NewMemory(rec, fact, vector, ts, source=req.source, speaker=req.speaker, tags=prov_tags,
+                               event_id=req.sourceEventId)
+                     for fact, vector in zip(extraction.facts, [] if vectors is None else vectors, strict=True)]
             outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
         with timer.stage("index"):
-            indexed = index_sync.sync_after_commit(self.engine, index=outcome.created, flush_now=False)
+            indexed = self.index.sync_after_commit(index=outcome.created, flush_now=False)
         return {"recordId": rec.id, "type": rec.entity_type, "memoriesCreated": len(outcome.created),
                 "duplicatesSkipped": len(outcome.duplicates), "memoryIds": outcome.created,
                 "duplicateOf": outcome.duplicates, "superseded": outcome.superseded,
@@ -192,17 +211,16 @@ class Memories:
                 raise ValidationFailed(f"collection {c.name!r} is for {c.entity_type}, not {entity_type}")
             specs = [PropertySpec.model_validate(p) for p in c.properties]
         else:
-            specs = list(self.engine.collections.schema_for(s, org_id, entity_type).values())
+            specs = list(self.collections.schema_for(s, org_id, entity_type).values())
         return [p for p in specs if p.autoSystem]
 
     def _extract(self, org_id: str, req: MemorizeRequest, specs: list[PropertySpec], ts: datetime,
-                 subject: str | None) -> Extraction:
-        extractor: MemoryExtractor | None = getattr(self.engine, "extractor", None)
-        if req.enhanced and self.engine.settings.llm_configured and extractor is not None:
-            return extractor.extract(content=req.content, properties=specs, ts=ts, subject=subject,
+                 subject: str | None) -> ExtractedContent:
+        if req.enhanced and self.extractor is not None:
+            return self.extractor.extract(content=req.content, properties=specs, ts=ts, subject=subject,
                                      prompt=req.extractionPrompt, max_properties=req.max_properties,
                                      tags=req.tags, org_id=org_id)
-        return offline_extraction(req.content, specs, ts, subject, embedder=self.engine.embedder,
+        return offline_extraction(req.content, specs, ts, subject, embedder=self.embedder,
                                   max_properties=req.max_properties)
 
     def _write_values(self, s: Session, rec: Record, values: list[ExtractedValue], ts: datetime,
@@ -210,7 +228,7 @@ class Memories:
         """Apply extracted values (one provenance per confidence level) through write_properties."""
         if not values:
             return []
-        schema = self.engine.collections.schema_for(s, rec.org_id, rec.entity_type)
+        schema = self.collections.schema_for(s, rec.org_id, rec.entity_type)
         by_conf: dict[float, dict[str, Any]] = {}
         for v in values:
             if v.property_name in schema:
@@ -239,9 +257,9 @@ class Memories:
         text = text.strip()
         if not text:
             raise ValidationFailed("memory text must not be empty")
-        emb = self.engine.embedder
+        emb = self.embedder
         vector = emb.embed([text])[0]
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             index_sync.check_embedder(s, org_id, emb)
             m = s.scalar(select(Memory).where(Memory.id == memory_id, Memory.org_id == org_id))
             if m is None:
@@ -257,7 +275,7 @@ class Memories:
             emit(s, org_id, "memory.updated", {"memoryId": m.id, "recordId": m.record_id, "type": m.entity_type,
                                                "change": "text_updated", "actor": prov.actor})
             result = memory_to_dict(m)
-        index_sync.sync_after_commit(self.engine, index=[memory_id])
+        self.index.sync_after_commit(index=[memory_id])
         return result
 
     def delete(self, org_id: str, memory_ids: list[str] | None = None,
@@ -265,7 +283,7 @@ class Memories:
         """Delete given memories, or every memory of the identified record; vectors follow via tombstones."""
         if not memory_ids and ids is None:
             raise BadRequest("give memoryIds or identifiers of a record")
-        with self.engine.db.session() as s:
+        with self.db.session() as s:
             if memory_ids:  # by primary key; the org and record are checked on the rows
                 record_id = require_record(s, org_id, ids).id if ids is not None else None
                 rows = [(mid, rid) for mid, rid, oid in s.execute(
@@ -286,7 +304,7 @@ class Memories:
                 s.execute(sql_delete(Memory).where(Memory.id.in_(found[i:i + 500])))
             for rid, mids in by_record.items():
                 emit(s, org_id, "memory.deleted", {"recordId": rid, "memoryIds": mids})
-        index_sync.sync_after_commit(self.engine, tombstones_of=org_id)
+        self.index.sync_after_commit(tombstones_of=org_id)
         return {"deleted": len(found), "memoryIds": found}
 
 

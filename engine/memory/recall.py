@@ -6,16 +6,16 @@
 * **Org-wide** (no identifiers): Milvus finds candidates (partition key and filter on the org), then every
   hit is re-checked and re-scored against SQL (same org, record live) before it is returned.
 
-Fast mode is vector similarity + filters + a small recency boost; deep mode belongs to the LLM layer
-(``memrelay.engine.memory.deep_recall``) and falls back to fast mode, saying so, when no LLM is configured.
+Fast mode is vector similarity + filters + a small recency boost; deep mode is a :class:`DeepMode` (the LLM
+layer's :class:`~memrelay.engine.memory.deep_recall.DeepRecall`) and falls back to fast mode, saying so, when
+no LLM is configured.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,20 +23,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs
+from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import EntityVectorCache
+from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import lift_identifiers
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
 from memrelay.engine.stores.collections import normalise_entity_type
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Collection, Memory, PropertyValue, Record
 from memrelay.engine.stores.identity import Identifiers, locate_record, record_keys
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
-    from memrelay.engine.memory.digest import Digests
-    from memrelay.engine.memory.similar import Similarity
 
 RECENCY_WEIGHT = 0.05
 RECENCY_HALF_LIFE_DAYS = 180.0
@@ -84,33 +82,28 @@ def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
     return np.power(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
 
 
-class Recall:
-    """Semantic recall, digest, similarity and segmentation over an org's memories."""
+class DeepMode(Protocol):
+    """Deep recall: extends a fast result; ``fast_search(query)`` runs one more fast recall."""
 
-    def __init__(self, engine: Services):
-        self.engine = engine
+    def deepen(self, org_id: str, req: RecallRequest, fast_result: dict[str, Any],
+               fast_search: Callable[[str], list[dict[str, Any]]]) -> dict[str, Any]: ...
+
+
+class Recall:
+    """Semantic recall over an org's memories (``deep`` is None without an LLM)."""
+
+    def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, deep: DeepMode | None = None):
+        self.db, self.embedder, self.index, self.deep = db, embedder, index, deep
         self.cache = EntityVectorCache()
         self.exact = ExactOrgIndex()
-
-    @cached_property
-    def digests(self) -> Digests:
-        from memrelay.engine.memory.digest import Digests
-
-        return Digests(self.engine)
-
-    @cached_property
-    def similarity(self) -> Similarity:
-        from memrelay.engine.memory.similar import Similarity
-
-        return Similarity(self.engine, self)
 
     # --- smart recall ------------------------------------------------------------------------
     def smart_recall(self, org_id: str, req: RecallRequest) -> dict[str, Any]:
         """Top memories for ``req.query``, scoped to one record when identifiers are given."""
         t0 = time.perf_counter()
-        emb = self.engine.embedder
+        emb = self.embedder
         qvec = emb.embed([req.query])[0]
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
             types = self._entity_types(s, org_id, req)
             if req.identifiers.keys():
@@ -126,16 +119,16 @@ class Recall:
         result.update({"query": req.query, "scope": scope, "mode": "fast",
                        "tookMs": round((time.perf_counter() - t0) * 1000, 3)})
         if req.mode == "deep":
-            deep: Callable[..., dict[str, Any]] | None = getattr(self.engine, "deep_recall", None)
-            if self.engine.settings.llm_configured and deep is not None:
-                return deep(org_id, req, result)
+            if self.deep is not None:
+                return self.deep.deepen(org_id, req, result, lambda q: self.smart_recall(
+                    org_id, req.model_copy(update={"query": q, "mode": "fast"}))["results"])
             result["note"] = DEEP_NOTE
         return result
 
     def scoped_matches(self, s: Session, org_id: str, record_id: str, qvec: np.ndarray,
                        req: RecallRequest) -> list[dict[str, Any]]:
         """Exact scores of one record's memories (cached vectors, numpy dot product)."""
-        emb = self.engine.embedder
+        emb = self.embedder
         ev = self.cache.get(s, org_id, record_id, embedder=emb.name, dim=emb.dim)
         if not ev.ids:
             return []
@@ -158,13 +151,12 @@ class Recall:
         fetching more when filters drop too many."""
         want = req.limit * (8 if req.groupByRecord else 1)
         fetch = want * 3 + 20
-        emb = self.engine.embedder
+        emb = self.embedder
         for _ in range(3):
             ids = self.exact.search(s, org_id, qvec, limit=fetch, embedder=emb.name, dim=emb.dim,
                                     entity_types=types)
             if ids is None:
-                ids = [h.memory_id for h in self.engine.vector_index.search(
-                    index_sync.current_collection(self.engine), qvec, org_id, limit=fetch, entity_types=types)]
+                ids = [h.memory_id for h in self.index.search(qvec, org_id, limit=fetch, entity_types=types)]
             out = self._recheck(s, org_id, ids, qvec, req)
             if len(out) >= want or len(ids) < fetch:
                 break
@@ -176,7 +168,7 @@ class Recall:
         """Keep hits whose memory and record are live in this org (SQL), scored exactly from SQL vectors."""
         if not memory_ids:
             return []
-        emb = self.engine.embedder
+        emb = self.embedder
         rows = s.execute(
             select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
                    Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,

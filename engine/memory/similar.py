@@ -9,7 +9,7 @@ of the target type, whose property vectors are cached per record version); score
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,16 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs
+from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import BadRequest
 from memrelay.engine.memory import index_sync
+from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import find_target, lift_identifiers
 from memrelay.engine.stores.collections import normalise_entity_type
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
 from memrelay.engine.stores.identity import Identifiers, record_keys
-
-if TYPE_CHECKING:
-    from memrelay.composition import Services
-    from memrelay.engine.memory.recall import Recall
 
 Dimension = Literal["properties", "memories", "hybrid"]
 TIERS: tuple[tuple[str, float], ...] = (("very_similar", 0.75), ("similar", 0.5), ("somewhat", 0.3))
@@ -92,16 +91,15 @@ def render_properties(values: dict[str, Any]) -> str:
 class Similarity:
     """Record-to-record similarity for ``/similar`` and ``/segment``."""
 
-    def __init__(self, engine: Services, recall: Recall):
-        self.engine = engine
-        self.recall = recall
+    def __init__(self, db: Database, embedder: Embedder, index: IndexSearch):
+        self.db, self.embedder, self.index = db, embedder, index
         self._prop_cache: dict[tuple[str, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
     def similar(self, org_id: str, req: SimilarRequest) -> dict[str, Any]:
         """The ``topK`` records most like the seed, with tiers."""
         req.identifiers.require_any()
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             seed = find_target(s, org_id, req.identifiers)
             ranked = self._rank(s, org_id, req, seed, None)[:req.topK]
             items = self._items(s, ranked)
@@ -112,7 +110,7 @@ class Similarity:
         """Every record at or above ``minScore``, grouped into tiers with counts and one page per tier."""
         if not req.identifiers.keys() and not (req.text and req.text.strip()):
             raise BadRequest("give identifiers of a seed record or a text")
-        with self.engine.db.read() as s:
+        with self.db.read() as s:
             seed = find_target(s, org_id, req.identifiers) if req.identifiers.keys() else None
             ranked = self._rank(s, org_id, req, seed, req.text if seed is None else None)
             start = (req.page - 1) * req.pageSize
@@ -130,7 +128,7 @@ class Similarity:
     def _rank(self, s: Session, org_id: str, req: _Seeded, seed: Record | None,
               text: str | None) -> list[tuple[str, float, dict[str, float], str]]:
         """(record id, score, per-dimension scores, tier), best first, above ``minScore``."""
-        emb = self.engine.embedder
+        emb = self.embedder
         index_sync.check_embedder(s, org_id, emb, claim=False)
         target = normalise_entity_type(req.type) if req.type else (seed.entity_type if seed else None)
         use_mem = req.dimensions in ("memories", "hybrid")
@@ -146,8 +144,7 @@ class Similarity:
         exclude = {seed.id} if seed else set()
         candidates: dict[str, Record] = {}
         if seed_mem is not None:
-            hits = self.engine.vector_index.search(index_sync.current_collection(self.engine), seed_mem, org_id,
-                                                   limit=MEMORY_HITS, entity_types=[target] if target else None)
+            hits = self.index.search(seed_mem, org_id, limit=MEMORY_HITS, entity_types=[target] if target else None)
             hit_ids = list(dict.fromkeys(h.record_id for h in hits if h.record_id not in exclude))
             candidates.update(self._live_records(s, org_id, hit_ids))
         if seed_prop is not None:
@@ -192,7 +189,7 @@ class Similarity:
 
     def memory_vectors(self, s: Session, org_id: str, record_ids: list[str]) -> dict[str, np.ndarray]:
         """Unit mean of each record's live memory embeddings (records without memories are absent)."""
-        emb = self.engine.embedder
+        emb = self.embedder
         sums: dict[str, np.ndarray] = {}
         for i in range(0, len(record_ids), 500):
             rows = s.execute(select(Memory.record_id, Memory.embedding).where(
@@ -220,7 +217,7 @@ class Similarity:
             for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
                                               .where(PropertyValue.record_id.in_(list(values)))):
                 values[rid][name] = value
-            vectors = self.engine.embedder.embed([render_properties(values[r.id]) for r in part])
+            vectors = self.embedder.embed([render_properties(values[r.id]) for r in part])
             with self._lock:
                 if len(self._prop_cache) > MAX_CANDIDATES * 10:
                     self._prop_cache.clear()

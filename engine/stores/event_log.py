@@ -1,9 +1,10 @@
 """The inbound event log: idempotent recording, claiming, retries with backoff, dead letters, replay.
 
 The log — not Redis — is the truth: an event is ``received`` when stored (a job is enqueued right after),
-``processing`` while a worker holds its lease, then ``processed``; failures go back to
-``failed`` with a ``next_attempt_at`` until ``MAX_ATTEMPTS``, then ``dead``. The sweeper re-enqueues
-``received`` events whose job is not in Redis, due ``failed`` ones and expired leases.
+``processing`` while a worker holds its lease, then ``processed``; failures go back to ``failed`` with a
+``next_attempt_at`` from the ``events`` retry policy (:mod:`memrelay.engine.core.backoff`) until
+``MAX_ATTEMPTS``, then ``dead``. The sweeper re-enqueues ``received`` events whose job is not in Redis,
+due ``failed`` ones and expired leases.
 """
 
 from __future__ import annotations
@@ -14,19 +15,15 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from memrelay.engine.core.backoff import EVENTS
 from memrelay.engine.core.errors import BadRequest, NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import InboundEvent
 
-MAX_ATTEMPTS = 6
-BACKOFF_S = (5, 30, 120, 600, 1800)
+MAX_ATTEMPTS = EVENTS.max_attempts
 LEASE_S = 300
 STATUSES = ("received", "processing", "processed", "failed", "dead")
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=BACKOFF_S[min(attempts - 1, len(BACKOFF_S) - 1)])
 
 
 def event_to_dict(e: InboundEvent, *, payload: bool = False) -> dict[str, Any]:
@@ -103,10 +100,11 @@ class EventLog:
             if ev is None:
                 return "missing"
             ev.last_error = error[:4000]
-            if ev.attempts >= self.max_attempts:
+            delay = EVENTS.but(max_attempts=self.max_attempts).next_delay(ev.attempts)
+            if delay is None:
                 ev.status, ev.next_attempt_at = "dead", None
             else:
-                ev.status, ev.next_attempt_at = "failed", utcnow() + backoff(ev.attempts)
+                ev.status, ev.next_attempt_at = "failed", utcnow() + timedelta(seconds=delay)
             return ev.status
 
     def due(self, *, stale_after_s: int = 30, limit: int = 500) -> list[str]:
@@ -118,6 +116,23 @@ class EventLog:
                 and_(InboundEvent.status == "received", InboundEvent.received_at <= stale),
                 and_(InboundEvent.status.in_(("failed", "processing")), InboundEvent.next_attempt_at <= now),
             )).order_by(InboundEvent.received_at).limit(limit)))
+
+    def leased(self, *, limit: int = 500) -> list[str]:
+        """Events being processed under a lease that has not expired yet."""
+        with self.db.read() as s:
+            return list(s.scalars(select(InboundEvent.id).where(
+                InboundEvent.status == "processing", InboundEvent.next_attempt_at > utcnow(),
+            ).order_by(InboundEvent.received_at).limit(limit)))
+
+    def release(self, event_ids: list[str]) -> int:
+        """Give back the leases of events whose worker is gone, so they are due now; returns how many."""
+        if not event_ids:
+            return 0
+        with self.db.session() as s:
+            res = s.execute(update(InboundEvent).where(
+                InboundEvent.id.in_(event_ids), InboundEvent.status == "processing",
+            ).values(next_attempt_at=utcnow()))
+            return int(res.rowcount or 0)
 
     def replay(self, org_id: str | None, event_id: str) -> dict[str, Any]:
         """Put an event back to ``received`` (attempts reset) so it is processed again."""

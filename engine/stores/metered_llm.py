@@ -2,7 +2,7 @@
 
 Every LLM-backed feature opens one :class:`LLMRun` per request::
 
-    run = llm_service(engine).run(org_id, "generation")
+    run = llm.run(org_id, "generation")          # llm: an LLMService (a BudgetedLLM)
     text = run.client.complete(messages).text
     response["usage"] = run.usage_dict()
 
@@ -13,15 +13,15 @@ litellm is imported on first use only (it takes seconds), so the gateway starts 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
+from memrelay.engine.core.errors import LLMNotConfigured
 from memrelay.engine.core.util import new_id
+from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.usage_store import SqlBudget, UsageStore, org_budget_limit
 
 if TYPE_CHECKING:
-    from memrelay.composition import Services
     from memrelay.engine.adapters.llm import LLMClient, LLMConfig, Usage
     from memrelay.engine.core.settings import Settings
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 def ensure_configured(settings: Settings, feature: str) -> None:
     """Raise LLMNotConfigured (503, naming MEMRELAY_LLM_MODEL) unless a model is configured."""
     if not settings.llm_configured:
-        from memrelay.engine.adapters.llm import LLMNotConfigured
-
         raise LLMNotConfigured(feature)
 
 
@@ -46,7 +44,7 @@ class LLMRun:
         self._store = service.store
         self._usage = Usage()
         self._lock = threading.Lock()
-        limit = org_budget_limit(service.engine.db, org_id, service.engine.settings.llm_monthly_budget_usd)
+        limit = org_budget_limit(service.db, org_id, service.settings.llm_monthly_budget_usd)
         self.client = LLMClient(service.config, budget=SqlBudget(service.store, org_id, limit),
                                 on_usage=self._on_usage)
 
@@ -68,27 +66,38 @@ class LLMRun:
                 "costUsd": round(u.cost_usd, 8)}
 
 
-class LLMService:
-    """Builds :class:`LLMRun` objects; holds the (validated) LLM config and the usage store."""
+class BudgetedLLM(Protocol):
+    """What LLM-backed features need: org-scoped, budgeted runs (and an unmetered client)."""
 
-    def __init__(self, engine: Services):
-        self.engine = engine
-        self.store = UsageStore(engine.db)
+    def run(self, org_id: str, feature: str, *, run_id: str | None = None) -> LLMRun: ...
+
+    def unmetered_client(self) -> LLMClient: ...
+
+
+class LLMService:
+    """Builds :class:`LLMRun` objects; holds the (validated) LLM config and the usage store.
+
+    Cheap to build: litellm is imported when the first run opens a client."""
+
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+        self.store = UsageStore(db)
 
     @property
     def configured(self) -> bool:
-        return self.engine.settings.llm_configured
+        return self.settings.llm_configured
 
     @cached_property
     def config(self) -> LLMConfig:
         """The validated LLM config (raises LLMNotConfigured, 503, without a model)."""
         from memrelay.engine.adapters.llm import require_llm
 
-        return require_llm(self.engine.settings)
+        return require_llm(self.settings)
 
     def run(self, org_id: str, feature: str, *, run_id: str | None = None) -> LLMRun:
         """An org-scoped run for ``feature``; raises LLMNotConfigured (503) without a model."""
-        ensure_configured(self.engine.settings, feature)
+        ensure_configured(self.settings, feature)
         return LLMRun(self, org_id, feature, run_id)
 
     def unmetered_client(self) -> LLMClient:
@@ -96,22 +105,3 @@ class LLMService:
         from memrelay.engine.adapters.llm import LLMClient
 
         return LLMClient(self.config)
-
-
-T = TypeVar("T")
-
-
-def engine_service(engine: Services, name: str, factory: Callable[[Services], T]) -> T:
-    """``engine.<name>`` when :class:`memrelay.composition.Services` defines it, else one instance cached on ``engine``
-    (so the LLM layer works before core.py wires its services, and uses the same instance after)."""
-    if hasattr(type(engine), name):
-        return getattr(engine, name)
-    key = f"_llm_layer_{name}"
-    if key not in engine.__dict__:
-        engine.__dict__.setdefault(key, factory(engine))
-    return engine.__dict__[key]
-
-
-def llm_service(engine: Services) -> LLMService:
-    """``memrelay.engine.adapters.llm``."""
-    return engine_service(engine, "llm", LLMService)

@@ -39,7 +39,7 @@ def me(auth: KeyInfo) -> dict[str, Any]:
 @endpoint(bp, "/keys", methods=("GET",), scope="admin")
 def list_keys(auth: KeyInfo) -> dict[str, Any]:
     """List the org's keys (never their secrets)."""
-    keys = state().engine.tenancy.list_keys(auth.org_id)
+    keys = state().services.tenancy.list_keys(auth.org_id)
     return {"keys": [{"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes,
                       "createdAt": iso(k.created_at), "revoked": k.revoked_at is not None} for k, _ in keys]}
 
@@ -47,13 +47,13 @@ def list_keys(auth: KeyInfo) -> dict[str, Any]:
 @endpoint(bp, "/keys", methods=("POST",), scope="admin", body=KeyCreate)
 def create_key(auth: KeyInfo, body: KeyCreate) -> tuple[dict[str, Any], int]:
     """Create a key in the caller's org; the secret is returned once."""
-    plaintext, row = state().engine.tenancy.create_key(auth.org_id, scopes=body.scopes, name=body.name,
-                                                       rate_limit_per_minute=body.rateLimitPerMinute)
+    plaintext, row = state().services.tenancy.create_key(auth.org_id, scopes=body.scopes, name=body.name,
+                                                         rate_limit_per_minute=body.rateLimitPerMinute)
     return {"id": row.id, "key": plaintext, "scopes": row.scopes, "prefix": row.prefix}, 201
 
 
 @endpoint(bp, "/keys/<key_id>", methods=("DELETE",), scope="admin")
 def revoke_key(auth: KeyInfo, key_id: str) -> dict[str, Any]:
     """Revoke a key of the caller's org."""
-    state().engine.tenancy.revoke_key(key_id, org_id=auth.org_id)
+    state().services.tenancy.revoke_key(key_id, org_id=auth.org_id)
     return {"id": key_id, "revoked": True}

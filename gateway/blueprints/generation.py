@@ -9,13 +9,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from memrelay.engine.core.errors import NotFound
-from memrelay.engine.guidance.agents import AgentCreate, AgentPatch, AgentRun, get_agents
-from memrelay.engine.guidance.generation import PromptRequest, get_generation
-from memrelay.engine.stores.metered_llm import ensure_configured, llm_service
+from memrelay.engine.guidance.agents import AgentCreate, AgentPatch, AgentRun
+from memrelay.engine.guidance.generation import PromptRequest
+from memrelay.engine.stores.metered_llm import ensure_configured
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint, request_payload
 from memrelay.gateway.state import state
-from memrelay.worker.jobs.generate import enqueue
+from memrelay.queue.jobs import enqueue
 
 bp = Blueprint("generation", __name__, url_prefix="/api/v1")
 
@@ -31,55 +31,56 @@ def prompt(auth: KeyInfo, body: PromptRequest) -> Any:
         ensure_configured(state().settings, "generation")
         payload = request_payload()
         payload.pop("async", None)
-        return _queued(enqueue(state().redis, auth.org_id, "run_prompt", payload))
-    return get_generation(state().engine).generate(auth.org_id, body)
+        return _queued(enqueue(state().redis, "run_prompt", auth.org_id, payload, meta={"org_id": auth.org_id}))
+    return state().services.generation.generate(auth.org_id, body)
 
 
 @endpoint(bp, "/agents", methods=("GET",), scope="read")
 def list_agents(auth: KeyInfo) -> dict[str, Any]:
     """Saved prompt actions."""
-    return {"agents": get_agents(state().engine).list(auth.org_id)}
+    return {"agents": state().services.agents.list(auth.org_id)}
 
 
 @endpoint(bp, "/agents", methods=("POST",), scope="write", body=AgentCreate)
 def create_agent(auth: KeyInfo, body: AgentCreate) -> tuple[dict[str, Any], int]:
     """Save a prompt action (a /prompt body that may use ``{{input}}`` and other variables)."""
-    return get_agents(state().engine).create(auth.org_id, body), 201
+    return state().services.agents.create(auth.org_id, body), 201
 
 
 @endpoint(bp, "/agents/<agent_id>", methods=("GET",), scope="read")
 def get_agent(auth: KeyInfo, agent_id: str) -> dict[str, Any]:
     """One agent."""
-    return get_agents(state().engine).get(auth.org_id, agent_id)
+    return state().services.agents.get(auth.org_id, agent_id)
 
 
 @endpoint(bp, "/agents/<agent_id>", methods=("PUT",), scope="write", body=AgentCreate)
 def replace_agent(auth: KeyInfo, body: AgentCreate, agent_id: str) -> dict[str, Any]:
     """Replace an agent."""
-    return get_agents(state().engine).update(auth.org_id, agent_id, body)
+    return state().services.agents.update(auth.org_id, agent_id, body)
 
 
 @endpoint(bp, "/agents/<agent_id>", methods=("PATCH",), scope="write", body=AgentPatch)
 def patch_agent(auth: KeyInfo, body: AgentPatch, agent_id: str) -> dict[str, Any]:
     """Change some fields of an agent."""
-    return get_agents(state().engine).update(auth.org_id, agent_id, body)
+    return state().services.agents.update(auth.org_id, agent_id, body)
 
 
 @endpoint(bp, "/agents/<agent_id>", methods=("DELETE",), scope="write")
 def delete_agent(auth: KeyInfo, agent_id: str) -> dict[str, Any]:
     """Delete an agent."""
-    return get_agents(state().engine).delete(auth.org_id, agent_id)
+    return state().services.agents.delete(auth.org_id, agent_id)
 
 
 @endpoint(bp, "/agents/<agent_id>/run", scope="write", body=AgentRun)
 def run_agent(auth: KeyInfo, body: AgentRun, agent_id: str) -> Any:
     """Run an agent with its variables filled in (``async: true`` queues it)."""
-    agents = get_agents(state().engine)
+    agents = state().services.agents
     if body.run_async:
         agents.prompt_request(auth.org_id, agent_id, body)  # 404/422 now, not inside the job
         ensure_configured(state().settings, "agents")
         payload = body.model_dump(exclude={"run_async"})
-        return _queued(enqueue(state().redis, auth.org_id, "run_agent", agent_id, payload))
+        return _queued(enqueue(state().redis, "run_agent", auth.org_id, agent_id, payload,
+                                meta={"org_id": auth.org_id}))
     return agents.run(auth.org_id, agent_id, body)
 
 
@@ -109,7 +110,7 @@ def usage(auth: KeyInfo) -> dict[str, Any]:
     """This month's LLM usage by feature, spending and the org's budget."""
     from memrelay.engine.stores.usage_store import org_budget_limit
 
-    eng = state().engine
-    store = llm_service(eng).store
+    services = state().services
+    store = services.llm.store
     return {"byFeature": store.summary(auth.org_id), "spentUsd": round(store.spent_usd(auth.org_id), 8),
-            "monthlyBudgetUsd": org_budget_limit(eng.db, auth.org_id, eng.settings.llm_monthly_budget_usd)}
+            "monthlyBudgetUsd": org_budget_limit(services.db, auth.org_id, services.settings.llm_monthly_budget_usd)}

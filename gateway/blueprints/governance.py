@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, request
 
 from memrelay.engine.guidance.governance import (
+    Governance,
     GuidelineCreate,
     GuidelineFields,
     SmartGuidelinesRequest,
-    get_governance,
 )
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
@@ -19,8 +19,8 @@ from memrelay.gateway.state import state
 bp = Blueprint("governance", __name__, url_prefix="/api/v1")
 
 
-def _gov():  # type: ignore[no-untyped-def]
-    return get_governance(state().engine)
+def _gov() -> Governance:
+    return state().services.governance
 
 
 @endpoint(bp, "/guidelines", methods=("GET",), scope="read")

@@ -38,9 +38,9 @@ def readiness_checks() -> dict[str, dict[str, Any]]:
         except Exception as exc:  # a readiness probe reports, it does not raise
             checks[name] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
 
-    run("sql", lambda: (st.engine.db.ping(), {"dialect": st.engine.db.dialect})[1])
+    run("sql", lambda: (st.services.db.ping(), {"dialect": st.services.db.dialect})[1])
     run("redis", lambda: {"ping": bool(st.redis.ping())})
-    run("vector_index", lambda: st.engine.vector_index_status())
+    run("vector_index", lambda: st.services.vector_index.ping())
 
     def workers() -> dict[str, Any]:
         from rq import Worker

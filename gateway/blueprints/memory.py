@@ -141,35 +141,35 @@ class DeleteMemoriesRequest(IdentifiedRequest):
 @endpoint(bp, "/collections", methods=("GET",), scope="read")
 def list_collections(auth: KeyInfo) -> dict[str, Any]:
     """List the org's collections (property schemas)."""
-    return {"collections": state().engine.collections.list(auth.org_id, entity_type=request.args.get("type"))}
+    return {"collections": state().services.collections.list(auth.org_id, entity_type=request.args.get("type"))}
 
 
 @endpoint(bp, "/collections", methods=("POST",), scope="write", body=CollectionCreate)
 def create_collection(auth: KeyInfo, body: CollectionCreate) -> tuple[dict[str, Any], int]:
     """Create a collection of typed properties for an entity type."""
-    return state().engine.collections.create(auth.org_id, name=body.collectionName, entity_type=body.entityType,
-                                             properties=body.properties, description=body.description,
-                                             tags=body.tags, actor=auth.key_id), 201
+    return state().services.collections.create(auth.org_id, name=body.collectionName, entity_type=body.entityType,
+                                               properties=body.properties, description=body.description,
+                                               tags=body.tags, actor=auth.key_id), 201
 
 
 @endpoint(bp, "/collections/<collection_id>", methods=("GET",), scope="read")
 def get_collection(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
     """One collection."""
-    return state().engine.collections.get(auth.org_id, collection_id)
+    return state().services.collections.get(auth.org_id, collection_id)
 
 
 @endpoint(bp, "/collections/<collection_id>", methods=("PUT", "PATCH"), scope="write", body=CollectionUpdate)
 def update_collection(auth: KeyInfo, body: CollectionUpdate, collection_id: str) -> dict[str, Any]:
     """Change a collection; every change is a new version."""
-    return state().engine.collections.update(auth.org_id, collection_id, actor=auth.key_id,
-                                             name=body.collectionName, description=body.description,
-                                             properties=body.properties, tags=body.tags)
+    return state().services.collections.update(auth.org_id, collection_id, actor=auth.key_id,
+                                               name=body.collectionName, description=body.description,
+                                               properties=body.properties, tags=body.tags)
 
 
 @endpoint(bp, "/collections/<collection_id>", methods=("DELETE",), scope="write")
 def archive_collection(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
     """Archive a collection (its history is kept)."""
-    return state().engine.collections.archive(auth.org_id, collection_id, actor=auth.key_id)
+    return state().services.collections.archive(auth.org_id, collection_id, actor=auth.key_id)
 
 
 @endpoint(bp, "/collections/<collection_id>/history", methods=("GET",), scope="read")
@@ -179,86 +179,86 @@ def collection_history(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
     if mode not in ("full", "diff"):
         raise BadRequest("mode must be 'full' or 'diff'")
     return {"collectionId": collection_id,
-            "versions": state().engine.collections.history(auth.org_id, collection_id, mode=mode)}
+            "versions": state().services.collections.history(auth.org_id, collection_id, mode=mode)}
 
 
 @endpoint(bp, "/entities", methods=("GET",), scope="read")
 def list_entities(auth: KeyInfo) -> dict[str, Any]:
     """Entity types (``?includeArchived=true`` to see archived ones)."""
     include = request.args.get("includeArchived", "false").lower() == "true"
-    return {"entities": state().engine.collections.list_entity_types(auth.org_id, include_archived=include)}
+    return {"entities": state().services.collections.list_entity_types(auth.org_id, include_archived=include)}
 
 
 @endpoint(bp, "/entities", methods=("POST",), scope="write", body=EntityTypeCreate)
 def create_entity(auth: KeyInfo, body: EntityTypeCreate) -> tuple[dict[str, Any], int]:
     """Create a custom entity type."""
-    return state().engine.collections.create_entity_type(auth.org_id, body.name, body.description), 201
+    return state().services.collections.create_entity_type(auth.org_id, body.name, body.description), 201
 
 
 @endpoint(bp, "/entities/<name>/archive", methods=("POST",), scope="write")
 def archive_entity(auth: KeyInfo, name: str) -> dict[str, Any]:
     """Archive a custom entity type (system types answer 403)."""
-    return state().engine.collections.set_entity_type_archived(auth.org_id, name, True)
+    return state().services.collections.set_entity_type_archived(auth.org_id, name, True)
 
 
 @endpoint(bp, "/entities/<name>/restore", methods=("POST",), scope="write")
 def restore_entity(auth: KeyInfo, name: str) -> dict[str, Any]:
     """Restore an archived entity type."""
-    return state().engine.collections.set_entity_type_archived(auth.org_id, name, False)
+    return state().services.collections.set_entity_type_archived(auth.org_id, name, False)
 
 
 # --- records and properties -----------------------------------------------------------------------
 @endpoint(bp, "/upsert", methods=("POST",), scope="write", body=UpsertRequest)
 def upsert(auth: KeyInfo, body: UpsertRequest) -> dict[str, Any]:
     """Structured write (no AI): find or create the record by any key, write typed properties."""
-    return state().engine.records.upsert(auth.org_id, body.ids(), body.properties, body.provenance(auth),
-                                         expected_version=body.expectedVersion)
+    return state().services.records.upsert(auth.org_id, body.ids(), body.properties, body.provenance(auth),
+                                           expected_version=body.expectedVersion)
 
 
 @endpoint(bp, "/memory/update", methods=("POST",), scope="write", body=UpdateRequest)
 def update(auth: KeyInfo, body: UpdateRequest) -> dict[str, Any]:
     """Update one property (replace, or arrayPush/arrayRemove/arrayPatch) or a memory's text."""
-    eng = state().engine
+    services = state().services
     if body.memoryId:
-        return eng.memories.update_text(auth.org_id, body.memoryId, body.text or "", body.provenance(auth))
+        return services.memories.update_text(auth.org_id, body.memoryId, body.text or "", body.provenance(auth))
     ops = {o: getattr(body, o) for o in ("arrayPush", "arrayRemove", "arrayPatch") if getattr(body, o) is not None}
     name = body.propertyName or ""
     if not ops and "propertyValue" not in body.model_fields_set:
         raise ValidationFailed("'propertyValue' or an array operation is required with 'propertyName'")
-    return eng.records.update(auth.org_id, body.ids(), body.provenance(auth),
-                              properties=None if ops else {name: body.propertyValue},
-                              array_ops={name: ops} if ops else None, expected_version=body.expectedVersion)
+    return services.records.update(auth.org_id, body.ids(), body.provenance(auth),
+                                   properties=None if ops else {name: body.propertyValue},
+                                   array_ops={name: ops} if ops else None, expected_version=body.expectedVersion)
 
 
 @endpoint(bp, "/memory/bulk-update", methods=("POST",), scope="write", body=BulkUpdateRequest)
 def bulk_update(auth: KeyInfo, body: BulkUpdateRequest) -> dict[str, Any]:
     """Update several properties of one record atomically."""
-    return state().engine.records.update(auth.org_id, body.ids(), body.provenance(auth),
-                                         properties=body.properties, expected_version=body.expectedVersion)
+    return state().services.records.update(auth.org_id, body.ids(), body.provenance(auth),
+                                           properties=body.properties, expected_version=body.expectedVersion)
 
 
 @endpoint(bp, "/memory/property-history", methods=("POST",), scope="read", body=HistoryRequest)
 def property_history(auth: KeyInfo, body: HistoryRequest) -> dict[str, Any]:
     """Write history of one property or all, newest first, paged (stale writes included)."""
-    return state().engine.records.history(auth.org_id, body.ids(), property_name=body.propertyName,
-                                          page=body.page, page_size=body.pageSize)
+    return state().services.records.history(auth.org_id, body.ids(), property_name=body.propertyName,
+                                            page=body.page, page_size=body.pageSize)
 
 
 @endpoint(bp, "/recall", methods=("POST",), scope="read", body=RecallRequest)
 def recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
     """Direct lookup: properties and memories of one record (type required)."""
-    eng = state().engine
-    rec = eng.records.get(auth.org_id, body.ids(), body.type)
-    with eng.db.read() as s:
-        rec["memories"] = eng.memories.list_for_record(s, rec["recordId"], include_superseded=body.include_superseded)
+    services = state().services
+    rec = services.records.get(auth.org_id, body.ids(), body.type)
+    with services.db.read() as s:
+        rec["memories"] = services.memories.list_for_record(s, rec["recordId"], include_superseded=body.include_superseded)
     return rec
 
 
 def _search(auth: KeyInfo, q: SearchQuery, return_records: bool) -> tuple[list[dict[str, Any]], int]:
-    eng = state().engine
-    with eng.db.read() as s:
-        rows, total = _run_search(s, eng.collections, auth.org_id, q)
-        items = eng.records.render(s, rows) if return_records else [
+    services = state().services
+    with services.db.read() as s:
+        rows, total = _run_search(s, services.collections, auth.org_id, q)
+        items = services.records.render(s, rows) if return_records else [
             {"recordId": r.id, "type": r.entity_type} for r in rows]
     return items, total
 
@@ -295,28 +295,28 @@ def delete_memories(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any
     ids = body.ids()
     if not body.memoryIds and not ids.keys():
         raise BadRequest("give 'memoryIds' or identifiers of a record")
-    return state().engine.memories.delete(auth.org_id, memory_ids=body.memoryIds,
-                                          ids=ids if ids.keys() else None)
+    return state().services.memories.delete(auth.org_id, memory_ids=body.memoryIds,
+                                            ids=ids if ids.keys() else None)
 
 
 @endpoint(bp, "/memory/delete-record", methods=("POST",), scope="write", body=IdentifiedRequest)
 def delete_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
     """Soft-delete a record: hidden everywhere at once, recoverable for the retention window."""
     body.ids().require_any()
-    return state().engine.records.soft_delete(auth.org_id, body.ids(), actor=auth.key_id)
+    return state().services.records.soft_delete(auth.org_id, body.ids(), actor=auth.key_id)
 
 
 @endpoint(bp, "/memory/cancel-deletion", methods=("POST",), scope="write", body=IdentifiedRequest)
 def cancel_deletion(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
     """Undo a soft delete within the retention window."""
     body.ids().require_any()
-    return state().engine.records.cancel_deletion(auth.org_id, body.ids())
+    return state().services.records.cancel_deletion(auth.org_id, body.ids())
 
 
 @endpoint(bp, "/memory/erase-record", methods=("POST",), scope="admin", body=IdentifiedRequest)
 def erase_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
     """GDPR erasure: immediate hard delete everywhere, audited without personal data."""
     body.ids().require_any()
-    result = state().engine.records.erase(auth.org_id, body.ids(), actor=auth.key_id)
-    state().engine.sync_index()
+    result = state().services.records.erase(auth.org_id, body.ids(), actor=auth.key_id)
+    state().services.index.reconcile()
     return result

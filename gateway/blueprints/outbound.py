@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from memrelay.connectors.formdata import as_list, parse_fields
 from memrelay.engine.core.errors import BadRequest
-from memrelay.engine.egress.webhooks_out import WebhooksOut, get_webhooks_out
+from memrelay.engine.egress.webhooks_out import WebhooksOut
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import EVENT_TYPES
@@ -20,14 +20,14 @@ from memrelay.engine.stores.properties import Provenance
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint, parse_body
 from memrelay.gateway.state import state
-from memrelay.worker.jobs.deliver import enqueue_deliveries
+from memrelay.queue.jobs import enqueue_each
 
 bp = Blueprint("outbound", __name__, url_prefix="/api/v1")
 ZAPIER_SOURCE = "zapier"
 
 
 def _svc() -> WebhooksOut:
-    return get_webhooks_out(state().engine)
+    return state().services.webhooks_out
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -117,7 +117,7 @@ def list_deliveries(auth: KeyInfo, sub_id: str) -> dict[str, Any]:
 def redeliver(auth: KeyInfo, sub_id: str, delivery_id: str) -> tuple[dict[str, Any], int]:
     """Send a delivery again now (same webhook-id), whatever its state."""
     out = _svc().redeliver(auth.org_id, sub_id, delivery_id)
-    enqueue_deliveries(state().redis, [delivery_id])
+    enqueue_each(state().redis, "deliver", [delivery_id])
     return out, 202
 
 
@@ -177,8 +177,8 @@ def _fields() -> dict[str, Any]:
 def action_upsert_contact(auth: KeyInfo) -> dict[str, Any]:
     """Zapier action: create or update a contact by email with properties (``properties__<name>``)."""
     body = parse_body(UpsertContactAction, _fields())
-    out = state().engine.records.upsert(auth.org_id, Identifiers(type="contact", email=body.email),
-                                        body.properties, Provenance(source=ZAPIER_SOURCE, actor=auth.key_id))
+    out = state().services.records.upsert(auth.org_id, Identifiers(type="contact", email=body.email),
+                                          body.properties, Provenance(source=ZAPIER_SOURCE, actor=auth.key_id))
     return flatten(out)
 
 
@@ -188,4 +188,4 @@ def action_memorize(auth: KeyInfo) -> dict[str, Any]:
     data = _fields()
     data["tags"] = as_list(data.get("tags")) or [ZAPIER_SOURCE]
     data.setdefault("source", ZAPIER_SOURCE)
-    return flatten(state().engine.memories.memorize(auth.org_id, parse_body(MemorizeRequest, data)))
+    return flatten(state().services.memories.memorize(auth.org_id, parse_body(MemorizeRequest, data)))

@@ -8,8 +8,14 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 
-from memrelay.connectors.base import connector_names, get_connector
 from memrelay.connectors.mapping import load_mapping_text
+from memrelay.connectors.registry import (
+    connector_info,
+    connector_names,
+    get_connector,
+    redact_config,
+    validate_config,
+)
 from memrelay.engine.core.errors import BadRequest, NotFound, SignatureError, ValidationFailed
 from memrelay.engine.ingest.pipeline import source_config
 from memrelay.engine.stores.event_log import event_to_dict
@@ -17,7 +23,7 @@ from memrelay.engine.stores.sources import source_to_dict
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
 from memrelay.gateway.state import state
-from memrelay.queue.enqueue import enqueue_events
+from memrelay.queue.jobs import enqueue_each
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -36,26 +42,27 @@ def _signed_url() -> str:
 def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     """Verify the delivery, store its events idempotently, enqueue one job per new event, answer."""
     st = state()
-    eng = st.engine
-    src = eng.sources.lookup(source_id, connector)
+    services = st.services
+    src = services.sources.lookup(source_id, connector)
     cfg = source_config(src)
     conn = get_connector(connector)
     raw = request.get_data(cache=True)
     try:
-        if connector == "generic" and api_key_from_request():
+        if connector_info(connector).accepts_api_key and api_key_from_request():
             _authorise_api_key(src.org_id)  # Zapier-style actions may use the org's API key instead of the token
+            verified = conn.accept_authenticated(request.headers, raw, source=cfg)
         else:
-            conn.verify(request.headers, raw, source=cfg, method=request.method, url=_signed_url(),
-                        token=token or request.args.get("token"))
+            verified = conn.verify(request.headers, raw, source=cfg, method=request.method, url=_signed_url(),
+                                   token=token or request.args.get("token"))
     except SignatureError as exc:
         log.warning("rejected %s delivery for source %s: %s", connector, source_id, exc.message)
         raise
-    events = conn.parse(raw, request.content_type or "", source=cfg)
-    new_ids, dups = eng.events.record(src.org_id, src.id, [{
+    events = conn.parse(verified)
+    new_ids, dups = services.events.record(src.org_id, src.id, [{
         "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
         "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
         "payload": e.model_dump(mode="json")} for e in events])
-    enqueue_events(eng, st.redis, new_ids)
+    enqueue_each(st.redis, "process_event", new_ids)
     ack = conn.ack_response(events)
     if ack is not None:
         return Response(ack[0], 200, content_type=ack[1])
@@ -90,17 +97,23 @@ def _check_mapping(text: str | None) -> None:
         load_mapping_text(text, path="mapping")  # ValidationFailed with line numbers
 
 
+def _render(source: dict[str, Any]) -> dict[str, Any]:
+    """A source as the API shows it: config secrets masked as the connector's config model declares."""
+    return {**source, "config": redact_config(source["connector"], source.get("config"))}
+
+
 @endpoint(bp, "/api/v1/sources", methods=("POST",), scope="admin", body=SourceCreate)
 def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], int]:
     """Configure a webhook source at run time; its secret and path token are returned once."""
     try:
-        get_connector(body.connector)
+        connector_info(body.connector)
     except NotFound:
         raise ValidationFailed(f"unknown connector {body.connector!r}",
                                details={"connectors": connector_names()}) from None
+    validate_config(body.connector, body.config)  # 422 naming each bad field
     _check_mapping(body.mapping)
-    out = state().engine.sources.create(auth.org_id, connector=body.connector, name=body.name, secret=body.secret,
-                                        config=body.config, mapping_yaml=body.mapping)
+    out = _render(state().services.sources.create(auth.org_id, connector=body.connector, name=body.name,
+                                                  secret=body.secret, config=body.config, mapping_yaml=body.mapping))
     out["webhookUrl"] = request.host_url.rstrip("/") + out["webhookPath"]
     return out, 201
 
@@ -108,27 +121,30 @@ def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], in
 @endpoint(bp, "/api/v1/sources", methods=("GET",), scope="read")
 def list_sources(auth: KeyInfo) -> dict[str, Any]:
     """The org's sources (secrets never shown)."""
-    return {"sources": state().engine.sources.list(auth.org_id)}
+    return {"sources": [_render(src) for src in state().services.sources.list(auth.org_id)]}
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("GET",), scope="read")
 def get_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """One source."""
-    return source_to_dict(state().engine.sources.get(auth.org_id, source_id))
+    return _render(source_to_dict(state().services.sources.get(auth.org_id, source_id)))
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("PATCH",), scope="admin", body=SourceUpdate)
 def update_source(auth: KeyInfo, body: SourceUpdate, source_id: str) -> dict[str, Any]:
     """Change a source; a new secret keeps the previous one valid during the roll."""
+    sources = state().services.sources
+    if body.config is not None:
+        validate_config(sources.get(auth.org_id, source_id).connector, body.config)
     _check_mapping(body.mapping)
-    return state().engine.sources.update(auth.org_id, source_id, name=body.name, secret=body.secret,
-                                         config=body.config, mapping_yaml=body.mapping, active=body.active)
+    return _render(sources.update(auth.org_id, source_id, name=body.name, secret=body.secret,
+                                  config=body.config, mapping_yaml=body.mapping, active=body.active))
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("DELETE",), scope="admin")
 def delete_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """Delete a source and its event log."""
-    state().engine.sources.delete(auth.org_id, source_id)
+    state().services.sources.delete(auth.org_id, source_id)
     return {"id": source_id, "deleted": True}
 
 
@@ -140,22 +156,22 @@ def list_events(auth: KeyInfo) -> dict[str, Any]:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
     except ValueError:
         raise BadRequest("limit must be a whole number") from None
-    eng = state().engine
-    return {"events": eng.events.list(auth.org_id, status=request.args.get("status"),
-                                      source_id=request.args.get("source"), limit=limit),
-            "counts": eng.events.counts(auth.org_id)}
+    services = state().services
+    return {"events": services.events.list(auth.org_id, status=request.args.get("status"),
+                                           source_id=request.args.get("source"), limit=limit),
+            "counts": services.events.counts(auth.org_id)}
 
 
 @endpoint(bp, "/api/v1/events/<event_id>", methods=("GET",), scope="read")
 def show_event(auth: KeyInfo, event_id: str) -> dict[str, Any]:
     """One event with its payload, attempts and last error."""
-    return event_to_dict(state().engine.events.get(auth.org_id, event_id), payload=True)
+    return event_to_dict(state().services.events.get(auth.org_id, event_id), payload=True)
 
 
 @endpoint(bp, "/api/v1/events/<event_id>/replay", methods=("POST",), scope="write")
 def replay_event(auth: KeyInfo, event_id: str) -> tuple[dict[str, Any], int]:
     """Process an event again (e.g. a dead letter after fixing its mapping)."""
     st = state()
-    out = st.engine.events.replay(auth.org_id, event_id)
-    enqueue_events(st.engine, st.redis, [event_id])
+    out = st.services.events.replay(auth.org_id, event_id)
+    enqueue_each(st.redis, "process_event", [event_id])
     return out, 202

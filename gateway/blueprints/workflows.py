@@ -11,6 +11,7 @@ from memrelay.engine.core.errors import BadRequest
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
 from memrelay.gateway.state import state
+from memrelay.queue.jobs import workflow_run_enqueuer
 from memrelay.workflows import store
 from memrelay.workflows.loader import registry
 from memrelay.workflows.models import WorkflowDef
@@ -40,7 +41,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 @endpoint(bp, "/workflows", methods=("GET",), scope="read")
 def list_workflows(auth: KeyInfo) -> dict[str, Any]:
     """Workflow definitions, with whether their event/schedule triggers are enabled for this org."""
-    enabled = store.enabled_workflows(state().engine.db, auth.org_id)
+    enabled = store.enabled_workflows(state().services.db, auth.org_id)
     return {"workflows": [describe(wf, wf.id in enabled) for wf in registry(state().settings.data_dir).all()]}
 
 
@@ -48,12 +49,12 @@ def list_workflows(auth: KeyInfo) -> dict[str, Any]:
 def get_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     """One workflow definition."""
     wf = registry(state().settings.data_dir).get(workflow_id)
-    return describe(wf, wf.id in store.enabled_workflows(state().engine.db, auth.org_id))
+    return describe(wf, wf.id in store.enabled_workflows(state().services.db, auth.org_id))
 
 
 def _set_enabled(auth: KeyInfo, workflow_id: str, enabled: bool) -> dict[str, Any]:
     wf = registry(state().settings.data_dir).get(workflow_id)
-    store.set_enabled(state().engine.db, auth.org_id, wf.id, enabled)
+    store.set_enabled(state().services.db, auth.org_id, wf.id, enabled)
     return describe(wf, enabled)
 
 
@@ -72,10 +73,8 @@ def disable_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
 @endpoint(bp, "/workflows/<workflow_id>/run", scope="write", body=RunRequest)
 def run_workflow(auth: KeyInfo, body: RunRequest, workflow_id: str) -> tuple[dict[str, Any], int]:
     """Start a run by hand (queued; poll /workflow-runs/<runId>)."""
-    from memrelay.worker.jobs.workflow import enqueue_run
-
-    run_id = start_manual(state().engine, auth.org_id, workflow_id, body.input,
-                          enqueue=lambda rid: enqueue_run(state().redis, rid))
+    run_id = start_manual(state().services, auth.org_id, workflow_id, body.input,
+                          enqueue=workflow_run_enqueuer(state().redis))
     return {"runId": run_id, "status": "queued", "statusUrl": f"/api/v1/workflow-runs/{run_id}"}, 202
 
 
@@ -84,19 +83,19 @@ def list_runs(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     """Recent runs of a workflow, newest first, with per-step status, output, error and log."""
     wf = registry(state().settings.data_dir).get(workflow_id)
     limit = _int_arg("limit", 20, 1, 200)
-    return {"workflowId": wf.id, "runs": store.list_runs(state().engine.db, auth.org_id, wf.id, limit=limit)}
+    return {"workflowId": wf.id, "runs": store.list_runs(state().services.db, auth.org_id, wf.id, limit=limit)}
 
 
 @endpoint(bp, "/workflow-runs/<run_id>", methods=("GET",), scope="read")
 def get_run(auth: KeyInfo, run_id: str) -> dict[str, Any]:
     """One run with its steps."""
-    return store.get_run(state().engine.db, auth.org_id, run_id)
+    return store.get_run(state().services.db, auth.org_id, run_id)
 
 
 @endpoint(bp, "/signals", methods=("GET",), scope="read")
 def signals(auth: KeyInfo) -> dict[str, Any]:
     """Records with memories tagged ``tag`` (default ``deferred``) in the last ``sinceHours`` hours."""
-    items = find_signals(state().engine, auth.org_id, tag=request.args.get("tag", "deferred"),
+    items = find_signals(state().services.db, auth.org_id, tag=request.args.get("tag", "deferred"),
                          since_hours=_int_arg("sinceHours", 24, 1, 24 * 90),
                          entity_type=request.args.get("type", "contact"), limit=_int_arg("limit", 100, 1, 1000))
     return {"items": items, "count": len(items)}

@@ -10,7 +10,7 @@ from memrelay.engine.core.settings import Settings
 
 
 def run_doctor(settings: Settings) -> int:
-    from memrelay.composition import Services
+    from memrelay.composition import build_services
     from memrelay.supervise.embedded import EmbeddedRedis, _port_open
 
     failures = 0
@@ -24,8 +24,8 @@ def run_doctor(settings: Settings) -> int:
             failures += 1
             click.echo(f"[FAIL] {name:13} {what}  {exc.__class__.__name__}: {exc}")
 
-    engine = Services(settings)
-    check("sql", engine.db.url.split("@")[-1], lambda: (engine.db.ping(), engine.db.dialect)[1])
+    services = build_services(settings)
+    check("sql", services.db.url.split("@")[-1], lambda: (services.db.ping(), services.db.dialect)[1])
     if settings.uses_embedded_redis:
         r = EmbeddedRedis(settings.embedded_redis_socket)
         check("redis", f"embedded ({r.url})",
@@ -40,11 +40,11 @@ def run_doctor(settings: Settings) -> int:
             "running" if port_file.exists() and _port_open(int(port_file.read_text()))
             else "not running (started by `memrelay up`)"))
     else:
-        check("vector index", settings.milvus_uri, lambda: str(engine.vector_index.ping()))
+        check("vector index", settings.milvus_uri, lambda: str(services.vector_index.ping()))
     check("embedder", settings.embedder, lambda: _embedder_info(settings))
     check("llm", settings.llm_model or "not configured",
           lambda: "LLM features enabled" if settings.llm_configured else "LLM-only features answer 503")
-    engine.close()
+    services.close()
     return 1 if failures else 0
 
 

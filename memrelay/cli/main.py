@@ -1,40 +1,33 @@
-"""The ``memrelay`` command."""
+"""The ``memrelay`` command: the group, its own small commands, and every command registered in one place
+(bottom of this module). Command modules import :mod:`memrelay.cli.support`, never this module."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
-from memrelay.engine.core.errors import MemrelayError
+from memrelay.cli.event_commands import events_group, mappings_group, sources_group
+from memrelay.cli.index_commands import check_index_command, reindex_command
+from memrelay.cli.support import CliGroup, cli_settings, open_services
+from memrelay.cli.sync_command import sync_command
+from memrelay.cli.workflow_commands import templates_group, workflows_group
 from memrelay.engine.core.settings import Settings, load_settings
 
 
 def _settings() -> Settings:
-    try:
-        return load_settings()
-    except MemrelayError as exc:
-        raise click.ClickException(exc.message) from None
+    return cli_settings()
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MemrelayError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from None
-
-
-@click.group(cls=_Group)
+@click.group(cls=CliGroup)
 def cli() -> None:
     """memrelay — self-hosted personalization memory gateway."""
 
 
 @cli.command()
 def up() -> None:
-    """Start everything: embedded Redis/Milvus Lite if needed, the gateway (gunicorn) and RQ workers."""
+    """Start everything: embedded Redis/Milvus Lite if needed, the gateway (gunicorn) and N worker processes."""
     from memrelay.supervise.supervisor import Supervisor
 
     sys.exit(Supervisor(_settings()).run())
@@ -42,7 +35,7 @@ def up() -> None:
 
 @cli.command()
 def serve() -> None:
-    """Run only the gateway under gunicorn (the scale-out form)."""
+    """Run only the gateway under gunicorn (the scale-out form; web workers build their app after fork)."""
     from memrelay.supervise.supervisor import ensure_embedded_services, gunicorn_command
 
     s = _settings()
@@ -63,40 +56,38 @@ def serve() -> None:
 
 @cli.command()
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(burst: bool) -> None:
-    """Run one RQ worker on every memrelay queue."""
+@click.option("--name", default=None, help="Worker name in Redis (default: random).")
+@click.option("--grace", "grace_s", type=float, default=15.0, show_default=True,
+              help="Seconds a SIGTERM lets the current job finish before it is stopped and requeued.")
+def worker(burst: bool, name: str | None, grace_s: float) -> None:
+    """Run one worker process on every memrelay queue: it builds its services once and runs each job itself
+    (no fork per job). SIGTERM: finish the current job within the grace period (else requeue it), then stop."""
     from memrelay.supervise.supervisor import ensure_embedded_services
     from memrelay.worker.main import run_worker
 
     s = _settings()
-    services = ensure_embedded_services(s)
-    os.environ.update(services.env)
+    embedded = ensure_embedded_services(s)
+    os.environ.update(embedded.env)
     try:
-        run_worker(load_settings(), burst=burst)
+        run_worker(load_settings(), burst=burst, name=name, grace_s=grace_s)
     finally:
-        services.stop()
+        embedded.stop()
 
 
 @cli.command()
 def migrate() -> None:
     """Apply database migrations."""
-    from memrelay.composition import Services
+    from memrelay.composition import build_services
 
     s = _settings()
     s.ensure_data_dir()
-    Services(s).migrate()
+    build_services(s).migrate()
     click.echo("database is up to date")
 
 
 @cli.group()
 def keys() -> None:
     """Manage API keys."""
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    from memrelay.cli.support import open_engine
-
-    return open_engine()
 
 
 @keys.command("create")
@@ -106,7 +97,7 @@ def _engine():  # type: ignore[no-untyped-def]
 @click.option("--rate-limit", type=int, default=None, help="Requests per minute for this key.")
 def keys_create(org_name: str, scopes: str, name: str, rate_limit: int | None) -> None:
     """Create an API key; it is printed once and stored only hashed."""
-    e = _engine()
+    e = open_services()
     org = e.tenancy.get_or_create_org(org_name)
     plaintext, row = e.tenancy.create_key(org.id, scopes=[x.strip() for x in scopes.split(",") if x.strip()],
                                           name=name, rate_limit_per_minute=rate_limit)
@@ -118,7 +109,7 @@ def keys_create(org_name: str, scopes: str, name: str, rate_limit: int | None) -
 @click.option("--org", "org_name", default=None)
 def keys_list(org_name: str | None) -> None:
     """List keys (never their secrets)."""
-    e = _engine()
+    e = open_services()
     org_id = e.tenancy.org_by_name(org_name).id if org_name else None
     for k, org in e.tenancy.list_keys(org_id):
         state = "revoked" if k.revoked_at else "active"
@@ -129,7 +120,7 @@ def keys_list(org_name: str | None) -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by id."""
-    _engine().tenancy.revoke_key(key_id)
+    open_services().tenancy.revoke_key(key_id)
     click.echo(f"revoked {key_id}")
 
 
@@ -141,22 +132,9 @@ def doctor() -> None:
     sys.exit(run_doctor(_settings()))
 
 
-def _register() -> None:
-    from memrelay.cli.event_commands import events_group, mappings_group, sources_group
-    from memrelay.cli.index_commands import check_index_command, reindex_command
-    from memrelay.cli.workflow_commands import templates_group, workflows_group
-
-    for command in (events_group, mappings_group, sources_group, reindex_command, check_index_command,
-                    templates_group, workflows_group):
-        cli.add_command(command)
-    try:
-        from memrelay.cli.sync_command import sync_command
-    except ImportError:  # pragma: no cover - optional while the sync module is absent
-        return
-    cli.add_command(sync_command)
-
-
-_register()
+for _command in (events_group, mappings_group, sources_group, sync_command, reindex_command, check_index_command,
+                 templates_group, workflows_group):
+    cli.add_command(_command)
 
 
 def main() -> None:

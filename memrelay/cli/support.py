@@ -1,8 +1,9 @@
-"""Helpers shared by the CLI command modules."""
+"""Helpers shared by the CLI command modules (imported by them and by :mod:`memrelay.cli.main`, never the
+other way round)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,18 +11,35 @@ from memrelay.engine.core.errors import MemrelayError
 
 if TYPE_CHECKING:
     from memrelay.composition import Services
+    from memrelay.engine.core.settings import Settings
 
 
-def open_engine() -> Services:
-    """An engine on the configured database, migrated to the latest schema (settings errors → exit 1)."""
-    from memrelay.composition import Services
+def cli_settings() -> Settings:
+    """The environment's settings; a settings error becomes a clean ``click`` error (exit 1)."""
     from memrelay.engine.core.settings import load_settings
 
     try:
-        settings = load_settings()
+        return load_settings()
     except MemrelayError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def open_services() -> Services:
+    """The services on the configured database, migrated to the latest schema (settings errors → exit 1)."""
+    from memrelay.composition import build_services
+
+    settings = cli_settings()
     settings.ensure_data_dir()
-    engine = Services(settings)
-    engine.migrate()
-    return engine
+    services = build_services(settings)
+    services.migrate()
+    return services
+
+
+class CliGroup(click.Group):
+    """A group whose commands' MemrelayErrors print as ``code: message`` (exit 1) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MemrelayError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None

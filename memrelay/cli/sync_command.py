@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from memrelay.cli.support import open_engine
+from memrelay.cli.support import open_services
+from memrelay.composition import Services
 from memrelay.engine.core.errors import MemrelayError
 
 CONNECTORS = ("hubspot", "salesforce")
@@ -44,39 +45,38 @@ def sync_command(connector: str, source_id: str, since: datetime | None, full: b
                  object_types: tuple[str, ...], every_s: int | None) -> None:
     """Backfill records (and memories) of a HubSpot or Salesforce source, resumably, with progress."""
     try:
-        engine = open_engine()
+        services = open_services()
     except MemrelayError as exc:
         raise click.ClickException(exc.message) from None
     try:
-        src = engine.sources.lookup(source_id)
+        src = services.sources.lookup(source_id)
         if src.connector != connector:
             raise click.ClickException(f"source {source_id} is a {src.connector} source, not {connector}")
         if every_s is not None:
-            _schedule(engine, source_id, every_s, since, memories)
+            _schedule(services, source_id, every_s, since, memories)
             return
-        _run(engine, source_id, since=since, full=full, memories=memories, object_types=list(object_types))
+        _run(services, source_id, since=since, full=full, memories=memories, object_types=list(object_types))
     except MemrelayError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from None
     finally:
-        engine.close()
+        services.close()
 
 
-def _schedule(engine: Any, source_id: str, every_s: int, since: datetime | None, memories: bool) -> None:
+def _schedule(services: Services, source_id: str, every_s: int, since: datetime | None, memories: bool) -> None:
     from memrelay.queue.connection import connect
     from memrelay.worker.jobs.sync import schedule_sync
 
-    job_id = schedule_sync(connect(engine.settings), source_id, every_s=every_s,
+    job_id = schedule_sync(connect(services.settings), source_id, every_s=every_s,
                            since=since.isoformat() if since else None, memories=memories)
     click.echo(f"scheduled job {job_id}: sync of {source_id} now and every {every_s}s")
 
 
-def _run(engine: Any, source_id: str, *, since: datetime | None, full: bool, memories: bool,
+def _run(services: Services, source_id: str, *, since: datetime | None, full: bool, memories: bool,
          object_types: list[str]) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from memrelay.connectors.sync import SyncPage
-    from memrelay.engine.ingest.backfill import sync_source
 
     console = Console(stderr=True)
     tasks: dict[str, Any] = {}
@@ -93,7 +93,7 @@ def _run(engine: Any, source_id: str, *, since: datetime | None, full: bool, mem
                 bar.update(task, total=bar.tasks[task].completed)
 
         try:
-            summary = sync_source(engine, source_id, since=since, full=full, memories=memories,
+            summary = services.backfill.sync_source(source_id, since=since, full=full, memories=memories,
                                   object_types=object_types or None, progress=progress)
         except Exception as exc:
             message = exc.message if isinstance(exc, MemrelayError) else f"{exc.__class__.__name__}: {exc}"

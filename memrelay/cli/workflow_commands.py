@@ -8,11 +8,7 @@ from pathlib import Path
 
 import click
 
-
-def _engine():  # type: ignore[no-untyped-def]
-    from memrelay.cli.main import _engine as build
-
-    return build()
+from memrelay.cli.support import open_services
 
 
 @click.group("templates")
@@ -59,9 +55,9 @@ def workflows_list(org_name: str | None) -> None:
     from memrelay.workflows import store
     from memrelay.workflows.loader import registry
 
-    eng = _engine()
-    enabled = store.enabled_workflows(eng.db, eng.tenancy.org_by_name(org_name).id) if org_name else set()
-    for wf in registry(eng.settings.data_dir).all():
+    services = open_services()
+    enabled = store.enabled_workflows(services.db, services.tenancy.org_by_name(org_name).id) if org_name else set()
+    for wf in registry(services.settings.data_dir).all():
         trig = describe_trigger(wf.trigger)
         flag = " [enabled]" if wf.id in enabled else ""
         click.echo(f"{wf.id:28} {trig:44} {' → '.join(s.id for s in wf.order())}{flag}")
@@ -78,7 +74,7 @@ def workflows_check(files: tuple[Path, ...]) -> None:
             for f in files:
                 load_file(f)
         else:
-            registry(_engine().settings.data_dir)
+            registry(open_services().settings.data_dir)
     except WorkflowLoadError as exc:
         raise click.ClickException(exc.message) from None
     click.echo("ok")
@@ -88,9 +84,9 @@ def _toggle(workflow_id: str, org_name: str, enabled: bool) -> None:
     from memrelay.workflows import store
     from memrelay.workflows.loader import registry
 
-    eng = _engine()
-    wf = registry(eng.settings.data_dir).get(workflow_id)
-    store.set_enabled(eng.db, eng.tenancy.org_by_name(org_name).id, wf.id, enabled)
+    services = open_services()
+    wf = registry(services.settings.data_dir).get(workflow_id)
+    store.set_enabled(services.db, services.tenancy.org_by_name(org_name).id, wf.id, enabled)
     click.echo(f"{wf.id} {'enabled' if enabled else 'disabled'} for {org_name}")
 
 
@@ -118,7 +114,6 @@ def workflows_disable(workflow_id: str, org_name: str) -> None:
 def workflows_run(workflow_id: str, org_name: str, input_json: str, queued: bool) -> None:
     """Start a run by hand and (unless --queue) execute it in this process, printing the run as JSON."""
     from memrelay.workflows import store
-    from memrelay.workflows.runner import Runner
     from memrelay.workflows.triggers import start_manual
 
     try:
@@ -127,17 +122,22 @@ def workflows_run(workflow_id: str, org_name: str, input_json: str, queued: bool
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from None
     if not isinstance(inputs, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--input")
-    eng = _engine()
-    org_id = eng.tenancy.org_by_name(org_name).id
-    run_id = start_manual(eng, org_id, workflow_id, inputs, enqueue=None if queued else (lambda _rid: None))
+    services = open_services()
+    org_id = services.tenancy.org_by_name(org_name).id
     if queued:
+        from memrelay.queue.connection import connect
+        from memrelay.queue.jobs import workflow_run_enqueuer
+
+        run_id = start_manual(services, org_id, workflow_id, inputs,
+                              enqueue=workflow_run_enqueuer(connect(services.settings)))
         click.echo(json.dumps({"runId": run_id, "status": "queued"}))
         return
+    run_id = start_manual(services, org_id, workflow_id, inputs, enqueue=lambda _rid: None)  # run right here
     try:
-        Runner(eng).execute(run_id)
+        services.workflow_runner.execute(run_id)
     except Exception:  # noqa: BLE001 - the failure is recorded on the run, printed below
         pass
-    run = store.get_run(eng.db, org_id, run_id)
+    run = store.get_run(services.db, org_id, run_id)
     click.echo(json.dumps(run, indent=2, default=str))
     if run["status"] == "failed":
         sys.exit(1)

@@ -1,4 +1,5 @@
-"""`memrelay up`: embedded services + gunicorn + N RQ workers, all stopped together on SIGINT/SIGTERM."""
+"""`memrelay up`: embedded services + gunicorn + N ``memrelay worker`` processes, all stopped together on
+SIGINT/SIGTERM (a worker killed otherwise is restarted; its job is recovered by the sweeper)."""
 
 from __future__ import annotations
 
@@ -63,13 +64,19 @@ def ensure_admin_key(engine: Services, settings: Settings) -> Path:
 
 
 def gunicorn_command(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "memrelay.gateway.wsgi:app", "--bind", f"{settings.host}:{settings.port}",
-            "--workers", str(settings.web_workers), "--worker-class", "gthread", "--threads", "8",
-            "--graceful-timeout", "10", "--timeout", "60", "--access-logfile", "-"]
+    """Gunicorn without preload (``memrelay.gateway.gunicorn_conf``): each web worker builds its app after fork."""
+    return [sys.executable, "-m", "gunicorn", "-c", "python:memrelay.gateway.gunicorn_conf",
+            "--bind", f"{settings.host}:{settings.port}", "--workers", str(settings.web_workers),
+            "memrelay.gateway.wsgi:app"]
 
 
 def worker_command() -> list[str]:
+    """One ``memrelay worker`` process: builds its services once and runs jobs itself (no fork per job)."""
     return [sys.executable, "-m", "memrelay.cli.main", "worker"]
+
+
+STOP_TIMEOUT_S = 25.0
+"""Longer than a worker's warm-shutdown grace (``memrelay.worker.runtime.WARM_SHUTDOWN_GRACE_S``, 15 s)."""
 
 
 class Supervisor:
@@ -123,7 +130,8 @@ class Supervisor:
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stopping = True
 
-    def shutdown(self, timeout: float = 20.0) -> None:
+    def shutdown(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM every child (workers finish their job within their grace period), SIGKILL after ``timeout``."""
         for proc in self.children.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

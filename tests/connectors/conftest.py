@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-# The package is not installed in the venv; make the repository root importable when pytest is run
-# through the console script (which does not put the working directory on sys.path).
-# ``connector_samples`` (shared payloads) sits next to this file; keep it importable in any import mode.
+# Make the repository root (``tests.*``) and this folder (``connector_samples``, ``deliver``, the fake CRM
+# servers) importable in any import mode and when pytest runs through its console script.
 ROOT = Path(__file__).resolve().parents[2]
 for path in (ROOT, Path(__file__).resolve().parent):
     if str(path) not in sys.path:

@@ -6,8 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from deliver import deliver, fixture_bytes
 
-from memrelay.connectors.base import get_connector
+from memrelay.connectors import get_connector
 from memrelay.connectors.formdata import as_list, parse_body, parse_fields, unflatten
 from memrelay.engine.core.errors import BadRequest, SignatureError
 
@@ -105,7 +106,7 @@ def test_parse_json_record(make_source):
         {"object_type": "company", "id": "ext-1", "name": "Acme", "technologies": "Postgres, Redis",
          "occurred_at": "2024-03-01T00:00:00Z"}
     ).encode()  # fmt: skip
-    (event,) = generic.parse(body, "application/json", source=make_source("generic"))
+    (event,) = generic.parse(deliver(make_source("generic"), body, "application/json"))
     assert event.object_type == "company" and event.source_object_type == "company"
     assert event.event_type == "company.upsert"
     assert event.dedup_key == "generic:ext-1"
@@ -116,7 +117,7 @@ def test_parse_json_record(make_source):
 
 def test_parse_form_encoded_with_flattened_keys(make_source):
     body = b"email=z%40zap.io&contact__first_name=Zed&event_type=contact.signup"
-    (event,) = generic.parse(body, "application/x-www-form-urlencoded", source=make_source("generic"))
+    (event,) = generic.parse(deliver(make_source("generic"), body, "application/x-www-form-urlencoded"))
     assert event.object_type == "contact"
     assert event.event_type == "contact.signup"
     assert event.record == {
@@ -128,29 +129,29 @@ def test_parse_form_encoded_with_flattened_keys(make_source):
 
 def test_default_object_type_from_source_options(make_source):
     source = make_source("generic", options={"object_type": "deal"})
-    (event,) = generic.parse(b'{"deal_name": "Big"}', "application/json", source=source)
+    (event,) = generic.parse(deliver(source, b'{"deal_name": "Big"}', "application/json"))
     assert event.object_type == "deal"
 
 
 def test_batch_of_records(make_source):
     body = json.dumps([{"email": f"u{i}@x.io"} for i in range(3)]).encode()
-    events = generic.parse(body, "application/json", source=make_source("generic"))
+    events = generic.parse(deliver(make_source("generic"), body, "application/json"))
     assert len(events) == 3 and len({e.dedup_key for e in events}) == 3
     with pytest.raises(BadRequest, match="too many"):
-        generic.parse(json.dumps([{"a": i} for i in range(101)]).encode(), "", source=make_source("generic"))
+        generic.parse(deliver(make_source("generic"), json.dumps([{"a": i} for i in range(101)]).encode(), ""))
 
 
 def test_content_hash_dedup_is_stable_and_key_order_independent(make_source):
     source = make_source("generic")
-    one = generic.parse(b'{"email": "a@b.c", "name": "A"}', "application/json", source=source)[0]
-    two = generic.parse(b'{"name": "A", "email": "a@b.c"}', "application/json", source=source)[0]
-    three = generic.parse(b"email=a%40b.c&name=A", "application/x-www-form-urlencoded", source=source)[0]
+    one = generic.parse(deliver(source, b'{"email": "a@b.c", "name": "A"}', "application/json"))[0]
+    two = generic.parse(deliver(source, b'{"name": "A", "email": "a@b.c"}', "application/json"))[0]
+    three = generic.parse(deliver(source, b"email=a%40b.c&name=A", "application/x-www-form-urlencoded"))[0]
     assert one.dedup_key == two.dedup_key == three.dedup_key
 
 
 def test_long_ids_are_hashed_into_the_key(make_source):
     body = json.dumps({"id": "x" * 1000}).encode()
-    (event,) = generic.parse(body, "application/json", source=make_source("generic"))
+    (event,) = generic.parse(deliver(make_source("generic"), body, "application/json"))
     assert len(event.dedup_key) <= 256 and event.dedup_key.startswith("generic:sha256-")
 
 
@@ -161,7 +162,7 @@ def test_long_ids_are_hashed_into_the_key(make_source):
 )
 def test_malformed(make_source, body):
     with pytest.raises(BadRequest):
-        generic.parse(body, "application/json", source=make_source("generic"))
+        generic.parse(deliver(make_source("generic"), body, "application/json"))
 
 
 # -- the connector contract shared by all connectors -------------------------------------------------
@@ -198,3 +199,19 @@ def test_source_config_keeps_secrets_out_of_reprs(make_source):
 
 def test_default_ack_is_none(make_source):
     assert generic.ack_response([]) is None
+
+
+# -- fixtures (connectors/generic/fixtures) -----------------------------------------------------------
+
+
+def test_fixture_zapier_contact_with_flattened_keys(make_source):
+    (event,) = generic.parse(deliver(make_source("generic"), fixture_bytes("generic", "zapier_contact.json")))
+    assert (event.dedup_key, event.event_type) == ("generic:zap_01HZY3M4N5", "contact.upsert")
+    assert event.record["company"] == {"name": "Umbrella", "domain": "umbrella.example"}
+    assert event.occurred_at == datetime(2024, 5, 4, 9, 0, tzinfo=UTC)
+
+
+def test_fixture_batch(make_source):
+    company, deal = generic.parse(deliver(make_source("generic"), fixture_bytes("generic", "batch.json")))
+    assert (company.event_type, company.object_type, company.object_id) == ("company.enriched", "company", "co_1")
+    assert (deal.event_type, deal.object_id) == ("deal.upsert", "deal_9")

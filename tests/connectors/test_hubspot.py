@@ -6,9 +6,16 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from deliver import deliver, fixture_bytes
 
-from memrelay.connectors.base import get_connector
-from memrelay.connectors.hubspot import decode_v3_uri, signed_url, v1_signature, v2_signature, v3_signature
+from memrelay.connectors import get_connector
+from memrelay.connectors.hubspot.webhook import (
+    decode_v3_uri,
+    signed_url,
+    v1_signature,
+    v2_signature,
+    v3_signature,
+)
 from memrelay.engine.core.errors import BadRequest, SignatureError
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
@@ -201,7 +208,7 @@ def _event(**overrides):
 
 
 def test_parse_published_v1_body(source):
-    (event,) = hubspot.parse(V1_BODY, "application/json", source=source)
+    (event,) = hubspot.parse(deliver(source, V1_BODY, "application/json"))
     assert event.event_type == "contact.creation"
     assert event.object_type == "contact" and event.source_object_type == "contact"
     assert event.object_id == "123"
@@ -212,7 +219,7 @@ def test_parse_published_v1_body(source):
 
 
 def test_property_change_record_and_attributes(source):
-    (event,) = hubspot.parse(json.dumps([_event()]).encode(), "application/json", source=source)
+    (event,) = hubspot.parse(deliver(source, json.dumps([_event()]).encode(), "application/json"))
     assert event.event_type == "contact.propertyChange"
     assert event.record == {"id": "123", "lifecyclestage": "customer"}
     assert event.attributes["property_name"] == "lifecyclestage"
@@ -222,7 +229,7 @@ def test_property_change_record_and_attributes(source):
 
 def test_event_type_field_is_accepted(source):
     item = _event(subscriptionType=None, eventType="deal.deletion", propertyName=None, propertyValue=None)
-    (event,) = hubspot.parse(json.dumps([item]).encode(), "", source=source)
+    (event,) = hubspot.parse(deliver(source, json.dumps([item]).encode(), ""))
     assert event.event_type == "deal.deletion" and event.object_type == "deal"
 
 
@@ -233,7 +240,7 @@ def test_all_object_types_and_actions(source):
         for action in ("creation", "propertyChange", "deletion", "restore", "privacyDeletion")
     ]
     body = [_event(eventId=i, subscriptionType=kind) for i, kind in enumerate(kinds)]
-    events = hubspot.parse(json.dumps(body).encode(), "", source=source)
+    events = hubspot.parse(deliver(source, json.dumps(body).encode(), ""))
     assert [e.event_type for e in events] == kinds
 
 
@@ -246,7 +253,7 @@ def test_merge_event_uses_the_winner(source):
         newObjectId=444,
         numberOfPropertiesMoved=5,
     )
-    (event,) = hubspot.parse(json.dumps([item]).encode(), "", source=source)
+    (event,) = hubspot.parse(deliver(source, json.dumps([item]).encode(), ""))
     assert event.event_type == "contact.merge"
     assert event.object_id == "444"
     assert event.attributes["merged_object_ids"] == [222, 333]
@@ -262,7 +269,7 @@ def test_association_change_event(source):
         associationType="CONTACT_TO_COMPANY",
         associationRemoved=False,
     )
-    (event,) = hubspot.parse(json.dumps([item]).encode(), "", source=source)
+    (event,) = hubspot.parse(deliver(source, json.dumps([item]).encode(), ""))
     assert event.object_id == "1"
     assert event.attributes["association_type"] == "CONTACT_TO_COMPANY"
     assert event.attributes["association_removed"] is False
@@ -271,27 +278,27 @@ def test_association_change_event(source):
 
 def test_generic_object_subscription_maps_type_id(source):
     item = _event(subscriptionType="object.creation", objectTypeId="0-2")
-    (event,) = hubspot.parse(json.dumps([item]).encode(), "", source=source)
+    (event,) = hubspot.parse(deliver(source, json.dumps([item]).encode(), ""))
     assert event.event_type == "company.creation"
 
 
 def test_unsupported_types_are_skipped(source):
     body = [_event(subscriptionType="conversation.creation"), _event(subscriptionType="contact.somethingNew")]
-    assert hubspot.parse(json.dumps(body).encode(), "", source=source) == []
+    assert hubspot.parse(deliver(source, json.dumps(body).encode(), "")) == []
 
 
 def test_dedup_key_stable_across_redeliveries(source):
-    first = hubspot.parse(json.dumps([_event(attemptNumber=0)]).encode(), "", source=source)[0]
-    retry = hubspot.parse(json.dumps([_event(attemptNumber=3)]).encode(), "", source=source)[0]
-    other = hubspot.parse(json.dumps([_event(eventId=101)]).encode(), "", source=source)[0]
+    first = hubspot.parse(deliver(source, json.dumps([_event(attemptNumber=0)]).encode(), ""))[0]
+    retry = hubspot.parse(deliver(source, json.dumps([_event(attemptNumber=3)]).encode(), ""))[0]
+    other = hubspot.parse(deliver(source, json.dumps([_event(eventId=101)]).encode(), ""))[0]
     assert first.dedup_key == retry.dedup_key
     assert first.dedup_key != other.dedup_key
 
 
 def test_batch_limit(source):
-    hubspot.parse(json.dumps([_event(eventId=i) for i in range(100)]).encode(), "", source=source)
+    hubspot.parse(deliver(source, json.dumps([_event(eventId=i) for i in range(100)]).encode(), ""))
     with pytest.raises(BadRequest, match="too many"):
-        hubspot.parse(json.dumps([_event(eventId=i) for i in range(101)]).encode(), "", source=source)
+        hubspot.parse(deliver(source, json.dumps([_event(eventId=i) for i in range(101)]).encode(), ""))
 
 
 @pytest.mark.parametrize(
@@ -310,11 +317,45 @@ def test_batch_limit(source):
 )
 def test_malformed_bodies_are_bad_requests(source, body):
     with pytest.raises(BadRequest):
-        hubspot.parse(body, "application/json", source=source)
+        hubspot.parse(deliver(source, body, "application/json"))
 
 
 def test_event_is_json_serialisable(source):
-    (event,) = hubspot.parse(V1_BODY, "", source=source)
+    (event,) = hubspot.parse(deliver(source, V1_BODY, ""))
     data = event.model_dump(mode="json")
     assert json.loads(json.dumps(data))["occurred_at"] == "2019-07-26T04:00:00Z"
     assert type(event).model_validate(data) == event
+
+
+# -- fixtures (connectors/hubspot/fixtures) -----------------------------------------------------------
+
+
+def test_fixture_is_the_published_v1_vector_body(make_source):
+    body = fixture_bytes("hubspot", "contact_creation.json")
+    assert body == V1_BODY
+    source = make_source("hubspot", secret=SECRET)
+    verified = hubspot.verify({"X-HubSpot-Signature-Version": "v1", "X-HubSpot-Signature": V1_SIG}, body,
+                              source=source, url=URL)
+    (event,) = hubspot.parse(verified)
+    assert (event.event_type, event.object_id, event.occurred_at) == (
+        "contact.creation", "123", datetime(2019, 7, 26, 4, 0, tzinfo=UTC))
+    assert event.attributes["change_flag"] == "NEW"
+
+
+def test_fixture_batch_of_mixed_objects(make_source):
+    events = hubspot.parse(deliver(make_source("hubspot"), fixture_bytes("hubspot", "batch.json")))
+    assert [e.event_type for e in events] == [
+        "contact.propertyChange", "company.creation", "deal.propertyChange", "ticket.deletion",
+        "contact.privacyDeletion"]
+    assert events[0].record == {"id": "1246965", "lifecyclestage": "customer"}
+    assert events[2].record == {"id": "9001", "dealstage": "closedwon"}
+    assert events[0].attributes["change_source_id"] == "userId:1234"
+    assert len({e.dedup_key for e in events}) == 5
+
+
+def test_fixture_merge_and_association(make_source):
+    (merge,) = hubspot.parse(deliver(make_source("hubspot"), fixture_bytes("hubspot", "contact_merge.json")))
+    assert merge.object_id == "1246980" and merge.attributes["merged_object_ids"] == [1246970, 1246971]
+    (assoc,) = hubspot.parse(deliver(make_source("hubspot"), fixture_bytes("hubspot", "association_change.json")))
+    assert assoc.object_id == "1246965" and ":1246965-5004:" in assoc.dedup_key
+    assert assoc.attributes["association_type"] == "CONTACT_TO_COMPANY"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from fake_hubspot import FakeHubSpot, make_contacts
 
-from memrelay.connectors.base import SourceConfig, get_connector
+from memrelay.connectors import SourceConfig, get_connector
 from memrelay.connectors.crm_http import mapping_fields
-from memrelay.connectors.hubspot_api import HubSpotApi, fetch_records
+from memrelay.connectors.hubspot.api import HubSpotApi, fetch_records
 from memrelay.connectors.mapping import load_default_mapping
 from memrelay.connectors.sync import HubSpotPager
 from memrelay.engine.core.errors import RateLimited, UpstreamError
@@ -96,7 +96,7 @@ def test_daily_limit_is_not_retried(fake):
 
 
 def test_rate_limit_headers_without_retry_after():
-    from memrelay.connectors import hubspot_api
+    from memrelay.connectors.hubspot import api as hubspot_api
 
     class Secondly(Exception):
         status, body = 429, b"{}"

@@ -8,22 +8,59 @@ from datetime import UTC, datetime
 
 import pytest
 from connector_samples import TYPEFORM_BODY, WEBFLOW_BODY, envelope, notification
+from deliver import deliver
 
-from memrelay.connectors.base import connector_names, get_connector
+from memrelay.connectors import connector_names, get_connector
 from memrelay.connectors.mapping import (
-    MAPPINGS_DIR,
     apply_mapping,
+    default_mapping_files,
     lint_mapping_file,
     load_default_mapping,
     load_mapping,
     load_mapping_text,
     map_event,
 )
-from memrelay.connectors.transforms import TRANSFORMS, TransformContext, get_path, render, template_fields
+from memrelay.connectors.mapping_legacy import translate, upgrade_text
+from memrelay.connectors.transforms import (
+    MAPPING_TEMPLATES,
+    TRANSFORMS,
+    TransformContext,
+    get_path,
+    template_fields,
+    to_text,
+)
 from memrelay.engine.core.errors import NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 
 CONTACT_MAPPING = """\
+version: 2
+objects:
+  contact:
+    entity_type: contact
+    timestamp: updated
+    keys:
+      primary: {source: email, transform: [strip, lower]}
+      email: {source: email, transform: [strip, lower]}
+      website_url: {source: [website, email], transform: [domain_from_url]}
+      custom:
+        crm_id: id
+    properties:
+      email: {source: email, transform: [strip, lower]}
+      first_name: first
+      full_name: {transform: [{template: "{{ first }} {{ last }}"}]}
+      stage: {source: stage, transform: [{map_values: {mql: Marketing Qualified Lead}}]}
+      notes: {source: notes, extractMemories: true}
+      employees: {source: headcount, transform: [number]}
+      lead_source: {source: utm, default: Website}
+    memories:
+      - "{{ first }} {{ last }} is {{ title }} at {{ company }}."
+      - template: "Moved to stage {{ _props.stage }}."
+        when: {change: [stage, lifecycle]}
+    tags: [crm, "team:{{ team }}"]
+"""
+
+
+LEGACY_CONTACT_MAPPING = """\
 version: 1
 objects:
   contact:
@@ -114,7 +151,7 @@ def test_block_style_errors_point_at_the_nested_line():
 
 def test_several_problems_are_all_reported_with_lines():
     text = """\
-    version: 2
+    version: 3
     objects:
       contact:
         entity_type: Contact!
@@ -122,7 +159,7 @@ def test_several_problems_are_all_reported_with_lines():
         properties:
           "bad name": email
         memories:
-          - "Hello {first"
+          - "Hello {{ first"
     """
     with pytest.raises(ValidationFailed) as info:
         load(text)
@@ -327,8 +364,10 @@ def run(name, value, arg=None, record=None):
         ("map_values", "other", {"closedwon": "Won"}, None, "other"),
         ("map_values", "other", {"closedwon": "Won", "*": None}, None, None),
         ("map_values", 1, {"1": "one"}, None, "one"),
-        ("template", "123", "deal-{value}-{region}", {"region": "eu"}, "deal-123-eu"),
-        ("template", "123", "deal-{value}-{region}", {}, None),
+        ("template", "123", "deal-{{ value }}-{{ region }}", {"region": "eu"}, "deal-123-eu"),
+        ("template", "123", "deal-{{ value }}-{{ region }}", {}, None),
+        ("template", "Ann", "{{ value | lower }}@{{ domain | domain_from_url }}", {"domain": "https://Acme.io"},
+         "ann@acme.io"),
     ],
 )
 def test_transforms(name, value, arg, record, expected):
@@ -345,13 +384,123 @@ def test_get_path():
 
 
 def test_templates():
-    assert template_fields("{a} and {b.c} {{literal}} {@prop}") == ["a", "b.c", "@prop"]
-    for bad in ("{a", "a}", "{a b}", "{}"):
+    assert template_fields('{{ a }} and {{ b.c | lower }} {{ "{{" }} {{ _props.p }} {{ _record["x-y"] }}') == [
+        "a", "b.c", "x-y"]
+    for bad in ("{{ a", "{{ a b }}", "{{ }}", "{{ a | nope }}", "{{ a * 2 }}"):
         with pytest.raises(ValueError):
             template_fields(bad)
-    values = {"n": 250000.0, "flag": True, "items": ["x", "y"], "empty": ""}
-    assert render("{n} / {flag} / {items} / {{x}}", values.get) == "250000 / yes / x, y / {x}"
-    assert render("value {empty}", values.get) is None
+
+    def render(template, **scope):
+        return MAPPING_TEMPLATES.template(template).render(scope, required=True, text=to_text)
+
+    assert render("{{ n }} / {{ flag }} / {{ items }} / {x} {{ '{{' }}", n=250000.0, flag=True,
+                  items=["x", "y"]) == "250000 / yes / x, y / {x} {{"
+    assert render("value {{ empty }}", empty="") is None
+    assert render("value {{ missing }}") is None
+    # every transform is a filter
+    assert render('{{ email | domain_from_email }} {{ stage | map_values({"mql": "MQL", "*": None}) }}',
+                  email="a@acme.io", stage="mql") == "acme.io MQL"
+    assert render('{{ amount | minor_to_major(cur) }} {{ tags | join("; ") }} {{ when | parse_date("date") }}',
+                  amount=1999, cur="usd", tags=["a", "b"], when="2024-05-01T10:00:00Z") == "19.99 a; b 2024-05-01"
+    assert render('{{ csv | split(";") | join("+") }} {{ n | number }}', csv="a; b", n="1,200") == "a+b 1200"
+    assert render("{{ email | domain_from_email }}", email="a@gmail.com") is None  # free mail: no value
+
+
+def test_mapping_template_errors_name_line_and_position():
+    text = CONTACT_MAPPING.replace("{{ title }} at", "{{ title at")
+    with pytest.raises(ValidationFailed) as info:
+        load(text)
+    (problem,) = problems_of(info.value)
+    assert problem["line"] == 21 and problem["location"] == "objects.contact.memories[0].template"
+    assert problem["message"].startswith("'{{' is not closed by '}}' at column 27 of template '{{ first }}")
+
+
+# -- legacy (version 1) templates --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("legacy", "new"), [
+    ("{first} {last}", "{{ first }} {{ last }}"),
+    ("Moved to {@stage}.", "Moved to {{ _props.stage }}."),
+    ("portal:{_event.portal_id}", "portal:{{ _event.portal_id }}"),
+    ("{a.b.0} {first-name} {x.y-z}", '{{ a.b[0] }} {{ _record["first-name"] }} {{ x["y-z"] }}'),
+    ("{{literal}} {{{{", '{literal} {{ "{{" }}'),
+    ("{{{a}}}", '{{ "{" }}{{ a }}}'),
+])
+def test_legacy_templates_translate(legacy, new):
+    assert translate(legacy) == new
+    record = {"first": "A", "last": "L", "a": {"b": ["0th"]}, "first-name": "F", "x": {"y-z": "YZ"},
+              "_event": {"portal_id": 7}, "_props": {"stage": "S"}}
+    old_meaning = legacy_render(legacy, record)
+    scope = {**record, "_record": record}
+    assert MAPPING_TEMPLATES.template(new).render(scope, required=True, text=to_text) == old_meaning
+
+
+def legacy_render(template, record):
+    """What version 1 rendered (the former ``transforms.render``), kept here as the reference."""
+    import re
+
+    out, pos = [], 0
+    for m in re.finditer(r"\{\{|\}\}|\{([^{}]*)\}|[{}]", template):
+        out.append(template[pos:m.start()])
+        pos = m.end()
+        if m.group(0) in ("{{", "}}"):
+            out.append(m.group(0)[0])
+            continue
+        name = m.group(1).strip()
+        value = record["_props"].get(name[1:]) if name.startswith("@") else get_path(record, name)
+        out.append(to_text(value))
+    out.append(template[pos:])
+    return "".join(out)
+
+
+def test_legacy_mapping_loads_warns_and_maps_like_version_2(tmp_path):
+    legacy, current = load(LEGACY_CONTACT_MAPPING), load(CONTACT_MAPPING)
+    assert legacy == current  # translated on load
+    record = {"email": "ann@acme.com", "first": "Ann", "last": "Lee", "title": "CTO", "company": "Acme",
+              "stage": "mql", "change": "stage", "team": "emea", "id": 1}
+    assert apply_mapping(legacy, "contact", record) == apply_mapping(current, "contact", record)
+    path = tmp_path / "legacy.yaml"
+    path.write_text(LEGACY_CONTACT_MAPPING)
+    (warning,) = lint_mapping_file(path)
+    assert warning.severity == "warning" and warning.line == 1 and "memrelay mappings upgrade" in warning.message
+    assert str(warning).startswith(f"{path}:1: warning: version:")
+    # a mapping without a version is version 1 too (files written before versions existed)
+    unversioned = LEGACY_CONTACT_MAPPING.replace("version: 1\n", "")
+    assert load(unversioned) == current
+
+
+def test_legacy_mapping_errors_keep_their_line():
+    with pytest.raises(ValidationFailed) as info:
+        load(LEGACY_CONTACT_MAPPING.replace("{title} at", "{title at"))
+    (problem,) = problems_of(info.value)
+    assert problem["line"] == 21 and problem["location"] == "objects.contact.memories[0]"
+    assert problem["message"].startswith("unbalanced '{'")
+
+
+def test_upgrade_rewrites_only_templates_and_keeps_comments():
+    text = "# my mapping\n" + LEGACY_CONTACT_MAPPING.replace("tags: [crm,", "tags: [crm,  # kept\n      ")
+    upgraded = upgrade_text(text)
+    assert upgraded.startswith("# my mapping\nversion: 2\n") and "# kept" in upgraded
+    assert load(upgraded) == load(CONTACT_MAPPING)
+    assert "{{ _props.stage }}" in upgraded and "{@stage}" not in upgraded
+    with pytest.raises(ValueError, match="not a version 1"):
+        upgrade_text(upgraded)
+
+
+def test_mappings_cli_lint_warns_and_upgrade_rewrites(tmp_path):
+    from click.testing import CliRunner
+
+    from memrelay.cli.event_commands import mappings_group
+
+    path = tmp_path / "legacy.yaml"
+    path.write_text(LEGACY_CONTACT_MAPPING)
+    lint = CliRunner().invoke(mappings_group, ["lint", str(path)])
+    assert lint.exit_code == 0 and "warning: version" in lint.output and f"{path}: ok" in lint.output
+    upgrade = CliRunner().invoke(mappings_group, ["upgrade", str(path)])
+    assert upgrade.exit_code == 0 and "upgraded to version 2" in upgrade.output
+    assert load(path.read_text()) == load(CONTACT_MAPPING) and lint_mapping_file(path) == []
+    again = CliRunner().invoke(mappings_group, ["upgrade", str(path)])
+    assert again.exit_code == 1 and "not upgraded" in again.output
 
 
 # -- shipped default mappings ------------------------------------------------------------------------
@@ -365,7 +514,7 @@ STARTER_PROPERTIES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("path", sorted(MAPPINGS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", default_mapping_files(), ids=lambda p: p.parent.name)
 def test_default_mapping_files_are_valid_and_use_starter_properties(path):
     assert lint_mapping_file(path) == []
     spec = load_mapping(path)
@@ -379,8 +528,8 @@ def test_default_mapping_files_are_valid_and_use_starter_properties(path):
 def test_every_connector_has_a_loadable_default_mapping():
     for name in connector_names():
         assert load_default_mapping(name).objects
-    assert {p.name for p in MAPPINGS_DIR.glob("*.yaml")} >= {
-        "hubspot.yaml", "salesforce.yaml", "stripe.yaml", "typeform.yaml", "forms.yaml",
+    assert {p.parent.name for p in default_mapping_files()} >= {
+        "hubspot", "salesforce", "stripe", "typeform", "forms",
     }  # fmt: skip
 
 
@@ -390,7 +539,7 @@ def test_hubspot_event_through_default_mapping(make_source):
         [{"eventId": 1, "subscriptionId": 2, "portalId": 3, "occurredAt": 1717243200000, "objectId": 55,
           "subscriptionType": "contact.propertyChange", "propertyName": "lifecyclestage", "propertyValue": "customer"}]
     ).encode()  # fmt: skip
-    (event,) = hubspot.parse(body, "", source=make_source("hubspot"))
+    (event,) = hubspot.parse(deliver(make_source("hubspot"), body, ""))
     mapped = map_event(load_default_mapping("hubspot"), event)
     assert mapped.keys == {"hubspot_contact_id": "55"}
     assert mapped.properties == {"lifecycle_stage": "customer"}
@@ -416,7 +565,7 @@ def test_stripe_invoice_through_default_mapping(make_source):
         "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_1", "customer_email": "Ann@Acme.com",
                             "amount_paid": 1999, "currency": "usd", "status": "paid", "number": "INV-7"}},
     }  # fmt: skip
-    (parsed,) = get_connector("stripe").parse(json.dumps(event).encode(), "", source=make_source("stripe"))
+    (parsed,) = get_connector("stripe").parse(deliver(make_source("stripe"), json.dumps(event).encode(), ""))
     mapped = map_event(load_default_mapping("stripe"), parsed)
     assert mapped.keys == {
         "primary": "ann@acme.com", "email": "ann@acme.com", "website_url": "acme.com", "stripe_customer_id": "cus_1",
@@ -434,7 +583,7 @@ def test_salesforce_lead_through_default_mapping(make_source):
         "<sf:LastName>Ng</sf:LastName><sf:Company>Initech</sf:Company><sf:Title>VP Eng</sf:Title>"
         "<sf:Website>https://initech.com</sf:Website><sf:LastModifiedDate>2024-02-03T04:05:06Z</sf:LastModifiedDate>",
     )
-    (event,) = get_connector("salesforce").parse(envelope(lead), "text/xml", source=make_source("salesforce"))
+    (event,) = get_connector("salesforce").parse(deliver(make_source("salesforce"), envelope(lead), "text/xml"))
     mapped = map_event(load_default_mapping("salesforce"), event)
     assert mapped.entity_type == "contact"
     assert mapped.keys["website_url"] == "initech.com" and mapped.keys["salesforce_lead_id"] == "00Q1"
@@ -445,7 +594,7 @@ def test_salesforce_lead_through_default_mapping(make_source):
 
 
 def test_typeform_response_through_default_mapping(make_source):
-    (event,) = get_connector("typeform").parse(TYPEFORM_BODY, "", source=make_source("typeform"))
+    (event,) = get_connector("typeform").parse(deliver(make_source("typeform"), TYPEFORM_BODY, ""))
     mapped = map_event(load_default_mapping("typeform"), event)
     assert mapped.keys == {
         "primary": "ann.lee@acme.com",
@@ -459,9 +608,42 @@ def test_typeform_response_through_default_mapping(make_source):
 
 
 def test_webflow_submission_through_default_mapping(make_source):
-    (event,) = get_connector("webflow").parse(WEBFLOW_BODY, "", source=make_source("webflow"))
+    (event,) = get_connector("webflow").parse(deliver(make_source("webflow"), WEBFLOW_BODY, ""))
     mapped = map_event(load_default_mapping("webflow"), event)
     assert mapped.properties["first_name"] == "Zaphod" and mapped.properties["last_name"] == "Beeblebrox"
     assert mapped.properties["phone"] == 15550000000
     assert mapped.properties["lead_source"] == "Web form"
     assert mapped.keys["website_url"] == "heartofgold.ai"
+
+
+LEGACY_HUBSPOT_MAPPING = """\
+connector: hubspot
+objects:
+  contact:
+    entity_type: contact
+    keys:
+      custom: {hubspot_contact_id: id}
+    properties:
+      job_title: {source: jobtitle, transform: [strip, {template: "{value} ({_event.type})"}]}
+    memories:
+      - template: "Job title is now {@job_title}."
+        when: {_event.property_name: jobtitle}
+    tags: ["portal:{_event.portal_id}"]
+"""
+
+
+def test_a_stored_source_with_a_legacy_mapping_keeps_working(engine, make_source):
+    """A source saved before version 2 (mapping text in SQL, no version key) maps events as it did."""
+    from memrelay.engine.ingest.pipeline import mapping_for
+
+    org = engine.tenancy.get_or_create_org("legacy-mapping").id
+    created = engine.sources.create(org, connector="hubspot", secret="s", mapping_yaml=LEGACY_HUBSPOT_MAPPING)
+    mapping = mapping_for(engine.sources.get(org, created["id"]))
+    body = json.dumps([{"eventId": 1, "subscriptionId": 2, "portalId": 3, "occurredAt": 1717243200000,
+                        "objectId": 55, "subscriptionType": "contact.propertyChange", "propertyName": "jobtitle",
+                        "propertyValue": " CTO "}]).encode()
+    (event,) = get_connector("hubspot").parse(deliver(make_source("hubspot"), body, ""))
+    mapped = map_event(mapping, event)
+    assert mapped.properties == {"job_title": "CTO (contact.propertyChange)"}
+    assert mapped.memories == ["Job title is now CTO (contact.propertyChange)."]
+    assert mapped.tags == ["portal:3"]

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 from connector_samples import ORG_ID, envelope, notification
+from deliver import deliver, fixture_bytes
 
-from memrelay.connectors.base import get_connector
-from memrelay.connectors.salesforce import same_org
+from memrelay.connectors import get_connector
+from memrelay.connectors.salesforce.webhook import same_org
 from memrelay.engine.core.errors import BadRequest, SignatureError
 
 TOKEN = "Zp4s9-unguessable-path-token"
@@ -87,7 +88,7 @@ def test_unconfigured_source_fails_closed(make_source):
 
 
 def test_parse_notifications(source):
-    contact, opportunity = salesforce.parse(envelope(CONTACT, OPPORTUNITY), "text/xml", source=source)
+    contact, opportunity = salesforce.parse(deliver(source, envelope(CONTACT, OPPORTUNITY), "text/xml"))
     assert contact.event_type == "contact.upsert"
     assert contact.object_type == "contact" and contact.source_object_type == "Contact"
     assert contact.object_id == "0035g00000AbCdEAAV"
@@ -103,13 +104,13 @@ def test_parse_notifications(source):
 
 
 def test_session_id_is_never_kept(source):
-    (event,) = salesforce.parse(envelope(CONTACT), "text/xml", source=source)
+    (event,) = salesforce.parse(deliver(source, envelope(CONTACT), "text/xml"))
     assert "SECRET-SESSION" not in event.model_dump_json()
 
 
 def test_dedup_key_stable_across_redeliveries(source):
-    first = salesforce.parse(envelope(CONTACT), "text/xml", source=source)[0]
-    retry = salesforce.parse(envelope(CONTACT), "text/xml", source=source)[0]
+    first = salesforce.parse(deliver(source, envelope(CONTACT), "text/xml"))[0]
+    retry = salesforce.parse(deliver(source, envelope(CONTACT), "text/xml"))[0]
     assert first.dedup_key == retry.dedup_key
 
 
@@ -117,7 +118,7 @@ def test_lead_and_account_types(source):
     lead = notification("04l1", "Lead", "<sf:Id>00Q1</sf:Id><sf:Company>Acme</sf:Company>")
     account = notification("04l2", "Account", "<sf:Id>0011</sf:Id><sf:Name>Acme</sf:Name>")
     custom = notification("04l3", "Invoice__c", "<sf:Id>a001</sf:Id>")
-    events = salesforce.parse(envelope(lead, account, custom), "text/xml", source=source)
+    events = salesforce.parse(deliver(source, envelope(lead, account, custom), "text/xml"))
     assert [(e.object_type, e.source_object_type) for e in events] == [
         ("contact", "Lead"),
         ("company", "Account"),
@@ -126,7 +127,7 @@ def test_lead_and_account_types(source):
 
 
 def test_ack_is_the_exact_spec_envelope(source):
-    events = salesforce.parse(envelope(CONTACT), "text/xml", source=source)
+    events = salesforce.parse(deliver(source, envelope(CONTACT), "text/xml"))
     body, content_type = salesforce.ack_response(events)
     assert body.decode() == SPEC_ACK
     assert content_type == "text/xml"
@@ -134,9 +135,9 @@ def test_ack_is_the_exact_spec_envelope(source):
 
 def test_batch_limit(source):
     many = [notification(f"04l{i:04d}", "Contact", f"<sf:Id>003{i:04d}</sf:Id>") for i in range(101)]
-    assert len(salesforce.parse(envelope(*many[:100]), "text/xml", source=source)) == 100
+    assert len(salesforce.parse(deliver(source, envelope(*many[:100]), "text/xml"))) == 100
     with pytest.raises(BadRequest, match="too many"):
-        salesforce.parse(envelope(*many), "text/xml", source=source)
+        salesforce.parse(deliver(source, envelope(*many), "text/xml"))
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -155,7 +156,7 @@ UTF16_DTD = (
 @pytest.mark.parametrize("body", [BILLION_LAUGHS, XXE, UTF16_DTD], ids=["billion-laughs", "xxe", "utf16-dtd"])
 def test_dtds_and_entities_are_rejected(source, body):
     with pytest.raises(BadRequest, match="not allowed"):
-        salesforce.parse(body, "text/xml", source=source)
+        salesforce.parse(deliver(source, body, "text/xml"))
     with pytest.raises(BadRequest):
         salesforce.verify({}, body, source=source, token=TOKEN)
 
@@ -174,7 +175,7 @@ def test_dtds_and_entities_are_rejected(source, body):
 )
 def test_malformed_bodies(source, body):
     with pytest.raises(BadRequest):
-        salesforce.parse(body, "text/xml", source=source)
+        salesforce.parse(deliver(source, body, "text/xml"))
 
 
 def test_bare_notifications_root_is_accepted(source):
@@ -183,5 +184,34 @@ def test_bare_notifications_root_is_accepted(source):
         b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><OrganizationId>' + ORG_ID.encode() + b"</OrganizationId>"
         + notification("04l9", "Contact", "<sf:Id>0039</sf:Id>").encode() + b"</notifications>"
     )  # fmt: skip
-    (event,) = salesforce.parse(body, "text/xml", source=source)
+    (event,) = salesforce.parse(deliver(source, body, "text/xml"))
     assert event.object_id == "0039"
+
+
+# -- fixtures (connectors/salesforce/fixtures) --------------------------------------------------------
+
+
+def test_fixture_contact(source):
+    body = fixture_bytes("salesforce", "contact.xml")
+    verified = salesforce.verify({"Content-Type": "text/xml; charset=utf-8"}, body, source=source, token=TOKEN)
+    (event,) = salesforce.parse(verified)
+    assert (event.event_type, event.source_object_type, event.object_id) == (
+        "contact.upsert", "Contact", "0035g00000AbCdEAAV")
+    assert event.record["Email"] == "ann.lee@acme.com" and event.record["Phone"] is None
+    assert event.occurred_at == datetime(2024, 5, 1, 10, 15, 30, tzinfo=UTC)
+    assert "FakeSessionId" not in str(event.model_dump()) and "SessionId" not in event.payload
+    assert salesforce.ack_response([event])[0].decode() == SPEC_ACK
+
+
+def test_fixture_opportunity_and_lead(source):
+    deal, lead = salesforce.parse(deliver(source, fixture_bytes("salesforce", "opportunity_and_lead.xml"), "text/xml"))
+    assert (deal.object_type, deal.record["Amount"]) == ("deal", "250000.0")
+    assert deal.occurred_at == datetime(2024, 5, 2, 8, 0, tzinfo=UTC)  # SystemModstamp when no LastModifiedDate
+    assert (lead.object_type, lead.source_object_type) == ("contact", "Lead")
+    assert lead.occurred_at == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)  # CreatedDate last
+
+
+def test_fixture_from_an_org_not_allowed_is_rejected(make_source):
+    other = make_source("salesforce", token=TOKEN, allowed_org_ids=["00D000000000001"])
+    with pytest.raises(SignatureError, match="OrganizationId"):
+        salesforce.verify({}, fixture_bytes("salesforce", "contact.xml"), source=other, token=TOKEN)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from connector_samples import ORG_ID, envelope, notification
+from deliver import deliver
 from fake_salesforce import FakeSalesforce, make_contacts
 
-from memrelay.connectors.base import SourceConfig, get_connector
+from memrelay.connectors import SourceConfig, get_connector
 from memrelay.connectors.mapping import load_default_mapping
-from memrelay.connectors.salesforce_api import SalesforceApi, fetch_records
+from memrelay.connectors.salesforce.api import SalesforceApi, fetch_records
 from memrelay.connectors.sync import SalesforcePager
 from memrelay.engine.core.errors import UpstreamError
 
@@ -63,7 +64,7 @@ def test_connector_fetch_adds_fields_the_outbound_message_lacks(fake):
     body = envelope(notification("04l1", "Contact", "<sf:Id>003000000000000007</sf:Id>"
                                                     "<sf:Email>p7@corp0.example</sf:Email>"))
     src = SourceConfig(id="src_sf", connector="salesforce", allowed_org_ids=[ORG_ID], options=fake.options())
-    (event,) = get_connector("salesforce").parse(body, "text/xml", source=src)
+    (event,) = get_connector("salesforce").parse(deliver(src, body, "text/xml"))
     fetched = get_connector("salesforce").fetch(src, [event])
     assert fetched["003000000000000007"]["Department"] == "R&D"
     assert fetched["003000000000000007"]["Title"] == "Engineer 7"

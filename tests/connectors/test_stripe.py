@@ -7,9 +7,10 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from deliver import deliver, fixture_bytes
 from stripe import WebhookSignature
 
-from memrelay.connectors.base import get_connector
+from memrelay.connectors import get_connector
 from memrelay.connectors.money import amount_major, currency_exponent, format_amount
 from memrelay.engine.core.errors import BadRequest, SignatureError
 
@@ -169,7 +170,7 @@ def test_amount_helpers():
 
 
 def test_parse_invoice_paid(source):
-    (event,) = stripe_connector.parse(body_of(invoice_event()), "application/json", source=source)
+    (event,) = stripe_connector.parse(deliver(source, body_of(invoice_event()), "application/json"))
     assert event.dedup_key == "stripe:evt_1NG8Du2eZvKYlo2CUI79vXWy"
     assert event.event_type == "invoice.paid"
     assert event.object_type == "contact"
@@ -199,7 +200,7 @@ def test_parse_zero_decimal_checkout(source):
             }
         },
     )
-    (parsed,) = stripe_connector.parse(body_of(event), "", source=source)
+    (parsed,) = stripe_connector.parse(deliver(source, body_of(event), ""))
     assert parsed.record["amount"] == 5000
     assert parsed.record["amount_display"] == "5000 JPY"
     assert parsed.record["customer_email"] == "ken@example.jp"
@@ -220,7 +221,7 @@ def test_parse_customer_and_subscription(source):
             }
         },
     )
-    (event,) = stripe_connector.parse(body_of(customer), "", source=source)
+    (event,) = stripe_connector.parse(deliver(source, body_of(customer), ""))
     assert event.object_id == "cus_1" and event.record["customer_email"] == "bo@example.com"
     assert "amount" not in event.record
 
@@ -243,7 +244,7 @@ def test_parse_customer_and_subscription(source):
             }
         },
     )  # fmt: skip
-    (event,) = stripe_connector.parse(body_of(subscription), "", source=source)
+    (event,) = stripe_connector.parse(deliver(source, body_of(subscription), ""))
     assert event.source_object_type == "subscription"
     assert event.record["amount"] == 45.0
     assert event.record["plan_name"] == "Team" and event.record["interval"] == "month"
@@ -256,7 +257,7 @@ def test_payment_intent_succeeded(source):
         data={"object": {"id": "pi_1", "object": "payment_intent", "customer": {"id": "cus_9", "email": "x@y.io"},
                          "amount": 1000, "amount_received": 1000, "currency": "gbp", "receipt_email": None}},
     )  # fmt: skip
-    (parsed,) = stripe_connector.parse(body_of(event), "", source=source)
+    (parsed,) = stripe_connector.parse(deliver(source, body_of(event), ""))
     assert parsed.object_id == "cus_9"
     assert parsed.record["customer_email"] == "x@y.io"
     assert parsed.record["amount"] == 10.0
@@ -264,16 +265,16 @@ def test_payment_intent_succeeded(source):
 
 def test_unsupported_event_types_yield_nothing(source):
     event = invoice_event(type="charge.dispute.created")
-    assert stripe_connector.parse(body_of(event), "", source=source) == []
+    assert stripe_connector.parse(deliver(source, body_of(event), "")) == []
 
 
 def test_dedup_key_stable_across_redeliveries(source):
     """Stripe re-signs retries with a fresh t; the body and event id are unchanged."""
     body = body_of(invoice_event())
-    first = stripe_connector.parse(body, "", source=source)[0]
+    first = stripe_connector.parse(deliver(source, body, ""))[0]
     stripe_connector.verify(signed(body, timestamp=int(time.time()) - 10), body, source=source)
     stripe_connector.verify(signed(body), body, source=source)
-    again = stripe_connector.parse(body, "", source=source)[0]
+    again = stripe_connector.parse(deliver(source, body, ""))[0]
     assert first.dedup_key == again.dedup_key
 
 
@@ -291,4 +292,34 @@ def test_dedup_key_stable_across_redeliveries(source):
 )
 def test_malformed_bodies(source, body):
     with pytest.raises(BadRequest):
-        stripe_connector.parse(body, "application/json", source=source)
+        stripe_connector.parse(deliver(source, body, "application/json"))
+
+
+# -- fixtures (connectors/stripe/fixtures) ------------------------------------------------------------
+
+
+def test_fixture_invoice_paid_signed_with_the_sdk_helper(source):
+    body = fixture_bytes("stripe", "invoice_paid.json")
+    now = 1717243260
+    header = WebhookSignature.generate_signature_header(body.decode(), SECRET, now - 30)
+    (event,) = stripe_connector.parse(stripe_connector.verify({"Stripe-Signature": header}, body, source=source,
+                                                              now=now))
+    assert (event.event_type, event.dedup_key, event.object_id) == (
+        "invoice.paid", "stripe:evt_1NG8Du2eZvKYlo2CUI79vXWy", "cus_NffrFeUfNV2Hib")
+    assert (event.record["amount"], event.record["currency"], event.record["customer_email"]) == (
+        19.99, "EUR", "ann.lee@acme.com")
+
+
+def test_fixture_checkout_in_a_zero_decimal_currency(source):
+    (event,) = stripe_connector.parse(deliver(source, fixture_bytes("stripe", "checkout_session_completed.json")))
+    assert (event.record["amount"], event.record["amount_display"]) == (120000, "120000 JPY")
+    assert event.record["customer_email"] == "bo@globex.example"
+
+
+def test_fixture_customer_created(source):
+    (event,) = stripe_connector.parse(deliver(source, fixture_bytes("stripe", "customer_created.json")))
+    assert event.source_object_type == "customer" and event.record["customer_phone"] == "+49 30 1234567"
+
+
+def test_fixture_of_an_unsupported_type_yields_no_event(source):
+    assert stripe_connector.parse(deliver(source, fixture_bytes("stripe", "charge_refunded.json"))) == []

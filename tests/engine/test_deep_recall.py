@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
-from memrelay.engine.memory.deep_recall import deep_recall, recall_deep
+from memrelay.engine.memory.deep_recall import deep_recall
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.recall import RecallRequest
 from tests.support.fake_llm import FakeLLMServer
@@ -42,7 +41,7 @@ def test_reflection_is_bounded_to_two_rounds_and_answer_cites_known_ids(eng: Ser
     llm.reply_json({"sufficient": False, "followUpQueries": ["snowflake migration"]})
     llm.reply_json({"sufficient": False, "followUpQueries": ["cto", "snowflake migration"]})
     llm.reply_json({"answer": "PostgreSQL now, Snowflake from Q3.", "citedMemoryIds": ["a", "b", "zzz"]})
-    out = deep_recall(eng, org_id, "acme database", search, generate_answer=True)
+    out = deep_recall(eng.llm, org_id, "acme database", search, generate_answer=True)
     assert out["reflection"] == {"rounds": 2, "queries": ["snowflake migration", "cto"]}
     assert {r["memoryId"] for r in out["results"]} == {"a", "b", "c"}
     assert out["answer"] == {"text": "PostgreSQL now, Snowflake from Q3.", "citedMemoryIds": ["a", "b"]}
@@ -52,7 +51,7 @@ def test_reflection_is_bounded_to_two_rounds_and_answer_cites_known_ids(eng: Ser
 def test_sufficient_memories_stop_reflection(eng: Services, llm: FakeLLMServer) -> None:
     org_id = eng.tenancy.get_or_create_org("deep2").id
     llm.reply_json({"sufficient": True, "followUpQueries": ["ignored"]})
-    out = deep_recall(eng, org_id, "acme database", search)
+    out = deep_recall(eng.llm, org_id, "acme database", search)
     assert out["reflection"] == {"rounds": 1, "queries": []} and "answer" not in out
 
 
@@ -60,7 +59,6 @@ def test_hook_for_smart_recall_deep_mode(eng: Services, llm: FakeLLMServer) -> N
     org_id = eng.tenancy.get_or_create_org("deep3").id
     eng.memories.memorize(org_id, MemorizeRequest(content="Acme runs its analytics on PostgreSQL.",
                                                   website_url="acme.com", tags=["crm"]))
-    eng.deep_recall = functools.partial(recall_deep, eng)  # type: ignore[attr-defined]  # the lead's wiring
     llm.reply_json({"sufficient": True})
     out = eng.recall.smart_recall(org_id, RecallRequest.model_validate(
         {"query": "what database", "website_url": "acme.com", "mode": "deep"}))

@@ -67,7 +67,7 @@ def test_typed_properties_and_self_contained_facts(llm_engine: Services, llm: Fa
                     {"name": "internal_note", "value": "x", "confidence": 1},  # not autoSystem
                     {"name": "made_up", "value": 1, "confidence": 1}],
         quality={"coreference": 0.9, "selfContainment": 0.8, "temporalAnchoring": 0.7}))
-    result = LLMExtractor(llm_engine).extract(
+    result = LLMExtractor(llm_engine.llm).extract(
         content="Dana: we'll sign the 250k contract by end of month. I met Globex yesterday, Initech too.",
         properties=SPECS, ts=TS, subject="Dana Lee", org_id=org_id)
     assert result.properties == [("deal_value", 250000, 0.95), ("stage", "negotiation", 0.8),
@@ -99,7 +99,7 @@ def test_long_transcripts_are_chunked_on_speaker_turns(llm_engine: Services, llm
                                   properties=[{"name": "competitors", "value": ["Globex"], "confidence": 0.5}]),
                times=20)
     llm.reply_json(answer())
-    result = LLMExtractor(llm_engine, chunk_tokens=300).extract(content=transcript, properties=SPECS, ts=TS)
+    result = LLMExtractor(llm_engine.llm, chunk_tokens=300).extract(content=transcript, properties=SPECS, ts=TS)
     assert result.chunks == len(chunks) == len(llm.chat_requests)
     assert "part 1 of" in llm.chat_requests[0].messages[-1]["content"]
     assert result.properties == [("competitors", ["Globex"], 0.5)]  # arrays merged across chunks
@@ -124,14 +124,13 @@ def test_tags_boost_property_selection() -> None:
 
 
 def test_enhanced_memorize_uses_the_extractor(settings: Settings, llm: FakeLLMServer) -> None:
-    """How the memory engine calls ``engine.extractor`` once the lead wires it (enhanced: true)."""
+    """Memorize with ``enhanced: true`` goes through the composed LLM extractor."""
     from memrelay.gateway.app import create_app
     from tests.conftest import make_api
 
     eng = Services(with_llm(settings, llm))
-    eng.extractor = LLMExtractor(eng)  # type: ignore[attr-defined]  # the wiring the lead adds in core.py
     try:
-        api = make_api(create_app(eng.settings, engine=eng), eng)
+        api = make_api(create_app(eng.settings, services=eng), eng)
         llm.reply_json(answer(facts=["Dana Lee is the Head of Growth at Acme."],
                               properties=[{"name": "job_title", "value": "Head of Growth", "confidence": 0.9},
                                           {"name": "lifecycle_stage", "value": "Opportunity", "confidence": 0.8}]))

@@ -15,9 +15,9 @@ from memrelay.engine.adapters.llm import LLMNotConfigured
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.domain import channels, guardrails
-from memrelay.engine.guidance.agents import AgentCreate, AgentRun, Agents
-from memrelay.engine.guidance.generation import Generation, PromptRequest
-from memrelay.engine.guidance.governance import GuidelineCreate, get_governance
+from memrelay.engine.guidance.agents import AgentCreate, AgentRun
+from memrelay.engine.guidance.generation import PromptRequest
+from memrelay.engine.guidance.governance import GuidelineCreate
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
@@ -48,7 +48,7 @@ def org(eng: Services) -> str:
 
 
 def generate(eng: Services, org: str, **body: Any) -> dict[str, Any]:
-    return Generation(eng).generate(org, PromptRequest.model_validate(body))
+    return eng.generation.generate(org, PromptRequest.model_validate(body))
 
 
 def test_multi_step_with_named_outputs_and_channel_regeneration(eng: Services, org: str, llm: FakeLLMServer) -> None:
@@ -131,7 +131,7 @@ def test_auto_context_progressive_guidelines_and_memorize_back(eng: Services, or
     eng.memories.memorize(org, MemorizeRequest(content="Dana Lee is the VP of Operations at Acme. "
                                                        "Dana prefers short emails.",
                                                email="dana@acme.com", tags=["crm"]))
-    gov = get_governance(eng)
+    gov = eng.governance
     for g in GUIDELINES:
         gov.create(org, GuidelineCreate(**g))
     llm.reply("Outline: greet Dana, offer a kickoff call.")
@@ -158,12 +158,12 @@ def test_auto_context_progressive_guidelines_and_memorize_back(eng: Services, or
 def test_without_a_model_generation_refuses(settings: Settings, engine: Services) -> None:
     org_id = engine.tenancy.get_or_create_org("no-llm").id
     with pytest.raises(LLMNotConfigured) as err:
-        Generation(engine).generate(org_id, PromptRequest.model_validate({"instructions": [{"prompt": "hi"}]}))
+        engine.generation.generate(org_id, PromptRequest.model_validate({"instructions": [{"prompt": "hi"}]}))
     assert err.value.http_status == 503 and "MEMRELAY_LLM_MODEL" in err.value.message
 
 
 def test_agents_fill_variables_and_run(eng: Services, org: str, llm: FakeLLMServer) -> None:
-    agents = Agents(eng)
+    agents = eng.agents
     agent = agents.create(org, AgentCreate(name="sms-nudge", spec={
         "instructions": [{"prompt": "Write an SMS about {{input}} for {{ name }}."}],
         "channel": "sms", "context": "{{name}} asked about {{input}}.", "useGuidelines": False}))

@@ -39,7 +39,7 @@ def org(engine: Services) -> str:
 
 @pytest.fixture
 def gov(engine: Services) -> Governance:
-    return Governance(engine)
+    return Governance(engine.db, engine.embedder, engine.llm)
 
 
 @pytest.fixture
@@ -128,7 +128,8 @@ def test_long_guideline_delivers_relevant_sections_and_progressive_delivery(gov:
 
 
 def test_session_state_is_shared_between_processes(engine: Services, org: str, backend: str) -> None:
-    a, b = Governance(engine), Governance(engine)  # two gateway processes = two service instances
+    # two gateway processes = two service instances over one database
+    a, b = (Governance(engine.db, engine.embedder, engine.llm) for _ in range(2))
     a.create(org, GuidelineCreate(name="Refund policy", content=GUIDELINES[1]["content"],
                                   triggerKeywords=["refund"]))
     assert ask(a, org, "refund please", sessionId="x")["compiledContext"]
@@ -177,7 +178,7 @@ def test_deep_mode_lets_the_llm_choose_among_candidates(settings: Settings, llm:
     eng = Services(with_llm(settings, llm))
     try:
         org_id = eng.tenancy.get_or_create_org("deep-org").id
-        gov = Governance(eng)
+        gov = Governance(eng.db, eng.embedder, eng.llm)
         ids = {g["name"]: gov.create(org_id, GuidelineCreate(**g))["id"] for g in GUIDELINES}
         llm.script(lambda req: {"selected": [
             {"id": ids["Pricing and discounts"], "priority": "critical", "sections": ["Discount approval"],

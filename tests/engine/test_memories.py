@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 
 from memrelay.composition import Services
 from memrelay.engine.core.errors import NotFound
-from memrelay.engine.memory.index_sync import current_collection, reconcile
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import IndexMeta, IndexTombstone, Memory
@@ -128,7 +127,7 @@ def test_update_text_and_delete_keep_index_in_step(api, engine, backend):
     res = engine.memories.delete(api.org_id, ids=Identifiers(email="kim@delta.com"))
     assert res == {"deleted": 1, "memoryIds": [mid]}
     assert recall(api, "skiing in the mountains")["results"] == []
-    hits = engine.vector_index.search(current_collection(engine), engine.embedder.embed(["skiing"])[0], api.org_id,
+    hits = engine.vector_index.search(engine.index.current_collection(), engine.embedder.embed(["skiing"])[0], api.org_id,
                                       limit=10)
     assert hits == []
     with engine.db.read() as s:
@@ -158,7 +157,7 @@ CRASHING_MEMORIZE = textwrap.dedent("""
     def crash(*_a, **_k):  # the process dies after the SQL commit, before any Milvus write
         os._exit(17)
 
-    index_sync.index_memories = crash
+    index_sync.MemoryIndex.index_memories = crash
     cfg = json.loads(sys.argv[1])
     engine = Services(Settings(database_url=cfg["db"], milvus_uri=cfg["milvus"], data_dir=cfg["data"]))
     engine.memories.memorize(cfg["org"], MemorizeRequest.model_validate(cfg["body"]))
@@ -179,15 +178,15 @@ def test_crash_between_sql_commit_and_milvus_write_is_reconciled(api, engine, se
     qvec = engine.embedder.embed(["kubernetes cluster"])[0]
 
     def in_milvus() -> list[str]:
-        return [h.memory_id for h in engine.vector_index.search(current_collection(engine), qvec, api.org_id,
+        return [h.memory_id for h in engine.vector_index.search(engine.index.current_collection(), qvec, api.org_id,
                                                                  limit=5)]
 
     assert in_milvus() == []  # committed in SQL, never reached Milvus
     # recall serves from the source of truth meanwhile (small orgs are scored exactly in process)
     assert [r["memoryId"] for r in recall(api, "kubernetes cluster")["results"]] == [pending[0].id]
-    assert reconcile(engine) == {"indexed": 1, "tombstones": 0}
+    assert engine.index.reconcile() == {"indexed": 1, "tombstones": 0}
     assert in_milvus() == [pending[0].id]
-    assert reconcile(engine) == {"indexed": 0, "tombstones": 0}
+    assert engine.index.reconcile() == {"indexed": 0, "tombstones": 0}
 
 
 def test_memorize_succeeds_when_milvus_is_down_and_reconcile_catches_up(api, engine, settings):
@@ -199,10 +198,10 @@ def test_memorize_succeeds_when_milvus_is_down_and_reconcile_catches_up(api, eng
         down.close()
     assert out["memoriesCreated"] == 1 and out["indexState"] == "pending"
     assert recall(api, "budget owner", email="coo@xi.com")["results"]  # scoped recall reads SQL: served
-    assert reconcile(engine)["indexed"] == 1
+    assert engine.index.reconcile()["indexed"] == 1
     assert recall(api, "budget owner")["results"][0]["memoryId"] == out["memoryIds"][0]
     qvec = engine.embedder.embed(["budget owner"])[0]
-    hits = engine.vector_index.search(current_collection(engine), qvec, api.org_id, limit=3)
+    hits = engine.vector_index.search(engine.index.current_collection(), qvec, api.org_id, limit=3)
     assert [h.memory_id for h in hits][:1] == out["memoryIds"]
 
 

@@ -11,7 +11,6 @@ from memrelay.cli.index_commands import check_index_command, reindex_command
 from memrelay.composition import Services
 from memrelay.engine.adapters.vector_index import VectorRow, collection_name
 from memrelay.engine.core.errors import ServiceUnavailable
-from memrelay.engine.memory.index_sync import check_org, current_collection, reconcile
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.stores.db.database import Database
@@ -43,13 +42,13 @@ def test_search_is_filtered_by_org_type_and_record(engine, api, other_api):
 def test_check_index_finds_and_repairs_drift(api, engine):
     out = memorize(api, "Hosts everything on Hetzner in Falkenstein.", email="ops@lambda.com")
     mid = out["memoryIds"][0]
-    assert check_org(engine, api.org_id)["ok"]
-    engine.vector_index.delete(current_collection(engine), [mid])  # index lost a vector
-    report = check_org(engine, api.org_id)
+    assert engine.index.check_org(api.org_id)["ok"]
+    engine.vector_index.delete(engine.index.current_collection(), [mid])  # index lost a vector
+    report = engine.index.check_org(api.org_id)
     assert not report["ok"] and report["missing"] == 1
-    repaired = check_org(engine, api.org_id, repair=True)
+    repaired = engine.index.check_org(api.org_id, repair=True)
     assert repaired["repair"] == {"indexed": 1, "tombstones": 0}
-    assert check_org(engine, api.org_id)["ok"]
+    assert engine.index.check_org(api.org_id)["ok"]
     assert recall(api, "Hetzner hosting")["results"][0]["memoryId"] == mid
 
 
@@ -61,7 +60,7 @@ def test_reindex_after_an_embedder_change(api, engine, settings, monkeypatch):
         with pytest.raises(ServiceUnavailable, match="memrelay reindex"):
             small.memories.memorize(api.org_id, MemorizeRequest(content="Uses Looker.", email="data@mu.com",
                                                                 tags=["t"]))
-        assert not check_org(small, api.org_id)["ok"]
+        assert not small.index.check_org(api.org_id)["ok"]
         env = {"MEMRELAY_DATABASE_URL": settings.sql_url, "MEMRELAY_MILVUS_URI": settings.milvus_target,
                "MEMRELAY_REDIS_URL": settings.redis_url, "MEMRELAY_DATA_DIR": str(settings.data_dir),
                "MEMRELAY_EMBEDDER": "wordllama:l2_supercat_256:64", "MEMRELAY_LOG_JSON": "false"}
@@ -84,7 +83,7 @@ def test_check_index_cli_repairs_pending_rows(api, engine, settings):
     out = memorize(api, "Weekly sync every Monday at 9am.", email="pm@nu.com")
     with engine.db.session() as s:  # as if the process died before the Milvus write
         s.execute(update(Memory).where(Memory.id == out["memoryIds"][0]).values(index_state="pending"))
-    engine.vector_index.delete(current_collection(engine), out["memoryIds"])
+    engine.vector_index.delete(engine.index.current_collection(), out["memoryIds"])
     env = {"MEMRELAY_DATABASE_URL": settings.sql_url, "MEMRELAY_MILVUS_URI": settings.milvus_target,
            "MEMRELAY_REDIS_URL": settings.redis_url, "MEMRELAY_DATA_DIR": str(settings.data_dir)}
     org_name = _org_name(engine, api.org_id)
@@ -92,7 +91,7 @@ def test_check_index_cli_repairs_pending_rows(api, engine, settings):
     assert res.exit_code == 1 and "MISMATCH" in res.output
     res = CliRunner().invoke(check_index_command, ["--org", org_name, "--repair"], env=env)
     assert res.exit_code == 0, res.output
-    assert reconcile(engine) == {"indexed": 0, "tombstones": 0}
+    assert engine.index.reconcile() == {"indexed": 0, "tombstones": 0}
     assert recall(api, "weekly sync meeting")["results"][0]["memoryId"] == out["memoryIds"][0]
 
 

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
+from memrelay.engine.core.backoff import MAX_RETRY_AFTER_S, parse_retry_after
 from memrelay.engine.core.errors import SignatureError, ValidationFailed
 from memrelay.engine.egress.signing import new_secret, sign, signed_headers, verify
 from memrelay.engine.egress.ssrf import BlockedAddress, check_url, normalise_allowlist
-from memrelay.engine.egress.webhooks_out import MAX_RETRY_AFTER_S, WebhooksOut, message_body, retry_after_s
+from memrelay.engine.egress.webhooks_out import WebhooksOut, message_body
 from memrelay.engine.stores.db.models import OutboxEvent
 from memrelay.engine.stores.db.models_outbound import WebhookDelivery
 from memrelay.engine.stores.outbox import emit
@@ -90,11 +91,12 @@ def test_allowlist_entries_are_normalised_and_validated():
 # --- retry-after ---------------------------------------------------------------------------------------
 def test_retry_after_accepts_seconds_and_http_dates_and_is_capped():
     now = datetime.now(UTC)
-    assert retry_after_s("120", now) == 120
-    assert retry_after_s(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == pytest.approx(90, abs=1)
-    assert retry_after_s("-5", now) == 0
-    assert retry_after_s(str(10 * 86400), now) == MAX_RETRY_AFTER_S
-    assert retry_after_s("soon", now) is None and retry_after_s(None, now) is None
+    assert parse_retry_after("120", now=now) == 120
+    in_90s = format_datetime(now + timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after(in_90s, now=now) == pytest.approx(90, abs=1)
+    assert parse_retry_after("-5", now=now) == 0
+    assert parse_retry_after(str(10 * 86400), now=now) == MAX_RETRY_AFTER_S
+    assert parse_retry_after("soon", now=now) is None and parse_retry_after(None, now=now) is None
 
 
 # --- dispatch ------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import update
 
 from memrelay.composition import Services
@@ -17,7 +16,8 @@ from memrelay.engine.stores.db.models import Org
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
 from memrelay.engine.stores.usage_store import UsageStore
-from memrelay.worker.context import set_engine
+from memrelay.worker.context import JobContext
+from memrelay.worker.runtime import MemrelayWorker
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import MODEL, with_llm
 
@@ -181,11 +181,8 @@ def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: A
     assert api.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
     assert other_api.get(f"/api/v1/jobs/{job_id}").status_code == 404  # another org's job is invisible
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
-    set_engine(engine)
-    try:
-        SimpleWorker(["generate"], connection=app.extensions["memrelay"].redis).work(burst=True)
-    finally:
-        set_engine(None)
+    conn = app.extensions["memrelay"].redis
+    MemrelayWorker(["generate"], context=JobContext(services=engine, redis=conn)).work(burst=True)
     done = api.get(f"/api/v1/jobs/{job_id}").json
     assert done["status"] == "finished", done
     assert done["result"]["text"] == "Dana, your Growth plan renews in May." and done["result"]["usage"]["calls"] == 1

@@ -322,8 +322,9 @@ def test_events_before_a_subscription_are_not_delivered_to_it(api, engine, run_j
 
 
 def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, settings):
-    from memrelay.worker.context import set_engine
+    from memrelay.worker.context import JobContext
     from memrelay.worker.jobs.deliver import start_dispatcher
+    from memrelay.worker.runtime import MemrelayWorker
 
     allow_local(api)
     subscribe(api, receiver.url())
@@ -337,11 +338,5 @@ def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, setti
             time.sleep(0.05)
     finally:
         stop.set()
-    from rq import SimpleWorker
-
-    set_engine(engine)
-    try:
-        SimpleWorker(["deliver"], connection=conn).work(burst=True)
-    finally:
-        set_engine(None)
+    MemrelayWorker(["deliver"], context=JobContext(services=engine, redis=conn)).work(burst=True)
     assert len(receiver.requests) == 1

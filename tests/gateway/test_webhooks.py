@@ -15,7 +15,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from memrelay.connectors.hubspot import v3_signature
+from memrelay.connectors.hubspot.webhook import v3_signature
 from memrelay.engine.stores.db.models import InboundEvent, Memory
 from memrelay.worker.sweeper import sweep_once
 from tests.connectors.connector_samples import ORG_ID, envelope, notification
@@ -63,10 +63,10 @@ def test_hubspot_delivery_is_verified_logged_enqueued_and_applied(api, engine, r
     with engine.db.read() as s:
         logged = s.scalars(select(InboundEvent).where(InboundEvent.org_id == api.org_id)).all()
     assert {e.status for e in logged} == {"received"}
-    from memrelay.queue.enqueue import waiting_in_redis
+    from memrelay.queue.jobs import live_job_ids
 
     conn = redis.Redis.from_url(engine.settings.redis_url)
-    assert waiting_in_redis(conn, [e.id for e in logged]) == {e.id for e in logged}  # job id = event id
+    assert live_job_ids(conn, [e.id for e in logged]) == {e.id for e in logged}  # job id = event id
     assert sweep_once(engine, conn, stale_after_s=0) == 0  # already queued: the sweeper leaves them
     run_jobs()
     rec = contact_by_hubspot_id(api, 501)
@@ -265,7 +265,8 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
         import os
         from memrelay.composition import Services
         from memrelay.engine.core.settings import Settings
-        from memrelay.worker.context import set_engine
+        import redis
+        from memrelay.worker.context import JobContext
         from memrelay.worker.jobs.events import process_event
         eng = Services(Settings(data_dir={str(tmp_path / 'victim')!r}, database_url={settings.sql_url!r},
                               redis_url={settings.redis_url!r}, milvus_uri="http://127.0.0.1:1"))
@@ -275,8 +276,7 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
             real(*a, **kw)
             os._exit(137)   # SIGKILL-like: no cleanup, no status update
         eng.records.upsert = upsert_then_die
-        set_engine(eng)
-        process_event({victim!r})
+        process_event(JobContext(services=eng, redis=redis.Redis.from_url({settings.redis_url!r})), {victim!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), capture_output=True, timeout=120,
                           env={"PYTHONPATH": str(__import__("pathlib").Path.cwd()), "PATH": "/usr/bin:/bin"})

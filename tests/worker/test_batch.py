@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from memrelay.engine.stores.db.models import BatchRun, Memory, Record
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
-from memrelay.queue.connection import queue
-from memrelay.worker.context import set_engine
+from memrelay.worker.context import JobContext
+from memrelay.worker.runtime import MemrelayWorker
 
 MAPPING = {
     "entityType": "contact",
@@ -40,12 +39,8 @@ def rows(n: int) -> list[dict[str, Any]]:
 
 
 def run_jobs(engine: Any, settings: Any) -> None:
-    set_engine(engine)
-    try:
-        conn = redis.Redis.from_url(settings.redis_url)
-        SimpleWorker([queue(conn, "memorize")], connection=conn).work(burst=True)
-    finally:
-        set_engine(None)
+    conn = redis.Redis.from_url(settings.redis_url)
+    MemrelayWorker(["memorize"], context=JobContext(services=engine, redis=conn)).work(burst=True)
 
 
 def test_batch_memorize_runs_chunks_as_jobs(api, engine, settings, backend):
@@ -122,7 +117,7 @@ def test_extract_memories_fields_go_through_the_llm_extractor(settings: Any) -> 
     with FakeLLMServer() as llm:
         eng = Services(with_llm(settings, llm))
         try:
-            api = make_api(create_app(eng.settings, engine=eng), eng)
+            api = make_api(create_app(eng.settings, services=eng), eng)
             llm.reply_json({"facts": ["Ada Byron is evaluating the 20-seat plan for Q3 2026."],
                             "properties": [{"name": "city", "value": "London", "confidence": 0.9}],
                             "quality": {"coreference": 1, "selfContainment": 1, "temporalAnchoring": 1}}, times=5)

@@ -18,17 +18,17 @@ from sqlalchemy import func, select
 
 from memrelay.cli.sync_command import sync_command
 from memrelay.composition import Services
-from memrelay.connectors.base import get_connector
+from memrelay.connectors import get_connector
 from memrelay.connectors.sync import HubSpotPager
 from memrelay.engine.core.errors import UpstreamError
 from memrelay.engine.core.settings import Settings
-from memrelay.engine.ingest.backfill import sync_source
-from memrelay.engine.ingest.pipeline import handle_event, source_config
+from memrelay.engine.ingest.pipeline import source_config
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.queue import redis_keys
 from memrelay.queue.connection import queue
 from memrelay.worker.jobs.sync import schedule_sync
+from tests.connectors.deliver import deliver
 from tests.connectors.fake_hubspot import BASE_TIME, FakeHubSpot, make_contacts
 from tests.connectors.fake_salesforce import FakeSalesforce
 from tests.connectors.fake_salesforce import make_contacts as sf_contacts
@@ -71,10 +71,10 @@ def test_webhook_with_only_an_id_is_fetched_and_fully_memorized(engine, hubspot)
                         "occurredAt": int(datetime(2026, 2, 1, tzinfo=UTC).timestamp() * 1000),
                         "subscriptionType": "contact.propertyChange", "propertyName": "jobtitle",
                         "propertyValue": "Engineer 5"}]).encode()
-    (event,) = get_connector("hubspot").parse(body, "application/json", source=source_config(src))
+    (event,) = get_connector("hubspot").parse(deliver(source_config(src), body, "application/json"))
     assert event.record == {"id": "5", "jobtitle": "Engineer 5"}
 
-    result = handle_event(engine, org_id, src, event)
+    result = engine.pipeline.handle(org_id, src, event)
 
     props = contact(engine, org_id, "5")["properties"]
     assert {k: props[k]["value"] for k in ("email", "first_name", "last_name", "job_title", "company_name")} == {
@@ -92,13 +92,13 @@ def test_backfill_resumes_from_the_cursor_after_a_failed_page(engine, hubspot):
     org_id, src_id = hubspot_source(engine, hubspot, max_retries=0)
     hubspot.fail = lambda method, path, query, body: 503 if query.get("after") == ["101"] else None
     with pytest.raises(UpstreamError):
-        sync_source(engine, src_id, memories=False)
+        engine.backfill.sync_source(src_id, memories=False)
     cursor = engine.sources.get(org_id, src_id).sync_cursor
     assert cursor["run"]["objects"]["contact"] == {"done": False, "state": {"after": "101", "since": None}}
     assert count(engine, Record, org_id) == 100
 
     hubspot.fail = None
-    summary = sync_source(engine, src_id, memories=False)
+    summary = engine.backfill.sync_source(src_id, memories=False)
 
     assert summary.resumed and summary.pages == 2 + 2  # contacts 101..250, plus one empty page each for company/deal
     assert (summary.records, summary.created, summary.errors) == (150, 150, 0)
@@ -113,8 +113,8 @@ def test_memories_are_written_once_across_repeated_syncs(engine):
     fake = FakeHubSpot(contacts=make_contacts(20)).start()
     try:
         org_id, src_id = hubspot_source(engine, fake)
-        first = sync_source(engine, src_id)
-        again = sync_source(engine, src_id, full=True)
+        first = engine.backfill.sync_source(src_id)
+        again = engine.backfill.sync_source(src_id, full=True)
     finally:
         fake.stop()
     assert (first.created, first.memories) == (20, 20)
@@ -127,12 +127,12 @@ def test_memories_are_written_once_across_repeated_syncs(engine):
 def test_since_filter_uses_search_and_later_runs_are_incremental(engine, hubspot):
     org_id, src_id = hubspot_source(engine, hubspot)
     since = BASE_TIME + timedelta(hours=3)  # contacts 180..250 were modified at or after this
-    summary = sync_source(engine, src_id, since=since, memories=False)
+    summary = engine.backfill.sync_source(src_id, since=since, memories=False)
     assert summary.records == 71 and count(engine, Record, org_id) == 71
     assert hubspot.calls("POST", "/contacts/search") and not hubspot.calls("GET", "/objects/contacts")
 
     hubspot.add("contacts", make_contacts(1, start=251, base=datetime.now(UTC)))
-    again = sync_source(engine, src_id, memories=False)  # no --since: from the last run's start
+    again = engine.backfill.sync_source(src_id, memories=False)  # no --since: from the last run's start
     assert again.since is not None and (again.records, again.created) == (1, 1)
 
 
@@ -142,12 +142,11 @@ def test_backfill_never_overwrites_newer_webhook_data_and_reports_bad_records(en
     newer = [{"eventId": 9, "subscriptionId": 2, "portalId": 3, "objectId": 7, "subscriptionType":
               "contact.propertyChange", "propertyName": "jobtitle", "propertyValue": "CTO",
               "occurredAt": int(datetime(2026, 6, 1, tzinfo=UTC).timestamp() * 1000)}]
-    (event,) = get_connector("hubspot").parse(json.dumps(newer).encode(), "application/json",
-                                              source=source_config(src))
-    handle_event(engine, org_id, src, event)
+    (event,) = get_connector("hubspot").parse(deliver(source_config(src), json.dumps(newer).encode(), "application/json"))
+    engine.pipeline.handle(org_id, src, event)
     hubspot.objects["contacts"]["9"]["properties"]["lifecyclestage"] = "not-a-stage"
 
-    summary = sync_source(engine, src_id, memories=False)
+    summary = engine.backfill.sync_source(src_id, memories=False)
 
     assert summary.records == 250 and summary.errors == 1 and "9:" in summary.error_samples[0]
     assert summary.stale == 1 and summary.created == 248
@@ -160,7 +159,7 @@ def test_salesforce_backfill_pages_through_soql(engine, tmp_path):
     fake = FakeSalesforce(tmp_path, Contact=sf_contacts(450, companies=1000)).start()
     try:
         org_id, src_id = make_source(engine, "salesforce", fake.options(page_size=200, sync_objects=["Contact"]))
-        summary = sync_source(engine, src_id, memories=False)
+        summary = engine.backfill.sync_source(src_id, memories=False)
     finally:
         fake.stop()
     assert (summary.records, summary.created, summary.errors) == (450, 450, 0)
@@ -175,7 +174,7 @@ def test_colleagues_sharing_a_company_domain_stay_distinct_records(engine):
     fake = FakeHubSpot(contacts=make_contacts(30, companies=3)).start()
     try:
         org_id, src_id = hubspot_source(engine, fake)
-        summary = sync_source(engine, src_id, memories=False)
+        summary = engine.backfill.sync_source(src_id, memories=False)
     finally:
         fake.stop()
     assert summary.created == 30 and count(engine, Record, org_id) == 30
@@ -184,7 +183,7 @@ def test_colleagues_sharing_a_company_domain_stay_distinct_records(engine):
 
 
 def test_pager_restarts_search_before_the_result_cap(hubspot, monkeypatch):
-    from memrelay.connectors import hubspot_api
+    from memrelay.connectors.hubspot import api as hubspot_api
     from memrelay.connectors.mapping import load_default_mapping
 
     monkeypatch.setattr(hubspot_api, "SEARCH_RESULT_CAP", 1000)  # HubSpot's is 10,000; same logic

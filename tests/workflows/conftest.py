@@ -48,7 +48,7 @@ def app(settings: Settings, engine: Services):  # type: ignore[no-untyped-def]
     from memrelay.gateway.app import create_app
     from memrelay.gateway.blueprints import workflows
 
-    application = create_app(settings, engine=engine)
+    application = create_app(settings, services=engine)
     if "workflows" not in application.blueprints:
         application.register_blueprint(workflows.bp)
     return application

@@ -53,7 +53,16 @@ def test_field_errors_point_at_the_field_line() -> None:
     assert err.value.line == 11 and "via" in err.value.message
     with pytest.raises(WorkflowLoadError) as err:
         parse_definition(BASE.replace("{{ input.email }}", "{{ __import__('os') }}"), "x.yaml")
-    assert err.value.line == 6
+    assert err.value.line == 8 and "identifiers.email" in err.value.message
+
+
+def test_template_errors_name_the_field_line_and_position() -> None:
+    text = BASE + ("  - id: send\n    type: deliver\n    via: slack\n    url: env:HOOK\n"
+                   "    text: \"Hi {{ input.name\"\n")
+    with pytest.raises(WorkflowLoadError) as err:
+        parse_definition(text, "x.yaml")
+    assert err.value.line == 13
+    assert "step 'send', text: '{{' is not closed by '}}' at column 4 of template" in err.value.message
     with pytest.raises(WorkflowLoadError, match="unknown step 'nope'"):
         parse_definition(BASE + "  - id: b\n    type: digest\n    after: [nope]\n    identifiers: {}\n", "x.yaml")
 
@@ -74,6 +83,20 @@ def test_expressions_read_context_and_refuse_code() -> None:
     for bad in ("open('x')", "trigger.__class__", "[x for x in y]", "1 * 2", "lambda: 1"):
         with pytest.raises(ExpressionError):
             evaluate(bad, ctx)
+
+
+def test_workflow_templates_are_the_shared_language() -> None:
+    ctx = {"trigger": {"payload": {"name": "ada", "tags": ["a", "b"]}}}
+    assert render("{{ trigger.payload.name | upper }} has {{ trigger.payload.tags | len }} tags", ctx) == \
+        "ADA has 2 tags"
+    assert render({"k": ['{{ "{{" }} literal', "{{ trigger.payload.tags }}"]}, ctx) == {"k": ["{{ literal", ["a", "b"]]}
+    js = template_to_js("{{ trigger.payload.name | upper }}", lambda n, p: "$json" if n == "trigger" and not p else None)
+    assert js == 'String(($json?.["payload"]?.["name"]) ?? \'\').toUpperCase()'
+    with pytest.raises(ExpressionError, match="only these functions may be called"):
+        render("{{ trigger.payload.email | domain_from_email }}", ctx)  # mapping filters are not workflow functions
+    nested = template_to_js('{{ {"a": {"b": trigger.payload.name}} }}',
+                            lambda n, p: "$json" if n == "trigger" and not p else None)
+    assert nested == '({ ["a"]: ({ ["b"]: $json?.["payload"]?.["name"] }) })' and "}}" not in nested
 
 
 def test_templates_translate_to_n8n_javascript_without_delimiters() -> None:

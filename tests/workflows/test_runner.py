@@ -14,6 +14,7 @@ from memrelay.composition import Services
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.queue.connection import queue
+from memrelay.queue.jobs import workflow_run_enqueuer
 from memrelay.workflows import store
 from memrelay.workflows.runner import Runner
 from memrelay.workflows.triggers import on_event, start_manual, tick
@@ -34,7 +35,7 @@ def _execute(eng: Services, run_ids: list[str]) -> list[dict[str, Any]]:
     out = []
     for rid in run_ids:
         try:
-            Runner(eng, retry_base_s=0.01).execute(rid)
+            Runner(eng.db, eng.workflow_steps, retry_base_s=0.01).execute(rid)
         except Exception:  # noqa: BLE001 - recorded on the run
             pass
         run = store.load_run(eng.db, rid)
@@ -71,7 +72,9 @@ def test_without_llm_generate_fails_with_llm_not_configured_in_rq(engine: Servic
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMRELAY_SLACK_WEBHOOK_URL", slack.url)
     org = _org(engine, "form-lead-slack")
-    (run_id,) = on_event(engine, org, "form", "form.submitted", None, LEAD)  # enqueued on the real Redis
+    conn = redis_lib.Redis.from_url(engine.settings.redis_url)
+    (run_id,) = on_event(engine, org, "form", "form.submitted", None, LEAD,
+                         enqueue=workflow_run_enqueuer(conn))  # enqueued on the real Redis
     run_jobs()
     run = store.get_run(engine.db, org, run_id)
     assert run["status"] == "failed" and run["error"]["code"] == "llm_not_configured"
@@ -81,7 +84,6 @@ def test_without_llm_generate_fails_with_llm_not_configured_in_rq(engine: Servic
     assert steps["summary"]["error"]["code"] == "llm_not_configured"
     assert "MEMRELAY_LLM_MODEL" in steps["summary"]["log"][-1]
     assert "notify" not in steps and slack.posts == []
-    conn = redis_lib.Redis.from_url(engine.settings.redis_url)
     assert run_id in FailedJobRegistry(queue=queue(conn, "default")).get_job_ids()
 
 

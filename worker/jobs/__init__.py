@@ -1,1 +1,2 @@
-"""RQ job functions: thin calls into the engine, taking ids and plain JSON."""
+"""RQ job functions, declared in ``memrelay.queue.jobs.JOBS``. Each takes the worker's ``JobContext`` then
+ids and plain JSON, makes one engine call, and lets failures raise (rq's failed registry sees them)."""

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from memrelay.engine.core.errors import PaymentRequired, ServiceUnavailable, UpstreamError
+from memrelay.engine.core.errors import LLMNotConfigured, PaymentRequired, UpstreamError
 
 if TYPE_CHECKING:
     from memrelay.engine.adapters.llm.usage import Usage
 
-
-class LLMNotConfigured(ServiceUnavailable):
-    """A feature needs an LLM but ``MEMRELAY_LLM_MODEL`` is not set."""
-
-    code = "llm_not_configured"
-
-    def __init__(self, feature: str | None = None):
-        what = f"{feature} needs an LLM" if feature else "this feature needs an LLM"
-        super().__init__(
-            f"{what}, but none is configured: set MEMRELAY_LLM_MODEL (e.g. openai/gpt-4o-mini)",
-            details={"setting": "MEMRELAY_LLM_MODEL", **({"feature": feature} if feature else {})},
-        )
+__all__ = ["BudgetExhausted", "LLMInvalidOutput", "LLMNotConfigured", "LLMTimeout", "LLMUpstreamError"]
 
 
 class LLMUpstreamError(UpstreamError):

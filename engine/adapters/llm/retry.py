@@ -1,19 +1,17 @@
-"""Retry policy for provider calls (tenacity): what is retried, how long to wait, what is raised at the end.
+"""Retries of provider calls: what is retried, and the ``llm_calls`` policy of
+:mod:`memrelay.engine.core.backoff` (waits, Retry-After, exhaustion) run by tenacity.
 
 Retried: 429, 5xx and connection errors (litellm reports an unreachable server or an unparseable
 body as a 500). Not retried: other 4xx and timeouts — the timeout is the caller's latency budget, so
 repeating it would multiply the wait. Waits are exponential with jitter, except that a provider's
 ``Retry-After`` (or OpenAI's ``retry-after-ms``) is honoured; one longer than
-``LLMConfig.max_retry_after_s`` ends the retries at once.
+``LLMConfig.max_retry_after_s`` ends the retries at once. The bounds come from :class:`LLMConfig`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +20,7 @@ import tenacity
 
 from memrelay.engine.adapters.llm.config import LLMConfig
 from memrelay.engine.adapters.llm.errors import LLMTimeout, LLMUpstreamError
+from memrelay.engine.core.backoff import LLM_CALLS, RetryPolicy, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +63,7 @@ def response_headers(exc: BaseException) -> Mapping[str, str]:
 
 def retry_after_seconds(exc: BaseException, now: float | None = None) -> float | None:
     """Seconds the provider asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or HTTP date)."""
-    headers = response_headers(exc)
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-    if "retry-after-ms" in lowered:
-        try:
-            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return retry_after(response_headers(exc), now=now)
 
 
 def provider_message(exc: BaseException) -> str:
@@ -91,37 +72,26 @@ def provider_message(exc: BaseException) -> str:
     return _LITELLM_PREFIX.sub("", message, count=1).strip() or message
 
 
-class _Wait(tenacity.wait.wait_base):
-    """Retry-After when the provider sent one, else exponential backoff with full jitter on top."""
-
-    def __init__(self, config: LLMConfig):
-        self.config = config
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        hinted = retry_after_seconds(exc) if exc else None
-        if hinted is not None:
-            return hinted
-        step = self.config.backoff_base_s * 2 ** (retry_state.attempt_number - 1)
-        return min(self.config.backoff_max_s, step + random.uniform(0, self.config.backoff_base_s))
+def policy_for(config: LLMConfig) -> RetryPolicy:
+    """The ``llm_calls`` policy with ``config``'s attempts and bounds (jitter: up to one base step)."""
+    return LLM_CALLS.but(max_attempts=config.max_retries + 1, base_s=config.backoff_base_s,
+                         max_s=config.backoff_max_s, jitter_s=config.backoff_base_s,
+                         max_retry_after_s=config.max_retry_after_s)
 
 
-class _RetryAfterTooLong(tenacity.stop.stop_base):
-    def __init__(self, limit_s: float):
-        self.limit_s = limit_s
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        hinted = retry_after_seconds(exc) if exc else None
-        return hinted is not None and hinted > self.limit_s
+def _next_delay(policy: RetryPolicy, retry_state: tenacity.RetryCallState) -> float | None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    hinted = retry_after_seconds(exc) if exc else None
+    return policy.next_delay(retry_state.attempt_number, retry_after=hinted)
 
 
 def retrying(config: LLMConfig) -> tenacity.Retrying:
     """A tenacity ``Retrying`` for one provider request under ``config``; re-raises the last error."""
+    policy = policy_for(config)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_retryable),
-        stop=tenacity.stop_after_attempt(config.max_retries + 1) | _RetryAfterTooLong(config.max_retry_after_s),
-        wait=_Wait(config),
+        stop=lambda state: _next_delay(policy, state) is None,
+        wait=lambda state: _next_delay(policy, state) or 0.0,
         before_sleep=_log_retry,
         reraise=True,
     )

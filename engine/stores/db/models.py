@@ -11,9 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -24,14 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-# Autoincrement BIGINT on PostgreSQL, INTEGER PRIMARY KEY (rowid) on SQLite.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+from memrelay.engine.stores.db.base import Base, BigId
 
 
 class Org(Base):
@@ -334,7 +327,3 @@ class InboundEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
-
-
-# Tables of later layers register on the same metadata (one Alembic history).
-from memrelay.engine.stores.db import models_llm, models_outbound, models_workflows  # noqa: E402,F401

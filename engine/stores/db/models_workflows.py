@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memrelay.engine.stores.db.models import Base, BigId
+from memrelay.engine.stores.db import models  # noqa: F401 - the tables our foreign keys name
+from memrelay.engine.stores.db.base import Base, BigId
 
 
 class WorkflowRun(Base):

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from memrelay.engine.stores.db.models import Base
+from memrelay.engine.stores.db.schema import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -12,13 +12,13 @@ url = config.get_main_option("sqlalchemy.url")
 def run() -> None:
     connectable = config.attributes.get("connection")
     if connectable is not None:
-        context.configure(connection=connectable, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(connection=connectable, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(url)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

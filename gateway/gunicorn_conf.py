@@ -1,0 +1,30 @@
+"""Gunicorn settings for the gateway: ``gunicorn -c python:memrelay.gateway.gunicorn_conf memrelay.gateway.wsgi:app``.
+
+The app is never preloaded: each gunicorn worker imports ``memrelay.gateway.wsgi`` after the fork and builds
+its own services there (SQL pool, Redis client, Milvus client, background threads), so no connection, lock
+or thread crosses a fork — the master runs no thread at all. :func:`when_ready` refuses to start a master that has built any of it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+preload_app = False
+worker_class = "gthread"
+threads = 8
+graceful_timeout = 10
+timeout = 60
+accesslog = "-"
+# gunicorn 27's control socket runs an asyncio thread in the master (stopped and restarted around each fork)
+# on one shared default path ($HOME/.gunicorn/gunicorn.ctl); memrelay uses none of its commands.
+control_socket_disable = True
+
+BUILT_AFTER_FORK = ("memrelay.gateway.wsgi", "memrelay.gateway.app", "memrelay.composition")
+
+
+def when_ready(server: Any) -> None:
+    """Fail fast if the master process imported the app (e.g. someone added ``--preload``)."""
+    built = [m for m in BUILT_AFTER_FORK if m in sys.modules]
+    if built:
+        raise RuntimeError(f"gunicorn master built {built}: the gateway must be built after fork (no --preload)")

@@ -1,0 +1,118 @@
+"""The production worker class: jobs run in the worker process itself (no fork per job).
+
+:class:`MemrelayWorker` is rq's :class:`~rq.SimpleWorker` (``perform_job`` in the main thread, so rq's
+``UnixSignalDeathPenalty`` — ``SIGALRM`` — still enforces each job's timeout) plus:
+
+- every job gets the process's :class:`~memrelay.worker.context.JobContext` (services built once);
+- while a job runs, a heartbeat thread refreshes the job's entry in rq's ``StartedJobRegistry`` every
+  :data:`HEARTBEAT_EVERY_S` with a short TTL (:data:`HEARTBEAT_TTL_S`), so a worker killed mid-job is
+  recognised within seconds by ``StartedJobRegistry.cleanup()`` (the sweeper calls it), not after the
+  job's timeout;
+- SIGTERM is a warm shutdown: the current job may finish for ``grace_s``; then the worker stops it
+  (cold) and puts it back at the front of its queue for another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import redis
+from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.worker import WorkerStatus
+
+from memrelay.worker.context import ContextJob, JobContext
+
+log = logging.getLogger(__name__)
+HEARTBEAT_EVERY_S = 2.0
+HEARTBEAT_TTL_S = 10
+WARM_SHUTDOWN_GRACE_S = 15.0
+
+
+class MemrelayWorker(SimpleWorker):
+    """An rq worker that performs jobs in its own process with the services it was given."""
+
+    job_class = ContextJob
+
+    def __init__(self, queues: Sequence[str], *, context: JobContext, connection: redis.Redis | None = None,
+                 grace_s: float = WARM_SHUTDOWN_GRACE_S, **kwargs: Any):
+        """``connection`` is the worker's own (rq raises its socket timeout for blocking dequeues); it
+        defaults to a client on the same server as ``context.redis``."""
+        own = connection or redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=context.redis.connection_pool.connection_class,
+            **context.redis.connection_pool.connection_kwargs))
+        super().__init__(list(queues), connection=own, job_class=ContextJob, **kwargs)
+        self.context = context
+        self.grace_s = grace_s
+        self._cold_stop = False
+        self._grace_timer: threading.Timer | None = None
+
+    # --- jobs run here, with the context, under a heartbeat --------------------------------------------------
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if isinstance(job, ContextJob):
+            job.context = self.context
+        execution = self.prepare_execution(job)
+        with self._heartbeat(job, execution):
+            self.perform_job(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """Short: the heartbeat thread renews it while the job runs; a dead worker's job expires fast."""
+        return HEARTBEAT_TTL_S
+
+    @contextmanager
+    def _heartbeat(self, job: Job, execution: Execution) -> Iterator[None]:
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_EVERY_S):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # a missed beat is retried; the job itself is not disturbed
+                    log.warning("heartbeat for job %s failed", job.id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"memrelay-heartbeat-{job.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(HEARTBEAT_EVERY_S + 5)
+
+    # --- shutdown: warm within a grace period, then cold with the job requeued ------------------------------
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        if self.get_state() == WorkerStatus.BUSY and self._grace_timer is None:
+            log.info("worker %s: finishing the current job (up to %.0f s) before stopping", self.name, self.grace_s)
+            self._grace_timer = threading.Timer(self.grace_s, os.kill, args=(os.getpid(), signal.SIGTERM))
+            self._grace_timer.daemon = True
+            self._grace_timer.start()
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._cold_stop = True
+        super().request_force_stop(signum, frame)
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
+                           execution: Execution | None = None) -> None:
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string,
+                                   execution=execution)
+        if self._cold_stop and job.get_status(refresh=True) == JobStatus.FAILED:
+            try:
+                queue.failed_job_registry.requeue(job, at_front=True)
+                log.warning("worker %s stopped during job %s: requeued it", self.name, job.id)
+            except Exception:
+                log.exception("could not requeue job %s after a cold stop", job.id)
+
+    def teardown(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+        super().teardown()
