@@ -1,1 +1,3 @@
-"""Flask edge: REST API and webhook receivers. Verifies, records, enqueues, answers fast."""
+"""Flask edge: REST API and webhook receivers. Verifies, records, enqueues, answers fast.
+
+May import the composition root, the queue and everything below; never ``memrelay.worker``."""

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from memrelay.composition import Services, build_services
 from memrelay.engine.core.logging_setup import configure_logging, request_id_var
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         request_id_var.set(g.request_id)
 
     @app.after_request
-    def _finish(resp):  # type: ignore[no-untyped-def]
+    def _finish(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         if rl := g.get("rate_limit"):
             resp.headers["X-RateLimit-Limit"], resp.headers["X-RateLimit-Remaining"] = str(rl[0]), str(rl[1])

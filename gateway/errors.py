@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from memrelay.engine.core.errors import MemrelayError, RateLimited
@@ -15,7 +16,7 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
-def _render(code: str, message: str, status: int, details: dict | None = None):  # type: ignore[no-untyped-def]
+def _render(code: str, message: str, status: int, details: dict[str, Any] | None = None) -> tuple[Response, int]:
     body = {"error": {"code": code, "message": message, "details": details or {},
                       "requestId": getattr(g, "request_id", None)}}
     return jsonify(body), status
@@ -23,7 +24,7 @@ def _render(code: str, message: str, status: int, details: dict | None = None): 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(MemrelayError)
-    def _memrelay(exc: MemrelayError):  # type: ignore[no-untyped-def]
+    def _memrelay(exc: MemrelayError) -> tuple[Response, int]:
         if exc.http_status >= 500:
             log.error("request failed: %s", exc.message, extra={"code": exc.code})
         resp, status = _render(exc.code, exc.message, exc.http_status, exc.details)
@@ -32,7 +33,7 @@ def register_error_handlers(app: Flask) -> None:
         return resp, status
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
         details = {}
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
@@ -43,6 +44,6 @@ def register_error_handlers(app: Flask) -> None:
         return resp, status
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
         log.exception("unhandled error")
         return _render("internal_error", "internal server error", 500)

@@ -4,4 +4,7 @@
 with the services ``memrelay.workflows.steps.Steps`` is given (never the composition root),
 ``memrelay.workflows.triggers`` starts runs from inbound events, schedules and manual calls, and
 ``memrelay.workflows.n8n`` renders definitions as n8n workflow documents.
+
+May import ``memrelay.engine.ingest`` and everything below it; never the queue, the composition root or an edge
+(runs are enqueued through a callable the triggers are given).
 """

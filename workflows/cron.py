@@ -32,8 +32,8 @@ def _field(part: str, lo: int, hi: int, name: str) -> frozenset[int]:
         if base == "*":
             start, end = lo, hi
         else:
-            start, _, end_s = base.partition("-")
-            start, end = int(start), int(end_s) if end_s else (top if m.group(2) else int(start))
+            start_s, _, end_s = base.partition("-")
+            start, end = int(start_s), int(end_s) if end_s else (top if m.group(2) else int(start_s))
         if not (lo <= start <= end <= top):
             raise ValueError(f"cron {name} value out of range {lo}-{top}: {item!r}")
         values.update(range(start, end + 1, step))

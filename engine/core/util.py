@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import overload
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def as_aware(dt: datetime) -> datetime: ...
+@overload
+def as_aware(dt: None) -> None: ...
+@overload
+def as_aware(dt: datetime | None) -> datetime | None: ...
 
 
 def as_aware(dt: datetime | None) -> datetime | None:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections import defaultdict
@@ -183,7 +184,7 @@ class WebhooksOut:
         with self.db.read() as s:
             return subscription_to_dict(self._sub(s, org_id, sub_id))
 
-    def update(self, org_id: str, sub_id: str, *, url: str | None = None, event_types: list[str] | None = None,
+    def update(self, org_id: str, sub_id: str, *, url: str | None = None, event_types: builtins.list[str] | None = None,
                description: str | None = None, active: bool | None = None) -> dict[str, Any]:
         """Change fields; re-activating clears the reason it was disabled."""
         if url is not None:
@@ -239,7 +240,7 @@ class WebhooksOut:
                       .values(dispatched_at=now), execution_options={"synchronize_session": False})
             return len(rows)
 
-    def due(self, *, limit: int = 500) -> list[str]:
+    def due(self, *, limit: int = 500) -> builtins.list[str]:
         """Deliveries whose next attempt is due (including attempts whose worker died mid-send)."""
         with self.db.read() as s:
             return list(s.scalars(select(WebhookDelivery.id).where(
@@ -327,7 +328,7 @@ class WebhooksOut:
         """The ``deliveries`` policy over this instance's ``schedule`` (``schedule[0]``: before attempt 1)."""
         return DELIVERIES.but(max_attempts=len(self.schedule), schedule=tuple(self.schedule[1:]) or (0.0,))
 
-    def poll(self, org_id: str, event_type: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    def poll(self, org_id: str, event_type: str, *, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """A polling trigger's items: the org's recent events of one type, newest first."""
         check_event_types([event_type])
         with self.db.read() as s:
@@ -369,5 +370,5 @@ class WebhooksOut:
 def _matches(sub: WebhookSubscription, ev: OutboxEvent) -> bool:
     """Same org (guaranteed by the caller), wanted type, and not older than the subscription."""
     wanted = "*" in sub.event_types or ev.event_type in sub.event_types
-    return wanted and as_aware(ev.created_at) >= as_aware(sub.created_at)  # type: ignore[operator]
+    return wanted and as_aware(ev.created_at) >= as_aware(sub.created_at)
 

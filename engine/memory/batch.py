@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -273,7 +274,7 @@ class BatchMemorize:
         good, bad = self.prepare(rows, offset, m, schema)
         bad += self._llm_extract(org_id, good, schema)
         texts = [t for row in good for _, t in row.texts]
-        vectors = emb.embed(texts) if texts else None
+        vectors = emb.embed(texts) if texts else np.empty((0, 0), dtype=np.float32)
         totals = ChunkTotals(errors=list(bad))
         items: list[NewMemory] = []
         k = 0

@@ -201,8 +201,8 @@ class MemoryIndex:
         while ids := self.pending_ids(org_id=org_id, after=last):
             indexed += self.index_memories(ids, flush=False)
             last = ids[-1]
-        if indexed:
-            self.vector_index.flush(self.current_collection())
+        if indexed:  # in the background: reconcile also runs on request paths (erase-record)
+            self.vector_index.flush_soon(self.current_collection())
         return {"indexed": indexed, "tombstones": removed}
 
     def start_background_reconcile(self) -> threading.Thread:

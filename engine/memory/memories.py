@@ -284,14 +284,14 @@ class Memories:
         if not memory_ids and ids is None:
             raise BadRequest("give memoryIds or identifiers of a record")
         with self.db.session() as s:
+            record_id = require_record(s, org_id, ids).id if ids is not None else None
             if memory_ids:  # by primary key; the org and record are checked on the rows
-                record_id = require_record(s, org_id, ids).id if ids is not None else None
                 rows = [(mid, rid) for mid, rid, oid in s.execute(
                     select(Memory.id, Memory.record_id, Memory.org_id).where(Memory.id.in_(memory_ids)))
                         if oid == org_id and record_id in (None, rid)]
-            else:
-                rows = [tuple(r) for r in s.execute(select(Memory.id, Memory.record_id).where(
-                    Memory.org_id == org_id, Memory.record_id == require_record(s, org_id, ids).id))]
+            else:  # no memory_ids: the identifiers were given (checked above), so record_id is set
+                rows = [(mid, rid) for mid, rid in s.execute(select(Memory.id, Memory.record_id).where(
+                    Memory.org_id == org_id, Memory.record_id == record_id))]
             if memory_ids and not rows:
                 raise NotFound("no memory matches those ids")
             now = utcnow()
@@ -323,7 +323,7 @@ def offline_extraction(content: str, specs: list[PropertySpec], ts: datetime, su
 def subject_of(s: Session, rec: Record | None, ids: Identifiers) -> str | None:
     """How facts name the record: its name properties, else email, website or another key."""
     if rec is not None:
-        props = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
+        props: dict[str, Any] = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
             PropertyValue.record_id == rec.id,
             PropertyValue.name.in_(["first_name", "last_name", "name", "deal_name", "company_name"]))).all())
         full = " ".join(str(props[k]) for k in ("first_name", "last_name") if props.get(k))

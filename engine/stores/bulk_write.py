@@ -58,7 +58,7 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     with s.no_autoflush:
         records = _resolve(s, org_id, prepared)
     # create or attach keys, then apply values
-    existing_keys = _existing_keys(s, [r.id for r in records.values() if r is not None])
+    existing_keys = _existing_keys(s, [r.id for r in records.values() if isinstance(r, Record)])
     created: dict[tuple[str, str, str], Record] = {}
     now = utcnow()
     order: list[tuple[_Prepared, Record]] = []

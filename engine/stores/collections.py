@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -173,7 +174,7 @@ class Collections:
                 q = q.where(Collection.entity_type == normalise_entity_type(entity_type))
             return [collection_to_dict(c) for c in s.scalars(q.order_by(Collection.name))]
 
-    def history(self, org_id: str, collection_id: str, *, mode: str = "full") -> list[dict[str, Any]]:
+    def history(self, org_id: str, collection_id: str, *, mode: str = "full") -> builtins.list[dict[str, Any]]:
         """Every version; ``mode='diff'`` gives a unified diff against the previous version."""
         with self.db.read() as s:
             self._get(s, org_id, collection_id)

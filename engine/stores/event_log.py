@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from memrelay.engine.core.backoff import EVENTS
 from memrelay.engine.core.errors import BadRequest, NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
-from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import InboundEvent
 
 MAX_ATTEMPTS = EVENTS.max_attempts
@@ -84,7 +84,7 @@ class EventLog:
                     and_(InboundEvent.status == "processing", InboundEvent.next_attempt_at <= now)),
             ).values(status="processing", attempts=InboundEvent.attempts + 1,
                      next_attempt_at=now + timedelta(seconds=self.lease_s)))
-            if res.rowcount != 1:
+            if rowcount(res) != 1:
                 return None
             return s.get(InboundEvent, event_id)
 
@@ -132,7 +132,7 @@ class EventLog:
             res = s.execute(update(InboundEvent).where(
                 InboundEvent.id.in_(event_ids), InboundEvent.status == "processing",
             ).values(next_attempt_at=utcnow()))
-            return int(res.rowcount or 0)
+            return rowcount(res)
 
     def replay(self, org_id: str | None, event_id: str) -> dict[str, Any]:
         """Put an event back to ``received`` (attempts reset) so it is processed again."""
@@ -171,4 +171,4 @@ class EventLog:
     def counts(self, org_id: str) -> dict[str, int]:
         with self.db.read() as s:
             return dict(s.execute(select(InboundEvent.status, func.count()).where(InboundEvent.org_id == org_id)
-                                  .group_by(InboundEvent.status)).all())  # type: ignore[arg-type]
+                                  .group_by(InboundEvent.status)).all())

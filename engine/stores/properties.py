@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.errors import Conflict, ValidationFailed
@@ -95,7 +95,7 @@ class PendingWrites:
     outbox: list[dict[str, Any]] = field(default_factory=list)
 
     def flush(self, s: Session) -> None:
-        pv = PropertyValue.__table__
+        pv = cast(Table, PropertyValue.__table__)
         if self.inserts:
             s.execute(pv.insert(), self.inserts)
         if self.updates:
@@ -103,9 +103,9 @@ class PendingWrites:
         if self.touches:
             s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.touches)
         if self.history:
-            s.execute(PropertyHistory.__table__.insert(), self.history)
+            s.execute(cast(Table, PropertyHistory.__table__).insert(), self.history)
         if self.outbox:
-            s.execute(OutboxEvent.__table__.insert(), self.outbox)
+            s.execute(cast(Table, OutboxEvent.__table__).insert(), self.outbox)
         self.inserts, self.updates, self.touches, self.history, self.outbox = [], [], [], [], []
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from memrelay.engine.core.errors import BadRequest, NotFound
 from memrelay.engine.core.util import as_aware, iso, new_sortable_id, utcnow
 from memrelay.engine.stores.collections import Collections
-from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import (
     AuditEntry,
     IndexTombstone,
@@ -151,8 +151,8 @@ class Records:
                         s.delete(pv)
                 s.flush()
                 s.execute(update(PropertyHistory).where(PropertyHistory.record_id == gone.id).values(record_id=keep.id))
-                moved["memories"] += s.execute(update(Memory).where(Memory.org_id == org_id, Memory.record_id == gone.id).values(
-                    record_id=keep.id, index_state="pending")).rowcount
+                moved["memories"] += rowcount(s.execute(update(Memory).where(Memory.org_id == org_id, Memory.record_id == gone.id).values(
+                    record_id=keep.id, index_state="pending")))
                 s.execute(delete(Record).where(Record.id == gone.id))
                 emit(s, org_id, "memory.record.deleted", {"recordId": gone.id, "type": gone.entity_type,
                                                           "mergedInto": keep.id, "actor": prov.actor})
@@ -263,11 +263,11 @@ class Records:
         for mid in mem_ids:
             s.add(IndexTombstone(org_id=rec.org_id, memory_id=mid, created_at=now))
         out = {
-            "memories": s.execute(delete(Memory).where(Memory.org_id == rec.org_id,
-                                                       Memory.record_id == rec.id)).rowcount,
-            "history": s.execute(delete(PropertyHistory).where(PropertyHistory.record_id == rec.id)).rowcount,
-            "properties": s.execute(delete(PropertyValue).where(PropertyValue.record_id == rec.id)).rowcount,
-            "keys": s.execute(delete(RecordKey).where(RecordKey.record_id == rec.id)).rowcount,
+            "memories": rowcount(s.execute(delete(Memory).where(Memory.org_id == rec.org_id,
+                                                       Memory.record_id == rec.id))),
+            "history": rowcount(s.execute(delete(PropertyHistory).where(PropertyHistory.record_id == rec.id))),
+            "properties": rowcount(s.execute(delete(PropertyValue).where(PropertyValue.record_id == rec.id))),
+            "keys": rowcount(s.execute(delete(RecordKey).where(RecordKey.record_id == rec.id))),
         }
         s.execute(delete(Record).where(Record.id == rec.id))
         return out

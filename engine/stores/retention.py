@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from memrelay.engine.core.util import utcnow
-from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import OutboxEvent
 from memrelay.engine.stores.db.models_llm import GuidelineDelivery
 from memrelay.engine.stores.db.models_workflows import WorkflowRun
@@ -26,10 +26,10 @@ def purge_history(db: Database, *, days: int = DEFAULT_DAYS, session_days: int =
     now = utcnow()
     cutoff = now - timedelta(days=days)
     with db.session() as s:
-        outbox = s.execute(delete(OutboxEvent).where(OutboxEvent.dispatched_at.is_not(None),
-                                                     OutboxEvent.dispatched_at < cutoff)).rowcount
-        runs = s.execute(delete(WorkflowRun).where(WorkflowRun.finished_at.is_not(None),
-                                                   WorkflowRun.finished_at < cutoff)).rowcount
-        sessions = s.execute(delete(GuidelineDelivery).where(
-            GuidelineDelivery.delivered_at < now - timedelta(days=session_days))).rowcount
+        outbox = rowcount(s.execute(delete(OutboxEvent).where(OutboxEvent.dispatched_at.is_not(None),
+                                                     OutboxEvent.dispatched_at < cutoff)))
+        runs = rowcount(s.execute(delete(WorkflowRun).where(WorkflowRun.finished_at.is_not(None),
+                                                   WorkflowRun.finished_at < cutoff)))
+        sessions = rowcount(s.execute(delete(GuidelineDelivery).where(
+            GuidelineDelivery.delivered_at < now - timedelta(days=session_days))))
     return {"outbox": outbox, "workflowRuns": runs, "guidelineSessions": sessions}

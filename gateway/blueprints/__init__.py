@@ -1,4 +1,5 @@
-"""One blueprint per area; registered here in one place."""
+"""One blueprint per area; registered here in one place. Views parse, authorise, call one service
+(picked from the app's ``Services``) and render; they may import the rest of the gateway and below."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -31,14 +32,18 @@ def readiness_checks() -> dict[str, dict[str, Any]]:
     st = state()
     checks: dict[str, dict[str, Any]] = {}
 
-    def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def run(name: str, fn: Callable[[], dict[str, Any] | None]) -> None:
         try:
             detail = fn()
             checks[name] = {"ok": True, **(detail or {})}
         except Exception as exc:  # a readiness probe reports, it does not raise
             checks[name] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
 
-    run("sql", lambda: (st.services.db.ping(), {"dialect": st.services.db.dialect})[1])
+    def sql() -> dict[str, Any]:
+        st.services.db.ping()
+        return {"dialect": st.services.db.dialect}
+
+    run("sql", sql)
     run("redis", lambda: {"ping": bool(st.redis.ping())})
     run("vector_index", lambda: st.services.vector_index.ping())
 

@@ -108,7 +108,7 @@ class HistoryRequest(IdentifiedRequest):
 
 
 class RecallRequest(IdentifiedRequest):
-    type: str = Field(min_length=1)  # type: ignore[assignment]
+    type: str = Field(min_length=1)
     include_superseded: bool = False
 
 
@@ -280,7 +280,7 @@ def filter_by_property(auth: KeyInfo, body: FilterRequest) -> dict[str, Any]:
     check_page(1, body.limit)
     offset = decode_token(body.nextToken)
     group = Group(logic=body.logic, conditions=[
-        Condition(property=c.propertyName, operator=FILTER_OPERATORS[c.operator], value=c.value)  # type: ignore[arg-type]
+        Condition(property=c.propertyName, operator=FILTER_OPERATORS[c.operator], value=c.value)
         for c in body.conditions])
     q = SearchQuery(identifiers=body.ids(), groups=[group], offset=offset, limit=body.limit)
     items, total = _search(auth, q, True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
+from werkzeug.datastructures import Headers
 
 from memrelay.connectors.mapping import load_mapping_text
 from memrelay.connectors.registry import (
@@ -27,6 +29,22 @@ from memrelay.queue.jobs import enqueue_each
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
+
+
+class _HeaderView(Mapping[str, str]):
+    """Werkzeug ``Headers`` as the ``Mapping[str, str]`` connectors take (case-insensitive, first value wins)."""
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers.keys())
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
 
 def _signed_url() -> str:
@@ -50,9 +68,9 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     try:
         if connector_info(connector).accepts_api_key and api_key_from_request():
             _authorise_api_key(src.org_id)  # Zapier-style actions may use the org's API key instead of the token
-            verified = conn.accept_authenticated(request.headers, raw, source=cfg)
+            verified = conn.accept_authenticated(_HeaderView(request.headers), raw, source=cfg)
         else:
-            verified = conn.verify(request.headers, raw, source=cfg, method=request.method, url=_signed_url(),
+            verified = conn.verify(_HeaderView(request.headers), raw, source=cfg, method=request.method, url=_signed_url(),
                                    token=token or request.args.get("token"))
     except SignatureError as exc:
         log.warning("rejected %s delivery for source %s: %s", connector, source_id, exc.message)

@@ -25,15 +25,21 @@ def run_doctor(settings: Settings) -> int:
             click.echo(f"[FAIL] {name:13} {what}  {exc.__class__.__name__}: {exc}")
 
     services = build_services(settings)
-    check("sql", services.db.url.split("@")[-1], lambda: (services.db.ping(), services.db.dialect)[1])
-    if settings.uses_embedded_redis:
+
+    def sql() -> str:
+        services.db.ping()
+        return services.db.dialect
+
+    check("sql", services.db.url.split("@")[-1], sql)
+    redis_url = settings.redis_url
+    if redis_url is None:  # Settings.uses_embedded_redis
         r = EmbeddedRedis(settings.embedded_redis_socket)
         check("redis", f"embedded ({r.url})",
               lambda: "running" if r.is_alive() else "not running (started by `memrelay up`)")
     else:
         import redis
 
-        check("redis", settings.redis_url or "", lambda: f"ping={redis.Redis.from_url(settings.redis_url).ping()}")
+        check("redis", redis_url, lambda: f"ping={redis.Redis.from_url(redis_url).ping()}")
     if settings.milvus_uri is None:
         port_file = settings.data_dir / "milvus.port"
         check("vector index", f"Milvus Lite ({settings.milvus_target})", lambda: (

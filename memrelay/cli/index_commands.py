@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import click
 
@@ -57,8 +58,7 @@ def reindex_command(org_name: str | None, batch_size: int) -> None:
                       console=console) as bar:
             for org_id in orgs:
                 task = bar.add_task(org_id, total=index.count_memories(org_id))
-                result = index.reindex_org(org_id, batch_size=batch_size,
-                                     progress=lambda n, t=task: bar.advance(t, n))
+                result = index.reindex_org(org_id, batch_size=batch_size, progress=partial(bar.advance, task))
                 bar.update(task, completed=result["reembedded"],
                            description=f"{org_id}: {result['reembedded']} re-embedded, {result['indexed']} indexed")
 

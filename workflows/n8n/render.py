@@ -88,6 +88,7 @@ class _Renderer:
                                 {"httpMethod": "POST", "path": trig.path or self.wf.id, "responseMode": "lastNode",
                                  "options": {}}, extra={"webhookId": stable_id(self.doc.key, "webhook")})
         if isinstance(trig, ScheduleTrigger):
+            rule: dict[str, str | int]
             if trig.cron:
                 rule = {"field": "cronExpression", "expression": trig.cron}
             else:

@@ -1,4 +1,6 @@
-"""Text embedders: WordLlama (default, offline), MiniLM (optional extra), any litellm embedding API."""
+"""Text embedders: WordLlama (default, offline), MiniLM (optional extra), any litellm embedding API.
+
+May import ``memrelay.engine.core`` and the LLM adapter's runtime; no SQL."""
 
 from memrelay.engine.adapters.embedding.factory import DEFAULT_SPEC, build_embedder
 from memrelay.engine.adapters.embedding.lazy import LazyEmbedder

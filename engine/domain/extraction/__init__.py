@@ -1,4 +1,5 @@
-"""Offline fact splitting, date anchoring and typed property extraction."""
+"""Offline fact splitting, date anchoring and typed property extraction. Pure: may import
+``memrelay.engine.core`` and the rest of ``memrelay.engine.domain``."""
 
 from memrelay.engine.domain.extraction.offline import (
     ExtractedValue,

@@ -140,7 +140,7 @@ def _relative(match: re.Match[str], today: date) -> DateMention:
         return _mention(match, today + timedelta(days=offset), "day")
     if g["unit"]:
         step = {"last": -1, "next": 1, "this": 0}[g["dir"]]
-        return _mention(match, _shift_period(today, g["unit"], step), g["unit"])
+        return _mention(match, _shift_period(today, g["unit"], step), _PERIOD_GRANULARITY[g["unit"]])
     if g["wday"]:
         return _mention(match, _weekday(today, _WEEKDAYS[g["wday"]], g["wdir"]), "day")
     if g["n_in"]:
@@ -164,6 +164,8 @@ def _count(token: str) -> int:
 
 
 _UNIT_GRANULARITY: dict[str, Granularity] = {"day": "day", "week": "day", "month": "month", "year": "year"}
+# "last week"/"this quarter" name the whole period.
+_PERIOD_GRANULARITY: dict[str, Granularity] = {"week": "week", "month": "month", "quarter": "quarter", "year": "year"}
 
 
 def _unit_granularity(unit: str) -> Granularity:

@@ -160,9 +160,10 @@ def extract_properties(
     candidates: list[_Candidate] = []
     for p, spec in enumerate(properties):
         keys = property_keywords(spec)
+        prop_sims = option_sims[p] if option_sims else None
         for i, sent in enumerate(sentences):
             emb = float(relevance[p, i]) if relevance is not None else 0.0
-            sims = option_sims[p][i] if option_sims and option_sims[p] is not None else None
+            sims = prop_sims[i] if prop_sims is not None else None
             ctx = _Ctx(spec, keys, sent, i, keyword_score(sent.text, keys), emb, sims)
             candidates += _HANDLERS[spec.type](ctx)
     kept = [c for c in _assign_contested(candidates) if c.confidence >= min_confidence]
@@ -186,7 +187,8 @@ def _analyse(text: str, ts: datetime) -> _Sentence:
     sent.urls = [
         u for u in sent.urls if not _overlaps(u.start, u.end, [(e.start, e.end) for e in sent.emails])
     ]
-    taken = [(m.start, m.end) for m in (*sent.dates, *sent.emails, *sent.urls, *sent.phones)]
+    found: list[DateMention | Match] = [*sent.dates, *sent.emails, *sent.urls, *sent.phones]
+    taken = [(m.start, m.end) for m in found]
     sent.amounts = [a for a in find_amounts(text) if not _overlaps(a.start, a.end, taken)]
     return sent
 

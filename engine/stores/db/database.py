@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 from memrelay.engine.core.errors import ServiceUnavailable
@@ -81,7 +81,13 @@ class Database:
         self.read_engine.dispose()
 
 
-def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def rowcount(result: Result[Any]) -> int:
+    """Rows a DML statement matched (``Session.execute`` types its result as a plain ``Result``)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy emit BEGIN itself (see _sqlite_on_begin) so writers take the lock up front.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
@@ -92,11 +98,11 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
     cur.close()
 
 
-def _sqlite_on_begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_on_begin_immediate(conn: Connection) -> None:
     # IMMEDIATE: a transaction that will write takes the write lock at BEGIN, so two read-modify-write
     # transactions serialize instead of failing with "database is locked" on upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _sqlite_on_begin_deferred(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_on_begin_deferred(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN")
