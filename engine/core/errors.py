@@ -100,6 +100,12 @@ class ServiceUnavailable(MemrelayError):
     http_status = 503
 
 
+class QueueUnavailable(ServiceUnavailable):
+    """The job queue (Redis) cannot be reached: the request that needs it is refused with nothing written."""
+
+    code = "queue_unavailable"
+
+
 class LLMNotConfigured(ServiceUnavailable):
     """A feature needs an LLM but ``MEMRELAY_LLM_MODEL`` is not set (defined here, not in the LLM adapter, so
     checking for it never imports litellm)."""

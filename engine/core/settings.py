@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     web_workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes.")
     public_url: str | None = Field(None, description="Public base URL providers call (HubSpot v3 signs it).")
 
+    # --- SQL pool and connection (PostgreSQL; SQLite uses the timeout only) ---------------------
+    db_pool_size: int = Field(10, ge=1, le=500, description="Pooled SQL connections kept per process.")
+    db_max_overflow: int = Field(20, ge=0, le=500, description="Extra SQL connections a process may open.")
+    db_pool_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for a free pooled connection.")
+    db_pool_recycle_s: int = Field(1800, ge=0, description="Replace pooled connections older than this (0 = never).")
+    db_statement_timeout_ms: int = Field(30_000, ge=0, description="PostgreSQL statement_timeout (0 = none).")
+    db_idle_in_transaction_timeout_ms: int = Field(
+        60_000, ge=0, description="PostgreSQL idle_in_transaction_session_timeout (0 = none).")
+    db_keepalive_idle_s: int = Field(30, ge=0, description="TCP keepalive idle seconds to PostgreSQL (0 = off).")
+    # --- Redis client -------------------------------------------------------------------------
+    redis_socket_timeout_s: float = Field(5.0, gt=0, description="Read/write timeout of Redis commands.")
+    redis_connect_timeout_s: float = Field(2.0, gt=0, description="Timeout to connect to Redis.")
+    redis_health_check_interval_s: int = Field(30, ge=0, description="Ping an idle Redis connection before use.")
+    redis_keepalive: bool = Field(True, description="TCP keepalive on Redis connections.")
+
     max_request_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=1, description="Default per-key request budget per minute.")
     soft_delete_days: int = Field(30, ge=0)

@@ -13,6 +13,14 @@ STARTER_ENTITY_TYPES = {
     "deal": "A sales opportunity with an amount and a stage.",
     "ticket": "A support request raised by a contact.",
 }
+# Identity of the starter types, as Personize's multi-entity guide lays it out:
+# entity type -> (primary key field, secondary key fields)
+STARTER_ENTITY_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "contact": ("email", ("website_url",)),
+    "company": ("website_url", ()),
+    "deal": ("dealId", ("email", "website_url")),
+    "ticket": ("ticketId", ("website_url", "email")),
+}
 
 
 def _p(name: str, type_: str, description: str, **extra: Any) -> dict[str, Any]:

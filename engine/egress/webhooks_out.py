@@ -5,7 +5,8 @@
 - ``dispatch`` turns undispatched outbox rows into one delivery per matching active subscription of the
   same org and marks the rows dispatched, in one transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
   SQLite's write lock serialises dispatchers).
-- ``attempt`` claims a due delivery, re-checks the target address, POSTs and records the attempt. Only 2xx
+- ``attempt`` claims a due delivery (a lease fenced by the attempt number: a holder whose lease expired and
+  was taken over only logs its attempt), re-checks the target address, POSTs and records the attempt. Only 2xx
   succeeds; 410 disables the subscription; 429/502/504 honour ``Retry-After`` when it is later than the
   schedule; after the last scheduled attempt the delivery is dead (the ``deliveries`` retry policy of
   :mod:`memrelay.engine.core.backoff`). Requests go through the guarded client
@@ -293,12 +294,15 @@ class WebhooksOut:
         now = utcnow()
         code = result.status if result else None
         with self.db.session() as s:
-            d = s.get(WebhookDelivery, claim.delivery_id)
+            d = s.get(WebhookDelivery, claim.delivery_id, with_for_update=True)
             if d is None:  # the subscription was deleted meanwhile
                 return {"deliveryId": claim.delivery_id, "status": "deleted", "statusCode": code}
             s.add(WebhookAttempt(org_id=claim.org_id, delivery_id=d.id, attempt=claim.attempt, manual=claim.manual,
                                  status_code=code, response_snippet=result.snippet if result else None,
                                  duration_ms=duration_ms, error=error, created_at=now))
+            if d.status != "sending" or d.attempts != claim.attempt:  # fenced: a newer attempt holds the lease
+                return {"deliveryId": d.id, "status": "stale", "attempt": claim.attempt, "statusCode": code,
+                        "error": "the lease of this attempt expired and was taken over"}
             d.last_status_code, d.last_error = code, error or (None if code and code < 300 else f"HTTP {code}")
             d.status, d.next_attempt_at, d.completed_at = self._next(d.attempts, result, now)
             if code == 410:

@@ -69,16 +69,26 @@ class EventPipeline:
         self.records, self.memories = records, memories
 
     def handle(self, org_id: str, src: Source, event: ConnectorEvent) -> dict[str, Any]:
-        """Apply one event. Raises on failure (the caller records retries)."""
+        """Fetch, then apply one event. Raises on failure (the caller records retries)."""
+        return self.apply(org_id, src, self.fetch(src, event))
+
+    @staticmethod
+    def fetch(src: Source, event: ConnectorEvent) -> ConnectorEvent:
+        """The event with the record the provider's API returns for it (fetching connectors; no SQL)."""
+        action = event.event_type.rsplit(".", 1)[-1]
+        connector = get_connector(src.connector)
+        if (isinstance(connector, FetchingConnector) and action not in NO_FETCH and action != "associationChange"
+                and event.object_id and src.config.get("fetch", True)):
+            fetched = connector.fetch(source_config(src), [event]).get(event.object_id)
+            if fetched:
+                return event.model_copy(update={"record": {**event.record, **fetched}})
+        return event
+
+    def apply(self, org_id: str, src: Source, event: ConnectorEvent) -> dict[str, Any]:
+        """Apply one (fetched) event to memory; the job runs this in one unit of work with its completion."""
         action = event.event_type.rsplit(".", 1)[-1]
         if action == "associationChange":
             return {"skipped": "associations are not mapped"}
-        connector = get_connector(src.connector)
-        if (isinstance(connector, FetchingConnector) and action not in NO_FETCH and event.object_id
-                and src.config.get("fetch", True)):
-            fetched = connector.fetch(source_config(src), [event]).get(event.object_id)
-            if fetched:
-                event = event.model_copy(update={"record": {**event.record, **fetched}})
         mapping = mapping_for(src)
         try:
             mapped = map_event(mapping, event)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.embedder import Embedder
@@ -229,8 +229,13 @@ class BatchMemorize:
             et = normalise_entity_type(req.mapping.entityType)
             existing: set[str] = set()
             new_keys: set[tuple[str, str]] = set()
-            for row in good:
-                rec = resolve_record(s, org_id, row.ids, et)
+            for row in list(good):
+                try:
+                    rec = resolve_record(s, org_id, row.ids, et)
+                except MemrelayError as exc:  # an ambiguous identity (409) is that row's error
+                    good.remove(row)
+                    bad.append((row.index, exc.message))
+                    continue
                 if rec is not None:
                     existing.add(rec.id)
                 else:
@@ -253,6 +258,12 @@ class BatchMemorize:
             s.add(run)
         return CreatedRun(run.id, chunks, {"runId": run.id, "status": "queued", "totalRows": len(req.rows),
                                            "chunks": len(chunks)})
+
+    def discard_run(self, org_id: str, run_id: str) -> None:
+        """Remove a run whose chunks could not be queued (no chunk ran), so no run stays ``queued`` forever."""
+        with self.db.session() as s:
+            s.execute(delete(BatchRun).where(BatchRun.id == run_id, BatchRun.org_id == org_id,
+                                             BatchRun.chunks_done == 0))
 
     def process_chunk(self, run_id: str, org_id: str, chunk_index: int, offset: int, mapping: dict[str, Any],
                       rows: list[dict[str, Any]], source: str = "batch", tags: list[str] | None = None) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 Memory rows are committed with ``index_state="pending"``; after the commit their vectors are upserted to
 Milvus and the rows marked ``"indexed"``. Deletions leave :class:`IndexTombstone` rows in the deleting
 transaction; they are removed once Milvus has deleted the vectors. A crash between the SQL commit and the
-Milvus write therefore loses nothing: :meth:`MemoryIndex.reconcile` (run at gateway/worker start and by
-``memrelay check-index --repair``) indexes what is pending and applies what is tombstoned.
+Milvus write therefore loses nothing: :meth:`MemoryIndex.reconcile` (run at gateway/worker start, periodically by
+the workers' maintenance loop, and by ``memrelay check-index --repair``) indexes what is pending and applies what is tombstoned.
 
 Services that write memories see only :class:`IndexWriter`; those that search see only :class:`IndexSearch`.
 """
@@ -110,7 +110,8 @@ class MemoryIndex:
     def index_memories(self, memory_ids: Sequence[str], *, flush: bool = True) -> int:
         """Upsert the vectors of these pending memories to Milvus and mark them indexed.
 
-        ``flush`` seals them at once; bulk callers pass False and flush once at the end (fewer segments)."""
+        ``flush`` asks for a background seal (Milvus Lite; nothing waits for it); bulk callers pass False and
+        flush once at the end (fewer segments)."""
         indexed = 0
         for i in range(0, len(memory_ids), BATCH):
             with self.db.read() as s:
@@ -127,7 +128,14 @@ class MemoryIndex:
 
         The SQL commit already succeeded and is the truth, so an index failure must not fail the write: the
         rows stay pending (and the tombstones stay) until :meth:`reconcile` runs. ``flush_now=False`` (request
-        paths) leaves sealing to a background flush a moment later."""
+        paths) leaves sealing to a background flush a moment later. Inside a
+        :meth:`~memrelay.engine.stores.db.database.Database.unit_of_work` the push waits for its commit
+        (and returns False: the rows are still pending when the caller returns)."""
+        pushed: list[bool] = []
+        deferred = self.db.after_commit(lambda: pushed.append(self._push(index, tombstones_of, flush_now)))
+        return not deferred and pushed[0]
+
+    def _push(self, index: Sequence[str], tombstones_of: str | None, flush_now: bool) -> bool:
         try:
             if tombstones_of:
                 self.apply_tombstones(org_id=tombstones_of)
@@ -185,8 +193,11 @@ class MemoryIndex:
                 q = q.where(Memory.org_id == org_id)
             return list(s.scalars(q.order_by(Memory.id).limit(limit)))
 
-    def reconcile(self, *, org_id: str | None = None) -> dict[str, int]:
-        """Index every pending memory and apply every tombstone (idempotent; safe to run any time)."""
+    def reconcile(self, *, org_id: str | None = None, between: Callable[[], None] | None = None) -> dict[str, int]:
+        """Index every pending memory and apply every tombstone (idempotent; safe to run any time).
+
+        ``between`` runs before each batch written (a maintenance round's lease and deadline check; it
+        raises to stop the round)."""
         with self.db.read() as s:
             q_pending = select(Memory.id).where(Memory.index_state == "pending").limit(1)
             q_stones = select(IndexTombstone.id).limit(1)
@@ -195,14 +206,20 @@ class MemoryIndex:
                 q_stones = q_stones.where(IndexTombstone.org_id == org_id)
             if s.scalar(q_pending) is None and s.scalar(q_stones) is None:
                 return {"indexed": 0, "tombstones": 0}  # the common start-up case: touch nothing
+        if between is not None:
+            between()
         removed = self.apply_tombstones(org_id=org_id)
         indexed = 0
         last = ""
-        while ids := self.pending_ids(org_id=org_id, after=last):
-            indexed += self.index_memories(ids, flush=False)
-            last = ids[-1]
-        if indexed:  # in the background: reconcile also runs on request paths (erase-record)
-            self.vector_index.flush_soon(self.current_collection())
+        try:
+            while ids := self.pending_ids(org_id=org_id, after=last):
+                if between is not None:
+                    between()
+                indexed += self.index_memories(ids, flush=False)
+                last = ids[-1]
+        finally:
+            if indexed:  # in the background: reconcile also runs on request paths (erase-record)
+                self.vector_index.flush_soon(self.current_collection())
         return {"indexed": indexed, "tombstones": removed}
 
     def start_background_reconcile(self) -> threading.Thread:

@@ -18,7 +18,16 @@ from memrelay.engine.core.util import new_sortable_id, utcnow
 from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.models import Record, RecordKey
-from memrelay.engine.stores.identity import Identifiers, primary_key_for
+from memrelay.engine.stores.identity import (
+    MAX_CANDIDATES,
+    Identifiers,
+    KeyPolicy,
+    choose,
+    claim_primary_key,
+    key_policy,
+    primary_key_name,
+    primary_key_string,
+)
 from memrelay.engine.stores.properties import (
     PendingWrites,
     Provenance,
@@ -42,6 +51,7 @@ class _Prepared:
     keys: list[tuple[str, str]]
     coerced: dict[str, Any]
     prov: Provenance
+    policy: KeyPolicy
 
 
 def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[BulkItem]) -> list[Any]:
@@ -49,43 +59,53 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     out: list[Any] = [None] * len(items)
     types: dict[str, str | MemrelayError] = {}
     schemas: dict[str, dict[str, PropertySpec]] = {}
+    policies: dict[str, KeyPolicy] = {}
     prepared: list[_Prepared] = []
     for i, it in enumerate(items):
         try:
-            prepared.append(_prepare(s, collections, org_id, i, it, types, schemas))
+            prepared.append(_prepare(s, collections, org_id, i, it, types, schemas, policies))
         except MemrelayError as exc:
             out[i] = exc
     with s.no_autoflush:
-        records = _resolve(s, org_id, prepared)
-    # create or attach keys, then apply values
-    existing_keys = _existing_keys(s, [r.id for r in records.values() if isinstance(r, Record)])
-    created: dict[tuple[str, str, str], Record] = {}
+        index = _prefetch(s, org_id, prepared)
+    created: set[str] = set()
     now = utcnow()
     order: list[tuple[_Prepared, Record]] = []
-    for p in prepared:
-        rec = records.get(p.index)
-        if rec is None:
-            rec = next((created[(p.entity_type, k, v)] for k, v in p.keys if (p.entity_type, k, v) in created
-                        and not (k == "website_url" and p.entity_type != "company")), None)
-        if rec is None:
-            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=p.entity_type,
-                         primary_key=primary_key_for(p.entity_type, p.keys), version=0, created_at=now, updated_at=now)
-            s.add(rec)
-            existing_keys[rec.id] = set()
-        elif isinstance(rec, MemrelayError):
-            out[p.index] = rec
-            continue
-        for k, v in p.keys:
-            created.setdefault((p.entity_type, k, v), rec)
-            have = existing_keys.setdefault(rec.id, set())
-            if (k, v) not in have and not (k == "record_id" and v == rec.id):
-                s.add(RecordKey(org_id=org_id, record_id=rec.id, key_name=k, key_value=v[:512]))
-                have.add((k, v))
-        order.append((p, rec))
+    with s.no_autoflush:
+        for p in prepared:
+            try:
+                rec = index.resolve(p)
+            except MemrelayError as exc:
+                out[p.index] = exc
+                continue
+            if rec is None:
+                identity = p.policy.identity_key(p.keys)
+                if identity is None:
+                    out[p.index] = NotFound("no record matches those identifiers",
+                                            details={"tried": [{"key": k, "value": v} for k, v in p.keys]})
+                    continue
+                rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=p.entity_type,
+                             primary_key=primary_key_string(identity)[:512], version=0, created_at=now,
+                             updated_at=now, deleted_at=None)
+                s.add(rec)
+                created.add(rec.id)
+            else:
+                old = rec.primary_key
+                claim_primary_key(rec, p.keys, p.policy)
+                if rec.primary_key != old:
+                    index.rekey(rec, old)
+            for k, v in p.keys:  # the prefetch holds every record that has one of the chunk's keys
+                if not index.has(k, v, rec) and not (k == "record_id" and v == rec.id):
+                    s.add(RecordKey(org_id=org_id, record_id=rec.id, key_name=k, key_value=v[:512]))
+                    index.add(k, v, rec)
+            order.append((p, rec))
+    existed = {rec.id for _, rec in order if rec.id not in created}
+    live = sorted(existed)
+    if live and s.bind is not None and s.bind.dialect.name == "postgresql":
+        list(s.scalars(select(Record.id).where(Record.id.in_(live)).order_by(Record.id).with_for_update()))
     s.flush()
     # Records created in this chunk have no values yet: read current values only for pre-existing ones
     # (on a bulk load this skips the query entirely, and stale planner statistics cannot bite).
-    existed = {r.id for r in records.values() if isinstance(r, Record)}
     current = load_current(s, [rec.id for _, rec in order if rec.id in existed])
     writes = PendingWrites()
     for p, rec in order:
@@ -98,7 +118,8 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
 
 
 def _prepare(s: Session, collections: Collections, org_id: str, i: int, it: BulkItem,
-             types: dict[str, str | MemrelayError], schemas: dict[str, dict[str, PropertySpec]]) -> _Prepared:
+             types: dict[str, str | MemrelayError], schemas: dict[str, dict[str, PropertySpec]],
+             policies: dict[str, KeyPolicy]) -> _Prepared:
     it.ids.require_any()
     wanted = it.ids.type or it.ids.inferred_type()
     if not wanted:
@@ -113,21 +134,77 @@ def _prepare(s: Session, collections: Collections, org_id: str, i: int, it: Bulk
         raise et
     if et not in schemas:
         schemas[et] = collections.schema_for(s, org_id, et)
+        policies[et] = key_policy(s, org_id, et)
     schema = schemas[et]
     check_known(schema, list(it.properties), et)
     coerced = {n: coerce(schema[n], v) for n, v in it.properties.items()}
-    return _Prepared(i, et, it.ids.keys(), coerced, it.prov)
+    return _Prepared(i, et, it.ids.keys(), coerced, it.prov, policies[et])
 
 
-def _resolve(s: Session, org_id: str, prepared: list[_Prepared]) -> dict[int, Record | MemrelayError | None]:
-    """One query per key name for the whole chunk; most specific key wins, as in identity.resolve_record."""
+class _ChunkIndex:
+    """The chunk's candidate records by key (prefetched, plus records created or keyed in this chunk)."""
+
+    def __init__(self) -> None:
+        # (key name, value) -> entity type -> name of the record's primary key -> {record id: record}
+        self.by_key: dict[tuple[str, str], dict[str, dict[str, dict[str, Record]]]] = {}
+        self.by_id: dict[str, Record] = {}
+        self._ids: set[tuple[str, str, str]] = set()
+
+    def add(self, name: str, value: str, rec: Record) -> None:
+        if not self.has(name, value, rec):
+            self._ids.add((name, value, rec.id))
+            (self.by_key.setdefault((name, value), {}).setdefault(rec.entity_type, {})
+             .setdefault(primary_key_name(rec.primary_key), {})[rec.id]) = rec
+
+    def has(self, name: str, value: str, rec: Record) -> bool:
+        return (name, value, rec.id) in self._ids
+
+    def rekey(self, rec: Record, old_primary_key: str) -> None:
+        """Re-file a record whose primary key was just claimed."""
+        for (name, value, rid) in [t for t in self._ids if t[2] == rec.id]:
+            groups = self.by_key[(name, value)][rec.entity_type]
+            groups.get(primary_key_name(old_primary_key), {}).pop(rid, None)
+            groups.setdefault(primary_key_name(rec.primary_key), {})[rid] = rec
+
+    def resolve(self, p: _Prepared) -> Record | None:
+        """The identity rules of :func:`memrelay.engine.stores.identity.choose`; deleted records answer 404."""
+        def candidates(live: bool) -> Any:
+            def lookup(n: str, v: str, exclude: str | None) -> list[Record]:
+                out: list[Record] = []
+                for pk_name, recs in self.by_key.get((n, v), {}).get(p.entity_type, {}).items():
+                    if pk_name == exclude:
+                        continue
+                    out += [r for r in recs.values() if r.deleted_at is None or not live]
+                    if len(out) > MAX_CANDIDATES:
+                        break
+                return out[:MAX_CANDIDATES + 1]
+            return lookup
+
+        def by_id(live: bool) -> Any:
+            def get(rid: str) -> Record | None:
+                r = self.by_id.get(rid)
+                ok = r is not None and r.entity_type == p.entity_type and (r.deleted_at is None or not live)
+                return r if ok else None
+            return get
+
+        rec = choose(p.keys, p.policy, candidates(True), by_id(True))
+        if rec is None:
+            gone = choose(p.keys, p.policy, candidates(False), by_id(False))
+            if gone is not None:
+                raise NotFound("that record is deleted; cancel the deletion to write to it",
+                               details={"recordId": gone.id})
+        return rec
+
+
+def _prefetch(s: Session, org_id: str, prepared: list[_Prepared]) -> _ChunkIndex:
+    """One query per key name for the whole chunk (an index range per name, not a filter)."""
+    index = _ChunkIndex()
     wanted = {(k, v) for p in prepared for k, v in p.keys if not (k == "record_id" and v.startswith("rec_"))}
     direct = {v for p in prepared for k, v in p.keys if k == "record_id" and v.startswith("rec_")}
-    by_key: dict[tuple[str, str, str], Record] = {}
     by_name: dict[str, list[str]] = {}
     for name, value in wanted:
         by_name.setdefault(name, []).append(value)
-    for name, values in by_name.items():  # key_value = ANY(...) per key name: an index range, not a filter
+    for name, values in by_name.items():
         for start in range(0, len(values), 500):
             q = (select(RecordKey.key_name, RecordKey.key_value, Record)
                  .join(Record, Record.id == RecordKey.record_id)
@@ -135,34 +212,8 @@ def _resolve(s: Session, org_id: str, prepared: list[_Prepared]) -> dict[int, Re
                         RecordKey.key_value.in_(values[start:start + 500]))
                  .order_by(Record.created_at, Record.id))
             for key_name, value, rec in s.execute(q):
-                by_key.setdefault((rec.entity_type, key_name, value), rec)
-    by_id = {r.id: r for r in s.scalars(select(Record).where(Record.org_id == org_id, Record.id.in_(direct)))} \
-        if direct else {}
-    out: dict[int, Record | MemrelayError | None] = {}
-    for p in prepared:
-        found: Record | None = None
-        for k, v in p.keys:
-            if k == "website_url" and p.entity_type != "company":
-                continue
-            cand = by_id.get(v) if (k == "record_id" and v.startswith("rec_")) else by_key.get((p.entity_type, k, v))
-            if cand is not None and cand.entity_type == p.entity_type:
-                found = cand
-                break
-        if found is not None and found.deleted_at is not None:
-            out[p.index] = NotFound("that record is deleted; cancel the deletion to write to it",
-                                    details={"recordId": found.id})
-        else:
-            out[p.index] = found
-    live = sorted({r.id for r in out.values() if isinstance(r, Record)})
-    if live and s.bind is not None and s.bind.dialect.name == "postgresql":
-        list(s.scalars(select(Record.id).where(Record.id.in_(live)).order_by(Record.id).with_for_update()))
-    return out
-
-
-def _existing_keys(s: Session, record_ids: list[str]) -> dict[str, set[tuple[str, str]]]:
-    out: dict[str, set[tuple[str, str]]] = {}
-    for start in range(0, len(record_ids), 900):
-        for rid, n, v in s.execute(select(RecordKey.record_id, RecordKey.key_name, RecordKey.key_value).where(
-                RecordKey.record_id.in_(record_ids[start:start + 900]))):
-            out.setdefault(rid, set()).add((n, v))
-    return out
+                index.add(key_name, value, rec)
+    if direct:
+        index.by_id = {r.id: r for r in s.scalars(select(Record).where(Record.org_id == org_id,
+                                                                        Record.id.in_(direct)))}
+    return index

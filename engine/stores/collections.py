@@ -16,6 +16,7 @@ from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.core.versioning import render_history
 from memrelay.engine.domain.starter_schema import (
     STARTER_COLLECTIONS,
+    STARTER_ENTITY_KEYS,
     STARTER_ENTITY_TYPES,
     SYSTEM_ENTITY_TYPES,
 )
@@ -63,6 +64,7 @@ def collection_to_dict(c: Collection) -> dict[str, Any]:
 
 def entity_type_to_dict(e: EntityType) -> dict[str, Any]:
     return {"id": e.id, "name": e.name, "description": e.description, "system": e.system,
+            "primaryKeyField": e.primary_key_field, "secondaryKeys": list(e.secondary_keys or []),
             "archived": e.archived_at is not None, "createdAt": iso(e.created_at)}
 
 
@@ -74,22 +76,33 @@ class Collections:
         self._schemas: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, PropertySpec]]] = {}
 
     # --- entity types ------------------------------------------------------------------------
-    def ensure_entity_type(self, s: Session, org_id: str, name: str, *, description: str = "") -> EntityType:
+    def ensure_entity_type(self, s: Session, org_id: str, name: str, *, description: str = "",
+                           primary_key_field: str | None = None,
+                           secondary_keys: builtins.list[str] | None = None) -> EntityType:
+        """The entity type, created when missing; starter types get their declared keys."""
         name = normalise_entity_type(name)
         et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, EntityType.name == name))
         if et is None:
+            primary, secondary = STARTER_ENTITY_KEYS.get(name, (None, ()))
             et = EntityType(id=new_id("et"), org_id=org_id, name=name, description=description,
-                            system=name in SYSTEM_ENTITY_TYPES, created_at=utcnow())
+                            system=name in SYSTEM_ENTITY_TYPES, created_at=utcnow(),
+                            primary_key_field=primary_key_field or primary,
+                            secondary_keys=list(secondary_keys if secondary_keys is not None else secondary))
             s.add(et)
             s.flush()
         return et
 
-    def create_entity_type(self, org_id: str, name: str, description: str = "") -> dict[str, Any]:
+    def create_entity_type(self, org_id: str, name: str, description: str = "", *,
+                           primary_key_field: str | None = None,
+                           secondary_keys: builtins.list[str] | None = None) -> dict[str, Any]:
+        """A custom entity type; ``primary_key_field`` (e.g. ``studentNumber``) is its records' identity."""
         with self.db.session() as s:
             if s.scalar(select(EntityType.id).where(EntityType.org_id == org_id,
                                                      EntityType.name == normalise_entity_type(name))):
                 raise Conflict(f"entity type {name!r} already exists")
-            return entity_type_to_dict(self.ensure_entity_type(s, org_id, name, description=description))
+            return entity_type_to_dict(self.ensure_entity_type(s, org_id, name, description=description,
+                                                               primary_key_field=primary_key_field,
+                                                               secondary_keys=secondary_keys))
 
     def list_entity_types(self, org_id: str, *, include_archived: bool = False) -> list[dict[str, Any]]:
         with self.db.read() as s:

@@ -5,6 +5,13 @@ The log — not Redis — is the truth: an event is ``received`` when stored (a 
 ``next_attempt_at`` from the ``events`` retry policy (:mod:`memrelay.engine.core.backoff`) until
 ``MAX_ATTEMPTS``, then ``dead``. The sweeper re-enqueues ``received`` events whose job is not in Redis,
 due ``failed`` ones and expired leases.
+
+Leases are fenced by the attempt number :meth:`EventLog.claim` hands out: :meth:`~EventLog.complete`,
+:meth:`~EventLog.fail` and :meth:`~EventLog.give_back` apply only while the event is still ``processing``
+under that attempt, so a worker whose lease expired and was re-claimed cannot overwrite the newer attempt.
+:meth:`~EventLog.complete` runs in the transaction that applied the event and writes its ``event.processed``
+notification there (``event.failed`` likewise with the dead letter): effect, completion and notification
+commit together or not at all.
 """
 
 from __future__ import annotations
@@ -14,16 +21,24 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from memrelay.engine.core.backoff import EVENTS
-from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.engine.core.errors import BadRequest, Conflict, NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import InboundEvent
+from memrelay.engine.stores.outbox import emit
 
 MAX_ATTEMPTS = EVENTS.max_attempts
 LEASE_S = 300
 STATUSES = ("received", "processing", "processed", "failed", "dead")
+
+
+class LeaseLost(Conflict):
+    """The event's lease was taken over by a newer attempt; the stale holder's writes must not commit."""
+
+    code = "lease_lost"
 
 
 def event_to_dict(e: InboundEvent, *, payload: bool = False) -> dict[str, Any]:
@@ -88,24 +103,44 @@ class EventLog:
                 return None
             return s.get(InboundEvent, event_id)
 
-    def complete(self, event_id: str, result: dict[str, Any]) -> None:
-        with self.db.session() as s:
-            s.execute(update(InboundEvent).where(InboundEvent.id == event_id).values(
-                status="processed", result=result, processed_at=utcnow(), last_error=None, next_attempt_at=None))
+    def complete(self, s: Session, ev: InboundEvent, result: dict[str, Any]) -> bool:
+        """Mark the claimed event ``processed`` and emit ``event.processed``, in ``s`` — the transaction that
+        applied it. False (nothing written) when the caller no longer holds the lease of attempt
+        ``ev.attempts``: it must roll its effect back."""
+        res = s.execute(update(InboundEvent).where(
+            InboundEvent.id == ev.id, InboundEvent.status == "processing", InboundEvent.attempts == ev.attempts,
+        ).values(status="processed", result=result, processed_at=utcnow(), last_error=None, next_attempt_at=None))
+        if rowcount(res) != 1:
+            return False
+        emit(s, ev.org_id, "event.processed", {"eventId": ev.id, "eventType": ev.event_type, "result": result})
+        return True
 
-    def fail(self, event_id: str, error: str) -> str:
-        """Record a failed attempt: back to ``failed`` with backoff, or ``dead`` when attempts are exhausted."""
+    def fail(self, event_id: str, error: str, *, attempt: int | None = None) -> str:
+        """Record a failed attempt: back to ``failed`` with backoff, or ``dead`` (emitting ``event.failed`` in
+        the same transaction) when attempts are exhausted. With ``attempt`` (a worker's lease) nothing is
+        written unless that attempt still holds the lease: returns ``"stale"``."""
         with self.db.session() as s:
-            ev = s.get(InboundEvent, event_id)
+            ev = s.get(InboundEvent, event_id, with_for_update=True)
             if ev is None:
                 return "missing"
+            if attempt is not None and (ev.status != "processing" or ev.attempts != attempt):
+                return "stale"
             ev.last_error = error[:4000]
             delay = EVENTS.but(max_attempts=self.max_attempts).next_delay(ev.attempts)
             if delay is None:
                 ev.status, ev.next_attempt_at = "dead", None
+                emit(s, ev.org_id, "event.failed", {"eventId": event_id, "error": error[:500]})
             else:
                 ev.status, ev.next_attempt_at = "failed", utcnow() + timedelta(seconds=delay)
             return ev.status
+
+    def give_back(self, event_id: str, attempt: int) -> bool:
+        """The lease holder of ``attempt`` gives its lease back (it was stopped): the event is due now."""
+        with self.db.session() as s:
+            res = s.execute(update(InboundEvent).where(
+                InboundEvent.id == event_id, InboundEvent.status == "processing", InboundEvent.attempts == attempt,
+            ).values(next_attempt_at=utcnow()))
+            return rowcount(res) == 1
 
     def due(self, *, stale_after_s: int = 30, limit: int = 500) -> list[str]:
         """Events a sweeper should (re-)enqueue: never picked up, failed and due, or lease expired."""

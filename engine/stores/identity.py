@@ -1,18 +1,37 @@
-"""Record identity: primary key, secondary keys (email, website_url, record_id, custom keys), resolution."""
+"""Record identity: primary key, secondary keys (email, website_url, record_id, custom keys), resolution.
+
+Each entity type declares the field that is its records' primary key (``primaryKeyField``: ``email``,
+``website_url`` or a custom key such as ``dealId``) and the fields records may carry as secondary keys.
+Resolution rules (the same for reads and writes, single and bulk):
+
+1. ``record_id: rec_…`` names that record.
+2. The *identity key* of a request is the declared primary key when the request carries it, otherwise
+   its most specific key (custom keys, then email, then website_url). Records holding that key are the
+   answer: one is found, several are ambiguous (409 naming them).
+3. Otherwise each other key is tried, most specific first, but a record whose primary key is of the same
+   field (and therefore has a *different* value) is never a candidate: a secondary key never merges two
+   records with different primary keys. The first key with candidates decides (one, or 409).
+
+Nothing found: 404 naming the keys tried; an unknown entity type: 422 listing the known ones.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from memrelay.engine.core.errors import BadRequest, NotFound
-from memrelay.engine.stores.db.models import Record, RecordKey
+from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from memrelay.engine.stores.db.models import EntityType, Record, RecordKey
 
 ACCEPTED_IDENTIFIERS = ["email", "website_url", "record_id", "customKeyName + customKeyValue", "customKeys"]
+MAX_CANDIDATES = 20
+CUSTOM = "custom:"
 
 
 def normalise_email(email: str) -> str:
@@ -34,12 +53,34 @@ def normalise_url(url: str) -> str:
     return host + path
 
 
+def normalise_type(name: str | None) -> str | None:
+    """Entity types are case-insensitive: ``Contact`` and ``contact`` are the same type."""
+    return name.strip().lower() or None if isinstance(name, str) else name
+
+
+def key_name_for_field(field: str) -> str:
+    """Stored key name of an identifier field: ``email``, ``website_url``, ``record_id`` or ``custom:<field>``."""
+    f = field.strip()
+    if f.lower() in ("email",):
+        return "email"
+    if f in ("website_url", "websiteUrl", "website"):
+        return "website_url"
+    if f in ("record_id", "recordId"):
+        return "record_id"
+    return f if f.startswith(CUSTOM) else CUSTOM + f
+
+
+def field_for_key_name(name: str) -> str:
+    """The identifier field a stored key name came from (``custom:dealId`` → ``dealId``)."""
+    return name.removeprefix(CUSTOM)
+
+
 class Identifiers(BaseModel):
     """Ways a caller names a record (Personize-compatible field names, snake or camel case)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    type: str | None = Field(None, description="Entity type, e.g. contact, company, deal.")
+    type: str | None = Field(None, description="Entity type, e.g. contact, company, deal (case-insensitive).")
     email: str | None = None
     website_url: str | None = Field(None, alias="websiteUrl")
     record_id: str | None = Field(None, alias="recordId")
@@ -58,18 +99,23 @@ class Identifiers(BaseModel):
                     data[name] = data.pop(alias)
         return data
 
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str | None) -> str | None:
+        return normalise_type(v)
+
     def keys(self) -> list[tuple[str, str]]:
         """Normalised (key_name, key_value) pairs, most specific first."""
         out: list[tuple[str, str]] = []
         if self.record_id:
             out.append(("record_id", str(self.record_id).strip()))
+        if self.customKeyName and self.customKeyValue:
+            out.append((f"{CUSTOM}{self.customKeyName}", str(self.customKeyValue).strip()))
+        for k, v in self.customKeys.items():
+            if v not in (None, "") and (f"{CUSTOM}{k}", str(v).strip()) not in out:
+                out.append((f"{CUSTOM}{k}", str(v).strip()))
         if self.email:
             out.append(("email", normalise_email(self.email)))
-        if self.customKeyName and self.customKeyValue:
-            out.append((f"custom:{self.customKeyName}", str(self.customKeyValue).strip()))
-        for k, v in self.customKeys.items():
-            if v not in (None, ""):
-                out.append((f"custom:{k}", str(v).strip()))
         if self.website_url:
             out.append(("website_url", normalise_url(self.website_url)))
         return out
@@ -87,93 +133,190 @@ class Identifiers(BaseModel):
             raise BadRequest("an identifier is required", details={"accepted": ACCEPTED_IDENTIFIERS})
 
 
-def primary_key_for(entity_type: str, keys: list[tuple[str, str]]) -> str:
-    """The primary key a new record gets: company → website, otherwise the most specific key."""
-    by_name = dict(reversed(keys))
-    if entity_type == "company" and "website_url" in by_name:
-        return f"website_url:{by_name['website_url']}"
-    name, value = keys[0]
-    return f"{name}:{value}"
+# --- key policy ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyPolicy:
+    """What an entity type declares about identity (stored key names)."""
+
+    primary: str | None = None
+    secondary: tuple[str, ...] = ()
+
+    def identity_key(self, keys: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+        """The key that identifies a request's record: the declared primary if carried, else the most specific."""
+        usable = [(n, v) for n, v in keys if not _is_record_id(n, v)]
+        if self.primary:
+            for n, v in usable:
+                if n == self.primary:
+                    return n, v
+        return usable[0] if usable else None
+
+
+def policy_of(et: EntityType | None) -> KeyPolicy:
+    if et is None or not et.primary_key_field:
+        return KeyPolicy()
+    return KeyPolicy(key_name_for_field(et.primary_key_field),
+                     tuple(key_name_for_field(f) for f in (et.secondary_keys or [])))
+
+
+def key_policy(s: Session, org_id: str, entity_type: str | None) -> KeyPolicy:
+    """The declared key policy of an entity type (an empty policy for unknown or undeclared types)."""
+    if not entity_type:
+        return KeyPolicy()
+    return policy_of(s.scalar(select(EntityType).where(EntityType.org_id == org_id,
+                                                      EntityType.name == normalise_type(entity_type))))
+
+
+def primary_key_string(key: tuple[str, str]) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def primary_key_name(primary_key: str) -> str:
+    """Key name of a stored primary key: ``custom:dealId:D-100`` → ``custom:dealId``."""
+    if primary_key.startswith(CUSTOM):
+        return CUSTOM + primary_key[len(CUSTOM):].split(":", 1)[0]
+    return primary_key.split(":", 1)[0]
+
+
+# --- resolution ------------------------------------------------------------------------------------
+def _is_record_id(name: str, value: str) -> bool:
+    return name == "record_id" and value.startswith("rec_")
+
+
+def ambiguous(name: str, value: str, hits: Sequence[Record]) -> Conflict:
+    """409: a key that names several records (never a silent pick)."""
+    return Conflict(f"{field_for_key_name(name)} {value!r} matches {len(hits)} records; name one by its "
+                    "primary key or record_id",
+                    details={"key": field_for_key_name(name), "value": value,
+                             "candidates": [{"recordId": h.id, "type": h.entity_type, "primaryKey": h.primary_key}
+                                            for h in hits[:MAX_CANDIDATES]]})
+
+
+Candidates = Callable[[str, str, "str | None"], list[Record]]
+
+
+def choose(keys: Sequence[tuple[str, str]], policy: KeyPolicy, candidates: Candidates,
+           by_id: Callable[[str], Record | None]) -> Record | None:
+    """Apply the resolution rules (module docstring) to one request's keys; raises 409 when ambiguous.
+
+    ``candidates(name, value, exclude)`` lists (up to ``MAX_CANDIDATES + 1``) records holding the key,
+    leaving out those whose primary key is of the field ``exclude``."""
+    identity = policy.identity_key(keys)
+    for n, v in keys:
+        if _is_record_id(n, v):
+            rec = by_id(v)
+            if rec is not None and identity is not None and policy.primary and identity[0] == policy.primary \
+                    and rec.primary_key.startswith(policy.primary + ":") \
+                    and rec.primary_key != primary_key_string(identity):
+                raise Conflict(f"record {rec.id} has primary key {rec.primary_key!r}, not "
+                               f"{primary_key_string(identity)!r}", details={"recordId": rec.id})
+            return rec
+    if identity is None:
+        return None
+    hits = candidates(*identity, None)
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise ambiguous(*identity, hits)
+    for n, v in keys:
+        if (n, v) == identity:
+            continue
+        hits = candidates(n, v, identity[0])
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise ambiguous(n, v, hits)
+    return None
+
+
+def _sql_candidates(s: Session, org_id: str, entity_type: str | None,
+                    include_deleted: bool) -> Candidates:
+    def lookup(name: str, value: str, exclude: str | None) -> list[Record]:
+        q = select(Record).join(RecordKey, RecordKey.record_id == Record.id).where(
+            RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value,
+            Record.org_id == org_id)
+        if exclude:
+            q = q.where(~Record.primary_key.startswith(exclude + ":", autoescape=True))
+        if entity_type:
+            q = q.where(Record.entity_type == entity_type)
+        if not include_deleted:
+            q = q.where(Record.deleted_at.is_(None))
+        return list(s.scalars(q.order_by(Record.created_at, Record.id).limit(MAX_CANDIDATES + 1)))
+    return lookup
+
+
+def _sql_by_id(s: Session, org_id: str, entity_type: str | None,
+               include_deleted: bool) -> Callable[[str], Record | None]:
+    def get(rid: str) -> Record | None:
+        rec = s.get(Record, rid)
+        if rec is None or rec.org_id != org_id or (entity_type and rec.entity_type != entity_type):
+            return None
+        return rec if include_deleted or rec.deleted_at is None else None
+    return get
+
+
+def resolve_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None, *,
+                   include_deleted: bool = False) -> Record | None:
+    """The one record (of ``entity_type`` when given) the identifiers name, or None; 409 when ambiguous."""
+    et = normalise_type(entity_type)
+    keys = ids.keys()
+    policy = key_policy(s, org_id, et) if len(keys) > 1 else KeyPolicy()  # one key: it is the identity
+    return choose(keys, policy, _sql_candidates(s, org_id, et, include_deleted),
+                  _sql_by_id(s, org_id, et, include_deleted))
 
 
 def find_records(s: Session, org_id: str, ids: Identifiers, *, entity_type: str | None = None,
                  include_deleted: bool = False) -> list[Record]:
-    """Every live record any of the identifiers points at (cross-type unless a type is given)."""
-    keys = ids.keys()
-    if not keys:
-        return []
+    """Every record any of the identifiers points at (cross-type unless a type is given)."""
+    et = normalise_type(entity_type)
+    lookup, get = _sql_candidates(s, org_id, et, include_deleted), _sql_by_id(s, org_id, et, include_deleted)
     found: dict[str, Record] = {}
-    for name, value in keys:
-        if name == "record_id" and value.startswith("rec_"):
-            rec = s.get(Record, value)
-            rows = [rec] if rec is not None and rec.org_id == org_id else []
-        else:
-            rows = list(s.scalars(select(Record).join(RecordKey, RecordKey.record_id == Record.id).where(
-                RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value,
-                Record.org_id == org_id)))
+    for name, value in ids.keys():
+        rows = [r for r in [get(value)] if r is not None] if _is_record_id(name, value) else lookup(name, value, None)
         for r in rows:
-            if entity_type and r.entity_type != entity_type:
-                continue
-            if r.deleted_at is not None and not include_deleted:
-                continue
             found.setdefault(r.id, r)
     return sorted(found.values(), key=lambda r: (r.created_at, r.id))
 
 
-def resolve_record(s: Session, org_id: str, ids: Identifiers, entity_type: str, *,
-                   include_deleted: bool = False) -> Record | None:
-    """The one record of ``entity_type`` the identifiers name, trying keys from most to least specific.
-
-    A website URL only identifies a company (many contacts share their company's site)."""
-    for name, value in ids.keys():
-        if name == "website_url" and entity_type != "company":
-            continue
-        single = Identifiers(record_id=value) if name == "record_id" else None
-        probe = single or _probe(name, value)
-        matches = find_records(s, org_id, probe, entity_type=entity_type, include_deleted=include_deleted)
-        if matches:
-            return matches[0]
-    return None
-
-
-def _probe(name: str, value: str) -> Identifiers:
-    if name == "email":
-        return Identifiers(email=value)
-    if name == "website_url":
-        return Identifiers(website_url=value)
-    return Identifiers(customKeys={name.removeprefix("custom:"): value})
-
-
-def locate_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> tuple[str, str]:
-    """``(record id, entity type)`` of the live record the identifiers name — the same rules as
-    :func:`require_record`, read with one light query per key (the recall hot path). 404 otherwise."""
-    ids.require_any()
-    et = entity_type or ids.type or ids.inferred_type()
-    for name, value in ids.keys():
-        if name == "website_url" and et is not None and et != "company":
-            continue
-        if name == "record_id" and value.startswith("rec_"):
-            q = select(Record.id, Record.entity_type).where(Record.id == value)
-        else:
-            q = select(Record.id, Record.entity_type).join(RecordKey, RecordKey.record_id == Record.id).where(
-                RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value)
-        q = q.where(Record.org_id == org_id, Record.deleted_at.is_(None))
-        if et is not None:
-            q = q.where(Record.entity_type == et)
-        row = s.execute(q.order_by(Record.created_at, Record.id).limit(1)).first()
-        if row is not None:
-            return row[0], row[1]
-    raise NotFound("no record matches those identifiers")
+def not_found(s: Session, org_id: str, ids: Identifiers, entity_type: str | None,
+              message: str = "no record matches those identifiers") -> NotFound | ValidationFailed:
+    """404 naming the keys tried — or 422 listing the known types when the entity type does not exist."""
+    et = normalise_type(entity_type)
+    if et:
+        known = sorted(s.scalars(select(EntityType.name).where(EntityType.org_id == org_id,
+                                                              EntityType.archived_at.is_(None))).all())
+        if et not in known:
+            return ValidationFailed(f"unknown entity type {et!r}", details={"known": known})
+    return NotFound(message, details={"type": et, "tried": [{"key": field_for_key_name(n), "value": v}
+                                                           for n, v in ids.keys()]})
 
 
 def require_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> Record:
-    """Resolve an existing live record or raise 404 (never another org's)."""
+    """Resolve an existing live record or raise 404/409/422 (never another org's)."""
     ids.require_any()
-    et = entity_type or ids.type
-    rec = resolve_record(s, org_id, ids, et) if et else next(iter(find_records(s, org_id, ids)), None)
+    et = normalise_type(entity_type) or ids.type
+    if et is None and (inferred := ids.inferred_type()):  # an email means a contact, a bare website a company
+        rec = resolve_record(s, org_id, ids, inferred)
+        if rec is not None:
+            return rec
+    rec = resolve_record(s, org_id, ids, et)
     if rec is None:
-        raise NotFound("no record matches those identifiers")
+        raise not_found(s, org_id, ids, et)
     return rec
+
+
+def locate_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> tuple[str, str]:
+    """``(record id, entity type)`` of the live record the identifiers name — :func:`require_record` with
+    the type inferred from the identifiers (an email means a contact) when none is given."""
+    rec = require_record(s, org_id, ids, normalise_type(entity_type) or ids.type or ids.inferred_type())
+    return rec.id, rec.entity_type
+
+
+def claim_primary_key(rec: Record, keys: Sequence[tuple[str, str]], policy: KeyPolicy) -> None:
+    """A record found by a secondary key adopts the declared primary key the write carried."""
+    identity = policy.identity_key(keys)
+    if identity and policy.primary and identity[0] == policy.primary \
+            and not rec.primary_key.startswith(policy.primary + ":"):
+        rec.primary_key = primary_key_string(identity)[:512]
 
 
 def attach_keys(s: Session, record: Record, keys: list[tuple[str, str]]) -> None:
@@ -193,8 +336,8 @@ def record_keys(s: Session, record_ids: list[str]) -> dict[str, dict[str, Any]]:
         return out
     for rid, name, value in s.execute(select(RecordKey.record_id, RecordKey.key_name, RecordKey.key_value)
                                       .where(RecordKey.record_id.in_(record_ids))):
-        if name.startswith("custom:"):
-            out[rid].setdefault("customKeys", {})[name[7:]] = value
+        if name.startswith(CUSTOM):
+            out[rid].setdefault("customKeys", {})[name[len(CUSTOM):]] = value
         else:
             out[rid].setdefault(name, value)
     return out

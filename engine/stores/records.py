@@ -25,7 +25,10 @@ from memrelay.engine.stores.db.models import (
 from memrelay.engine.stores.identity import (
     Identifiers,
     attach_keys,
-    primary_key_for,
+    claim_primary_key,
+    key_policy,
+    not_found,
+    primary_key_string,
     record_keys,
     require_record,
     resolve_record,
@@ -65,19 +68,24 @@ class Records:
             raise BadRequest("'type' is required to create a record", details={"field": "type"})
         et = self.collections.active_entity_type(s, org_id, wanted)
         keys = ids.keys()
+        policy = key_policy(s, org_id, et)
         rec = resolve_record(s, org_id, ids, et)
         if rec is None:
             deleted = resolve_record(s, org_id, ids, et, include_deleted=True)
             if deleted is not None:
                 raise NotFound("that record is deleted; cancel the deletion to write to it",
                                details={"recordId": deleted.id, "purgeAfter": iso(deleted.purge_after)})
+            identity = policy.identity_key(keys)
+            if identity is None:
+                raise not_found(s, org_id, ids, et)
             now = utcnow()
-            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=et, primary_key=primary_key_for(et, keys),
-                         version=0, created_at=now, updated_at=now)
+            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=et,
+                         primary_key=primary_key_string(identity)[:512], version=0, created_at=now, updated_at=now)
             s.add(rec)
             s.flush()
         else:
             rec = lock_record(s, rec.id)
+            claim_primary_key(rec, keys, policy)
         attach_keys(s, rec, keys)
         return rec
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 from memrelay.gateway.metrics import render_metrics
 from memrelay.gateway.openapi import build_openapi, docs_html
 from memrelay.gateway.state import state
+from memrelay.queue.workers import STALE_AFTER_S, live_workers
 
 bp = Blueprint("health", __name__)
 
@@ -48,11 +49,9 @@ def readiness_checks() -> dict[str, dict[str, Any]]:
     run("vector_index", lambda: st.services.vector_index.ping())
 
     def workers() -> dict[str, Any]:
-        from rq import Worker
-
-        n = len(Worker.all(connection=st.redis))
+        n = len(live_workers(st.redis))
         if n < 1:
-            raise RuntimeError("no live RQ worker")
+            raise RuntimeError(f"no live RQ worker (none beat in the last {STALE_AFTER_S} s)")
         return {"count": n}
 
     run("workers", workers)

@@ -65,6 +65,9 @@ class CollectionUpdate(BaseModel):
 class EntityTypeCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
     description: str = ""
+    primaryKeyField: str | None = Field(None, min_length=1, max_length=100,
+                                        description="Identity of the records: email, website_url or a custom key.")
+    secondaryKeys: list[str] | None = None
 
 
 class UpsertRequest(IdentifiedRequest):
@@ -192,7 +195,9 @@ def list_entities(auth: KeyInfo) -> dict[str, Any]:
 @endpoint(bp, "/entities", methods=("POST",), scope="write", body=EntityTypeCreate)
 def create_entity(auth: KeyInfo, body: EntityTypeCreate) -> tuple[dict[str, Any], int]:
     """Create a custom entity type."""
-    return state().services.collections.create_entity_type(auth.org_id, body.name, body.description), 201
+    return state().services.collections.create_entity_type(
+        auth.org_id, body.name, body.description, primary_key_field=body.primaryKeyField,
+        secondary_keys=body.secondaryKeys), 201
 
 
 @endpoint(bp, "/entities/<name>/archive", methods=("POST",), scope="write")

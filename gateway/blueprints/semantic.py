@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from flask import Blueprint
 
+from memrelay.engine.core.errors import QueueUnavailable
 from memrelay.engine.memory.batch import BatchMemorizeRequest
 from memrelay.engine.memory.digest import DigestRequest
 from memrelay.engine.memory.memories import MemorizeRequest
@@ -15,6 +17,7 @@ from memrelay.engine.memory.similar import SegmentRequest, SimilarRequest
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
 from memrelay.gateway.state import state
+from memrelay.queue.connection import require_queue
 from memrelay.queue.jobs import enqueue
 
 bp = Blueprint("semantic", __name__, url_prefix="/api/v1")
@@ -32,13 +35,18 @@ def batch_memorize(auth: KeyInfo, body: BatchMemorizeRequest) -> tuple[dict[str,
     batches = state().services.batches
     if body.dryRun:
         return batches.dry_run(auth.org_id, body), 200
-    run = batches.create_run(auth.org_id, body)
     conn = state().redis
-    with conn.pipeline() as pipe:  # every chunk in one round trip
-        for chunk in run.chunks:
-            enqueue(conn, "process_batch_chunk", run.run_id, auth.org_id, chunk.index, chunk.offset,
-                    body.mapping_json(), chunk.rows, body.source, body.tags, pipeline=pipe)
-        pipe.execute()
+    require_queue(conn)  # refuse (503) before the run exists
+    run = batches.create_run(auth.org_id, body)
+    try:
+        with conn.pipeline() as pipe:  # every chunk in one round trip (MULTI: all or none)
+            for chunk in run.chunks:
+                enqueue(conn, "process_batch_chunk", run.run_id, auth.org_id, chunk.index, chunk.offset,
+                        body.mapping_json(), chunk.rows, body.source, body.tags, pipeline=pipe)
+            pipe.execute()
+    except redis.RedisError as exc:
+        batches.discard_run(auth.org_id, run.run_id)
+        raise QueueUnavailable(f"the job queue (Redis) is unavailable: {exc.__class__.__name__}") from exc
     return run.summary, 202
 
 

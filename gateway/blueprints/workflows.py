@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from flask import Blueprint, request
 from pydantic import BaseModel, Field
 
-from memrelay.engine.core.errors import BadRequest
+from memrelay.engine.core.errors import BadRequest, QueueUnavailable
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
 from memrelay.gateway.state import state
-from memrelay.queue.jobs import workflow_run_enqueuer
+from memrelay.queue.connection import require_queue
+from memrelay.queue.jobs import enqueue
 from memrelay.workflows import store
 from memrelay.workflows.loader import registry
 from memrelay.workflows.models import WorkflowDef
@@ -73,8 +75,18 @@ def disable_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
 @endpoint(bp, "/workflows/<workflow_id>/run", scope="write", body=RunRequest)
 def run_workflow(auth: KeyInfo, body: RunRequest, workflow_id: str) -> tuple[dict[str, Any], int]:
     """Start a run by hand (queued; poll /workflow-runs/<runId>)."""
-    run_id = start_manual(state().services, auth.org_id, workflow_id, body.input,
-                          enqueue=workflow_run_enqueuer(state().redis))
+    conn, db = state().redis, state().services.db
+    require_queue(conn)  # refuse (503) before the run exists
+
+    def enqueue_or_fail(run_id: str) -> None:
+        """Redis went away between the check and the enqueue: the run is recorded failed, never left queued."""
+        try:
+            enqueue(conn, "run_workflow", run_id, job_id=run_id)
+        except redis.RedisError as exc:
+            store.set_run_status(db, run_id, "failed", error={"code": "queue_unavailable", "message": str(exc)})
+            raise QueueUnavailable(f"the job queue (Redis) is unavailable: {exc.__class__.__name__}") from exc
+
+    run_id = start_manual(state().services, auth.org_id, workflow_id, body.input, enqueue=enqueue_or_fail)
     return {"runId": run_id, "status": "queued", "statusUrl": f"/api/v1/workflow-runs/{run_id}"}, 202
 
 

@@ -11,7 +11,7 @@ from memrelay.engine.core.settings import Settings
 
 def run_doctor(settings: Settings) -> int:
     from memrelay.composition import build_services
-    from memrelay.supervise.embedded import EmbeddedRedis, _port_open
+    from memrelay.supervise.embedded import EmbeddedRedis, port_open
 
     failures = 0
 
@@ -43,7 +43,7 @@ def run_doctor(settings: Settings) -> int:
     if settings.milvus_uri is None:
         port_file = settings.data_dir / "milvus.port"
         check("vector index", f"Milvus Lite ({settings.milvus_target})", lambda: (
-            "running" if port_file.exists() and _port_open(int(port_file.read_text()))
+            "running" if port_file.exists() and port_open(int(port_file.read_text()))
             else "not running (started by `memrelay up`)"))
     else:
         check("vector index", settings.milvus_uri, lambda: str(services.vector_index.ping()))

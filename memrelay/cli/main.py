@@ -36,22 +36,9 @@ def up() -> None:
 @cli.command()
 def serve() -> None:
     """Run only the gateway under gunicorn (the scale-out form; web workers build their app after fork)."""
-    from memrelay.supervise.supervisor import ensure_embedded_services, gunicorn_command
+    from memrelay.supervise.supervisor import run_gateway
 
-    s = _settings()
-    s.ensure_data_dir()
-    services = ensure_embedded_services(s)
-    env = {**os.environ, **services.env}
-    import subprocess
-
-    try:
-        proc = subprocess.Popen(gunicorn_command(s), env=env)
-        sys.exit(proc.wait())
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-    finally:
-        services.stop()
+    sys.exit(run_gateway(_settings()))
 
 
 @cli.command()

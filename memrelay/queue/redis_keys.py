@@ -11,3 +11,8 @@ def rate_limit(key_id: str, window: int) -> str:
 
 def lock(name: str) -> str:
     return f"{PREFIX}:lock:{name}"
+
+
+def pace(name: str) -> str:
+    """Set once per period by the worker that runs maintenance task ``name`` (see ``memrelay.worker.periodic``)."""
+    return f"{PREFIX}:pace:{name}"

@@ -51,6 +51,12 @@ class EmbeddedRedis:
         """Start the server unless one already answers on the socket; waits until it is ready."""
         if self.is_alive():
             return self
+        proc = self.spawn()
+        _wait_ready(proc, self.is_alive, timeout, f"embedded redis (see {self.dir}/redis.log)", self.stop)
+        return self
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server process on the socket without waiting (a restart: it replays the AOF)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
         args = [
@@ -60,8 +66,7 @@ class EmbeddedRedis:
             "--logfile", str(self.dir / "redis.log"), "--loglevel", "warning",
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_own_session_die_with_parent)
-        _wait_ready(self.proc, self.is_alive, timeout, f"embedded redis (see {self.dir}/redis.log)", self.stop)
-        return self
+        return self.proc
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server we started (SIGTERM lets it flush the AOF)."""
@@ -73,10 +78,10 @@ def _own_session_die_with_parent() -> None:
     """For backing services: out of the terminal's process group (Ctrl-C must not kill Redis before the
     workers have shut down; the supervisor stops services last), yet still tied to the parent's life."""
     os.setsid()
-    _die_with_parent()
+    die_with_parent()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the child receives SIGTERM if its parent dies, so no orphan outlives memrelay."""
     try:
         import ctypes
@@ -104,6 +109,13 @@ class EmbeddedMilvus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> EmbeddedMilvus:
+        """Start the server and wait until its port answers."""
+        proc = self.spawn()
+        _wait_ready(proc, lambda: port_open(self.port), timeout, "Milvus Lite (see milvus-lite.log)", self.stop)
+        return self
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server process on :attr:`port` without waiting (a restart keeps the port clients use)."""
         import sys
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +125,8 @@ class EmbeddedMilvus:
              "--host", "127.0.0.1", "--port", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_own_session_die_with_parent,
         )
-        _wait_ready(self.proc, lambda: _port_open(self.port), timeout, "Milvus Lite (see milvus-lite.log)", self.stop)
-        return self
+        log.close()  # the child holds its own descriptor
+        return self.proc
 
     def stop(self, timeout: float = 15.0) -> None:
         _terminate(self.proc, timeout)
@@ -154,7 +166,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     import socket
 
     with socket.socket() as s:

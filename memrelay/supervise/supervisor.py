@@ -1,5 +1,10 @@
-"""`memrelay up`: embedded services + gunicorn + N ``memrelay worker`` processes, all stopped together on
-SIGINT/SIGTERM (a worker killed otherwise is restarted; its job is recovered by the sweeper)."""
+"""`memrelay up`: embedded services + gunicorn + N ``memrelay worker`` processes under one supervisor.
+
+Every child it owns — the embedded Redis (its AOF keeps the queue), the Milvus Lite server (same port),
+the gateway and each worker — is restarted when it dies, with exponential backoff (:class:`Backoff`); a
+child that keeps dying is given up on and everything stops. SIGINT/SIGTERM stop the gateway and workers
+first (workers finish or requeue their job), then the services; every child also gets SIGTERM if the
+supervisor itself dies (``PR_SET_PDEATHSIG``), so no process outlives ``up``."""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
-from memrelay.supervise.embedded import EmbeddedMilvus, EmbeddedRedis, _die_with_parent, _port_open
+from memrelay.supervise.embedded import EmbeddedMilvus, EmbeddedRedis, die_with_parent, port_open
 
 
 @dataclass
@@ -43,7 +49,7 @@ def ensure_embedded_services(settings: Settings, *, with_milvus: bool = True) ->
     if with_milvus and settings.milvus_uri is None:
         port_file = settings.data_dir / "milvus.port"
         port = int(port_file.read_text()) if port_file.exists() else None
-        if port and _port_open(port):
+        if port and port_open(port):
             out.env["MEMRELAY_MILVUS_URI"] = f"http://127.0.0.1:{port}"
         else:
             out.milvus = EmbeddedMilvus(Path(settings.milvus_target)).start()
@@ -70,6 +76,30 @@ def gunicorn_command(settings: Settings) -> list[str]:
             "memrelay.gateway.wsgi:app"]
 
 
+def run_gateway(settings: Settings) -> int:
+    """``memrelay serve``: gunicorn in the foreground. SIGTERM/SIGINT are passed on to it (it drains its
+    requests and stops its web workers) and waited for, so nothing keeps the port after ``serve`` exits;
+    gunicorn also gets SIGTERM if this process dies."""
+    settings.ensure_data_dir()
+    services = ensure_embedded_services(settings)
+    env = {**os.environ, **services.env}
+    try:
+        proc = subprocess.Popen(gunicorn_command(settings), env=env, preexec_fn=die_with_parent)
+
+        def forward(signum: int, _frame: object) -> None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, forward)
+        try:
+            return proc.wait()
+        finally:
+            _terminate(proc, STOP_TIMEOUT_S)
+    finally:
+        services.stop()
+
+
 def worker_command() -> list[str]:
     """One ``memrelay worker`` process: builds its services once and runs jobs itself (no fork per job)."""
     return [sys.executable, "-m", "memrelay.cli.main", "worker"]
@@ -79,18 +109,81 @@ STOP_TIMEOUT_S = 25.0
 """Longer than a worker's warm-shutdown grace (``memrelay.worker.runtime.WARM_SHUTDOWN_GRACE_S``, 15 s)."""
 
 
+@dataclass
+class Backoff:
+    """Restart delays for one child: ``initial_s`` doubling up to ``max_s``; a child that ran for
+    ``healthy_after_s`` starts over. After ``give_up_after`` deaths in a row without a healthy run the
+    supervisor stops (a gateway that cannot bind its port must not spin forever)."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    healthy_after_s: float = 30.0
+    give_up_after: int = 8
+    failures: int = 0
+
+    def record_exit(self, ran_for_s: float) -> float:
+        """Count one death; the delay before the next start."""
+        if ran_for_s >= self.healthy_after_s:
+            self.failures = 0
+        self.failures += 1
+        return min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
+
+    @property
+    def exhausted(self) -> bool:
+        return self.failures >= self.give_up_after
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it, the running process and its restart state."""
+
+    name: str
+    spawn: Callable[[], subprocess.Popen[bytes]]
+    stop: Callable[[subprocess.Popen[bytes]], None]
+    is_service: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def start(self) -> None:
+        self.proc = self.spawn()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Supervisor:
-    """Runs children in the foreground and tears everything down on a signal."""
+    """Runs children in the foreground, restarts the ones that die and tears everything down on a signal."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, poll_s: float = 0.25):
         self.settings = settings
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.poll_s = poll_s
+        self.children: dict[str, Child] = {}
         self.stopping = False
+        self.exit_code = 0
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        self.children[name] = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    def add(self, name: str, spawn: Callable[[], subprocess.Popen[bytes]], *, is_service: bool = False,
+            stop: Callable[[subprocess.Popen[bytes]], None] = _terminate) -> Child:
+        child = Child(name, spawn, stop, is_service=is_service)
+        self.children[name] = child
+        return child
+
+    def _command(self, cmd: list[str], env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+        return lambda: subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
         s = self.settings
         s.ensure_data_dir()
         engine = Services(s)
@@ -98,47 +191,74 @@ class Supervisor:
         key_path = ensure_admin_key(engine, s)
         engine.close()
         services = ensure_embedded_services(s)
-        prom = s.data_dir / "prometheus"
-        shutil.rmtree(prom, ignore_errors=True)
-        prom.mkdir(parents=True)
-        env = {**os.environ, **services.env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._on_signal)
         try:
-            self._spawn("gateway", gunicorn_command(s), env)
+            if services.redis is not None:
+                self._adopt("redis", services.redis.proc, services.redis.spawn)
+            if services.milvus is not None:
+                self._adopt("milvus", services.milvus.proc, services.milvus.spawn)
+            prom = s.data_dir / "prometheus"
+            shutil.rmtree(prom, ignore_errors=True)
+            prom.mkdir(parents=True)
+            env = {**os.environ, **services.env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+            self.add("gateway", self._command(gunicorn_command(s), env)).start()
             for i in range(s.workers):
-                self._spawn(f"worker-{i}", worker_command(), env)
+                self.add(f"worker-{i}", self._command(worker_command(), env)).start()
             print(f"memrelay is up: http://{s.host}:{s.port}  (docs: /docs, readiness: /readyz)", flush=True)
             print(f"admin API key: {key_path.resolve()}", flush=True)
             print(f"data dir: {s.data_dir.resolve()}  (Ctrl-C stops everything)", flush=True)
             while not self.stopping:
-                for name, proc in list(self.children.items()):
-                    if proc.poll() is None:
-                        continue
-                    if name == "gateway":
-                        print(f"gateway exited with {proc.returncode}; shutting down", file=sys.stderr)
-                        self.stopping = True
-                        break
-                    print(f"{name} exited with {proc.returncode}; restarting", file=sys.stderr)
-                    self._spawn(name, worker_command(), env)
-                time.sleep(0.5)
+                self.watch_once()
+                time.sleep(self.poll_s)
         finally:
             self.shutdown()
             services.stop()
-        return 0
+        return self.exit_code
+
+    def _adopt(self, name: str, proc: subprocess.Popen[bytes] | None,
+               spawn: Callable[[], subprocess.Popen[bytes]]) -> None:
+        """Supervise an embedded service that :func:`ensure_embedded_services` already started."""
+        child = self.add(name, spawn, is_service=True)
+        child.proc, child.started_at = proc, time.monotonic()
+
+    def watch_once(self) -> None:
+        """One round: notice children that died, schedule their restart, start the ones that are due."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.restart_at is not None:
+                if now >= child.restart_at and not self.stopping:
+                    print(f"restarting {child.name}", file=sys.stderr, flush=True)
+                    child.start()
+                continue
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            delay = child.backoff.record_exit(now - child.started_at)
+            if child.backoff.exhausted:
+                print(f"{child.name} exited with {child.proc.returncode} {child.backoff.failures} times in a row; "
+                      "giving up and shutting down", file=sys.stderr, flush=True)
+                self.exit_code = 1
+                self.stopping = True
+                return
+            print(f"{child.name} exited with {child.proc.returncode}; restarting in {delay:.1f} s",
+                  file=sys.stderr, flush=True)
+            child.restart_at = now + delay
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stopping = True
 
     def shutdown(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM every child (workers finish their job within their grace period), SIGKILL after ``timeout``."""
-        for proc in self.children.values():
+        """SIGTERM the gateway and workers (workers finish their job within their grace period), SIGKILL after
+        ``timeout``; then stop the services they use (the caller stops the embedded ones it started)."""
+        procs = [c.proc for c in self.children.values() if not c.is_service and c.proc is not None]
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for proc in self.children.values():
+        for proc in procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for child in self.children.values():
+            if child.is_service and child.proc is not None:
+                child.stop(child.proc)

@@ -83,7 +83,8 @@ def test_deep_mode_without_llm_answers_fast_and_says_so(api, scoped):
     assert res["mode"] == "fast" and res["note"] == DEEP_NOTE and res["results"]
 
 
-def test_scoped_scoring_is_exact_and_sub_millisecond(api, engine):
+def test_scoped_scoring_is_exact(api, engine):
+    """Scoped recall scores every memory of the record exactly (its speed is measured in bench_semantic.py)."""
     out = memorize(api, "\n".join(f"- Fact number {i} about topic {i % 7}." for i in range(200)),
                    email="gus@kappa.com")
     assert out["memoriesCreated"] >= 150
@@ -93,12 +94,9 @@ def test_scoped_scoring_is_exact_and_sub_millisecond(api, engine):
     req = RecallRequest(query="topic 3", limit=5)
     with engine.db.read() as s:
         engine.recall.scoped_matches(s, api.org_id, out["recordId"], q, req)  # warm the cache
-        import time
-
-        t0 = time.perf_counter()
-        for _ in range(50):
-            got = engine.recall.scoped_matches(s, api.org_id, out["recordId"], q, req)
-        per_call = (time.perf_counter() - t0) / 50
-    sims = sorted((float(m["similarity"]) for m in got), reverse=True)
-    assert len(got) == 5 and sims == sorted(sims, reverse=True)
-    assert per_call < 0.005  # one generation query + a numpy dot product (well under 1 ms of scoring)
+        got = engine.recall.scoped_matches(s, api.org_id, out["recordId"], q, req)
+    assert len(got) == 5
+    scores = [m["score"] for m in got]
+    assert scores == sorted(scores, reverse=True)
+    fresh = engine.embedder.embed([m["text"] for m in got]) @ q
+    assert [round(m["similarity"], 5) for m in got] == [round(float(x), 5) for x in fresh]

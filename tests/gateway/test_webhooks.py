@@ -13,10 +13,10 @@ import time
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from memrelay.connectors.hubspot.webhook import v3_signature
-from memrelay.engine.stores.db.models import InboundEvent, Memory
+from memrelay.engine.stores.db.models import InboundEvent, Memory, PropertyHistory, Record
 from memrelay.worker.sweeper import sweep_once
 from tests.connectors.connector_samples import ORG_ID, envelope, notification
 
@@ -270,7 +270,6 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
         from memrelay.worker.jobs.events import process_event
         eng = Services(Settings(data_dir={str(tmp_path / 'victim')!r}, database_url={settings.sql_url!r},
                               redis_url={settings.redis_url!r}, milvus_uri="http://127.0.0.1:1"))
-        eng.events.lease_s = 1
         real = eng.records.upsert
         def upsert_then_die(*a, **kw):
             real(*a, **kw)
@@ -282,9 +281,14 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
                           env={"PYTHONPATH": str(__import__("pathlib").Path.cwd()), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 137, proc.stderr.decode()[-2000:]
     with engine.db.read() as s:
-        assert s.get(InboundEvent, victim).status == "processing"
-    run_jobs()  # processes everything else; the victim's lease blocks a second runner
-    time.sleep(1.1)  # the victim's lease expires
+        victim_row = s.get(InboundEvent, victim)
+        assert victim_row.status == "processing" and victim_row.attempts == 1
+        # the dead attempt's writes never committed: effect and completion are one transaction
+        assert s.scalar(select(func.count()).select_from(PropertyHistory).join(
+            Record, Record.id == PropertyHistory.record_id).where(Record.org_id == api.org_id)) == 0
+    # processes everything else; the victim's (unexpired) lease makes its queued job skip it, whenever it runs
+    run_jobs()
+    # no job is alive for the leased event any more: the sweeper gives the lease back and re-drives it at once
     assert sweep_once(engine, redis.Redis.from_url(settings.redis_url), stale_after_s=3600) == 1
     run_jobs()
     with engine.db.read() as s:

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 VERSION = "2.3.5"  # the newest Linux build of the standalone server on PyPI
+LOCK = Path(__file__).resolve().parents[2] / "requirements-milvus.lock"  # its pinned hash
 CACHE = Path(os.environ.get("MEMRELAY_MILVUS_CACHE", Path.home() / ".cache" / "memrelay" / "milvus"))
 INSTALL_TIMEOUT_S = 900
 START_TIMEOUT_S = 180
@@ -47,8 +48,9 @@ def install(version: str = VERSION) -> Path:
         shutil.rmtree(home)
     staging = CACHE / f".{version}.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    pinned = ["--require-hashes", "-r", str(LOCK)] if version == VERSION else [f"milvus=={version}"]
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-                    "--disable-pip-version-check", "--target", str(staging / "site"), f"milvus=={version}"],
+                    "--disable-pip-version-check", "--target", str(staging / "site"), *pinned],
                    check=True, timeout=INSTALL_TIMEOUT_S)
     packed = staging / "site" / "milvus" / "data" / "bin"
     (staging / "bin").mkdir(parents=True)
@@ -145,7 +147,7 @@ class MilvusServer:
         path = self.data_dir / "logs" / "milvus-stdout.log"
         return path.read_bytes()[-n:].decode(errors="replace") if path.exists() else ""
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = 5) -> None:
         """SIGTERM the server's process group, then SIGKILL what is left after ``timeout``."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
@@ -165,7 +167,7 @@ class MilvusServer:
 
 
 def main() -> None:
-    """``python -m tests.support.milvus_server [--install-only]``: install (timed), or run until Ctrl-C."""
+    """``python -m tests.support.milvus_server [--install-only]``: install (timed), or run until Ctrl-C/SIGTERM."""
     began = time.monotonic()
     home = install()
     size = sum(f.stat().st_size for f in home.rglob("*") if f.is_file())
@@ -174,6 +176,11 @@ def main() -> None:
         return
     import tempfile
 
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background, where SIGINT is ignored
     with tempfile.TemporaryDirectory(prefix="milvus-") as tmp, MilvusServer(Path(tmp)) as server:
         print(f"started in {server.start_seconds:.1f} s: {server.uri}  (Ctrl-C stops)")
         try:

@@ -205,7 +205,9 @@ def test_a_worker_killed_mid_event_is_recovered_by_another(api, engine, workers,
     done = engine.events.get(api.org_id, event.id)
     assert done.attempts == 2  # the killed attempt, then the rescuer's
     job = Job.fetch(event.id, connection=redis.Redis.from_url(str(engine.settings.redis_url)))
-    assert job.get_status() == "finished" and job.worker_name == "w-rescuer"
+    # the event commits with its effect; the job finishes after (index push, then rq's bookkeeping)
+    wait_for(lambda: job.get_status(refresh=True) == "finished", what="the rescuer's job to finish")
+    assert job.worker_name == "w-rescuer"
     rec = engine.records.get(api.org_id, Identifiers(type="contact", customKeys={"hubspot_contact_id": "2"}))
     assert rec["properties"]["job_title"]["value"] == "Engineer 2"
     with engine.db.read() as s:  # took effect once: one write of the property in its history

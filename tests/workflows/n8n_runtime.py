@@ -36,12 +36,22 @@ def install() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     for f in files:
         shutil.copy(f, home / f.name)
-    env = {**os.environ, "SCARF_ANALYTICS": "false", "N8N_DIAGNOSTICS_ENABLED": "false"}
+    env = {**os.environ, "SCARF_ANALYTICS": "false", "N8N_DIAGNOSTICS_ENABLED": "false", **_local_node_headers()}
     # `npm ci` trips over a platform-specific optional dependency; `npm install` honours the lockfile
     subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=home, env=env, check=True,
                    timeout=INSTALL_TIMEOUT_S, stdout=subprocess.DEVNULL)
     (home / ".installed").write_text(key)
     return binary
+
+
+def _local_node_headers() -> dict[str, str]:
+    """node-gyp (sqlite3's build) downloads Node's headers unless told where local ones are; Debian's
+    nodejs ships them under <prefix>/include/node, and this machine has no route to the download."""
+    node = shutil.which("node")
+    prefix = Path(node).resolve().parents[1] if node else None
+    if prefix and (prefix / "include" / "node" / "node.h").exists():
+        return {"npm_config_nodedir": str(prefix)}
+    return {}
 
 
 def offline_env(user_folder: Path, port: int) -> dict[str, str]:

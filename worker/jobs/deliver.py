@@ -4,6 +4,7 @@ that fans the outbox out into deliveries and enqueues every delivery that is due
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -12,10 +13,11 @@ from memrelay.composition import Services
 from memrelay.engine.egress.webhooks_out import DISPATCH_BATCH, DeliveryFailed
 from memrelay.queue.jobs import enqueue_each, live_job_ids
 from memrelay.worker.context import JobContext
-from memrelay.worker.periodic import run_periodically, try_lock
+from memrelay.worker.periodic import run_periodically, run_round
 
 DISPATCH_EVERY_S = 1.0
 MAX_BATCHES_PER_TICK = 20
+DISPATCH_DEADLINE_S = 10.0
 
 
 def deliver(ctx: JobContext, delivery_id: str) -> dict[str, Any]:
@@ -26,26 +28,34 @@ def deliver(ctx: JobContext, delivery_id: str) -> dict[str, Any]:
     return out
 
 
-def dispatch_tick(services: Services, conn: redis.Redis) -> dict[str, int]:
-    """Dispatch the outbox backlog, then enqueue every due delivery not already waiting in Redis."""
+def _unguarded() -> None:
+    """No lease to check (a direct call, e.g. from tests)."""
+
+
+def dispatch_tick(services: Services, conn: redis.Redis, *, guard: Callable[[], None] = _unguarded) -> dict[str, int]:
+    """Dispatch the outbox backlog, then enqueue every due delivery not already waiting in Redis.
+    ``guard`` runs before every write (the dispatcher lease's check and the round's deadline)."""
     svc = services.webhooks_out
     taken = 0
     for _ in range(MAX_BATCHES_PER_TICK):
+        guard()
         n = svc.dispatch()
         taken += n
         if n < DISPATCH_BATCH:
             break
     due = svc.due()
     waiting = live_job_ids(conn, due)
+    guard()
     return {"events": taken, "enqueued": len(enqueue_each(conn, "deliver", [d for d in due if d not in waiting]))}
 
 
 def start_dispatcher(services: Services, conn: redis.Redis, stop: threading.Event,
                      every_s: float = DISPATCH_EVERY_S) -> threading.Thread:
-    """A daemon thread running ``dispatch_tick`` about every ``every_s`` in one worker at a time."""
+    """A daemon thread running ``dispatch_tick`` about every ``every_s`` in one worker at a time, under the
+    dispatcher's fenced lease with a round deadline of :data:`DISPATCH_DEADLINE_S`."""
 
     def tick() -> None:
-        if try_lock(conn, "webhook-dispatcher", every_s):
-            dispatch_tick(services, conn)
+        run_round(conn, "webhook-dispatcher", every_s=every_s, deadline_s=DISPATCH_DEADLINE_S,
+                  body=lambda rnd: dispatch_tick(services, conn, guard=rnd.guard))
 
     return run_periodically("webhook-dispatcher", every_s, tick, stop)

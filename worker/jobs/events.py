@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from memrelay.connectors.base import InboundEvent as ConnectorEvent
-from memrelay.engine.stores.outbox import emit
+from memrelay.engine.stores.event_log import LeaseLost
 from memrelay.queue.jobs import workflow_run_enqueuer
 from memrelay.worker.context import JobContext
 from memrelay.workflows.triggers import on_event
@@ -15,29 +15,32 @@ log = logging.getLogger(__name__)
 
 
 def process_event(ctx: JobContext, event_id: str) -> dict[str, Any]:
-    """Claim the event, apply it, record the outcome. Failures are recorded and re-raised for RQ; a worker
-    stopped mid-event (cold shutdown) gives the lease back so the event is re-driven at once."""
+    """Claim the event (a lease fenced by its attempt number), fetch what the connector needs, then apply it
+    and complete it in ONE transaction that also writes its ``event.processed`` notification: the effect,
+    the status and the notification commit together or not at all. A lease lost meanwhile to a newer attempt
+    rolls the effect back. Failures are recorded (fenced) and re-raised for RQ; a worker stopped mid-event
+    (cold shutdown) gives its lease back so the event is re-driven at once."""
     services = ctx.services
     ev = services.events.claim(event_id)
     if ev is None:
         return {"eventId": event_id, "skipped": "already processed, dead, or leased"}
     try:
         src = services.sources.lookup(ev.source_id)
-        event = ConnectorEvent.model_validate(ev.payload)
-        result = services.pipeline.handle(ev.org_id, src, event)
+        event = services.pipeline.fetch(src, ConnectorEvent.model_validate(ev.payload))
+        with services.db.unit_of_work() as s:
+            result = services.pipeline.apply(ev.org_id, src, event)
+            if not services.events.complete(s, ev, result):
+                raise LeaseLost(f"event {event_id}: attempt {ev.attempts} lost its lease")
+    except LeaseLost as exc:
+        log.warning("%s; its writes were rolled back", exc.message)
+        return {"eventId": event_id, "skipped": "lease lost to a newer attempt"}
     except Exception as exc:
-        status = services.events.fail(event_id, f"{exc.__class__.__name__}: {exc}")
-        if status == "dead":
-            with services.db.session() as s:
-                emit(s, ev.org_id, "event.failed", {"eventId": event_id, "error": str(exc)[:500]})
+        status = services.events.fail(event_id, f"{exc.__class__.__name__}: {exc}", attempt=ev.attempts)
         log.warning("event %s failed (%s): %s", event_id, status, exc)
         raise
     except BaseException:
-        services.events.release([event_id])
+        services.events.give_back(event_id, ev.attempts)
         raise
-    services.events.complete(event_id, result)
-    with services.db.session() as s:
-        emit(s, ev.org_id, "event.processed", {"eventId": event_id, "eventType": ev.event_type, "result": result})
     try:  # a workflow problem must not fail an event that has already taken effect
         result["workflowRuns"] = on_event(services, ev.org_id, src.connector, ev.event_type, result.get("recordId"),
                                           event.record, enqueue=workflow_run_enqueuer(ctx.redis))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
@@ -14,12 +16,56 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from memrelay.engine.core.errors import ServiceUnavailable
 
+if TYPE_CHECKING:
+    from memrelay.engine.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How a process pools and guards its SQL connections (``MEMRELAY_DB_*`` settings).
+
+    Sizes apply to PostgreSQL (SQLite keeps its own small fixed pools); the statement and
+    idle-in-transaction timeouts and TCP keepalive make a stuck query or a dead peer fail instead of hang."""
+
+    pool_size: int = 10
+    max_overflow: int = 20
+    pool_timeout_s: float = 30.0
+    pool_recycle_s: int = 1800
+    statement_timeout_ms: int = 30_000
+    idle_in_transaction_timeout_ms: int = 60_000
+    keepalive_idle_s: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoolOptions:
+        return cls(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                   pool_timeout_s=settings.db_pool_timeout_s, pool_recycle_s=settings.db_pool_recycle_s,
+                   statement_timeout_ms=settings.db_statement_timeout_ms,
+                   idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
+                   keepalive_idle_s=settings.db_keepalive_idle_s)
+
+    def postgres_connect_args(self) -> dict[str, Any]:
+        """libpq keepalive parameters (a silently dropped connection is noticed in under a minute)."""
+        if not self.keepalive_idle_s:
+            return {}
+        return {"keepalives": 1, "keepalives_idle": self.keepalive_idle_s, "keepalives_interval": 10,
+                "keepalives_count": 3}
+
+    def postgres_session_sql(self) -> list[str]:
+        """Statements run on every new PostgreSQL connection (timeouts; 0 = the server's default)."""
+        out = []
+        if self.statement_timeout_ms:
+            out.append(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
+        if self.idle_in_transaction_timeout_ms:
+            out.append(f"SET idle_in_transaction_session_timeout = {int(self.idle_in_transaction_timeout_ms)}")
+        return out
+
 
 class Database:
     """Owns the SQLAlchemy engine. ``session()`` is a unit of work committed on success."""
 
-    def __init__(self, url: str, *, echo: bool = False):
+    def __init__(self, url: str, *, echo: bool = False, pool: PoolOptions | None = None):
         self.url = url
+        self.pool = pool = pool or PoolOptions()
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
@@ -27,30 +73,49 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
                 url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=20, max_overflow=20,
+                pool_size=20, max_overflow=20, pool_timeout=pool.pool_timeout_s,
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin_immediate)
             # Readers use deferred transactions so they never wait for the write lock (WAL).
             self.read_engine: Engine = create_engine(
                 url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=20, max_overflow=20,
+                pool_size=20, max_overflow=20, pool_timeout=pool.pool_timeout_s,
             )
             event.listen(self.read_engine, "connect", _sqlite_on_connect)
             event.listen(self.read_engine, "begin", _sqlite_on_begin_deferred)
         else:
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.engine = create_engine(
+                url, echo=echo, pool_pre_ping=True, pool_size=pool.pool_size, max_overflow=pool.max_overflow,
+                pool_timeout=pool.pool_timeout_s, pool_recycle=pool.pool_recycle_s or -1,
+                connect_args=pool.postgres_connect_args(),
+            )
+            session_sql = pool.postgres_session_sql()
+            if session_sql:
+                event.listen(self.engine, "connect", lambda conn, _rec: _run_session_sql(conn, session_sql))
             self.read_engine = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock: AbstractContextManager[Any] = threading.RLock() if self.is_sqlite else nullcontext()
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database of ``settings`` with its pool options."""
+        return cls(settings.sql_url, pool=PoolOptions.from_settings(settings))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: commits when the block exits normally, rolls back on error.
 
         On SQLite, writers of one process queue on a lock instead of in SQLite's busy handler, whose
-        sleeps (up to 100 ms each) would otherwise dominate tail latency under concurrent writes."""
+        sleeps (up to 100 ms each) would otherwise dominate tail latency under concurrent writes.
+
+        Inside :meth:`unit_of_work` (same thread or task) it joins that transaction as a savepoint instead."""
+        unit = _unit_of_work.get()
+        if unit is not None and unit.db is self:
+            with unit.session.begin_nested():
+                yield unit.session
+            return
         with self._write_lock, self._sessions() as s:
             try:
                 yield s
@@ -58,6 +123,34 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction around everything in the block: every :meth:`session` opened inside it (by any
+        store or service) joins it as a savepoint, so all their writes commit or roll back together.
+        Callbacks registered with :meth:`after_commit` run once it has committed."""
+        if _unit_of_work.get() is not None:
+            raise RuntimeError("unit_of_work() does not nest")
+        unit = _Unit(self)
+        with self.session() as s:
+            unit.session = s
+            token = _unit_of_work.set(unit)
+            try:
+                yield s
+            finally:
+                _unit_of_work.reset(token)
+        for fn in unit.callbacks:
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` once the surrounding :meth:`unit_of_work` commits (True), or now if there is none
+        (False). Side effects outside SQL (the vector index) must never see uncommitted rows."""
+        unit = _unit_of_work.get()
+        if unit is not None and unit.db is self:
+            unit.callbacks.append(fn)
+            return True
+        fn()
+        return False
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -81,10 +174,29 @@ class Database:
         self.read_engine.dispose()
 
 
+class _Unit:
+    """The open :meth:`Database.unit_of_work` of the current thread or task."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.session: Session
+        self.callbacks: list[Callable[[], None]] = []
+
+
+_unit_of_work: ContextVar[_Unit | None] = ContextVar("memrelay_unit_of_work", default=None)
+
+
 def rowcount(result: Result[Any]) -> int:
     """Rows a DML statement matched (``Session.execute`` types its result as a plain ``Result``)."""
     assert isinstance(result, CursorResult)
     return result.rowcount
+
+
+def _run_session_sql(dbapi_conn: Any, statements: list[str]) -> None:
+    with dbapi_conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+    dbapi_conn.commit()
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -59,6 +59,10 @@ class EntityType(Base):
     system: Mapped[bool] = mapped_column(Boolean, default=False)
     archived_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime]
+    # identity: the field that is a record's primary key (email, website_url or a custom key such as dealId)
+    # and the fields it may also carry as secondary keys; see memrelay.engine.stores.identity
+    primary_key_field: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    secondary_keys: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Collection(Base):

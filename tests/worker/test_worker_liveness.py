@@ -1,0 +1,70 @@
+"""Worker liveness is truthful in both directions: a worker re-registers itself when Redis comes back
+empty (``/readyz`` clears "no live RQ worker" without a new worker), and a killed worker stops counting
+after a few missed beats, long before its Redis key expires."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import Worker
+
+from memrelay.composition import Services
+from memrelay.engine.core.settings import Settings
+from memrelay.queue.workers import STALE_AFTER_S, live_workers
+from memrelay.supervise.embedded import EmbeddedRedis
+from tests.worker.test_worker_runtime import Workers, wait_for
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis only this test uses (it is flushed and restarted)."""
+    r = EmbeddedRedis(tmp_path / "own-redis" / "redis.sock").start()
+    yield r
+    r.stop()
+
+
+def _workers_check(client: Any) -> dict[str, Any]:
+    return client.get("/readyz").get_json()["checks"]["workers"]
+
+
+def test_worker_reregisters_after_redis_comes_back_empty_and_a_dead_one_stops_counting(
+        settings: Settings, engine: Services, tmp_path: Path, own_redis: EmbeddedRedis) -> None:
+    from memrelay.gateway.app import create_app
+
+    s = settings.model_copy(update={"redis_url": own_redis.url})
+    client = create_app(s, services=engine).test_client()
+    conn = redis.Redis.from_url(own_redis.url)
+    workers = Workers(s, tmp_path)
+    try:
+        proc = workers.start("live-1")
+        wait_for(lambda: _workers_check(client)["ok"], timeout=30, what="/readyz to see the worker")
+
+        conn.flushall()  # Redis came back without its data
+        assert live_workers(conn) == []
+        assert not _workers_check(client)["ok"]
+        wait_for(lambda: _workers_check(client)["ok"], timeout=3 * STALE_AFTER_S,
+                 what="the worker to register itself again")
+        assert live_workers(conn) == ["live-1"]
+
+        # a real restart of the server, without its AOF
+        own_redis.stop()
+        for f in (own_redis.dir / "appendonlydir").glob("*"):
+            f.unlink()
+        own_redis.start()
+        wait_for(lambda: _workers_check(client)["ok"], timeout=3 * STALE_AFTER_S,
+                 what="the worker to register again after a Redis restart")
+        assert proc.poll() is None, workers.log("live-1")
+
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert [w.name for w in Worker.all(connection=conn)] == ["live-1"]  # its key has not expired yet
+        wait_for(lambda: not _workers_check(client)["ok"], timeout=3 * STALE_AFTER_S,
+                 what="/readyz to stop counting the killed worker")
+        assert "no live RQ worker" in _workers_check(client)["error"]
+    finally:
+        workers.stop_all()
