@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,21 @@ def run_jobs(engine: Services, settings: Settings):  # type: ignore[no-untyped-d
         run_worker(settings, burst=True, services=engine)
 
     return run
+
+
+@pytest.fixture
+def fresh_pg_schema() -> Iterator[str]:
+    """A new, empty PostgreSQL schema (for migration tests), dropped afterwards."""
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    base = Settings(database_url=PG_URL).sql_url
+    schema = f"memrelay_fresh_{uuid.uuid4().hex[:8]}"
+    eng = sa.create_engine(base)
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with eng.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        eng.dispose()

@@ -4,51 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
 from memrelay.supervise.embedded import EmbeddedRedis
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from tests.support.processes import alive, descendants, free_port
 
 
 def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1")
     log = open(tmp_path / "up.log", "wb")
@@ -75,15 +42,15 @@ def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
         sock = tmp_path / ".memrelay" / "redis" / "redis.sock"
         assert EmbeddedRedis(sock).is_alive()
         assert (tmp_path / ".memrelay" / "redis" / "appendonly.aof").exists()
-        family = _descendants(proc.pid)
+        family = descendants(proc.pid)
         assert len(family) >= 4  # redis, milvus lite, gunicorn (+ its worker), rq worker
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         proc.wait(60)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in family):
+    while time.monotonic() < deadline and any(alive(p) for p in family):
         time.sleep(0.2)
-    assert not [p for p in family if _alive(p)], "processes left behind after Ctrl-C"
+    assert not [p for p in family if alive(p)], "processes left behind after Ctrl-C"
     assert not sock.exists()
     output = (tmp_path / "up.log").read_text()
     assert f"http://127.0.0.1:{port}" in output and "admin_key" in output

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,6 @@ import sqlalchemy as sa
 
 from memrelay.composition import Services
 from memrelay.engine.core.errors import Conflict, NotFound, ValidationFailed
-from memrelay.engine.core.settings import Settings
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.db.migrate import upgrade
 from memrelay.engine.stores.identity import Identifiers
@@ -253,23 +249,6 @@ def _check_migrated(url: str) -> None:
 def test_migration_rederives_primary_keys_and_reports_conflicts_on_sqlite(tmp_path: Path) -> None:
     _check_migrated(f"sqlite:///{tmp_path / 'legacy.db'}")
 
-
-@pytest.fixture
-def fresh_pg_schema() -> Iterator[str]:
-    url = os.environ.get("MEMRELAY_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("PostgreSQL migration test needs MEMRELAY_TEST_POSTGRES_URL")
-    base = Settings(database_url=url).sql_url
-    schema = f"memrelay_identity_mig_{uuid.uuid4().hex[:8]}"
-    eng = sa.create_engine(base)
-    with eng.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with eng.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        eng.dispose()
 
 
 def test_migration_rederives_primary_keys_and_reports_conflicts_on_postgresql(fresh_pg_schema: str) -> None:

@@ -26,7 +26,6 @@ from memrelay.worker.context import JobContext
 from memrelay.worker.jobs.events import process_event
 from memrelay.worker.periodic import Lease, LeaseLost, run_round
 from memrelay.worker.sweeper import reconcile_round
-from tests.connectors.fake_hubspot import FakeHubSpot, make_contacts
 from tests.gateway.test_webhooks import HUBSPOT_SECRET, hs_event, send_hubspot
 from tests.worker.test_worker_runtime import Workers, wait_for
 
@@ -39,22 +38,6 @@ def two_workers(settings: Any, tmp_path: Path) -> Iterator[Workers]:
     yield w
     w.stop_all()
 
-
-@pytest.fixture
-def hubspot_on_hold() -> Iterator[tuple[FakeHubSpot, threading.Event, threading.Event]]:
-    """A fake HubSpot whose record fetches wait for ``release`` (``entered`` is set when one arrives)."""
-    fake = FakeHubSpot(contacts=make_contacts(3)).start()
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(method: str, path: str, query: Any, body: Any) -> None:
-        if path.endswith("/batch/read"):
-            entered.set()
-            release.wait(120)
-
-    fake.fail = hold
-    yield fake, entered, release
-    release.set()
-    fake.stop()
 
 
 def outbox_count(engine: Services, org_id: str, event_type: str) -> int:
@@ -129,8 +112,8 @@ def test_effect_completion_and_notification_commit_together_or_not_at_all(api, e
     assert mem.index_state == "indexed"  # pushed to Milvus once the unit of work committed
 
 
-def test_a_job_whose_lease_was_taken_over_rolls_its_effect_back(api, engine, settings, hubspot_on_hold, backend):
-    fake, entered, release = hubspot_on_hold
+def test_a_job_whose_lease_was_taken_over_rolls_its_effect_back(api, engine, settings, blocking_hubspot, backend):
+    fake, entered, release = blocking_hubspot
     src = engine.sources.create(api.org_id, connector="hubspot", secret=HUBSPOT_SECRET,
                                 config={"api_base": fake.url, "access_token": fake.token})
     r = send_hubspot(api.client, src, [hs_event(1, 2, "jobtitle", "Engineer 2", int(time.time() * 1000))])
@@ -217,9 +200,9 @@ def test_periodic_reconcile_indexes_a_memory_left_pending(api, engine, settings,
     assert not reconcile_round(engine, conn)  # paced: the next round waits for its period
 
 
-def test_two_workers_duplicates_and_a_kill_9_mid_job_take_effect_once(api, engine, two_workers, hubspot_on_hold,
+def test_two_workers_duplicates_and_a_kill_9_mid_job_take_effect_once(api, engine, two_workers, blocking_hubspot,
                                                                        backend):
-    fake, entered, release = hubspot_on_hold
+    fake, entered, release = blocking_hubspot
     src = engine.sources.create(api.org_id, connector="hubspot", secret=HUBSPOT_SECRET,
                                 config={"api_base": fake.url, "access_token": fake.token})
     procs = {name: two_workers.start(name) for name in ("w-a", "w-b")}

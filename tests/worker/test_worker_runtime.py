@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +27,6 @@ from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.db.models import InboundEvent, Memory, PropertyHistory
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.queue.connection import queue
-from tests.connectors.fake_hubspot import FakeHubSpot, make_contacts
 from tests.gateway.test_webhooks import HUBSPOT_SECRET, hs_event, send_hubspot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,22 +165,6 @@ def test_sigterm_past_the_grace_period_requeues_the_job(workers, conn):
     assert job.get_status(refresh=True) == "queued" and job.id in queue(conn, "default").job_ids
     assert conn.get("grace-done") is None
 
-
-@pytest.fixture
-def blocking_hubspot() -> Iterator[tuple[FakeHubSpot, threading.Event, threading.Event]]:
-    """A fake HubSpot whose record fetches wait for ``release`` (``entered`` is set when one arrives)."""
-    fake = FakeHubSpot(contacts=make_contacts(3)).start()
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(method: str, path: str, query: Any, body: Any) -> None:
-        if path.endswith("/batch/read"):
-            entered.set()
-            release.wait(120)
-
-    fake.fail = hold
-    yield fake, entered, release
-    release.set()
-    fake.stop()
 
 
 def test_a_worker_killed_mid_event_is_recovered_by_another(api, engine, workers, blocking_hubspot, backend):
