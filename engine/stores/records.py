@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.errors import BadRequest, NotFound
@@ -81,8 +82,16 @@ class Records:
             now = utcnow()
             rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=et,
                          primary_key=primary_key_string(identity)[:512], version=0, created_at=now, updated_at=now)
-            s.add(rec)
-            s.flush()
+            try:
+                with s.begin_nested():  # a concurrent writer may create the same record first
+                    s.add(rec)
+                    s.flush()
+            except IntegrityError:
+                winner = resolve_record(s, org_id, ids, et)
+                if winner is None:
+                    raise
+                rec = lock_record(s, winner.id)
+                claim_primary_key(rec, keys, policy)
         else:
             rec = lock_record(s, rec.id)
             claim_primary_key(rec, keys, policy)
