@@ -333,7 +333,7 @@ def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, setti
     stop = threading.Event()
     start_dispatcher(engine, conn, stop, every_s=0.1)
     try:
-        deadline = utcnow() + timedelta(seconds=10)
+        deadline = utcnow() + timedelta(seconds=30)
         while not queue(conn, "deliver").count and utcnow() < deadline:
             time.sleep(0.05)
     finally:
