@@ -158,6 +158,11 @@ def validate_config(name: str, config: Mapping[str, Any]) -> ConnectorConfig:
     return connector_info(name).config_model.validate_input(config, connector=name)
 
 
+def token_in_path(name: str) -> bool:
+    """Whether a source of connector ``name`` is called at a URL carrying its path token."""
+    return name in _BY_NAME and _BY_NAME[name].uses_token
+
+
 def redact_config(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
     """A source's config with its secret values masked (an unknown connector masks the legacy names)."""
     model = _BY_NAME[name].config_model if name in _BY_NAME else NoConfig

@@ -98,9 +98,10 @@ class Services:
 
     @cached_property
     def sources(self) -> Sources:
+        from memrelay.connectors.registry import redact_config, token_in_path
         from memrelay.engine.stores.sources import Sources
 
-        return Sources(self.db)
+        return Sources(self.db, redact=redact_config, token_in_path=token_in_path)
 
     @cached_property
     def events(self) -> EventLog:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -13,43 +14,38 @@ from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Source
 
-
-def source_to_dict(src: Source, *, reveal: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": src.id, "connector": src.connector, "name": src.name, "active": src.active,
-        "webhookPath": webhook_path(src), "config": redact(src.config), "hasCustomMapping": bool(src.mapping_yaml),
-        "syncCursor": src.sync_cursor, "createdAt": iso(src.created_at), "updatedAt": iso(src.updated_at),
-    }
-    if reveal:
-        out["secret"] = src.secret
-        out["token"] = src.token
-    return out
-
-
-SECRET_CONFIG_KEYS = ("access_token", "api_key", "client_secret", "password", "session_id")
-
-
-def redact(config: dict[str, Any]) -> dict[str, Any]:
-    """Config as shown through the API: credentials masked."""
-    return {k: ("***" if k in SECRET_CONFIG_KEYS and v else v) for k, v in (config or {}).items()}
-
-
-def webhook_path(src: Source) -> str:
-    """The path providers call. Token-authenticated connectors carry the token in the path."""
-    base = f"/webhooks/{src.connector}/{src.id}"
-    return f"{base}/{src.token}" if src.connector in TOKEN_IN_PATH else base
-
-
 LOOKUP_TTL_S = 5.0
-TOKEN_IN_PATH = {"salesforce", "form", "generic"}
 
 
 class Sources:
     """Org-scoped CRUD of sources; ``lookup`` is the receiver's unauthenticated read by id."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, *, redact: Callable[[str, dict[str, Any]], dict[str, Any]],
+                 token_in_path: Callable[[str], bool]):
+        """``redact(connector, config)`` masks a config's secrets as the connector declares them;
+        ``token_in_path(connector)`` says whether its webhook URL carries the source's path token."""
         self.db = db
+        self.redact = redact
+        self.token_in_path = token_in_path
         self._cache: dict[str, tuple[float, Source | None]] = {}
+
+    def to_dict(self, src: Source, *, reveal: bool = False) -> dict[str, Any]:
+        """A source as the API and CLI show it: config secrets masked; ``reveal`` adds secret and token."""
+        out: dict[str, Any] = {
+            "id": src.id, "connector": src.connector, "name": src.name, "active": src.active,
+            "webhookPath": self.webhook_path(src), "config": self.redact(src.connector, src.config or {}),
+            "hasCustomMapping": bool(src.mapping_yaml), "syncCursor": src.sync_cursor,
+            "createdAt": iso(src.created_at), "updatedAt": iso(src.updated_at),
+        }
+        if reveal:
+            out["secret"] = src.secret
+            out["token"] = src.token
+        return out
+
+    def webhook_path(self, src: Source) -> str:
+        """The path providers call. Token-authenticated connectors carry the token in the path."""
+        base = f"/webhooks/{src.connector}/{src.id}"
+        return f"{base}/{src.token}" if self.token_in_path(src.connector) else base
 
     def create(self, org_id: str, *, connector: str, name: str = "", secret: str | None = None,
                config: dict[str, Any] | None = None, mapping_yaml: str | None = None) -> dict[str, Any]:
@@ -59,7 +55,7 @@ class Sources:
                      mapping_yaml=mapping_yaml, sync_cursor={}, active=True, created_at=now, updated_at=now)
         with self.db.session() as s:
             s.add(src)
-        return source_to_dict(src, reveal=True)
+        return self.to_dict(src, reveal=True)
 
     def update(self, org_id: str, source_id: str, **changes: Any) -> dict[str, Any]:
         """Change name/config/mapping/active; a new ``secret`` keeps the old one valid for rotation."""
@@ -74,12 +70,16 @@ class Sources:
                     setattr(src, field, changes[field])
             src.updated_at = utcnow()
             self._cache.pop(source_id, None)
-            return source_to_dict(src)
+            return self.to_dict(src)
 
     def list(self, org_id: str) -> list[dict[str, Any]]:
         with self.db.read() as s:
-            return [source_to_dict(x) for x in s.scalars(select(Source).where(Source.org_id == org_id)
+            return [self.to_dict(x) for x in s.scalars(select(Source).where(Source.org_id == org_id)
                                                          .order_by(Source.created_at))]
+
+    def show(self, org_id: str, source_id: str) -> dict[str, Any]:
+        """One source as :meth:`to_dict` renders it."""
+        return self.to_dict(self.get(org_id, source_id))
 
     def get(self, org_id: str, source_id: str) -> Source:
         with self.db.read() as s:

@@ -15,13 +15,11 @@ from memrelay.connectors.registry import (
     connector_info,
     connector_names,
     get_connector,
-    redact_config,
     validate_config,
 )
 from memrelay.engine.core.errors import BadRequest, NotFound, SignatureError, ValidationFailed
 from memrelay.engine.ingest.pipeline import source_config
 from memrelay.engine.stores.event_log import event_to_dict
-from memrelay.engine.stores.sources import source_to_dict
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
 from memrelay.gateway.state import state
@@ -115,11 +113,6 @@ def _check_mapping(text: str | None) -> None:
         load_mapping_text(text, path="mapping")  # ValidationFailed with line numbers
 
 
-def _render(source: dict[str, Any]) -> dict[str, Any]:
-    """A source as the API shows it: config secrets masked as the connector's config model declares."""
-    return {**source, "config": redact_config(source["connector"], source.get("config"))}
-
-
 @endpoint(bp, "/api/v1/sources", methods=("POST",), scope="admin", body=SourceCreate)
 def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], int]:
     """Configure a webhook source at run time; its secret and path token are returned once."""
@@ -130,8 +123,8 @@ def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], in
                                details={"connectors": connector_names()}) from None
     validate_config(body.connector, body.config)  # 422 naming each bad field
     _check_mapping(body.mapping)
-    out = _render(state().services.sources.create(auth.org_id, connector=body.connector, name=body.name,
-                                                  secret=body.secret, config=body.config, mapping_yaml=body.mapping))
+    out = state().services.sources.create(auth.org_id, connector=body.connector, name=body.name,
+                                          secret=body.secret, config=body.config, mapping_yaml=body.mapping)
     out["webhookUrl"] = request.host_url.rstrip("/") + out["webhookPath"]
     return out, 201
 
@@ -139,13 +132,13 @@ def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], in
 @endpoint(bp, "/api/v1/sources", methods=("GET",), scope="read")
 def list_sources(auth: KeyInfo) -> dict[str, Any]:
     """The org's sources (secrets never shown)."""
-    return {"sources": [_render(src) for src in state().services.sources.list(auth.org_id)]}
+    return {"sources": state().services.sources.list(auth.org_id)}
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("GET",), scope="read")
 def get_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """One source."""
-    return _render(source_to_dict(state().services.sources.get(auth.org_id, source_id)))
+    return state().services.sources.show(auth.org_id, source_id)
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("PATCH",), scope="admin", body=SourceUpdate)
@@ -155,8 +148,8 @@ def update_source(auth: KeyInfo, body: SourceUpdate, source_id: str) -> dict[str
     if body.config is not None:
         validate_config(sources.get(auth.org_id, source_id).connector, body.config)
     _check_mapping(body.mapping)
-    return _render(sources.update(auth.org_id, source_id, name=body.name, secret=body.secret,
-                                  config=body.config, mapping_yaml=body.mapping, active=body.active))
+    return sources.update(auth.org_id, source_id, name=body.name, secret=body.secret,
+                          config=body.config, mapping_yaml=body.mapping, active=body.active)
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("DELETE",), scope="admin")

@@ -135,7 +135,7 @@ def sources_create(org_name: str, connector: str, name: str, secret: str | None,
                    config_json: str) -> None:
     """Create a source; prints its webhook path, token and secret once."""
     from memrelay.connectors.mapping import load_mapping_text
-    from memrelay.connectors.registry import redact_config, validate_config
+    from memrelay.connectors.registry import validate_config
 
     config = json.loads(config_json)
     validate_config(connector, config)  # NotFound for an unknown connector, ValidationFailed naming bad fields
@@ -146,5 +146,4 @@ def sources_create(org_name: str, connector: str, name: str, secret: str | None,
     org = services.tenancy.get_or_create_org(org_name)
     out = services.sources.create(org.id, connector=connector, name=name, secret=secret, config=config,
                              mapping_yaml=text)
-    out["config"] = redact_config(connector, out["config"])
     click.echo(json.dumps(out, indent=2))
