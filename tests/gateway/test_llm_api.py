@@ -16,8 +16,7 @@ from memrelay.engine.stores.db.models import Org
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
 from memrelay.engine.stores.usage_store import UsageStore
-from memrelay.worker.context import JobContext
-from memrelay.worker.runtime import MemrelayWorker
+from memrelay.worker.main import run_worker
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.llm_env import MODEL, with_llm
 
@@ -181,8 +180,7 @@ def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: A
     assert api.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
     assert other_api.get(f"/api/v1/jobs/{job_id}").status_code == 404  # another org's job is invisible
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
-    conn = app.extensions["memrelay"].redis
-    MemrelayWorker(["generate"], context=JobContext(services=engine, redis=conn)).work(burst=True)
+    run_worker(engine.settings, burst=True, services=engine)
     done = api.get(f"/api/v1/jobs/{job_id}").json
     assert done["status"] == "finished", done
     assert done["result"]["text"] == "Dana, your Growth plan renews in May." and done["result"]["usage"]["calls"] == 1

@@ -322,9 +322,8 @@ def test_events_before_a_subscription_are_not_delivered_to_it(api, engine, run_j
 
 
 def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, settings):
-    from memrelay.worker.context import JobContext
     from memrelay.worker.jobs.deliver import start_dispatcher
-    from memrelay.worker.runtime import MemrelayWorker
+    from memrelay.worker.main import run_worker
 
     allow_local(api)
     subscribe(api, receiver.url())
@@ -338,5 +337,5 @@ def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, setti
             time.sleep(0.05)
     finally:
         stop.set()
-    MemrelayWorker(["deliver"], context=JobContext(services=engine, redis=conn)).work(burst=True)
+    run_worker(settings, burst=True, services=engine)
     assert len(receiver.requests) == 1

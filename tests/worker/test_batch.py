@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from sqlalchemy import func, select
 
 from memrelay.engine.stores.db.models import BatchRun, Memory, Record
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
-from memrelay.worker.context import JobContext
-from memrelay.worker.runtime import MemrelayWorker
+from memrelay.worker.main import run_worker
 
 MAPPING = {
     "entityType": "contact",
@@ -39,8 +37,8 @@ def rows(n: int) -> list[dict[str, Any]]:
 
 
 def run_jobs(engine: Any, settings: Any) -> None:
-    conn = redis.Redis.from_url(settings.redis_url)
-    MemrelayWorker(["memorize"], context=JobContext(services=engine, redis=conn)).work(burst=True)
+    """The production worker start-up (``run_worker``) in burst mode, with these services."""
+    run_worker(settings, burst=True, services=engine)
 
 
 def test_batch_memorize_runs_chunks_as_jobs(api, engine, settings, backend):
