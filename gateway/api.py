@@ -28,6 +28,7 @@ class EndpointDoc:
     body: type[BaseModel] | None
     response: type[BaseModel] | None
     tag: str
+    envelope: bool = True
 
 
 ENDPOINTS: list[EndpointDoc] = []
@@ -79,10 +80,19 @@ def parse_body(model: type[M], data: dict[str, Any] | None = None) -> M:
                                details={"errors": errors}) from None
 
 
+def enveloped(payload: Any) -> dict[str, Any]:
+    """Personize's success envelope: every documented endpoint answers ``{"success": true, "data": ...}``."""
+    return {"success": True, "data": payload}
+
+
 def endpoint(bp: Blueprint, rule: str, *, methods: tuple[str, ...] = ("POST",), scope: str | None = "read",
              body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-             summary: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a view: ``view(auth, body?, **url_args)`` returning a dict/list or (payload, status)."""
+             summary: str = "", envelope: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a view: ``view(auth, body?, **url_args)`` returning a dict/list or (payload, status).
+
+    Answers are wrapped in Personize's envelope ``{"success": true, "data": payload}``; ``envelope=False``
+    is for callers with a fixed protocol of their own (Zapier's polling triggers expect a bare array).
+    """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -98,13 +108,13 @@ def endpoint(bp: Blueprint, rule: str, *, methods: tuple[str, ...] = ("POST",), 
                 result, status = result
             if isinstance(result, BaseModel):
                 result = result.model_dump(mode="json", by_alias=True)
-            return jsonify(result), status
+            return jsonify(enveloped(result) if envelope else result), status
 
         bp.add_url_rule(rule, view.__name__, wrapper, methods=list(methods))
         prefix = bp.url_prefix or ""
         for m in methods:
             ENDPOINTS.append(EndpointDoc(prefix + rule, m.lower(), summary or (view.__doc__ or "").strip(),
-                                         scope, body, response, bp.name))
+                                         scope, body, response, bp.name, envelope))
         return wrapper
 
     return decorate

@@ -1,4 +1,4 @@
-"""The one error handler: every failure becomes ``{"error": {"code", "message", "details"}}``."""
+"""The one error handler: every failure becomes ``{"success": false, "error": {"code", "message", "details"}}``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def _render(code: str, message: str, status: int, details: dict[str, Any] | None = None) -> tuple[Response, int]:
-    body = {"error": {"code": code, "message": message, "details": details or {},
+    body = {"success": False, "error": {"code": code, "message": message, "details": details or {},
                       "requestId": getattr(g, "request_id", None)}}
     return jsonify(body), status
 

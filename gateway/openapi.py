@@ -12,7 +12,8 @@ from memrelay.gateway.api import ENDPOINTS
 
 ERROR_SCHEMA = {
     "type": "object",
-    "properties": {"error": {"type": "object", "properties": {
+    "required": ["success", "error"],
+    "properties": {"success": {"const": False}, "error": {"type": "object", "properties": {
         "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"},
         "requestId": {"type": "string"}}, "required": ["code", "message", "details"]}},
 }
@@ -44,8 +45,13 @@ def build_openapi() -> dict[str, Any]:
         if ep.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(ep.body, components)}}}
         ok: dict[str, Any] = {"description": "success"}
-        if ep.response is not None:
-            ok["content"] = {"application/json": {"schema": _ref(ep.response, components)}}
+        data: dict[str, Any] = _ref(ep.response, components) if ep.response is not None else {}
+        if ep.envelope:
+            ok["content"] = {"application/json": {"schema": {
+                "type": "object", "required": ["success", "data"],
+                "properties": {"success": {"const": True}, "data": data}}}}
+        elif data:
+            ok["content"] = {"application/json": {"schema": data}}
         op["responses"]["200"] = ok
         paths.setdefault(path, {})[ep.method] = op
     return {

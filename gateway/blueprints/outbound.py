@@ -127,7 +127,7 @@ class HookSubscribe(BaseModel):
     event: str
 
 
-@endpoint(bp, "/hooks", methods=("POST",), scope="write", body=HookSubscribe)
+@endpoint(bp, "/hooks", methods=("POST",), scope="write", body=HookSubscribe, envelope=False)
 def subscribe_hook(auth: KeyInfo, body: HookSubscribe) -> tuple[dict[str, Any], int]:
     """Zapier REST hook subscribe: deliveries of ``event`` to ``target_url`` (a 410 unsubscribes)."""
     sub = _svc().create(auth.org_id, url=body.target_url, event_types=[body.event], kind="zapier_hook",
@@ -135,14 +135,14 @@ def subscribe_hook(auth: KeyInfo, body: HookSubscribe) -> tuple[dict[str, Any], 
     return {"id": sub["id"], "event": body.event, "target_url": sub["url"]}, 201
 
 
-@endpoint(bp, "/hooks/<hook_id>", methods=("DELETE",), scope="write")
+@endpoint(bp, "/hooks/<hook_id>", methods=("DELETE",), scope="write", envelope=False)
 def unsubscribe_hook(auth: KeyInfo, hook_id: str) -> dict[str, Any]:
     """Zapier REST hook unsubscribe."""
     _svc().delete(auth.org_id, hook_id, kind="zapier_hook")
     return {"id": hook_id, "deleted": True}
 
 
-@endpoint(bp, "/triggers/<event>", methods=("GET",), scope="read")
+@endpoint(bp, "/triggers/<event>", methods=("GET",), scope="read", envelope=False)
 def poll_trigger(auth: KeyInfo, event: str) -> list[dict[str, Any]]:
     """Polling trigger: recent events of one type, newest first, each with a stable ``id``."""
     return _svc().poll(auth.org_id, event, limit=min(max(_int_arg("limit", 50), 1), 100))
@@ -173,7 +173,7 @@ def _fields() -> dict[str, Any]:
     return parse_fields(request.get_data(cache=True), request.content_type or "")
 
 
-@endpoint(bp, "/actions/upsert-contact", methods=("POST",), scope="write")
+@endpoint(bp, "/actions/upsert-contact", methods=("POST",), scope="write", envelope=False)
 def action_upsert_contact(auth: KeyInfo) -> dict[str, Any]:
     """Zapier action: create or update a contact by email with properties (``properties__<name>``)."""
     body = parse_body(UpsertContactAction, _fields())
@@ -182,7 +182,7 @@ def action_upsert_contact(auth: KeyInfo) -> dict[str, Any]:
     return flatten(out)
 
 
-@endpoint(bp, "/actions/memorize", methods=("POST",), scope="write")
+@endpoint(bp, "/actions/memorize", methods=("POST",), scope="write", envelope=False)
 def action_memorize(auth: KeyInfo) -> dict[str, Any]:
     """Zapier action: memorize text about a record (identifiers top-level; ``tags`` may be comma-joined)."""
     data = _fields()
