@@ -10,10 +10,11 @@ SHELL := /bin/bash
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e sdk/python
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -61,6 +62,7 @@ lint: $(STAMP)
 	cd $(ASM) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/.importlinter
 	cd $(ASM) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.build/mypy -p memrelay \
 	  | sed -E 's#^memrelay/(engine|gateway|connectors|worker|workflows)/#\1/#'; exit $${PIPESTATUS[0]}
+	cd sdk/python && $(CURDIR)/$(BIN)/mypy --config-file pyproject.toml --cache-dir $(CURDIR)/.build/mypy-sdk src/memrelay_client
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (needs `uv`).
 lock:

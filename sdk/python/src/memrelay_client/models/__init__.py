@@ -1,0 +1,1 @@
+"""Typed request and answer models (pydantic), one module per concern."""
