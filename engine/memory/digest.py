@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
@@ -13,17 +13,19 @@ from sqlalchemy.orm import Session
 
 from memrelay.engine.core.tokens import count_tokens
 from memrelay.engine.core.util import as_aware, utcnow
-from memrelay.engine.memory.memories import find_target, lift_identifiers
+from memrelay.engine.memory.memories import find_target, lift_identifiers, self_identifiers
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, RecordKey
 from memrelay.engine.stores.identity import Identifiers, normalise_url, record_keys
 
 MAX_LINKED = 10
+RELATED_COMPANIES = 1
+RELATED_MEMORIES = 10
 NAME_PROPERTIES = ("name", "deal_name", "subject")
 
 
 class DigestRequest(BaseModel):
-    """POST /api/v1/smart-memory-digest."""
+    """POST /api/v1/smart-memory-digest (Personize's smartDigest, snake or camel case)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
@@ -32,12 +34,29 @@ class DigestRequest(BaseModel):
     include_properties: bool = Field(True, alias="includeProperties")
     include_memories: bool = Field(True, alias="includeMemories")
     include_linked: bool = Field(True, alias="includeLinked")
+    include_related: bool = Field(False, alias="includeRelated",
+                                  description="Cross-entity context: add the sections of the record's company "
+                                              "(and, for deals and tickets, its contact).")
     max_memories: int = Field(20, ge=0, le=500, alias="maxMemories")
+    about: Literal["lead", "self"] = "lead"
 
     @model_validator(mode="before")
     @classmethod
     def _lift(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for alias in ("include_company", "includeCompany", "include_cross_entity", "includeCrossEntity"):
+                if alias in data and "include_related" not in data and "includeRelated" not in data:
+                    data["include_related"] = data.pop(alias)
+            if data.get("about") is None:
+                data.pop("about", None)
         return lift_identifiers(data)
+
+    def for_key(self, key_id: str | None) -> DigestRequest:
+        """``about: "self"`` resolved to the API key's own record (unchanged otherwise)."""
+        if self.about != "self":
+            return self
+        return self.model_copy(update={"identifiers": self_identifiers(key_id)})
 
 
 def age(ts: datetime | None, now: datetime) -> str:
@@ -80,20 +99,58 @@ class Digests:
                 sections.append(("## Properties", [_property_line(pv, now) for pv in pvs if pv.value not in (None, "", [])]))
             memories: list[Memory] = []
             if req.include_memories and req.max_memories:
-                memories = list(s.scalars(select(Memory).where(
-                    Memory.org_id == org_id, Memory.record_id == rec.id, Memory.superseded_by.is_(None))
-                    .order_by(Memory.ts.desc(), Memory.id).limit(req.max_memories)))
+                memories = recent_memories(s, org_id, rec.id, req.max_memories)
                 sections.append(("## Recent memories", [_memory_line(m) for m in memories]))
             linked = linked_records(s, org_id, rec, keys) if req.include_linked else []
             if linked:
                 sections.append(("## Linked records", _linked_lines(s, linked)))
+            related = related_records(s, org_id, rec, keys) if req.include_related else []
+            for other in related:
+                sections.append(_related_section(s, org_id, other, now, req))
         title = f"# {rec.entity_type.capitalize()}: {display_name(props, keys, rec.primary_key)}"
         key_line = ", ".join(f"{k}: {v}" for k, v in keys.items() if not isinstance(v, dict))
         markdown, used, truncated = fit([title] + ([f"_{key_line}_"] if key_line else []), sections,
                                         req.token_budget)
-        return {"recordId": rec.id, "type": rec.entity_type, "markdown": markdown, "tokenEstimate": used,
-                "tokenBudget": req.token_budget, "truncated": truncated,
-                "counts": {"properties": len(pvs), "memories": len(memories), "linkedRecords": len(linked)}}
+        return {"recordId": rec.id, "record_id": rec.id, "type": rec.entity_type, "compiledContext": markdown,
+                "markdown": markdown, "tokenEstimate": used, "tokenBudget": req.token_budget, "truncated": truncated,
+                "counts": {"properties": len(pvs), "memories": len(memories), "linkedRecords": len(linked),
+                           "relatedRecords": len(related)},
+                "relatedRecords": [{"recordId": r.id, "type": r.entity_type} for r in related]}
+
+
+def recent_memories(s: Session, org_id: str, record_id: str, limit: int) -> list[Memory]:
+    """A record's live (not superseded, not deleted) memories, newest content first."""
+    return list(s.scalars(select(Memory).where(
+        Memory.org_id == org_id, Memory.record_id == record_id, Memory.superseded_by.is_(None),
+        Memory.deleted_at.is_(None)).order_by(Memory.ts.desc(), Memory.id).limit(limit)))
+
+
+def related_records(s: Session, org_id: str, rec: Record, keys: dict[str, Any]) -> list[Record]:
+    """Cross-entity context of a record: its company (by its website key or email domain) and, for a deal
+    or ticket, the contact whose email it carries."""
+    if rec.entity_type == "company":
+        return []
+    out = linked_records(s, org_id, rec, keys)[:RELATED_COMPANIES]
+    email = keys.get("email")
+    if rec.entity_type != "contact" and email:
+        out = _records(s, select(Record).join(RecordKey, RecordKey.record_id == Record.id).where(
+            RecordKey.org_id == org_id, RecordKey.key_name == "email", RecordKey.key_value == email,
+            Record.entity_type == "contact", Record.id != rec.id))[:1] + out
+    return out
+
+
+def _related_section(s: Session, org_id: str, other: Record, now: datetime,
+                     req: DigestRequest) -> tuple[str, list[str]]:
+    keys = record_keys(s, [other.id])[other.id]
+    pvs = list(s.scalars(select(PropertyValue).where(PropertyValue.record_id == other.id)
+                         .order_by(PropertyValue.name)))
+    props = {pv.name: pv.value for pv in pvs}
+    header = f"## {other.entity_type.capitalize()}: {display_name(props, keys, other.primary_key)}"
+    lines = [_property_line(pv, now) for pv in pvs if pv.value not in (None, "", [])] if req.include_properties else []
+    if req.include_memories and req.max_memories:
+        lines += [_memory_line(m) for m in recent_memories(s, org_id, other.id, min(req.max_memories,
+                                                                                    RELATED_MEMORIES))]
+    return header, lines or ["- (nothing known yet)"]
 
 
 def fit(head: list[str], sections: list[tuple[str, list[str]]], budget: int) -> tuple[str, int, bool]:

@@ -1,8 +1,8 @@
 """Per-process cache of one record's memory vectors, loaded from SQL and scored exactly with numpy.
 
 An entry is keyed by (org, record) and stamped with the record's memory *generation* — the count and the
-latest ``updated_at`` of its memories. Every memory write (create, dedup bump, supersede, edit, delete)
-changes one of the two, so a stale entry is never served; checking the stamp is one indexed SQL query.
+latest ``updated_at`` of its memories. Every memory write (create, dedup bump, supersede, edit, soft delete,
+restore, purge) changes one of the two, so a stale entry is never served; checking the stamp is one indexed SQL query.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def load(s: Session, org_id: str, record_id: str, gen: tuple[int, str], *, embed
     rows = s.execute(select(Memory.id, Memory.text, Memory.embedding, Memory.ts, Memory.tags, Memory.speaker,
                             Memory.topic, Memory.superseded_by, Memory.entity_type, Memory.source,
                             Memory.seen_count)
-                     .where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.embedder == embedder)
+                     .where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.embedder == embedder,
+                            Memory.deleted_at.is_(None))
                      .order_by(Memory.id)).all()
     meta = [{"memoryId": r.id, "recordId": record_id, "type": r.entity_type, "text": r.text, "tags": r.tags or [],
              "speaker": r.speaker, "topic": r.topic, "source": r.source, "seenCount": r.seen_count,

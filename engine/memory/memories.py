@@ -11,19 +11,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import to_blob
 from memrelay.engine.core.embedder import Embedder
-from memrelay.engine.core.errors import BadRequest, NotFound, ValidationFailed
+from memrelay.engine.core.errors import BadRequest, MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
-from memrelay.engine.core.util import as_aware, utcnow
+from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.extraction import (
     ExtractedValue,
     anchor_relative_dates,
@@ -36,14 +35,20 @@ from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import (
     Collection,
-    IndexTombstone,
     Memory,
     PropertyValue,
     Record,
     RecordKey,
 )
 from memrelay.engine.stores.identity import Identifiers, require_record, resolve_record
-from memrelay.engine.stores.memory_store import NewMemory, memory_to_dict, provenance_entry, store_memories
+from memrelay.engine.stores.memory_store import (
+    NewMemory,
+    memory_to_dict,
+    provenance_entry,
+    restore_memories,
+    soft_delete_memories,
+    store_memories,
+)
 from memrelay.engine.stores.outbox import emit
 from memrelay.engine.stores.properties import Provenance, lock_record, write_properties
 from memrelay.engine.stores.records import Records
@@ -52,8 +57,16 @@ IDENTIFIER_FIELDS = ("email", "website_url", "websiteUrl", "website", "record_id
                      "customKeyValue", "customKeys", "type", "entityType")
 
 
+MAX_ITEMS = 1000  # items of one synchronous memorizeBatch({items}) call
+SELF_TYPE = "self"
+SELF_KEY = "apiKeyId"
+
+
 class MemorizeRequest(BaseModel):
-    """POST /api/v1/memorize (Personize-compatible; identifiers top-level or under ``identifiers``)."""
+    """POST /api/v1/memorize (Personize-compatible; identifiers top-level or under ``identifiers``).
+
+    ``collectionName`` / ``collectionId`` (or ``actionId``) choose the entity type of a new record;
+    ``about: "self"`` targets the calling API key's own record (the gateway fills in the key)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
@@ -61,18 +74,52 @@ class MemorizeRequest(BaseModel):
     speaker: str | None = None
     timestamp: datetime | None = Field(None, description="When the content happened (defaults to now).")
     identifiers: Identifiers = Field(default_factory=Identifiers)
-    tags: list[str] = Field(min_length=1, description="At least one tag.")
+    tags: list[str] = Field(default_factory=list, description="Optional categorization tags.")
     enhanced: bool = False
     max_properties: int | None = Field(None, ge=0, le=200, alias="maxProperties")
     extractionPrompt: str | None = None
-    collectionId: str | None = None
+    collectionId: str | None = Field(None, description="Target collection id or name (alias: actionId).")
+    collectionName: str | None = Field(None, description="Target collection name, e.g. 'Student'.")
+    about: Literal["lead", "self"] = "lead"
     source: str = "memorize"
     sourceEventId: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _lift_identifiers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "actionId" in data and "collectionId" not in data:
+                data["collectionId"] = data.pop("actionId")
+            if data.get("extractMemories") is True and "enhanced" not in data:
+                data["enhanced"] = True
+            if data.get("about") is None:
+                data.pop("about", None)
         return lift_identifiers(data)
+
+    def for_key(self, key_id: str | None) -> MemorizeRequest:
+        """``about: "self"`` resolved to the API key's own record (unchanged otherwise)."""
+        if self.about != "self":
+            return self
+        return self.model_copy(update={"identifiers": self_identifiers(key_id)})
+
+
+class MemorizeItemsRequest(BaseModel):
+    """POST /api/v1/batch-memorize in Personize's ``memorizeBatch({items: [...]})`` form: each item is a
+    memorize body (content, keys, ``collectionName``, ``extractMemories``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ITEMS)
+    source: str = Field("batch-memorize", min_length=1, max_length=100)
+    tags: list[str] = Field(default_factory=list, description="Added to every item's tags.")
+
+
+def self_identifiers(key_id: str | None) -> Identifiers:
+    """The identifiers of an API key's "self" record (``about: "self"``)."""
+    if not key_id:
+        raise BadRequest("about: 'self' needs an API key")
+    return Identifiers(type=SELF_TYPE, customKeyName=SELF_KEY, customKeyValue=key_id)
 
 
 def lift_identifiers(data: Any) -> Any:
@@ -157,18 +204,25 @@ class Memories:
         """Extract facts and properties from ``req.content`` and store them on the identified record."""
         ids = req.identifiers
         ids.require_any()
-        entity_type = ids.type or ids.inferred_type()
         ts = as_aware(req.timestamp) or utcnow()
         timer = _Timer()
         emb = self.embedder
+        if ids.type == SELF_TYPE:
+            self.ensure_self_type(org_id)
         with timer.stage("resolve"), self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
+            collection = target_collection(s, org_id, req.collectionId or req.collectionName)
+            if collection is not None and ids.type and ids.type != collection.entity_type:
+                raise ValidationFailed(f"collection {collection.name!r} is for {collection.entity_type}, "
+                                       f"not {ids.type}", details={"collection": collection.name})
+            entity_type = ids.type or (collection.entity_type if collection else None) or ids.inferred_type()
             existing = self._existing(s, org_id, ids, entity_type)
             entity_type = existing.entity_type if existing else entity_type
             if entity_type is None:
-                raise BadRequest("'type' is required to create a record", details={"field": "type"})
+                raise BadRequest("'type' (or 'collectionName') is required to create a record",
+                                 details={"field": "type"})
             entity_type = self.collections.active_entity_type(s, org_id, entity_type)
-            specs = self._target_properties(s, org_id, entity_type, req.collectionId)
+            specs = self._target_properties(s, org_id, entity_type, collection)
             subject = subject_of(s, existing, ids)
         with timer.stage("extract"):
             extraction = self._extract(org_id, req, specs, ts, subject)
@@ -191,6 +245,31 @@ class Memories:
                 "propertiesExtracted": written, "extraction": extraction.method,
                 "indexState": "indexed" if indexed else "pending", "timings": timer.ms}
 
+    def memorize_items(self, org_id: str, req: MemorizeItemsRequest, *, key_id: str | None = None) -> dict[str, Any]:
+        """Personize's ``memorizeBatch({items: [...]})``: each item is one memorize call (its own
+        ``collectionName``, keys and ``extractMemories``); a bad item is reported and never stops the others."""
+        results: list[dict[str, Any]] = []
+        for index, raw in enumerate(req.items):
+            try:
+                item = MemorizeRequest.model_validate({"source": req.source, **raw,
+                                                       "tags": sorted({*req.tags, *(raw.get("tags") or [])})})
+                out = self.memorize(org_id, item.for_key(key_id))
+            except ValidationError as exc:
+                errors = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+                results.append({"index": index, "success": False, "error": {
+                    "code": "validation_failed", "message": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                    "details": {"errors": errors}}})
+                continue
+            except MemrelayError as exc:
+                results.append({"index": index, "success": False, **exc.to_dict()})
+                continue
+            results.append({"index": index, "success": True, "recordId": out["recordId"], "record_id": out["recordId"],
+                            "type": out["type"], "memoriesCreated": out["memoriesCreated"],
+                            "duplicatesSkipped": out["duplicatesSkipped"],
+                            "propertiesExtracted": len(out["propertiesExtracted"])})
+        failed = sum(1 for r in results if not r["success"])
+        return {"items": len(results), "memorized": len(results) - failed, "failed": failed, "results": results}
+
     @staticmethod
     def _existing(s: Session, org_id: str, ids: Identifiers, entity_type: str | None) -> Record | None:
         if entity_type:
@@ -200,13 +279,16 @@ class Memories:
         except NotFound:
             return None
 
+    def ensure_self_type(self, org_id: str) -> None:
+        """Create the org's ``self`` entity type (records of API keys, ``about: "self"``) on first use."""
+        with self.db.session() as s:
+            self.collections.ensure_entity_type(s, org_id, SELF_TYPE, primary_key_field=SELF_KEY, secondary_keys=[],
+                                                description="What an API key's user stored about themselves "
+                                                            "(about: 'self').")
+
     def _target_properties(self, s: Session, org_id: str, entity_type: str,
-                           collection_id: str | None) -> list[PropertySpec]:
-        if collection_id:
-            c = s.scalar(select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None),
-                                                  (Collection.id == collection_id) | (Collection.name == collection_id)))
-            if c is None:
-                raise NotFound(f"collection {collection_id} not found")
+                           c: Collection | None) -> list[PropertySpec]:
+        if c is not None:
             if c.entity_type != entity_type:
                 raise ValidationFailed(f"collection {c.name!r} is for {c.entity_type}, not {entity_type}")
             specs = [PropertySpec.model_validate(p) for p in c.properties]
@@ -244,7 +326,7 @@ class Memories:
     def list_for_record(self, s: Session, record_id: str, include_superseded: bool = False) -> list[dict[str, Any]]:
         """A record's memories, newest content first (superseded ones only on request)."""
         org_id = s.scalar(select(Record.org_id).where(Record.id == record_id))
-        q = select(Memory).where(Memory.org_id == org_id, Memory.record_id == record_id)
+        q = select(Memory).where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.deleted_at.is_(None))
         if not include_superseded:
             q = q.where(Memory.superseded_by.is_(None))
         return [memory_to_dict(m) for m in s.scalars(q.order_by(Memory.ts.desc(), Memory.id))]
@@ -261,7 +343,8 @@ class Memories:
         vector = emb.embed([text])[0]
         with self.db.session() as s:
             index_sync.check_embedder(s, org_id, emb)
-            m = s.scalar(select(Memory).where(Memory.id == memory_id, Memory.org_id == org_id))
+            m = s.scalar(select(Memory).where(Memory.id == memory_id, Memory.org_id == org_id,
+                                              Memory.deleted_at.is_(None)))
             if m is None:
                 raise NotFound(f"memory {memory_id} not found")
             lock_record(s, m.record_id)
@@ -280,32 +363,86 @@ class Memories:
 
     def delete(self, org_id: str, memory_ids: list[str] | None = None,
                ids: Identifiers | None = None) -> dict[str, Any]:
-        """Delete given memories, or every memory of the identified record; vectors follow via tombstones."""
+        """Soft-delete given memories, or every memory of the identified record: hidden from recall, digests
+        and similarity at once, restorable with :meth:`cancel_deletion` until ``purgeAfter`` (then purged)."""
         if not memory_ids and ids is None:
             raise BadRequest("give memoryIds or identifiers of a record")
+        days = self.records.soft_delete_days
         with self.db.session() as s:
             record_id = require_record(s, org_id, ids).id if ids is not None else None
-            if memory_ids:  # by primary key; the org and record are checked on the rows
-                rows = [(mid, rid) for mid, rid, oid in s.execute(
-                    select(Memory.id, Memory.record_id, Memory.org_id).where(Memory.id.in_(memory_ids)))
-                        if oid == org_id and record_id in (None, rid)]
-            else:  # no memory_ids: the identifiers were given (checked above), so record_id is set
-                rows = [(mid, rid) for mid, rid in s.execute(select(Memory.id, Memory.record_id).where(
-                    Memory.org_id == org_id, Memory.record_id == record_id))]
-            if memory_ids and not rows:
-                raise NotFound("no memory matches those ids")
+            q = select(Memory).where(Memory.org_id == org_id)
+            if memory_ids:  # the org and record are checked on the rows
+                rows = [m for m in _by_ids(s, memory_ids) if m.org_id == org_id and record_id in (None, m.record_id)]
+                if not rows:
+                    raise NotFound("no memory matches those ids", details={"memoryIds": memory_ids[:50]})
+            else:
+                rows = list(s.scalars(q.where(Memory.record_id == record_id)))
+            rows = [m for m in rows if m.deleted_at is None]
             now = utcnow()
+            soft_delete_memories(s, rows, days=days, now=now)
             by_record: dict[str, list[str]] = {}
-            for mid, rid in rows:
-                by_record.setdefault(rid, []).append(mid)
-                s.add(IndexTombstone(org_id=org_id, memory_id=mid, created_at=now))
-            found = [mid for mid, _ in rows]
-            for i in range(0, len(found), 500):
-                s.execute(sql_delete(Memory).where(Memory.id.in_(found[i:i + 500])))
+            for m in rows:
+                by_record.setdefault(m.record_id, []).append(m.id)
+            purge_after = iso(now + timedelta(days=days))
             for rid, mids in by_record.items():
-                emit(s, org_id, "memory.deleted", {"recordId": rid, "memoryIds": mids})
+                emit(s, org_id, "memory.deleted", {"recordId": rid, "memoryIds": mids, "recoverable": True,
+                                                   "purgeAfter": purge_after})
+            found = [m.id for m in rows]
         self.index.sync_after_commit(tombstones_of=org_id)
-        return {"deleted": len(found), "memoryIds": found}
+        return {"deleted": len(found), "memoryIds": found, "recoverable": True, "purgeAfter": purge_after}
+
+    def cancel_deletion(self, org_id: str, memory_ids: list[str] | None = None,
+                        ids: Identifiers | None = None) -> dict[str, Any]:
+        """Restore soft-deleted memories (by id, or all of a record) — or, when the identifiers name a
+        soft-deleted record, the record itself. 404 when nothing is pending deletion."""
+        if not memory_ids and ids is None:
+            raise BadRequest("give memoryIds or identifiers of a record")
+        record_id: str | None = None
+        if not memory_ids:
+            assert ids is not None
+            with self.db.read() as s:
+                rec = resolve_record(s, org_id, ids, ids.type or ids.inferred_type())
+                record_id = rec.id if rec is not None else None
+            if record_id is None:  # no live record: the deletion to cancel is the record's own
+                return {**self.records.cancel_deletion(org_id, ids), "restored": 0, "memoryIds": []}
+        with self.db.session() as s:
+            if memory_ids:
+                rows = [m for m in _by_ids(s, memory_ids) if m.org_id == org_id and m.deleted_at is not None]
+            else:
+                rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id == record_id,
+                                                           Memory.deleted_at.is_not(None))))
+            if not rows:
+                raise NotFound("no memory deletion is pending for those identifiers",
+                               details={"memoryIds": (memory_ids or [])[:50]})
+            restore_memories(s, rows, now=utcnow())
+            for m in rows:
+                emit(s, org_id, "memory.updated", {"memoryId": m.id, "recordId": m.record_id, "type": m.entity_type,
+                                                   "change": "restored"})
+            restored = [m.id for m in rows]
+        self.index.sync_after_commit(index=restored)
+        return {"restored": len(restored), "memoryIds": restored}
+
+
+def _by_ids(s: Session, memory_ids: list[str]) -> list[Memory]:
+    out: list[Memory] = []
+    for i in range(0, len(memory_ids), 500):
+        out += s.scalars(select(Memory).where(Memory.id.in_(memory_ids[i:i + 500])))
+    return out
+
+
+def target_collection(s: Session, org_id: str, ref: str | None) -> Collection | None:
+    """The active collection a request names by id or (case-insensitive) name; 404 when none does."""
+    if not ref:
+        return None
+    ref = ref.strip()
+    c = s.scalar(select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None),
+                                          (Collection.id == ref) | (func.lower(Collection.name) == ref.lower()))
+                 .order_by(Collection.name).limit(1))
+    if c is None:
+        known = sorted(s.scalars(select(Collection.name).where(Collection.org_id == org_id,
+                                                               Collection.archived_at.is_(None))))
+        raise NotFound(f"collection {ref!r} not found", details={"known": known})
+    return c
 
 
 def offline_extraction(content: str, specs: list[PropertySpec], ts: datetime, subject: str | None, *,

@@ -29,35 +29,39 @@ from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import EntityVectorCache
 from memrelay.engine.memory.index_sync import IndexSearch
-from memrelay.engine.memory.memories import lift_identifiers
+from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
 from memrelay.engine.stores.collections import normalise_entity_type
 from memrelay.engine.stores.db.database import Database
-from memrelay.engine.stores.db.models import Collection, Memory, PropertyValue, Record
-from memrelay.engine.stores.identity import Identifiers, locate_record, record_keys
+from memrelay.engine.stores.db.models import Collection, EntityType, Memory, PropertyValue, Record
+from memrelay.engine.stores.identity import Identifiers, not_found, record_keys, records_holding
 
 RECENCY_WEIGHT = 0.05
 RECENCY_HALF_LIFE_DAYS = 180.0
 DEEP_NOTE = "deep mode needs an LLM (set MEMRELAY_LLM_MODEL); answered in fast mode"
+MAX_SCOPE = 500  # records one identifier may scope a recall to (a company's contacts, deals, tickets)
+NO_TYPE = "\x00none"  # a type filter nothing can match (type and collections exclude each other)
 
 
 class RecallRequest(BaseModel):
-    """POST /api/v1/smart-recall."""
+    """POST /api/v1/smart-recall (Personize's smartRecall: snake or camel case, ``fast_mode``, ``min_score``)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     query: str = Field(min_length=1, max_length=10_000)
     identifiers: Identifiers = Field(default_factory=Identifiers)
-    type: str | None = None
-    collectionNames: list[str] = Field(default_factory=list)
+    type: str | None = Field(None, description="Entity type filter (case-insensitive), e.g. 'Contact'.")
+    collectionNames: list[str] = Field(default_factory=list,
+                                       description="Only memories of records of these collections' entity types.")
     tags: list[str] = Field(default_factory=list)
     limit: int = Field(10, ge=1, le=200)
-    minScore: float = Field(0.0, ge=-1.0, le=1.0)
+    minScore: float = Field(0.0, ge=-1.0, le=1.0, description="Minimum similarity (alias: min_score).")
     mode: Literal["fast", "deep"] = "fast"
     include_property_values: bool = Field(False, alias="includePropertyValues")
     groupByRecord: bool = False
     include_superseded: bool = Field(False, alias="includeSuperseded")
     generate_answer: bool = Field(False, alias="generateAnswer", description="Deep mode: answer from the memories.")
+    about: Literal["lead", "self"] = "lead"
 
     @model_validator(mode="before")
     @classmethod
@@ -68,12 +72,35 @@ class RecallRequest(BaseModel):
                                  ("include_superseded", "includeSuperseded"), ("generate_answer", "generateAnswer")):
                 if camel in data and snake not in data:
                     data[snake] = data.pop(camel)
-            if data.get("fast_mode") is False and "mode" not in data:
+            for alias, name in (("min_score", "minScore"), ("group_by_record", "groupByRecord"),
+                                ("collection_names", "collectionNames")):
+                if alias in data and name not in data:
+                    data[name] = data.pop(alias)
+            if isinstance(data.get("collectionName"), str) and "collectionNames" not in data:
+                data["collectionNames"] = [data.pop("collectionName")]
+            if data.get("mode") == "full":  # the SDK's former name of deep mode
                 data["mode"] = "deep"
+            if "mode" not in data and "fast_mode" in data:
+                data["mode"] = "fast" if data["fast_mode"] else "deep"
+            if "mode" not in data and (data.get("enable_reflection") or data.get("enableReflection")):
+                data["mode"] = "deep"
+            if data.get("about") is None:
+                data.pop("about", None)
             top_type = data.get("type")
             data = lift_identifiers({k: v for k, v in data.items() if k != "type"})
             data["type"] = top_type
         return data
+
+    @property
+    def entity_type(self) -> str | None:
+        """The type filter, given top-level or inside ``identifiers``."""
+        return self.type or self.identifiers.type
+
+    def for_key(self, key_id: str | None) -> RecallRequest:
+        """``about: "self"`` resolved to the API key's own record (unchanged otherwise)."""
+        if self.about != "self":
+            return self
+        return self.model_copy(update={"identifiers": self_identifiers(key_id), "type": SELF_TYPE})
 
 
 def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
@@ -105,25 +132,50 @@ class Recall:
         qvec = emb.embed([req.query])[0]
         with self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
-            types = self._entity_types(s, org_id, req)
+            types = entity_type_filter(s, org_id, req.entity_type, req.collectionNames)
+            scope_records: list[Record] = []
             if req.identifiers.keys():
-                record_id, record_type = locate_record(s, org_id, req.identifiers, req.type)
-                scope = "record"
-                matches = self.scoped_matches(s, org_id, record_id, qvec, req)
-                if types and record_type not in types:
-                    matches = []
+                scope_records = self._scope(s, org_id, req, types)
+                scope = "record" if len(scope_records) == 1 else "records"
+                matches = self.scoped_matches_of(s, org_id, [r.id for r in scope_records], qvec, req)
             else:
                 scope = "org"
                 matches = self.org_matches(s, org_id, qvec, req, types)
             result = self._render(s, org_id, matches, req)
         result.update({"query": req.query, "scope": scope, "mode": "fast",
                        "tookMs": round((time.perf_counter() - t0) * 1000, 3)})
+        if scope != "org":
+            result["scopeRecords"] = [{"recordId": r.id, "record_id": r.id, "type": r.entity_type}
+                                      for r in scope_records[:MAX_SCOPE]]
+            result["scopeTruncated"] = len(scope_records) > MAX_SCOPE
         if req.mode == "deep":
             if self.deep is not None:
                 return self.deep.deepen(org_id, req, result, lambda q: self.smart_recall(
                     org_id, req.model_copy(update={"query": q, "mode": "fast"}))["results"])
             result["note"] = DEEP_NOTE
         return result
+
+    @staticmethod
+    def _scope(s: Session, org_id: str, req: RecallRequest, types: list[str] | None) -> list[Record]:
+        """The live records the identifiers name — by ``record_id``, or every record holding the key
+        (primary or secondary, any type unless filtered): recall by ``website_url`` reaches the company
+        and the contacts, deals and tickets that carry it. 404/422 when no record of any type holds it."""
+        ids = req.identifiers
+        found = records_holding(s, org_id, ids, types, limit=MAX_SCOPE + 1)
+        if found or req.about == "self":
+            return found
+        if types is not None and records_holding(s, org_id, ids, None, limit=1):
+            return []  # the key exists, on records of other types
+        raise not_found(s, org_id, ids, req.entity_type)
+
+    def scoped_matches_of(self, s: Session, org_id: str, record_ids: list[str], qvec: np.ndarray,
+                          req: RecallRequest) -> list[dict[str, Any]]:
+        """Exact scores over the memories of several records (each record's vectors cached), best first."""
+        out: list[dict[str, Any]] = []
+        for rid in record_ids[:MAX_SCOPE]:
+            out += self.scoped_matches(s, org_id, rid, qvec, req)
+        out.sort(key=lambda m: -m["score"])
+        return out if req.groupByRecord else out[:req.limit]
 
     def scoped_matches(self, s: Session, org_id: str, record_id: str, qvec: np.ndarray,
                        req: RecallRequest) -> list[dict[str, Any]]:
@@ -172,14 +224,14 @@ class Recall:
         rows = s.execute(
             select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
                    Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,
-                   Memory.embedding, Memory.embedder, Memory.org_id, Record.org_id.label("record_org"),
-                   Record.deleted_at)
+                   Memory.embedding, Memory.embedder, Memory.org_id, Memory.deleted_at.label("memory_deleted"),
+                   Record.org_id.label("record_org"), Record.deleted_at)
             .join(Record, Record.id == Memory.record_id)
             .where(Memory.id.in_(memory_ids))).all()
         # Checked here rather than in SQL so the planner always walks the primary key (an org_id condition
         # makes SQLite scan the whole org through ix_memories_record).
         rows = [r for r in rows if r.org_id == org_id and r.record_org == org_id and r.deleted_at is None
-                and r.embedder == emb.name]
+                and r.memory_deleted is None and r.embedder == emb.name]
         if not rows:
             return []
         sims = from_blobs([r.embedding for r in rows], emb.dim) @ qvec
@@ -199,31 +251,15 @@ class Recall:
                         "score": float(scores[i]), "similarity": float(sims[i])})
         return out
 
-    @staticmethod
-    def _entity_types(s: Session, org_id: str, req: RecallRequest) -> list[str] | None:
-        types: set[str] = set()
-        if req.type:
-            types.add(normalise_entity_type(req.type))
-        if req.collectionNames:
-            found = dict(s.execute(select(Collection.name, Collection.entity_type).where(
-                Collection.org_id == org_id, Collection.name.in_(req.collectionNames))).all())
-            missing = sorted(set(req.collectionNames) - set(found))
-            if missing:
-                raise ValidationFailed("unknown collections: " + ", ".join(missing), details={"unknown": missing})
-            col_types = set(found.values())
-            types = types & col_types if types else col_types
-            if not types:
-                return ["\x00none"]
-        return sorted(types) or None
-
     def _render(self, s: Session, org_id: str, matches: list[dict[str, Any]], req: RecallRequest) -> dict[str, Any]:
         items = [_item(m) for m in matches]
         out: dict[str, Any] = {}
         if req.groupByRecord:
             groups: dict[str, dict[str, Any]] = {}
             for it in items:
-                g = groups.setdefault(it["recordId"], {"recordId": it["recordId"], "type": it["type"],
-                                                       "topScore": it["score"], "matchCount": 0, "matches": []})
+                g = groups.setdefault(it["recordId"], {"recordId": it["recordId"], "record_id": it["recordId"],
+                                                       "type": it["type"], "topScore": it["score"],
+                                                       "matchCount": 0, "matches": []})
                 g["matchCount"] += 1
                 if len(g["matches"]) < 3:
                     g["matches"].append(it)
@@ -240,8 +276,43 @@ class Recall:
         return out
 
 
+def entity_type_filter(s: Session, org_id: str, entity_type: str | None,
+                       collection_names: list[str]) -> list[str] | None:
+    """Entity types a recall is restricted to: ``type`` and/or the types of ``collectionNames`` (a collection
+    name, case-insensitive, or an entity type name). None: no restriction; 422 for unknown names."""
+    types: set[str] | None = None
+    if entity_type:
+        et = normalise_entity_type(entity_type)
+        known = set(s.scalars(select(EntityType.name).where(EntityType.org_id == org_id)))
+        if et not in known and et != SELF_TYPE:  # "self" exists once a key stored something about itself
+            raise ValidationFailed(f"unknown entity type {et!r}", details={"known": sorted(known)})
+        types = {et}
+    if collection_names:
+        cols = {name.lower(): et for name, et in s.execute(select(Collection.name, Collection.entity_type).where(
+            Collection.org_id == org_id, Collection.archived_at.is_(None)))}
+        ets = set(s.scalars(select(EntityType.name).where(EntityType.org_id == org_id)))
+        wanted: set[str] = set()
+        missing = []
+        for name in collection_names:
+            key = name.strip().lower()
+            if key in cols:
+                wanted.add(cols[key])
+            elif key in ets:
+                wanted.add(key)
+            else:
+                missing.append(name)
+        if missing:
+            raise ValidationFailed("unknown collections: " + ", ".join(missing),
+                                   details={"unknown": missing, "known": sorted(cols)})
+        types = types & wanted if types is not None else wanted
+    if types is None:
+        return None
+    return sorted(types) or [NO_TYPE]
+
+
 def _item(m: dict[str, Any]) -> dict[str, Any]:
-    item = {"memoryId": m["memoryId"], "recordId": m["recordId"], "type": m["type"], "text": m["text"],
+    item = {"memoryId": m["memoryId"], "record_id": m["recordId"], "recordId": m["recordId"], "type": m["type"],
+            "text": m["text"],
             "score": round(m["score"], 6), "similarity": round(m["similarity"], 6), "timestamp": iso(m["ts"]),
             "tags": list(m["tags"]), "speaker": m["speaker"], "topic": m["topic"], "seenCount": m["seenCount"]}
     if m["supersededBy"]:

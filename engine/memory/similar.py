@@ -28,7 +28,8 @@ from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
 from memrelay.engine.stores.identity import Identifiers, record_keys
 
 Dimension = Literal["properties", "memories", "hybrid"]
-TIERS: tuple[tuple[str, float], ...] = (("very_similar", 0.75), ("similar", 0.5), ("somewhat", 0.3))
+TIERS: tuple[tuple[str, float], ...] = (("very_similar", 0.75), ("similar", 0.5), ("somewhat_similar", 0.3))
+NOT_SIMILAR = "not_similar"
 # Identity-like values say who a record is, not what it is like.
 IDENTITY_PROPERTIES = frozenset({"email", "first_name", "last_name", "name", "phone", "website_url", "domain",
                                  "deal_name", "subject"})
@@ -37,6 +38,9 @@ MEMORY_HITS = 1000
 
 
 class _Seeded(BaseModel):
+    """Seed given as Personize's ``seed: {email | recordId | websiteUrl | customKeyName+customKeyValue}``
+    (segment also ``seed: {text}``) or as top-level identifiers."""
+
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     identifiers: Identifiers = Field(default_factory=Identifiers)
@@ -48,16 +52,33 @@ class _Seeded(BaseModel):
     @classmethod
     def _lift(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            data = dict(data)
+            seed = data.pop("seed", None)
+            if isinstance(seed, dict):
+                seed = dict(seed)
+                if "text" in seed and "text" not in data:
+                    data["text"] = seed.pop("text")
+                if "type" in seed and "seedType" not in data:
+                    data["seedType"] = seed.pop("type")
+                ids = dict(data.get("identifiers") or {})
+                data["identifiers"] = {**seed, **ids}
+            elif seed is not None:
+                raise ValueError("'seed' must be an object: {email | recordId | websiteUrl} or {text}")
+            if "min_score" in data and "minScore" not in data:
+                data["minScore"] = data.pop("min_score")
             target = data.get("type")
             data = lift_identifiers({k: v for k, v in data.items() if k != "type"})
             data["type"] = target
+            if data.get("seedType"):
+                data["identifiers"]["type"] = data.pop("seedType")
         return data
 
 
 class SimilarRequest(_Seeded):
     """POST /api/v1/similar: records like a seed record."""
 
-    topK: int = Field(10, ge=1, le=500)
+    topK: int = Field(25, ge=1, le=500)
+    returnAllIds: bool = False
 
 
 class SegmentRequest(_Seeded):
@@ -65,7 +86,20 @@ class SegmentRequest(_Seeded):
 
     text: str | None = Field(None, max_length=10_000)
     page: int = Field(1, ge=1)
-    pageSize: int = Field(50, ge=1, le=500)
+    pageSize: int = Field(50, ge=1, le=500, description="Records per tier page (alias: maxPerTier).")
+    returnTier: Literal["very_similar", "similar", "somewhat_similar", "not_similar"] | None = None
+    tierOffset: int | None = Field(None, ge=0, description="Offset within each tier (instead of page).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_tier(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "maxPerTier" in data and "pageSize" not in data:
+            data = {**data, "pageSize": data["maxPerTier"]}
+        return data
+
+    @property
+    def offset(self) -> int:
+        return self.tierOffset if self.tierOffset is not None else (self.page - 1) * self.pageSize
 
 
 def tier_of(score: float) -> str | None:
@@ -97,37 +131,55 @@ class Similarity:
         self._lock = threading.Lock()
 
     def similar(self, org_id: str, req: SimilarRequest) -> dict[str, Any]:
-        """The ``topK`` records most like the seed, with tiers."""
+        """The ``topK`` records most like the seed; ``tiers`` lists their record ids per tier."""
         req.identifiers.require_any()
         with self.db.read() as s:
             seed = find_target(s, org_id, req.identifiers)
-            ranked = self._rank(s, org_id, req, seed, None)[:req.topK]
+            ranked, _ = self._rank(s, org_id, req, seed, None)
+            ranked = [r for r in ranked if r[1] >= req.minScore][:req.topK]
             items = self._items(s, ranked)
-        return {"seed": {"recordId": seed.id, "type": seed.entity_type}, "dimensions": req.dimensions,
-                "results": items, "tiers": {name: sum(1 for it in items if it["tier"] == name) for name, _ in TIERS}}
+        tiers: dict[str, list[str]] = {name: [] for name, _ in TIERS}
+        tiers[NOT_SIMILAR] = []
+        for it in items:
+            tiers[it["tier"]].append(it["recordId"])
+        out = {"seed": {"recordId": seed.id, "type": seed.entity_type}, "dimensions": req.dimensions,
+               "results": items, "tiers": tiers, "totalMatched": len(items)}
+        if req.returnAllIds:
+            out["recordIds"] = [it["recordId"] for it in items]
+        return out
 
     def segment(self, org_id: str, req: SegmentRequest) -> dict[str, Any]:
-        """Every record at or above ``minScore``, grouped into tiers with counts and one page per tier."""
+        """Every candidate record in a tier (``not_similar`` below the lowest floor, an approximate count since
+        records with nothing to compare are counted but not scored), one page of record ids per tier."""
         if not req.identifiers.keys() and not (req.text and req.text.strip()):
-            raise BadRequest("give identifiers of a seed record or a text")
+            raise BadRequest("give a seed: identifiers of a record ({email | recordId | websiteUrl}) or {text}")
         with self.db.read() as s:
             seed = find_target(s, org_id, req.identifiers) if req.identifiers.keys() else None
-            ranked = self._rank(s, org_id, req, seed, req.text if seed is None else None)
-            start = (req.page - 1) * req.pageSize
-            tiers = []
-            for name, floor in TIERS:
+            ranked, candidates = self._rank(s, org_id, req, seed, req.text if seed is None else None)
+            start = req.offset
+            tiers: dict[str, dict[str, Any]] = {}
+            floors = [*TIERS, (NOT_SIMILAR, -1.0)]
+            for name, floor in floors:
+                if req.returnTier and name != req.returnTier:
+                    continue
                 members = [r for r in ranked if r[3] == name]
-                tiers.append({"tier": name, "minScore": floor, "count": len(members),
-                              "items": self._items(s, members[start:start + req.pageSize]),
-                              "hasMore": start + req.pageSize < len(members)})
+                page = members[start:start + req.pageSize]
+                count = len(members) if name != NOT_SIMILAR else len(members) + max(candidates - len(ranked), 0)
+                tiers[name] = {"recordIds": [r[0] for r in page], "count": count, "minScore": max(floor, 0.0)
+                               if name != NOT_SIMILAR else None, "items": self._items(s, page),
+                               "hasMore": start + req.pageSize < len(members)}
+            if NOT_SIMILAR in tiers:
+                tiers[NOT_SIMILAR]["approximate"] = True
+        similar_total = sum(1 for r in ranked if r[3] != NOT_SIMILAR)
         return {"seed": {"recordId": seed.id, "type": seed.entity_type} if seed else {"text": req.text},
-                "dimensions": req.dimensions, "total": len(ranked), "page": req.page, "pageSize": req.pageSize,
-                "tiers": tiers}
+                "dimensions": req.dimensions, "total": similar_total, "totalCandidates": candidates,
+                "page": req.page, "pageSize": req.pageSize, "tierOffset": start, "tiers": tiers}
 
     # --- scoring -----------------------------------------------------------------------------
     def _rank(self, s: Session, org_id: str, req: _Seeded, seed: Record | None,
-              text: str | None) -> list[tuple[str, float, dict[str, float], str]]:
-        """(record id, score, per-dimension scores, tier), best first, above ``minScore``."""
+              text: str | None) -> tuple[list[tuple[str, float, dict[str, float], str]], int]:
+        """(record id, score, per-dimension scores, tier) best first — records above ``minScore`` in their tier,
+        those below the lowest tier as ``not_similar`` — and how many candidate records there were."""
         emb = self.embedder
         index_sync.check_embedder(s, org_id, emb, claim=False)
         target = normalise_entity_type(req.type) if req.type else (seed.entity_type if seed else None)
@@ -153,7 +205,7 @@ class Similarity:
                 q = q.where(Record.entity_type == target)
             candidates.update({r.id: r for r in s.scalars(q.limit(MAX_CANDIDATES)) if r.id not in exclude})
         if not candidates:
-            return []
+            return [], 0
         ids = list(candidates)
         mem_scores = self._cosines(seed_mem, self.memory_vectors(s, org_id, ids)) if seed_mem is not None else {}
         prop_vecs = self.property_vectors(s, list(candidates.values())) if seed_prop is not None else {}
@@ -167,9 +219,11 @@ class Similarity:
                 continue
             score = float(np.mean(list(dims.values())))
             tier = tier_of(score)
-            if score >= req.minScore and tier:
+            if tier is None:
+                out.append((rid, score, dims, NOT_SIMILAR))
+            elif score >= req.minScore:
                 out.append((rid, score, dims, tier))
-        return sorted(out, key=lambda r: -r[1])
+        return sorted(out, key=lambda r: -r[1]), len(candidates)
 
     @staticmethod
     def _cosines(seed: np.ndarray | None, vectors: dict[str, np.ndarray]) -> dict[str, float]:
@@ -194,7 +248,7 @@ class Similarity:
         for i in range(0, len(record_ids), 500):
             rows = s.execute(select(Memory.record_id, Memory.embedding).where(
                 Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]), Memory.superseded_by.is_(None),
-                Memory.embedder == emb.name)).all()
+                Memory.deleted_at.is_(None), Memory.embedder == emb.name)).all()
             matrix = from_blobs([r.embedding for r in rows], emb.dim)
             for r, v in zip(rows, matrix, strict=True):
                 sums[r.record_id] = sums.get(r.record_id, 0) + v
@@ -230,6 +284,7 @@ class Similarity:
         ids = [r[0] for r in ranked]
         keys = record_keys(s, ids)
         types = dict(s.execute(select(Record.id, Record.entity_type).where(Record.id.in_(ids))).all()) if ids else {}
-        return [{"recordId": rid, "type": types.get(rid), "keys": keys.get(rid, {}), "score": round(score, 6),
-                 "tier": tier, "scores": {k: round(v, 6) for k, v in dims.items()}}
+        return [{"recordId": rid, "record_id": rid, "type": types.get(rid), "keys": keys.get(rid, {}),
+                 "score": round(score, 6), "tier": tier, "scores": {k: round(v, 6) for k, v in dims.items()},
+                 "matchBreakdown": {k: round(v, 6) for k, v in dims.items()}}
                 for rid, score, dims, tier in ranked]

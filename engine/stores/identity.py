@@ -277,6 +277,29 @@ def find_records(s: Session, org_id: str, ids: Identifiers, *, entity_type: str 
     return sorted(found.values(), key=lambda r: (r.created_at, r.id))
 
 
+def records_holding(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[str] | None, *,
+                    limit: int) -> list[Record]:
+    """Every live record (of ``entity_types`` when given) holding the most specific of the identifiers' keys
+    that any such record holds — as primary *or* secondary key, so ``website_url: acme.com`` finds the
+    company and the contacts, deals and tickets that carry it. ``record_id: rec_…`` names one record."""
+    types = [t for t in (normalise_type(t) for t in entity_types or []) if t] or None
+    for name, value in ids.keys():
+        if _is_record_id(name, value):
+            rec = s.get(Record, value)
+            ok = rec is not None and rec.org_id == org_id and rec.deleted_at is None \
+                and (types is None or rec.entity_type in types)
+            return [rec] if ok and rec is not None else []
+        q = select(Record).join(RecordKey, RecordKey.record_id == Record.id).where(
+            RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value,
+            Record.org_id == org_id, Record.deleted_at.is_(None))
+        if types is not None:
+            q = q.where(Record.entity_type.in_(types))
+        found = list(s.scalars(q.order_by(Record.created_at, Record.id).limit(limit)).unique())
+        if found:
+            return found
+    return []
+
+
 def not_found(s: Session, org_id: str, ids: Identifiers, entity_type: str | None,
               message: str = "no record matches those identifiers") -> NotFound | ValidationFailed:
     """404 naming the keys tried — or 422 listing the known types when the entity type does not exist."""

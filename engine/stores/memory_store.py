@@ -14,17 +14,18 @@ Shared by single ``memorize`` and batch memorize, so both apply exactly the same
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain import semantics
-from memrelay.engine.stores.db.models import Memory, Record
+from memrelay.engine.stores.db.database import rowcount
+from memrelay.engine.stores.db.models import IndexTombstone, Memory, Record
 from memrelay.engine.stores.outbox import emit
 
 # Pairs below this cosine cannot be near-verbatim duplicates; skips the facet comparison for most pairs.
@@ -72,7 +73,8 @@ def memory_to_dict(m: Memory) -> dict[str, Any]:
     return {"memoryId": m.id, "recordId": m.record_id, "type": m.entity_type, "text": m.text, "speaker": m.speaker,
             "tags": list(m.tags or []), "source": m.source, "timestamp": iso(m.ts), "topic": m.topic,
             "seenCount": m.seen_count, "provenance": list(m.provenance or []), "supersededBy": m.superseded_by,
-            "supersededAt": iso(m.superseded_at), "createdAt": iso(m.created_at), "updatedAt": iso(m.updated_at)}
+            "supersededAt": iso(m.superseded_at), "createdAt": iso(m.created_at), "updatedAt": iso(m.updated_at),
+            **({"deletedAt": iso(m.deleted_at), "purgeAfter": iso(m.purge_after)} if m.deleted_at else {})}
 
 
 def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: int) -> StoreOutcome:
@@ -112,7 +114,7 @@ def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dic
     pools: dict[str, list[_Live]] = {}
     for i in range(0, len(record_ids), 500):  # org_id first: ix_memories_record is (org_id, record_id)
         rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]),
-                                                   Memory.superseded_by.is_(None))))
+                                                   Memory.superseded_by.is_(None), Memory.deleted_at.is_(None))))
         vectors = from_blobs([r.embedding for r in rows], dim)
         for r, v in zip(rows, vectors, strict=True):
             pools.setdefault(r.record_id, []).append(_Live(r, v))
@@ -170,3 +172,34 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
         row.superseded_by, row.superseded_at = successor.id, now
         superseded.append(row.id)
     return superseded
+
+
+# --- soft delete -------------------------------------------------------------------------------------
+def soft_delete_memories(s: Session, rows: list[Memory], *, days: int, now: datetime) -> None:
+    """Hide memories (recoverable until ``now + days``); their vectors leave the index via tombstones."""
+    for m in rows:
+        m.deleted_at, m.purge_after, m.updated_at = now, now + timedelta(days=days), now
+        m.index_state = "deleted"
+        s.add(IndexTombstone(org_id=m.org_id, memory_id=m.id, created_at=now))
+
+
+def restore_memories(s: Session, rows: list[Memory], *, now: datetime) -> None:
+    """Undo a soft delete: visible again and pending re-indexing."""
+    for m in rows:
+        m.deleted_at = m.purge_after = None
+        m.updated_at, m.index_state = now, "pending"
+
+
+def purge_deleted_memories(s: Session, *, now: datetime, org_id: str | None = None) -> int:
+    """Hard-delete soft-deleted memories whose recovery window has passed (tombstoned for the index)."""
+    q = select(Memory.id, Memory.org_id).where(Memory.deleted_at.is_not(None), Memory.purge_after <= now)
+    if org_id:
+        q = q.where(Memory.org_id == org_id)
+    rows = s.execute(q).all()
+    for mid, oid in rows:
+        s.add(IndexTombstone(org_id=oid, memory_id=mid, created_at=now))
+    ids = [mid for mid, _ in rows]
+    n = 0
+    for i in range(0, len(ids), 500):
+        n += rowcount(s.execute(delete(Memory).where(Memory.id.in_(ids[i:i + 500]))))
+    return n

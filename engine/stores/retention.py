@@ -1,7 +1,7 @@
 """Retention: old operational history is removed so tables do not grow without bound.
 
 Kept: records, properties and their history, memories, the inbound event log (replay and dedup), audit
-entries. Removed after ``days``: dispatched outbox events (with their webhook deliveries and attempts,
+entries. Soft-deleted memories are purged once their recovery window (``purge_after``) has passed. Removed after ``days``: dispatched outbox events (with their webhook deliveries and attempts,
 which cascade) and finished workflow runs (with their step runs). Guideline-session delivery marks are
 removed after ``session_days`` (progressive delivery only looks back one day).
 """
@@ -17,6 +17,7 @@ from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import OutboxEvent
 from memrelay.engine.stores.db.models_llm import GuidelineDelivery
 from memrelay.engine.stores.db.models_workflows import WorkflowRun
+from memrelay.engine.stores.memory_store import purge_deleted_memories
 
 DEFAULT_DAYS = 30
 
@@ -32,4 +33,5 @@ def purge_history(db: Database, *, days: int = DEFAULT_DAYS, session_days: int =
                                                    WorkflowRun.finished_at < cutoff)))
         sessions = rowcount(s.execute(delete(GuidelineDelivery).where(
             GuidelineDelivery.delivered_at < now - timedelta(days=session_days))))
-    return {"outbox": outbox, "workflowRuns": runs, "guidelineSessions": sessions}
+        memories = purge_deleted_memories(s, now=now)
+    return {"outbox": outbox, "workflowRuns": runs, "guidelineSessions": sessions, "deletedMemories": memories}

@@ -1,17 +1,20 @@
 """Semantic memory endpoints (Personize-compatible): memorize, batch memorize, smart recall, digest,
-similar and segment. Each view is one engine call."""
+similar, segment and query-properties. Each view is one engine call; ``about: "self"`` requests are
+resolved to the calling key's own record here (the engine never sees the key otherwise)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import redis
 from flask import Blueprint
+from pydantic import Discriminator, RootModel, Tag
 
 from memrelay.engine.core.errors import QueueUnavailable
 from memrelay.engine.memory.batch import BatchMemorizeRequest
 from memrelay.engine.memory.digest import DigestRequest
-from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.memories import MemorizeItemsRequest, MemorizeRequest
+from memrelay.engine.memory.query_properties import QueryPropertiesRequest
 from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.memory.similar import SegmentRequest, SimilarRequest
 from memrelay.engine.stores.tenancy import KeyInfo
@@ -23,15 +26,33 @@ from memrelay.queue.jobs import enqueue
 bp = Blueprint("semantic", __name__, url_prefix="/api/v1")
 
 
+def _batch_form(data: Any) -> str:
+    return "items" if isinstance(data, dict) and "items" in data and "rows" not in data else "rows"
+
+
+class BatchMemorizeBody(RootModel[Annotated[
+        Annotated[BatchMemorizeRequest, Tag("rows")] | Annotated[MemorizeItemsRequest, Tag("items")],
+        Discriminator(_batch_form)]]):
+    """Either form of POST /batch-memorize: ``{source, mapping, rows}`` (background jobs) or Personize's
+    ``memorizeBatch({items: [...]})`` (each item memorized now, results per item)."""
+
+
 @endpoint(bp, "/memorize", scope="write", body=MemorizeRequest)
 def memorize(auth: KeyInfo, body: MemorizeRequest) -> dict[str, Any]:
     """Store free text about a record as memories and extracted property values."""
-    return state().services.memories.memorize(auth.org_id, body)
+    return state().services.memories.memorize(auth.org_id, body.for_key(auth.key_id))
 
 
-@endpoint(bp, "/batch-memorize", scope="write", body=BatchMemorizeRequest)
-def batch_memorize(auth: KeyInfo, body: BatchMemorizeRequest) -> tuple[dict[str, Any], int]:
-    """Import rows (structured fields → properties, text fields → memories) as background jobs."""
+@endpoint(bp, "/batch-memorize", scope="write", body=BatchMemorizeBody)
+def batch_memorize(auth: KeyInfo, body: BatchMemorizeBody) -> tuple[dict[str, Any], int]:
+    """Import rows (structured fields → properties, text fields → memories) as background jobs, or memorize
+    Personize-style ``items``."""
+    if isinstance(body.root, MemorizeItemsRequest):
+        return state().services.memories.memorize_items(auth.org_id, body.root, key_id=auth.key_id), 200
+    return _batch_rows(auth, body.root)
+
+
+def _batch_rows(auth: KeyInfo, body: BatchMemorizeRequest) -> tuple[dict[str, Any], int]:
     batches = state().services.batches
     if body.dryRun:
         return batches.dry_run(auth.org_id, body), 200
@@ -59,13 +80,13 @@ def batch_status(auth: KeyInfo, run_id: str) -> dict[str, Any]:
 @endpoint(bp, "/smart-recall", scope="read", body=RecallRequest)
 def smart_recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
     """Semantic recall over one record's memories, or org-wide."""
-    return state().services.recall.smart_recall(auth.org_id, body)
+    return state().services.recall.smart_recall(auth.org_id, body.for_key(auth.key_id))
 
 
 @endpoint(bp, "/smart-memory-digest", scope="read", body=DigestRequest)
 def smart_memory_digest(auth: KeyInfo, body: DigestRequest) -> dict[str, Any]:
-    """A compiled markdown digest of one record within a token budget."""
-    return state().services.digests.digest(auth.org_id, body)
+    """A compiled markdown digest (``compiledContext``) of one record within a token budget."""
+    return state().services.digests.digest(auth.org_id, body.for_key(auth.key_id))
 
 
 @endpoint(bp, "/similar", scope="read", body=SimilarRequest)
@@ -78,3 +99,9 @@ def similar(auth: KeyInfo, body: SimilarRequest) -> dict[str, Any]:
 def segment(auth: KeyInfo, body: SegmentRequest) -> dict[str, Any]:
     """Records grouped into similarity tiers around a seed record or text, with counts and paging."""
     return state().services.similarity.segment(auth.org_id, body)
+
+
+@endpoint(bp, "/memory/query-properties", scope="read", body=QueryPropertiesRequest)
+def query_properties(auth: KeyInfo, body: QueryPropertiesRequest) -> dict[str, Any]:
+    """LLM-judged search of one property's values (503 llm_not_configured without a model)."""
+    return state().services.query_properties.query(auth.org_id, body)

@@ -21,20 +21,20 @@ def test_digest_compiles_properties_memories_and_linked_records(api):
     _acme(api)
     r = api.post("/api/v1/smart-memory-digest", json={"email": "jane@acme.com", "tokenBudget": 2000})
     assert r.status_code == 200, r.json
-    d = r.json
+    d = r.json["data"]
     md = d["markdown"]
     assert md.startswith("# Contact: ") and "## Properties" in md and "**job_title**: VP Engineering" in md
     assert "old" in md.split("**job_title**")[1].splitlines()[0]  # freshness of the value
     assert "## Recent memories" in md and md.index("security review") < md.index("pricing by Friday")
     assert "## Linked records" in md and "company" in md.split("## Linked records")[1]  # via email domain
     assert d["truncated"] is False and d["tokenEstimate"] == count_tokens(md) <= 2000
-    company = api.post("/api/v1/smart-memory-digest", json={"website_url": "acme.com"}).json
+    company = api.post("/api/v1/smart-memory-digest", json={"website_url": "acme.com"}).json["data"]
     assert "jane@acme.com" in company["markdown"].split("## Linked records")[1]
 
 
 def test_digest_respects_a_small_token_budget(api):
     _acme(api)
-    d = api.post("/api/v1/smart-memory-digest", json={"email": "jane@acme.com", "tokenBudget": 60}).json
+    d = api.post("/api/v1/smart-memory-digest", json={"email": "jane@acme.com", "tokenBudget": 60}).json["data"]
     assert d["truncated"] is True and d["tokenEstimate"] == count_tokens(d["markdown"]) <= 60
     r = api.post("/api/v1/smart-memory-digest", json={"email": "nobody@acme.com"})
     assert r.status_code == 404
@@ -54,11 +54,11 @@ def test_similar_ranks_records_into_tiers(api):
     _customers(api)
     r = api.post("/api/v1/similar", json={"email": "user0@org0.com", "dimensions": "memories", "topK": 5})
     assert r.status_code == 200, r.json
-    res = r.json["results"]
+    res = r.json["data"]["results"]
     assert res[0]["keys"]["email"] == "user1@org1.com" and res[0]["tier"] == "very_similar"
     assert "user3@org3.com" not in [x["keys"]["email"] for x in res]  # the horse breeder is unlike the seed
-    assert all(x["score"] >= 0.3 for x in res) and r.json["tiers"]["very_similar"] >= 1
-    hybrid = api.post("/api/v1/similar", json={"email": "user0@org0.com", "topK": 2}).json
+    assert all(x["score"] >= 0.3 for x in res) and res[0]["recordId"] in r.json["data"]["tiers"]["very_similar"]
+    hybrid = api.post("/api/v1/similar", json={"email": "user0@org0.com", "topK": 2}).json["data"]
     assert len(hybrid["results"]) <= 2 and set(hybrid["results"][0]["scores"]) <= {"memories", "properties"}
 
 
@@ -67,8 +67,8 @@ def test_segment_by_text_pages_each_tier(api):
     r = api.post("/api/v1/segment", json={"text": "PostgreSQL on AWS analytics dashboards", "dimensions": "memories",
                                           "pageSize": 1})
     assert r.status_code == 200, r.json
-    tiers = {t["tier"]: t for t in r.json["tiers"]}
-    assert sum(t["count"] for t in tiers.values()) == r.json["total"] >= 3
+    tiers = {name: t for name, t in r.json["data"]["tiers"].items() if name != "not_similar"}
+    assert sum(t["count"] for t in tiers.values()) == r.json["data"]["total"] >= 3
     assert all(len(t["items"]) <= 1 and t["hasMore"] == (t["count"] > 1) for t in tiers.values())
     assert api.post("/api/v1/segment", json={}).status_code == 400
 
@@ -78,7 +78,7 @@ def test_scopes_and_org_isolation(app, engine, api, other_api):
     r = reader.post("/api/v1/memorize", json={"content": "x y z", "email": "a@b.com", "tags": ["t"]})
     assert r.status_code == 403
     memorize(api, "Secret roadmap: launching in Tokyo.", email="ceo@omega.com")
-    assert other_api.post("/api/v1/smart-recall", json={"query": "roadmap Tokyo"}).json["results"] == []
+    assert other_api.post("/api/v1/smart-recall", json={"query": "roadmap Tokyo"}).json["data"]["results"] == []
     assert other_api.post("/api/v1/smart-recall", json={"query": "roadmap", "email": "ceo@omega.com"}).status_code == 404
     assert other_api.post("/api/v1/smart-memory-digest", json={"email": "ceo@omega.com"}).status_code == 404
     assert other_api.post("/api/v1/similar", json={"email": "ceo@omega.com"}).status_code == 404

@@ -63,6 +63,13 @@ class EntityType(Base):
     # and the fields it may also carry as secondary keys; see memrelay.engine.stores.identity
     primary_key_field: Mapped[str | None] = mapped_column(String(100), nullable=True)
     secondary_keys: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # display metadata (Personize's entity types API): unset label/plural are derived from the name
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    plural_label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    icon: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    color: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    identifier_column: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Collection(Base):
@@ -186,6 +193,8 @@ class Memory(Base):
         Index("ix_memories_record", "org_id", "record_id"),
         Index("ix_memories_org_updated", "org_id", "updated_at"),
         Index("ix_memories_index_state", "index_state"),
+        Index("ix_memories_purge", "purge_after", sqlite_where=text("deleted_at IS NOT NULL"),
+              postgresql_where=text("deleted_at IS NOT NULL")),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(40))
@@ -206,6 +215,9 @@ class Memory(Base):
     superseded_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     superseded_at: Mapped[datetime | None] = mapped_column(nullable=True)
     index_state: Mapped[str] = mapped_column(String(16), default="pending")
+    # soft delete (POST /memory/delete): hidden everywhere, restorable until purge_after, then purged
+    deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    purge_after: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class IndexTombstone(Base):
@@ -273,6 +285,26 @@ class BatchRun(Base):
     totals: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The run's mapping, source and tags (what every chunk is processed with)."""
+
+
+class BatchChunk(Base):
+    """One chunk of a batch run: its rows until processed, its attempts and state (``queued``, ``running``,
+    ``done``, ``failed``). The chunk job's source of truth, so a lost job is re-driven and a chunk counts once."""
+
+    __tablename__ = "batch_chunks"
+    __table_args__ = (Index("ix_batch_chunks_status", "status"),)
+    run_id: Mapped[str] = mapped_column(ForeignKey("batch_runs.id", ondelete="CASCADE"), primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    row_offset: Mapped[int] = mapped_column(Integer)
+    row_count: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime]
 
 
 class BatchRowError(Base):
