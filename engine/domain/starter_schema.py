@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from memrelay.engine.domain import personize_standard as standard
+
 SYSTEM_ENTITY_TYPES = {
     "contact": "A person: a lead, customer user, or prospect.",
     "company": "An organisation: account, customer or prospect company.",
@@ -22,11 +24,21 @@ STARTER_ENTITY_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ticket": ("ticketId", ("website_url", "email")),
 }
 
+# How the starter types present themselves (Personize's entity types API: label, plural, icon, color)
+STARTER_ENTITY_DISPLAY: dict[str, dict[str, str]] = {
+    "contact": {"label": "Contact", "plural": "Contacts", "icon": "user", "color": "#4F46E5"},
+    "company": {"label": "Company", "plural": "Companies", "icon": "building", "color": "#0EA5E9"},
+    "deal": {"label": "Deal", "plural": "Deals", "icon": "handshake", "color": "#16A34A"},
+    "ticket": {"label": "Support Ticket", "plural": "Support Tickets", "icon": "life-buoy", "color": "#F97316"},
+}
+
 
 def _p(name: str, type_: str, description: str, **extra: Any) -> dict[str, Any]:
     return {"propertyName": name, "type": type_, "description": description, "autoSystem": True, **extra}
 
 
+# memrelay's own properties first, then Personize's standard-schema properties (see personize_standard);
+# a name both define is memrelay's (same meaning). Existing orgs get the added ones by migration 0010.
 STARTER_COLLECTIONS: list[dict[str, Any]] = [
     {
         "name": "Contact",
@@ -49,6 +61,7 @@ STARTER_COLLECTIONS: list[dict[str, Any]] = [
             _p("interests", "array", "Topics, products or features the person showed interest in.",
                updateMode="append"),
             _p("newsletter_opt_in", "boolean", "Whether the person agreed to receive the newsletter (yes/no)."),
+            *standard.CONTACT_TEMPLATE_FIELDS, *standard.CONTACT, *standard.SALES_CONTACT, *standard.CONTACT_PLAN,
         ],
     },
     {
@@ -66,6 +79,7 @@ STARTER_COLLECTIONS: list[dict[str, Any]] = [
             _p("city", "text", "City of the company's headquarters."),
             _p("country", "text", "Country of the company's headquarters."),
             _p("founded", "date", "Date the company was founded."),
+            *standard.COMPANY,
         ],
     },
     {
@@ -96,6 +110,7 @@ STARTER_COLLECTIONS: list[dict[str, Any]] = [
             _p("category", "text", "Product area or type of problem."),
             _p("opened_at", "date", "When the ticket was opened."),
             _p("satisfaction", "number", "Customer satisfaction score given at close (1-5)."),
+            *standard.SUPPORT_TICKET,
         ],
     },
 ]

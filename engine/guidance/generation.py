@@ -79,7 +79,16 @@ class PromptRequest(BaseModel):
             data = lift_identifiers({k: v for k, v in data.items() if k != "memorize"})
             if memo is not None:
                 data["memorize"] = lift_identifiers(memo) if isinstance(memo, dict) else memo
+            data = documented_prompt_shapes(data)
         return data
+
+    @field_validator("evaluationCriteria", mode="before")
+    @classmethod
+    def _criteria(cls, v: Any) -> Any:
+        """Personize documents ``evaluationCriteria`` as one string; memrelay also takes a list of criteria."""
+        if isinstance(v, str):
+            return [v.strip()] if v.strip() else []
+        return [] if v is None else v
 
     @field_validator("outputs")
     @classmethod
@@ -96,6 +105,26 @@ class PromptRequest(BaseModel):
             for rule in channels.CHANNEL_SPECS[self.channel].fields:
                 specs.setdefault(rule.name, OutputSpec(name=rule.name, description=rule.description))
         return list(specs.values())
+
+
+def documented_prompt_shapes(data: dict[str, Any]) -> dict[str, Any]:
+    """Personize's spellings of a prompt request, as memrelay's: a single-shot ``prompt`` (one instruction),
+    string ``instructions`` (``{prompt, maxSteps: 1}``) and ``evaluate: {criteria, serverSide}`` (evaluation
+    on, its criteria as ``evaluationCriteria``)."""
+    data = dict(data)
+    single = data.get("prompt")
+    if isinstance(single, str) and "instructions" not in data:
+        data["instructions"] = [{"prompt": data.pop("prompt")}]
+    if isinstance(data.get("instructions"), list):
+        data["instructions"] = [{"prompt": i, "maxSteps": 1} if isinstance(i, str) else i
+                                for i in data["instructions"]]
+    evaluate = data.get("evaluate")
+    if isinstance(evaluate, dict):
+        criteria = evaluate.get("criteria")
+        data["evaluate"] = True
+        if criteria and not data.get("evaluationCriteria"):
+            data["evaluationCriteria"] = criteria
+    return data
 
 
 class _Criterion(BaseModel):

@@ -16,12 +16,13 @@ from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.core.versioning import render_history
 from memrelay.engine.domain.starter_schema import (
     STARTER_COLLECTIONS,
+    STARTER_ENTITY_DISPLAY,
     STARTER_ENTITY_KEYS,
     STARTER_ENTITY_TYPES,
     SYSTEM_ENTITY_TYPES,
 )
 from memrelay.engine.stores.db.database import Database
-from memrelay.engine.stores.db.models import Collection, CollectionVersion, EntityType
+from memrelay.engine.stores.db.models import Collection, CollectionVersion, EntityType, Record
 from memrelay.engine.stores.outbox import emit
 
 
@@ -62,10 +63,39 @@ def collection_to_dict(c: Collection) -> dict[str, Any]:
     }
 
 
+def default_label(name: str) -> str:
+    return " ".join(w.capitalize() for w in name.replace("_", " ").replace("-", " ").split()) or name
+
+
+def pluralise(label: str) -> str:
+    """English plural of a label's last word (``Company`` → ``Companies``, ``Class`` → ``Classes``)."""
+    low = label.lower()
+    if low.endswith("y") and low[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return label[:-1] + "ies"
+    if low.endswith(("s", "x", "z", "ch", "sh")):
+        return label + "es"
+    return label + "s"
+
+
 def entity_type_to_dict(e: EntityType) -> dict[str, Any]:
-    return {"id": e.id, "name": e.name, "description": e.description, "system": e.system,
-            "primaryKeyField": e.primary_key_field, "secondaryKeys": list(e.secondary_keys or []),
-            "archived": e.archived_at is not None, "createdAt": iso(e.created_at)}
+    """memrelay's ``name`` is the type's slug (what ``type`` in requests names, case-insensitively);
+    Personize's display fields are ``label`` (``name`` in a PATCH), ``pluralLabel``, ``icon``, ``color``,
+    ``primaryKeyField``, ``identifierColumn``, ``isSystem`` and ``status``."""
+    shown = STARTER_ENTITY_DISPLAY.get(e.name, {})
+    label = e.label or shown.get("label") or default_label(e.name)
+    plural = e.plural_label or (shown.get("plural") if not e.label else None) or pluralise(label)
+    return {"id": e.id, "name": e.name, "slug": e.name, "label": label, "pluralLabel": plural, "plural": plural,
+            "description": e.description, "icon": e.icon or shown.get("icon"), "color": e.color or shown.get("color"),
+            "primaryKeyField": e.primary_key_field,
+            "identifierColumn": e.identifier_column or e.primary_key_field,
+            "secondaryKeys": list(e.secondary_keys or []), "system": e.system, "isSystem": e.system,
+            "status": "Archived" if e.archived_at is not None else "Active",
+            "archived": e.archived_at is not None, "createdAt": iso(e.created_at),
+            "updatedAt": iso(e.updated_at or e.created_at)}
+
+
+ENTITY_TYPE_FIELDS = {"label": "label", "pluralLabel": "plural_label", "description": "description", "icon": "icon",
+                      "color": "color", "identifierColumn": "identifier_column"}
 
 
 class Collections:
@@ -94,15 +124,20 @@ class Collections:
 
     def create_entity_type(self, org_id: str, name: str, description: str = "", *,
                            primary_key_field: str | None = None,
-                           secondary_keys: builtins.list[str] | None = None) -> dict[str, Any]:
-        """A custom entity type; ``primary_key_field`` (e.g. ``studentNumber``) is its records' identity."""
+                           secondary_keys: builtins.list[str] | None = None,
+                           display: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A custom entity type; ``primary_key_field`` (e.g. ``studentNumber``) is its records' identity;
+        ``display`` sets ``ENTITY_TYPE_FIELDS`` (label, pluralLabel, icon, color, identifierColumn)."""
         with self.db.session() as s:
             if s.scalar(select(EntityType.id).where(EntityType.org_id == org_id,
                                                      EntityType.name == normalise_entity_type(name))):
                 raise Conflict(f"entity type {name!r} already exists")
-            return entity_type_to_dict(self.ensure_entity_type(s, org_id, name, description=description,
-                                                               primary_key_field=primary_key_field,
-                                                               secondary_keys=secondary_keys))
+            et = self.ensure_entity_type(s, org_id, name, description=description,
+                                         primary_key_field=primary_key_field, secondary_keys=secondary_keys)
+            for field, value in (display or {}).items():
+                if field in ENTITY_TYPE_FIELDS and field != "description" and value is not None:
+                    setattr(et, ENTITY_TYPE_FIELDS[field], value)
+            return entity_type_to_dict(et)
 
     def list_entity_types(self, org_id: str, *, include_archived: bool = False) -> list[dict[str, Any]]:
         with self.db.read() as s:
@@ -111,20 +146,78 @@ class Collections:
                 q = q.where(EntityType.archived_at.is_(None))
             return [entity_type_to_dict(e) for e in s.scalars(q)]
 
-    def set_entity_type_archived(self, org_id: str, name: str, archived: bool) -> dict[str, Any]:
+    def entity_type(self, s: Session, org_id: str, ref: str) -> EntityType:
+        """An entity type by id (``et_…``) or name (case-insensitive); 422 listing the known ones otherwise."""
+        et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, (EntityType.id == ref.strip()) | (
+            EntityType.name == normalise_entity_type(ref))))
+        if et is None:
+            known = s.scalars(select(EntityType.name).where(EntityType.org_id == org_id)
+                              .order_by(EntityType.name)).all()
+            raise ValidationFailed(f"unknown entity type {ref!r}", details={"known": list(known)})
+        return et
+
+    def get_entity_type(self, org_id: str, ref: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            return entity_type_to_dict(self.entity_type(s, org_id, ref))
+
+    def update_entity_type(self, org_id: str, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change display fields (``ENTITY_TYPE_FIELDS``), keys or ``status`` (``Active``/``Archived``).
+
+        The slug and system flag never change. The primary key field of a type that already has records
+        cannot change (their identity would silently change): 409."""
         with self.db.session() as s:
-            et = s.scalar(select(EntityType).where(EntityType.org_id == org_id,
-                                                   EntityType.name == normalise_entity_type(name)))
-            if et is None:
-                raise NotFound(f"entity type {name!r} not found")
-            if et.system and archived:
-                raise Forbidden(f"system entity type {et.name!r} cannot be archived")
-            et.archived_at = utcnow() if archived else None
+            et = self.entity_type(s, org_id, ref)
+            for field, column in ENTITY_TYPE_FIELDS.items():
+                if changes.get(field) is not None:
+                    setattr(et, column, changes[field])
+            if changes.get("secondaryKeys") is not None:
+                et.secondary_keys = list(changes["secondaryKeys"])
+            primary = changes.get("primaryKeyField")
+            if primary is not None and primary != et.primary_key_field:
+                has_records = s.scalar(select(Record.id).where(Record.org_id == org_id,
+                                                               Record.entity_type == et.name).limit(1))
+                if has_records:
+                    raise Conflict(f"entity type {et.name!r} already has records keyed by "
+                                   f"{et.primary_key_field!r}; its primary key field cannot change",
+                                   details={"primaryKeyField": et.primary_key_field})
+                et.primary_key_field = primary
+            if changes.get("status") is not None:
+                self._set_archived(et, changes["status"] == "Archived")
+            et.updated_at = utcnow()
+            s.flush()
             return entity_type_to_dict(et)
+
+    def set_entity_type_archived(self, org_id: str, ref: str, archived: bool) -> dict[str, Any]:
+        """Archive (system types: 403) or restore an entity type, by id or name."""
+        with self.db.session() as s:
+            et = self.entity_type(s, org_id, ref)
+            self._set_archived(et, archived)
+            et.updated_at = utcnow()
+            return entity_type_to_dict(et)
+
+    @staticmethod
+    def _set_archived(et: EntityType, archived: bool) -> None:
+        if et.system and archived:
+            raise Forbidden(f"system entity type {et.name!r} cannot be archived")
+        if archived and et.archived_at is None:
+            et.archived_at = utcnow()
+        elif not archived:
+            et.archived_at = None
+
+    def type_name(self, s: Session, org_id: str, name: str) -> str:
+        """The entity type a caller's ``type`` names: the type of that name, else the type of the collection
+        of that name (004 spells types as its collections: ``type: 'SupportTicket'`` is the ``ticket`` type
+        of the ``SupportTicket`` collection), compared case-insensitively; unknown names come back as given."""
+        name = normalise_entity_type(name)
+        if s.scalar(select(EntityType.id).where(EntityType.org_id == org_id, EntityType.name == name)):
+            return name
+        via = s.scalar(select(Collection.entity_type).where(Collection.org_id == org_id,
+                                                            func.lower(Collection.name) == name).limit(1))
+        return via or name
 
     def active_entity_type(self, s: Session, org_id: str, name: str) -> str:
         """Validate that an entity type exists and is not archived; returns its normalised name."""
-        name = normalise_entity_type(name)
+        name = self.type_name(s, org_id, name)
         et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, EntityType.name == name))
         if et is None:
             known = s.scalars(select(EntityType.name).where(EntityType.org_id == org_id,
@@ -215,6 +308,17 @@ class Collections:
             for p in c.properties:
                 out.setdefault(p["propertyName"], PropertySpec.model_validate(p))
         self._schemas[(org_id, et)] = (stamp, out)
+        return out
+
+    def property_sources(self, s: Session, org_id: str, entity_type: str) -> dict[str, tuple[str, str]]:
+        """Which active collection defines each property of an entity type: ``{name: (id, name)}``."""
+        rows = s.execute(select(Collection.id, Collection.name, Collection.properties).where(
+            Collection.org_id == org_id, Collection.entity_type == normalise_entity_type(entity_type),
+            Collection.archived_at.is_(None)).order_by(Collection.created_at)).all()
+        out: dict[str, tuple[str, str]] = {}
+        for cid, cname, props in rows:
+            for p in props or []:
+                out.setdefault(p["propertyName"], (cid, cname))
         return out
 
     def _get(self, s: Session, org_id: str, collection_id: str) -> Collection:

@@ -30,10 +30,15 @@ class Provenance:
 
 @dataclass
 class WriteResult:
+    """What a write did: applied changes (``{name: {value, previous}}``), stale and unchanged names, and per
+    property the value before the write and the value stored after it (``before``/``after``)."""
+
     applied: dict[str, Any] = field(default_factory=dict)
     stale: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     version: int = 0
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
 
 
 def check_known(schema: dict[str, PropertySpec], names: list[str], entity_type: str) -> None:
@@ -165,6 +170,7 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
         if array_ops and name in array_ops:
             new = apply_array_op(spec, new, array_ops[name])
         stored_ts = as_aware(cur.source_ts) if cur else None
+        result.before[name] = result.after[name] = old
         if stored_ts is not None and src_ts < stored_ts:
             writes.history.append(_history(record, name, new, old, prov, src_ts, applied=False,
                                            reason="older_source_timestamp"))
@@ -197,6 +203,7 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
             cur.value, cur.source_ts = new, src_ts
         writes.history.append(_history(record, name, new, old, prov, src_ts, applied=True, version=record.version))
         result.applied[name] = {"value": new, "previous": old}
+        result.after[name] = new
     result.version = record.version
     if emit_events and result.applied:
         writes.outbox.append(_event(record, result, prov))

@@ -42,6 +42,7 @@ from memrelay.engine.stores.properties import (
     property_rows_to_dict,
     write_properties,
 )
+from memrelay.engine.stores.search import encode_token
 
 MAX_HISTORY_PAGE = 500
 
@@ -131,7 +132,7 @@ class Records:
             schema = self.collections.schema_for(s, org_id, rec.entity_type)
             res = write_properties(s, rec, properties or {}, schema, prov, expected_version=expected_version,
                                    array_ops=array_ops)
-            return {**record_summary(rec), **_result(res)}
+            return {**record_summary(rec), **_result(res), "results": property_results(res)}
 
     def merge(self, org_id: str, survivor: Identifiers, merged: list[Identifiers], prov: Provenance) -> dict[str, Any]:
         """Move merged records' keys, properties (newest source time wins), history and memories to the
@@ -194,24 +195,60 @@ class Records:
         return [{**record_summary(r), "keys": keys[r.id], "properties": property_rows_to_dict(props[r.id])}
                 for r in records]
 
+    def documented_records(self, s: Session, org_id: str,
+                           rendered: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Personize's search ``records``: ``{recordId: {property: {value, collectionId, collectionName}}}``.
+
+        A record's keys (email, website_url, custom keys) appear as properties too, unless a property of
+        that name already holds a value."""
+        sources: dict[str, dict[str, tuple[str, str]]] = {}
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in rendered:
+            src = sources.get(r["type"])
+            if src is None:
+                src = sources[r["type"]] = self.collections.property_sources(s, org_id, r["type"])
+            props: dict[str, dict[str, Any]] = {}
+            for name, p in r["properties"].items():
+                cid, cname = src.get(name, (None, None))
+                props[name] = {"value": p["value"], "collectionId": cid, "collectionName": cname}
+            for name, value in key_properties(r["keys"]).items():
+                if props.get(name, {}).get("value") in (None, ""):
+                    cid, cname = src.get(name, (None, None))
+                    props[name] = {"value": value, "collectionId": cid, "collectionName": cname}
+            out[r["recordId"]] = props
+        return out
+
     def history(self, org_id: str, ids: Identifiers, *, property_name: str | None = None, page: int = 1,
-                page_size: int = 50) -> dict[str, Any]:
-        """Every write attempt (applied or stale) of one property or all, newest first, paged."""
+                page_size: int = 50, offset: int | None = None) -> dict[str, Any]:
+        """Every write attempt (applied or stale) of one property or all, newest first, paged.
+
+        Answers Personize's ``entries`` (``entryId, propertyName, propertyValue, collectionId, updatedBy,
+        createdAt, source``) with ``nextToken``, and memrelay's fuller ``items`` with page counts.
+        ``offset`` (from a ``nextToken``) overrides ``page``."""
         if page < 1 or not 1 <= page_size <= MAX_HISTORY_PAGE:
-            raise BadRequest(f"page must be >= 1 and pageSize between 1 and {MAX_HISTORY_PAGE}")
+            raise BadRequest(f"page must be >= 1 and pageSize (limit) between 1 and {MAX_HISTORY_PAGE}",
+                             details={"max": MAX_HISTORY_PAGE})
+        start = (page - 1) * page_size if offset is None else offset
         with self.db.read() as s:
             rec = require_record(s, org_id, ids)
             q = select(PropertyHistory).where(PropertyHistory.org_id == org_id, PropertyHistory.record_id == rec.id)
             if property_name:
                 q = q.where(PropertyHistory.name == property_name)
             total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
-            rows = s.scalars(q.order_by(PropertyHistory.id.desc()).offset((page - 1) * page_size).limit(page_size))
-            items = [{"propertyName": h.name, "value": h.value, "previous": h.previous, "applied": h.applied,
-                      "reason": h.reason, "source": h.source, "sourceEventId": h.source_event_id,
-                      "sourceTimestamp": iso(h.source_ts), "actor": h.actor, "confidence": h.confidence,
-                      "recordVersion": h.record_version, "createdAt": iso(h.created_at)} for h in rows]
-        return {"recordId": rec.id, "items": items, "page": page, "pageSize": page_size, "total": total,
-                "hasMore": page * page_size < total}
+            rows = list(s.scalars(q.order_by(PropertyHistory.id.desc()).offset(start).limit(page_size)))
+            sources = self.collections.property_sources(s, org_id, rec.entity_type)
+        items = [{"propertyName": h.name, "value": h.value, "previous": h.previous, "applied": h.applied,
+                  "reason": h.reason, "source": h.source, "sourceEventId": h.source_event_id,
+                  "sourceTimestamp": iso(h.source_ts), "actor": h.actor, "confidence": h.confidence,
+                  "recordVersion": h.record_version, "createdAt": iso(h.created_at)} for h in rows]
+        entries = [{"entryId": str(h.id), "propertyName": h.name, "propertyValue": h.value,
+                    "previousValue": h.previous, "collectionId": sources.get(h.name, (None, None))[0],
+                    "collectionName": sources.get(h.name, (None, None))[1], "updatedBy": h.actor or h.source,
+                    "createdAt": iso(h.created_at), "source": h.source, "applied": h.applied} for h in rows]
+        more = start + len(rows) < total
+        return {"recordId": rec.id, "entries": entries, "nextToken": encode_token(start + len(rows)) if more else None,
+                "items": items, "page": start // page_size + 1, "pageSize": page_size, "total": total,
+                "hasMore": more}
 
     # --- deletion ----------------------------------------------------------------------------
     def soft_delete(self, org_id: str, ids: Identifiers, *, actor: str | None = None) -> dict[str, Any]:
@@ -288,6 +325,47 @@ class Records:
         }
         s.execute(delete(Record).where(Record.id == rec.id))
         return out
+
+
+def key_properties(keys: dict[str, Any]) -> dict[str, Any]:
+    """A rendered record's keys as ``{field: value}`` (``email``, ``website_url``, custom key names)."""
+    out = {k: v for k, v in keys.items() if k in ("email", "website_url")}
+    out.update(keys.get("customKeys") or {})
+    return out
+
+
+def crm_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """Personize's ``crmKeys`` entry of a rendered record: type, email, websiteUrl, first custom key."""
+    keys = record["keys"]
+    out: dict[str, Any] = {"type": record["type"]}
+    if keys.get("email"):
+        out["email"] = keys["email"]
+    if keys.get("website_url"):
+        out["websiteUrl"] = keys["website_url"]
+    custom = keys.get("customKeys") or {}
+    primary = str(record.get("primaryKey") or "")
+    if primary.startswith("custom:"):
+        name, _, value = primary.removeprefix("custom:").partition(":")
+        custom = {name: value, **custom}
+    for name, value in custom.items():
+        out.update(customKeyName=name, customKeyValue=value)
+        break
+    return out
+
+
+def property_results(res: WriteResult) -> list[dict[str, Any]]:
+    """Per property, Personize's bulk-update result: ``{propertyName, previousValue, newValue, status}``.
+
+    A write older (by source timestamp) than the stored value is ``failed`` with the reason; ``newValue``
+    is then what stays stored."""
+    out = []
+    for name, after in res.after.items():
+        item: dict[str, Any] = {"propertyName": name, "previousValue": res.before.get(name), "newValue": after,
+                                "status": "updated", "changed": name in res.applied}
+        if name in res.stale:
+            item.update(status="failed", error="stale: the stored value has a newer source timestamp")
+        out.append(item)
+    return out
 
 
 def _result(res: WriteResult) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import CompoundSelect, Select, and_, except_, false, func, intersect, or_, select, union
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -15,9 +15,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from memrelay.engine.core.errors import BadRequest, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 from memrelay.engine.domain.coercion import ARRAY_SEP
-from memrelay.engine.stores.collections import Collections, normalise_entity_type
-from memrelay.engine.stores.db.models import Collection, PropertyValue, Record, RecordKey
-from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.collections import Collections
+from memrelay.engine.stores.db.models import Collection, EntityType, PropertyValue, Record, RecordKey
+from memrelay.engine.stores.identity import CUSTOM, Identifiers, normalise_email, normalise_url
 
 MAX_PAGE_SIZE = 500
 MAX_EXCLUDED = 2000
@@ -28,12 +28,31 @@ FILTER_OPERATORS: dict[str, str] = {"equals": "EQ", "notEquals": "NEQ", "contain
 
 
 class Condition(BaseModel):
+    """One condition; ``field`` (Personize's multi-entity guide) and ``propertyName`` are aliases of ``property``.
+
+    ``property`` may name a record key too (``email``, ``website_url``, a custom key such as ``dealId``):
+    keys are searchable like properties, so ``email IS_SET`` matches every record that has an email."""
+
     property: str = Field(min_length=1)
     operator: Operator
     value: Any = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for alias in ("field", "propertyName"):
+                if alias in data and "property" not in data:
+                    data["property"] = data.pop(alias)
+            op = data.get("operator")
+            if isinstance(op, str):
+                data["operator"] = FILTER_OPERATORS.get(op, op.strip().upper())
+        return data
+
 
 class Group(BaseModel):
+    id: str | None = Field(None, description="Caller's label for the group (echoed nowhere; accepted).")
     logic: Literal["AND", "OR"] = "AND"
     conditions: list[Condition] = Field(default_factory=list)
 
@@ -85,12 +104,12 @@ def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery
     Each condition is a set of record ids read from a covering index of property_values; groups
     intersect/union those sets, and only the page of ids is joined back to ``records``. Record ids are
     time-sortable, so ordering by id is creation order and needs no join."""
-    et = normalise_entity_type(q.identifiers.type) if q.identifiers.type else None
+    et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
     schema = org_schema(s, collections, org_id, et)
     sets: list[Select[Any]] = [_key_set(org_id, name, value) for name, value in q.identifiers.keys()]
     group_sets = []
     for g in q.groups:
-        members = [_condition_set(org_id, c, schema, et) for c in g.conditions]
+        members = [_condition_set(s, org_id, c, schema, et) for c in g.conditions]
         if members:
             group_sets.append(_combine(members, g.logic))
     if group_sets:
@@ -147,26 +166,84 @@ def _key_set(org_id: str, name: str, value: str) -> Select[Any]:
                                              RecordKey.key_value == value)
 
 
-def _condition_set(org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> Any:
+def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> Any:
+    """Record ids matching one condition: on the property, on the record key of that name, or on both."""
     spec = schema.get(c.property)
-    if spec is None:
+    key = key_name_of(s, org_id, c.property)
+    if spec is None and key is None:
         raise ValidationFailed(f"unknown property {c.property!r}" + (f" for {et}" if et else ""),
                                details={"unknown": [c.property], "known": sorted(schema)})
-    pv = PropertyValue
-
-    def matching(pred: ColumnElement[bool]) -> Select[Any]:
-        q = select(pv.record_id).where(pv.org_id == org_id, pv.name == c.property, pred)
-        return q.where(pv.entity_type == et) if et else q
-
-    if c.operator == "IS_SET":
-        return matching(_is_set(pv))
-    if c.operator == "IS_NOT_SET":
-        return except_(_universe(org_id, et), matching(_is_set(pv)))  # compound: flattened by _combine
-    if c.value is None:
+    if c.operator not in ("IS_SET", "IS_NOT_SET") and c.value is None:
         raise ValidationFailed(f"operator {c.operator} on {c.property!r} needs a value")
+
+    def positive(op: str) -> Any:
+        parts: list[Any] = []
+        if spec is not None:
+            parts.append(_property_set(org_id, c.property, spec, op, c.value, et))
+        if key is not None:
+            parts.append(_key_condition(org_id, key, op, c.value, et))
+        return _combine(parts, "OR")
+
+    if c.operator == "IS_NOT_SET":
+        return except_(_universe(org_id, et), _flat(positive("IS_SET")))  # compound: flattened by _combine
     if c.operator == "NEQ":  # not equal, or not set at all
-        return except_(_universe(org_id, et), matching(_predicate(pv, spec, "EQ", c.value)))
-    return matching(_predicate(pv, spec, c.operator, c.value))
+        return except_(_universe(org_id, et), _flat(positive("EQ")))
+    return positive(c.operator)
+
+
+def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None) -> Select[Any]:
+    pv = PropertyValue
+    pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, value)
+    q = select(pv.record_id).where(pv.org_id == org_id, pv.name == name, pred)
+    return q.where(pv.entity_type == et) if et else q
+
+
+KEY_FIELDS = {"email": "email", "website_url": "website_url", "websiteUrl": "website_url"}
+
+
+def key_name_of(s: Session, org_id: str, field: str) -> str | None:
+    """The stored key name when ``field`` names a record key in this org (``email``, ``website_url``, or a
+    custom key that is declared by an entity type or held by some record), else None."""
+    if field in KEY_FIELDS:
+        return KEY_FIELDS[field]
+    name = CUSTOM + field
+    if s.scalar(select(RecordKey.id).where(RecordKey.org_id == org_id, RecordKey.key_name == name).limit(1)):
+        return name
+    for primary, secondary in s.execute(select(EntityType.primary_key_field, EntityType.secondary_keys)
+                                        .where(EntityType.org_id == org_id)):
+        if field == primary or field in (secondary or []):
+            return name
+    return None
+
+
+def _key_value(key: str, value: Any) -> str:
+    text = str(value).strip()
+    if key == "email":
+        return normalise_email(text)
+    if key == "website_url":
+        return normalise_url(text)
+    return text
+
+
+def _key_condition(org_id: str, key: str, op: str, value: Any, et: str | None) -> Select[Any]:
+    """Record ids whose key ``key`` satisfies ``op`` (values compared as stored: emails lower-cased, URLs
+    normalised like identifiers)."""
+    rk = RecordKey
+    q = select(rk.record_id).where(rk.org_id == org_id, rk.key_name == key)
+    if et:
+        q = q.join(Record, Record.id == rk.record_id).where(Record.entity_type == et)
+    if op == "IS_SET":
+        return q
+    if op == "IN":
+        values = value if isinstance(value, list) else [value]
+        return q.where(rk.key_value.in_([_key_value(key, v) for v in values]) if values else false())
+    if op == "CONTAINS":
+        text = str(value).strip()
+        text = text.lower() if key in ("email", "website_url") else text
+        return q.where(rk.key_value.like(f"%{_escape(text)}%", escape="\\"))
+    v = _key_value(key, value)
+    return q.where({"EQ": rk.key_value == v, "GT": rk.key_value > v, "GTE": rk.key_value >= v,
+                    "LT": rk.key_value < v, "LTE": rk.key_value <= v}[op])
 
 
 def _is_set(pv: Any) -> ColumnElement[bool]:

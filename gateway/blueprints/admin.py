@@ -15,10 +15,38 @@ from memrelay.gateway.state import state
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
 
 
+class PlanLimits(BaseModel):
+    """The limits this deployment enforces (read from its Settings and request models, not a price list)."""
+
+    maxApiCallsPerMinute: int
+    maxApiCallsPerMonth: int | None = None
+    maxRequestBytes: int
+    llmConfigured: bool
+    llmMonthlyBudgetUsd: float | None = None
+    llmSpentThisMonthUsd: float
+    batchMemorizeMaxRows: int
+    batchMemorizeMaxChunkSize: int
+    memorizeMaxContentChars: int
+    searchMaxPageSize: int
+    propertyHistoryMaxLimit: int
+    softDeleteRecoveryDays: int
+
+
+class Plan(BaseModel):
+    id: str
+    name: str
+    description: str
+    limits: PlanLimits
+    features: list[str]
+
+
 class MeResponse(BaseModel):
     org: dict[str, str]
+    organization: dict[str, str]
+    user: dict[str, str]
     key: dict[str, Any]
     rateLimit: dict[str, int]
+    plan: Plan
 
 
 class KeyCreate(BaseModel):
@@ -27,13 +55,49 @@ class KeyCreate(BaseModel):
     rateLimitPerMinute: int | None = Field(None, ge=1)
 
 
+def _field_max(model: type[BaseModel], name: str) -> int:
+    """The declared upper bound (``le`` or ``max_length``) of a request model field."""
+    for meta in model.model_fields[name].metadata:
+        for attr in ("le", "max_length"):
+            if getattr(meta, attr, None) is not None:
+                return int(getattr(meta, attr))
+    raise LookupError(f"{model.__name__}.{name} declares no maximum")
+
+
+def plan_limits(auth: KeyInfo) -> PlanLimits:
+    """The real limits of this deployment for the calling key (what ``client.me()`` callers size batches by)."""
+    from memrelay.engine.memory.batch import BatchMemorizeRequest
+    from memrelay.engine.memory.memories import MemorizeRequest
+    from memrelay.engine.stores.records import MAX_HISTORY_PAGE
+    from memrelay.engine.stores.search import MAX_PAGE_SIZE
+    from memrelay.engine.stores.usage_store import org_budget_limit
+
+    services, settings = state().services, state().settings
+    spent = services.llm.store.spent_usd(auth.org_id) if settings.llm_configured else 0.0
+    return PlanLimits(
+        maxApiCallsPerMinute=auth.rate_limit_per_minute or settings.rate_limit_per_minute,
+        maxRequestBytes=settings.max_request_bytes, llmConfigured=settings.llm_configured,
+        llmMonthlyBudgetUsd=org_budget_limit(services.db, auth.org_id, settings.llm_monthly_budget_usd),
+        llmSpentThisMonthUsd=round(spent, 8),
+        batchMemorizeMaxRows=_field_max(BatchMemorizeRequest, "rows"),
+        batchMemorizeMaxChunkSize=_field_max(BatchMemorizeRequest, "chunkSize"),
+        memorizeMaxContentChars=_field_max(MemorizeRequest, "content"), searchMaxPageSize=MAX_PAGE_SIZE,
+        propertyHistoryMaxLimit=MAX_HISTORY_PAGE, softDeleteRecoveryDays=settings.soft_delete_days)
+
+
 @endpoint(bp, "/me", methods=("GET",), scope="read", response=MeResponse)
-def me(auth: KeyInfo) -> dict[str, Any]:
-    """Who am I: org, key scopes and rate limits (the Zapier/n8n connection test)."""
-    limit = auth.rate_limit_per_minute or state().settings.rate_limit_per_minute
-    return {"org": {"id": auth.org_id, "name": auth.org_name},
-            "key": {"id": auth.key_id, "scopes": list(auth.scopes)},
-            "rateLimit": {"requestsPerMinute": limit}}
+def me(auth: KeyInfo) -> MeResponse:
+    """Who am I: org, key scopes, rate limits and ``plan.limits`` — the limits this deployment enforces
+    (per-minute rate, request size, LLM budget, batch sizes); ``maxApiCallsPerMonth`` is null (no monthly cap)."""
+    limits = plan_limits(auth)
+    features = ["memory", "governance", "webhooks"] + (["llm"] if limits.llmConfigured else [])
+    org = {"id": auth.org_id, "name": auth.org_name}
+    return MeResponse(org=org, organization=org, user={"id": auth.key_id},
+                      key={"id": auth.key_id, "scopes": list(auth.scopes), "scope": ",".join(auth.scopes)},
+                      rateLimit={"requestsPerMinute": limits.maxApiCallsPerMinute},
+                      plan=Plan(id="self-hosted", name="memrelay self-hosted",
+                                description="Limits of this memrelay deployment (its settings).",
+                                limits=limits, features=features))
 
 
 @endpoint(bp, "/keys", methods=("GET",), scope="admin")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, request
+from pydantic import model_validator
 
 from memrelay.engine.guidance.governance import (
     Governance,
@@ -17,6 +18,17 @@ from memrelay.gateway.api import endpoint
 from memrelay.gateway.state import state
 
 bp = Blueprint("governance", __name__, url_prefix="/api/v1")
+
+
+class SmartGuidelinesBody(SmartGuidelinesRequest):
+    """The request as Personize documents it: ``mode: 'full'`` is the former name of ``'deep'``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _full_is_deep(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "full":
+            return {**data, "mode": "deep"}
+        return data
 
 
 def _gov() -> Governance:
@@ -66,7 +78,7 @@ def guideline_history(auth: KeyInfo, guideline_id: str) -> dict[str, Any]:
     return {"guidelineId": guideline_id, "versions": versions}
 
 
-@endpoint(bp, "/ai/smart-guidelines", scope="read", body=SmartGuidelinesRequest)
-def smart_guidelines(auth: KeyInfo, body: SmartGuidelinesRequest) -> dict[str, Any]:
+@endpoint(bp, "/ai/smart-guidelines", scope="read", body=SmartGuidelinesBody)
+def smart_guidelines(auth: KeyInfo, body: SmartGuidelinesBody) -> dict[str, Any]:
     """Guideline content a message needs: fast (embeddings + keywords + tags) or deep (LLM selection)."""
     return _gov().smart_guidelines(auth.org_id, body)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from memrelay.engine.core.errors import BadRequest, ValidationFailed
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
+from memrelay.engine.stores.records import crm_keys, key_properties
 from memrelay.engine.stores.search import (
     FILTER_OPERATORS,
     Condition,
@@ -62,12 +63,54 @@ class CollectionUpdate(BaseModel):
     tags: list[str] | None = None
 
 
-class EntityTypeCreate(BaseModel):
+class EntityTypeDisplay(BaseModel):
+    """Personize's entity type display fields."""
+
+    label: str | None = Field(None, min_length=1, max_length=100, description="Display label, e.g. 'Lead'.")
+    pluralLabel: str | None = Field(None, min_length=1, max_length=100, description="Plural, e.g. 'Leads'.")
+    icon: str | None = Field(None, max_length=100)
+    color: str | None = Field(None, max_length=40, description="Hex (#4F46E5) or a colour name.")
+    identifierColumn: str | None = Field(None, min_length=1, max_length=100,
+                                         description="Property shown as the record's display identifier.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plural_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "plural" in data and "pluralLabel" not in data:
+            data = {**data, "pluralLabel": data["plural"]}
+        return data
+
+    def display(self) -> dict[str, Any]:
+        return self.model_dump(include={"label", "pluralLabel", "icon", "color", "identifierColumn"},
+                               exclude_none=True)
+
+
+class EntityTypeCreate(EntityTypeDisplay):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
     description: str = ""
     primaryKeyField: str | None = Field(None, min_length=1, max_length=100,
                                         description="Identity of the records: email, website_url or a custom key.")
     secondaryKeys: list[str] | None = None
+
+
+class EntityTypeUpdate(EntityTypeDisplay):
+    """PATCH /entities/:id as Personize documents it: ``name`` is the display label; ``slug`` and
+    ``isSystem`` cannot change (ignored); ``status: 'Active'`` restores, ``'Archived'`` archives."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(None, min_length=1, max_length=100, description="Display label (alias of label).")
+    description: str | None = None
+    primaryKeyField: str | None = Field(None, min_length=1, max_length=100)
+    secondaryKeys: list[str] | None = None
+    status: Literal["Active", "Archived"] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        out = {**self.display(), **self.model_dump(include={"description", "primaryKeyField", "secondaryKeys",
+                                                            "status"}, exclude_none=True)}
+        if self.name is not None and self.label is None:
+            out["label"] = self.name
+        return out
 
 
 class UpsertRequest(IdentifiedRequest):
@@ -99,13 +142,36 @@ class UpdateRequest(IdentifiedRequest):
         return self
 
 
+class PropertyUpdate(BaseModel):
+    propertyName: str = Field(min_length=1)
+    propertyValue: Any = None
+
+
 class BulkUpdateRequest(IdentifiedRequest):
-    properties: dict[str, Any] = Field(min_length=1)
+    """Personize's ``updates: [{propertyName, propertyValue}]`` or memrelay's ``properties: {name: value}``."""
+
+    properties: dict[str, Any] = Field(default_factory=dict)
+    updates: list[PropertyUpdate] = Field(default_factory=list)
     expectedVersion: int | None = None
+
+    @model_validator(mode="after")
+    def _some_values(self) -> BulkUpdateRequest:
+        names = [u.propertyName for u in self.updates]
+        dupes = sorted({n for n in names if names.count(n) > 1 or n in self.properties})
+        if dupes:
+            raise ValueError(f"properties given twice: {', '.join(dupes)}")
+        if not self.properties and not self.updates:
+            raise ValueError("give 'updates' ([{propertyName, propertyValue}]) or 'properties' ({name: value})")
+        return self
+
+    def values(self) -> dict[str, Any]:
+        return {**self.properties, **{u.propertyName: u.propertyValue for u in self.updates}}
 
 
 class HistoryRequest(IdentifiedRequest):
     propertyName: str | None = None
+    limit: int | None = Field(None, description="Entries per page (Personize); overrides pageSize.")
+    nextToken: str | None = None
     page: int = 1
     pageSize: int = 50
 
@@ -119,6 +185,7 @@ class SearchRequest(IdentifiedRequest):
     groups: list[Group] = Field(default_factory=list)
     logic: Literal["AND", "OR"] = "AND"
     returnRecords: bool = True
+    includeMemories: bool = False
     page: int = 1
     pageSize: int = 50
 
@@ -186,30 +253,61 @@ def collection_history(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
 
 
 @endpoint(bp, "/entities", methods=("GET",), scope="read")
-def list_entities(auth: KeyInfo) -> dict[str, Any]:
-    """Entity types (``?includeArchived=true`` to see archived ones)."""
+def list_entities(auth: KeyInfo) -> list[dict[str, Any]]:
+    """Entity types, as Personize answers ``entityTypes.list()``: ``data`` is the array
+    (``?includeArchived=true`` to see archived ones)."""
     include = request.args.get("includeArchived", "false").lower() == "true"
-    return {"entities": state().services.collections.list_entity_types(auth.org_id, include_archived=include)}
+    return state().services.collections.list_entity_types(auth.org_id, include_archived=include)
 
 
 @endpoint(bp, "/entities", methods=("POST",), scope="write", body=EntityTypeCreate)
 def create_entity(auth: KeyInfo, body: EntityTypeCreate) -> tuple[dict[str, Any], int]:
-    """Create a custom entity type."""
+    """Create a custom entity type (with its primary key field and display fields)."""
     return state().services.collections.create_entity_type(
         auth.org_id, body.name, body.description, primary_key_field=body.primaryKeyField,
-        secondary_keys=body.secondaryKeys), 201
+        secondary_keys=body.secondaryKeys, display=body.display()), 201
 
 
-@endpoint(bp, "/entities/<name>/archive", methods=("POST",), scope="write")
-def archive_entity(auth: KeyInfo, name: str) -> dict[str, Any]:
-    """Archive a custom entity type (system types answer 403)."""
-    return state().services.collections.set_entity_type_archived(auth.org_id, name, True)
+@endpoint(bp, "/entities/<ref>", methods=("GET",), scope="read")
+def get_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
+    """One entity type by id or name (unknown: 422 listing the known ones)."""
+    return state().services.collections.get_entity_type(auth.org_id, ref)
 
 
-@endpoint(bp, "/entities/<name>/restore", methods=("POST",), scope="write")
-def restore_entity(auth: KeyInfo, name: str) -> dict[str, Any]:
-    """Restore an archived entity type."""
-    return state().services.collections.set_entity_type_archived(auth.org_id, name, False)
+@endpoint(bp, "/entities/<ref>", methods=("PATCH",), scope="admin", body=EntityTypeUpdate)
+def update_entity(auth: KeyInfo, body: EntityTypeUpdate, ref: str) -> dict[str, Any]:
+    """Rename (label), re-icon, re-colour, describe, re-key an empty type, or archive/restore via ``status``."""
+    return state().services.collections.update_entity_type(auth.org_id, ref, body.changes())
+
+
+@endpoint(bp, "/entity-types/<ref>", methods=("PATCH",), scope="admin", body=EntityTypeUpdate)
+def update_entity_type(auth: KeyInfo, body: EntityTypeUpdate, ref: str) -> dict[str, Any]:
+    """``PATCH /entity-types/:id`` (Personize's reference spelling of ``PATCH /entities/:id``)."""
+    return state().services.collections.update_entity_type(auth.org_id, ref, body.changes())
+
+
+@endpoint(bp, "/entities/<ref>", methods=("DELETE",), scope="admin")
+def delete_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
+    """Archive a custom entity type (soft; system types answer 403); restore with ``status: 'Active'``."""
+    return state().services.collections.set_entity_type_archived(auth.org_id, ref, True)
+
+
+@endpoint(bp, "/entities/<ref>/archive", methods=("POST",), scope="write")
+def archive_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
+    """Archive a custom entity type by id or name (system types answer 403)."""
+    return state().services.collections.set_entity_type_archived(auth.org_id, ref, True)
+
+
+@endpoint(bp, "/entity-types/<ref>/archive", methods=("POST",), scope="admin")
+def archive_entity_type(auth: KeyInfo, ref: str) -> dict[str, Any]:
+    """``POST /entity-types/:id/archive`` (Personize's reference spelling)."""
+    return state().services.collections.set_entity_type_archived(auth.org_id, ref, True)
+
+
+@endpoint(bp, "/entities/<ref>/restore", methods=("POST",), scope="write")
+def restore_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
+    """Restore an archived entity type by id or name."""
+    return state().services.collections.set_entity_type_archived(auth.org_id, ref, False)
 
 
 # --- records and properties -----------------------------------------------------------------------
@@ -222,31 +320,42 @@ def upsert(auth: KeyInfo, body: UpsertRequest) -> dict[str, Any]:
 
 @endpoint(bp, "/memory/update", methods=("POST",), scope="write", body=UpdateRequest)
 def update(auth: KeyInfo, body: UpdateRequest) -> dict[str, Any]:
-    """Update one property (replace, or arrayPush/arrayRemove/arrayPatch) or a memory's text."""
+    """Update one property (replace, or arrayPush/arrayRemove/arrayPatch) or a memory's text.
+
+    Answers Personize's ``previousValue``, ``newValue``, ``version`` and ``stores`` with memrelay's record
+    summary."""
     services = state().services
     if body.memoryId:
-        return services.memories.update_text(auth.org_id, body.memoryId, body.text or "", body.provenance(auth))
+        mem = services.memories.update_text(auth.org_id, body.memoryId, body.text or "", body.provenance(auth))
+        return {**mem, "newValue": mem.get("text"),
+                "stores": {"snapshot": "skipped", "freeform": "updated", "lancedb": "updated"}}
     ops = {o: getattr(body, o) for o in ("arrayPush", "arrayRemove", "arrayPatch") if getattr(body, o) is not None}
     name = body.propertyName or ""
     if not ops and "propertyValue" not in body.model_fields_set:
         raise ValidationFailed("'propertyValue' or an array operation is required with 'propertyName'")
-    return services.records.update(auth.org_id, body.ids(), body.provenance(auth),
-                                   properties=None if ops else {name: body.propertyValue},
-                                   array_ops={name: ops} if ops else None, expected_version=body.expectedVersion)
+    out = services.records.update(auth.org_id, body.ids(), body.provenance(auth),
+                                  properties=None if ops else {name: body.propertyValue},
+                                  array_ops={name: ops} if ops else None, expected_version=body.expectedVersion)
+    (change,) = out.pop("results")
+    return {**out, "propertyName": name, "previousValue": change["previousValue"], "newValue": change["newValue"],
+            "stores": {"snapshot": "updated" if change["changed"] else "skipped", "freeform": "skipped",
+                       "lancedb": "skipped"}}
 
 
 @endpoint(bp, "/memory/bulk-update", methods=("POST",), scope="write", body=BulkUpdateRequest)
 def bulk_update(auth: KeyInfo, body: BulkUpdateRequest) -> dict[str, Any]:
-    """Update several properties of one record atomically."""
+    """Update several properties of one record atomically; ``results`` per property as Personize answers."""
     return state().services.records.update(auth.org_id, body.ids(), body.provenance(auth),
-                                           properties=body.properties, expected_version=body.expectedVersion)
+                                           properties=body.values(), expected_version=body.expectedVersion)
 
 
 @endpoint(bp, "/memory/property-history", methods=("POST",), scope="read", body=HistoryRequest)
 def property_history(auth: KeyInfo, body: HistoryRequest) -> dict[str, Any]:
-    """Write history of one property or all, newest first, paged (stale writes included)."""
+    """Write history of one property or all, newest first (stale writes included): ``entries`` with
+    ``limit``/``nextToken`` paging (Personize), ``items`` with ``page``/``pageSize`` (memrelay)."""
+    offset = decode_token(body.nextToken) if body.nextToken else None
     return state().services.records.history(auth.org_id, body.ids(), property_name=body.propertyName,
-                                            page=body.page, page_size=body.pageSize)
+                                            page=body.page, page_size=body.limit or body.pageSize, offset=offset)
 
 
 @endpoint(bp, "/recall", methods=("POST",), scope="read", body=RecallRequest)
@@ -259,44 +368,73 @@ def recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
     return rec
 
 
-def _search(auth: KeyInfo, q: SearchQuery, return_records: bool) -> tuple[list[dict[str, Any]], int]:
+def _search(auth: KeyInfo, q: SearchQuery, return_records: bool, *,
+            include_memories: bool = False) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+    """A page of matching records (rendered, or ``{recordId, type}``), the total, and Personize's views of
+    the page: ``records`` map, ``crmKeys`` and (on request) ``memories`` per record id."""
     services = state().services
+    extra: dict[str, Any] = {}
     with services.db.read() as s:
         rows, total = _run_search(s, services.collections, auth.org_id, q)
-        items = services.records.render(s, rows) if return_records else [
-            {"recordId": r.id, "type": r.entity_type} for r in rows]
-    return items, total
+        if not return_records:
+            return [{"recordId": r.id, "type": r.entity_type} for r in rows], total, extra
+        items = services.records.render(s, rows)
+        extra["records"] = services.records.documented_records(s, auth.org_id, items)
+        if include_memories:
+            extra["memories"] = {r.id: services.memories.list_for_record(s, r.id) for r in rows}
+    for item in items:
+        item.update({k: v for k, v in item["keys"].items() if k in ("email", "website_url")})
+    extra["crmKeys"] = {item["recordId"]: crm_keys(item) for item in items}
+    return items, total, extra
 
 
 @endpoint(bp, "/search", methods=("POST",), scope="read", body=SearchRequest)
 def search(auth: KeyInfo, body: SearchRequest) -> dict[str, Any]:
-    """Filter records by grouped property conditions and/or keys; cross-type without ``type``."""
+    """Filter records by grouped property or key conditions and/or keys; cross-type without ``type``.
+
+    Personize's answer: ``recordIds``, ``totalMatched``, ``page``, ``pageSize``, ``totalPages``, ``records``
+    (``{recordId: {property: {value, collectionId, collectionName}}}``), ``crmKeys``; memrelay's list of
+    rendered records (keys, properties with provenance) is ``results``."""
     check_page(body.page, body.pageSize)
     q = SearchQuery(identifiers=body.ids(), groups=body.groups, logic=body.logic,
                     offset=(body.page - 1) * body.pageSize, limit=body.pageSize)
-    items, total = _search(auth, q, body.returnRecords)
-    return {"records": items, "total": total, "page": body.page, "pageSize": body.pageSize,
-            "hasMore": body.page * body.pageSize < total}
+    items, total, extra = _search(auth, q, body.returnRecords, include_memories=body.includeMemories)
+    return {"recordIds": [r["recordId"] for r in items], "totalMatched": total, "page": body.page,
+            "pageSize": body.pageSize, "totalPages": -(-total // body.pageSize), **extra, "results": items,
+            "total": total, "hasMore": body.page * body.pageSize < total}
 
 
 @endpoint(bp, "/memory/filter-by-property", methods=("POST",), scope="read", body=FilterRequest)
 def filter_by_property(auth: KeyInfo, body: FilterRequest) -> dict[str, Any]:
-    """Personize-style property filter with ``limit`` + ``nextToken`` paging."""
+    """Personize-style property filter with ``limit`` + ``nextToken`` paging.
+
+    Each record carries ``matchedProperties`` and ``lastUpdatedAt`` (epoch ms) as Personize answers, with
+    memrelay's keys and properties."""
     check_page(1, body.limit)
     offset = decode_token(body.nextToken)
     group = Group(logic=body.logic, conditions=[
         Condition(property=c.propertyName, operator=FILTER_OPERATORS[c.operator], value=c.value)
         for c in body.conditions])
     q = SearchQuery(identifiers=body.ids(), groups=[group], offset=offset, limit=body.limit)
-    items, total = _search(auth, q, True)
+    items, total, _ = _search(auth, q, True)
+    names = [c.propertyName for c in body.conditions]
+    for item in items:
+        values = {**key_properties(item["keys"]), **{n: p["value"] for n, p in item["properties"].items()}}
+        item["matchedProperties"] = {n: values.get(n) for n in names}
+        item["lastUpdatedAt"] = _epoch_ms(item.get("updatedAt"))
     nxt = offset + len(items)
-    return {"records": items, "total": total, "nextToken": encode_token(nxt) if nxt < total else None}
+    return {"records": items, "totalMatched": total, "total": total,
+            "nextToken": encode_token(nxt) if nxt < total else None}
+
+
+def _epoch_ms(value: str | None) -> int | None:
+    return int(datetime.fromisoformat(value).timestamp() * 1000) if value else None
 
 
 # --- deletion ------------------------------------------------------------------------------------
 @endpoint(bp, "/memory/delete", methods=("POST",), scope="write", body=DeleteMemoriesRequest)
 def delete_memories(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any]:
-    """Delete memories by id, or all memories of a record."""
+    """Soft-delete memories by id, or all memories of a record (restorable with cancel-deletion)."""
     ids = body.ids()
     if not body.memoryIds and not ids.keys():
         raise BadRequest("give 'memoryIds' or identifiers of a record")
@@ -311,11 +449,15 @@ def delete_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
     return state().services.records.soft_delete(auth.org_id, body.ids(), actor=auth.key_id)
 
 
-@endpoint(bp, "/memory/cancel-deletion", methods=("POST",), scope="write", body=IdentifiedRequest)
-def cancel_deletion(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
-    """Undo a soft delete within the retention window."""
-    body.ids().require_any()
-    return state().services.records.cancel_deletion(auth.org_id, body.ids())
+@endpoint(bp, "/memory/cancel-deletion", methods=("POST",), scope="write", body=DeleteMemoriesRequest)
+def cancel_deletion(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any]:
+    """Undo a soft delete within the retention window: memories by id, a record's deleted memories, or a
+    deleted record."""
+    ids = body.ids()
+    if not body.memoryIds:
+        ids.require_any()
+    return state().services.memories.cancel_deletion(auth.org_id, memory_ids=body.memoryIds,
+                                                     ids=ids if ids.keys() else None)
 
 
 @endpoint(bp, "/memory/erase-record", methods=("POST",), scope="admin", body=IdentifiedRequest)

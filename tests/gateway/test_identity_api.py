@@ -58,7 +58,7 @@ class Writes:
     def webhook(self, deal: str, stage: str) -> None:
         if self.source is None:
             self.source = self.api.post("/api/v1/sources", json={"connector": "generic", "name": "crm",
-                                                                 "mapping": DEAL_MAPPING}).json
+                                                                 "mapping": DEAL_MAPPING}).json["data"]
         assert self.source is not None
         r = self.api.client.post(self.source["webhookPath"], json={"object": "deal", "deal_id": deal,
                                                                    "email": EMAIL, "stage": stage})
@@ -70,7 +70,7 @@ def _recall_deal(api: Any, deal: str) -> dict[str, Any]:
     r = api.post("/api/v1/recall", json={"query": "deal", "type": "Deal", "customKeyName": "dealId",
                                          "customKeyValue": deal})
     assert r.status_code == 200, r.json
-    return r.json
+    return r.json["data"]
 
 
 ORDERS = [("upsert", "memorize", "batch", "webhook"), ("webhook", "batch", "memorize", "upsert"),
@@ -89,8 +89,8 @@ def test_two_deals_sharing_a_contact_email_stay_two_records(api: Any, run_jobs: 
     assert d100["keys"] == {"customKeys": {"dealId": "D-100"}, "email": EMAIL}
     assert d101["keys"] == {"customKeys": {"dealId": "D-101"}, "email": EMAIL}
     assert d100["primaryKey"] == "custom:dealId:D-100" and d101["primaryKey"] == "custom:dealId:D-101"
-    found = api.post("/api/v1/search", json={"type": "Deal", "email": EMAIL, "returnRecords": True}).json
-    assert sorted(r["recordId"] for r in found["records"]) == sorted([d100["recordId"], d101["recordId"]])
+    found = api.post("/api/v1/search", json={"type": "Deal", "email": EMAIL, "returnRecords": True}).json["data"]
+    assert sorted(r["recordId"] for r in found["results"]) == sorted([d100["recordId"], d101["recordId"]])
 
 
 def test_the_documented_type_spelling_works_on_every_read(api: Any) -> None:
@@ -100,12 +100,12 @@ def test_the_documented_type_spelling_works_on_every_read(api: Any) -> None:
     assert r.status_code == 200, r.json
     who = {"email": "sarah.chen@initech.com", "type": "Contact"}
     recall = api.post("/api/v1/recall", json={"query": "what do we know?", **who})
-    assert recall.status_code == 200 and recall.json["recordId"] == r.json["recordId"]
+    assert recall.status_code == 200 and recall.json["data"]["recordId"] == r.json["data"]["recordId"]
     smart = api.post("/api/v1/smart-recall", json={"query": "SOC2 compliance", **who})
     assert smart.status_code == 200, smart.json
-    assert "SOC2" in smart.json["results"][0]["text"]
+    assert "SOC2" in smart.json["data"]["results"][0]["text"]
     digest = api.post("/api/v1/smart-memory-digest", json={**who, "token_budget": 2000})
-    assert digest.status_code == 200 and digest.json["recordId"] == r.json["recordId"]
+    assert digest.status_code == 200 and digest.json["data"]["recordId"] == r.json["data"]["recordId"]
 
 
 def test_an_ambiguous_secondary_key_answers_409_naming_the_candidates(api: Any) -> None:
@@ -113,12 +113,15 @@ def test_an_ambiguous_secondary_key_answers_409_naming_the_candidates(api: Any) 
     for deal in ("D-100", "D-101"):
         ids.append(api.post("/api/v1/upsert", json={"type": "Deal", "customKeyName": "dealId", "customKeyValue": deal,
                                                     "email": EMAIL, "properties": {"stage": "qualified"}}
-                            ).json["recordId"])
-    for path, body in (("/api/v1/recall", {"query": "deal"}), ("/api/v1/smart-memory-digest", {}),
-                       ("/api/v1/smart-recall", {"query": "deal"})):
+                            ).json["data"]["recordId"])
+    for path, body in (("/api/v1/recall", {"query": "deal"}), ("/api/v1/smart-memory-digest", {})):
         r = api.post(path, json={**body, "type": "Deal", "email": EMAIL})
         assert r.status_code == 409, (path, r.json)
         assert sorted(c["recordId"] for c in r.json["error"]["details"]["candidates"]) == sorted(ids)
+    # smart recall by a secondary key answers with all matches (004: deals found by their contact's email)
+    r = api.post("/api/v1/smart-recall", json={"query": "deal", "type": "Deal", "email": EMAIL})
+    assert r.status_code == 200, r.json
+    assert sorted(x["recordId"] for x in r.json["data"]["scopeRecords"]) == sorted(ids)
     r = api.post("/api/v1/upsert", json={"type": "Deal", "email": EMAIL, "properties": {"stage": "closed_lost"}})
     assert r.status_code == 409
 
@@ -148,7 +151,7 @@ def test_an_unknown_entity_type_answers_422_listing_the_known_ones(api: Any) -> 
 def test_a_custom_type_keyed_by_its_declared_key_is_found_by_either_key(api: Any) -> None:
     made = api.post("/api/v1/entities", json={"name": "Student", "primaryKeyField": "studentNumber",
                                               "secondaryKeys": ["email"]})
-    assert made.status_code == 201 and made.json["primaryKeyField"] == "studentNumber"
+    assert made.status_code == 201 and made.json["data"]["primaryKeyField"] == "studentNumber"
     r = api.post("/api/v1/memorize", json={"content": "Student: Alice Chen, enrolled in Computer Science.",
                                            "customKeyName": "studentNumber", "customKeyValue": "S-2024-1234",
                                            "email": "alice@university.edu", "type": "Student", "tags": ["sis"]})
@@ -158,4 +161,4 @@ def test_a_custom_type_keyed_by_its_declared_key_is_found_by_either_key(api: Any
     by_email = api.post("/api/v1/recall", json={"query": "Academic record", "type": "Student",
                                                 "email": "alice@university.edu"})
     assert by_number.status_code == by_email.status_code == 200
-    assert by_number.json["recordId"] == by_email.json["recordId"] == r.json["recordId"]
+    assert by_number.json["data"]["recordId"] == by_email.json["data"]["recordId"] == r.json["data"]["recordId"]
