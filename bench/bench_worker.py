@@ -188,7 +188,7 @@ def compare_one(mode: str, tmp: Path, redis_url: str, milvus_uri: str, n_events:
     client = create_app(settings, services=services).test_client()
     auth = {"Authorization": f"Bearer {key}"}
     src = client.post("/api/v1/sources", json={"connector": "generic_hmac", "name": "site", "secret": SECRET},
-                      headers=auth).json
+                      headers=auth).json["data"]
     run = uuid.uuid4().hex[:6]
     for i in range(n_events):  # through the gateway: verify, log, enqueue (the worker is not running yet)
         body = json.dumps(submission(i, run)).encode()
@@ -218,8 +218,8 @@ def compare_one(mode: str, tmp: Path, redis_url: str, milvus_uri: str, n_events:
             t = time.perf_counter()
             r = client.post("/api/v1/batch-memorize", json={"source": "bench", "mapping": mapping, "rows": rows,
                                                             "chunkSize": 10}, headers=auth)
-            status_url = f"/api/v1/batch-memorize/{r.json['runId']}"
-            ok = wait_until(lambda u=status_url: client.get(u, headers=auth).json["status"]  # type: ignore[misc]
+            status_url = f"/api/v1/batch-memorize/{r.json['data']['runId']}"
+            ok = wait_until(lambda u=status_url: client.get(u, headers=auth).json["data"]["status"]  # type: ignore[misc]
                             in ("completed", "failed"), 120, conn, frozen)
             latencies.append(time.perf_counter() - t if ok else float("inf"))
         frozen |= frozen_jobs(conn)
@@ -270,9 +270,9 @@ def end_to_end(n_events: int, concurrency: int, deadline_s: float) -> dict[str, 
                 raise RuntimeError("memrelay up did not become ready:\n" + (cwd / "up.log").read_text()[-3000:])
             key = (cwd / ".memrelay" / "admin_key").read_text().strip()
             auth = {"Authorization": f"Bearer {key}"}
-            me = requests.get(f"{base}/api/v1/me", headers=auth, timeout=10).json()
+            me = requests.get(f"{base}/api/v1/me", headers=auth, timeout=10).json()["data"]
             src = requests.post(f"{base}/api/v1/sources", headers=auth, timeout=10,
-                                json={"connector": "generic_hmac", "name": "site", "secret": SECRET}).json()
+                                json={"connector": "generic_hmac", "name": "site", "secret": SECRET}).json()["data"]
             conn = redis.Redis(unix_socket_path=str(cwd / ".memrelay" / "redis" / "redis.sock"))
             db_url = f"sqlite:///{cwd / '.memrelay' / 'memrelay.db'}"
             run = uuid.uuid4().hex[:6]

@@ -19,3 +19,7 @@ def register_blueprints(app: Flask) -> None:
                 raise
             continue
         app.register_blueprint(module.bp)
+    from memrelay.gateway.blueprints import personize_v1_1  # mirrors the views above on /api/v1.1
+
+    app.register_blueprint(personize_v1_1.bp)
+    app.register_blueprint(personize_v1_1.legacy_bp)

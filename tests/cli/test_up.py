@@ -36,8 +36,8 @@ def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
         key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
         me = requests.get(f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {key}"},
                           timeout=5)
-        assert me.status_code == 200 and me.json()["org"]["name"] == "default"
-        assert "admin" in me.json()["key"]["scopes"]
+        assert me.status_code == 200 and me.json()["data"]["org"]["name"] == "default"
+        assert "admin" in me.json()["data"]["key"]["scopes"]
         # the embedded Redis is ours, on a unix socket in the data dir, with AOF persistence
         sock = tmp_path / ".memrelay" / "redis" / "redis.sock"
         assert EmbeddedRedis(sock).is_alive()

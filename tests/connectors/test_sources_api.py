@@ -33,7 +33,7 @@ def test_secrets_are_masked_everywhere_a_source_is_shown(api):
     config = {"fetch": False, "api_base": "http://127.0.0.1:9", "access_token": SECRET_TOKEN}
     created = api.post("/api/v1/sources", json={"connector": "hubspot", "secret": "hs-secret", "config": config})
     assert created.status_code == 201, created.json
-    src = created.json
+    src = created.json["data"]
     assert src["config"] == {**config, "access_token": "***"}
     assert src["secret"] == "hs-secret"  # the signing secret and token are shown once, at creation
     for body in (api.get(f"/api/v1/sources/{src['id']}").get_data(as_text=True),
@@ -41,20 +41,20 @@ def test_secrets_are_masked_everywhere_a_source_is_shown(api):
         assert SECRET_TOKEN not in body and "hs-secret" not in body and '"***"' in body
 
     updated = api.patch(f"/api/v1/sources/{src['id']}", json={"config": {**config, "fetch": True}})
-    assert updated.status_code == 200 and updated.json["config"]["access_token"] == "***"
-    assert updated.json["config"]["fetch"] is True
+    assert updated.status_code == 200 and updated.json["data"]["config"]["access_token"] == "***"
+    assert updated.json["data"]["config"]["fetch"] is True
 
 
 def test_update_validates_against_the_sources_connector(api):
-    src = api.post("/api/v1/sources", json={"connector": "generic"}).json
+    src = api.post("/api/v1/sources", json={"connector": "generic"}).json["data"]
     bad = api.patch(f"/api/v1/sources/{src['id']}", json={"config": {"object_type": "Not Valid"}})
     assert bad.status_code == 422 and "object_type" in bad.json["error"]["message"]
     ok = api.patch(f"/api/v1/sources/{src['id']}", json={"config": {"object_type": "deal"}})
-    assert ok.status_code == 200 and ok.json["config"] == {"object_type": "deal"}
+    assert ok.status_code == 200 and ok.json["data"]["config"] == {"object_type": "deal"}
 
 
 def test_stored_config_is_kept_as_sent(api, engine):
     config = {"allowed_org_ids": ["00D5g000004ABCD"], "instance_url": "https://acme.my.salesforce.com",
               "access_token": SF_TOKEN}
-    src = api.post("/api/v1/sources", json={"connector": "salesforce", "config": config}).json
+    src = api.post("/api/v1/sources", json={"connector": "salesforce", "config": config}).json["data"]
     assert engine.sources.get(api.org_id, src["id"]).config == config

@@ -137,7 +137,7 @@ def test_enhanced_memorize_uses_the_extractor(settings: Settings, llm: FakeLLMSe
         r = api.post("/api/v1/memorize", json={"content": "Spoke with Dana, she now heads growth.",
                                                "email": "dana@acme.com", "tags": ["call"], "enhanced": True})
         assert r.status_code == 200, r.json
-        assert r.json["extraction"] == "llm" and r.json["memoriesCreated"] == 1
+        assert r.json["data"]["extraction"] == "llm" and r.json["data"]["memoriesCreated"] == 1
         props = eng.records.get(api.org_id, Identifiers(email="dana@acme.com"))["properties"]
         assert props["job_title"]["value"] == "Head of Growth" and props["lifecycle_stage"]["value"] == "opportunity"
     finally:

@@ -34,8 +34,8 @@ def test_exact_search_ranks_filters_refreshes_and_hands_over(engine):
 
 def test_org_wide_recall_uses_milvus_above_the_threshold(api, engine):
     mid = api.post("/api/v1/memorize", json={"content": "Renewal is blocked on the SOC 2 report.",
-                                             "email": "sec@q.io", "tags": ["t"]}).json["memoryIds"][0]
+                                             "email": "sec@q.io", "tags": ["t"]}).json["data"]["memoryIds"][0]
     engine.index.reconcile()
     engine.recall.exact = ExactOrgIndex(max_rows=0)
-    r = api.post("/api/v1/smart-recall", json={"query": "what blocks the renewal"}).json
+    r = api.post("/api/v1/smart-recall", json={"query": "what blocks the renewal"}).json["data"]
     assert r["results"][0]["memoryId"] == mid

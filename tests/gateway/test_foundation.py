@@ -36,12 +36,12 @@ def test_missing_and_invalid_keys_are_401(app):
 
 def test_me_with_bearer_and_x_api_key(api):
     r = api.get("/api/v1/me")
-    assert r.status_code == 200
-    assert r.json["org"]["id"] == api.org_id
-    assert set(r.json["key"]["scopes"]) == {"read", "write", "admin"}
-    assert r.json["rateLimit"]["requestsPerMinute"] > 0
+    assert r.status_code == 200 and r.json["success"] is True
+    assert r.json["data"]["org"]["id"] == api.org_id
+    assert set(r.json["data"]["key"]["scopes"]) == {"read", "write", "admin"}
+    assert r.json["data"]["rateLimit"]["requestsPerMinute"] > 0
     r2 = api.client.get("/api/v1/me", headers={"X-API-Key": api.key})
-    assert r2.status_code == 200 and r2.json["org"]["id"] == api.org_id
+    assert r2.status_code == 200 and r2.json["data"]["org"]["id"] == api.org_id
 
 
 def test_request_id_is_echoed(api):
@@ -59,7 +59,7 @@ def test_scope_is_enforced(app, engine):
 def test_revoked_key_is_rejected(api):
     created = api.post("/api/v1/keys", json={"name": "temp", "scopes": ["read"]})
     assert created.status_code == 201
-    new_key, key_id = created.json["key"], created.json["id"]
+    new_key, key_id = created.json["data"]["key"], created.json["data"]["id"]
     c = api.client
     assert c.get("/api/v1/me", headers={"X-API-Key": new_key}).status_code == 200
     assert api.delete(f"/api/v1/keys/{key_id}").status_code == 200
@@ -67,9 +67,9 @@ def test_revoked_key_is_rejected(api):
 
 
 def test_keys_listing_never_shows_secrets_or_other_orgs(api, other_api):
-    listed = api.get("/api/v1/keys").json["keys"]
+    listed = api.get("/api/v1/keys").json["data"]["keys"]
     assert listed and all("key" not in k and "key_hash" not in k for k in listed)
-    other_ids = {k["id"] for k in other_api.get("/api/v1/keys").json["keys"]}
+    other_ids = {k["id"] for k in other_api.get("/api/v1/keys").json["data"]["keys"]}
     assert other_ids.isdisjoint({k["id"] for k in listed})
     # revoking another org's key is a 404, never a success
     some_other = next(iter(other_ids))

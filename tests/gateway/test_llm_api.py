@@ -57,9 +57,9 @@ def test_llm_features_answer_503_without_a_model(api: Any, llm: FakeLLMServer) -
         assert "MEMRELAY_LLM_MODEL" in err["message"] and err["details"]["setting"] == "MEMRELAY_LLM_MODEL"
     agent = api.post("/api/v1/agents", json={"name": "a", "spec": SMS})
     assert agent.status_code == 201  # saving an agent needs no LLM; running it does
-    error_of(api.post(f"/api/v1/agents/{agent.json['id']}/run", json={}), 503, "llm_not_configured")
+    error_of(api.post(f"/api/v1/agents/{agent.json['data']['id']}/run", json={}), 503, "llm_not_configured")
     fast = api.post("/api/v1/ai/smart-guidelines", json={"message": "refund"})
-    assert fast.status_code == 200 and fast.json["guidelines"] == []  # fast routing needs no LLM
+    assert fast.status_code == 200 and fast.json["data"]["guidelines"] == []  # fast routing needs no LLM
     assert llm.chat_requests == []
 
 
@@ -68,27 +68,27 @@ def test_guidelines_crud_history_and_smart_guidelines(api: Any, other_api: Any) 
             "triggerKeywords": ["refund"], "content": "## Eligibility\nAnnual plans within 30 days.\n\n"
                                                       "## Process\nOpen a billing ticket."}
     created = api.post("/api/v1/guidelines", json=body)
-    assert created.status_code == 201 and created.json["version"] == 1
-    gid = created.json["id"]
-    assert api.get(f"/api/v1/guidelines/{gid}").json["name"] == "Refund policy"
+    assert created.status_code == 201 and created.json["data"]["version"] == 1
+    gid = created.json["data"]["id"]
+    assert api.get(f"/api/v1/guidelines/{gid}").json["data"]["name"] == "Refund policy"
     assert other_api.get(f"/api/v1/guidelines/{gid}").status_code == 404
     patched = api.patch(f"/api/v1/guidelines/{gid}", json={"content": "## Eligibility\nAnnual plans within 14 days."})
-    assert patched.json["version"] == 2 and patched.json["tags"] == ["billing"]
+    assert patched.json["data"]["version"] == 2 and patched.json["data"]["tags"] == ["billing"]
     replaced = api.put(f"/api/v1/guidelines/{gid}", json={**body, "name": "Refunds"})
-    assert replaced.json["version"] == 3
-    history = api.get(f"/api/v1/guidelines/{gid}/history?mode=diff").json["versions"]
+    assert replaced.json["data"]["version"] == 3
+    history = api.get(f"/api/v1/guidelines/{gid}/history?mode=diff").json["data"]["versions"]
     assert [v["version"] for v in history] == [1, 2, 3] and "+Annual plans within 14 days." in history[1]["diff"]
     assert api.get(f"/api/v1/guidelines/{gid}/history?mode=bogus").status_code == 400
-    assert [g["id"] for g in api.get("/api/v1/guidelines?tag=billing").json["guidelines"]] == [gid]
+    assert [g["id"] for g in api.get("/api/v1/guidelines?tag=billing").json["data"]["guidelines"]] == [gid]
     error_of(api.post("/api/v1/guidelines", json={"content": "no name"}), 422, "validation_failed")
     error_of(api.patch(f"/api/v1/guidelines/{gid}", json={"bogus": 1}), 422, "validation_failed")
 
     smart = api.post("/api/v1/ai/smart-guidelines", json={"message": "customer wants a refund", "sessionId": "s"})
-    assert smart.status_code == 200 and smart.json["guidelines"][0]["priority"] == "critical"
-    assert "## Refunds (critical)" in smart.json["compiledContext"]
+    assert smart.status_code == 200 and smart.json["data"]["guidelines"][0]["priority"] == "critical"
+    assert "## Refunds (critical)" in smart.json["data"]["compiledContext"]
     again = api.post("/api/v1/ai/smart-guidelines", json={"message": "customer wants a refund", "sessionId": "s"})
-    assert again.json["compiledContext"] == "" and again.json["tokensSaved"] > 0
-    assert api.delete(f"/api/v1/guidelines/{gid}").json == {"id": gid, "deleted": True}
+    assert again.json["data"]["compiledContext"] == "" and again.json["data"]["tokensSaved"] > 0
+    assert api.delete(f"/api/v1/guidelines/{gid}").json == {"success": True, "data": {"id": gid, "deleted": True}}
     assert api.get(f"/api/v1/guidelines/{gid}").status_code == 404
 
 
@@ -110,10 +110,10 @@ def test_prompt_returns_outputs_and_usage_and_records_spend(api: Any, llm: FakeL
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
     r = api.post("/api/v1/prompt", json=SMS)
     assert r.status_code == 200, r.json
-    assert r.json["text"] == "Dana, your Growth plan renews in May." and r.json["channel"]["compliant"] is True
-    usage = r.json["usage"]
+    assert r.json["data"]["text"] == "Dana, your Growth plan renews in May." and r.json["data"]["channel"]["compliant"] is True
+    usage = r.json["data"]["usage"]
     assert usage["model"] == MODEL and usage["calls"] == 1 and usage["costUsd"] > 0
-    spent = api.get("/api/v1/usage").json
+    spent = api.get("/api/v1/usage").json["data"]
     assert spent["byFeature"]["generation"]["calls"] == 1
     assert spent["spentUsd"] == pytest.approx(usage["costUsd"]) and spent["monthlyBudgetUsd"] is None
 
@@ -129,7 +129,7 @@ def test_budget_exhausted_is_402_naming_the_limit(api: Any, engine: Services, ll
     error_of(api.post("/api/v1/ai/smart-guidelines", json={"message": "refund", "mode": "deep"}), 402,
              "budget_exhausted")
     assert llm.chat_requests == []  # refused before anything was sent
-    assert api.get("/api/v1/usage").json["monthlyBudgetUsd"] == 0.5
+    assert api.get("/api/v1/usage").json["data"]["monthlyBudgetUsd"] == 0.5
 
 
 @pytest.mark.parametrize("llm_overrides", [{"llm_monthly_budget_usd": 0.0}])
@@ -149,7 +149,7 @@ def test_provider_error_is_502_and_nothing_is_written(api: Any, engine: Services
         assert recent(s, api.org_id, event_type="generation.completed") == []
     r = api.post("/api/v1/recall", json={"email": "dana@acme.com", "type": "contact"})
     assert r.status_code == 404  # memorize-back never ran: no record was created
-    assert api.get("/api/v1/usage").json["byFeature"]["generation"]["calls"] == 1  # the spent step is billed
+    assert api.get("/api/v1/usage").json["data"]["byFeature"]["generation"]["calls"] == 1  # the spent step is billed
 
 
 def test_invalid_json_twice_is_502_llm_invalid_output(api: Any, llm: FakeLLMServer) -> None:
@@ -162,7 +162,7 @@ def test_retry_after_a_server_error_then_success(api: Any, llm: FakeLLMServer) -
     llm.fail(503, message="overloaded")
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
     r = api.post("/api/v1/prompt", json=SMS)
-    assert r.status_code == 200 and len(llm.chat_requests) == 2 and r.json["usage"]["calls"] == 1
+    assert r.status_code == 200 and len(llm.chat_requests) == 2 and r.json["data"]["usage"]["calls"] == 1
 
 
 @pytest.mark.parametrize("llm_overrides", [{"llm_timeout_s": 0.5}])
@@ -175,13 +175,13 @@ def test_timeout_is_502_llm_timeout(api: Any, llm: FakeLLMServer) -> None:
 def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: Any, engine: Services,
                                                 llm: FakeLLMServer) -> None:
     queued = api.post("/api/v1/prompt", json={**SMS, "async": True, "memorize": {"email": "dana@acme.com"}})
-    assert queued.status_code == 202 and queued.json["status"] == "queued"
-    job_id = queued.json["jobId"]
-    assert api.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
+    assert queued.status_code == 202 and queued.json["data"]["status"] == "queued"
+    job_id = queued.json["data"]["jobId"]
+    assert api.get(f"/api/v1/jobs/{job_id}").json["data"]["status"] == "queued"
     assert other_api.get(f"/api/v1/jobs/{job_id}").status_code == 404  # another org's job is invisible
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
     run_worker(engine.settings, burst=True, services=engine)
-    done = api.get(f"/api/v1/jobs/{job_id}").json
+    done = api.get(f"/api/v1/jobs/{job_id}").json["data"]
     assert done["status"] == "finished", done
     assert done["result"]["text"] == "Dana, your Growth plan renews in May." and done["result"]["usage"]["calls"] == 1
     rec = engine.records.get(api.org_id, Identifiers(email="dana@acme.com"))
@@ -192,16 +192,16 @@ def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: A
 def test_agents_api(api: Any, llm: FakeLLMServer, backend: str) -> None:
     spec = {**SMS, "instructions": [{"prompt": "Write an SMS about {{input}}."}]}
     created = api.post("/api/v1/agents", json={"name": "nudge", "description": "SMS nudges", "spec": spec})
-    assert created.status_code == 201 and created.json["variables"] == ["input"]
-    aid = created.json["id"]
+    assert created.status_code == 201 and created.json["data"]["variables"] == ["input"]
+    aid = created.json["data"]["id"]
     error_of(api.post("/api/v1/agents", json={"name": "nudge", "spec": spec}), 409, "conflict")
     error_of(api.post("/api/v1/agents", json={"name": "bad", "spec": {"instructions": []}}), 422, "validation_failed")
-    assert [a["name"] for a in api.get("/api/v1/agents").json["agents"]] == ["nudge"]
-    assert api.patch(f"/api/v1/agents/{aid}", json={"description": "v2"}).json["version"] == 2
+    assert [a["name"] for a in api.get("/api/v1/agents").json["data"]["agents"]] == ["nudge"]
+    assert api.patch(f"/api/v1/agents/{aid}", json={"description": "v2"}).json["data"]["version"] == 2
     error_of(api.post(f"/api/v1/agents/{aid}/run", json={}), 422, "validation_failed")
     llm.reply_json({"text": "Your renewal is in May."})
     ran = api.post(f"/api/v1/agents/{aid}/run", json={"input": "the renewal"})
-    assert ran.status_code == 200 and ran.json["text"] == "Your renewal is in May." and ran.json["agentId"] == aid
+    assert ran.status_code == 200 and ran.json["data"]["text"] == "Your renewal is in May." and ran.json["data"]["agentId"] == aid
     assert "Write an SMS about the renewal." in str(llm.chat_requests[0].messages)
     assert api.delete(f"/api/v1/agents/{aid}").status_code == 200
     assert api.get(f"/api/v1/agents/{aid}").status_code == 404

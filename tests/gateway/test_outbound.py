@@ -85,14 +85,14 @@ def fast_schedule(engine: Any) -> WebhooksOut:
 
 def allow_local(api: Any) -> None:
     r = api.put("/api/v1/webhooks/allowlist", json={"hosts": ["127.0.0.1"]})
-    assert r.status_code == 200 and r.json == {"hosts": ["127.0.0.1/32"]}, r.json
+    assert r.status_code == 200 and r.json["data"] == {"hosts": ["127.0.0.1/32"]}, r.json
 
 
 def subscribe(api: Any, url: str, types: list[str] | None = None) -> dict[str, Any]:
     r = api.post("/api/v1/webhooks", json={"url": url, "eventTypes": types or ["memory.property.updated"],
                                            "description": "test"})
     assert r.status_code == 201, r.json
-    return r.json
+    return r.json["data"]
 
 
 def upsert(api: Any, email: str, **props: Any) -> None:
@@ -110,7 +110,7 @@ def deliver(engine: Any, run_jobs: Any) -> dict[str, int]:
 def deliveries(api: Any, sub_id: str, **params: Any) -> dict[str, Any]:
     r = api.get(f"/api/v1/webhooks/{sub_id}/deliveries", query_string=params)
     assert r.status_code == 200, r.json
-    return r.json
+    return r.json["data"]
 
 
 def make_due(engine: Any) -> None:
@@ -123,20 +123,20 @@ def test_subscription_crud_secret_shown_once_and_org_scoped(api, other_api, rece
     allow_local(api)
     sub = subscribe(api, receiver.url(), ["*"])
     assert sub["secret"].startswith("whsec_") and sub["eventTypes"] == ["*"] and sub["kind"] == "webhook"
-    listed = api.get("/api/v1/webhooks").json["webhooks"]
+    listed = api.get("/api/v1/webhooks").json["data"]["webhooks"]
     assert [w["id"] for w in listed] == [sub["id"]] and "secret" not in listed[0]
-    assert "secret" not in api.get(f"/api/v1/webhooks/{sub['id']}").json
+    assert "secret" not in api.get(f"/api/v1/webhooks/{sub['id']}").json["data"]
     r = api.patch(f"/api/v1/webhooks/{sub['id']}", json={"eventTypes": ["event.failed", "batch.completed"],
                                                          "active": False})
-    assert r.status_code == 200 and r.json["eventTypes"] == ["event.failed", "batch.completed"]
-    assert r.json["active"] is False
+    assert r.status_code == 200 and r.json["data"]["eventTypes"] == ["event.failed", "batch.completed"]
+    assert r.json["data"]["active"] is False
     assert other_api.get(f"/api/v1/webhooks/{sub['id']}").status_code == 404
     assert other_api.delete(f"/api/v1/webhooks/{sub['id']}").status_code == 404
-    assert other_api.get("/api/v1/webhooks").json == {"webhooks": []}
+    assert other_api.get("/api/v1/webhooks").json["data"] == {"webhooks": []}
     bad = api.post("/api/v1/webhooks", json={"url": receiver.url(), "eventTypes": ["memory.exploded"]})
     assert bad.status_code == 422 and bad.json["error"]["details"]["unknown"] == ["memory.exploded"]
     assert api.patch(f"/api/v1/webhooks/{sub['id']}", json={"eventTypes": []}).status_code == 422
-    assert api.delete(f"/api/v1/webhooks/{sub['id']}").json == {"id": sub["id"], "deleted": True}
+    assert api.delete(f"/api/v1/webhooks/{sub['id']}").json == {"success": True, "data": {"id": sub["id"], "deleted": True}}
     assert api.get(f"/api/v1/webhooks/{sub['id']}").status_code == 404
 
 
@@ -151,7 +151,7 @@ def test_ssrf_targets_are_refused_unless_allowlisted(api, app, engine, receiver)
     assert reader.put("/api/v1/webhooks/allowlist", json={"hosts": ["127.0.0.1"]}).status_code == 403
     assert api.put("/api/v1/webhooks/allowlist", json={"hosts": ["not a host!"]}).status_code == 422
     allow_local(api)
-    assert api.get("/api/v1/webhooks/allowlist").json == {"hosts": ["127.0.0.1/32"]}
+    assert api.get("/api/v1/webhooks/allowlist").json["data"] == {"hosts": ["127.0.0.1/32"]}
     assert api.post("/api/v1/webhooks", json={"url": receiver.url(), "eventTypes": ["*"]}).status_code == 201
     # the allowlist names 127.0.0.1 only: other private ranges stay refused
     assert api.post("/api/v1/webhooks", json={"url": "http://10.1.2.3/", "eventTypes": ["*"]}).status_code == 422
@@ -221,13 +221,13 @@ def test_410_disables_the_subscription_and_stops_retrying(api, engine, run_jobs,
     deliver(engine, run_jobs)
     deliver(engine, run_jobs)
     assert len(receiver.requests) == 1
-    state = api.get(f"/api/v1/webhooks/{sub['id']}").json
+    state = api.get(f"/api/v1/webhooks/{sub['id']}").json["data"]
     assert state["active"] is False and "410" in state["disabledReason"]
     log = deliveries(api, sub["id"])
     assert [d["status"] for d in log["deliveries"]] == ["cancelled"]  # bob's event found no active subscription
     r = api.post(f"/api/v1/webhooks/{sub['id']}/deliveries/{log['deliveries'][0]['id']}/redeliver")
     assert r.status_code == 409
-    assert api.patch(f"/api/v1/webhooks/{sub['id']}", json={"active": True}).json["disabledReason"] is None
+    assert api.patch(f"/api/v1/webhooks/{sub['id']}", json={"active": True}).json["data"]["disabledReason"] is None
 
 
 def test_failing_target_goes_dead_after_the_last_attempt(api, engine, run_jobs, receiver):
@@ -285,7 +285,7 @@ def test_manual_redelivery_resends_with_the_same_webhook_id(api, other_api, engi
     did = deliveries(api, sub["id"])["deliveries"][0]["id"]
     assert other_api.post(f"/api/v1/webhooks/{sub['id']}/deliveries/{did}/redeliver").status_code == 404
     r = api.post(f"/api/v1/webhooks/{sub['id']}/deliveries/{did}/redeliver")
-    assert r.status_code == 202 and r.json["status"] == "manual"
+    assert r.status_code == 202 and r.json["data"]["status"] == "manual"
     run_jobs()
     assert len(receiver.requests) == 2
     assert receiver.requests[0]["headers"]["webhook-id"] == receiver.requests[1]["headers"]["webhook-id"]

@@ -179,8 +179,8 @@ def test_property_history_answers_entries_and_honours_limit(api: Api) -> None:
 # --- entity types --------------------------------------------------------------------------------------
 def test_entity_types_by_id_get_update_archive_restore(api: Api) -> None:
     types = ok(api.get("/api/v1/entities"))  # 003: types.data -> EntityTypeResponse[]
-    contact = next(t for t in types if t["name"] == "contact")
-    assert contact["label"] == "Contact" and contact["pluralLabel"] == "Contacts"
+    contact = next(t for t in types if t["slug"] == "contact")
+    assert contact["label"] == contact["name"] == "Contact" and contact["pluralLabel"] == "Contacts"
     assert contact["primaryKeyField"] == "email" and contact["isSystem"] is True and contact["status"] == "Active"
     made = ok(api.post("/api/v1/entities", json={"name": "Lead_Source", "primaryKeyField": "sourceId"}), 201)
     assert made["label"] == "Lead Source" and made["pluralLabel"] == "Lead Sources"
@@ -192,12 +192,13 @@ def test_entity_types_by_id_get_update_archive_restore(api: Api) -> None:
         "identifierColumn": "source_name", "slug": "hacked", "isSystem": True}))
     assert (changed["label"], changed["pluralLabel"], changed["icon"], changed["color"]) == \
         ("Lead", "Leads", "user-plus", "#4F46E5")
-    assert changed["identifierColumn"] == "source_name" and changed["name"] == "lead_source"
+    assert changed["identifierColumn"] == "source_name" and changed["name"] == "Lead"  # 003: name = label
     assert changed["slug"] == "lead_source" and changed["isSystem"] is False
     assert ok(api.get(f"/api/v1/entities/{made['id']}"))["label"] == "Lead"
     # archive (DELETE), then restore with status: 'Active'
     assert ok(api.delete(f"/api/v1/entities/{made['id']}"))["status"] == "Archived"
-    assert "lead_source" not in [t["name"] for t in ok(api.get("/api/v1/entities"))]
+    listed = [t["slug"] for t in ok(api.get("/api/v1/entities"))]
+    assert "contact" in listed and "lead_source" not in listed
     refused = api.post("/api/v1/upsert", json={"type": "lead_source", "customKeyName": "sourceId",
                                                "customKeyValue": "s1", "properties": {}})
     assert refused.status_code == 422
@@ -207,7 +208,7 @@ def test_entity_types_by_id_get_update_archive_restore(api: Api) -> None:
 
 
 def test_entity_type_bad_input(api: Api, app: Any, engine: Any) -> None:
-    contact_id = next(t["id"] for t in ok(api.get("/api/v1/entities")) if t["name"] == "contact")
+    contact_id = next(t["id"] for t in ok(api.get("/api/v1/entities")) if t["slug"] == "contact")
     system = api.delete(f"/api/v1/entities/{contact_id}")
     assert system.status_code == 403 and system.json["success"] is False
     assert api.patch("/api/v1/entities/contact", json={"status": "Archived"}).status_code == 403

@@ -16,25 +16,25 @@ def _org_a_everything(api) -> dict[str, str]:
     ids: dict[str, str] = {}
     r = api.post("/api/v1/upsert", json={"email": LEAK_EMAIL, "properties": {"first_name": "Zanzibar"},
                                          "customKeyName": "crm", "customKeyValue": "a-1"})
-    ids["record"] = r.json["recordId"]
+    ids["record"] = r.json["data"]["recordId"]
     m = api.post("/api/v1/memorize", json={"email": LEAK_EMAIL, "tags": ["call"],
                                            "content": "Zanzibar signed the Quokka contract last week."})
     assert m.status_code == 200, m.json
-    ids["memory"] = m.json["memoryIds"][0]
+    ids["memory"] = m.json["data"]["memoryIds"][0]
     c = api.post("/api/v1/collections", json={"collectionName": "LeakCollection", "entityType": "contact",
                                               "description": "LeakCollectionDescription", "properties": [
                                                   {"propertyName": "leak_score", "type": "number"}]})
-    ids["collection"] = c.json["collectionId"]
+    ids["collection"] = c.json["data"]["collectionId"]
     s = api.post("/api/v1/sources", json={"connector": "hubspot", "secret": "leak-source-secret"})
-    ids["source"] = s.json["id"]
+    ids["source"] = s.json["data"]["id"]
     g = api.post("/api/v1/guidelines", json={"name": "LeakGuideline", "content": "# Tone\nLeakGuidelineBody"})
     assert g.status_code == 201, g.json
-    ids["guideline"] = g.json["id"]
+    ids["guideline"] = g.json["data"]["id"]
     a = api.post("/api/v1/agents", json={"name": "LeakAgent", "description": "LeakAgentDescription",
                                          "spec": {"instructions": [{"prompt": "Say hi to {{input}}"}]}})
     assert a.status_code == 201, a.json
-    ids["agent"] = a.json["id"]
-    ids["key"] = api.get("/api/v1/keys").json["keys"][0]["id"]
+    ids["agent"] = a.json["data"]["id"]
+    ids["key"] = api.get("/api/v1/keys").json["data"]["keys"][0]["id"]
     return ids
 
 
@@ -75,12 +75,12 @@ def test_org_b_cannot_read_or_change_org_a_through_any_endpoint(app, api, other_
                         assert value not in text, (method, path, name)
     assert checked > 60
     # org A is untouched
-    rec = api.post("/api/v1/recall", json={"type": "contact", "email": LEAK_EMAIL}).json
+    rec = api.post("/api/v1/recall", json={"type": "contact", "email": LEAK_EMAIL}).json["data"]
     assert rec["properties"]["first_name"]["value"] == "Zanzibar"
     assert ids["memory"] in {m["memoryId"] for m in rec["memories"]}
     assert all("overwritten" not in m["text"] for m in rec["memories"])
-    assert api.get(f"/api/v1/collections/{ids['collection']}").json["archived"] is False
-    assert api.get(f"/api/v1/sources/{ids['source']}").json["active"] is True
+    assert api.get(f"/api/v1/collections/{ids['collection']}").json["data"]["archived"] is False
+    assert api.get(f"/api/v1/sources/{ids['source']}").json["data"]["active"] is True
     assert api.get(f"/api/v1/guidelines/{ids['guideline']}").status_code == 200
     assert api.get(f"/api/v1/agents/{ids['agent']}").status_code == 200
     assert api.get("/api/v1/me").status_code == 200  # A's key was not revoked

@@ -26,8 +26,8 @@ HUBSPOT_SECRET = "hs-client-secret"
 def hubspot_source(api, **config):
     r = api.post("/api/v1/sources", json={"connector": "hubspot", "name": "HubSpot", "secret": HUBSPOT_SECRET,
                                           "config": {"fetch": False, **config}})
-    assert r.status_code == 201, r.json
-    return r.json
+    assert r.status_code == 201 and r.json["success"] is True, r.json
+    return r.json["data"]
 
 
 def hs_event(event_id, object_id, prop, value, occurred_ms, *, kind="contact.propertyChange"):
@@ -48,8 +48,8 @@ def send_hubspot(client, src, events, *, secret=HUBSPOT_SECRET, ts_ms=None, body
 
 def contact_by_hubspot_id(api, object_id):
     r = api.post("/api/v1/search", json={"type": "contact", "customKeyName": "hubspot_contact_id",
-                                         "customKeyValue": str(object_id)}).json
-    return r["records"][0] if r["records"] else None
+                                         "customKeyValue": str(object_id)}).json["data"]
+    return r["results"][0] if r["results"] else None
 
 
 @pytest.mark.usefixtures("backend", "redis_backend")
@@ -72,12 +72,12 @@ def test_hubspot_delivery_is_verified_logged_enqueued_and_applied(api, engine, r
     rec = contact_by_hubspot_id(api, 501)
     assert rec["properties"]["job_title"]["value"] == "CTO"
     assert rec["properties"]["job_title"]["source"] == "hubspot"
-    listed = api.get("/api/v1/events?status=processed").json
+    listed = api.get("/api/v1/events?status=processed").json["data"]
     assert len(listed["events"]) == 2 and listed["counts"] == {"processed": 2}
     # a redelivery (HubSpot retries) is acknowledged and changes nothing
     again = send_hubspot(api.client, src, events)
     assert again.status_code == 200 and again.json == {"accepted": 0, "duplicates": 2, "eventIds": []}
-    assert api.get("/api/v1/events").json["counts"] == {"processed": 2}
+    assert api.get("/api/v1/events").json["data"]["counts"] == {"processed": 2}
 
 
 @pytest.mark.parametrize("tamper", ["body", "secret", "stale", "missing"])
@@ -148,7 +148,7 @@ def test_failures_retry_then_dead_letter_then_replay(api, engine, run_jobs, sett
         """)
     r = api.post("/api/v1/sources", json={"connector": "hubspot", "secret": HUBSPOT_SECRET, "mapping": bad_mapping,
                                           "config": {"fetch": False}})
-    src = r.json
+    src = r.json["data"]
     send_hubspot(api.client, src, [hs_event(7, 42, "jobtitle", "Astronaut", int(time.time() * 1000))])
     conn = redis.Redis.from_url(settings.redis_url)
     engine.events.max_attempts = 3
@@ -161,9 +161,9 @@ def test_failures_retry_then_dead_letter_then_replay(api, engine, run_jobs, sett
             for ev in s.scalars(select(Ev).where(Ev.org_id == api.org_id, Ev.status == "failed")):
                 ev.next_attempt_at = utcnow()
         sweep_once(engine, conn, stale_after_s=0)
-    dead = api.get("/api/v1/events?status=dead").json["events"]
+    dead = api.get("/api/v1/events?status=dead").json["data"]["events"]
     assert len(dead) == 1 and dead[0]["attempts"] == 3 and "lifecycle_stage" in dead[0]["lastError"]
-    shown = api.get(f"/api/v1/events/{dead[0]['id']}").json
+    shown = api.get(f"/api/v1/events/{dead[0]['id']}").json["data"]
     assert shown["payload"]["object_id"] == "42"
     # fix the mapping, replay the dead letter
     fixed = bad_mapping.replace("lifecycle_stage: jobtitle", "job_title: jobtitle")
@@ -205,7 +205,7 @@ def test_merge_deletion_restore_and_privacy_deletion(api, run_jobs):
 
 def test_stripe_invoice_becomes_properties_and_memory(api, engine, run_jobs):
     secret = "whsec_test_secret"
-    src = api.post("/api/v1/sources", json={"connector": "stripe", "secret": secret}).json
+    src = api.post("/api/v1/sources", json={"connector": "stripe", "secret": secret}).json["data"]
     event = {"id": "evt_1", "object": "event", "type": "invoice.paid", "created": int(time.time()) - 10,
              "data": {"object": {"object": "invoice", "id": "in_1", "number": "INV-7", "customer": "cus_9",
                                  "customer_email": "Buyer@Shop.io", "amount_paid": 129900, "currency": "jpy",
@@ -217,7 +217,7 @@ def test_stripe_invoice_becomes_properties_and_memory(api, engine, run_jobs):
                                                                 "Content-Type": "application/json"})
     assert r.status_code == 202, r.json
     run_jobs()
-    rec = api.post("/api/v1/search", json={"email": "buyer@shop.io"}).json["records"][0]
+    rec = api.post("/api/v1/search", json={"email": "buyer@shop.io"}).json["data"]["results"][0]
     assert rec["properties"]["lifecycle_stage"]["value"] == "customer"
     with engine.db.read() as s:
         texts = [m.text for m in s.scalars(select(Memory).where(Memory.record_id == rec["recordId"]))]
@@ -226,7 +226,7 @@ def test_stripe_invoice_becomes_properties_and_memory(api, engine, run_jobs):
 
 def test_salesforce_outbound_message_acks_and_upserts(api, run_jobs):
     src = api.post("/api/v1/sources", json={"connector": "salesforce", "config": {
-        "allowed_org_ids": [ORG_ID], "fetch": False}}).json
+        "allowed_org_ids": [ORG_ID], "fetch": False}}).json["data"]
     body = envelope(notification("04l1", "Contact", "<sf:Id>0035g00000XyZ1</sf:Id><sf:Email>sf@acme.com</sf:Email>"
                                  "<sf:Title>Buyer</sf:Title><sf:LastModifiedDate>2026-05-01T10:00:00.000Z"
                                  "</sf:LastModifiedDate>"))
@@ -234,7 +234,7 @@ def test_salesforce_outbound_message_acks_and_upserts(api, run_jobs):
     assert r.status_code == 200 and r.content_type.startswith("text/xml")
     assert b"<Ack>true</Ack>" in r.data
     run_jobs()
-    rec = api.post("/api/v1/search", json={"email": "sf@acme.com"}).json["records"][0]
+    rec = api.post("/api/v1/search", json={"email": "sf@acme.com"}).json["data"]["results"][0]
     assert rec["properties"]["job_title"]["value"] == "Buyer"
     wrong_token = src["webhookPath"].rsplit("/", 1)[0] + "/not-the-token"
     assert api.client.post(wrong_token, data=body, headers={"Content-Type": "text/xml"}).status_code == 401
@@ -304,14 +304,14 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
     assert all(m.seen_count == 1 for m in changed), [(m.text, m.seen_count) for m in changed]
     hist = api.post("/api/v1/memory/property-history", json={"customKeyName": "hubspot_contact_id",
                                                              "customKeyValue": "900", "propertyName": "job_title",
-                                                             "pageSize": 100}).json
+                                                             "pageSize": 100}).json["data"]
     assert sum(1 for h in hist["items"] if h["applied"]) <= len(titles)
 
 
 def test_typeform_signed_submission(api, run_jobs):
     from tests.connectors.connector_samples import TYPEFORM_BODY, TYPEFORM_SECRET, TYPEFORM_SIGNATURE
 
-    src = api.post("/api/v1/sources", json={"connector": "typeform", "secret": TYPEFORM_SECRET}).json
+    src = api.post("/api/v1/sources", json={"connector": "typeform", "secret": TYPEFORM_SECRET}).json["data"]
     r = api.client.post(src["webhookPath"], data=TYPEFORM_BODY, headers={
         "Typeform-Signature": TYPEFORM_SIGNATURE, "Content-Type": "application/json"})
     assert r.status_code == 202, r.json
@@ -319,12 +319,12 @@ def test_typeform_signed_submission(api, run_jobs):
         "Typeform-Signature": "sha256=AAAA", "Content-Type": "application/json"})
     assert bad.status_code == 401
     run_jobs()
-    rec = api.post("/api/v1/search", json={"email": "ann.lee@acme.com"}).json["records"][0]
+    rec = api.post("/api/v1/search", json={"email": "ann.lee@acme.com"}).json["data"]["results"][0]
     assert rec["properties"]["first_name"]["value"] == "Ann"
 
 
 def test_generic_form_encoded_action_with_api_key_or_token(api, other_api, run_jobs):
-    src = api.post("/api/v1/sources", json={"connector": "generic", "name": "Zapier"}).json
+    src = api.post("/api/v1/sources", json={"connector": "generic", "name": "Zapier"}).json["data"]
     base = src["webhookPath"].rsplit("/", 1)[0]
     form = {"object": "contact", "email": "Zed@Example.org", "first_name": "Zed", "company__name": "Ex",
             "note": "Asked about SSO and audit logs."}
@@ -335,5 +335,5 @@ def test_generic_form_encoded_action_with_api_key_or_token(api, other_api, run_j
     by_token = api.client.post(src["webhookPath"], data={**form, "first_name": "Zeddy"})
     assert by_token.status_code == 202
     run_jobs()
-    rec = api.post("/api/v1/search", json={"email": "zed@example.org"}).json["records"][0]
+    rec = api.post("/api/v1/search", json={"email": "zed@example.org"}).json["data"]["results"][0]
     assert rec["properties"]["first_name"]["value"] in ("Zed", "Zeddy")

@@ -27,14 +27,14 @@ def hook(api: Any, url: str, event: str = "memory.property.updated") -> str:
 
 def test_connection_test_endpoint(api):
     r = api.get("/api/v1/me")
-    assert r.status_code == 200 and r.json["org"]["id"] == api.org_id
+    assert r.status_code == 200 and r.json["data"]["org"]["id"] == api.org_id
     assert api.client.get("/api/v1/me").status_code == 401
 
 
 def test_rest_hook_receives_the_flat_event_and_unsubscribes(api, other_api, engine, run_jobs, receiver):
     allow_local(api)
     hid = hook(api, receiver.url("/zap"))
-    assert api.get("/api/v1/webhooks?kind=zapier_hook").json["webhooks"][0]["id"] == hid
+    assert api.get("/api/v1/webhooks?kind=zapier_hook").json["data"]["webhooks"][0]["id"] == hid
     upsert(api, "ann@acme.com", job_title="CTO")
     deliver(engine, run_jobs)
     [body] = receiver.bodies("/zap")
@@ -59,7 +59,7 @@ def test_hook_validation_and_kind_separation(api, receiver):
     assert r.status_code == 422
     assert api.post("/api/v1/hooks", json={"target_url": "http://10.0.0.1/x", "event": "event.failed"}).status_code == 422
     assert api.post("/api/v1/hooks", json={"event": "event.failed"}).status_code == 422
-    sub = api.post("/api/v1/webhooks", json={"url": receiver.url(), "eventTypes": ["*"]}).json
+    sub = api.post("/api/v1/webhooks", json={"url": receiver.url(), "eventTypes": ["*"]}).json["data"]
     assert api.delete(f"/api/v1/hooks/{sub['id']}").status_code == 404  # a hook id is not any subscription id
 
 
@@ -72,7 +72,7 @@ def test_410_from_zapier_unsubscribes_the_hook(api, engine, run_jobs, receiver, 
     upsert(api, "bob@acme.com")
     deliver(engine, run_jobs)
     assert len(receiver.requests) == 1
-    assert api.get(f"/api/v1/webhooks/{hid}").json["active"] is False
+    assert api.get(f"/api/v1/webhooks/{hid}").json["data"]["active"] is False
 
 
 def test_polling_trigger_is_newest_first_with_stable_ids_and_org_scoped(api, other_api):
@@ -99,7 +99,7 @@ def test_upsert_contact_action_takes_form_encoded_flattened_fields(api):
     assert out["type"] == "contact" and out["created"] is True and out["primaryKey"] == "email:ann@acme.com"
     assert out["updated"] == "first_name,job_title"  # lists come back comma-joined: every value is flat
     assert all(not isinstance(v, dict | list) for v in out.values())
-    rec = api.post("/api/v1/search", json={"type": "contact", "email": "ann@acme.com"}).json["records"][0]
+    rec = api.post("/api/v1/search", json={"type": "contact", "email": "ann@acme.com"}).json["data"]["results"][0]
     assert rec["properties"]["job_title"]["value"] == "CTO" and rec["properties"]["job_title"]["source"] == "zapier"
     again = api.post("/api/v1/actions/upsert-contact", json={"email": "ann@acme.com", "properties__job_title": "CEO"})
     assert again.status_code == 200 and again.json["created"] is False and again.json["updated"] == "job_title"

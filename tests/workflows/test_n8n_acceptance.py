@@ -32,8 +32,8 @@ class Memrelay:
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         resp = requests.post(self.url + path, json=body, headers=self.headers, timeout=60)
-        assert resp.status_code < 300, resp.text
-        return resp.json()
+        assert resp.status_code < 300 and resp.json()["success"] is True, resp.text
+        return resp.json()["data"]
 
 
 @pytest.fixture(scope="module")

@@ -170,20 +170,20 @@ def test_daily_digest_of_deferred_signals_runs_once_per_slot(engine: Services, s
 
 def test_api_lists_enables_runs_and_reports(api, run_jobs, slack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMRELAY_SLACK_WEBHOOK_URL", slack.url)
-    listed = api.get("/api/v1/workflows").get_json()["workflows"]
+    listed = api.get("/api/v1/workflows").get_json()["data"]["workflows"]
     assert {w["id"] for w in listed} >= {"form-lead-slack", "daily-deferred-digest"}
     assert not any(w["enabled"] for w in listed)
-    assert api.post("/api/v1/workflows/daily-deferred-digest/enable").get_json()["enabled"] is True
+    assert api.post("/api/v1/workflows/daily-deferred-digest/enable").get_json()["data"]["enabled"] is True
     assert api.get("/api/v1/workflows/nope").status_code == 404
     api.post("/api/v1/memorize", json={"content": "Call back after the board meeting", "email": "zoe@q.io",
                                        "tags": ["deferred"]})
-    assert api.get("/api/v1/signals?tag=deferred").get_json()["items"][0]["email"] == "zoe@q.io"
+    assert api.get("/api/v1/signals?tag=deferred").get_json()["data"]["items"][0]["email"] == "zoe@q.io"
     resp = api.post("/api/v1/workflows/daily-deferred-digest/run", json={})
     assert resp.status_code == 202
     run_jobs()
-    run = api.get(resp.get_json()["statusUrl"]).get_json()
+    run = api.get(resp.get_json()["data"]["statusUrl"]).get_json()["data"]
     assert run["status"] == "succeeded" and run["trigger"]["type"] == "manual"
-    runs = api.get("/api/v1/workflows/daily-deferred-digest/runs").get_json()["runs"]
+    runs = api.get("/api/v1/workflows/daily-deferred-digest/runs").get_json()["data"]["runs"]
     assert runs[0]["runId"] == run["runId"] and len(runs[0]["steps"]) == 3
     assert "zoe@q.io" in slack.posts[0]["text"]
     assert api.get("/api/v1/workflows/daily-deferred-digest/runs?limit=0").status_code == 400

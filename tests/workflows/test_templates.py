@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,24 @@ def test_every_template_calls_memrelay_with_the_placeholder_credential() -> None
     lead = render_all()["workflow-form-lead-slack.json"]
     assert [n["name"] for n in lead["nodes"]] == ["Webhook", "Config", "Memorize submission", "Digest",
                                                   "Lead summary", "Post to Slack"]
+
+
+def test_expressions_read_memrelay_answers_inside_the_envelope() -> None:
+    """memrelay answers ``{"success": true, "data": ...}``: a later node reads ``json.data`` of a memrelay node,
+    and a Split Out after one splits a field under ``data``."""
+    checked = 0
+    for name, doc in render_all().items():
+        api_nodes = {n["name"] for n in doc["nodes"] if "memrelayBaseUrl" in str(n["parameters"].get("url", ""))}
+        text = json.dumps(doc)
+        for node in api_nodes:
+            for m in re.finditer(re.escape(f"$('{node}')") + r"\.(first\(\)|item)\.json(\S{0,5})", text):
+                assert m.group(2).startswith(".data"), (name, node, m.group(0))
+                checked += 1
+        for i, n in enumerate(doc["nodes"]):
+            if n["type"] == "n8n-nodes-base.splitOut" and doc["nodes"][i - 1]["name"] in api_nodes:
+                assert n["parameters"]["fieldToSplitOut"].startswith("data."), (name, n["name"])
+                checked += 1
+    assert checked >= 8  # digest → prompt → Slack, search → CSV, deferred digest, lead summary, onboarding
 
 
 @pytest.mark.parametrize("breakage, message", [

@@ -1,4 +1,6 @@
-"""The classic data paths as n8n templates (no memrelay workflow behind them)."""
+"""The classic data paths as n8n templates (no memrelay workflow behind them).
+
+memrelay answers in Personize's envelope ``{"success": true, "data": ...}``: expressions read ``json.data.*``."""
 
 from __future__ import annotations
 
@@ -89,11 +91,11 @@ def digest_prompt_slack() -> dict[str, Any]:
     d.api("Smart digest", "POST", "/api/v1/smart-memory-digest",
           "{ \"email\": " + email + ", \"tokenBudget\": 800 }")
     d.api("Prompt", "POST", "/api/v1/prompt",
-          "{ \"context\": $('Smart digest').first().json.markdown, \"channel\": \"slack\", "
+          "{ \"context\": $('Smart digest').first().json.data.compiledContext, \"channel\": \"slack\", "
           "\"instructions\": [ { \"prompt\": \"Write a short account brief for the team: who this is, what "
           "matters now, one suggested next step.\" } ] }")
     d.post_json("Slack", d.config_ref("slackWebhookUrl"),
-                "{ \"text\": $('Prompt').first().json.outputs.text }")
+                "{ \"text\": $('Prompt').first().json.data.outputs.text }")
     return d.document("Set the contact's email and your Slack incoming-webhook URL in Config, then run.")
 
 
@@ -105,7 +107,7 @@ def export_search_csv() -> dict[str, Any]:
     d.add_config()
     d.api("Search", "POST", "/api/v1/search",
           "{ \"type\": " + d.config_ref("type") + ", \"pageSize\": 200, \"returnRecords\": true }")
-    d.add("Records", "n8n-nodes-base.splitOut", {"fieldToSplitOut": "records", "options": {}})
+    d.add("Records", "n8n-nodes-base.splitOut", {"fieldToSplitOut": "data.results", "options": {}})
     flatten = ("return $input.all().map((item) => {\n  const r = item.json;\n  const row = { recordId: r.recordId, "
                "type: r.type, email: r.keys?.email ?? '' };\n  for (const [k, v] of Object.entries(r.properties ?? "
                "{})) row[k] = v && typeof v === 'object' && 'value' in v ? v.value : v;\n  return { json: row };\n});")

@@ -2,7 +2,8 @@
 step one or two nodes calling the matching memrelay endpoint, in dependency order.
 
 Differences from memrelay's own runner: the chain is linear (a false condition stops every later node),
-and ``foreach`` becomes a Split Out node after the first step."""
+and ``foreach`` becomes a Split Out node after the first step. A step that calls memrelay answers in
+Personize's envelope ``{"success": true, "data": ...}``, so ``steps.<id>.x`` reads ``json.data.x`` there."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from memrelay.workflows.models import (
 from memrelay.workflows.n8n.document import SMTP_CREDENTIAL, Doc, stable_id
 
 EACH_ITEM = "Each item"
+MEMRELAY_CALLS = (MemorizeStep, BatchMemorizeStep, EnrichStep, RecallStep, DigestStep, SignalsStep, GenerateStep)
+"""Steps rendered as HTTP calls to memrelay (their output is an enveloped answer)."""
 
 
 class _Renderer:
@@ -37,6 +40,7 @@ class _Renderer:
         self.trigger_node = ""
         self.step_nodes: dict[str, str] = {}
         self.per_item: set[str] = set()
+        self.enveloped = {s.id for s in wf.steps if isinstance(s, MEMRELAY_CALLS)}
         self.env_names = sorted({s.url[4:] for s in wf.steps if isinstance(s, DeliverStep) and s.url
                                  and s.url.startswith("env:")})
         self.doc.config = {n: "" for n in self.env_names}
@@ -52,7 +56,8 @@ class _Renderer:
             return payload
         if name == "steps" and len(path) == 1 and path[0] in self.step_nodes:
             node = self.step_nodes[path[0]]
-            return f"$('{node}').{'item' if path[0] in self.per_item else 'first()'}.json"
+            data = ".data" if path[0] in self.enveloped else ""
+            return f"$('{node}').{'item' if path[0] in self.per_item else 'first()'}.json{data}"
         if name == "item" and not path:
             return f"$('{EACH_ITEM}').item.json"
         return None
@@ -106,8 +111,9 @@ class _Renderer:
         prefix = f"steps.{first.id}."
         if not field.startswith(prefix):
             raise ValueError(f"{self.wf.id}: foreach must name a field of the first step for n8n rendering")
+        data = "data." if first.id in self.enveloped else ""
         self.doc.add(EACH_ITEM, "n8n-nodes-base.splitOut",
-                     {"fieldToSplitOut": field[len(prefix):], "options": {}})
+                     {"fieldToSplitOut": data + field[len(prefix):], "options": {}})
 
     def _step(self, step: Step) -> str:  # noqa: PLR0911 - one branch per step type
         d, title = self.doc, step.title
