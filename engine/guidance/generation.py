@@ -4,6 +4,8 @@ LLM-judge evaluation and memorize-back. Nothing is written until every LLM step 
 
 from __future__ import annotations
 
+import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -45,9 +47,13 @@ class OutputSpec(BaseModel):
 
 
 class MemorizeBack(Identifiers):
-    """Where to store what was generated (record identifiers) and whether to store the outputs."""
+    """Where to store what was generated (record identifiers) and whether to store the outputs.
+
+    ``captureToolResults`` (Personize: also memorize research tool results) is accepted; memrelay's prompt
+    runs call no research tools, so there is nothing more to capture."""
 
     captureOutputs: bool = True
+    captureToolResults: bool = False
 
 
 class PromptRequest(BaseModel):
@@ -139,6 +145,26 @@ class _Evaluation(BaseModel):
     summary: str = ""
 
 
+_OUTPUT_MARKER_RE = re.compile(r'<output\s+name\s*=\s*["\']([A-Za-z_][A-Za-z0-9_]*)["\']\s*>(.*?)</output\s*>',
+                               re.S | re.I)
+
+
+def split_output_markers(text: str) -> tuple[str, dict[str, str]]:
+    """Personize's output protocol: ``<output name="x">value</output>`` markers in a response become named
+    outputs (a later marker of the same name wins); the text comes back with the markers removed."""
+    found = {name: value.strip() for name, value in _OUTPUT_MARKER_RE.findall(text)}
+    cleaned = _OUTPUT_MARKER_RE.sub("", text)
+    return re.sub(r"[ \t]+\n", "\n", cleaned).strip(), found
+
+
+def parse_output_value(raw: str) -> Any:
+    """An output value as Personize answers it: JSON-parsed when it parses (``"3"`` → 3), else the string."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
 def outputs_model(specs: list[OutputSpec]) -> type[BaseModel]:
     """A pydantic model with one required string field per named output (for structured output)."""
     fields: dict[str, Any] = {o.name: (str, Field(description=o.description or o.name)) for o in specs}
@@ -222,6 +248,8 @@ class Generation:
         steps: list[dict[str, Any]] = []
         specs = req.output_specs()
         final: dict[str, str] = {}
+        marked: dict[str, str] = {}  # <output> markers of free-text steps, last write wins
+        free_text: str | None = None
         channel_report: dict[str, Any] | None = None
         for i, instruction in enumerate(req.instructions):
             if i and req.useGuidelines:
@@ -232,22 +260,28 @@ class Generation:
                                      + g_report["compiledContext"]})
             last = i == len(req.instructions) - 1
             if last and specs:
-                final, channel_report, attempts = self._final_step(run, req, messages, instruction, specs)
-                steps.append({"prompt": instruction.prompt, "output": final, "attempts": attempts})
+                structured, channel_report, attempts = self._final_step(run, req, messages, instruction, specs)
+                final = {**marked, **structured}
+                steps.append({"prompt": instruction.prompt, "output": structured, "attempts": attempts})
             else:
-                text = run.client.complete([*messages, {"role": "user", "content": instruction.prompt}],
-                                           tier=req.tier).text
-                messages += [{"role": "user", "content": instruction.prompt}, {"role": "assistant", "content": text}]
-                steps.append({"prompt": instruction.prompt, "output": text, "attempts": 1})
+                raw = run.client.complete([*messages, {"role": "user", "content": instruction.prompt}],
+                                          tier=req.tier).text
+                free_text, markers = split_output_markers(raw)
+                marked.update(markers)
+                messages += [{"role": "user", "content": instruction.prompt}, {"role": "assistant", "content": raw}]
+                steps.append({"prompt": instruction.prompt, "output": free_text, "attempts": 1})
                 if last:
-                    final = {"output": text}
+                    final = {**marked, "output": free_text}
         context_text = "\n".join([memory, *(r["compiledContext"] for r in guideline_reports),
                                   *(i.prompt for i in req.instructions)])
         report = guardrails.check(final, context=context_text)
         evaluation = self._evaluate(run, req, final, context_text) if req.evaluate else None
         review_reasons = report.reasons + [f"channel: {v}" for v in (channel_report or {}).get("violations", [])]
+        outputs = {k: parse_output_value(v) for k, v in final.items()}
         result: dict[str, Any] = {
-            "runId": run.run_id, "outputs": final, **{k: v for k, v in final.items() if k not in _RESERVED},
+            "runId": run.run_id, "text": response_text(final, None if specs else free_text),
+            "outputs": outputs, **{k: v for k, v in outputs.items() if k not in _RESERVED},
+            "metadata": {"toolCalls": [], "toolResults": []},
             "steps": steps, "channel": channel_report,
             "guardrails": report.as_dict(), "review_required": bool(review_reasons),
             "reviewReasons": review_reasons, "evaluation": evaluation,
@@ -318,7 +352,8 @@ class Generation:
 
     def _memorize_back(self, org_id: str, memo: MemorizeBack, channel: str | None,
                        outputs: dict[str, str]) -> dict[str, Any]:
-        """Store the generated message on the record as a memory tagged ``generated`` (no property writes)."""
+        """Store the generated message on the record as one memory tagged ``generated``, verbatim: it quotes
+        what was produced, so relative dates in it ("next Tuesday") are not rewritten; no property writes."""
         from memrelay.engine.memory.memories import MemorizeRequest
 
         ids = _plain(Identifiers.model_validate(memo.model_dump(include=set(Identifiers.model_fields))))
@@ -327,9 +362,19 @@ class Generation:
             else ", ".join(outputs)
         tags = ["generated", *([channel] if channel else [])]
         request = MemorizeRequest(content=f"{what} — {body}", identifiers=ids, tags=tags, source="generation",
-                                  max_properties=0)
+                                  max_properties=0, verbatim=True)
         stored = self.memories.memorize(org_id, request)
         return {"recordId": stored["recordId"], "memoryIds": stored["memoryIds"]}
+
+
+def response_text(outputs: dict[str, str], free_text: str | None) -> str:
+    """Personize's ``data.text``, the cleaned response: a ``text`` output (SMS), else the last free-text
+    step's answer without its markers, else the structured outputs' values."""
+    if "text" in outputs:
+        return outputs["text"]
+    if free_text is not None:
+        return free_text
+    return "\n\n".join(v for v in outputs.values() if v)
 
 
 def _plain(ids: Identifiers) -> dict[str, Any]:
@@ -337,6 +382,6 @@ def _plain(ids: Identifiers) -> dict[str, Any]:
     return ids.model_dump(exclude_none=True, exclude_defaults=True)
 
 
-_RESERVED = {"runId", "outputs", "steps", "channel", "guardrails", "review_required", "reviewReasons",
-             "evaluation", "context", "memorized", "usage"}
+_RESERVED = {"runId", "text", "metadata", "outputs", "steps", "channel", "guardrails", "review_required",
+             "reviewReasons", "evaluation", "context", "memorized", "usage"}
 

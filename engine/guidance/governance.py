@@ -8,7 +8,7 @@ import builtins
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,14 @@ from memrelay.engine.core.errors import BadRequest, NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.core.versioning import render_history
 from memrelay.engine.guidance.guideline_delivery import DeliveryLog, compile_context
-from memrelay.engine.guidance.guideline_routing import GuidelineIndex, Match, is_stale, route
+from memrelay.engine.guidance.guideline_routing import (
+    GuidelineIndex,
+    Match,
+    RoutedGuideline,
+    Snapshot,
+    is_stale,
+    route,
+)
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models_llm import Guideline, GuidelineVersion
 from memrelay.engine.stores.metered_llm import BudgetedLLM
@@ -30,7 +37,8 @@ FIELDS = ("name", "description", "content", "tags", "triggerKeywords")
 
 
 class GuidelineFields(BaseModel):
-    """Optional guideline fields (PATCH)."""
+    """Optional guideline fields (PATCH). Personize's spellings are accepted: ``value`` (the markdown,
+    alias of ``content``) and ``governanceScope.triggerKeywords``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +47,22 @@ class GuidelineFields(BaseModel):
     content: str | None = Field(None, max_length=200_000)
     tags: list[str] | None = None
     triggerKeywords: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documented_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "value" in data:
+            value = data.pop("value")
+            if "content" in data and data["content"] != value:
+                raise ValueError("give the guideline's markdown as 'content' or 'value', not both")
+            data["content"] = value
+        scope = data.pop("governanceScope", None)
+        if isinstance(scope, dict) and scope.get("triggerKeywords") is not None:
+            data.setdefault("triggerKeywords", scope["triggerKeywords"])
+        return data
 
 
 class GuidelineCreate(GuidelineFields):
@@ -61,6 +85,10 @@ class SmartGuidelinesRequest(BaseModel):
     sessionId: str | None = Field(None, min_length=1, max_length=200)
     maxTokens: int | None = Field(None, ge=50, le=100_000)
     maxGuidelines: int = Field(5, ge=1, le=20)
+    guidelineIds: list[str] = Field(default_factory=list, max_length=50,
+                                    description="Always include these guidelines (no scoring).")
+    guidelineNames: list[str] = Field(default_factory=list, max_length=50,
+                                      description="Always include the guidelines of these names (case-insensitive).")
 
 
 class _Pick(BaseModel):
@@ -189,15 +217,29 @@ class Governance:
                                                           margin=None))
         else:
             matches = route(snap, req.message, qvec, max_selected=req.maxGuidelines)
+        requested, unresolved = requested_matches(snap, req)
+        matches = requested + [m for m in matches if m.guideline.id not in {r.guideline.id for r in requested}]
         already = self.deliveries.delivered(org_id, req.sessionId) if req.sessionId else set()
         compiled = compile_context(matches, already=already, max_tokens=req.maxTokens)
         if req.sessionId:
             self.deliveries.mark(org_id, req.sessionId, compiled.delivered)
+        delivered: dict[str, builtins.list[str]] = {}
+        for gid, section in compiled.delivered:
+            delivered.setdefault(gid, []).append(section.text)
+        selection = [{"id": i["id"], "name": i["name"], "score": i["score"], "priority": i["priority"],
+                      "delivery": i["delivery"], "content": "\n".join(delivered.get(i["id"], []))}
+                     for i in compiled.items]
+        demoted = [i["name"] for i in compiled.items if i["delivery"] == "omitted_budget"]
+        took_ms = round((time.perf_counter() - t0) * 1000, 3)
         return {"compiledContext": compiled.text, "mode": req.mode, "sessionId": req.sessionId,
+                "selection": selection, "supplementary": demoted,
+                "budgetMetadata": {"maxTokens": req.maxTokens, "usedTokens": compiled.tokens,
+                                   "demotedGuidelines": demoted},
                 "guidelines": compiled.items, "tokens": compiled.tokens, "tokensSaved": compiled.tokens_saved,
                 "staleGuidelines": [i["name"] for i in compiled.items if i["stale"]],
-                "candidatesConsidered": len(snap.guidelines), "usage": usage,
-                "tookMs": round((time.perf_counter() - t0) * 1000, 3)}
+                "unresolvedGuidelines": unresolved,
+                "candidatesConsidered": len(snap.guidelines), "usage": usage or {"durationMs": took_ms},
+                "tookMs": took_ms}
 
     def _deep(self, org_id: str, req: SmartGuidelinesRequest,
               candidates: builtins.list[Match]) -> tuple[builtins.list[Match], dict[str, Any]]:
@@ -232,6 +274,22 @@ class Governance:
                 m.sections, m.whole = list(m.guideline.sections), True
             chosen.append(m)
         return chosen, run.usage_dict()
+
+
+def requested_matches(snap: Snapshot, req: SmartGuidelinesRequest) -> tuple[list[Match], list[str]]:
+    """The guidelines ``req`` names by id or (case-insensitive) name, whole and critical, in the order
+    asked; plus the ids/names that name no guideline."""
+    by_id = {g.id: g for g in snap.guidelines}
+    by_name = {g.name.casefold(): g for g in reversed(snap.guidelines)}
+    found: dict[str, tuple[RoutedGuideline, str]] = {}
+    unresolved: list[str] = []
+    for ref, g, how in ([(i, by_id.get(i), "id") for i in req.guidelineIds]
+                        + [(n, by_name.get(n.strip().casefold()), "name") for n in req.guidelineNames]):
+        if g is None:
+            unresolved.append(ref)
+        else:
+            found.setdefault(g.id, (g, f"requested by {how}"))
+    return [Match(g, 1.0, 1.0, "critical", [why], list(g.sections), True) for g, why in found.values()], unresolved
 
 
 def _clean(values: list[str]) -> list[str]:

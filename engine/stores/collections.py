@@ -78,13 +78,14 @@ def pluralise(label: str) -> str:
 
 
 def entity_type_to_dict(e: EntityType) -> dict[str, Any]:
-    """memrelay's ``name`` is the type's slug (what ``type`` in requests names, case-insensitively);
-    Personize's display fields are ``label`` (``name`` in a PATCH), ``pluralLabel``, ``icon``, ``color``,
-    ``primaryKeyField``, ``identifierColumn``, ``isSystem`` and ``status``."""
+    """An entity type as Personize's ``EntityTypeResponse``: ``name`` is the display label (003: "name —
+    Display label (e.g. 'Lead')", also ``label``) and ``slug`` the immutable identifier that ``type`` in
+    requests names (case-insensitively); with ``pluralLabel``, ``icon``, ``color``, ``primaryKeyField``,
+    ``identifierColumn``, ``isSystem`` and ``status``."""
     shown = STARTER_ENTITY_DISPLAY.get(e.name, {})
     label = e.label or shown.get("label") or default_label(e.name)
     plural = e.plural_label or (shown.get("plural") if not e.label else None) or pluralise(label)
-    return {"id": e.id, "name": e.name, "slug": e.name, "label": label, "pluralLabel": plural, "plural": plural,
+    return {"id": e.id, "name": label, "slug": e.name, "label": label, "pluralLabel": plural, "plural": plural,
             "description": e.description, "icon": e.icon or shown.get("icon"), "color": e.color or shown.get("color"),
             "primaryKeyField": e.primary_key_field,
             "identifierColumn": e.identifier_column or e.primary_key_field,
@@ -147,9 +148,15 @@ class Collections:
             return [entity_type_to_dict(e) for e in s.scalars(q)]
 
     def entity_type(self, s: Session, org_id: str, ref: str) -> EntityType:
-        """An entity type by id (``et_…``) or name (case-insensitive); 422 listing the known ones otherwise."""
+        """An entity type by id (``et_…``), slug or display label (both case-insensitive); 422 listing the
+        known ones otherwise."""
         et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, (EntityType.id == ref.strip()) | (
             EntityType.name == normalise_entity_type(ref))))
+        if et is None:
+            wanted = ref.strip().casefold()
+            et = next((e for e in s.scalars(select(EntityType).where(EntityType.org_id == org_id)
+                                            .order_by(EntityType.name))
+                       if entity_type_to_dict(e)["label"].casefold() == wanted), None)
         if et is None:
             known = s.scalars(select(EntityType.name).where(EntityType.org_id == org_id)
                               .order_by(EntityType.name)).all()

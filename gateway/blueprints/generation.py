@@ -89,7 +89,7 @@ def job_status(auth: KeyInfo, job_id: str) -> dict[str, Any]:
     """Status of a background generation/extraction job, with its result or error."""
     try:
         job = Job.fetch(job_id, connection=state().redis)
-    except NoSuchJobError:
+    except (NoSuchJobError, ValueError):  # rq refuses ids outside [A-Za-z0-9_-] with ValueError
         raise NotFound(f"job {job_id} not found") from None
     if job.meta.get("org_id") != auth.org_id:
         raise NotFound(f"job {job_id} not found")

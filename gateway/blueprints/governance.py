@@ -21,13 +21,19 @@ bp = Blueprint("governance", __name__, url_prefix="/api/v1")
 
 
 class SmartGuidelinesBody(SmartGuidelinesRequest):
-    """The request as Personize documents it: ``mode: 'full'`` is the former name of ``'deep'``."""
+    """The request as Personize documents it: ``mode: 'full'`` is the former name of ``'deep'``;
+    ``maxTokenBudget`` caps the compiled context (memrelay's ``maxTokens``)."""
 
     @model_validator(mode="before")
     @classmethod
-    def _full_is_deep(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("mode") == "full":
-            return {**data, "mode": "deep"}
+    def _documented_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("mode") == "full":
+            data["mode"] = "deep"
+        if data.get("maxTokenBudget") is not None and data.get("maxTokens") is None:
+            data["maxTokens"] = data["maxTokenBudget"]
         return data
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from flask import Blueprint, request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from memrelay.engine.core.errors import BadRequest, ValidationFailed
 from memrelay.engine.stores.identity import Identifiers
@@ -177,7 +177,7 @@ class HistoryRequest(IdentifiedRequest):
 
 
 class RecallRequest(IdentifiedRequest):
-    type: str = Field(min_length=1)
+    type: str | None = Field(None, description="Entity type; required (400 without it, as documented).")
     include_superseded: bool = False
 
 
@@ -204,14 +204,19 @@ class FilterRequest(IdentifiedRequest):
 
 
 class DeleteMemoriesRequest(IdentifiedRequest):
-    memoryIds: list[str] | None = None
+    memoryIds: list[str] | None = Field(None, validation_alias=AliasChoices("memoryIds", "ids"),
+                                        description="Memory ids (Personize's delete({ids}) spelling: ids).")
 
 
 # --- collections and entity types ---------------------------------------------------------------------
 @endpoint(bp, "/collections", methods=("GET",), scope="read")
 def list_collections(auth: KeyInfo) -> dict[str, Any]:
-    """List the org's collections (property schemas)."""
-    return {"collections": state().services.collections.list(auth.org_id, entity_type=request.args.get("type"))}
+    """List the org's collections (property schemas), as Personize answers ``collections.list()``:
+    ``actions[]`` of ``{id, type: 'collection', payload: {collectionId, collectionName, ...}}`` with ``count``;
+    memrelay's ``collections`` (the same items, flat) alongside."""
+    collections = state().services.collections.list(auth.org_id, entity_type=request.args.get("type"))
+    actions = [{"id": c["collectionId"], "type": "collection", "payload": c} for c in collections]
+    return {"collections": collections, "actions": actions, "count": len(actions), "nextToken": None}
 
 
 @endpoint(bp, "/collections", methods=("POST",), scope="write", body=CollectionCreate)
@@ -360,12 +365,10 @@ def property_history(auth: KeyInfo, body: HistoryRequest) -> dict[str, Any]:
 
 @endpoint(bp, "/recall", methods=("POST",), scope="read", body=RecallRequest)
 def recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
-    """Direct lookup: properties and memories of one record (type required)."""
-    services = state().services
-    rec = services.records.get(auth.org_id, body.ids(), body.type)
-    with services.db.read() as s:
-        rec["memories"] = services.memories.list_for_record(s, rec["recordId"], include_superseded=body.include_superseded)
-    return rec
+    """Direct lookup (Personize's recall): ``memories`` (structured properties), ``freeformMemories``, their
+    counts, ``systemIntro``; type required."""
+    return state().services.memories.recall(auth.org_id, body.ids(), body.type,
+                                            include_superseded=body.include_superseded)
 
 
 def _search(auth: KeyInfo, q: SearchQuery, return_records: bool, *,

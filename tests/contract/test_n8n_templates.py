@@ -95,6 +95,23 @@ def test_hubspot_to_personize(pz: Personize, settle: Callable[[], None]) -> None
     assert pz.post("/search", {"type": "Contact", "returnRecords": True})["totalMatched"] == 4
 
 
+def test_placeholder_collection_ids_resolve_by_name_and_never_hide_an_unknown_property(
+        pz: Personize, settle: Callable[[], None]) -> None:
+    # the templates' placeholder id with a collection name this org has: the name decides
+    by_name = {"sourceField": "first", "collectionId": "YOUR_STANDARD_COL_ID", "collectionName": "contact"}
+    base = {"source": "Hubspot", "mapping": {"entityType": "contact", "email": "email", "properties": {
+        "first_name": by_name}}, "rows": [{"email": "eve@acme.com", "first": "Eve"}]}
+    pz.post("/batch-memorize", base)
+    # a property no collection of the type defines, under an unknown collection: refused, naming it
+    bad = {**base, "mapping": {**base["mapping"], "properties": {
+        "first_name": by_name, "shoe_size": {"sourceField": "first", **STANDARD}}}}
+    refused = pz.fails("POST", "/batch-memorize", bad, 422)
+    assert "shoe_size" in str(refused["error"]), refused
+    settle()
+    (eve,) = pz.search_records(email="eve@acme.com").values()
+    assert prop(eve, "first_name") == "Eve", eve
+
+
 # --- personize-to-slack -------------------------------------------------------------------------------------
 SLACK_EXPORT = {"type": "Contact", "returnRecords": True, "pageSize": 50, "includeMemories": False}
 

@@ -83,3 +83,16 @@ def test_list_criteria_still_work_and_bad_shapes_are_422(app: Any) -> None:
         with pytest.raises(ValidationFailed) as err:
             parse_body(PromptRequest)
     assert err.value.http_status == 422 and "evaluationCriteria" in err.value.message
+
+
+def test_output_markers_of_free_text_steps_become_outputs_last_write_wins(eng: Services, llm: FakeLLMServer) -> None:
+    # SDK reference "Structured Outputs": <output name> markers extracted, values JSON-parsed (raw string
+    # otherwise), a later step's output of the same name overwrites, ``text`` is the response without markers
+    llm.reply('Draft. <output name="subject">Old subject</output> <output name="days">2</output>')
+    llm.reply('Final note for Dana.\n<output name="subject">Renewal in May</output>\n'
+              '<output name="meta">{"tone": "warm"}</output>')
+    out = generate(eng, {"context": "Dana renews in May.", "useGuidelines": False,
+                         "instructions": ["Draft it.", "Revise it."]})
+    assert out["outputs"] == {"subject": "Renewal in May", "days": 2, "meta": {"tone": "warm"},
+                              "output": "Final note for Dana."}
+    assert out["text"] == "Final note for Dana." and out["steps"][0]["output"] == "Draft."

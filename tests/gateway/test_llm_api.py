@@ -92,6 +92,25 @@ def test_guidelines_crud_history_and_smart_guidelines(api: Any, other_api: Any) 
     assert api.get(f"/api/v1/guidelines/{gid}").status_code == 404
 
 
+def test_guideline_value_alias_and_smart_guidelines_by_id_and_name(api: Any) -> None:
+    # the governance skill's spelling: ``value`` is the markdown, ``governanceScope.triggerKeywords`` the keywords
+    made = api.post("/api/v1/guidelines", json={"name": "Pricing Rules", "value": "Quote list prices only.",
+                                                "governanceScope": {"triggerKeywords": ["discount"]}})
+    assert made.status_code == 201 and made.json["data"]["content"] == "Quote list prices only."
+    assert made.json["data"]["triggerKeywords"] == ["discount"]
+    error_of(api.post("/api/v1/guidelines", json={"name": "x", "value": "a", "content": "b"}), 422,
+             "validation_failed")
+    tone = api.post("/api/v1/guidelines", json={"name": "Tone", "content": "Warm and brief."}).json["data"]
+    # requested guidelines are delivered whatever the message scores; unknown names are reported, not fatal
+    smart = api.post("/api/v1/ai/smart-guidelines", json={
+        "message": "quarterly logistics report", "guidelineIds": [tone["id"]],
+        "guidelineNames": ["PRICING rules", "No Such Guideline"]}).json["data"]
+    assert [s["name"] for s in smart["selection"]][:2] == ["Tone", "Pricing Rules"], smart
+    assert "Warm and brief." in smart["compiledContext"] and "Quote list prices only." in smart["compiledContext"]
+    assert smart["selection"][0]["content"].endswith("Warm and brief.")
+    assert smart["unresolvedGuidelines"] == ["No Such Guideline"]
+
+
 @pytest.mark.parametrize("body", [
     {"instructions": []},
     {"instructions": [{"maxSteps": 2}]},

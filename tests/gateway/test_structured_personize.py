@@ -195,6 +195,7 @@ def test_entity_types_by_id_get_update_archive_restore(api: Api) -> None:
     assert changed["identifierColumn"] == "source_name" and changed["name"] == "Lead"  # 003: name = label
     assert changed["slug"] == "lead_source" and changed["isSystem"] is False
     assert ok(api.get(f"/api/v1/entities/{made['id']}"))["label"] == "Lead"
+    assert ok(api.get("/api/v1/entities/LEAD"))["id"] == made["id"]  # by its display label too
     # archive (DELETE), then restore with status: 'Active'
     assert ok(api.delete(f"/api/v1/entities/{made['id']}"))["status"] == "Archived"
     listed = [t["slug"] for t in ok(api.get("/api/v1/entities"))]

@@ -45,7 +45,7 @@ def test_memory_methods(client: MemrelayClient, gateway: Gateway) -> None:
     assert "PostgreSQL" in recalled.results[0].text and recalled.results[0].record_id == saved.record_id
 
     direct = client.memory.recall(type="contact", email=EMAIL)
-    assert direct.record_id == saved.record_id and {m.text for m in direct.memories or []} >= {
+    assert direct.record_id == saved.record_id and {m.text for m in direct.freeform_memories} >= {
         "Ada prefers PostgreSQL."}
 
     digest = client.memory.smart_digest(email=EMAIL, token_budget=500)
@@ -61,7 +61,8 @@ def test_memory_methods(client: MemrelayClient, gateway: Gateway) -> None:
 
     memory_id = saved.memory_ids[0]
     client.memory.update_memory(memory_id, "Ada prefers MySQL now.", email=EMAIL)
-    assert "Ada prefers MySQL now." in {m.text for m in client.memory.recall(type="contact", email=EMAIL).memories or []}
+    recalled_again = client.memory.recall(type="contact", email=EMAIL)
+    assert "Ada prefers MySQL now." in {m.text for m in recalled_again.freeform_memories}
 
     deleted = client.memory.delete([memory_id])
     assert deleted.deleted == 1 and deleted.memory_ids == [memory_id]

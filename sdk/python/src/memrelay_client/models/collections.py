@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from memrelay_client.models._base import ApiModel, RequestModel
 
@@ -52,7 +52,9 @@ class EntityType(ApiModel):
     """An entity type and the keys that identify its records."""
 
     id: str
-    name: str
+    name: str = Field(validation_alias=AliasChoices("slug", "name"),
+                      description="The type's slug (what ``type`` names); the API's ``name`` is the display label.")
+    label: str | None = None
     description: str = ""
     system: bool = False
     primary_key_field: str | None = None
