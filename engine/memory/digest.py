@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.tokens import count_tokens
-from memrelay.engine.core.util import as_aware, utcnow
+from memrelay.engine.core.util import as_aware, iso, utcnow
+from memrelay.engine.memory.direct_recall import property_text
 from memrelay.engine.memory.memories import find_target, lift_identifiers, self_identifiers
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, RecordKey
@@ -112,6 +113,9 @@ class Digests:
         markdown, used, truncated = fit([title] + ([f"_{key_line}_"] if key_line else []), sections,
                                         req.token_budget)
         return {"recordId": rec.id, "record_id": rec.id, "type": rec.entity_type, "compiledContext": markdown,
+                "properties": {pv.name: property_text(pv.value) for pv in pvs if pv.value not in (None, "", [])}
+                if req.include_properties else {},
+                "memories": [{"text": m.text, "createdAt": iso(m.ts)} for m in memories],
                 "markdown": markdown, "tokenEstimate": used, "tokenBudget": req.token_budget, "truncated": truncated,
                 "counts": {"properties": len(pvs), "memories": len(memories), "linkedRecords": len(linked),
                            "relatedRecords": len(related)},

@@ -30,6 +30,7 @@ from memrelay.engine.domain.extraction import (
     split_facts,
 )
 from memrelay.engine.memory import index_sync
+from memrelay.engine.memory.direct_recall import lookup_answer
 from memrelay.engine.memory.index_sync import IndexWriter
 from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.database import Database
@@ -60,6 +61,7 @@ IDENTIFIER_FIELDS = ("email", "website_url", "websiteUrl", "website", "record_id
 MAX_ITEMS = 1000  # items of one synchronous memorizeBatch({items}) call
 SELF_TYPE = "self"
 SELF_KEY = "apiKeyId"
+RECORD_ID_TYPE = "custom"  # records a caller names only by its own record_id ("campaign:q1-outbound")
 
 
 class MemorizeRequest(BaseModel):
@@ -83,6 +85,8 @@ class MemorizeRequest(BaseModel):
     about: Literal["lead", "self"] = "lead"
     source: str = "memorize"
     sourceEventId: str | None = None
+    verbatim: bool = Field(False, description="Store the content as one memory exactly as given (no fact "
+                                              "splitting, date anchoring or property extraction).")
 
     @model_validator(mode="before")
     @classmethod
@@ -126,12 +130,22 @@ def lift_identifiers(data: Any) -> Any:
     """Merge top-level identifier fields (``email``, ``website_url``, ``type`` ...) into ``identifiers``."""
     if isinstance(data, dict):
         raw = data.get("identifiers") or {}
+        if not isinstance(raw, dict | BaseModel):
+            raise ValueError("'identifiers' must be an object, e.g. {\"email\": \"ana@acme.com\"}")
         ids = raw.model_dump(exclude_none=True) if isinstance(raw, BaseModel) else dict(raw)
         for name in IDENTIFIER_FIELDS:
             if name in data and name not in ids:
                 ids[name] = data[name]
         data = {**data, "identifiers": ids}
     return data
+
+
+def named_by_record_id(req: MemorizeRequest) -> bool:
+    """A memorize that names its record only by a caller-chosen ``record_id`` (SDK reference "Custom Entities
+    via record_id"): no type, no collection, nothing that implies one, and not one of memrelay's ``rec_`` ids."""
+    ids = req.identifiers
+    return bool(ids.record_id and not str(ids.record_id).startswith("rec_") and not ids.type
+                and not (req.collectionId or req.collectionName) and ids.inferred_type() is None)
 
 
 def find_target(s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> Record:
@@ -209,6 +223,9 @@ class Memories:
         emb = self.embedder
         if ids.type == SELF_TYPE:
             self.ensure_self_type(org_id)
+        by_record_id = named_by_record_id(req)
+        if by_record_id:
+            self.ensure_record_id_type(org_id)
         with timer.stage("resolve"), self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
             collection = target_collection(s, org_id, req.collectionId or req.collectionName)
@@ -217,7 +234,8 @@ class Memories:
                                        f"not {ids.type}", details={"collection": collection.name})
             entity_type = ids.type or (collection.entity_type if collection else None) or ids.inferred_type()
             existing = self._existing(s, org_id, ids, entity_type)
-            entity_type = existing.entity_type if existing else entity_type
+            entity_type = existing.entity_type if existing else entity_type or (RECORD_ID_TYPE if by_record_id
+                                                                                 else None)
             if entity_type is None:
                 raise BadRequest("'type' (or 'collectionName') is required to create a record",
                                  details={"field": "type"})
@@ -286,6 +304,14 @@ class Memories:
                                                 description="What an API key's user stored about themselves "
                                                             "(about: 'self').")
 
+    def ensure_record_id_type(self, org_id: str) -> None:
+        """Create the org's ``custom`` entity type (records named only by a caller's ``record_id``) on first use."""
+        with self.db.session() as s:
+            self.collections.ensure_entity_type(
+                s, org_id, RECORD_ID_TYPE, primary_key_field="record_id", secondary_keys=[],
+                description="Custom entities a caller names by its own record_id (e.g. campaign:q1-outbound), "
+                            "memorized without a type.")
+
     def _target_properties(self, s: Session, org_id: str, entity_type: str,
                            c: Collection | None) -> list[PropertySpec]:
         if c is not None:
@@ -298,6 +324,8 @@ class Memories:
 
     def _extract(self, org_id: str, req: MemorizeRequest, specs: list[PropertySpec], ts: datetime,
                  subject: str | None) -> ExtractedContent:
+        if req.verbatim:
+            return Extraction(facts=[" ".join(req.content.split())], values=[], method="verbatim")
         if req.enhanced and self.extractor is not None:
             return self.extractor.extract(content=req.content, properties=specs, ts=ts, subject=subject,
                                      prompt=req.extractionPrompt, max_properties=req.max_properties,
@@ -323,6 +351,20 @@ class Memories:
                  "applied": v.property_name in applied} for v in values if v.property_name in schema]
 
     # --- listing -----------------------------------------------------------------------------
+    def recall(self, org_id: str, ids: Identifiers, entity_type: str | None, *,
+               include_superseded: bool = False) -> dict[str, Any]:
+        """Personize's ``recall``: one record's structured properties (``memories``) and memories
+        (``freeformMemories``), no AI. ``type`` is required (400), as documented; an unknown type is 422."""
+        if not entity_type or not entity_type.strip():
+            raise BadRequest("type is required (e.g. Contact, Company)", details={"field": "type"})
+        ids.require_any()
+        with self.db.read() as s:
+            rec = require_record(s, org_id, ids, entity_type)
+            rendered = self.records.render(s, [rec])[0]
+            documented = self.records.documented_records(s, org_id, [rendered])[rec.id]
+            freeform = self.list_for_record(s, rec.id, include_superseded=include_superseded)
+        return lookup_answer(rendered, documented, freeform)
+
     def list_for_record(self, s: Session, record_id: str, include_superseded: bool = False) -> list[dict[str, Any]]:
         """A record's memories, newest content first (superseded ones only on request)."""
         org_id = s.scalar(select(Record.org_id).where(Record.id == record_id))

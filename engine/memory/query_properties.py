@@ -1,7 +1,8 @@
 """Query properties (``POST /api/v1/memory/query-properties``): an LLM reads one property's values across
 records and says which ones match a natural-language query, with a reason.
 
-Candidates are the live records (of ``type`` when given) holding a value of ``propertyName``; above
+Candidates are the values of ``propertyName`` on live records (of ``type`` when given) — each item of an
+array property on its own, so a match's ``propertyValue`` is the item that matched; above
 ``MAX_CANDIDATES`` the values closest to the query by embedding are kept. The model sees numbered values in
 batches and answers numbers, so it cannot name a record that was not shown. Without a configured model the
 call answers 503 ``llm_not_configured`` before reading anything.
@@ -65,6 +66,13 @@ def render_value(value: Any) -> str:
     return " ".join(text.split())[:MAX_VALUE_CHARS]
 
 
+def candidate_values(value: Any) -> list[Any]:
+    """The values the model judges for one stored value: each item of a list (an array property such as
+    ``pain_points`` holds one value per item, and the match names the item), else the value itself."""
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if v not in (None, "", [], {})]
+
+
 class QueryProperties:
     """LLM-judged matches of one property's values against a query."""
 
@@ -72,7 +80,8 @@ class QueryProperties:
         self.db, self.llm, self.embedder = db, llm, embedder
 
     def query(self, org_id: str, req: QueryPropertiesRequest) -> dict[str, Any]:
-        """``{matches: [{recordId, propertyValue, matchReason}], ...}``; 503 without a model."""
+        """``{matches: [{recordId, propertyValue, matchReason}], ...}`` (a record may match with several items
+        of an array property); 503 without a model."""
         run = self.llm.run(org_id, "query_properties")
         candidates = self._candidates(org_id, req)
         total = len(candidates)
@@ -111,8 +120,8 @@ class QueryProperties:
             if req.type:
                 q = q.where(Record.entity_type == normalise_entity_type(req.type))
             rows = s.execute(q.order_by(Record.created_at, Record.id)).all()
-        return [{"recordId": rid, "value": value, "type": et} for rid, value, et in rows
-                if value not in (None, "", [], {})]
+        return [{"recordId": rid, "value": item, "type": et} for rid, value, et in rows
+                for item in candidate_values(value)]
 
     def _closest(self, candidates: list[dict[str, Any]], query: str) -> list[dict[str, Any]]:
         """The MAX_CANDIDATES values most similar to the query (embedding cosine), in their original order."""

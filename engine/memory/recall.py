@@ -55,7 +55,9 @@ class RecallRequest(BaseModel):
                                        description="Only memories of records of these collections' entity types.")
     tags: list[str] = Field(default_factory=list)
     limit: int = Field(10, ge=1, le=200)
-    minScore: float = Field(0.0, ge=-1.0, le=1.0, description="Minimum similarity (alias: min_score).")
+    minScore: float = Field(0.0, ge=-1.0, le=1.0,
+                            description="Minimum score of a result (alias: min_score); 0 (the default) or less: "
+                                        "no threshold, every match comes back.")
     mode: Literal["fast", "deep"] = "fast"
     include_property_values: bool = Field(False, alias="includePropertyValues")
     groupByRecord: bool = False
@@ -95,6 +97,13 @@ class RecallRequest(BaseModel):
     def entity_type(self) -> str | None:
         """The type filter, given top-level or inside ``identifiers``."""
         return self.type or self.identifiers.type
+
+    @property
+    def score_floor(self) -> float | None:
+        """The threshold results' ``score`` must reach, or None: Personize's ``minScore`` is 0-1 and 0 means
+        "show me everything", so a threshold of 0 or below filters nothing (scores of unrelated text can be
+        negative)."""
+        return self.minScore if self.minScore > 0 else None
 
     def for_key(self, key_id: str | None) -> RecallRequest:
         """``about: "self"`` resolved to the API key's own record (unchanged otherwise)."""
@@ -142,6 +151,8 @@ class Recall:
                 scope = "org"
                 matches = self.org_matches(s, org_id, qvec, req, types)
             result = self._render(s, org_id, matches, req)
+            if req.include_property_values:
+                result["property_values"] = property_values(s, result, scope_records if scope == "record" else None)
         result.update({"query": req.query, "scope": scope, "mode": "fast",
                        "tookMs": round((time.perf_counter() - t0) * 1000, 3)})
         if scope != "org":
@@ -186,7 +197,8 @@ class Recall:
             return []
         sims = ev.matrix @ qvec
         scores = sims + RECENCY_WEIGHT * recency(ev.ts, utcnow().timestamp())
-        keep = sims >= req.minScore
+        floor = req.score_floor
+        keep = scores >= floor if floor is not None else np.ones(len(ev.ids), dtype=bool)
         if not req.include_superseded:
             keep &= ev.live
         idx = np.flatnonzero(keep)
@@ -238,10 +250,11 @@ class Recall:
         ts = np.array([as_aware(r.ts).timestamp() for r in rows])
         scores = sims + RECENCY_WEIGHT * recency(ts, utcnow().timestamp())
         wanted = set(req.tags)
+        floor = req.score_floor
         out = []
         for i in np.argsort(-scores, kind="stable"):
             r = rows[i]
-            if sims[i] < req.minScore or (r.superseded_by and not req.include_superseded):
+            if (floor is not None and scores[i] < floor) or (r.superseded_by and not req.include_superseded):
                 continue
             if wanted and not wanted & set(r.tags or []):
                 continue
@@ -273,7 +286,18 @@ class Recall:
             out["records"] = records_overview(s, record_ids)
             for g in out.get("recordGroups", []):
                 g["properties"] = out["records"][g["recordId"]]["properties"]
+            for it in items:
+                it["properties"] = out["records"][it["recordId"]]["properties"]
         return out
+
+
+def property_values(s: Session, rendered: dict[str, Any], scope: list[Record] | None) -> dict[str, Any]:
+    """Personize's ``property_values`` (``include_property_values``): the record's ``{name: value}`` when the
+    recall is scoped to one record (even when no memory matched), else ``{recordId: {name: value}}`` of the
+    records in the results."""
+    if scope:
+        return records_overview(s, [scope[0].id])[scope[0].id]["properties"]
+    return {rid: r["properties"] for rid, r in (rendered.get("records") or {}).items()}
 
 
 def entity_type_filter(s: Session, org_id: str, entity_type: str | None,

@@ -35,6 +35,7 @@ IDENTITY_PROPERTIES = frozenset({"email", "first_name", "last_name", "name", "ph
                                  "deal_name", "subject"})
 MAX_CANDIDATES = 20_000
 MEMORY_HITS = 1000
+ALL_IDS = 2000  # returnAllIds: at most this many matches
 
 
 class _Seeded(BaseModel):
@@ -102,6 +103,14 @@ class SegmentRequest(_Seeded):
         return self.tierOffset if self.tierOffset is not None else (self.page - 1) * self.pageSize
 
 
+def score_range(members: list[tuple[str, float, dict[str, float], str]]) -> dict[str, float] | None:
+    """``{min, max}`` of the scores in a tier (None for an empty tier)."""
+    if not members:
+        return None
+    scores = [m[1] for m in members]
+    return {"min": round(min(scores), 6), "max": round(max(scores), 6)}
+
+
 def tier_of(score: float) -> str | None:
     return next((name for name, floor in TIERS if score >= floor), None)
 
@@ -136,16 +145,18 @@ class Similarity:
         with self.db.read() as s:
             seed = find_target(s, org_id, req.identifiers)
             ranked, _ = self._rank(s, org_id, req, seed, None)
-            ranked = [r for r in ranked if r[1] >= req.minScore][:req.topK]
-            items = self._items(s, ranked)
+            matched = [r for r in ranked if r[1] >= req.minScore]
+            items = self._items(s, matched[:req.topK])
         tiers: dict[str, list[str]] = {name: [] for name, _ in TIERS}
         tiers[NOT_SIMILAR] = []
         for it in items:
             tiers[it["tier"]].append(it["recordId"])
-        out = {"seed": {"recordId": seed.id, "type": seed.entity_type}, "dimensions": req.dimensions,
+        out: dict[str, Any] = {"seed": {"recordId": seed.id, "type": seed.entity_type}, "dimensions": req.dimensions,
                "results": items, "tiers": tiers, "totalMatched": len(items)}
-        if req.returnAllIds:
-            out["recordIds"] = [it["recordId"] for it in items]
+        if req.returnAllIds:  # Personize's batch mode: every match (up to ALL_IDS), not just topK
+            all_ids = [{"recordId": rid, "score": round(score, 6), "tier": tier}
+                       for rid, score, _, tier in matched[:ALL_IDS]]
+            out.update(allIds=all_ids, recordIds=[x["recordId"] for x in all_ids])
         return out
 
     def segment(self, org_id: str, req: SegmentRequest) -> dict[str, Any]:
@@ -166,8 +177,8 @@ class Similarity:
                 page = members[start:start + req.pageSize]
                 count = len(members) if name != NOT_SIMILAR else len(members) + max(candidates - len(ranked), 0)
                 tiers[name] = {"recordIds": [r[0] for r in page], "count": count, "minScore": max(floor, 0.0)
-                               if name != NOT_SIMILAR else None, "items": self._items(s, page),
-                               "hasMore": start + req.pageSize < len(members)}
+                               if name != NOT_SIMILAR else None, "scoreRange": score_range(members),
+                               "items": self._items(s, page), "hasMore": start + req.pageSize < len(members)}
             if NOT_SIMILAR in tiers:
                 tiers[NOT_SIMILAR]["approximate"] = True
         similar_total = sum(1 for r in ranked if r[3] != NOT_SIMILAR)

@@ -26,16 +26,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from memrelay.engine.core.emails import clean_email, email_problem
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from memrelay.engine.stores.db.models import EntityType, Record, RecordKey
 
 ACCEPTED_IDENTIFIERS = ["email", "website_url", "record_id", "customKeyName + customKeyValue", "customKeys"]
 MAX_CANDIDATES = 20
+MAX_KEY_VALUE = 400  # + key name fits records.primary_key (512); longer identifiers are refused (422)
+MAX_KEY_NAME = 64
+MAX_CUSTOM_KEYS = 20
 CUSTOM = "custom:"
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """Stored form of an email (NFKC, invisible characters removed, lower-cased; see ``core.emails``)."""
+    return clean_email(email)
 
 
 def normalise_url(url: str) -> str:
@@ -80,13 +85,14 @@ class Identifiers(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    type: str | None = Field(None, description="Entity type, e.g. contact, company, deal (case-insensitive).")
-    email: str | None = None
-    website_url: str | None = Field(None, alias="websiteUrl")
-    record_id: str | None = Field(None, alias="recordId")
-    customKeyName: str | None = None
-    customKeyValue: str | None = None
-    customKeys: dict[str, str] = Field(default_factory=dict)
+    type: str | None = Field(None, max_length=100,
+                             description="Entity type, e.g. contact, company, deal (case-insensitive).")
+    email: str | None = Field(None, max_length=1000, description="Validated and normalised (see core.emails).")
+    website_url: str | None = Field(None, alias="websiteUrl", max_length=MAX_KEY_VALUE)
+    record_id: str | None = Field(None, alias="recordId", max_length=100)
+    customKeyName: str | None = Field(None, max_length=MAX_KEY_NAME)
+    customKeyValue: str | None = Field(None, max_length=MAX_KEY_VALUE)
+    customKeys: dict[str, str] = Field(default_factory=dict, max_length=MAX_CUSTOM_KEYS)
 
     @model_validator(mode="before")
     @classmethod
@@ -103,6 +109,25 @@ class Identifiers(BaseModel):
     @classmethod
     def _type(cls, v: str | None) -> str | None:
         return normalise_type(v)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        email = clean_email(v)
+        if problem := email_problem(email):
+            raise ValueError(f"not a valid email address: {problem}")
+        return email
+
+    @field_validator("customKeys")
+    @classmethod
+    def _custom_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if len(name) > MAX_KEY_NAME or len(str(value)) > MAX_KEY_VALUE:
+                raise ValueError(f"custom key names are at most {MAX_KEY_NAME} characters and values at most "
+                                 f"{MAX_KEY_VALUE}")
+        return v
 
     def keys(self) -> list[tuple[str, str]]:
         """Normalised (key_name, key_value) pairs, most specific first."""

@@ -406,12 +406,9 @@ def with_record_id(data: dict[str, Any], url: dict[str, Any]) -> dict[str, Any]:
 
 
 def documented_lookup(rec: dict[str, Any]) -> dict[str, Any]:
-    """``manage.get()``: ``memories`` are the structured properties, ``freeformMemories`` the memories,
-    ``systemIntro`` a one-line context string."""
-    keys = ", ".join(f"{k}={v}" for k, v in (rec.get("keys") or {}).items())
-    intro = f"{rec.get('type', 'record')} {rec.get('recordId')}" + (f" ({keys})" if keys else "")
-    return {**rec, "memories": rec.get("properties", {}), "freeformMemories": rec.get("memories", []),
-            "systemIntro": intro}
+    """``manage.get()``: /api/v1/recall already answers the documented keys (``memories`` = structured
+    properties, ``freeformMemories``, counts, ``systemIntro``)."""
+    return rec
 
 
 def lookup_body(data: dict[str, Any], url: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,9 @@ Email = Annotated[str | None, Field(description="The record's email address (ide
 Website = Annotated[str | None, Field(description="The record's website URL or domain (identifies a company).")]
 RecordId = Annotated[str | None, Field(description="memrelay's record id, when known.")]
 EntityType = Annotated[str | None, Field(description="Entity type: contact, company, deal, or a custom type.")]
+About = Annotated[Literal["lead", "self"] | None,
+                  Field(description="'self': about you, the user of this API key (your own preferences and notes; "
+                                    "no identifier needed). Default: the record the identifiers name.")]
 
 READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 ADD = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
@@ -84,14 +87,16 @@ class MemoryTools:
         email: Email = None, website_url: Website = None, record_id: RecordId = None, type: EntityType = None,  # noqa: A002
         speaker: Annotated[str | None, Field(description="Who said or wrote it.")] = None,
         enhanced: Annotated[bool, Field(description="Also extract property values with the LLM (if configured).")] = False,
+        about: About = None,
     ) -> Result:
         """Save free text about a person, company or other record as memories (and extracted property values).
-        Name the record by email, website_url or record_id; it is created when new."""
+        Name the record by email, website_url or record_id (it is created when new), or save about yourself
+        with about='self'."""
         def call(info: KeyInfo) -> Result:
             body = MemorizeRequest.model_validate({"content": content, "tags": tags or ["mcp"], "speaker": speaker,
-                                                   "enhanced": enhanced, "source": "mcp",
+                                                   "enhanced": enhanced, "source": "mcp", "about": about,
                                                    **_ids(email, website_url, record_id, type)})
-            return self.services.memories.memorize(info.org_id, body)
+            return self.services.memories.memorize(info.org_id, body.for_key(info.key_id))
         return self._run(ctx, "write", call)
 
     def memory_update_property(
@@ -131,25 +136,28 @@ class MemoryTools:
         email: Email = None, website_url: Website = None, record_id: RecordId = None, type: EntityType = None,  # noqa: A002
         limit: Annotated[int, Field(ge=1, le=200, description="At most this many memories.")] = 10,
         mode: Annotated[Literal["fast", "deep"], Field(description="'deep' uses the LLM (if configured).")] = "fast",
+        about: About = None,
     ) -> Result:
         """Recall the memories most relevant to a question: about one record (give its email, website_url or
-        record_id) or across the whole org (give none)."""
+        record_id), about yourself (about='self') or across the whole org (give none)."""
         def call(info: KeyInfo) -> Result:
-            body = RecallRequest.model_validate({"query": query, "limit": limit, "mode": mode,
+            body = RecallRequest.model_validate({"query": query, "limit": limit, "mode": mode, "about": about,
                                                  "identifiers": _ids(email, website_url, record_id, type)})
-            return self.services.recall.smart_recall(info.org_id, body)
+            return self.services.recall.smart_recall(info.org_id, body.for_key(info.key_id))
         return self._run(ctx, "read", call)
 
     def memory_digest(
         self, ctx: Context[Any, Any],
         email: Email = None, website_url: Website = None, record_id: RecordId = None, type: EntityType = None,  # noqa: A002
         token_budget: Annotated[int, Field(ge=20, le=32_000, description="Size limit of the digest in tokens.")] = 1000,
+        about: About = None,
     ) -> Result:
-        """A compiled markdown digest of everything known about one record (properties and memories)."""
+        """A compiled markdown digest of everything known about one record (properties and memories), or
+        about yourself (about='self')."""
         def call(info: KeyInfo) -> Result:
-            body = DigestRequest.model_validate({"tokenBudget": token_budget,
+            body = DigestRequest.model_validate({"tokenBudget": token_budget, "about": about,
                                                  "identifiers": _ids(email, website_url, record_id, type)})
-            return self.services.digests.digest(info.org_id, body)
+            return self.services.digests.digest(info.org_id, body.for_key(info.key_id))
         return self._run(ctx, "read", call)
 
     def ai_smart_guidelines(

@@ -79,8 +79,9 @@ def test_shortform_extracts_properties_and_freeform_only_stores_memories(api: An
     free = save(api, email="joe@acme.com", content=text.replace("Jane", "Joe"), shape="freeform")
     jane = ok(api.get(f"{V11}/memory/manage/{short['recordId']}"))
     joe = ok(api.get(f"{V11}/memory/manage/{free['recordId']}"))
-    assert jane["memories"]["job_title"]["value"] == "Head of Growth"  # manage.get: memories = properties
-    assert "job_title" not in joe["memories"]
+    # manage.get: memories = the structured properties, [{propertyName, propertyValue, ...}]
+    assert {m["propertyName"]: m["propertyValue"] for m in jane["memories"]}["job_title"] == "Head of Growth"
+    assert "job_title" not in {m["propertyName"] for m in joe["memories"]}
     texts = " ".join(m["text"] for m in joe["freeformMemories"])
     assert "Joe Doe works at Acme" in texts and "Head of Growth" in texts  # stored as memories only
     assert joe["systemIntro"].startswith("contact ")
@@ -127,7 +128,7 @@ def test_save_batch_upserts_and_saves_each_record(api: Any) -> None:
     ]}))
     assert out["saved"] == 2 and [r["index"] for r in out["results"]] == [0, 1]
     c2 = ok(api.get(f"{V11}/memory/manage/{out['results'][1]['recordId']}"))
-    assert c2["memories"]["job_title"]["value"] == "VP Sales"
+    assert c2["properties"]["job_title"]["value"] == "VP Sales"
     found = ok(api.post(f"{V11}/memory/retrieve", json={"email": "c1@x.io", "query": "renewal quote"}))
     assert "renewal" in found["results"][0]["text"]
     err = failed(api.post(f"{V11}/memory/save/batch", json={"records": [
@@ -177,7 +178,7 @@ def test_manage_update_bulk_history_delete_and_cancel(api: Any) -> None:
     ok(api.delete(f"{V11}/memory/manage", json={"recordId": rid, "type": "contact"}))
     failed(api.get(f"{V11}/memory/manage/{rid}"), 404)
     ok(api.post(f"{V11}/memory/manage/cancel-deletion", json={"recordId": rid, "type": "contact"}))
-    assert ok(api.get(f"{V11}/memory/manage/{rid}"))["memories"]["job_title"]["value"] == "CTO"
+    assert ok(api.get(f"{V11}/memory/manage/{rid}"))["properties"]["job_title"]["value"] == "CTO"
 
 
 def test_manage_never_reaches_another_org(api: Any, other_api: Any) -> None:
@@ -186,7 +187,7 @@ def test_manage_never_reaches_another_org(api: Any, other_api: Any) -> None:
     failed(other_api.patch(f"{V11}/memory/manage/{rid}", json={"propertyName": "job_title",
                                                                 "propertyValue": "X"}), 404)
     failed(other_api.delete(f"{V11}/memory/manage", json={"recordId": rid}), 404)
-    assert ok(api.get(f"{V11}/memory/manage/{rid}"))["memories"]["job_title"]["value"] == "CEO"
+    assert ok(api.get(f"{V11}/memory/manage/{rid}"))["properties"]["job_title"]["value"] == "CEO"
 
 
 # --- guidelines, collections, smart guidelines -----------------------------------------------------

@@ -77,8 +77,8 @@ def test_org_b_cannot_read_or_change_org_a_through_any_endpoint(app, api, other_
     # org A is untouched
     rec = api.post("/api/v1/recall", json={"type": "contact", "email": LEAK_EMAIL}).json["data"]
     assert rec["properties"]["first_name"]["value"] == "Zanzibar"
-    assert ids["memory"] in {m["memoryId"] for m in rec["memories"]}
-    assert all("overwritten" not in m["text"] for m in rec["memories"])
+    assert ids["memory"] in {m["memoryId"] for m in rec["freeformMemories"]}
+    assert all("overwritten" not in m["text"] for m in rec["freeformMemories"])
     assert api.get(f"/api/v1/collections/{ids['collection']}").json["data"]["archived"] is False
     assert api.get(f"/api/v1/sources/{ids['source']}").json["data"]["active"] is True
     assert api.get(f"/api/v1/guidelines/{ids['guideline']}").status_code == 200

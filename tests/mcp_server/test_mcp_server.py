@@ -205,3 +205,35 @@ def test_http_scopes_keys_to_their_org(http_server: str, engine: Services) -> No
             assert "not_found" in _error_text(digest)
 
     _run(scenario)
+
+
+def test_about_self_is_saved_retrieved_and_digested_per_key(settings: Settings, tmp_path: Path,
+                                                            engine: Services) -> None:
+    """Issue 14: memory_save / memory_retrieve / memory_digest take ``about: "self"`` — the key's own record."""
+    full, read, _ = _keys(engine)  # two keys of the same org: "self" is per key, not per org
+
+    async def scenario() -> None:
+        async with stdio_session(_server_env(settings, tmp_path, full)) as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            for name in ("memory_save", "memory_retrieve", "memory_digest"):
+                assert "self" in str(tools[name].input_schema["properties"]["about"]), name
+            saved = await call(session, "memory_save", content="I prefer formal communication. My timezone is PST.",
+                               tags=["preferences"], about="self")
+            assert not saved.is_error, saved
+            assert saved.structured_content["type"] == "self"
+            mine = await call(session, "memory_retrieve", query="What are my preferences?", about="self")
+            assert not mine.is_error, mine
+            assert mine.structured_content["scope"] == "record"
+            assert any("formal communication" in m["text"] for m in mine.structured_content["results"])
+            digest = await call(session, "memory_digest", about="self")
+            assert not digest.is_error, digest
+            assert "formal communication" in digest.structured_content["compiledContext"]
+            lead = await call(session, "memory_retrieve", query="What are my preferences?")  # org-wide, not self
+            assert not lead.is_error and lead.structured_content["scope"] == "org", lead
+        async with stdio_session(_server_env(settings, tmp_path, read)) as session:
+            theirs = await call(session, "memory_retrieve", query="What are my preferences?", about="self")
+            assert not theirs.is_error, theirs
+            assert not any("formal communication" in m["text"] for m in theirs.structured_content["results"])
+            assert "not_found" in _error_text(await call(session, "memory_digest", about="self"))
+
+    _run(scenario)

@@ -34,7 +34,7 @@ class StoredMemory(ApiModel):
 
 
 class Record(ApiModel):
-    """A record: identity, keys and typed properties (memories only on direct recall)."""
+    """A record: identity, keys and typed properties."""
 
     record_id: str
     type: str | None = None
@@ -44,7 +44,6 @@ class Record(ApiModel):
     updated_at: datetime | None = None
     keys: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, PropertyValue] = Field(default_factory=dict)
-    memories: list[StoredMemory] | None = None
     deleted_at: datetime | None = None
     purge_after: datetime | None = None
 
@@ -52,6 +51,29 @@ class Record(ApiModel):
         """The current value of property ``name`` (``default`` when it has none)."""
         prop = self.properties.get(name)
         return default if prop is None else prop.value
+
+
+class StructuredProperty(ApiModel):
+    """One structured property in a direct recall's ``memories`` (Personize's shape)."""
+
+    property_name: str
+    property_value: Any = None
+    collection_id: str | None = None
+    collection_name: str | None = None
+    source: str | None = None
+    confidence: float | None = None
+    updated_at: datetime | None = None
+
+
+class RecalledRecord(Record):
+    """Direct recall (Personize's ``recall``): the record plus ``memories`` (its structured properties),
+    ``freeform_memories`` (its memories), their counts and ``system_intro`` (a context string)."""
+
+    memories: list[StructuredProperty] = Field(default_factory=list)
+    memory_count: int = 0
+    freeform_memories: list[StoredMemory] = Field(default_factory=list)
+    freeform_memory_count: int = 0
+    system_intro: str = ""
 
 
 class WriteResult(ApiModel):

@@ -21,15 +21,15 @@ from memrelay_client.models.memory import (
     SegmentResult,
     SimilarResult,
 )
-from memrelay_client.models.records import Record
+from memrelay_client.models.records import RecalledRecord
 
 Dimensions = Literal["properties", "memories", "hybrid"]
 
 
-def recall_call(entity_type: str, include_superseded: bool, record: RecordKeys) -> Call[Record]:
+def recall_call(entity_type: str, include_superseded: bool, record: RecordKeys) -> Call[RecalledRecord]:
     """``POST /recall``: a record's properties and memories by any of its keys (no AI)."""
     body = {**identifiers(record), "type": entity_type, "include_superseded": include_superseded}
-    return Call("POST", "/recall", one(Record), json=body)
+    return Call("POST", "/recall", one(RecalledRecord), json=body)
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -86,8 +86,9 @@ class Memory(Resource[ModeT]):
 
     @operation
     def recall(self, *, type: str, include_superseded: bool = False,  # noqa: A002 - the API's name
-               **record: Unpack[RecordKeys]) -> Call[Record]:
-        """Direct lookup (no AI): the record's properties and memories; ``type`` is required."""
+               **record: Unpack[RecordKeys]) -> Call[RecalledRecord]:
+        """Direct lookup (no AI): the record's properties (``memories``) and memories (``freeform_memories``);
+        ``type`` is required."""
         return recall_call(type, include_superseded, record)
 
     @operation

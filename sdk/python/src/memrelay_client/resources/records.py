@@ -16,6 +16,7 @@ from memrelay_client.models.records import (
     Erasure,
     FilterPage,
     PropertyHistory,
+    RecalledRecord,
     Record,
     SearchGroup,
     SearchPage,
@@ -65,7 +66,7 @@ class Records(Resource[ModeT]):
 
     @operation
     def get(self, *, type: str, include_superseded: bool = False,  # noqa: A002 - the API's name
-            **record: Unpack[RecordKeys]) -> Call[Record]:
+            **record: Unpack[RecordKeys]) -> Call[RecalledRecord]:
         """The record (properties with provenance, and memories) by any of its keys; ``type`` is required."""
         return recall_call(type, include_superseded, record)
 
