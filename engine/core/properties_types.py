@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class PropertyType(StrEnum):
@@ -21,6 +22,37 @@ class UpdateMode(StrEnum):
     APPEND = "append"
 
 
+class InferencePolicy(StrEnum):
+    """When an inferred property is recomputed after its evidence changed."""
+
+    ON_NEW_EVIDENCE = "on_new_evidence"
+    DAILY = "daily"
+    MANUAL = "manual"
+
+
+class InferredEvidence(BaseModel):
+    """What an inference may read: memories (all, or those with one of ``memoryTags``), other properties of
+    the record, and the linked company's properties and memories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memoryTags: list[str] = Field(default_factory=list, description="Only memories with one of these tags.")
+    properties: list[str] = Field(default_factory=list, description="Other properties of the record to read.")
+    linkedCompany: bool = False
+
+
+class InferredSpec(BaseModel):
+    """An inferred (not extracted) property: computed from everything known about the record
+    (``memrelay.engine.enrichment``). ``keywords`` optionally lists cue words per option (offline path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instruction: str = Field(min_length=1, max_length=4000)
+    evidence: InferredEvidence = Field(default_factory=InferredEvidence)
+    policy: InferencePolicy = InferencePolicy.ON_NEW_EVIDENCE
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class PropertySpec(BaseModel):
     """One property of a collection, in Personize-compatible field names."""
 
@@ -34,3 +66,11 @@ class PropertySpec(BaseModel):
     updateMode: UpdateMode = UpdateMode.REPLACE
     tags: list[str] = Field(default_factory=list)
     displayType: str | None = None
+    inferred: InferredSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_inferred(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("inferred") is None:
+            data.pop("inferred", None)
+        return data

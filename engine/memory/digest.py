@@ -18,6 +18,7 @@ from memrelay.engine.memory.memories import find_target, lift_identifiers, self_
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, RecordKey
 from memrelay.engine.stores.identity import Identifiers, normalise_url, record_keys
+from memrelay.engine.stores.properties import INFERENCE_SOURCE
 
 MAX_LINKED = 10
 RELATED_COMPANIES = 1
@@ -191,7 +192,8 @@ def fit(head: list[str], sections: list[tuple[str, list[str]]], budget: int) -> 
 
 def _property_line(pv: PropertyValue, now: datetime) -> str:
     value = ", ".join(map(str, pv.value)) if isinstance(pv.value, list) else pv.value
-    meta = [pv.source or "unknown source", age(pv.source_ts or pv.updated_at, now)]
+    meta = [f"inferred by {pv.actor or 'rule'}" if pv.source == INFERENCE_SOURCE else pv.source or "unknown source",
+            age(pv.source_ts or pv.updated_at, now)]
     if pv.confidence is not None:
         meta.append(f"confidence {pv.confidence:.2f}")
     return f"- **{pv.name}**: {value} _({'; '.join(meta)})_"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -26,6 +26,30 @@ class Provenance:
     source_ts: datetime | None = None
     actor: str | None = None
     confidence: float | None = None
+    evidence: dict[str, Any] | None = None
+    """What an inferred value rests on (memory/property ids, producer, superseded evidence); kept in history."""
+
+
+INFERENCE_SOURCE = "inference"
+"""``source`` of values computed by ``memrelay.engine.enrichment`` (never overwrites another source's value)."""
+
+
+_source_clock_skew = timedelta(seconds=300)
+
+
+def configure_source_clock_skew(seconds: float) -> None:
+    """Set how far in the future a source timestamp may be (``MEMRELAY_SOURCE_CLOCK_SKEW_S``; per process)."""
+    global _source_clock_skew
+    _source_clock_skew = timedelta(seconds=seconds)
+
+
+def bounded_source_ts(source_ts: datetime | None, now: datetime) -> datetime:
+    """The time a write counts as: the source's own time, but one more than the allowed clock skew in the
+    future is clamped to ``now`` (so a bogus ``9999-12-31`` can never make later writes stale forever)."""
+    ts = as_aware(source_ts)
+    if ts is None or ts > now + _source_clock_skew:
+        return now
+    return ts
 
 
 @dataclass
@@ -153,7 +177,7 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
                   array_ops: dict[str, dict[str, Any]] | None = None, emit_events: bool = True) -> WriteResult:
     """Decide what validated values do to one record and queue the rows (no I/O; shared by bulk paths)."""
     now = utcnow()
-    src_ts = as_aware(prov.source_ts) or now
+    src_ts = bounded_source_ts(prov.source_ts, now)
     names = list(coerced) + [n for n in (array_ops or {}) if n not in coerced]
     result = WriteResult()
     bumped = False
@@ -225,7 +249,7 @@ def _history(record: Record, name: str, value: Any, previous: Any, prov: Provena
     return {"org_id": record.org_id, "record_id": record.id, "name": name, "value": value, "previous": previous,
             "applied": applied, "reason": reason, "source": prov.source, "source_event_id": prov.source_event_id,
             "source_ts": src_ts, "actor": prov.actor, "confidence": prov.confidence,
-            "record_version": version if version is not None else record.version, "created_at": utcnow()}
+            "evidence": prov.evidence, "record_version": version if version is not None else record.version, "created_at": utcnow()}
 
 
 def _event(record: Record, result: WriteResult, prov: Provenance) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from memrelay.engine.stores.properties import (
 from memrelay.engine.stores.search import encode_token
 
 MAX_HISTORY_PAGE = 500
+MAX_HISTORY_OFFSET = 1_000_000
 
 
 def record_summary(r: Record) -> dict[str, Any]:
@@ -229,6 +230,9 @@ class Records:
             raise BadRequest(f"page must be >= 1 and pageSize (limit) between 1 and {MAX_HISTORY_PAGE}",
                              details={"max": MAX_HISTORY_PAGE})
         start = (page - 1) * page_size if offset is None else offset
+        if start > MAX_HISTORY_OFFSET:
+            raise BadRequest(f"history can be paged up to entry {MAX_HISTORY_OFFSET}",
+                             details={"maxOffset": MAX_HISTORY_OFFSET})
         with self.db.read() as s:
             rec = require_record(s, org_id, ids)
             q = select(PropertyHistory).where(PropertyHistory.org_id == org_id, PropertyHistory.record_id == rec.id)
@@ -240,7 +244,7 @@ class Records:
         items = [{"propertyName": h.name, "value": h.value, "previous": h.previous, "applied": h.applied,
                   "reason": h.reason, "source": h.source, "sourceEventId": h.source_event_id,
                   "sourceTimestamp": iso(h.source_ts), "actor": h.actor, "confidence": h.confidence,
-                  "recordVersion": h.record_version, "createdAt": iso(h.created_at)} for h in rows]
+                  "evidence": h.evidence, "recordVersion": h.record_version, "createdAt": iso(h.created_at)} for h in rows]
         entries = [{"entryId": str(h.id), "propertyName": h.name, "propertyValue": h.value,
                     "previousValue": h.previous, "collectionId": sources.get(h.name, (None, None))[0],
                     "collectionName": sources.get(h.name, (None, None))[1], "updatedBy": h.actor or h.source,

@@ -8,9 +8,11 @@ import sys
 
 import click
 
+from memrelay.cli.enrich_command import enrich_command
 from memrelay.cli.event_commands import events_group, mappings_group, sources_group
 from memrelay.cli.index_commands import check_index_command, reindex_command
 from memrelay.cli.mcp_command import mcp_command
+from memrelay.cli.secrets_command import secrets_group
 from memrelay.cli.support import CliGroup, cli_settings, open_services
 from memrelay.cli.sync_command import sync_command
 from memrelay.cli.workflow_commands import templates_group, workflows_group
@@ -121,7 +123,7 @@ def doctor() -> None:
 
 
 for _command in (events_group, mappings_group, sources_group, sync_command, reindex_command, check_index_command,
-                 templates_group, workflows_group, mcp_command):
+                 templates_group, workflows_group, mcp_command, enrich_command, secrets_group):
     cli.add_command(_command)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memrelay.engine.stores.db.base import Base, BigId
+from memrelay.engine.stores.db.encrypted import EncryptedJSON, EncryptedText
 
 
 class Org(Base):
@@ -181,6 +182,7 @@ class PropertyHistory(Base):
     source_ts: Mapped[datetime | None] = mapped_column(nullable=True)
     actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    evidence: Mapped[Any] = mapped_column(JSON, nullable=True)  # inferred values: what they rest on (0011)
     record_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
 
@@ -326,10 +328,11 @@ class Source(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     connector: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200), default="")
-    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
-    previous_secrets: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    token: Mapped[str] = mapped_column(String(100))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # encrypted at rest (engine/core/secretbox.py): signing secrets, the path token and the config (CRM tokens)
+    secret: Mapped[str | None] = mapped_column(EncryptedText("sources.secret"), nullable=True)
+    previous_secrets: Mapped[list[Any]] = mapped_column(EncryptedJSON("sources.previous_secrets"), default=list)
+    token: Mapped[str] = mapped_column(EncryptedText("sources.token", 100))
+    config: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("sources.config"), default=dict)
     mapping_yaml: Mapped[str | None] = mapped_column(Text, nullable=True)
     sync_cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -3,8 +3,8 @@ the whole schema is needed (migrations, autogenerate)."""
 
 from __future__ import annotations
 
-from memrelay.engine.stores.db import models, models_llm, models_outbound, models_workflows
+from memrelay.engine.stores.db import models, models_enrichment, models_llm, models_outbound, models_workflows
 from memrelay.engine.stores.db.base import Base
 
-TABLE_MODULES = (models, models_llm, models_outbound, models_workflows)
+TABLE_MODULES = (models, models_llm, models_outbound, models_workflows, models_enrichment)
 metadata = Base.metadata

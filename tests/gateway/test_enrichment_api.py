@@ -1,0 +1,135 @@
+"""Whole-collection enrichment over HTTP: ``POST /api/v1/enrichment/runs`` over 1,000 companies created with
+the bulk write path, chunks run by the real worker, progress and cost on ``GET /runs/<id>``, outbox events per
+changed value, a failed chunk resumed, the offline path's unknowns, and the CLI's progress run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from memrelay.composition import Services
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.outbox import recent
+from memrelay.engine.stores.properties import Provenance
+from tests.engine.test_enrichment import COMPANY_TYPE, declare
+from tests.engine.test_enrichment_llm import classify
+from tests.support.fake_llm import FakeLLMServer
+from tests.support.llm_env import with_llm
+
+RUNS = "/api/v1/enrichment/runs"
+BODY = {"collection": "company", "property": "company_type"}
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(responder=classify) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(settings: Settings, llm: FakeLLMServer) -> Settings:
+    return with_llm(settings, llm)
+
+
+def bulk_companies(engine: Services, org_id: str, n: int) -> None:
+    """``n`` companies in one bulk write: even ones sell to businesses, odd ones to consumers, every tenth
+    says nothing about it."""
+    def describe(i: int) -> str:
+        if i % 10 == 9:
+            return f"Founded in {1990 + i % 30}."
+        return "Invoicing SaaS for businesses." if i % 2 == 0 else "Meal kits delivered to households."
+    items = [(Identifiers(type="company", website_url=f"co{i}.example"), {"description": describe(i)},
+              Provenance(source="crm")) for i in range(n)]
+    results = engine.records.upsert_many(org_id, items)
+    assert not [r for r in results if isinstance(r, Exception)]
+
+
+def test_b2b_b2c_for_1000_companies_in_one_run(api: Any, engine: Services, run_jobs: Any,
+                                               llm: FakeLLMServer) -> None:
+    declare(engine, api.org_id)
+    bulk_companies(engine, api.org_id, 1000)
+
+    dry = api.post(RUNS, json={**BODY, "dryRun": True})
+    assert dry.status_code == 200 and dry.json["data"]["total"] == 1000 and dry.json["data"]["estimateUsd"] > 0
+    started = api.post(RUNS, json={**BODY, "chunkSize": 250})
+    assert started.status_code == 202, started.json
+    run = started.json["data"]
+    assert (run["status"], run["total"], run["processed"], run["progress"]) == ("queued", 1000, 0, 0.0)
+    assert run["chunks"] == {"total": 4, "done": 0, "failed": 0} and run["estimateUsd"] > 0
+
+    run_jobs()
+
+    status = api.get(f"{RUNS}/{run['runId']}").json["data"]
+    assert status["status"] == "completed" and status["processed"] == 1000 and status["progress"] == 1.0
+    assert status["counts"] == {"changed": 900, "unchanged": 0, "unknown": 100, "kept_human": 0}
+    assert status["costUsd"] > 0 and len(llm.chat_requests) == 100  # 10 records per structured call
+    for label, expected in (("B2B", 500), ("B2C", 400)):  # co9, co19 … (odd) said nothing
+        search = api.post("/api/v1/search", json={"type": "company", "pageSize": 1, "groups": [
+            {"conditions": [{"property": "company_type", "operator": "EQ", "value": label}]}]})
+        assert search.json["data"]["totalMatched"] == expected
+    with engine.db.read() as s:
+        events = [e for e in recent(s, api.org_id, event_type="memory.property.updated", limit=2000)
+                  if e["data"].get("inferred")]
+    assert len(events) == 900 and {e["data"]["sourceEventId"] for e in events} == {run["runId"]}
+
+    again = api.post(RUNS, json=BODY).json["data"]  # nothing changed: a second run changes nothing
+    run_jobs()
+    assert api.get(f"{RUNS}/{again['runId']}").json["data"]["counts"]["unchanged"] == 900
+
+
+def test_failed_chunk_is_recorded_and_resumed(api: Any, engine: Services, run_jobs: Any,
+                                              llm: FakeLLMServer) -> None:
+    declare(engine, api.org_id)
+    bulk_companies(engine, api.org_id, 40)
+    llm.fail(400, times=1)  # the first structured call is rejected (not retried): its chunk fails
+    run = api.post(RUNS, json={**BODY, "chunkSize": 10}).json["data"]
+    run_jobs()
+    failed = api.get(f"{RUNS}/{run['runId']}").json["data"]
+    assert failed["status"] == "failed" and failed["chunks"] == {"total": 4, "done": 3, "failed": 1}
+    assert failed["processed"] == 30 and failed["error"]
+
+    resumed = api.post(f"{RUNS}/{run['runId']}/resume")
+    assert resumed.status_code == 202 and resumed.json["data"]["resumedChunks"] == [0]
+    run_jobs()
+    done = api.get(f"{RUNS}/{run['runId']}").json["data"]
+    assert done["status"] == "completed" and done["processed"] == 40 and done["chunks"]["failed"] == 0
+
+
+def test_offline_run_and_bad_requests(api: Any, other_api: Any, engine: Services, run_jobs: Any) -> None:
+    declare(engine, api.org_id)
+    bulk_companies(engine, api.org_id, 20)
+    run = api.post(RUNS, json={**BODY, "mode": "offline"}).json["data"]
+    run_jobs()
+    status = api.get(f"{RUNS}/{run['runId']}").json["data"]
+    assert status["mode"] == "offline" and status["costUsd"] == 0
+    assert status["counts"] == {"changed": 18, "unchanged": 0, "unknown": 2, "kept_human": 0}
+    assert other_api.get(f"{RUNS}/{run['runId']}").status_code == 404  # another org's run
+    assert api.post(RUNS, json={**BODY, "property": "industry"}).status_code == 422  # not inferred
+    assert api.post(RUNS, json={"collection": "company"}).status_code in (400, 422)
+    assert api.post(RUNS, json={**BODY, "mode": "psychic"}).status_code in (400, 422)
+    assert api.get("/api/v1/enrichment/stale").json["data"] == {"properties": {}}
+
+
+def test_cli_enrich_shows_progress_and_totals(api: Any, engine: Services, settings: Settings,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from memrelay.cli.main import cli
+
+    org = engine.tenancy.get_or_create_org(f"enrich-cli-{uuid.uuid4().hex[:8]}")
+    declare(engine, org.id)
+    bulk_companies(engine, org.id, 30)
+    engine.records.upsert(org.id, Identifiers(type="company", website_url="co0.example"), {"company_type": "B2C"},
+                          Provenance(source="api"))
+    for name, value in {"MEMRELAY_DATA_DIR": str(settings.data_dir), "MEMRELAY_DATABASE_URL": settings.database_url,
+                        "MEMRELAY_REDIS_URL": settings.redis_url, "MEMRELAY_MILVUS_URI": settings.milvus_uri}.items():
+        monkeypatch.setenv(name, str(value))
+    result = CliRunner().invoke(cli, ["enrich", "--org", org.name, "--collection", "company", "--property",
+                                      "company_type", "--mode", "offline", "--chunk-size", "7"])
+    assert result.exit_code == 0, result.output
+    assert "30/30" in result.output and '"status": "completed"' in result.output
+    assert '"kept_human": 1' in result.output and '"unknown": 3' in result.output
+    assert COMPANY_TYPE["propertyName"] in result.output
