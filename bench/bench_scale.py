@@ -60,8 +60,10 @@ def _org(db: Database) -> tuple[str, str]:
 def _drive(db: Database, gateways: list[str], events: int, threads: int, timeout: float) -> dict[str, float]:
     """Create a generic-HMAC source, send ``events`` form webhooks, wait for all, return the measurements."""
     org_id, key = _org(db)
-    src = requests.post(gateways[0] + "/api/v1/sources", timeout=30, headers={"Authorization": f"Bearer {key}"},
-                        json={"connector": "generic_hmac", "name": "bench", "secret": SECRET}).json()
+    created = requests.post(gateways[0] + "/api/v1/sources", timeout=30, headers={"Authorization": f"Bearer {key}"},
+                            json={"connector": "generic_hmac", "name": "bench", "secret": SECRET})
+    assert created.status_code == 201, created.text
+    src = created.json()["data"]
 
     def send(i: int) -> None:
         body = json.dumps({"email": f"lead{i}@bench.example", "first_name": f"Lead{i}", "job_title": "CTO",
@@ -151,6 +153,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for every event to be processed")
     args = ap.parse_args()
     scale = run_scale(args.events, args.threads, args.pg_url, args.redis_url, args.timeout)
+    print("scale:", json.dumps(scale), flush=True)
     embedded, up_workers = run_embedded(args.events, args.threads, args.timeout)
     print(f"{args.events} generic-HMAC form webhooks (field mapping), {args.threads} client threads")
     print(f"{'configuration':<44}{'workers':>8}{'processed':>11}{'ev/s':>9}{'ev/s/worker':>13}"

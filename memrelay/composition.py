@@ -15,7 +15,8 @@ What is built, bottom-up (each line uses only what is above it)::
     index         MemoryIndex(db, embedder, vector_index)       -> IndexWriter / IndexSearch
     llm           LLMService(db, settings)                      -> BudgetedLLM (litellm imported on first run)
     memory        extractor(llm) [only with a model], memories, batches, deep_recall(llm) [only with a model],
-                  recall(index, deep_recall), digests, similarity(index)
+                  recall(index, deep_recall), digests, similarity(index), query_properties(llm)
+    enrichment    enrichment(collections, llm, embedder)
     guidance      governance(embedder, llm), generation(llm, governance, recall, digests, memories),
                   agents(generation)
     ingest        pipeline(records, memories), backfill(sources, records, memories)
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from memrelay.engine.adapters.vector_index import VectorIndex
     from memrelay.engine.core.embedder import Embedder
     from memrelay.engine.egress.webhooks_out import WebhooksOut
+    from memrelay.engine.enrichment.service import Enrichment
     from memrelay.engine.guidance.agents import Agents
     from memrelay.engine.guidance.generation import Generation
     from memrelay.engine.guidance.governance import Governance
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from memrelay.engine.memory.index_sync import MemoryIndex
     from memrelay.engine.memory.llm_extractor import LLMExtractor
     from memrelay.engine.memory.memories import Memories
+    from memrelay.engine.memory.query_properties import QueryProperties
     from memrelay.engine.memory.recall import Recall
     from memrelay.engine.memory.similar import Similarity
     from memrelay.engine.stores.collections import Collections
@@ -76,6 +79,14 @@ class Services:
     def __init__(self, settings: Settings, db: Database | None = None):
         self.settings = settings
         self.db = db or Database.from_settings(settings)
+        from memrelay.engine.core.secretbox import configure_keyring, load_keyring
+        from memrelay.engine.egress.crm_hosts import configure_crm_test_hosts
+        from memrelay.engine.stores.properties import configure_source_clock_skew
+
+        configure_source_clock_skew(settings.source_clock_skew_s)  # process-wide policies from settings
+        configure_crm_test_hosts(settings.crm_test_host_list)
+        configure_keyring(lambda: load_keyring(
+            settings.secret_keys.get_secret_value() if settings.secret_keys else None, settings.data_dir))
 
     # --- SQL stores and egress --------------------------------------------------------------------
     @cached_property
@@ -200,6 +211,20 @@ class Services:
         from memrelay.engine.memory.similar import Similarity
 
         return Similarity(self.db, self.embedder, self.index)
+
+    @cached_property
+    def query_properties(self) -> QueryProperties:
+        """LLM-judged property search (``/memory/query-properties``); answers 503 without a model."""
+        from memrelay.engine.memory.query_properties import QueryProperties
+
+        return QueryProperties(self.db, self.llm, self.embedder)
+
+    @cached_property
+    def enrichment(self) -> Enrichment:
+        """Inferred properties: LLM or offline inference, whole-collection runs, stale marks and refreshes."""
+        from memrelay.engine.enrichment.service import Enrichment
+
+        return Enrichment(self.db, self.collections, self.llm, self.embedder)
 
     # --- guidance ---------------------------------------------------------------------------------
     @cached_property

@@ -17,6 +17,7 @@ from memrelay.engine.core.settings import Settings
 from memrelay.queue.connection import QUEUES, connect
 from memrelay.worker.context import JobContext
 from memrelay.worker.jobs.deliver import start_dispatcher
+from memrelay.worker.jobs.enrich import start_enrichment
 from memrelay.worker.runtime import WARM_SHUTDOWN_GRACE_S, MemrelayWorker
 from memrelay.worker.scheduler import schedule_once, start_scheduler
 from memrelay.worker.sweeper import start_reconciler, start_sweeper
@@ -51,7 +52,8 @@ def start_maintenance(context: JobContext, stop: threading.Event) -> list[thread
     threads = [start_sweeper(context.services, context.redis, stop),
                start_dispatcher(context.services, context.redis, stop),
                start_scheduler(context.redis, QUEUES, stop),
-               start_reconciler(context.services, context.redis, stop)]
+               start_reconciler(context.services, context.redis, stop),
+               start_enrichment(context.services, context.redis, stop)]
     reconcile = threading.Thread(target=_reconcile, args=(context.services,), name="memrelay-reconcile",
                                  daemon=True)
     reconcile.start()

@@ -18,8 +18,10 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -28,15 +30,17 @@ from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.utils import utcparse
 from rq.worker import WorkerStatus
 
-from memrelay.queue.workers import WORKER_TTL_S
+from memrelay.queue.workers import IDLE_BEAT_S, STALE_AFTER_S, WORKER_TTL_S
 from memrelay.worker.context import ContextJob, JobContext
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_TTL_S = 10
 WARM_SHUTDOWN_GRACE_S = 15.0
+REGISTRATION_CHECK_S = 2.0
 
 
 class MemrelayWorker(SimpleWorker):
@@ -60,6 +64,7 @@ class MemrelayWorker(SimpleWorker):
         self.grace_s = grace_s
         self._cold_stop = False
         self._grace_timer: threading.Timer | None = None
+        self._registration_checked = 0.0
 
     # --- jobs run here, with the context, under a heartbeat --------------------------------------------------
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -93,17 +98,59 @@ class MemrelayWorker(SimpleWorker):
             done.set()
             thread.join(HEARTBEAT_EVERY_S + 5)
 
+    # --- a dead predecessor under the same name does not block start-up -------------------------------------
+    def register_birth(self) -> None:
+        """rq's registration, after clearing a registration left under this name by a worker that died without
+        registering its death (``kill -9``): rq would refuse the name until that key expires. A worker still
+        alive under the name (fresh heartbeat, process alive) keeps it, and rq refuses this one."""
+        deadline = time.monotonic() + STALE_AFTER_S + IDLE_BEAT_S
+        while self._predecessor_alive() and time.monotonic() < deadline:
+            time.sleep(1.0)  # another host's worker: wait for its heartbeat to go stale
+        if self.connection.exists(self.key) and not self._predecessor_alive():
+            log.warning("worker %s: clearing the registration of a dead worker with the same name", self.name)
+            with self.connection.pipeline() as p:
+                worker_registration.unregister(self, p)
+                p.delete(self.key)
+                p.execute()
+        super().register_birth()
+
+    def _predecessor_alive(self) -> bool:
+        """Whether a live worker is registered under this name (False: none, or a dead one's leftovers)."""
+        host, pid, beat, death = (v.decode() if isinstance(v, bytes) else v for v in self.connection.hmget(
+            self.key, "hostname", "pid", "last_heartbeat", "death"))
+        if death is not None or (host is None and beat is None):
+            return False
+        if host is not None and host == self.hostname and pid is not None:
+            other = int(pid)
+            if other == os.getpid() or not _process_exists(other):
+                return False
+        if beat is None:
+            return True
+        last = utcparse(beat)
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        return (datetime.now(UTC) - last).total_seconds() <= STALE_AFTER_S
+
     # --- registration survives a Redis that came back empty -----------------------------------------------
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """rq's heartbeat, plus: if this worker is no longer registered (Redis restarted without its data),
         register again, so ``/readyz`` and the sweeper see it as soon as Redis is back."""
-        if pipeline is None and self.birth_date is not None and not self._is_registered():
+        if pipeline is None and self.birth_date is not None and self._registration_due() and not self._is_registered():
             log.warning("worker %s: not registered in Redis (restarted empty?); registering again", self.name)
             with self.connection.pipeline() as p:
                 p.hset(self.key, mapping=self.serialize())
                 worker_registration.register(self, p)
                 p.execute()
         super().heartbeat(timeout, pipeline)
+
+    def _registration_due(self) -> bool:
+        """Check the registration at most every :data:`REGISTRATION_CHECK_S` (rq beats several times per job:
+        one check per beat was a tenth of a job's Redis round trips)."""
+        now = time.monotonic()
+        if now - self._registration_checked < REGISTRATION_CHECK_S:
+            return False
+        self._registration_checked = now
+        return True
 
     def _is_registered(self) -> bool:
         return bool(self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key))
@@ -136,3 +183,18 @@ class MemrelayWorker(SimpleWorker):
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         super().teardown()
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -1,6 +1,7 @@
 """Periodic maintenance run inside workers (each task in one worker at a time, under a fenced Redis lease
 with a round deadline — see :mod:`memrelay.worker.periodic`): recover the jobs of dead workers, re-enqueue
-events the log says are due, start due scheduled workflows, purge expired soft deletes, and index memories
+events the log says are due, batch chunks and queued workflow runs whose job is gone, start due scheduled
+workflows, purge expired soft deletes, and index memories
 left pending (a Milvus write that failed after its SQL commit)."""
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import redis
 from rq.registry import StartedJobRegistry
 
 from memrelay.composition import Services
+from memrelay.engine.core.util import utcnow
 from memrelay.engine.stores.retention import purge_history
 from memrelay.queue.connection import QUEUES
-from memrelay.queue.jobs import enqueue_each, live_job_ids, workflow_run_enqueuer
+from memrelay.queue.jobs import chunk_job_id, enqueue, enqueue_each, live_job_ids, workflow_run_enqueuer
 from memrelay.worker.periodic import Round, run_periodically, run_round
+from memrelay.workflows import store
 from memrelay.workflows.triggers import tick
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,44 @@ def sweep_once(services: Services, conn: redis.Redis, *, stale_after_s: int = 30
     return len(enqueue_each(conn, "process_event", [e for e in due if e not in waiting]))
 
 
+def redrive_chunks(services: Services, conn: redis.Redis, *, stale_after_s: int = 30,
+                   guard: Callable[[], None] = _unguarded) -> tuple[int, int]:
+    """Batch chunks whose job is not alive in Redis: enqueue again the due ones (a dead worker's, a lost
+    job's, a failed attempt's after its wait), give up those whose attempts ran out (their rows become row
+    errors). Returns (re-enqueued, given up). Run after :func:`recover_abandoned` (which fails dead workers'
+    jobs, so they no longer look alive)."""
+    pending = services.batches.pending_chunks()
+    if not pending:
+        return 0, 0
+    alive = live_job_ids(conn, [chunk_job_id(c.run_id, c.chunk_index) for c in pending])
+    now = utcnow()
+    redriven = given_up = 0
+    for c in pending:
+        if chunk_job_id(c.run_id, c.chunk_index) in alive or not c.due(now, stale_after_s=stale_after_s):
+            continue
+        guard()
+        if c.status == "running" and c.exhausted:
+            given_up += services.batches.give_up_chunk(c.run_id, c.org_id, c.chunk_index)
+            continue
+        try:
+            enqueue(conn, "process_batch_chunk", c.run_id, c.org_id, c.chunk_index)
+            redriven += 1
+        except redis.RedisError as exc:
+            log.warning("could not re-enqueue batch chunk %s/%d: %s", c.run_id, c.chunk_index, exc)
+            break
+    return redriven, given_up
+
+
+def requeue_workflow_runs(services: Services, conn: redis.Redis, *, stale_after_s: int = 30,
+                          guard: Callable[[], None] = _unguarded) -> int:
+    """Enqueue again workflow runs still ``queued`` in SQL after ``stale_after_s`` whose job is not in Redis
+    (Redis was down when they were started, or lost its data). Returns how many."""
+    queued = store.stale_queued_runs(services.db, older_than_s=stale_after_s)
+    waiting = live_job_ids(conn, queued)
+    guard()
+    return len(enqueue_each(conn, "run_workflow", [r for r in queued if r not in waiting]))
+
+
 def reconcile_index(services: Services, rnd: Round) -> dict[str, int]:
     """Index memories left pending and apply tombstones, batch by batch within the round."""
     result = services.index.reconcile(between=rnd.guard)
@@ -73,6 +114,12 @@ def _sweep(services: Services, conn: redis.Redis, rnd: Round) -> None:
     n = sweep_once(services, conn, guard=rnd.guard)
     if n:
         log.info("sweeper enqueued %d events", n)
+    redriven, given_up = redrive_chunks(services, conn, guard=rnd.guard)
+    if redriven or given_up:
+        log.warning("batch chunks: %d re-enqueued, %d given up", redriven, given_up)
+    runs = requeue_workflow_runs(services, conn, guard=rnd.guard)
+    if runs:
+        log.warning("re-enqueued %d queued workflow run(s) missing from Redis", runs)
 
 
 def _tick(services: Services, conn: redis.Redis, rnd: Round) -> None:

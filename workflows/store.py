@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +31,15 @@ def create_run(db: Database, org_id: str, wf: WorkflowDef, trigger_type: str, tr
     except IntegrityError:
         return None
     return run.id
+
+
+def stale_queued_runs(db: Database, *, older_than_s: float, limit: int = 500) -> list[str]:
+    """Ids of runs still ``queued`` ``older_than_s`` after they were created (oldest first)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with db.read() as s:
+        return list(s.scalars(select(WorkflowRun.id).where(WorkflowRun.status == "queued",
+                                                           WorkflowRun.created_at < cutoff)
+                              .order_by(WorkflowRun.created_at).limit(limit)))
 
 
 def load_run(db: Database, run_id: str) -> WorkflowRun:

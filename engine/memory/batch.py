@@ -6,6 +6,13 @@ with :func:`memrelay.engine.stores.bulk_write.bulk_upsert` (one key-resolution q
 Rows are validated before any SQL is written, so a bad row becomes a ``BatchRowError`` and never aborts
 its chunk. Run counters are bumped with ``UPDATE … SET x = x + n`` because several workers
 process chunks of the same run concurrently.
+
+Chunks live in SQL (:class:`BatchChunk`: rows, attempts, state) from the moment the run is created, so a
+chunk job is only a pointer: a job lost with its worker (``kill -9``) or with Redis is re-driven by the
+worker sweeper (:meth:`BatchMemorize.pending_chunks`), a failed attempt is retried per
+:data:`BATCH_CHUNKS`, and a chunk takes effect once — its writes commit together with its ``done`` mark, under
+the chunk row's lock, and a later attempt finds it done. When attempts run out its rows become row errors
+and the run still finishes (``partial`` or ``failed``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from memrelay.engine.core.backoff import RetryPolicy
 from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
@@ -31,7 +39,7 @@ from memrelay.engine.memory.memories import MemoryExtractor
 from memrelay.engine.stores.bulk_write import BulkItem, bulk_upsert
 from memrelay.engine.stores.collections import Collections, normalise_entity_type
 from memrelay.engine.stores.db.database import Database
-from memrelay.engine.stores.db.models import BatchRowError, BatchRun, Collection
+from memrelay.engine.stores.db.models import BatchChunk, BatchRowError, BatchRun, Collection
 from memrelay.engine.stores.identity import Identifiers, resolve_record
 from memrelay.engine.stores.memory_store import NewMemory, store_memories
 from memrelay.engine.stores.outbox import emit
@@ -41,6 +49,10 @@ log = logging.getLogger("memrelay.batch")
 
 MAX_ROWS = 100_000
 MAX_ERRORS_SHOWN = 200
+BATCH_CHUNKS = RetryPolicy("batch_chunks", max_attempts=3, schedule=(5, 30), on_exhausted="dead")
+"""A chunk is tried 3 times (an attempt that raised waits 5 s, then 30 s; one whose worker died is re-driven
+at once); then its rows are recorded as failed."""
+UNFINISHED = ("queued", "running")
 
 
 class PropertyMapping(BaseModel):
@@ -112,6 +124,43 @@ class Chunk:
     rows: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class PendingChunk:
+    """A chunk not yet done, as the sweeper sees it."""
+
+    run_id: str
+    org_id: str
+    chunk_index: int
+    status: str
+    attempts: int
+    updated_at: datetime
+
+    def due(self, now: datetime, *, stale_after_s: float, policy: RetryPolicy = BATCH_CHUNKS) -> bool:
+        """Whether a chunk whose job is not alive in Redis should be driven now: a ``running`` one at once
+        (its worker died), a never-tried ``queued`` one once ``stale_after_s`` passed (its job was lost), a
+        failed attempt after the policy's wait."""
+        if self.status == "running":
+            return True
+        wait = stale_after_s if self.attempts == 0 else policy.backoff(self.attempts)
+        return (now - self.updated_at).total_seconds() >= wait
+
+    @property
+    def exhausted(self) -> bool:
+        return self.attempts >= BATCH_CHUNKS.max_attempts
+
+
+@dataclass
+class _Claimed:
+    run_id: str
+    org_id: str
+    offset: int
+    rows: list[dict[str, Any]]
+    mapping: BatchMapping
+    source: str
+    tags: list[str]
+    attempt: int
+
+
 @dataclass
 class CreatedRun:
     run_id: str
@@ -157,15 +206,16 @@ class BatchMemorize:
         if unknown:
             raise ValidationFailed(f"unknown properties for {et}: " + ", ".join(sorted(unknown)),
                                    details={"unknown": sorted(unknown), "known": sorted(schema)})
+        live = s.scalars(select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None))
+                         .order_by(Collection.created_at)).all()
         for name, pm in mapping.properties.items():
-            ref = pm.collectionId or pm.collectionName
-            if ref:
-                c = s.scalar(select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None),
-                                                      (Collection.id == ref) | (Collection.name == ref)))
-                if c is None:
-                    raise ValidationFailed(f"property {name!r}: collection {ref!r} not found")
-                if c.entity_type != et:
-                    raise ValidationFailed(f"property {name!r}: collection {c.name!r} is for {c.entity_type}")
+            # by id, else by name (case-insensitive): Personize's templates ship placeholder ids
+            refs = [r.strip() for r in (pm.collectionId, pm.collectionName) if r and r.strip()]
+            c = next((c for r in refs for c in live if c.id == r or c.name.casefold() == r.casefold()), None)
+            if c is None:
+                continue  # resolved by the property's name on the entity type (unknown ones refused above)
+            if c.entity_type != et:
+                raise ValidationFailed(f"property {name!r}: collection {c.name!r} is for {c.entity_type}")
         return schema
 
     def prepare(self, rows: list[dict[str, Any]], offset: int, mapping: BatchMapping,
@@ -250,36 +300,129 @@ class BatchMemorize:
         """Validate the mapping, record a queued run and split the rows into chunks for the jobs."""
         chunks = [Chunk(i, off, req.rows[off:off + req.chunkSize])
                   for i, off in enumerate(range(0, len(req.rows), req.chunkSize))]
+        now = utcnow()
         with self.db.session() as s:
             self.validate_mapping(s, org_id, req.mapping)
             run = BatchRun(id=new_id("run"), org_id=org_id, name=req.mapping.runName, source=req.source,
                            status="queued", total_rows=len(req.rows), processed_rows=0, chunks_total=len(chunks),
-                           chunks_done=0, error_count=0, dry_run=False, totals={}, created_at=utcnow())
+                           chunks_done=0, error_count=0, dry_run=False, totals={}, created_at=now,
+                           params={"mapping": req.mapping_json(), "source": req.source, "tags": req.tags})
             s.add(run)
+            s.flush()
+            s.add_all([BatchChunk(run_id=run.id, chunk_index=c.index, org_id=org_id, row_offset=c.offset,
+                                  row_count=len(c.rows), rows=c.rows, status="queued", attempts=0, updated_at=now)
+                       for c in chunks])
         return CreatedRun(run.id, chunks, {"runId": run.id, "status": "queued", "totalRows": len(req.rows),
                                            "chunks": len(chunks)})
 
     def discard_run(self, org_id: str, run_id: str) -> None:
         """Remove a run whose chunks could not be queued (no chunk ran), so no run stays ``queued`` forever."""
         with self.db.session() as s:
-            s.execute(delete(BatchRun).where(BatchRun.id == run_id, BatchRun.org_id == org_id,
-                                             BatchRun.chunks_done == 0))
+            deleted = s.execute(delete(BatchRun).where(BatchRun.id == run_id, BatchRun.org_id == org_id,
+                                                       BatchRun.chunks_done == 0))
+            if deleted.rowcount:  # type: ignore[attr-defined]
+                s.execute(delete(BatchChunk).where(BatchChunk.run_id == run_id))
 
-    def process_chunk(self, run_id: str, org_id: str, chunk_index: int, offset: int, mapping: dict[str, Any],
-                      rows: list[dict[str, Any]], source: str = "batch", tags: list[str] | None = None) -> dict[str, Any]:
-        """Write one chunk (one transaction, one embedding call); bad rows become row errors."""
-        m = BatchMapping.model_validate(mapping)
+    # --- chunks ------------------------------------------------------------------------------
+    def process_chunk(self, run_id: str, org_id: str, chunk_index: int, *_legacy: Any,
+                      **_legacy_kw: Any) -> dict[str, Any]:
+        """Process chunk ``chunk_index`` of a run from its stored rows, once (one transaction, one embedding
+        call); bad rows become row errors. A chunk already done (or given up) is skipped.
+
+        An attempt that raises is recorded and re-raised; the sweeper retries it per :data:`BATCH_CHUNKS`,
+        and the last one records the chunk's rows as failed. Arguments after ``chunk_index`` (offset,
+        mapping, rows, … of older callers) are ignored: the stored chunk is the source of truth."""
+        claimed = self._claim(run_id, org_id, chunk_index)
+        if claimed is None:
+            return {"runId": run_id, "chunk": chunk_index, "skipped": True}
+        if claimed.attempt > BATCH_CHUNKS.max_attempts:  # earlier attempts died with their workers
+            self.give_up_chunk(run_id, org_id, chunk_index)
+            return {"runId": run_id, "chunk": chunk_index, "skipped": True}
         try:
-            totals, created = self._write_chunk(run_id, org_id, offset, m, rows, source, tags or [])
+            written = self._write_chunk(run_id, org_id, chunk_index, claimed)
         except Exception as exc:
-            self._fail_chunk(run_id, org_id, offset, len(rows), exc)
+            self._attempt_failed(run_id, org_id, chunk_index, exc)
             raise
+        if written is None:
+            return {"runId": run_id, "chunk": chunk_index, "skipped": True}
+        totals, created = written
         self.index.sync_after_commit(index=created)
         return {"runId": run_id, "chunk": chunk_index, **totals.as_dict(), "errors": len(totals.errors)}
 
-    def _write_chunk(self, run_id: str, org_id: str, offset: int, m: BatchMapping, rows: list[dict[str, Any]],
-                     source: str, tags: list[str]) -> tuple[ChunkTotals, list[str]]:
+    def pending_chunks(self, *, limit: int = 500) -> list[PendingChunk]:
+        """Chunks not done yet (oldest first), for the sweeper to re-drive or give up."""
+        with self.db.read() as s:
+            rows = s.execute(select(BatchChunk.run_id, BatchChunk.org_id, BatchChunk.chunk_index, BatchChunk.status,
+                                    BatchChunk.attempts, BatchChunk.updated_at)
+                             .where(BatchChunk.status.in_(UNFINISHED)).order_by(BatchChunk.updated_at)
+                             .limit(limit)).all()
+        return [PendingChunk(run_id, org, idx, status, attempts, as_aware(at))
+                for run_id, org, idx, status, attempts, at in rows]
+
+    def give_up_chunk(self, run_id: str, org_id: str, chunk_index: int) -> bool:
+        """Record an unfinished chunk's rows as failed (its attempts ran out), so its run can finish. False
+        when the chunk was done or given up meanwhile."""
+        with self.db.session() as s:
+            chunk = self._locked_chunk(s, run_id, org_id, chunk_index)
+            if chunk is None or chunk.status not in UNFINISHED:
+                return False
+            reason = chunk.last_error or "its worker stopped before finishing it"
+            self._fail_rows(s, chunk, f"chunk failed after {chunk.attempts} attempt(s): {reason}")
+        log.warning("batch chunk given up", extra={"runId": run_id, "chunk": chunk_index})
+        return True
+
+    @staticmethod
+    def _locked_chunk(s: Session, run_id: str, org_id: str, chunk_index: int) -> BatchChunk | None:
+        return s.scalar(select(BatchChunk).where(BatchChunk.run_id == run_id, BatchChunk.org_id == org_id,
+                                                 BatchChunk.chunk_index == chunk_index)
+                        .with_for_update().execution_options(populate_existing=True))
+
+    def _claim(self, run_id: str, org_id: str, chunk_index: int) -> _Claimed | None:
+        """Count an attempt on an unfinished chunk and load what processing it needs; None when it is done."""
+        with self.db.session() as s:
+            chunk = self._locked_chunk(s, run_id, org_id, chunk_index)
+            if chunk is None or chunk.status not in UNFINISHED:
+                return None
+            run = s.scalars(select(BatchRun).where(BatchRun.id == run_id)).one()
+            chunk.status, chunk.attempts, chunk.updated_at = "running", chunk.attempts + 1, utcnow()
+            if run.status == "queued":
+                run.status = "running"
+            params = run.params or {}
+            return _Claimed(run_id, org_id, chunk.row_offset, list(chunk.rows or []),
+                            BatchMapping.model_validate(params.get("mapping") or {}),
+                            str(params.get("source") or run.source or "batch"), list(params.get("tags") or []),
+                            chunk.attempts)
+
+    def _attempt_failed(self, run_id: str, org_id: str, chunk_index: int, exc: Exception) -> None:
+        """After an attempt raised: give the chunk up when attempts ran out, else leave it due for a retry."""
+        log.exception("batch chunk attempt failed", extra={"runId": run_id, "chunk": chunk_index})
+        message = f"{exc.__class__.__name__}: {exc}"[:1000]
+        try:
+            with self.db.session() as s:
+                chunk = self._locked_chunk(s, run_id, org_id, chunk_index)
+                if chunk is None or chunk.status != "running":
+                    return
+                if chunk.attempts >= BATCH_CHUNKS.max_attempts:
+                    self._fail_rows(s, chunk, f"chunk failed after {chunk.attempts} attempt(s): {message}")
+                else:
+                    chunk.status, chunk.last_error, chunk.updated_at = "queued", message, utcnow()
+        except Exception:  # the database itself failed: the sweeper finds the chunk running and re-drives it
+            log.exception("could not record the failed batch chunk attempt", extra={"runId": run_id})
+
+    def _fail_rows(self, s: Session, chunk: BatchChunk, message: str) -> None:
+        """Inside the chunk's locked transaction: every row of the chunk is a row error, the chunk counts."""
+        totals = ChunkTotals(errors=[(chunk.row_offset + i, message[:2000]) for i in range(chunk.row_count)])
+        for idx, err in totals.errors:
+            s.add(BatchRowError(run_id=chunk.run_id, org_id=chunk.org_id, row_index=idx, error=err))
+        chunk.status, chunk.rows, chunk.updated_at = "failed", None, utcnow()
+        chunk.last_error = message[:2000]
+        s.flush()
+        self._count(s, chunk.run_id, chunk.org_id, chunk.row_count, totals)
+
+    def _write_chunk(self, run_id: str, org_id: str, chunk_index: int,
+                     c: _Claimed) -> tuple[ChunkTotals, list[str]] | None:
         emb = self.embedder
+        m, rows, offset, source, tags = c.mapping, c.rows, c.offset, c.source, c.tags
         with self.db.read() as s:
             schema = self.validate_mapping(s, org_id, m)
         good, bad = self.prepare(rows, offset, m, schema)
@@ -290,6 +433,9 @@ class BatchMemorize:
         items: list[NewMemory] = []
         k = 0
         with self.db.session() as s:
+            chunk = self._locked_chunk(s, run_id, org_id, chunk_index)  # held until commit: one writer per chunk
+            if chunk is None or chunk.status != "running":
+                return None  # another attempt finished (or gave up) this chunk meanwhile
             if texts:
                 index_sync.check_embedder(s, org_id, emb)
             results = bulk_upsert(s, self.collections, org_id, [
@@ -315,6 +461,8 @@ class BatchMemorize:
             totals.superseded = len(outcome.superseded)
             for idx, err in totals.errors:
                 s.add(BatchRowError(run_id=run_id, org_id=org_id, row_index=idx, error=err[:2000]))
+            chunk.status, chunk.rows, chunk.last_error, chunk.updated_at = "done", None, None, utcnow()
+            s.flush()
             self._count(s, run_id, org_id, len(rows), totals)
         return totals, outcome.created
 
@@ -355,20 +503,13 @@ class BatchMemorize:
             merged[key] = int(merged.get(key, 0)) + value
         run.totals = merged
         if run.chunks_done >= run.chunks_total:
-            run.status = "failed" if run.error_count >= run.total_rows else "completed"
+            given_up = s.scalar(select(BatchChunk.chunk_index).where(BatchChunk.run_id == run_id,
+                                                                   BatchChunk.status == "failed").limit(1))
+            run.status = ("failed" if run.error_count >= run.total_rows
+                          else "partial" if given_up is not None else "completed")
             run.finished_at = utcnow()
             emit(s, org_id, "batch.completed", {"runId": run.id, "status": run.status, "totalRows": run.total_rows,
                                                 "errorCount": run.error_count, "totals": merged})
-
-    def _fail_chunk(self, run_id: str, org_id: str, offset: int, n_rows: int, exc: Exception) -> None:
-        """Record a chunk that failed as a whole (its transaction rolled back) so the run still finishes."""
-        log.exception("batch chunk failed", extra={"runId": run_id, "offset": offset})
-        message = f"chunk failed: {exc.__class__.__name__}: {exc}"[:2000]
-        totals = ChunkTotals(errors=[(offset + i, message) for i in range(n_rows)])
-        with self.db.session() as s:
-            for idx, err in totals.errors:
-                s.add(BatchRowError(run_id=run_id, org_id=org_id, row_index=idx, error=err))
-            self._count(s, run_id, org_id, n_rows, totals)
 
     def status(self, org_id: str, run_id: str, *, max_errors: int = MAX_ERRORS_SHOWN) -> dict[str, Any]:
         """Status, progress, the first per-row errors and totals of a run."""

@@ -24,6 +24,7 @@ from rq import Retry
 from rq.job import Job
 
 from memrelay.engine.core.backoff import DELIVERIES, EVENTS, NO_RETRY, RetryPolicy
+from memrelay.engine.memory.batch import BATCH_CHUNKS
 from memrelay.engine.stores.event_log import LEASE_S
 from memrelay.queue.connection import queue
 
@@ -53,6 +54,12 @@ class JobSpec:
     retried_by: RetriedBy
     on_exhausted: str
     description: str
+    job_id: str | None = None
+    """How the job id is formed from the arguments (``str.format``), when the job must be addressable by the
+    SQL row that owns it (a given ``job_id`` wins); None: rq's random id."""
+
+    def job_id_for(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
+        return self.job_id.format(*args, **kwargs) if self.job_id else None
 
     def rq_retry(self) -> Retry | None:
         """The ``rq.Retry`` to attach, when rq drives this job's retries."""
@@ -62,9 +69,10 @@ class JobSpec:
 
 
 def _spec(name: str, module: str, queue_name: str, timeout_s: int, result_ttl_s: int, failure_ttl_s: int,
-          retry: RetryPolicy, retried_by: RetriedBy, on_exhausted: str, description: str) -> JobSpec:
+          retry: RetryPolicy, retried_by: RetriedBy, on_exhausted: str, description: str,
+          job_id: str | None = None) -> JobSpec:
     return JobSpec(name, f"{WORKER_PACKAGE}.{module}.{name}", queue_name, timeout_s, result_ttl_s, failure_ttl_s,
-                   retry, retried_by, on_exhausted, description)
+                   retry, retried_by, on_exhausted, description, job_id)
 
 
 JOBS: dict[str, JobSpec] = {s.name: s for s in (
@@ -79,12 +87,26 @@ JOBS: dict[str, JobSpec] = {s.name: s for s in (
           "failed job; GET /api/v1/jobs/<id> shows the error", "prompt run for {0}"),
     _spec("run_agent", "generate", "generate", 600, DAY, DAY, NO_RETRY, "nobody",
           "failed job; GET /api/v1/jobs/<id> shows the error", "agent {1} run for {0}"),
-    # a failed chunk is counted as failed rows on its batch run: retrying would count it twice
-    _spec("process_batch_chunk", "memorize", "memorize", 1800, DAY, 7 * DAY, NO_RETRY, "nobody",
-          "the batch run records the chunk's rows as failed", "batch {0} chunk {2}"),
+    # job id = "<run id>-<chunk index>"; the chunk row in SQL counts attempts, and the sweeper re-drives a
+    # chunk whose job is gone (worker killed, Redis lost) or that failed, once its wait passed
+    _spec("process_batch_chunk", "memorize", "memorize", 1800, DAY, 7 * DAY, BATCH_CHUNKS, "owner",
+          "the batch run records the chunk's rows as failed; the run ends partial or failed", "batch {0} chunk {2}",
+          job_id="{0}-{2}"),
     # job id = run id; steps retry in process (the workflow_steps policy)
     _spec("run_workflow", "workflow", "default", 1800, 7 * DAY, 7 * DAY, NO_RETRY, "nobody",
           "the run is recorded failed with its step errors", "workflow run {0}"),
+    # enrichment (memrelay.engine.enrichment): job id = "<run id>-<chunk index>"; a chunk is done once, and a
+    # failed one is recorded on its run (POST /enrichment/runs/<id>/resume or `memrelay enrich --resume`)
+    _spec("run_enrichment_chunk", "enrich", "default", 1800, DAY, 7 * DAY, NO_RETRY, "nobody",
+          "the chunk and its run are recorded failed; resuming the run re-runs it", "enrichment {0} chunk {2}",
+          job_id="{0}-{2}"),
+    # deduplicated per process tick / per org (fixed job ids); stale marks stay in SQL until refreshed
+    _spec("sweep_enrichment", "enrich", "default", 600, HOUR, DAY, NO_RETRY, "nobody",
+          "failed job; the next tick sweeps again from the same cursor", "enrichment change sweep",
+          job_id="enrichment-sweep"),
+    _spec("refresh_inferred", "enrich", "default", 1800, HOUR, DAY, NO_RETRY, "nobody",
+          "failed job; the stale marks stay and the next sweep enqueues it again", "refresh inferred of {0}",
+          job_id="enrichment-refresh-{0}"),
     # the next scheduled run resumes an unfinished one
     _spec("sync_source", "sync", "default", 6 * HOUR, 7 * DAY, 7 * DAY, NO_RETRY, "nobody",
           "failed job; the next scheduled sync resumes from the last finished run", "CRM sync of {source_id}"),
@@ -109,11 +131,17 @@ def enqueue(conn: redis.Redis, name: str, *args: Any, kwargs: dict[str, Any] | N
     s = spec(name)
     q = queue(conn, s.queue)
     job = q.create_job(s.func, args=args, kwargs=kwargs or {}, timeout=s.timeout_s, result_ttl=s.result_ttl_s,
-                       failure_ttl=s.failure_ttl_s, job_id=job_id, meta=meta, retry=s.rq_retry(),
+                       failure_ttl=s.failure_ttl_s, job_id=job_id or s.job_id_for(args, kwargs or {}), meta=meta,
+                       retry=s.rq_retry(),
                        description=description or s.description.format(*args, **(kwargs or {})))
     if delay_s:
         return q.schedule_job(job, datetime.now(UTC) + timedelta(seconds=delay_s), pipeline=pipeline)
     return q.enqueue_job(job, pipeline=pipeline)
+
+
+def chunk_job_id(run_id: str, chunk_index: int) -> str:
+    """The id of batch chunk ``chunk_index``'s job (see ``process_batch_chunk`` in :data:`JOBS`)."""
+    return str(spec("process_batch_chunk").job_id_for((run_id, None, chunk_index), {}))
 
 
 def enqueue_each(conn: redis.Redis, name: str, ids: Sequence[str]) -> list[str]:

@@ -1,13 +1,23 @@
 """The scale configuration end to end (``make test-scale``): 2 ``memrelay serve`` gateways and 3 ``memrelay
 worker`` processes on PostgreSQL, the machine's Redis (one logical database, flushed first) and the real Milvus
-server, under a bounded mixed workload with redeliveries, a worker ``kill -9`` and a drop of every worker's
-Redis connection. Checks exactly-once, nothing stuck, every memory indexed and cross-gateway reads.
-Waits are bounded polls; nothing asserts wall-clock speed."""
+server, under a bounded mixed workload (signed HubSpot, Stripe, form and Zapier-style webhooks with
+redeliveries, memorize, batch-memorize, recall) and three faults while it runs:
+
+1. a worker ``kill -9`` (it is restarted under the same name at once) and a drop of every Redis connection;
+2. Redis losing all its data (``FLUSHDB`` of the cluster's logical database) — queued jobs, batch chunks in
+   flight, worker registrations and leases are gone;
+3. PostgreSQL resetting every connection of the cluster's processes (``pg_terminate_backend``), repeatedly.
+
+Then checks exactly-once (one effect and one ``event.processed`` per event, redeliveries deduplicated, no
+duplicate memories), nothing stuck (every event processed, every batch run completed, every outbox row
+dispatched, every memory indexed) and cross-gateway reads. Waits are bounded polls; nothing asserts
+wall-clock speed. A webhook answered 5xx during a fault is delivered again, as its provider would."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -25,9 +35,10 @@ from stripe import WebhookSignature
 
 from memrelay.connectors.generic_hmac.webhook import signature_header
 from memrelay.connectors.hubspot.webhook import v1_signature
+from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.migrate import upgrade
-from memrelay.engine.stores.db.models import InboundEvent, Memory, OutboxEvent, PropertyHistory
+from memrelay.engine.stores.db.models import BatchChunk, InboundEvent, Memory, OutboxEvent, PropertyHistory
 from memrelay.engine.stores.tenancy import Tenancy
 from memrelay.queue.connection import QUEUES
 from tests.conftest import PG_URL
@@ -71,12 +82,34 @@ class Client:
         return self.cluster.gateway_url(gateway) + path
 
     def api(self, gateway: str, method: str, path: str, body: Any = None) -> requests.Response:
-        return self.session.request(method, self.url(gateway, path), json=body, timeout=30,
-                                    headers={"Authorization": f"Bearer {self.key}"})
+        """An /api/v1 call, sent again (bounded) while a fault makes it answer 5xx, as a client would."""
+        r = self.session.request(method, self.url(gateway, path), json=body, timeout=30,
+                                 headers={"Authorization": f"Bearer {self.key}"})
+        for _ in range(10):
+            if r.status_code < 500:
+                break
+            time.sleep(0.5)
+            r = self.session.request(method, self.url(gateway, path), json=body, timeout=30,
+                                     headers={"Authorization": f"Bearer {self.key}"})
+        return r
+
+    def data(self, gateway: str, method: str, path: str, body: Any = None, *, status: int = 200) -> Any:
+        """The payload of a successful /api/v1 answer (``{"success": true, "data": ...}``)."""
+        r = self.api(gateway, method, path, body)
+        assert r.status_code == status and r.json()["success"] is True, (method, path, r.status_code, r.text)
+        return r.json()["data"]
 
     def raw(self, gateway: str, path: str, body: bytes, headers: dict[str, str]) -> requests.Response:
-        return self.session.post(self.url(gateway, path), data=body, timeout=30,
-                                 headers={"Content-Type": "application/json", **headers})
+        """A webhook delivery; a 5xx answer (a fault) is delivered again, as the provider would (bounded)."""
+        r = self.session.post(self.url(gateway, path), data=body, timeout=30,
+                              headers={"Content-Type": "application/json", **headers})
+        for _ in range(10):
+            if r.status_code < 500:
+                break
+            time.sleep(0.5)
+            r = self.session.post(self.url(gateway, path), data=body, timeout=30,
+                                  headers={"Content-Type": "application/json", **headers})
+        return r
 
 
 def _hubspot(src: dict[str, Any], i: int) -> tuple[str, bytes, dict[str, str]]:
@@ -111,17 +144,50 @@ def _zapier(src: dict[str, Any], i: int, key: str) -> tuple[str, bytes, dict[str
     return src["webhookPath"].rsplit("/", 1)[0], body, {"X-API-Key": key}
 
 
+def _batch(cl: Client, gateway: str, prefix: str, n: int) -> tuple[str, set[str]]:
+    rows = [{"Email": f"{prefix}{i}@scale.example", "Notes": f"{prefix.title()} {i} wants the {i}-seat plan."}
+            for i in range(n)]
+    run = cl.data(gateway, "POST", "/api/v1/batch-memorize",
+                  {"source": "csv", "rows": rows, "chunkSize": 2,
+                   "mapping": {"entityType": "contact", "email": "Email",
+                               "properties": {"notes": {"sourceField": "Notes", "extractMemories": True}}}},
+                  status=202)
+    return str(run["runId"]), {r["Notes"] for r in rows}
+
+
+class PgResets:
+    """Terminates every PostgreSQL connection of the cluster ``rounds`` times, ``every_s`` apart, in a thread
+    (while the test keeps sending)."""
+
+    def __init__(self, cluster: Cluster, admin_url: str, rounds: int = 4, every_s: float = 1.5):
+        self.cluster, self.admin_url, self.rounds, self.every_s = cluster, admin_url, rounds, every_s
+        self.terminated: list[int] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for _ in range(self.rounds):
+            self.terminated.append(self.cluster.terminate_pg_backends(self.admin_url))
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> PgResets:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(60)
+
+
 def test_two_gateways_three_workers_exactly_once_under_faults(cluster: tuple[Cluster, Database]) -> None:
     c, db = cluster
     tenancy = Tenancy(db)
     org = tenancy.get_or_create_org(f"scale-{uuid.uuid4().hex[:6]}")
     key, _ = tenancy.create_key(org.id, scopes=["read", "write", "admin"])
     cl = Client(c, key)
+    flusher = redis.Redis.from_url(REDIS_URL)
 
     def source(connector: str, **extra: Any) -> dict[str, Any]:
-        r = cl.api("gw-a", "POST", "/api/v1/sources", {"connector": connector, "name": connector, **extra})
-        assert r.status_code == 201, r.text
-        return dict(r.json())
+        return dict(cl.data("gw-a", "POST", "/api/v1/sources", {"connector": connector, "name": connector, **extra},
+                            status=201))
 
     hs = source("hubspot", secret=HS_SECRET, config={"fetch": False})
     st = source("stripe", secret=STRIPE_SECRET)
@@ -132,41 +198,49 @@ def test_two_gateways_three_workers_exactly_once_under_faults(cluster: tuple[Clu
     deliveries = [d for i in range(n) for d in (_hubspot(hs, i), _stripe(st, i), _form(fm, i), _zapier(zp, i, key))]
     expected_events = len(deliveries)
     gateways = ("gw-a", "gw-b")
+    quarter = len(deliveries) // 4
 
-    def send(batch: list[tuple[str, bytes, dict[str, str]]], start: int) -> None:
-        for j, (path, body, headers) in enumerate(batch):
-            for attempt in range(2 + (start + j) % 2):  # each event 2-3 times, alternating gateways
-                r = cl.raw(gateways[(start + j + attempt) % 2], path, body, headers)
+    def send(start: int, stop: int) -> None:
+        for j in range(start, stop):
+            path, body, headers = deliveries[j]
+            for attempt in range(2 + j % 2):  # each event 2-3 times, alternating gateways
+                r = cl.raw(gateways[(j + attempt) % 2], path, body, headers)
                 assert r.status_code in (200, 202), (path, r.status_code, r.text)
 
-    half = len(deliveries) // 2
-    send(deliveries[:half], 0)
-    memorized = []
+    send(0, quarter)
+    memorized = set()
     for i in range(6):
-        r = cl.api(gateways[i % 2], "POST", "/api/v1/memorize",
-                   {"content": f"Customer {i} asked about SSO and a {i + 2}-seat plan.", "tags": ["scale"],
-                    "identifiers": {"email": f"memo{i}@scale.example"}})
-        assert r.status_code in (200, 201, 202), r.text
-        memorized.append(r.json())
-    rows = [{"Email": f"row{i}@scale.example", "Notes": f"Row {i} wants the {i}-seat plan."} for i in range(6)]
-    run = cl.api("gw-b", "POST", "/api/v1/batch-memorize",
-                 {"source": "csv", "rows": rows, "chunkSize": 2,
-                  "mapping": {"entityType": "contact", "email": "Email",
-                              "properties": {"notes": {"sourceField": "Notes", "extractMemories": True}}}})
-    assert run.status_code == 202, run.text
+        text = f"Customer {i} asked about SSO and a {i + 2}-seat plan."
+        cl.data(gateways[i % 2], "POST", "/api/v1/memorize",
+                {"content": text, "tags": ["scale"], "identifiers": {"email": f"memo{i}@scale.example"}})
+        memorized.add(text)
+    runs = [_batch(cl, "gw-b", "row", 6)]
 
-    # faults mid-run: kill -9 one worker, drop every worker's Redis connection, then restart the killed worker
+    # fault 1: kill -9 one worker, drop every Redis connection, restart the killed worker under its own name
     c.kill_worker("w2")
     assert kill_redis_clients(REDIS_URL) >= 1
-    send(deliveries[half:], half)
-    c.start_worker("w2-restarted")  # the killed worker's RQ registration lives on until its TTL: a new name
+    send(quarter, 2 * quarter)
+    c.start_worker("w2")
+
+    # fault 2: Redis loses everything while a batch run's chunks and events are queued
+    runs.append(_batch(cl, "gw-a", "flushed", 6))
+    send(2 * quarter, 2 * quarter + quarter // 2)
+    flusher.flushdb()
+    send(2 * quarter + quarter // 2, 3 * quarter)
+
+    # fault 3: PostgreSQL resets every connection of the cluster, repeatedly, under load
+    assert PG_URL
+    with PgResets(c, Settings(database_url=PG_URL).sql_url) as resets:
+        runs.append(_batch(cl, "gw-b", "reset", 6))
+        send(3 * quarter, len(deliveries))
+    assert sum(resets.terminated) >= 1, resets.terminated
 
     def statuses() -> dict[str, int]:
         with db.read() as s:
             return dict(s.execute(select(InboundEvent.status, func.count()).where(InboundEvent.org_id == org.id)
                                   .group_by(InboundEvent.status)).all())
 
-    assert wait_for(lambda: statuses() == {"processed": expected_events}, 120, 0.5), (
+    assert wait_for(lambda: statuses() == {"processed": expected_events}, 150, 0.5), (
         statuses(), {name: c.log(name)[-1500:] for name in c.workers})
     with db.read() as s:
         event_ids = set(s.scalars(select(InboundEvent.id).where(InboundEvent.org_id == org.id)))
@@ -181,6 +255,40 @@ def test_two_gateways_three_workers_exactly_once_under_faults(cluster: tuple[Clu
     assert processed == Counter({eid: 1 for eid in event_ids})  # one notification per event, none lost
     assert [h for h, count in history.items() if count > 1] == []  # no effect applied twice
 
+    # every batch run finishes complete although its chunks met a killed worker, an empty Redis, PG resets
+    def run_states() -> dict[str, str]:
+        return {run_id: cl.data("gw-a", "GET", f"/api/v1/batch-memorize/{run_id}")["status"] for run_id, _ in runs}
+
+    if not wait_for(lambda: set(run_states().values()) <= {"completed", "failed", "partial"}, 150, 0.5):
+        conn = redis.Redis.from_url(REDIS_URL)
+        jobs = {q: {"failed": FailedJobRegistry(q, connection=conn).get_job_ids(),
+                    "started": StartedJobRegistry(q, connection=conn).get_job_ids(),
+                    "queued": Queue(q, connection=conn).job_ids} for q in QUEUES}
+        with db.read() as s:
+            chunks = s.execute(select(BatchChunk.run_id, BatchChunk.chunk_index, BatchChunk.status,
+                                      BatchChunk.attempts).where(BatchChunk.org_id == org.id)).all()
+        pytest.fail(f"batch runs not finished: {run_states()}\nchunks: {chunks}\njobs: {jobs}\n"
+                    + "\n".join(f"--- {n}\n{c.log(n)[-1500:]}" for n in c.workers))
+    for run_id, _ in runs:
+        status = cl.data("gw-a", "GET", f"/api/v1/batch-memorize/{run_id}")
+        assert status["status"] == "completed" and status["errorCount"] == 0, status
+    with db.read() as s:
+        completed = Counter(p["runId"] for p in s.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.org_id == org.id,
+                                              OutboxEvent.event_type == "batch.completed")))
+        texts = list(s.scalars(select(Memory.text).where(Memory.org_id == org.id)))
+    assert completed == Counter({run_id: 1 for run_id, _ in runs})
+    expected_texts = memorized.union(*(notes for _, notes in runs))
+    assert expected_texts <= set(texts), expected_texts - set(texts)
+    assert [t for t, k in Counter(texts).items() if k > 1 and t in expected_texts] == []  # no duplicate memory
+
+    def undispatched() -> int:
+        with db.read() as s:
+            return int(s.scalar(select(func.count()).select_from(OutboxEvent)
+                                .where(OutboxEvent.org_id == org.id, OutboxEvent.dispatched_at.is_(None))) or 0)
+
+    assert wait_for(lambda: undispatched() == 0, 60, 0.5), f"{undispatched()} outbox rows never dispatched"
+
     def pending() -> int:
         with db.read() as s:
             return int(s.scalar(select(func.count()).select_from(Memory)
@@ -192,25 +300,9 @@ def test_two_gateways_three_workers_exactly_once_under_faults(cluster: tuple[Clu
     for i in (0, n - 1):
         for email, prop, value in ((f"form{i}@scale.example", "first_name", f"Form{i}"),
                                    (f"zap{i}@scale.example", "first_name", f"Zap{i}")):
-            recs = cl.api("gw-b", "POST", "/api/v1/search", {"email": email}).json()["records"]
+            recs = cl.data("gw-b", "POST", "/api/v1/search", {"email": email})["results"]
             assert recs and recs[0]["properties"][prop]["value"] == value, (email, recs)
-        stripe_recs = cl.api("gw-a", "POST", "/api/v1/search", {"email": f"stripe{i}@scale.example"}).json()
-        assert stripe_recs["records"], stripe_recs
-    recall = cl.api("gw-b", "POST", "/api/v1/recall", {"query": "SSO seat plan", "type": "contact", "tags": ["scale"],
-                                                        "email": "memo3@scale.example"})
-    assert recall.status_code == 200, recall.text
-    assert "SSO" in json.dumps(recall.json())
-
-    # the batch run finishes although one of its chunks ran on the killed worker
-    run_id = run.json()["runId"]
-    if not wait_for(lambda: cl.api("gw-a", "GET", f"/api/v1/batch-memorize/{run_id}").json()["status"]
-                    in ("completed", "failed"), 120, 0.5):
-        conn = redis.Redis.from_url(REDIS_URL)
-        jobs = {q: {"failed": FailedJobRegistry(q, connection=conn).get_job_ids(),
-                    "started": StartedJobRegistry(q, connection=conn).get_job_ids(), "queued": Queue(q, connection=conn).job_ids}
-                for q in QUEUES}
-        pytest.fail(f"batch run not finished: {json.dumps(cl.api('gw-a', 'GET', f'/api/v1/batch-memorize/{run_id}').json())}"
-                    f"\njobs: {jobs}\n" + "\n".join(f"--- {n}\n{c.log(n)[-1500:]}" for n in c.workers))
-    status = cl.api("gw-a", "GET", f"/api/v1/batch-memorize/{run_id}").json()
-    assert status["status"] == "completed" and status["errorCount"] == 0, status
-
+        assert cl.data("gw-a", "POST", "/api/v1/search", {"email": f"stripe{i}@scale.example"})["results"]
+    recall = cl.data("gw-b", "POST", "/api/v1/recall", {"query": "SSO seat plan", "type": "contact",
+                                                         "tags": ["scale"], "email": "memo3@scale.example"})
+    assert "SSO" in json.dumps(recall)

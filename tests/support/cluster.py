@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import redis
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from tests.support.processes import clean_env, free_port, readyz, wait_for
 
@@ -23,7 +26,11 @@ class Cluster:
 
     def __init__(self, *, database_url: str, redis_url: str, milvus_uri: str, log_dir: Path,
                  web_workers: int = 2) -> None:
-        self.database_url, self.redis_url, self.milvus_uri = database_url, redis_url, milvus_uri
+        self.application_name = f"mrcluster_{uuid.uuid4().hex[:10]}"
+        """Every cluster process's PostgreSQL ``application_name`` (see :func:`terminate_pg_backends`)."""
+        sep = "&" if "?" in database_url else "?"
+        self.database_url = f"{database_url}{sep}application_name={self.application_name}"
+        self.redis_url, self.milvus_uri = redis_url, milvus_uri
         self.log_dir, self.web_workers = log_dir, web_workers
         self.gateways: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
@@ -55,6 +62,7 @@ class Cluster:
         proc = self._spawn(name, ["worker", "--name", name], self._env(name))
         self.workers[name] = proc
         conn = redis.Redis.from_url(self.redis_url)
+
         def registered() -> bool:  # by this process (a killed predecessor's stale entry does not count)
             return conn.hget(f"rq:worker:{name}", "pid") == str(proc.pid).encode()
 
@@ -73,6 +81,19 @@ class Cluster:
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def terminate_pg_backends(self, admin_url: str) -> int:
+        """``pg_terminate_backend`` every PostgreSQL connection of this cluster's processes (through
+        ``admin_url``, a connection that is not the cluster's). Returns how many were terminated."""
+        engine = sa.create_engine(admin_url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                return int(conn.execute(sa.text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"),
+                    {"name": self.application_name}).scalar() or 0)
+        finally:
+            engine.dispose()
 
     def stop(self) -> None:
         """SIGTERM every process group, then SIGKILL what is left after a grace period."""

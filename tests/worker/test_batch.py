@@ -45,12 +45,12 @@ def test_batch_memorize_runs_chunks_as_jobs(api, engine, settings, backend):
     r = api.post("/api/v1/batch-memorize", json={"source": "hubspot", "mapping": MAPPING, "rows": rows(25),
                                                   "chunkSize": 10})
     assert r.status_code == 202, r.json
-    run_id = r.json["runId"]
-    assert r.json["chunks"] == 3
-    queued = api.get(f"/api/v1/batch-memorize/{run_id}").json
+    run_id = r.json["data"]["runId"]
+    assert r.json["data"]["chunks"] == 3
+    queued = api.get(f"/api/v1/batch-memorize/{run_id}").json["data"]
     assert queued["status"] == "queued" and queued["progress"]["chunksDone"] == 0
     run_jobs(engine, settings)
-    st = api.get(f"/api/v1/batch-memorize/{run_id}").json
+    st = api.get(f"/api/v1/batch-memorize/{run_id}").json["data"]
     assert st["status"] == "completed" and st["errorCount"] == 2 and st["name"] == "spring import"
     assert st["progress"] == {"totalRows": 25, "processedRows": 25, "chunksTotal": 3, "chunksDone": 3,
                               "percent": 100.0}
@@ -60,7 +60,7 @@ def test_batch_memorize_runs_chunks_as_jobs(api, engine, settings, backend):
     rec = engine.records.get(api.org_id, Identifiers(customKeys={"crm_id": "c7"}, type="contact"))
     assert rec["properties"]["job_title"]["value"] == "Engineer 7"
     assert rec["properties"]["job_title"]["sourceTimestamp"] == "2026-01-05T00:00:00Z"
-    found = api.post("/api/v1/smart-recall", json={"query": "seat plan", "email": "person7@corp0.com"}).json
+    found = api.post("/api/v1/smart-recall", json={"query": "seat plan", "email": "person7@corp0.com"}).json["data"]
     assert found["results"][0]["text"] == "Person 7 asked about the 2-seat plan."
     assert "hubspot" in found["results"][0]["tags"]
     with engine.db.read() as s:
@@ -74,9 +74,9 @@ def test_rerunning_a_batch_updates_and_dedups(api, engine, settings):
     body = {"mapping": MAPPING, "rows": rows(8), "chunkSize": 4}
     api.post("/api/v1/batch-memorize", json=body)
     run_jobs(engine, settings)
-    second = api.post("/api/v1/batch-memorize", json=body).json["runId"]
+    second = api.post("/api/v1/batch-memorize", json=body).json["data"]["runId"]
     run_jobs(engine, settings)
-    totals = api.get(f"/api/v1/batch-memorize/{second}").json["totals"]
+    totals = api.get(f"/api/v1/batch-memorize/{second}").json["data"]["totals"]
     assert totals["recordsCreated"] == 0 and totals["recordsUpdated"] == 6
     assert totals["memoriesCreated"] == 0 and totals["duplicatesSkipped"] == 6
 
@@ -84,8 +84,8 @@ def test_rerunning_a_batch_updates_and_dedups(api, engine, settings):
 def test_dry_run_validates_and_writes_nothing(api, engine):
     r = api.post("/api/v1/batch-memorize", json={"mapping": MAPPING, "rows": rows(10), "dryRun": True})
     assert r.status_code == 200
-    assert r.json["validRows"] == 8 and r.json["errorCount"] == 2
-    assert r.json["wouldWrite"] == {"recordsCreated": 8, "recordsUpdated": 0, "propertyValues": 16, "memories": 8}
+    assert r.json["data"]["validRows"] == 8 and r.json["data"]["errorCount"] == 2
+    assert r.json["data"]["wouldWrite"] == {"recordsCreated": 8, "recordsUpdated": 0, "propertyValues": 16, "memories": 8}
     with engine.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Record).where(Record.org_id == api.org_id)) == 0
         assert s.scalar(select(func.count()).select_from(BatchRun).where(BatchRun.org_id == api.org_id)) == 0
@@ -100,7 +100,7 @@ def test_bad_mapping_is_rejected_up_front(api):
 
 
 def test_runs_are_private_to_their_org(api, other_api):
-    run_id = api.post("/api/v1/batch-memorize", json={"mapping": MAPPING, "rows": rows(2)}).json["runId"]
+    run_id = api.post("/api/v1/batch-memorize", json={"mapping": MAPPING, "rows": rows(2)}).json["data"]["runId"]
     assert other_api.get(f"/api/v1/batch-memorize/{run_id}").status_code == 404
 
 
@@ -125,10 +125,10 @@ def test_extract_memories_fields_go_through_the_llm_extractor(settings: Any) -> 
                 {"Email": "ada@byron.io", "Name": "Ada", "Notes": "She's looking at the 20 seat plan next quarter."}]})
             assert r.status_code == 202, r.json
             run_jobs(eng, eng.settings)
-            st = api.get(f"/api/v1/batch-memorize/{r.json['runId']}").json
+            st = api.get(f"/api/v1/batch-memorize/{r.json['data']['runId']}").json["data"]
             assert st["status"] == "completed" and st["errorCount"] == 0, st
-            rec = api.post("/api/v1/recall", json={"type": "contact", "email": "ada@byron.io"}).json
-            assert [m["text"] for m in rec["memories"]] == ["Ada Byron is evaluating the 20-seat plan for Q3 2026."]
+            rec = api.post("/api/v1/recall", json={"type": "contact", "email": "ada@byron.io"}).json["data"]
+            assert [m["text"] for m in rec["freeformMemories"]] == ["Ada Byron is evaluating the 20-seat plan for Q3 2026."]
             assert rec["properties"]["city"]["value"] == "London" and rec["properties"]["first_name"]["value"] == "Ada"
             assert len(llm.chat_requests) == 1 and "20 seat plan" in llm.chat_requests[0].messages[-1]["content"]
         finally:

@@ -28,6 +28,7 @@ from memrelay.engine.stores.identity import Identifiers
 from memrelay.queue import redis_keys
 from memrelay.queue.connection import queue
 from memrelay.worker.jobs.sync import schedule_sync
+from tests.conftest import CRM_TEST_HOSTS
 from tests.connectors.deliver import deliver
 from tests.connectors.fake_hubspot import BASE_TIME, FakeHubSpot, make_contacts
 from tests.connectors.fake_salesforce import FakeSalesforce
@@ -199,14 +200,14 @@ def test_pager_restarts_search_before_the_result_cap(hubspot, monkeypatch):
 
 def test_cli_syncs_into_the_data_dir(tmp_path: Path, hubspot):
     data = tmp_path / "cli-data"
-    eng = Services(Settings(data_dir=data))
+    eng = Services(Settings(data_dir=data, crm_test_hosts=CRM_TEST_HOSTS))
     eng.settings.ensure_data_dir()
     eng.migrate()
     org = eng.tenancy.get_or_create_org("cli")
     src_id = eng.sources.create(org.id, connector="hubspot", config={"api_base": hubspot.url,
                                                                      "access_token": hubspot.token})["id"]
     eng.close()
-    env = {"MEMRELAY_DATA_DIR": str(data)}
+    env = {"MEMRELAY_DATA_DIR": str(data), "MEMRELAY_CRM_TEST_HOSTS": CRM_TEST_HOSTS}
 
     result = CliRunner().invoke(sync_command, ["hubspot", "--source", src_id, "--no-memories"], env=env)
 

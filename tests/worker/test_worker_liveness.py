@@ -29,7 +29,9 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 def _workers_check(client: Any) -> dict[str, Any]:
-    return client.get("/readyz").get_json()["checks"]["workers"]
+    """The workers check of /readyz (its detail is shown to an admin key only)."""
+    headers = {"Authorization": f"Bearer {client.admin_key}"}
+    return client.get("/readyz", headers=headers).get_json()["checks"]["workers"]
 
 
 def test_worker_reregisters_after_redis_comes_back_empty_and_a_dead_one_stops_counting(
@@ -38,6 +40,8 @@ def test_worker_reregisters_after_redis_comes_back_empty_and_a_dead_one_stops_co
 
     s = settings.model_copy(update={"redis_url": own_redis.url})
     client = create_app(s, services=engine).test_client()
+    org = engine.tenancy.get_or_create_org(f"liveness-{tmp_path.name}")
+    client.admin_key = engine.tenancy.create_key(org.id, scopes=["admin"])[0]  # type: ignore[attr-defined]
     conn = redis.Redis.from_url(own_redis.url)
     workers = Workers(s, tmp_path)
     try:

@@ -28,6 +28,7 @@ from memrelay.engine.stores.db.models import InboundEvent, Memory, PropertyHisto
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.queue.connection import queue
 from tests.gateway.test_webhooks import HUBSPOT_SECRET, hs_event, send_hubspot
+from tests.support.processes import TEST_SECRET_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec-runtime-test"
@@ -51,20 +52,23 @@ class Workers:
         self.settings, self.tmp_path = settings, tmp_path
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
-        env.update(MEMRELAY_DATA_DIR=str(self.settings.data_dir), MEMRELAY_DATABASE_URL=self.settings.sql_url,
-                   MEMRELAY_REDIS_URL=str(self.settings.redis_url),
-                   MEMRELAY_MILVUS_URI=str(self.tmp_path / f"milvus-{name}.db"),
-                   MEMRELAY_LOG_JSON="false", MEMRELAY_LOG_LEVEL="INFO",
-                   PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
-        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    def start(self, name: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``memrelay worker --name name`` (``env``: extra ``MEMRELAY_*`` settings) and wait until this
+        process registered with rq (a killed predecessor's registration under the same name does not count)."""
+        full = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
+        full.update(MEMRELAY_DATA_DIR=str(self.settings.data_dir), MEMRELAY_DATABASE_URL=self.settings.sql_url,
+                    MEMRELAY_REDIS_URL=str(self.settings.redis_url),
+                    MEMRELAY_MILVUS_URI=str(self.tmp_path / f"milvus-{name}.db"),
+                    MEMRELAY_LOG_JSON="false", MEMRELAY_LOG_LEVEL="INFO",
+                    MEMRELAY_CRM_TEST_HOSTS=self.settings.crm_test_hosts, MEMRELAY_SECRET_KEYS=TEST_SECRET_KEYS,
+                    PYTHONPATH=os.pathsep.join([str(REPO), full.get("PYTHONPATH", "")]), **(env or {}))
+        log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "worker", "--name", name, *extra],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=REPO, env=full, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         conn = redis.Redis.from_url(str(self.settings.redis_url))
-        wait_for(lambda: proc.poll() is not None or conn.exists(f"rq:worker:{name}"), timeout=60,
-                 what=f"worker {name} to register")
+        wait_for(lambda: proc.poll() is not None or conn.hget(f"rq:worker:{name}", "pid") == str(proc.pid).encode(),
+                 timeout=60, what=f"worker {name} to register")
         assert proc.poll() is None, self.log(name)
         return proc
 
@@ -106,7 +110,7 @@ def enqueue_test_job(conn: redis.Redis, seconds: float, key: str, *, timeout: in
 
 
 def test_worker_processes_webhook_events_and_batch_memorize(api, engine, workers, backend):
-    src = api.post("/api/v1/sources", json={"connector": "generic_hmac", "name": "site", "secret": SECRET}).json
+    src = api.post("/api/v1/sources", json={"connector": "generic_hmac", "name": "site", "secret": SECRET}).json["data"]
     workers.start("w-events")
     emails = [f"lead{i}-{uuid.uuid4().hex[:6]}@acme.example" for i in range(12)]
     for i, email in enumerate(emails):
@@ -125,7 +129,7 @@ def test_worker_processes_webhook_events_and_batch_memorize(api, engine, workers
     run = api.post("/api/v1/batch-memorize", json={"source": "csv", "mapping": mapping, "rows": rows,
                                                    "chunkSize": 3})
     assert run.status_code == 202, run.json
-    status = wait_for(lambda: (st := api.get(f"/api/v1/batch-memorize/{run.json['runId']}").json)["status"]
+    status = wait_for(lambda: (st := api.get(f"/api/v1/batch-memorize/{run.json['data']['runId']}").json["data"])["status"]
                       in ("completed", "failed") and st, what="batch run")
     assert status["status"] == "completed" and status["errorCount"] == 0, status
     with engine.db.read() as s:
