@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import to_blob
-from memrelay.engine.core.embedder import Embedder
+from memrelay.engine.core.embedder import Embedder, MemoEmbedder
 from memrelay.engine.core.errors import BadRequest, MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, iso, utcnow
@@ -220,7 +220,7 @@ class Memories:
         ids.require_any()
         ts = as_aware(req.timestamp) or utcnow()
         timer = _Timer()
-        emb = self.embedder
+        emb = MemoEmbedder(self.embedder)  # extraction's sentences and the facts share vectors: embed once
         if ids.type == SELF_TYPE:
             self.ensure_self_type(org_id)
         by_record_id = named_by_record_id(req)
@@ -243,7 +243,7 @@ class Memories:
             specs = self._target_properties(s, org_id, entity_type, collection)
             subject = subject_of(s, existing, ids)
         with timer.stage("extract"):
-            extraction = self._extract(org_id, req, specs, ts, subject)
+            extraction = self._extract(org_id, req, specs, ts, subject, embedder=emb)
         with timer.stage("embed"):
             vectors = emb.embed(extraction.facts) if extraction.facts else None
         prov_tags = sorted(set(req.tags))
@@ -323,14 +323,14 @@ class Memories:
         return [p for p in specs if p.autoSystem]
 
     def _extract(self, org_id: str, req: MemorizeRequest, specs: list[PropertySpec], ts: datetime,
-                 subject: str | None) -> ExtractedContent:
+                 subject: str | None, *, embedder: Embedder | None = None) -> ExtractedContent:
         if req.verbatim:
             return Extraction(facts=[" ".join(req.content.split())], values=[], method="verbatim")
         if req.enhanced and self.extractor is not None:
             return self.extractor.extract(content=req.content, properties=specs, ts=ts, subject=subject,
                                      prompt=req.extractionPrompt, max_properties=req.max_properties,
                                      tags=req.tags, org_id=org_id)
-        return offline_extraction(req.content, specs, ts, subject, embedder=self.embedder,
+        return offline_extraction(req.content, specs, ts, subject, embedder=embedder or self.embedder,
                                   max_properties=req.max_properties)
 
     def _write_values(self, s: Session, rec: Record, values: list[ExtractedValue], ts: datetime,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import CompoundSelect, Select, and_, except_, false, func, intersect, or_, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import CompoundSelect, Select, and_, false, func, or_, select, true, union
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from memrelay.engine.core.errors import BadRequest, ValidationFailed
@@ -21,6 +23,9 @@ from memrelay.engine.stores.identity import CUSTOM, Identifiers, normalise_email
 
 MAX_PAGE_SIZE = 500
 MAX_EXCLUDED = 2000
+MAX_OFFSET = 1_000_000  # deepest row a page or nextToken may start at (bounded pages; 400 beyond)
+MAX_CONDITIONS = 100  # conditions over all groups of one search (SQL compound-select limits)
+MAX_IN_VALUES = 500  # values of one IN condition (SQL expression-depth limits)
 Operator = Literal["EQ", "NEQ", "GT", "GTE", "LT", "LTE", "CONTAINS", "IN", "IS_SET", "IS_NOT_SET"]
 FILTER_OPERATORS: dict[str, str] = {"equals": "EQ", "notEquals": "NEQ", "contains": "CONTAINS", "gt": "GT",
                                     "lt": "LT", "gte": "GTE", "lte": "LTE", "exists": "IS_SET",
@@ -68,10 +73,25 @@ class SearchQuery(BaseModel):
 
 
 def check_page(page: int, page_size: int) -> None:
-    if page < 1:
-        raise BadRequest("page must be >= 1")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE_SIZE}", details={"max": MAX_PAGE_SIZE})
+    if page < 1 or (page - 1) * page_size > MAX_OFFSET:
+        raise BadRequest(f"page must be >= 1 and start within the first {MAX_OFFSET} results",
+                         details={"maxOffset": MAX_OFFSET})
+
+
+def check_query(q: SearchQuery) -> None:
+    """Refuse (422) searches beyond the documented bounds: condition count and IN list size."""
+    conditions = [c for g in q.groups for c in g.conditions]
+    if len(conditions) > MAX_CONDITIONS:
+        raise ValidationFailed(f"a search may hold at most {MAX_CONDITIONS} conditions over all groups",
+                               details={"conditions": len(conditions), "max": MAX_CONDITIONS})
+    for c in conditions:
+        if c.operator == "IN" and isinstance(c.value, list) and len(c.value) > MAX_IN_VALUES:
+            raise ValidationFailed(f"IN takes at most {MAX_IN_VALUES} values ({c.property!r} has {len(c.value)})",
+                                   details={"property": c.property, "max": MAX_IN_VALUES})
+    if not 0 <= q.offset <= MAX_OFFSET:
+        raise BadRequest(f"results can be paged up to offset {MAX_OFFSET}", details={"maxOffset": MAX_OFFSET})
 
 
 def encode_token(offset: int) -> str:
@@ -83,9 +103,12 @@ def decode_token(token: str | None) -> int:
         return 0
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return max(0, int(data["o"]))
-    except (ValueError, KeyError, TypeError):
+        offset = max(0, int(data["o"]))
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         raise BadRequest("nextToken is invalid") from None
+    if offset > MAX_OFFSET:
+        raise BadRequest("nextToken is invalid (beyond the deepest page)", details={"maxOffset": MAX_OFFSET})
+    return offset
 
 
 def org_schema(s: Session, collections: Collections, org_id: str, entity_type: str | None) -> dict[str, PropertySpec]:
@@ -98,15 +121,73 @@ def org_schema(s: Session, collections: Collections, org_id: str, entity_type: s
     return out
 
 
-def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:
-    """Matching live records of one org in stable (creation) order, with the total count.
+COUNT_CAP = 10_000
+"""Default bound of a search's count: past it the answer says ``totalIsExact: false`` (``includeTotal``
+asks for the exact count, which reads every match)."""
 
-    Each condition is a set of record ids read from a covering index of property_values; groups
-    intersect/union those sets, and only the page of ids is joined back to ``records``. Record ids are
-    time-sortable, so ordering by id is creation order and needs no join."""
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of matches, the number of matches (exact, or a lower bound at the count cap) and whether
+    more follow the page."""
+
+    rows: list[Record]
+    total: int
+    total_is_exact: bool
+    has_more: bool
+
+
+DRIVE_EQ, DRIVE_LEAF, DRIVE_LAST = 0, 1, 2  # how good a set is at driving an AND (lower first)
+
+
+@dataclass(frozen=True)
+class IdSet:
+    """Record ids matching part of a search, in two SQL shapes the planner combines limit-first.
+
+    ``query`` selects the ids (first column); ``member(col)`` is true when the outer id ``col`` is in the
+    set — a correlated probe of an index for leaf conditions, so an AND walks one condition's index in id
+    order and probes the others per row instead of building every set. ``drive`` ranks sets as the
+    driver of an AND (an equality's index yields ids already sorted); ``branches`` are an OR's parts."""
+
+    query: Any
+    member: Callable[[Any], ColumnElement[bool]]
+    drive: int = DRIVE_LAST
+    branches: tuple[IdSet, ...] = ()
+
+    def top(self, k: int) -> Select[Any]:
+        """The ``k`` smallest ids, limit-first: a UNION merges each branch's ``k`` smallest."""
+        if self.branches:
+            sub = union(*[select(b.top(k).subquery().c[0]) for b in self.branches]).subquery()
+        else:
+            sub = self.query.subquery()
+        return select(sub.c[0]).order_by(sub.c[0]).limit(k)
+
+
+def _leaf(build: Callable[[Any], Select[Any]], entity: Any, drive: int) -> IdSet:
+    """A condition on one table: ``build(alias)`` selects ids from ``alias`` of ``entity``."""
+
+    def member(col: Any) -> ColumnElement[bool]:
+        alias = aliased(entity)
+        probe = build(alias)
+        if drive == DRIVE_EQ:  # one covering-index range, read once (the planner's probe would hit the table)
+            return col.in_(probe)
+        return probe.where(probe.selected_columns[0] == col).exists()
+
+    return IdSet(build(entity), member, drive)
+
+
+def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuery,
+                count_limit: int | None = COUNT_CAP) -> SearchPage:
+    """Matching live records of one org in stable (creation) order, limit-first.
+
+    Conditions are read from covering indexes of property_values/record_keys; an AND is driven by one
+    condition's index (equality first) and probes the others per row, an OR merges each branch's first
+    rows; only the page of ids is joined back to ``records``. The count reads at most ``count_limit``
+    matches (``None``: exact). Record ids are time-sortable, so id order is creation order."""
+    check_query(q)
     et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
     schema = org_schema(s, collections, org_id, et)
-    sets: list[Select[Any]] = [_key_set(org_id, name, value) for name, value in q.identifiers.keys()]
+    sets: list[IdSet] = [_key_set(org_id, name, value) for name, value in q.identifiers.keys()]
     group_sets = []
     for g in q.groups:
         members = [_condition_set(s, org_id, c, schema, et) for c in g.conditions]
@@ -114,34 +195,51 @@ def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery
             group_sets.append(_combine(members, g.logic))
     if group_sets:
         sets.append(_combine(group_sets, q.logic))
+    gone: list[str] = []
     if sets:
-        matched = _combine(sets, "AND")
         if et and not group_sets:  # key lookups only: keep to the requested type
-            matched = intersect(_flat(matched), _universe(org_id, et))
-    else:
-        matched = _universe(org_id, et)
-    ids = matched.subquery()
-    rid = ids.c[0]
-    live = select(rid)
-    if sets:  # soft-deleted records are few: read them first (partial index), then leave them out
+            sets.append(_universe(org_id, et))
+        # soft-deleted records are few: read them first (partial index) and drop them from the page
         deleted = select(Record.id).where(Record.org_id == org_id, Record.deleted_at.is_not(None))
         gone = list(s.scalars((deleted.where(Record.entity_type == et) if et else deleted).limit(MAX_EXCLUDED + 1)))
         if len(gone) > MAX_EXCLUDED:
-            live = select(rid).where(rid.not_in(deleted))
-        elif gone:
-            live = select(rid).where(rid.not_in(gone))
-    live_ids = live.subquery()
-    total = s.scalar(select(func.count()).select_from(live_ids)) or 0
-    page = list(s.scalars(select(live_ids.c[0]).order_by(live_ids.c[0]).offset(q.offset).limit(q.limit)))
-    if not page:
-        return [], total
-    rows = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(page)))}
-    return [rows[i] for i in page if i in rows], total
+            sets.append(_universe(org_id, et))
+            gone = []
+        matched = _combine(sets, "AND")
+    else:
+        matched = _universe(org_id, et)
+    skip = set(gone)
+    want = q.offset + q.limit + 1  # one past the page tells whether more follow
+    ids = [i for i in s.scalars(matched.top(want + len(gone))) if i not in skip]
+    page, has_more = ids[q.offset:q.offset + q.limit], len(ids) > q.offset + q.limit
+    if count_limit is None:
+        sub = matched.query.subquery()
+        counted = select(func.count()).select_from(sub)
+        total = (s.scalar(counted.where(sub.c[0].not_in(gone)) if gone else counted) or 0)
+        exact = True
+    else:
+        cap = max(count_limit, want)
+        inner = matched.query.subquery()  # a count needs no order: stop after cap ids, whatever they are
+        sub = select(inner.c[0]).limit(cap + len(gone)).subquery()
+        counted = select(func.count()).select_from(sub)
+        n = s.scalar(counted.where(sub.c[0].not_in(gone)) if gone else counted) or 0
+        total, exact = min(n, cap), n < cap
+    rows = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(page)))} if page else {}
+    return SearchPage([rows[i] for i in page if i in rows], total, exact, has_more)
 
 
-def _universe(org_id: str, et: str | None) -> Select[Any]:
-    q = select(Record.id).where(Record.org_id == org_id, Record.deleted_at.is_(None))
-    return q.where(Record.entity_type == et) if et else q
+def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:
+    """A page of matches and the exact total (see :func:`search_page` for a bounded count)."""
+    found = search_page(s, collections, org_id, q, count_limit=None)
+    return found.rows, found.total
+
+
+def _universe(org_id: str, et: str | None) -> IdSet:
+    def build(r: Any) -> Select[Any]:
+        q = select(r.id).where(r.org_id == org_id, r.deleted_at.is_(None))
+        return q.where(r.entity_type == et) if et else q
+
+    return _leaf(build, Record, DRIVE_LAST)
 
 
 def _flat(part: Any) -> Any:
@@ -152,21 +250,28 @@ def _flat(part: Any) -> Any:
     return part
 
 
-def _combine(parts: list[Any], logic: str) -> Any:
+def _combine(parts: list[IdSet], logic: str) -> IdSet:
     if len(parts) == 1:
         return parts[0]
-    flat = [_flat(p) for p in parts]
-    return intersect(*flat) if logic == "AND" else union(*flat)
+    if logic == "OR":
+        return IdSet(union(*[_flat(p.query) for p in parts]), lambda col: or_(*[p.member(col) for p in parts]),
+                     DRIVE_LAST, tuple(parts))
+    driver = min(parts, key=lambda p: p.drive)
+    others = [p for p in parts if p is not driver]
+    base = _flat(driver.query)
+    col = base.selected_columns[0]
+    return IdSet(base.where(*[o.member(col) for o in others]), lambda c: and_(*[p.member(c) for p in parts]),
+                 DRIVE_LAST)
 
 
-def _key_set(org_id: str, name: str, value: str) -> Select[Any]:
+def _key_set(org_id: str, name: str, value: str) -> IdSet:
     if name == "record_id" and value.startswith("rec_"):
-        return select(Record.id).where(Record.org_id == org_id, Record.id == value)
-    return select(RecordKey.record_id).where(RecordKey.org_id == org_id, RecordKey.key_name == name,
-                                             RecordKey.key_value == value)
+        return _leaf(lambda r: select(r.id).where(r.org_id == org_id, r.id == value), Record, DRIVE_EQ)
+    return _leaf(lambda rk: select(rk.record_id).where(rk.org_id == org_id, rk.key_name == name,
+                                                       rk.key_value == value), RecordKey, DRIVE_EQ)
 
 
-def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> Any:
+def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> IdSet:
     """Record ids matching one condition: on the property, on the record key of that name, or on both."""
     spec = schema.get(c.property)
     key = key_name_of(s, org_id, c.property)
@@ -176,8 +281,8 @@ def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, Prop
     if c.operator not in ("IS_SET", "IS_NOT_SET") and c.value is None:
         raise ValidationFailed(f"operator {c.operator} on {c.property!r} needs a value")
 
-    def positive(op: str) -> Any:
-        parts: list[Any] = []
+    def positive(op: str) -> IdSet:
+        parts: list[IdSet] = []
         if spec is not None:
             parts.append(_property_set(org_id, c.property, spec, op, c.value, et))
         if key is not None:
@@ -185,17 +290,27 @@ def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, Prop
         return _combine(parts, "OR")
 
     if c.operator == "IS_NOT_SET":
-        return except_(_universe(org_id, et), _flat(positive("IS_SET")))  # compound: flattened by _combine
+        return _without(_universe(org_id, et), positive("IS_SET"))
     if c.operator == "NEQ":  # not equal, or not set at all
-        return except_(_universe(org_id, et), _flat(positive("EQ")))
+        return _without(_universe(org_id, et), positive("EQ"))
     return positive(c.operator)
 
 
-def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None) -> Select[Any]:
-    pv = PropertyValue
-    pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, value)
-    q = select(pv.record_id).where(pv.org_id == org_id, pv.name == name, pred)
-    return q.where(pv.entity_type == et) if et else q
+def _without(universe: IdSet, excluded: IdSet) -> IdSet:
+    """Records of ``universe`` not in ``excluded``: walked in id order, each probed (limit-first)."""
+    base = universe.query
+    return IdSet(base.where(~excluded.member(base.selected_columns[0])),
+                 lambda col: and_(universe.member(col), ~excluded.member(col)), DRIVE_LAST)
+
+
+def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None) -> IdSet:
+    def build(pv: Any) -> Select[Any]:
+        pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, value)
+        q = select(pv.record_id).where(pv.org_id == org_id, pv.name == name, pred)
+        return q.where(pv.entity_type == et) if et else q
+
+    ordered = op == "EQ" and spec.type not in (PropertyType.ARRAY,)
+    return _leaf(build, PropertyValue, DRIVE_EQ if ordered else DRIVE_LEAF)
 
 
 KEY_FIELDS = {"email": "email", "website_url": "website_url", "websiteUrl": "website_url"}
@@ -225,25 +340,33 @@ def _key_value(key: str, value: Any) -> str:
     return text
 
 
-def _key_condition(org_id: str, key: str, op: str, value: Any, et: str | None) -> Select[Any]:
+def _key_condition(org_id: str, key: str, op: str, value: Any, et: str | None) -> IdSet:
     """Record ids whose key ``key`` satisfies ``op`` (values compared as stored: emails lower-cased, URLs
     normalised like identifiers)."""
-    rk = RecordKey
-    q = select(rk.record_id).where(rk.org_id == org_id, rk.key_name == key)
-    if et:
-        q = q.join(Record, Record.id == rk.record_id).where(Record.entity_type == et)
+
+    def build(rk: Any) -> Select[Any]:
+        q = select(rk.record_id).where(rk.org_id == org_id, rk.key_name == key)
+        if et:
+            rec = aliased(Record)  # never the outer query's records: a probe must not correlate to it
+            q = q.join(rec, rec.id == rk.record_id).where(rec.entity_type == et)
+        return q.where(_key_predicate(rk, key, op, value))
+
+    return _leaf(build, RecordKey, DRIVE_EQ if op == "EQ" else DRIVE_LEAF)
+
+
+def _key_predicate(rk: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
     if op == "IS_SET":
-        return q
+        return true()
     if op == "IN":
         values = value if isinstance(value, list) else [value]
-        return q.where(rk.key_value.in_([_key_value(key, v) for v in values]) if values else false())
+        return rk.key_value.in_([_key_value(key, v) for v in values]) if values else false()
     if op == "CONTAINS":
         text = str(value).strip()
         text = text.lower() if key in ("email", "website_url") else text
-        return q.where(rk.key_value.like(f"%{_escape(text)}%", escape="\\"))
+        return rk.key_value.like(f"%{_escape(text)}%", escape="\\")
     v = _key_value(key, value)
-    return q.where({"EQ": rk.key_value == v, "GT": rk.key_value > v, "GTE": rk.key_value >= v,
-                    "LT": rk.key_value < v, "LTE": rk.key_value <= v}[op])
+    return {"EQ": rk.key_value == v, "GT": rk.key_value > v, "GTE": rk.key_value >= v,
+            "LT": rk.key_value < v, "LTE": rk.key_value <= v}[op]
 
 
 def _is_set(pv: Any) -> ColumnElement[bool]:

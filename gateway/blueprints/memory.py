@@ -13,6 +13,7 @@ from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
 from memrelay.engine.stores.records import crm_keys, key_properties
 from memrelay.engine.stores.search import (
+    COUNT_CAP,
     FILTER_OPERATORS,
     Condition,
     Group,
@@ -20,8 +21,8 @@ from memrelay.engine.stores.search import (
     check_page,
     decode_token,
     encode_token,
+    search_page,
 )
-from memrelay.engine.stores.search import run_search as _run_search
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
 from memrelay.gateway.state import state
@@ -186,6 +187,8 @@ class SearchRequest(IdentifiedRequest):
     logic: Literal["AND", "OR"] = "AND"
     returnRecords: bool = True
     includeMemories: bool = False
+    includeTotal: bool = Field(False, description=f"Count every match exactly; by default the count stops at "
+                                                  f"{COUNT_CAP} matches and totalIsExact says whether it did.")
     page: int = 1
     pageSize: int = 50
 
@@ -371,14 +374,15 @@ def recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
                                             include_superseded=body.include_superseded)
 
 
-def _search(auth: KeyInfo, q: SearchQuery, return_records: bool, *,
-            include_memories: bool = False) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+def _search(auth: KeyInfo, q: SearchQuery, return_records: bool, *, include_memories: bool = False,
+            include_total: bool = False) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
     """A page of matching records (rendered, or ``{recordId, type}``), the total, and Personize's views of
     the page: ``records`` map, ``crmKeys`` and (on request) ``memories`` per record id."""
     services = state().services
     extra: dict[str, Any] = {}
     with services.db.read() as s:
-        rows, total = _run_search(s, services.collections, auth.org_id, q)
+        found = search_page(s, services.collections, auth.org_id, q, count_limit=None if include_total else COUNT_CAP)
+        rows, total, extra["totalIsExact"] = found.rows, found.total, found.total_is_exact
         if not return_records:
             return [{"recordId": r.id, "type": r.entity_type} for r in rows], total, extra
         items = services.records.render(s, rows)
@@ -401,7 +405,8 @@ def search(auth: KeyInfo, body: SearchRequest) -> dict[str, Any]:
     check_page(body.page, body.pageSize)
     q = SearchQuery(identifiers=body.ids(), groups=body.groups, logic=body.logic,
                     offset=(body.page - 1) * body.pageSize, limit=body.pageSize)
-    items, total, extra = _search(auth, q, body.returnRecords, include_memories=body.includeMemories)
+    items, total, extra = _search(auth, q, body.returnRecords, include_memories=body.includeMemories,
+                                  include_total=body.includeTotal)
     return {"recordIds": [r["recordId"] for r in items], "totalMatched": total, "page": body.page,
             "pageSize": body.pageSize, "totalPages": -(-total // body.pageSize), **extra, "results": items,
             "total": total, "hasMore": body.page * body.pageSize < total}

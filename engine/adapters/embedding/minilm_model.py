@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from memrelay.engine.adapters.embedding.threads import embedder_threads
 from memrelay.engine.core.embedder import embed_non_blank
 from memrelay.engine.core.errors import ConfigError
 
@@ -37,6 +38,7 @@ class MiniLMEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         sentence_transformers = _require("sentence_transformers")
+        self.threads = limit_torch_threads(embedder_threads())
         try:
             self._model = sentence_transformers.SentenceTransformer(
                 str(package.get_model_path()), device="cpu"
@@ -53,3 +55,14 @@ class MiniLMEmbedder:
     def _embed_raw(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             return np.asarray(self._model.encode(texts, convert_to_numpy=True, show_progress_bar=False))
+
+
+def limit_torch_threads(threads: int) -> int:
+    """Cap torch's intra-op pool (and, if still possible, its inter-op pool) to ``threads``."""
+    torch = _require("torch")
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # only settable before the first parallel op; the intra-op cap is what matters
+        pass
+    return threads

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from memrelay.engine.core.embedder import Embedder
+from memrelay.engine.core.embedder import Embedder, TextVectorCache
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 from memrelay.engine.domain.extraction.catalog import find_technologies
 from memrelay.engine.domain.extraction.dates import DateMention, anchor_relative_dates, find_dates
@@ -36,6 +36,8 @@ __all__ = ["ExtractedValue", "anchor_relative_dates", "extract_properties", "spl
 MIN_CONFIDENCE = 0.3
 # WordLlama cosine between a sentence and a property text: ~0.6 when they share words, ~0.2 unrelated.
 EMBED_RELEVANCE_FLOOR = 0.2
+SCHEMA_VECTORS = TextVectorCache()
+"""Vectors of property descriptions and option labels, shared by every extraction in the process."""
 OPTION_SIM_WITH_KEYWORD, OPTION_MARGIN_WITH_KEYWORD = 0.25, 0.08
 OPTION_SIM_ALONE, OPTION_MARGIN_ALONE = 0.40, 0.20  # "health scare" ~ Healthcare is 0.34
 
@@ -206,9 +208,10 @@ def _similarities(
     prop_texts = [_property_text(spec) for spec in properties]
     options = [list(spec.options or []) if spec.type == PropertyType.OPTIONS else [] for spec in properties]
     flat_options = [o for opts in options for o in opts]
-    vectors = embedder.embed([s.text for s in sentences] + prop_texts + flat_options)
-    n, p = len(sentences), len(properties)
-    sent_vecs, prop_vecs, opt_vecs = vectors[:n], vectors[n : n + p], vectors[n + p :]
+    sent_vecs = embedder.embed([s.text for s in sentences])
+    schema_vecs = SCHEMA_VECTORS.embed(embedder, prop_texts + flat_options)  # constant per schema: cached
+    p = len(properties)
+    prop_vecs, opt_vecs = schema_vecs[:p], schema_vecs[p:]
     cos = prop_vecs @ sent_vecs.T
     relevance = np.clip((cos - EMBED_RELEVANCE_FLOOR) / 0.5, 0.0, 0.8)
     per_prop: list[np.ndarray | None] = []

