@@ -134,6 +134,9 @@ LLM_CALLS = RetryPolicy("llm_calls", max_attempts=4, base_s=0.5, max_s=20.0, jit
                         max_retry_after_s=60.0, over_cap="give_up")
 CRM_CALLS = RetryPolicy("crm_calls", max_attempts=6, base_s=0.5, max_s=30.0, jitter_s=1.0, retry_after="instead",
                         max_retry_after_s=120.0, over_cap="clamp")
+# A batch chunk is tried 3 times (an attempt that raised waits 5 s, then 30 s; one whose worker died is
+# re-driven at once by the sweeper); then its rows are recorded as failed.
+BATCH_CHUNKS = RetryPolicy("batch_chunks", max_attempts=3, schedule=(5, 30), on_exhausted="dead")
 NO_RETRY = RetryPolicy("none", max_attempts=1)
 
 POLICIES: dict[str, RetryPolicy] = {p.name: p for p in (EVENTS, DELIVERIES, WORKFLOW_STEPS, LLM_CALLS, CRM_CALLS,

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from memrelay.engine.core.backoff import RetryPolicy
+from memrelay.engine.core.backoff import BATCH_CHUNKS, RetryPolicy
 from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
@@ -49,9 +49,6 @@ log = logging.getLogger("memrelay.batch")
 
 MAX_ROWS = 100_000
 MAX_ERRORS_SHOWN = 200
-BATCH_CHUNKS = RetryPolicy("batch_chunks", max_attempts=3, schedule=(5, 30), on_exhausted="dead")
-"""A chunk is tried 3 times (an attempt that raised waits 5 s, then 30 s; one whose worker died is re-driven
-at once); then its rows are recorded as failed."""
 UNFINISHED = ("queued", "running")
 
 

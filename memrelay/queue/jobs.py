@@ -23,8 +23,7 @@ from redis.client import Pipeline
 from rq import Retry
 from rq.job import Job
 
-from memrelay.engine.core.backoff import DELIVERIES, EVENTS, NO_RETRY, RetryPolicy
-from memrelay.engine.memory.batch import BATCH_CHUNKS
+from memrelay.engine.core.backoff import BATCH_CHUNKS, DELIVERIES, EVENTS, NO_RETRY, RetryPolicy
 from memrelay.engine.stores.event_log import LEASE_S
 from memrelay.queue.connection import queue
 

@@ -19,9 +19,10 @@ import redis
 from sqlalchemy import func, select, update
 
 from memrelay.composition import Services
+from memrelay.engine.core.backoff import BATCH_CHUNKS
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.settings import Settings
-from memrelay.engine.memory.batch import BATCH_CHUNKS, BatchMemorizeRequest, PendingChunk
+from memrelay.engine.memory.batch import BatchMemorizeRequest, PendingChunk
 from memrelay.engine.stores.db.models import BatchChunk, Memory, OutboxEvent
 from memrelay.queue.connection import queue
 from memrelay.queue.jobs import chunk_job_id
