@@ -31,6 +31,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from memrelay.connectors.config import NoConfig
 from memrelay.engine.core.errors import BadRequest, SignatureError
+from memrelay.engine.core.safejson import loads_bounded
 
 MAX_EVENTS_PER_REQUEST = 100
 """Providers batch at most 100 events (HubSpot, Salesforce); larger bodies are rejected."""
@@ -229,13 +230,8 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def load_json(raw_body: bytes) -> Any:
-    """Decode a UTF-8 JSON body or raise ``BadRequest``."""
-    try:
-        return json.loads(raw_body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BadRequest("body is not valid UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    """Decode a UTF-8 JSON body (bounded: depth, numbers, surrogates) or raise ``BadRequest``."""
+    return loads_bounded(raw_body)
 
 
 def content_digest(content: bytes | Mapping[str, Any]) -> str:

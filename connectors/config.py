@@ -39,6 +39,10 @@ class ConnectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    allow_query_token: bool = Field(
+        False, description="also accept the source token as ?token= (it then shows in URLs and proxy logs; "
+                           "prefer the X-Memrelay-Token header or the path)")
+
     @classmethod
     def secret_fields(cls) -> frozenset[str]:
         """Names of the fields typed ``SecretStr`` (optional or not)."""
@@ -63,9 +67,29 @@ class ConnectorConfig(BaseModel):
 
     @classmethod
     def redact(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``config`` as shown through the API, CLI and logs: secret values masked as ``***``."""
+        """``config`` as shown through the API, CLI and logs: the model's secret fields, the legacy names and
+        any key named like a credential (:func:`looks_secret`, at any depth) masked as ``***``."""
         hidden = cls.secret_fields() | LEGACY_SECRET_KEYS
-        return {k: (MASK if k in hidden and v else v) for k, v in (config or {}).items()}
+        return {k: (MASK if (k in hidden or looks_secret(k)) and v else _redact_nested(v))
+                for k, v in (config or {}).items()}
+
+
+_SECRET_SUFFIXES = ("token", "secret", "password", "passwd", "api_key", "apikey", "private_key", "credentials",
+                    "session_id", "client_secret")
+
+
+def looks_secret(key: str) -> bool:
+    """Suffix rule: ``refresh_token``, ``private_app_token``, ``smtp_password``, ``x_api_key`` ... are secrets."""
+    name = key.lower().replace("-", "_")
+    return any(name == s or name.endswith("_" + s) or name.endswith(s) for s in _SECRET_SUFFIXES)
+
+
+def _redact_nested(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: (MASK if looks_secret(str(k)) and v else _redact_nested(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_nested(v) for v in value]
+    return value
 
 
 def _message(error: ErrorDetails) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from memrelay.engine.core.errors import BadRequest
+from memrelay.engine.core.safejson import loads_bounded
 
 SEPARATOR = "__"
 MAX_FIELDS = 1000
@@ -123,10 +124,7 @@ def parse_body(raw_body: bytes, content_type: str) -> Any:
         is_json = text.lstrip()[:1] in ("{", "[")
     if not is_json:
         return _parse_form(text)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    return loads_bounded(text)
 
 
 def parse_fields(raw_body: bytes, content_type: str) -> dict[str, Any]:

@@ -493,10 +493,15 @@ def _duplicate_keys(node: Node, path: str, seen: set[int] | None = None) -> list
 def _parse(text: str, path: str) -> tuple[MappingSpec | None, list[MappingProblem]]:
     if len(text.encode("utf-8")) > MAX_MAPPING_BYTES:
         return None, [MappingProblem(path, None, "", f"file is larger than {MAX_MAPPING_BYTES} bytes")]
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters here (ReaderError)
+    except yaml.YAMLError as exc:
+        return None, [MappingProblem(path, None, "", f"YAML error: {exc}")]
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
+    except RecursionError:
+        return None, [MappingProblem(path, None, "", "YAML nests too deeply")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part) or "invalid YAML"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,6 +11,7 @@ from flask import Blueprint, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from memrelay.engine.core.errors import BadRequest, Forbidden, ValidationFailed
+from memrelay.engine.core.safejson import check_tree, loads_bounded
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.ratelimit import enforce_rate_limit
 from memrelay.gateway.state import state
@@ -52,27 +52,32 @@ def authenticate(scope: str) -> KeyInfo:
 
 
 def request_payload() -> dict[str, Any]:
-    """The JSON (or form-encoded, ``__``-flattened) body as a dict; 400 naming the problem otherwise."""
+    """The JSON (or form-encoded, ``__``-flattened) body as a dict; 400 naming the problem otherwise.
+
+    Bodies are bounded (:mod:`memrelay.engine.core.safejson`): nesting depth, 64-bit integers, no NaN or
+    lone surrogates; the size limit (413) is Flask's ``MAX_CONTENT_LENGTH``, chunked bodies included."""
     ctype = (request.mimetype or "").lower()
     raw = request.get_data(cache=True)
     if ctype == "application/x-www-form-urlencoded":
         from memrelay.connectors.formdata import parse_fields
 
-        return parse_fields(raw, request.content_type or "")
+        fields = parse_fields(raw, request.content_type or "")
+        check_tree(fields)
+        return fields
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
+    data = loads_bounded(raw)
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object")
     return data
 
 
 def parse_body(model: type[M], data: dict[str, Any] | None = None) -> M:
+    """Validate the body against ``model``: 422 listing each bad field (400 for a body of the wrong shape)."""
     try:
         return model.model_validate(request_payload() if data is None else data)
+    except TypeError as exc:  # a "before" validator met a value of the wrong JSON type (e.g. a list for an object)
+        raise BadRequest(f"request body has the wrong shape: {exc}") from None
     except ValidationError as exc:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         raise ValidationFailed("request body is invalid: " + "; ".join(f"{e['field']}: {e['message']}"

@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 from memrelay.composition import Services, build_services
 from memrelay.engine.core.logging_setup import configure_logging, request_id_var
 from memrelay.engine.core.settings import Settings, load_settings
+from memrelay.gateway.bodylimit import buffer_streamed_body
 from memrelay.gateway.errors import register_error_handlers
 from memrelay.gateway.metrics import observe_request
 from memrelay.gateway.state import AppState
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.t0 = time.perf_counter()
         request_id_var.set(g.request_id)
+        buffer_streamed_body()
 
     @app.after_request
     def _finish(resp: Response) -> Response:

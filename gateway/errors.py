@@ -7,6 +7,8 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, g, jsonify
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from memrelay.engine.core.errors import MemrelayError, RateLimited
@@ -48,6 +50,25 @@ def register_error_handlers(app: Flask) -> None:
     def _queue_down(exc: redis.RedisError) -> tuple[Response, int]:
         log.warning("job queue unavailable: %s", exc)
         return _render("queue_unavailable", "the job queue (Redis) is unavailable; retry shortly", 503)
+
+    @app.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> tuple[Response, int]:
+        # input validated outside parse_body (an engine model built from client values)
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        return _render("validation_failed", "invalid input: " + "; ".join(
+            f"{e['field']}: {e['message']}" for e in errors[:5]), 422, {"errors": errors})
+
+    @app.errorhandler(IntegrityError)
+    def _conflict(exc: IntegrityError) -> tuple[Response, int]:
+        # a uniqueness/reference rule the store enforces; the transaction was rolled back, nothing stored
+        log.warning("integrity conflict: %s", str(exc.orig)[:200])
+        return _render("conflict", "the change conflicts with existing data (a name or key already in use, "
+                                   "or a reference that no longer exists)", 409)
+
+    @app.errorhandler(DataError)
+    def _bad_data(exc: DataError) -> tuple[Response, int]:
+        log.warning("value refused by the database: %s", str(exc.orig)[:200])
+        return _render("validation_failed", "a value is out of the range or size the store accepts", 422)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

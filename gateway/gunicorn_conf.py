@@ -10,15 +10,30 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from gunicorn.glogging import Logger
+
+from memrelay.gateway.logredact import redact_atoms
+
 preload_app = False
 worker_class = "gthread"
 threads = 8
 graceful_timeout = 10
 timeout = 60
 accesslog = "-"
+logger_class = "memrelay.gateway.gunicorn_conf.RedactingLogger"
 # gunicorn 27's control socket runs an asyncio thread in the master (stopped and restarted around each fork)
 # on one shared default path ($HOME/.gunicorn/gunicorn.ctl); memrelay uses none of its commands.
 control_socket_disable = True
+
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger with credentials masked in access-log lines (webhook path tokens, ``?token=``,
+    API key headers)."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        return redact_atoms(super().atoms(resp, req, environ, request_time))
+
 
 BUILT_AFTER_FORK = ("memrelay.gateway.wsgi", "memrelay.gateway.app", "memrelay.composition")
 

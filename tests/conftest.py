@@ -24,6 +24,7 @@ from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.migrate import upgrade
 from memrelay.supervise.embedded import EmbeddedRedis
+from tests.support.processes import TEST_SECRET_KEYS
 
 PG_URL = os.environ.get("MEMRELAY_TEST_POSTGRES_URL")
 EXTERNAL_REDIS_URL = os.environ.get("MEMRELAY_TEST_REDIS_URL")
@@ -73,7 +74,21 @@ def milvus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("milvus") / "milvus.db"
 
 
+CRM_TEST_HOSTS = "127.0.0.1,localhost"
+"""The local fake CRM servers' hosts, admitted as CRM API bases (MEMRELAY_CRM_TEST_HOSTS)."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _crm_fakes_are_admitted() -> None:
+    """CRM clients built without Services (connector tests) admit the local fakes too."""
+    from memrelay.engine.egress.crm_hosts import configure_crm_test_hosts
+
+    configure_crm_test_hosts(CRM_TEST_HOSTS.split(","))
+
+
 def _make_settings(tmp_path: Path, db_url: str | None, redis_url: str, milvus: Path, **extra: Any) -> Settings:
+    extra.setdefault("crm_test_hosts", CRM_TEST_HOSTS)
+    extra.setdefault("secret_keys", TEST_SECRET_KEYS)
     return Settings(data_dir=tmp_path / "data", database_url=db_url, redis_url=redis_url,
                     milvus_uri=str(milvus), log_json=False, log_level="WARNING", **extra)
 

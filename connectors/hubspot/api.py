@@ -42,6 +42,7 @@ from memrelay.connectors.crm_http import (
 from memrelay.connectors.mapping import load_default_mapping
 from memrelay.engine.core.backoff import retry_after
 from memrelay.engine.core.errors import ConfigError, NotFound, RateLimited, UpstreamError
+from memrelay.engine.egress.crm_hosts import check_crm_base
 
 T = TypeVar("T")
 
@@ -137,7 +138,7 @@ class HubSpotApi:
         if not token:
             raise ConfigError("the HubSpot source has no access_token in its config")
         # urllib3 would silently retry GETs on 429 + Retry-After; tenacity owns every retry instead.
-        host = str(options.get("api_base") or DEFAULT_HOST).rstrip("/")
+        host = check_crm_base("hubspot", str(options.get("api_base") or DEFAULT_HOST).rstrip("/"))
         transport = guarded_pool_manager(host, retries=Retry(total=0))
 
         def api_factory(api_client_package: ModuleType, api_name: str, config: dict[str, Any]) -> Any:

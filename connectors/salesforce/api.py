@@ -39,6 +39,7 @@ from memrelay.connectors.crm_http import call_with_retry, guarded_session, mappi
 from memrelay.connectors.mapping import load_default_mapping
 from memrelay.connectors.timeutil import parse_datetime
 from memrelay.engine.core.errors import ConfigError, NotFound, RateLimited, UpstreamError
+from memrelay.engine.egress.crm_hosts import check_crm_base
 
 T = TypeVar("T")
 
@@ -80,6 +81,7 @@ class SalesforceApi:
     def __init__(self, options: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep):
         if not is_configured(options):
             raise ConfigError("the Salesforce source needs instance_url and access_token in its config")
+        check_crm_base("salesforce", str(options["instance_url"]).strip())
         instance = "https://" + re.sub(r"^https?://", "", str(options["instance_url"]).strip(), flags=re.I)
         session = guarded_session(instance, ca_bundle=str(options["ca_bundle"]) if options.get("ca_bundle") else None)
         self.sf = Salesforce(instance_url=str(options["instance_url"]), session_id=str(options["access_token"]),

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from memrelay.connectors.config import CrmApiConfig, HttpUrlText
+from memrelay.engine.egress.crm_hosts import crm_base_validator
 
 _ORG_ID = re.compile(r"^\s*[A-Za-z0-9]{15}([A-Za-z0-9]{3})?\s*$")
 
@@ -19,6 +20,7 @@ def _org_id(value: str) -> str:
 
 
 OrgId = Annotated[str, AfterValidator(_org_id)]
+InstanceUrl = Annotated[HttpUrlText, AfterValidator(crm_base_validator("salesforce"))]
 
 
 class SalesforceConfig(CrmApiConfig):
@@ -26,7 +28,8 @@ class SalesforceConfig(CrmApiConfig):
 
     allowed_org_ids: list[OrgId] = Field(
         default_factory=list, description="organization ids accepted in Outbound Messages (15 or 18 chars)")
-    instance_url: HttpUrlText | None = Field(None, description="REST API instance, https://acme.my.salesforce.com")
+    instance_url: InstanceUrl | None = Field(
+        None, description="REST API instance, https://acme.my.salesforce.com (Salesforce's hosts only)")
     ca_bundle: str | None = Field(None, description="CA bundle path for TLS verification")
     api_version: str | None = Field(None, pattern=r"^\d{2,3}\.\d$", description="REST API version (59.0)")
     fields: dict[str, list[str]] = Field(default_factory=dict, description="{SObject: [extra field names]}")

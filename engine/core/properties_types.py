@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -51,6 +51,8 @@ class InferredSpec(BaseModel):
     evidence: InferredEvidence = Field(default_factory=InferredEvidence)
     policy: InferencePolicy = InferencePolicy.ON_NEW_EVIDENCE
     keywords: dict[str, list[str]] = Field(default_factory=dict)
+    path: Literal["auto", "llm", "offline"] = Field(
+        "auto", description="Inference path of refreshes and auto-mode runs: auto = the LLM when one is configured.")
 
 
 class PropertySpec(BaseModel):

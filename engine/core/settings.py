@@ -6,15 +6,23 @@ never at import time. Tests construct ``Settings(...)`` directly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from memrelay.engine.core.errors import ConfigError
 
 ENV_PREFIX = "MEMRELAY_"
+
+
+class LLMPrice(BaseModel):
+    """A model's price in USD per million tokens (for models litellm's price map does not know)."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -50,11 +58,25 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=1, description="Default per-key request budget per minute.")
+    webhook_rate_limit_per_address: int = Field(
+        3000, ge=1, description="Webhook deliveries per minute accepted from one client address.")
+    webhook_rate_limit_per_source: int = Field(
+        3000, ge=1, description="Webhook deliveries per minute accepted for one source.")
     soft_delete_days: int = Field(30, ge=0)
+    source_clock_skew_s: int = Field(
+        300, ge=0, description="A sourceTimestamp further than this in the future is clamped to the receipt time.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 
     embedder: str = Field("wordllama", description="wordllama | minilm | litellm:<model> (e.g. litellm:openai/text-embedding-3-small)")
+
+    crm_test_hosts: str = Field(
+        "", description="Comma-separated hosts a CRM api_base/instance_url may name besides the providers' own "
+                        "(local fakes in tests, an on-premise proxy); operator-only.")
+
+    secret_keys: SecretStr | None = Field(
+        None, description='Keyring for secrets at rest, JSON {"primary": id, "keys": {id: base64url 32 bytes}}; '
+                          "unset = <data dir>/secret_keys.json (created 0600). `memrelay secrets rotate` rotates.")
 
     llm_model: str | None = Field(None, description="litellm model for tier basic; unset = no LLM.")
     llm_model_pro: str | None = None
@@ -64,6 +86,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(60.0, gt=0)
     llm_max_retries: int = Field(3, ge=0, le=10)
     llm_monthly_budget_usd: float | None = Field(None, ge=0, description="Default per-org monthly LLM budget.")
+    llm_prices: dict[str, LLMPrice] = Field(
+        default_factory=dict,
+        description='Prices of models litellm cannot price, JSON: {"openai/my-model": {"input_per_mtok": 0.5, '
+                    '"output_per_mtok": 1.5}} (USD per million tokens). A budget refuses unpriced models.')
 
     @field_validator("database_url", "milvus_uri", "redis_url", "llm_model", "llm_model_pro", "llm_model_ultra",
                      "llm_api_base", "public_url", mode="before")
@@ -113,11 +139,21 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     @property
+    def crm_test_host_list(self) -> list[str]:
+        return [h.strip() for h in self.crm_test_hosts.split(",") if h.strip()]
+
+    @property
     def llm_configured(self) -> bool:
         return self.llm_model is not None
 
     def ensure_data_dir(self) -> Path:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data dir (0700) and, for the embedded SQLite store, its database file (0600) so SQLite
+        (and its -wal/-shm files, which copy the database's mode) never creates it world-readable."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.database_url is None:
+            db_file = self.data_dir / "memrelay.db"
+            os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
+            db_file.chmod(0o600)
         return self.data_dir
 
 

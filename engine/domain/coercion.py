@@ -11,6 +11,9 @@ from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 
 ARRAY_SEP = "\x1f"
+MAX_VALUE_CHARS = 65_536  # a text value, or an array's items together; larger values are refused (422)
+MAX_ARRAY_ITEMS = 1_000
+MAX_NUMBER = 1e21  # magnitude bound of a number property (beyond it floats lose every integer digit)
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 
@@ -28,7 +31,7 @@ def coerce(spec: PropertySpec, value: Any) -> Any:
     if t == PropertyType.TEXT:
         if isinstance(value, dict | list):
             raise _fail(spec, value, "expected text")
-        return str(value)
+        return _bounded_text(spec, str(value))
     if t == PropertyType.NUMBER:
         if isinstance(value, bool):
             raise _fail(spec, value, "expected a number")
@@ -40,6 +43,8 @@ def coerce(spec: PropertySpec, value: Any) -> Any:
                 raise _fail(spec, value, "expected a number") from None
         if not isinstance(value, int | float) or (isinstance(value, float) and not math.isfinite(value)):
             raise _fail(spec, value, "expected a number")
+        if abs(value) > MAX_NUMBER:
+            raise _fail(spec, value, f"numbers are limited to ±{MAX_NUMBER:g}")
         return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(value)
     if t == PropertyType.BOOLEAN:
         if isinstance(value, bool):
@@ -63,8 +68,18 @@ def coerce(spec: PropertySpec, value: Any) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list | tuple):
             raise _fail(spec, value, "expected an array")
+        if len(value) > MAX_ARRAY_ITEMS:
+            raise _fail(spec, "[...]", f"arrays are limited to {MAX_ARRAY_ITEMS} items")
+        _bounded_text(spec, "".join(str(v) for v in value))
         return list(value)
     raise _fail(spec, value, "unsupported type")  # pragma: no cover - enum is exhaustive
+
+
+def _bounded_text(spec: PropertySpec, text: str) -> str:
+    if len(text) > MAX_VALUE_CHARS:
+        raise ValidationFailed(f"property {spec.propertyName!r}: value longer than {MAX_VALUE_CHARS} characters",
+                               details={"property": spec.propertyName, "length": len(text), "max": MAX_VALUE_CHARS})
+    return text
 
 
 def option_key(text: str) -> str:
@@ -80,8 +95,11 @@ def parse_date_value(spec: PropertySpec, value: Any) -> str:
         return value.isoformat()
     if isinstance(value, int | float) and not isinstance(value, bool):
         secs = value / 1000 if value > 10**11 else value  # epoch ms or s
-        return datetime.fromtimestamp(secs, UTC).isoformat()
-    if isinstance(value, str):
+        try:
+            return datetime.fromtimestamp(secs, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise _fail(spec, value, "epoch time outside the years 1-9999") from None
+    if isinstance(value, str) and len(value) <= 64:
         v = value.strip()
         try:
             if len(v) == 10:
@@ -99,7 +117,10 @@ def search_columns(spec: PropertySpec | None, value: Any) -> tuple[str | None, f
         return None, None
     t = spec.type if spec else None
     if t == PropertyType.NUMBER or (t is None and isinstance(value, int | float) and not isinstance(value, bool)):
-        return str(value)[:512], float(value)
+        try:
+            return str(value)[:512], float(value)
+        except (OverflowError, ValueError):
+            return str(value)[:512], None
     if t == PropertyType.BOOLEAN or isinstance(value, bool):
         return ("true" if value else "false"), (1.0 if value else 0.0)
     if t == PropertyType.DATE:

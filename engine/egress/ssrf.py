@@ -65,21 +65,26 @@ def normalise_allowlist(entries: Iterable[str]) -> list[str]:
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated IPv4-compatible form (::a.b.c.d)
+_NEVER_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"),)  # local-use NAT64 (RFC 8215): a private translator
 
 
 def _embedded_v4(ip: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 one stands for (IPv4-mapped, 6to4, NAT64 well-known prefix), else itself."""
+    """The IPv4 address an IPv6 one stands for (IPv4-mapped, IPv4-compatible, 6to4, NAT64 well-known
+    prefix), else itself."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped:
             return ip.ipv4_mapped
         if ip.sixtofour:
             return ip.sixtofour
-        if ip in _NAT64:
+        if ip in _NAT64 or ip in _V4_COMPATIBLE:
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
 
 def _public(ip: IPAddress) -> bool:
+    if any(ip in net for net in _NEVER_PUBLIC if ip.version == net.version):
+        return False
     ip = _embedded_v4(ip)
     return ip.is_global and not ip.is_multicast
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from memrelay.engine.core.boundedcache import BoundedTTLCache
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from memrelay.engine.core.util import new_id, utcnow
 from memrelay.engine.stores.db.database import Database
@@ -18,6 +17,7 @@ from memrelay.engine.stores.db.models import ApiKey, Org
 SCOPES = ("read", "write", "admin")
 KEY_PREFIX = "mr_"
 _AUTH_CACHE_TTL_S = 2.0
+AUTH_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class Tenancy:
 
     def __init__(self, db: Database):
         self.db = db
-        self._cache: dict[str, tuple[float, KeyInfo]] = {}
-        self._lock = threading.Lock()
+        # valid keys only (an unknown key is never cached), bounded per process
+        self._cache: BoundedTTLCache[str, KeyInfo] = BoundedTTLCache(AUTH_CACHE_SIZE, _AUTH_CACHE_TTL_S)
 
     # --- orgs --------------------------------------------------------------------------------
     def create_org(self, name: str) -> Org:
@@ -109,19 +109,15 @@ class Tenancy:
             if key is None or (org_id is not None and key.org_id != org_id):
                 raise NotFound(f"key {key_id} not found")
             key.revoked_at = utcnow()
-        with self._lock:
-            self._cache = {h: v for h, v in self._cache.items() if v[1].key_id != key_id}
+        self._cache.discard_where(lambda info: info.key_id == key_id)
 
     def authenticate(self, plaintext: str | None) -> KeyInfo:
         """Resolve a presented key to its org and scopes, or raise Unauthorized."""
         if not plaintext:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         digest = hash_key(plaintext)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
+        if (hit := self._cache.get(digest)) is not None:
+            return hit
         with self.db.read() as s:
             row = s.execute(
                 select(ApiKey, Org.name).join(Org, Org.id == ApiKey.org_id).where(ApiKey.key_hash == digest)
@@ -130,8 +126,7 @@ class Tenancy:
             raise Unauthorized("invalid or revoked API key")
         key, org_name = row
         info = KeyInfo(key.id, key.org_id, org_name, tuple(key.scopes), key.rate_limit_per_minute)
-        with self._lock:
-            self._cache[digest] = (now + _AUTH_CACHE_TTL_S, info)
+        self._cache.put(digest, info)
         return info
 
     def has_any_key(self) -> bool:

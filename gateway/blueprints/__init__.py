@@ -11,7 +11,8 @@ def register_blueprints(app: Flask) -> None:
 
     for module in (health, admin):
         app.register_blueprint(module.bp)
-    for name in ("memory", "semantic", "webhooks", "governance", "generation", "outbound", "workflows"):
+    for name in ("memory", "semantic", "webhooks", "governance", "generation", "outbound", "workflows",
+                 "enrichment"):
         try:
             module = __import__(f"memrelay.gateway.blueprints.{name}", fromlist=["bp"])
         except ModuleNotFoundError as exc:

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from memrelay.engine.core.errors import MemrelayError
+from memrelay.gateway.api import api_key_from_request
 from memrelay.gateway.metrics import render_metrics
 from memrelay.gateway.openapi import build_openapi, docs_html
 from memrelay.gateway.state import state
@@ -23,10 +25,26 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """Ready when SQL, the vector index, Redis and at least one worker answer."""
+    """Ready when SQL, the vector index, Redis and at least one worker answer.
+
+    Probes get the status alone; the per-check detail (versions, counts, error text) only to a caller
+    presenting an admin-scoped API key."""
     checks = readiness_checks()
     ok = all(c["ok"] for c in checks.values())
-    return jsonify({"status": "ready" if ok else "not_ready", "checks": checks}), 200 if ok else 503
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+    if _is_admin():
+        body["checks"] = checks
+    return jsonify(body), 200 if ok else 503
+
+
+def _is_admin() -> bool:
+    key = api_key_from_request()
+    if not key:
+        return False
+    try:
+        return state().services.tenancy.authenticate(key).allows("admin")
+    except MemrelayError:  # a wrong key on a probe is not an error: it just sees the status
+        return False
 
 
 def readiness_checks() -> dict[str, dict[str, Any]]:

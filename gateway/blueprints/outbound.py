@@ -127,15 +127,17 @@ class HookSubscribe(BaseModel):
     event: str
 
 
-@endpoint(bp, "/hooks", methods=("POST",), scope="write", body=HookSubscribe, envelope=False)
+@endpoint(bp, "/hooks", methods=("POST",), scope="admin", body=HookSubscribe, envelope=False)
 def subscribe_hook(auth: KeyInfo, body: HookSubscribe) -> tuple[dict[str, Any], int]:
-    """Zapier REST hook subscribe: deliveries of ``event`` to ``target_url`` (a 410 unsubscribes)."""
+    """Zapier REST hook subscribe: deliveries of ``event`` to ``target_url`` (a 410 unsubscribes).
+
+    Admin scope, like ``/webhooks``: a subscription streams the org's events to any URL."""
     sub = _svc().create(auth.org_id, url=body.target_url, event_types=[body.event], kind="zapier_hook",
                         description="Zapier REST hook")
     return {"id": sub["id"], "event": body.event, "target_url": sub["url"]}, 201
 
 
-@endpoint(bp, "/hooks/<hook_id>", methods=("DELETE",), scope="write", envelope=False)
+@endpoint(bp, "/hooks/<hook_id>", methods=("DELETE",), scope="admin", envelope=False)
 def unsubscribe_hook(auth: KeyInfo, hook_id: str) -> dict[str, Any]:
     """Zapier REST hook unsubscribe."""
     _svc().delete(auth.org_id, hook_id, kind="zapier_hook")

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import Headers
 
 from memrelay.connectors.mapping import load_mapping_text
@@ -22,6 +23,7 @@ from memrelay.engine.ingest.pipeline import source_config
 from memrelay.engine.stores.event_log import event_to_dict
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
+from memrelay.gateway.ratelimit import enforce_receiver_limits
 from memrelay.gateway.state import state
 from memrelay.queue.jobs import enqueue_each
 
@@ -59,8 +61,13 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     """Verify the delivery, store its events idempotently, enqueue one job per new event, answer."""
     st = state()
     services = st.services
+    enforce_receiver_limits(source_id)  # per client address and per source id, before any lookup
     src = services.sources.lookup(source_id, connector)
     cfg = source_config(src)
+    if token is None and request.args.get("token") is not None:
+        if not (src.config or {}).get("allow_query_token"):
+            raise SignatureError("this source does not accept ?token=; send the X-Memrelay-Token header")
+        token = request.args.get("token")
     conn = get_connector(connector)
     raw = request.get_data(cache=True)
     try:
@@ -69,15 +76,19 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
             verified = conn.accept_authenticated(_HeaderView(request.headers), raw, source=cfg)
         else:
             verified = conn.verify(_HeaderView(request.headers), raw, source=cfg, method=request.method, url=_signed_url(),
-                                   token=token or request.args.get("token"))
+                                   token=token)
     except SignatureError as exc:
         log.warning("rejected %s delivery for source %s: %s", connector, source_id, exc.message)
         raise
     events = conn.parse(verified)
-    new_ids, dups = services.events.record(src.org_id, src.id, [{
-        "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
-        "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
-        "payload": e.model_dump(mode="json")} for e in events])
+    try:
+        new_ids, dups = services.events.record(src.org_id, src.id, [{
+            "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
+            "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
+            "payload": e.model_dump(mode="json")} for e in events])
+    except IntegrityError:  # deleted by another process within the lookup cache's TTL
+        services.sources.forget(source_id)
+        raise NotFound("unknown webhook source") from None
     enqueue_each(st.redis, "process_event", new_ids)
     ack = conn.ack_response(events)
     if ack is not None:
@@ -150,6 +161,22 @@ def update_source(auth: KeyInfo, body: SourceUpdate, source_id: str) -> dict[str
     _check_mapping(body.mapping)
     return sources.update(auth.org_id, source_id, name=body.name, secret=body.secret,
                           config=body.config, mapping_yaml=body.mapping, active=body.active)
+
+
+@endpoint(bp, "/api/v1/sources/<source_id>/reveal", methods=("POST",), scope="admin")
+def reveal_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
+    """The source's signing secret, path token and tokened webhook path (admin; never in list or read)."""
+    out = state().services.sources.reveal(auth.org_id, source_id)
+    out["webhookUrl"] = request.host_url.rstrip("/") + out["webhookPath"]
+    return out
+
+
+@endpoint(bp, "/api/v1/sources/<source_id>/rotate-token", methods=("POST",), scope="admin")
+def rotate_source_token(auth: KeyInfo, source_id: str) -> dict[str, Any]:
+    """Replace the source's path token (the old one is refused at once) and show the new one, once."""
+    out = state().services.sources.rotate_token(auth.org_id, source_id)
+    out["webhookUrl"] = request.host_url.rstrip("/") + out["webhookPath"]
+    return out
 
 
 @endpoint(bp, "/api/v1/sources/<source_id>", methods=("DELETE",), scope="admin")

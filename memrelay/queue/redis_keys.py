@@ -9,6 +9,11 @@ def rate_limit(key_id: str, window: int) -> str:
     return f"{PREFIX}:rl:{key_id}:{window}"
 
 
+def receiver_rate_limit(kind: str, ident: str, window: int) -> str:
+    """Webhook receiver counters: ``kind`` is ``addr`` (client address) or ``src`` (source id)."""
+    return f"{PREFIX}:rlw:{kind}:{ident}:{window}"
+
+
 def lock(name: str) -> str:
     return f"{PREFIX}:lock:{name}"
 

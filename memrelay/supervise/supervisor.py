@@ -64,7 +64,9 @@ def ensure_admin_key(engine: Services, settings: Settings) -> Path:
     if not engine.tenancy.has_any_key():
         org = engine.tenancy.get_or_create_org("default")
         plaintext, _ = engine.tenancy.create_key(org.id, scopes=["read", "write", "admin"], name="admin")
-        path.write_text(plaintext + "\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+        with os.fdopen(fd, "w") as f:
+            f.write(plaintext + "\n")
         path.chmod(0o600)
     return path
 

@@ -118,11 +118,12 @@ def test_metrics_count_requests(api):
     assert 'memrelay_http_requests_total{method="GET",route="/api/v1/me",status="200"}' in body
 
 
-def test_readyz_needs_a_live_worker(app, private_redis):
+def test_readyz_needs_a_live_worker(app, api, private_redis):
     import redis
 
     c = app.test_client()
-    r = c.get("/readyz")
+    assert c.get("/readyz").json == {"status": "not_ready"}  # probes see the status, not the detail
+    r = c.get("/readyz", headers={"Authorization": f"Bearer {api.key}"})  # an admin key sees each check
     assert r.status_code == 503
     checks = r.json["checks"]
     assert checks["sql"]["ok"] and checks["redis"]["ok"] and checks["vector_index"]["ok"]
@@ -130,7 +131,7 @@ def test_readyz_needs_a_live_worker(app, private_redis):
     w = Worker(["default"], connection=redis.Redis.from_url(private_redis.url))
     w.register_birth()
     try:
-        r = c.get("/readyz")
+        r = c.get("/readyz", headers={"Authorization": f"Bearer {api.key}"})
         assert r.status_code == 200 and r.json["checks"]["workers"]["count"] == 1
     finally:
         w.register_death()

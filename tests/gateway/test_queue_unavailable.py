@@ -49,7 +49,7 @@ def test_queue_endpoints_refuse_with_503_and_write_nothing_while_redis_is_down(
     r = api.get("/api/v1/jobs/some-job")
     assert r.status_code == 503 and r.get_json()["error"]["code"] == "queue_unavailable", r.get_json()
     assert (_count(engine, BatchRun), _count(engine, WorkflowRun)) == (runs_before, wf_before)
-    ready = app.test_client().get("/readyz")
+    ready = app.test_client().get("/readyz", headers={"Authorization": f"Bearer {api.key}"})
     assert ready.status_code == 503 and not ready.get_json()["checks"]["redis"]["ok"]
     # reads that need only SQL keep working
     assert api.get("/api/v1/me").status_code == 200

@@ -269,7 +269,8 @@ def test_reliability_duplicates_out_of_order_and_a_killed_worker(api, engine, ru
         from memrelay.worker.context import JobContext
         from memrelay.worker.jobs.events import process_event
         eng = Services(Settings(data_dir={str(tmp_path / 'victim')!r}, database_url={settings.sql_url!r},
-                              redis_url={settings.redis_url!r}, milvus_uri="http://127.0.0.1:1"))
+                              redis_url={settings.redis_url!r}, milvus_uri="http://127.0.0.1:1",
+                              secret_keys={settings.secret_keys.get_secret_value()!r}))
         real = eng.records.upsert
         def upsert_then_die(*a, **kw):
             real(*a, **kw)

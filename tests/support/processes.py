@@ -69,8 +69,13 @@ def readyz(port: int) -> int | None:
         return None
 
 
+TEST_SECRET_KEYS = '{"primary": "7e57", "keys": {"7e57": "bWVtcmVsYXktdGVzdC1rZXlyaW5nLW5vdC1zZWNyZXQ"}}'
+"""The keyring every test process shares (secrets at rest): rows one process encrypts, another decrypts."""
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any ``MEMRELAY_*`` variable, plus ``extra``."""
+    """This process's environment without any ``MEMRELAY_*`` variable, plus the test keyring and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
+    env["MEMRELAY_SECRET_KEYS"] = TEST_SECRET_KEYS
     env.update(extra)
     return env

@@ -146,11 +146,11 @@ def _run(n8n: N8n, memrelay: Memrelay, slack: HttpSink, smtp: SmtpSink, tmp_path
         server.wait(30)
 
     bob = memrelay.post("/api/v1/recall", {"email": "bob@example.com", "type": "contact"})
-    assert any("quarterly billing" in m["text"] for m in bob["memories"])
+    assert any("quarterly billing" in m["text"] for m in bob["freeformMemories"])
     assert any(p["text"].startswith("New lead cy@example.com") for p in slack.posts)
     dee = memrelay.post("/api/v1/recall", {"email": "dee@example.com", "type": "contact"})
     assert dee["properties"]["first_name"]["value"] == "Dee"
-    assert any("Generated email message" in m["text"] for m in dee["memories"])  # the welcome draft
+    assert any("Generated email message" in m["text"] for m in dee["freeformMemories"])  # the welcome draft
     (mail,) = smtp.messages
     assert mail["rcpt"] == ["eve@example.com"] and "Welcome aboard" in mail["data"]
     runnable = {n for n, k in kinds.items() if k != "n8n-nodes-base.scheduleTrigger"}

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ValidationError
 
 from memrelay.engine.adapters.llm.budget import BudgetGuard
 from memrelay.engine.adapters.llm.config import LLMConfig
-from memrelay.engine.adapters.llm.errors import LLMInvalidOutput, LLMUpstreamError
+from memrelay.engine.adapters.llm.errors import LLMInvalidOutput, LLMUpstreamError, UnpricedModel
 from memrelay.engine.adapters.llm.retry import retrying, to_upstream_error
 from memrelay.engine.adapters.llm.runtime import litellm
-from memrelay.engine.adapters.llm.usage import Usage, estimate_cost
+from memrelay.engine.adapters.llm.usage import Usage, estimate_cost, token_prices
 
 if TYPE_CHECKING:
     from memrelay.engine.core.settings import Settings
@@ -161,7 +161,10 @@ class LLMClient:
             kwargs["api_base"] = self.config.api_base
         if self.config.api_key:
             kwargs["api_key"] = self.config.api_key
-        estimate = estimate_cost(model, messages, max_tokens) if self.budget is not None else 0.0
+        if self.budget is not None and getattr(self.budget, "limit_usd", None) is not None \
+                and token_prices(model, self.config.prices) is None:
+            raise UnpricedModel(model)  # a dollar budget over a $0 model would never stop spending
+        estimate = estimate_cost(model, messages, max_tokens, self.config.prices) if self.budget is not None else 0.0
 
         def attempt() -> Any:
             if self.budget is not None:
@@ -174,7 +177,7 @@ class LLMClient:
         except openai.OpenAIError as exc:
             attempts = int(retryer.statistics.get("attempt_number", 1))
             raise to_upstream_error(exc, model=model, attempts=attempts, timeout_s=self.config.timeout_s) from exc
-        meter.usage += Usage.from_response(response, model)
+        meter.usage += Usage.from_response(response, model, self.config.prices)
         choice = response.choices[0]
         return choice.message.content or "", getattr(choice, "finish_reason", None)
 

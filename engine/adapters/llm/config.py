@@ -31,6 +31,7 @@ class LLMConfig:
     backoff_base_s: float = 0.5  # first exponential backoff step (plus up to the same in jitter)
     backoff_max_s: float = 20.0
     max_retry_after_s: float = 60.0  # a longer provider Retry-After fails fast instead of sleeping
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)  # model -> USD per (in, out) token
 
     def __post_init__(self) -> None:
         if not self.models.get("basic"):
@@ -53,6 +54,7 @@ class LLMConfig:
             api_key=key,
             timeout_s=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
+            prices={m: (p.input_per_mtok / 1e6, p.output_per_mtok / 1e6) for m, p in settings.llm_prices.items()},
             **overrides,  # type: ignore[arg-type]
         )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from memrelay.engine.core.errors import LLMNotConfigured, PaymentRequired, UpstreamError
+from memrelay.engine.core.errors import LLMNotConfigured, PaymentRequired, ServiceUnavailable, UpstreamError
 
 if TYPE_CHECKING:
     from memrelay.engine.adapters.llm.usage import Usage
 
-__all__ = ["BudgetExhausted", "LLMInvalidOutput", "LLMNotConfigured", "LLMTimeout", "LLMUpstreamError"]
+__all__ = ["BudgetExhausted", "LLMInvalidOutput", "LLMNotConfigured", "LLMTimeout", "LLMUpstreamError",
+           "UnpricedModel"]
 
 
 class LLMUpstreamError(UpstreamError):
@@ -45,3 +46,15 @@ class BudgetExhausted(PaymentRequired):
             details={"limit_usd": limit_usd, "spent_usd": round(spent_usd, 6),
                      "estimated_usd": round(estimated_usd, 6)},
         )
+
+
+class UnpricedModel(ServiceUnavailable):
+    """A dollar budget applies but nobody knows what the model costs: refused rather than counted as $0."""
+
+    code = "llm_model_unpriced"
+
+    def __init__(self, model: str):
+        super().__init__(
+            f"the LLM model {model!r} has no known price, so a dollar budget cannot be enforced for it: "
+            "configure its price in MEMRELAY_LLM_PRICES (USD per million input/output tokens) or remove the budget",
+            details={"model": model, "setting": "MEMRELAY_LLM_PRICES"})

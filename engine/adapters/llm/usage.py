@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,13 +44,13 @@ class Usage:
         return asdict(self)
 
     @classmethod
-    def from_response(cls, response: Any, model: str) -> Usage:
-        """Usage of one litellm ``ModelResponse``; cost from litellm's price map, 0.0 when unknown."""
+    def from_response(cls, response: Any, model: str, prices: Prices | None = None) -> Usage:
+        """Usage of one litellm ``ModelResponse``; cost from the configured or litellm's price, 0.0 when unknown."""
         raw = getattr(response, "usage", None)
         prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
         completion = int(getattr(raw, "completion_tokens", 0) or 0)
         total = int(getattr(raw, "total_tokens", 0) or 0) or prompt + completion
-        return cls(prompt, completion, total, response_cost(response, model), model, calls=1)
+        return cls(prompt, completion, total, response_cost(response, model, prices), model, calls=1)
 
 
 def _merge_models(a: str, b: str) -> str:
@@ -61,8 +62,29 @@ def _merge_models(a: str, b: str) -> str:
     return a if b in names else f"{a}+{b}"
 
 
-def response_cost(response: Any, model: str) -> float:
-    """Dollar cost of a response, or 0.0 for models litellm has no price for (local, custom)."""
+Prices = Mapping[str, tuple[float, float]]
+"""Configured prices: model → (USD per input token, USD per output token)."""
+
+
+def token_prices(model: str, prices: Prices | None = None) -> tuple[float, float] | None:
+    """USD per (input, output) token: the configured price first, else litellm's map; None when unknown."""
+    if prices and model in prices:
+        return prices[model]
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
+    except Exception:  # litellm raises plain Exception for unmapped models
+        return None
+    return float(prompt_cost), float(completion_cost)
+
+
+def response_cost(response: Any, model: str, prices: Prices | None = None) -> float:
+    """Dollar cost of a response: a configured price, else litellm's; 0.0 for models with neither (local,
+    custom — a budgeted client refuses those before sending, see :class:`UnpricedModel`)."""
+    if prices and model in prices:
+        raw = getattr(response, "usage", None)
+        per_in, per_out = prices[model]
+        return (int(getattr(raw, "prompt_tokens", 0) or 0) * per_in
+                + int(getattr(raw, "completion_tokens", 0) or 0) * per_out)
     hidden = getattr(response, "_hidden_params", None) or {}
     if "response_cost" in hidden:  # litellm already priced it (None = unpriced model)
         return float(hidden["response_cost"] or 0.0)
@@ -73,12 +95,16 @@ def response_cost(response: Any, model: str) -> float:
         return 0.0
 
 
-def estimate_cost(model: str, messages: list[dict[str, Any]], max_tokens: int | None) -> float:
+def estimate_cost(model: str, messages: list[dict[str, Any]], max_tokens: int | None,
+                  prices: Prices | None = None) -> float:
     """Upper-ish estimate of a request's cost before sending it: prompt tokens plus ``max_tokens``."""
     try:
         prompt_tokens = litellm.token_counter(model=model, messages=messages)
     except Exception:  # exotic content; fall back to ~4 characters per token
         prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4
+    if prices and model in prices:
+        per_in, per_out = prices[model]
+        return prompt_tokens * per_in + (max_tokens or 0) * per_out
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=max_tokens or 0

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from memrelay.engine.stores.db import models  # noqa: F401 - the tables our foreign keys name
 from memrelay.engine.stores.db.base import Base, BigId
+from memrelay.engine.stores.db.encrypted import EncryptedText
 
 
 class WebhookSubscription(Base):
@@ -24,7 +25,7 @@ class WebhookSubscription(Base):
     url: Mapped[str] = mapped_column(Text)
     event_types: Mapped[list[Any]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(Text, default="")
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(EncryptedText("webhook_subscriptions.secret", 100))  # encrypted at rest
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime]
