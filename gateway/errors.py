@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from memrelay.engine.core.errors import MemrelayError, RateLimited
@@ -69,6 +69,20 @@ def register_error_handlers(app: Flask) -> None:
     def _bad_data(exc: DataError) -> tuple[Response, int]:
         log.warning("value refused by the database: %s", str(exc.orig)[:200])
         return _render("validation_failed", "a value is out of the range or size the store accepts", 422)
+
+    @app.errorhandler(OperationalError)
+    def _db_down(exc: OperationalError) -> tuple[Response, int]:
+        # a lost or reset connection, a failover, SQLite busy: the transaction was rolled back, nothing stored
+        log.warning("database unavailable: %s", str(exc.orig)[:200])
+        resp, status = _render("database_unavailable", "the database is unavailable; retry shortly", 503)
+        resp.headers["Retry-After"] = "1"
+        return resp, status
+
+    @app.errorhandler(DBAPIError)
+    def _db_error(exc: DBAPIError) -> tuple[Response, int]:
+        if exc.connection_invalidated:
+            return _db_down(OperationalError(exc.statement, exc.params, exc.orig))
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -135,3 +135,18 @@ def test_readyz_needs_a_live_worker(app, api, private_redis):
         assert r.status_code == 200 and r.json["checks"]["workers"]["count"] == 1
     finally:
         w.register_death()
+
+
+def test_a_lost_database_answers_503_with_retry_after(app):
+    """A connection the database refuses or drops is a retryable 503 in the error shape, not a 500."""
+    import sqlalchemy
+
+    def unreachable_database() -> None:
+        sqlalchemy.create_engine("sqlite:////nonexistent-dir/memrelay.db").connect()  # the real driver error
+
+    app.add_url_rule("/_test/db-down", "db_down", unreachable_database)
+    resp = app.test_client().get("/_test/db-down")
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert resp.get_json()["success"] is False
+    assert resp.get_json()["error"]["code"] == "database_unavailable"
