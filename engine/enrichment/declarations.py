@@ -53,3 +53,13 @@ def depends_on_memory(spec: PropertySpec, tags: Iterable[str]) -> bool:
 def depends_on_property(spec: PropertySpec, name: str) -> bool:
     """Whether property ``name`` of the same record is evidence for ``spec``."""
     return name != spec.propertyName and name in declaration(spec).evidence.properties
+
+
+def depends_on_company(spec: PropertySpec) -> bool:
+    """Whether the linked company's properties and memories are evidence for ``spec``."""
+    return declaration(spec).evidence.linkedCompany
+
+
+def declared_path(spec: PropertySpec) -> str:
+    """The declaration's inference path: ``auto`` (the LLM when configured), ``llm`` or ``offline``."""
+    return declaration(spec).path

@@ -7,19 +7,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.tokens import count_tokens
 from memrelay.engine.memory.digest import linked_records
 from memrelay.engine.memory.direct_recall import property_text
-from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
-from memrelay.engine.stores.identity import record_keys
+from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, RecordKey
+from memrelay.engine.stores.identity import normalise_url, record_keys
 
 MAX_MEMORIES = 40
 COMPANY_MEMORIES = 10
 MAX_LINE_CHARS = 400
+LINK_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -144,3 +145,52 @@ def _add_company(s: Session, org_id: str, records: list[Record], out: dict[str, 
             ev.items.append(Item(f"p{len(ev.items) + 1}", "property", f"{cid}:{name}",
                                  f"company {name}: {property_text(value)}"[:MAX_LINE_CHARS], cid, None, version))
     _add_memories(s, org_id, companies, [], COMPANY_MEMORIES, out, into=company_of, label="(company) ")
+
+
+def linked_to_companies(s: Session, org_id: str, company_ids: list[str],
+                        entity_types: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Per company, the live records of ``entity_types`` whose linked company it is (the reverse of
+    :func:`~memrelay.engine.memory.digest.linked_records`: same website key, or an email at its domain),
+    as ``(record id, entity type)``. One query per ``LINK_BATCH`` companies."""
+    if not company_ids or not entity_types:
+        return {}
+    company_of_site: dict[str, str] = {site: cid for cid, site in s.execute(
+        select(RecordKey.record_id, RecordKey.key_value).where(
+            RecordKey.record_id.in_(company_ids), RecordKey.key_name == "website_url"))}
+    sites = sorted(company_of_site)
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(sites), LINK_BATCH):
+        batch = sites[start:start + LINK_BATCH]
+        emails = [RecordKey.key_value.like(f"%@{site}") for site in batch if "/" not in site]
+        match = or_(and_(RecordKey.key_name == "website_url", RecordKey.key_value.in_(batch)),
+                    and_(RecordKey.key_name == "email", or_(*emails)) if emails else false())
+        rows = s.execute(select(Record.id, Record.entity_type, RecordKey.key_name, RecordKey.key_value)
+                         .join(RecordKey, RecordKey.record_id == Record.id)
+                         .where(RecordKey.org_id == org_id, match, Record.entity_type.in_(entity_types),
+                                Record.deleted_at.is_(None)))
+        for rid, et, key, value in rows:
+            site = value if key == "website_url" else normalise_url(value.rsplit("@", 1)[1])
+            cid = company_of_site.get(site)
+            if cid is not None and cid != rid:
+                found.setdefault(cid, {})[rid] = et
+    return {cid: sorted(records.items()) for cid, records in found.items()}
+
+
+def lost_evidence(s: Session, cited: dict[str, Any]) -> dict[str, list[Any]]:
+    """What of an inferred value's cited evidence (:func:`cite`) no longer holds: memories deleted or
+    superseded since, and properties changed (another version), emptied or gone."""
+    memory_ids = list(cited.get("memoryIds") or [])
+    live = set(s.scalars(select(Memory.id).where(Memory.id.in_(memory_ids), Memory.deleted_at.is_(None),
+                                                 Memory.superseded_by.is_(None)))) if memory_ids else set()
+    props = list(cited.get("properties") or [])
+    current: dict[tuple[str, str], tuple[Any, int]] = {}
+    if props:
+        rows = s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value,
+                                PropertyValue.version)
+                         .join(Record, Record.id == PropertyValue.record_id)
+                         .where(PropertyValue.record_id.in_({p["recordId"] for p in props}),
+                                PropertyValue.name.in_({p["name"] for p in props}), Record.deleted_at.is_(None)))
+        current = {(rid, name): (value, version) for rid, name, value, version in rows}
+    changed = [p for p in props if current.get((p["recordId"], p["name"]), (None, None))[0] in (None, "", [])
+               or current[(p["recordId"], p["name"])][1] != p.get("version")]
+    return {"memoryIds": [m for m in memory_ids if m not in live], "properties": changed}

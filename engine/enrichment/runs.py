@@ -28,7 +28,8 @@ class EnrichmentRunRequest(BaseModel):
 
     collection: str = Field(min_length=1, max_length=200)
     property: str = Field(min_length=1, max_length=128)
-    mode: Mode = Field("auto", description="auto: the LLM when one is configured, else offline.")
+    mode: Mode = Field("auto", description="auto: the property's declared path (auto there: the LLM when one "
+                                           "is configured, else offline).")
     groups: list[Group] = Field(default_factory=list, description="Optional search filter (as /search).")
     logic: Literal["AND", "OR"] = "AND"
     chunkSize: int = Field(100, ge=1, le=MAX_CHUNK)

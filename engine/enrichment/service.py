@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +17,7 @@ from memrelay.engine.core.errors import MemrelayError
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import utcnow
 from memrelay.engine.enrichment import freshness, runs
-from memrelay.engine.enrichment.declarations import inferred_by_type, require_inferred
+from memrelay.engine.enrichment.declarations import declared_path, inferred_by_type, require_inferred
 from memrelay.engine.enrichment.evidence import gather
 from memrelay.engine.enrichment.inference import Inferrer
 from memrelay.engine.enrichment.llm import FEATURE, RECORD_TOKENS, LLMInferrer, system_prompt, user_prompt
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 ESTIMATE_SAMPLE = 20
 REFRESH_BATCH = 200
 SEARCH_PAGE = 1000
+RETRY_AFTER = timedelta(minutes=15)
+"""A refresh that failed (no model for an ``llm`` declaration, budget exhausted) is retried this much later."""
 
 
 class Enrichment:
@@ -43,6 +47,8 @@ class Enrichment:
                  debounce_s: float = 30.0):
         self.db, self.collections, self.llm, self.embedder = db, collections, llm, embedder
         self.debounce_s = debounce_s
+        self.clock: Callable[[], datetime] = utcnow
+        """Now, for stale marks' due times (tests move it instead of waiting)."""
 
     # --- inference ---------------------------------------------------------------------------
     def resolve_mode(self, mode: str) -> str:
@@ -60,11 +66,13 @@ class Enrichment:
 
     def infer(self, org_id: str, entity_type: str, name: str, record_ids: list[str], *, mode: str = "auto",
               run_id: str | None = None) -> dict[str, Any]:
-        """Infer ``name`` for ``record_ids`` and write the known values; counts by outcome and the usage."""
-        inferrer = self.inferrer(org_id, mode, run_id)
+        """Infer ``name`` for ``record_ids`` and write the known values (and clear inferred values whose
+        evidence is gone); counts by outcome and the usage. ``auto`` takes the declaration's path."""
         with self.db.read() as s:
             schema = self.collections.schema_for(s, org_id, entity_type)
             spec = require_inferred(schema, entity_type, name)
+        inferrer = self.inferrer(org_id, declared_path(spec) if mode == "auto" else mode, run_id)
+        with self.db.read() as s:
             records = list(s.scalars(select(Record).where(Record.org_id == org_id, Record.id.in_(record_ids),
                                                           Record.deleted_at.is_(None)).order_by(Record.id)))
             evidence = gather(s, org_id, records, spec)
@@ -81,11 +89,11 @@ class Enrichment:
     def start_run(self, org_id: str, req: EnrichmentRunRequest) -> dict[str, Any]:
         """Create a run over the collection's records (or the filter's matches), in chunks. An LLM run is
         estimated first and refused (402) when the org's remaining budget cannot cover the estimate."""
-        mode = self.resolve_mode(req.mode)
         with self.db.read() as s:
             entity_type = self._entity_type(s, org_id, req.collection)
             schema = self.collections.schema_for(s, org_id, entity_type)
             spec = require_inferred(schema, entity_type, req.property)
+            mode = self.resolve_mode(declared_path(spec) if req.mode == "auto" else req.mode)
             record_ids = self._targets(s, org_id, entity_type, req)
             estimate = self._estimate(s, org_id, spec, record_ids) if mode == "llm" else 0.0
         budget = self._budget(org_id) if mode == "llm" else None
@@ -208,15 +216,18 @@ class Enrichment:
         with self.db.session() as s:
             inferred = inferred_by_type(s, self.collections, org_id)
             changes, _ = freshness.read_feed(s, org_id)
-            marked = freshness.mark_stale(s, org_id, changes, inferred, debounce_s=self.debounce_s) if inferred else 0
+            marked = freshness.mark_stale(s, org_id, changes, inferred, debounce_s=self.debounce_s,
+                                          now=self.clock()) if inferred else 0
             s.flush()
             due = freshness.next_due(s, org_id)
         return {"orgId": org_id, "changes": len(changes), "marked": marked, "nextDueAt": due}
 
     def refresh_due(self, org_id: str, *, limit: int = REFRESH_BATCH) -> dict[str, Any]:
-        """Re-infer the stale properties that are due (the configured path: LLM when set, else offline)."""
+        """Re-infer the stale properties that are due, each by its declared path (``auto``: the LLM when
+        configured, else offline). Marks whose refresh fails are retried ``RETRY_AFTER`` later."""
+        now = self.clock()
         with self.db.read() as s:
-            marks = [(m.id, m.marks, m.record_id, m.property) for m in freshness.due_marks(s, org_id, limit)]
+            marks = [(m.id, m.marks, m.record_id, m.property) for m in freshness.due_marks(s, org_id, limit, now)]
             types = dict(s.execute(select(Record.id, Record.entity_type).where(
                 Record.id.in_({m[2] for m in marks}))).all()) if marks else {}
         counts: Counter[str] = Counter()
@@ -230,6 +241,8 @@ class Enrichment:
             except MemrelayError as exc:  # e.g. budget exhausted: the marks stay and are retried later
                 log.warning("refreshing %s.%s for org %s failed: %s", entity_type, name, org_id, exc.message)
                 counts["failed"] += len(items)
+                with self.db.session() as s:
+                    freshness.postpone(s, [mid for mid, _, _ in items], now + RETRY_AFTER)
                 continue
             counts.update(result["counts"])
             with self.db.session() as s:
@@ -241,7 +254,7 @@ class Enrichment:
     def stale(self, org_id: str) -> dict[str, Any]:
         """Stale marks per property (how many, how many due, the policy)."""
         with self.db.read() as s:
-            return freshness.stale_summary(s, org_id)
+            return freshness.stale_summary(s, org_id, self.clock())
 
     def stale_records(self, org_id: str, name: str) -> list[str]:
         with self.db.read() as s:

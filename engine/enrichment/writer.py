@@ -1,5 +1,8 @@
 """Writing inferences as property values: ``source="inference"``, confidence, producer as actor and the cited
 evidence (with the superseded value's evidence) in property history — and never over another source's value.
+An unknown answer writes nothing, except over an inferred value whose cited evidence no longer holds (a memory
+deleted or superseded, a property changed): that value is cleared (``None``), the history row recording what
+was lost, so no inferred value stands without its evidence.
 
 A chunk's inferences are applied in one transaction with the bulk write path (rows locked in id order, current
 values read once, rows and outbox events flushed with executemany)."""
@@ -14,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import utcnow
-from memrelay.engine.enrichment.evidence import cite
+from memrelay.engine.enrichment.evidence import cite, lost_evidence
 from memrelay.engine.enrichment.inference import Inference
 from memrelay.engine.stores.db.models import PropertyHistory, PropertyValue, Record
 from memrelay.engine.stores.outbox import outbox_row
@@ -26,7 +29,7 @@ from memrelay.engine.stores.properties import (
     load_current,
 )
 
-OUTCOMES = ("changed", "unchanged", "unknown", "kept_human")
+OUTCOMES = ("changed", "unchanged", "unknown", "cleared", "kept_human")
 
 
 def apply_inferences(s: Session, org_id: str, spec: PropertySpec, schema: dict[str, PropertySpec],
@@ -34,14 +37,13 @@ def apply_inferences(s: Session, org_id: str, spec: PropertySpec, schema: dict[s
     """Write each known inference (in the caller's transaction); returns counts by outcome.
 
     ``kept_human``: the current value came from another source and stays. ``unknown``: nothing is written
-    (an earlier inferred value stays with its own evidence)."""
+    (an earlier inferred value stays with its own evidence while that evidence holds). ``cleared``: unknown,
+    and the earlier inferred value's evidence is gone, so it is superseded by ``None``."""
     name = spec.propertyName
     counts: Counter[str] = Counter({k: 0 for k in OUTCOMES})
-    counts["unknown"] = sum(not i.known for i in inferences)
-    known = [i for i in inferences if i.known]
-    if not known:
+    if not inferences:
         return counts
-    ids = sorted({i.record_id for i in known})
+    ids = sorted({i.record_id for i in inferences})
     records = {r.id: r for r in s.scalars(select(Record).where(
         Record.id.in_(ids), Record.org_id == org_id, Record.deleted_at.is_(None)).order_by(Record.id)
         .with_for_update())}
@@ -52,28 +54,50 @@ def apply_inferences(s: Session, org_id: str, spec: PropertySpec, schema: dict[s
     previous = _previous(s, [rid for rid, src in sources.items() if src == INFERENCE_SOURCE], name)
     writes = PendingWrites()
     now = utcnow()
-    for inf in known:
+    for inf in inferences:
         rec = records.get(inf.record_id)
         if rec is None:
+            counts["unknown"] += int(not inf.known)
             continue
-        if sources.get(rec.id, INFERENCE_SOURCE) != INFERENCE_SOURCE:
+        if not inf.known:
+            lost = _lost(s, rec.id, sources, previous)
+            if lost is None:
+                counts["unknown"] += 1
+                continue
+            counts["cleared"] += 1
+        elif sources.get(rec.id, INFERENCE_SOURCE) != INFERENCE_SOURCE:
             counts["kept_human"] += 1
             continue
         evidence = {"producer": inf.producer, "mode": mode, "runId": run_id, **cite(inf.cited),
                     "reasoning": inf.reasoning, "supersedes": previous.get(rec.id)}
+        if not inf.known:
+            evidence["evidenceLost"] = lost
         prov = Provenance(source=INFERENCE_SOURCE, source_event_id=run_id, source_ts=now, actor=inf.producer,
-                          confidence=inf.confidence, evidence=evidence)
+                          confidence=inf.confidence if inf.known else None, evidence=evidence)
         res = apply_coerced(rec, {name: inf.value}, current.setdefault(rec.id, {}), schema, prov, writes,
                             emit_events=False)
         if name not in res.applied:
             counts["unchanged"] += 1
             continue
-        counts["changed"] += 1
+        counts["changed"] += int(inf.known)
         writes.outbox.append(outbox_row(org_id, "memory.property.updated",
                                         _event(rec, name, res.applied[name], inf, evidence, res.version)))
     s.flush()
     writes.flush(s)
     return counts
+
+
+def _lost(s: Session, record_id: str, sources: dict[str, str],
+          previous: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """For an unknown answer: what the standing inferred value's evidence lost, or None when there is no
+    inferred value or its evidence all holds (then it stays). A value that cited nothing has lost it all."""
+    if sources.get(record_id) != INFERENCE_SOURCE or record_id not in previous:
+        return None
+    cited = previous[record_id]["evidence"]
+    lost = lost_evidence(s, cited)
+    if any(lost.values()) or not (cited.get("memoryIds") or cited.get("properties")):
+        return lost
+    return None
 
 
 def _previous(s: Session, record_ids: list[str], name: str) -> dict[str, dict[str, Any]]:
@@ -100,5 +124,6 @@ def _event(rec: Record, name: str, change: dict[str, Any], inf: Inference, evide
     inference's confidence, producer and evidence."""
     return {"recordId": rec.id, "type": rec.entity_type, "version": version, "source": INFERENCE_SOURCE,
             "sourceEventId": evidence.get("runId"), "propertyName": name, **change, "inferred": True,
-            "confidence": inf.confidence, "producer": inf.producer,
-            "evidence": {k: evidence[k] for k in ("memoryIds", "properties", "reasoning")}}
+            "confidence": inf.confidence if inf.known else None, "producer": inf.producer,
+            "evidence": {k: evidence[k] for k in ("memoryIds", "properties", "reasoning", "evidenceLost")
+                         if k in evidence}}

@@ -245,14 +245,26 @@ def _linked_lines(s: Session, linked: list[Record]) -> list[str]:
     ids = [r.id for r in linked]
     keys = record_keys(s, ids)
     props: dict[str, dict[str, Any]] = {rid: {} for rid in ids}
-    for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
-                                      .where(PropertyValue.record_id.in_(ids))):
+    inferred: dict[tuple[str, str], float | None] = {}
+    for rid, name, value, source, confidence in s.execute(
+            select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value, PropertyValue.source,
+                   PropertyValue.confidence).where(PropertyValue.record_id.in_(ids))):
         props[rid][name] = value
+        if source == INFERENCE_SOURCE:
+            inferred[(rid, name)] = confidence
     lines = []
     for r in linked:
         p = props[r.id]
-        detail = ", ".join(f"{k}: {v}" for k, v in sorted(p.items())
+        detail = ", ".join(f"{k}: {v}{_inferred_mark(inferred, r.id, k)}" for k, v in sorted(p.items())
                            if k not in ("first_name", "last_name", "name") and v not in (None, "", []))[:300]
         lines.append(f"- {r.entity_type} **{display_name(p, keys[r.id], r.primary_key)}** ({r.id})"
                      + (f" — {detail}" if detail else ""))
     return lines
+
+
+def _inferred_mark(inferred: dict[tuple[str, str], float | None], record_id: str, name: str) -> str:
+    """`` (inferred, confidence 0.90)`` after an inferred value of a linked record; empty for others."""
+    if (record_id, name) not in inferred:
+        return ""
+    confidence = inferred[(record_id, name)]
+    return " (inferred" + (f", confidence {confidence:.2f})" if confidence is not None else ")")

@@ -18,7 +18,8 @@ from memrelay.cli.support import open_services
 @click.option("--collection", default=None, help="Entity type or collection name, e.g. contact.")
 @click.option("--property", "property_name", default=None, help="The inferred property, e.g. company_type.")
 @click.option("--mode", type=click.Choice(["auto", "llm", "offline"]), default="auto", show_default=True,
-              help="auto: the LLM when MEMRELAY_LLM_MODEL is set, else offline rules.")
+              help="auto: the property's declared path (its own auto: the LLM when MEMRELAY_LLM_MODEL is set, "
+                   "else offline rules).")
 @click.option("--filter", "filter_json", default=None,
               help='Only records matching a search, as JSON: {"groups": [{"conditions": [...]}]}.')
 @click.option("--chunk-size", type=click.IntRange(1, 1000), default=100, show_default=True)

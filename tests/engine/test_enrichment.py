@@ -100,7 +100,7 @@ def test_offline_infers_from_evidence_and_answers_unknown_without_it(backend: st
     status = run_offline(engine, org)
 
     assert status["status"] == "completed" and status["total"] == 4 and status["processed"] == 4
-    assert status["counts"] == {"changed": 2, "unchanged": 0, "unknown": 2, "kept_human": 0}
+    assert status["counts"] == {"changed": 2, "unchanged": 0, "unknown": 2, "cleared": 0, "kept_human": 0}
     assert status["costUsd"] == 0 and status["mode"] == "offline"
     b2b = value_of(engine, org, "payroll.example")
     assert b2b is not None and b2b["value"] == "B2B" and b2b["source"] == "inference"

@@ -86,7 +86,7 @@ def test_llm_run_writes_values_with_evidence_and_records_cost(engine: Services, 
     status = run(engine, org, chunkSize=2)  # auto mode picks the configured model
 
     assert status["mode"] == "llm" and status["status"] == "completed" and status["chunks"]["total"] == 2
-    assert status["counts"] == {"changed": 2, "unchanged": 0, "unknown": 2, "kept_human": 0}
+    assert status["counts"] == {"changed": 2, "unchanged": 0, "unknown": 2, "cleared": 0, "kept_human": 0}
     assert status["estimateUsd"] > 0 and status["costUsd"] > 0
     spent = UsageStore(engine.db).summary(org)["enrichment"]
     assert spent["calls"] == len(llm.chat_requests) == 2  # blank.example has no evidence and is not sent
@@ -147,3 +147,23 @@ def test_llm_mode_without_a_model_is_refused(engine: Services, settings: Setting
                                                                mode="llm"))
     assert bare.enrichment.resolve_mode("auto") == "offline"
     assert COMPANY_TYPE["inferred"]  # the same declaration serves both paths
+
+
+def test_declared_offline_path_is_honoured_with_a_model_configured(engine: Services, llm: FakeLLMServer) -> None:
+    org_id = fresh_org(engine, "enrichment-path-offline")
+    engine.collections.create(org_id, name="Company Insights", entity_type="company", properties=[
+        {**COMPANY_TYPE, "inferred": {**COMPANY_TYPE["inferred"], "path": "offline"}},
+        {**COMPANY_TYPE, "propertyName": "company_type_llm"}])  # path auto: the configured model
+    company(engine, org_id, "pivot.example", "Enterprise procurement software.")
+    engine.enrichment.debounce_s = 0.0
+    engine.enrichment.sweep(org_id)  # both never inferred: both stale and due
+    assert sorted(engine.enrichment.stale(org_id)) == ["company_type", "company_type_llm"]
+
+    refreshed = engine.enrichment.refresh_due(org_id)
+
+    assert refreshed["counts"]["changed"] == 2
+    assert value_of(engine, org_id, "pivot.example")["actor"] == "rule:offline-keywords-v1"
+    assert value_of(engine, org_id, "pivot.example", "company_type_llm")["actor"] == f"llm:{MODEL}"
+    assert len(llm.chat_requests) == 1  # only the auto property asked the model
+    assert run(engine, org_id)["mode"] == "offline"  # an auto-mode run takes the declared path too
+    assert run(engine, org_id, mode="llm")["mode"] == "llm"  # an explicit mode overrides it

@@ -1,6 +1,8 @@
 """Whole-collection enrichment over HTTP: ``POST /api/v1/enrichment/runs`` over 1,000 companies created with
 the bulk write path, chunks run by the real worker, progress and cost on ``GET /runs/<id>``, outbox events per
-changed value, a failed chunk resumed, the offline path's unknowns, and the CLI's progress run."""
+changed value, a failed chunk resumed, the offline path's unknowns, the CLI's progress run; an inferred value
+cleared once the memory it rested on is deleted (a human one untouched), and inferred attributes in the
+context /prompt sends the model."""
 
 from __future__ import annotations
 
@@ -13,13 +15,16 @@ from click.testing import CliRunner
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
 from memrelay.engine.stores.properties import Provenance
+from memrelay.queue.connection import connect
+from memrelay.worker.jobs.enrich import enqueue_once
 from tests.engine.test_enrichment import COMPANY_TYPE, declare
 from tests.engine.test_enrichment_llm import classify
 from tests.support.fake_llm import FakeLLMServer
-from tests.support.llm_env import with_llm
+from tests.support.llm_env import MODEL, with_llm
 
 RUNS = "/api/v1/enrichment/runs"
 BODY = {"collection": "company", "property": "company_type"}
@@ -66,7 +71,7 @@ def test_b2b_b2c_for_1000_companies_in_one_run(api: Any, engine: Services, run_j
 
     status = api.get(f"{RUNS}/{run['runId']}").json["data"]
     assert status["status"] == "completed" and status["processed"] == 1000 and status["progress"] == 1.0
-    assert status["counts"] == {"changed": 900, "unchanged": 0, "unknown": 100, "kept_human": 0}
+    assert status["counts"] == {"changed": 900, "unchanged": 0, "unknown": 100, "cleared": 0, "kept_human": 0}
     assert status["costUsd"] > 0 and len(llm.chat_requests) == 100  # 10 records per structured call
     for label, expected in (("B2B", 500), ("B2C", 400)):  # co9, co19 … (odd) said nothing
         search = api.post("/api/v1/search", json={"type": "company", "pageSize": 1, "groups": [
@@ -107,7 +112,7 @@ def test_offline_run_and_bad_requests(api: Any, other_api: Any, engine: Services
     run_jobs()
     status = api.get(f"{RUNS}/{run['runId']}").json["data"]
     assert status["mode"] == "offline" and status["costUsd"] == 0
-    assert status["counts"] == {"changed": 18, "unchanged": 0, "unknown": 2, "kept_human": 0}
+    assert status["counts"] == {"changed": 18, "unchanged": 0, "unknown": 2, "cleared": 0, "kept_human": 0}
     assert other_api.get(f"{RUNS}/{run['runId']}").status_code == 404  # another org's run
     assert api.post(RUNS, json={**BODY, "property": "industry"}).status_code == 422  # not inferred
     assert api.post(RUNS, json={"collection": "company"}).status_code in (400, 422)
@@ -133,3 +138,83 @@ def test_cli_enrich_shows_progress_and_totals(api: Any, engine: Services, settin
     assert "30/30" in result.output and '"status": "completed"' in result.output
     assert '"kept_human": 1' in result.output and '"unknown": 3' in result.output
     assert COMPANY_TYPE["propertyName"] in result.output
+
+
+def test_deleted_evidence_clears_the_inferred_value_never_a_human_one(api: Any, engine: Services, run_jobs: Any,
+                                                                      llm: FakeLLMServer) -> None:
+    declare(engine, api.org_id)
+    engine.enrichment.debounce_s = 0.0
+    said: dict[str, str] = {}
+    for site in ("quiet.example", "owned.example", "steady.example"):
+        engine.records.upsert(api.org_id, Identifiers(type="company", website_url=site), {},
+                              Provenance(source="crm"))
+        said[site] = engine.memories.memorize(api.org_id, MemorizeRequest.model_validate(
+            {"type": "company", "website_url": site, "verbatim": True,
+             "content": "Their app sells meal kits to households."}))["memoryIds"][0]
+    engine.records.upsert(api.org_id, Identifiers(type="company", website_url="steady.example"),
+                          {"description": "Kitchen gadgets for shoppers."}, Provenance(source="crm"))
+    engine.records.upsert(api.org_id, Identifiers(type="company", website_url="owned.example"),
+                          {"company_type": "B2C"}, Provenance(source="api", actor="ana@sales"))
+    run = api.post(RUNS, json=BODY).json["data"]
+    run_jobs()
+    assert api.get(f"{RUNS}/{run['runId']}").json["data"]["counts"]["changed"] == 2
+    engine.enrichment.sweep(api.org_id)  # settle the feed so far
+
+    for site in said:  # the evidence goes away (the steady one still has its description)
+        deleted = api.post("/api/v1/memory/delete", json={"memoryIds": [said[site]]})
+        assert deleted.status_code == 200 and deleted.json["data"]["deleted"] == 1
+    assert enqueue_once(connect(engine.settings), "sweep_enrichment")
+    run_jobs()
+
+    quiet = Identifiers(type="company", website_url="quiet.example")
+    assert engine.records.get(api.org_id, quiet)["properties"]["company_type"]["value"] is None
+    cleared, before = engine.records.history(api.org_id, quiet, property_name="company_type")["items"][:2]
+    assert (cleared["value"], cleared["previous"], cleared["source"]) == (None, "B2C", "inference")
+    assert cleared["evidence"]["evidenceLost"] == {"memoryIds": [said["quiet.example"]], "properties": []}
+    assert cleared["evidence"]["supersedes"]["value"] == "B2C"
+    assert cleared["evidence"]["supersedes"]["evidence"]["memoryIds"] == [said["quiet.example"]]
+    assert before["value"] == "B2C" and before["evidence"]["memoryIds"] == [said["quiet.example"]]
+    digest = api.post("/api/v1/smart-memory-digest", json={"website_url": "quiet.example", "type": "company"})
+    assert "company_type" not in digest.json["data"]["compiledContext"]
+    with engine.db.read() as s:
+        events = [e["data"] for e in recent(s, api.org_id, event_type="memory.property.updated")
+                  if e["data"].get("inferred") and e["data"]["value"] is None]
+    assert len(events) == 1 and events[0]["evidence"]["evidenceLost"]["memoryIds"] == [said["quiet.example"]]
+
+    owned = Identifiers(type="company", website_url="owned.example")
+    result = engine.enrichment.infer(api.org_id, "company", "company_type",
+                                     [engine.records.get(api.org_id, owned)["recordId"]])
+    assert result["counts"]["unknown"] == 1 and result["counts"]["cleared"] == 0
+    kept = engine.records.get(api.org_id, owned)["properties"]["company_type"]
+    assert (kept["value"], kept["source"]) == ("B2C", "api")  # a human value is never touched
+    steady = engine.records.get(api.org_id, Identifiers(type="company", website_url="steady.example"))
+    assert steady["properties"]["company_type"]["value"] == "B2C"  # re-inferred from what is left
+
+
+def test_inferred_attributes_reach_the_generation_prompt(api: Any, engine: Services, run_jobs: Any,
+                                                         llm: FakeLLMServer) -> None:
+    declare(engine, api.org_id)
+    engine.records.upsert(api.org_id, Identifiers(type="company", website_url="acme.example"),
+                          {"description": "Invoicing SaaS for businesses."}, Provenance(source="crm"))
+    engine.records.upsert(api.org_id, Identifiers(type="contact", email="ada@acme.example"), {"first_name": "Ada"},
+                          Provenance(source="crm"))
+    api.post(RUNS, json=BODY)
+    run_jobs()
+    asked = len(llm.chat_requests)
+
+    r = api.post("/api/v1/prompt", json={"instructions": [{"prompt": "Write Ada a two-line intro."}],
+                                         "email": "ada@acme.example", "type": "contact"})
+
+    assert r.status_code == 200, r.json
+    assert "smart_digest" in r.json["data"]["context"]["sources"]
+    system = llm.chat_requests[asked].messages[0]["content"]
+    line = next(x for x in system.splitlines() if "company **acme.example**" in x)  # Ada's linked company
+    assert "company_type: B2B (inferred, confidence 0.90)" in line
+    assert "description: Invoicing SaaS for businesses." in line  # a plain value carries no mark
+
+    r = api.post("/api/v1/prompt", json={"instructions": [{"prompt": "Summarise the account."}],
+                                         "website_url": "acme.example", "type": "company"})
+    assert r.status_code == 200, r.json
+    system = llm.chat_requests[-1].messages[0]["content"]
+    line = next(x for x in system.splitlines() if "company_type" in x)  # the record's own inferred value
+    assert "B2B" in line and f"inferred by llm:{MODEL}" in line and "confidence 0.90" in line

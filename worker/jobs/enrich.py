@@ -1,7 +1,9 @@
 """Enrichment jobs (``memrelay.engine.enrichment``): one chunk of a whole-collection run, the change-feed
 sweep that marks inferred properties stale, and the per-org refresh of what is due; plus the worker tick that
 enqueues the sweep. Sweep and refresh have fixed job ids and are only enqueued when not already live, so
-bursts of changes collapse into one job (debounced by the stale marks' due times)."""
+bursts of changes collapse into one job (debounced by the stale marks' due times). The refresh is enqueued by
+the sweep once a mark is due, never scheduled ahead: a refresh scheduled for a mark due tomorrow (``daily``)
+would otherwise hold the fixed job id and delay one due in seconds."""
 
 from __future__ import annotations
 
@@ -29,13 +31,14 @@ def run_enrichment_chunk(ctx: JobContext, run_id: str, org_id: str, chunk_index:
 
 def sweep_enrichment(ctx: JobContext) -> dict[str, Any]:
     """Mark stale the inferred properties whose evidence changed, in every org that declares any, and enqueue
-    each org's refresh for when its earliest mark is due."""
+    the refresh of each org with a mark due now (by the enrichment clock)."""
     enrichment = ctx.services.enrichment
     swept = [enrichment.sweep(org_id) for org_id in enrichment.org_ids()]
-    for result in swept:
-        if result["nextDueAt"] is not None:
-            enqueue_once(ctx.redis, "refresh_inferred", result["orgId"], at=result["nextDueAt"])
-    return {"orgs": len(swept), "marked": sum(r["marked"] for r in swept)}
+    now = enrichment.clock()
+    refreshing = [r["orgId"] for r in swept if r["nextDueAt"] is not None and as_aware(r["nextDueAt"]) <= now]
+    for org_id in refreshing:
+        enqueue_once(ctx.redis, "refresh_inferred", org_id)
+    return {"orgs": len(swept), "marked": sum(r["marked"] for r in swept), "refreshing": len(refreshing)}
 
 
 def refresh_inferred(ctx: JobContext, org_id: str) -> dict[str, Any]:
