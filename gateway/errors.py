@@ -70,19 +70,20 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("value refused by the database: %s", str(exc.orig)[:200])
         return _render("validation_failed", "a value is out of the range or size the store accepts", 422)
 
-    @app.errorhandler(OperationalError)
-    def _db_down(exc: OperationalError) -> tuple[Response, int]:
+    def _db_unavailable(exc: DBAPIError) -> tuple[Response, int]:
         # a lost or reset connection, a failover, SQLite busy: the transaction was rolled back, nothing stored
         log.warning("database unavailable: %s", str(exc.orig)[:200])
         resp, status = _render("database_unavailable", "the database is unavailable; retry shortly", 503)
         resp.headers["Retry-After"] = "1"
         return resp, status
 
+    @app.errorhandler(OperationalError)
+    def _db_down(exc: OperationalError) -> tuple[Response, int]:
+        return _db_unavailable(exc)
+
     @app.errorhandler(DBAPIError)
     def _db_error(exc: DBAPIError) -> tuple[Response, int]:
-        if exc.connection_invalidated:
-            return _db_down(OperationalError(exc.statement, exc.params, exc.orig))
-        return _unexpected(exc)
+        return _db_unavailable(exc) if exc.connection_invalidated else _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
