@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import (
@@ -257,7 +257,8 @@ class MemoryIndex:
         last, total = "", 0
         table = MEMORIES
         stmt = (update(table).where(table.c.id == bindparam("mid"))
-                .values(embedding=bindparam("vec"), embedder=emb.name, index_state="pending"))
+                .values(embedding=bindparam("vec"), embedder=emb.name,  # soft-deleted ones stay out of the index
+                        index_state=case((table.c.deleted_at.is_(None), "pending"), else_="deleted")))
         while True:
             with self.db.read() as s:
                 rows = s.execute(select(Memory.id, Memory.text).where(Memory.org_id == org_id, Memory.id > last)
@@ -294,7 +295,8 @@ class MemoryIndex:
         name = self.current_collection()
         with self.db.read() as s:
             meta = s.get(IndexMeta, org_id)
-            rows = s.execute(select(Memory.id, Memory.index_state, Memory.embedder).where(Memory.org_id == org_id)).all()
+            rows = s.execute(select(Memory.id, Memory.index_state, Memory.embedder).where(
+                Memory.org_id == org_id, Memory.deleted_at.is_(None))).all()  # soft-deleted memories have no vector
             stones = int(s.scalar(select(func.count(IndexTombstone.id)).where(IndexTombstone.org_id == org_id)) or 0)
         sql_ids = {r.id for r in rows if r.embedder == emb.name}
         in_milvus = self.vector_index.ids(name, org_id)
