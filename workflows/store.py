@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from memrelay.engine.core.errors import NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
@@ -143,8 +144,13 @@ def set_enabled(db: Database, org_id: str, workflow_id: str, enabled: bool) -> N
 
 def enabled_workflows(db: Database, org_id: str) -> set[str]:
     with db.read() as s:
-        return set(s.scalars(select(WorkflowState.workflow_id).where(WorkflowState.org_id == org_id,
-                                                                     WorkflowState.enabled.is_(True))))
+        return enabled_workflows_in(s, org_id)
+
+
+def enabled_workflows_in(s: Session, org_id: str) -> set[str]:
+    """The org's enabled workflow ids, read in the caller's transaction."""
+    return set(s.scalars(select(WorkflowState.workflow_id).where(WorkflowState.org_id == org_id,
+                                                                 WorkflowState.enabled.is_(True))))
 
 
 def orgs_enabling(db: Database, workflow_id: str) -> list[str]:

@@ -43,20 +43,36 @@ def _start(engine: TriggerServices, org_id: str, wf: WorkflowDef, trigger_type: 
     return run_id
 
 
+def webhook_workflows(engine: TriggerServices, source_connector: str, event_type: str) -> list[WorkflowDef]:
+    """The defined workflows (enabled or not) whose webhook trigger matches an event; no SQL. Usually none
+    does, and then nothing about the event's org needs to be read."""
+    out: list[WorkflowDef] = []
+    for wf in registry(engine.settings.data_dir).all():
+        trig = wf.trigger
+        if isinstance(trig, WebhookTrigger) and source_connector in trig.source \
+                and fnmatch.fnmatchcase(event_type, trig.event):
+            out.append(wf)
+    return out
+
+
 def on_event(engine: TriggerServices, org_id: str, source_connector: str, event_type: str, record_id: str | None,
-             payload: dict[str, Any], *, enqueue: RunEnqueuer) -> list[str]:
-    """Start the org's enabled workflows whose webhook trigger matches this processed event."""
-    enabled = store.enabled_workflows(engine.db, org_id)
+             payload: dict[str, Any], *, enqueue: RunEnqueuer, enabled: set[str] | None = None) -> list[str]:
+    """Start the org's enabled workflows whose webhook trigger matches this processed event.
+
+    ``enabled``: the org's enabled workflow ids when the caller already read them (in its own transaction);
+    otherwise they are read here — and only when some defined workflow matches the event at all."""
+    matching = webhook_workflows(engine, source_connector, event_type)
+    if not matching:
+        return []
+    if enabled is None:
+        enabled = store.enabled_workflows(engine.db, org_id)
     if not enabled:
         return []
     digest = hashlib.sha256(json.dumps([source_connector, event_type, record_id, payload], sort_keys=True,
                                        default=str).encode()).hexdigest()[:32]
     started: list[str] = []
-    for wf in registry(engine.settings.data_dir).all():
-        trig = wf.trigger
-        if wf.id not in enabled or not isinstance(trig, WebhookTrigger):
-            continue
-        if source_connector not in trig.source or not fnmatch.fnmatchcase(event_type, trig.event):
+    for wf in matching:
+        if wf.id not in enabled:
             continue
         data = {"source": source_connector, "event_type": event_type, "record_id": record_id, "payload": payload}
         run_id = _start(engine, org_id, wf, "webhook", data, f"event:{digest}", enqueue)

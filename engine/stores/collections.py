@@ -224,15 +224,26 @@ class Collections:
 
     def active_entity_type(self, s: Session, org_id: str, name: str) -> str:
         """Validate that an entity type exists and is not archived; returns its normalised name."""
-        name = self.type_name(s, org_id, name)
+        return self.active_entity_type_row(s, org_id, name).name
+
+    def active_entity_type_row(self, s: Session, org_id: str, name: str) -> EntityType:
+        """The entity type a caller's ``type`` names (as :meth:`type_name` resolves it), validated to exist and
+        not be archived (422 otherwise). One query when ``name`` is the type's own name — the row also carries
+        the type's declared keys, so callers need not read it again."""
+        name = normalise_entity_type(name)
         et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, EntityType.name == name))
+        if et is None:
+            via = self.type_name(s, org_id, name)
+            if via != name:
+                name = via
+                et = s.scalar(select(EntityType).where(EntityType.org_id == org_id, EntityType.name == name))
         if et is None:
             known = s.scalars(select(EntityType.name).where(EntityType.org_id == org_id,
                                                             EntityType.archived_at.is_(None))).all()
             raise ValidationFailed(f"unknown entity type {name!r}", details={"known": sorted(known)})
         if et.archived_at is not None:
             raise ValidationFailed(f"entity type {name!r} is archived")
-        return name
+        return et
 
     # --- collections -------------------------------------------------------------------------
     def create(self, org_id: str, *, name: str, entity_type: str, properties: list[dict[str, Any]],
@@ -303,13 +314,27 @@ class Collections:
         Parsed schemas are cached per process and revalidated with one cheap query (count, newest
         change), so a change made by any process is seen immediately."""
         et = normalise_entity_type(entity_type)
-        scope = (Collection.org_id == org_id, Collection.entity_type == et)
-        stamp = tuple(s.execute(select(func.count(), func.sum(Collection.version), func.max(Collection.updated_at))
-                                .where(*scope)).one())
+        return self._schema(s, org_id, et, tuple(s.execute(select(*_schema_stamp(org_id, et))).one()))
+
+    def writable_type_and_schema(self, s: Session, org_id: str, name: str,
+                                 ) -> tuple[EntityType, dict[str, PropertySpec]]:
+        """:meth:`active_entity_type_row` and :meth:`schema_for` of it, in ONE query when ``name`` is an
+        active type's own name: the schema's revalidation stamp is read with the entity type's row."""
+        wanted = normalise_entity_type(name)
+        row = s.execute(select(EntityType, *_schema_stamp(org_id, wanted)).where(
+            EntityType.org_id == org_id, EntityType.name == wanted)).one_or_none()
+        if row is None or row[0].archived_at is not None:  # an alias, or a 422
+            et = self.active_entity_type_row(s, org_id, name)
+            return et, self.schema_for(s, org_id, et.name)
+        return row[0], self._schema(s, org_id, wanted, tuple(row[1:]))
+
+    def _schema(self, s: Session, org_id: str, et: str, stamp: tuple[Any, ...]) -> dict[str, PropertySpec]:
+        """The parsed schema of ``et`` from the cache when ``stamp`` (read in this transaction) still matches."""
         hit = self._schemas.get((org_id, et))
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        rows = s.scalars(select(Collection).where(*scope, Collection.archived_at.is_(None))).all()
+        rows = s.scalars(select(Collection).where(Collection.org_id == org_id, Collection.entity_type == et,
+                                                  Collection.archived_at.is_(None))).all()
         out: dict[str, PropertySpec] = {}
         for c in rows:
             for p in c.properties:
@@ -341,6 +366,14 @@ class Collections:
                                     "name": c.name, "entityType": c.entity_type, "description": c.description,
                                     "properties": c.properties, "tags": c.tags,
                                     "archived": c.archived_at is not None}))
+
+
+def _schema_stamp(org_id: str, entity_type: str) -> tuple[Any, ...]:
+    """Scalar subqueries that change whenever any collection of the type changes (in any process): how many,
+    the sum of their versions, the newest change."""
+    scope = (Collection.org_id == org_id, Collection.entity_type == entity_type)
+    return tuple(select(agg).where(*scope).scalar_subquery()
+                 for agg in (func.count(), func.sum(Collection.version), func.max(Collection.updated_at)))
 
 
 def seed_starter_schema(db: Database, org_id: str) -> None:

@@ -90,18 +90,25 @@ class EventLog:
         return new_ids, len(events) - len(new_ids)
 
     def claim(self, event_id: str) -> InboundEvent | None:
-        """Take the processing lease; None if the event is done, dead, or leased by a live worker."""
+        """Take the processing lease; None if the event is done, dead, or leased by a live worker.
+
+        One statement (``UPDATE … RETURNING``): the row comes back as claimed, with its new attempt number. On
+        PostgreSQL it runs in autocommit — a single statement is its own transaction, so no BEGIN/COMMIT round
+        trips; SQLite keeps the store's serialised write transaction."""
         now = utcnow()
-        with self.db.session() as s:
-            res = s.execute(update(InboundEvent).where(
-                InboundEvent.id == event_id,
-                or_(InboundEvent.status.in_(("received", "failed")),
-                    and_(InboundEvent.status == "processing", InboundEvent.next_attempt_at <= now)),
-            ).values(status="processing", attempts=InboundEvent.attempts + 1,
-                     next_attempt_at=now + timedelta(seconds=self.lease_s)))
-            if rowcount(res) != 1:
-                return None
-            return s.get(InboundEvent, event_id)
+        stmt = update(InboundEvent).where(
+            InboundEvent.id == event_id,
+            or_(InboundEvent.status.in_(("received", "failed")),
+                and_(InboundEvent.status == "processing", InboundEvent.next_attempt_at <= now)),
+        ).values(status="processing", attempts=InboundEvent.attempts + 1,
+                 next_attempt_at=now + timedelta(seconds=self.lease_s)
+                 ).returning(InboundEvent).execution_options(synchronize_session=False)
+        if self.db.is_sqlite:
+            with self.db.session() as s:
+                return s.scalars(stmt).one_or_none()
+        with self.db.engine.connect() as conn, Session(bind=conn.execution_options(isolation_level="AUTOCOMMIT"),
+                                                       expire_on_commit=False) as s:
+            return s.scalars(stmt).one_or_none()
 
     def complete(self, s: Session, ev: InboundEvent, result: dict[str, Any]) -> bool:
         """Mark the claimed event ``processed`` and emit ``event.processed``, in ``s`` — the transaction that

@@ -280,13 +280,58 @@ def _sql_by_id(s: Session, org_id: str, entity_type: str | None,
 
 
 def resolve_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None, *,
-                   include_deleted: bool = False) -> Record | None:
-    """The one record (of ``entity_type`` when given) the identifiers name, or None; 409 when ambiguous."""
+                   include_deleted: bool = False, policy: KeyPolicy | None = None) -> Record | None:
+    """The one record (of ``entity_type`` when given) the identifiers name, or None; 409 when ambiguous.
+
+    ``policy``: the entity type's key policy when the caller already read it (saves reading it again)."""
     et = normalise_type(entity_type)
     keys = ids.keys()
-    policy = key_policy(s, org_id, et) if len(keys) > 1 else KeyPolicy()  # one key: it is the identity
+    if len(keys) <= 1:
+        policy = KeyPolicy()  # one key: it is the identity
+    elif policy is None:
+        policy = key_policy(s, org_id, et)
     return choose(keys, policy, _sql_candidates(s, org_id, et, include_deleted),
                   _sql_by_id(s, org_id, et, include_deleted))
+
+
+def resolve_live_or_deleted(s: Session, org_id: str, ids: Identifiers, entity_type: str, policy: KeyPolicy,
+                            ) -> tuple[Record | None, Record | None]:
+    """``(live, deleted)``: what :func:`resolve_record` answers for ``ids`` among live records, and — only
+    when that is None — among all records including deleted ones, from ONE lookup per key.
+
+    Each key's lookup reads its holders live first (then by creation), so its live rows are exactly the
+    live lookup's; when no key has a live holder, every row read is deleted and in the order (and within
+    the limit) of the ``include_deleted`` lookup. Both answers therefore equal two separate resolutions."""
+    keys = ids.keys()
+    if len(keys) <= 1:
+        policy = KeyPolicy()  # one key: it is the identity
+    read: dict[tuple[str, str, str | None], list[Record]] = {}
+
+    def every(name: str, value: str, exclude: str | None) -> list[Record]:
+        if (name, value, exclude) not in read:
+            read[(name, value, exclude)] = _holders_live_first(s, org_id, entity_type, name, value, exclude)
+        return read[(name, value, exclude)]
+
+    def live(name: str, value: str, exclude: str | None) -> list[Record]:
+        return [r for r in every(name, value, exclude) if r.deleted_at is None]
+
+    by_id = _sql_by_id(s, org_id, entity_type, True)
+    found = choose(keys, policy, live, lambda rid: (r if (r := by_id(rid)) is not None and r.deleted_at is None
+                                                    else None))
+    if found is not None:
+        return found, None
+    return None, choose(keys, policy, every, by_id)
+
+
+def _holders_live_first(s: Session, org_id: str, entity_type: str, name: str, value: str,
+                        exclude: str | None) -> list[Record]:
+    q = select(Record).join(RecordKey, RecordKey.record_id == Record.id).where(
+        RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value,
+        Record.org_id == org_id, Record.entity_type == entity_type)
+    if exclude:
+        q = q.where(~Record.primary_key.startswith(exclude + ":", autoescape=True))
+    return list(s.scalars(q.order_by(Record.deleted_at.is_not(None), Record.created_at, Record.id)
+                          .limit(MAX_CANDIDATES + 1)))
 
 
 def find_records(s: Session, org_id: str, ids: Identifiers, *, entity_type: str | None = None,
@@ -367,10 +412,12 @@ def claim_primary_key(rec: Record, keys: Sequence[tuple[str, str]], policy: KeyP
         rec.primary_key = primary_key_string(identity)[:512]
 
 
-def attach_keys(s: Session, record: Record, keys: list[tuple[str, str]]) -> None:
-    """Add the secondary keys a write carried (idempotent)."""
-    existing = {(n, v) for n, v in s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
-        RecordKey.record_id == record.id))}
+def attach_keys(s: Session, record: Record, keys: list[tuple[str, str]], *, new_record: bool = False) -> None:
+    """Add the secondary keys a write carried (idempotent). ``new_record``: the record was created in this
+    transaction and holds no key yet (nothing to read)."""
+    existing: set[tuple[str, str]] = set() if new_record else {
+        (n, v) for n, v in s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
+            RecordKey.record_id == record.id))}
     for name, value in keys:
         if (name, value) not in existing and not (name == "record_id" and value == record.id):
             s.add(RecordKey(org_id=record.org_id, record_id=record.id, key_name=name, key_value=value[:512]))

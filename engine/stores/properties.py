@@ -155,15 +155,17 @@ def load_current(s: Session, record_ids: list[str], names: list[str] | None = No
 
 def write_properties(s: Session, record: Record, values: dict[str, Any], schema: dict[str, PropertySpec],
                      prov: Provenance, *, expected_version: int | None = None,
-                     array_ops: dict[str, dict[str, Any]] | None = None, emit_events: bool = True) -> WriteResult:
-    """Validate and write ``values`` (and array ops) on one locked record in the caller's transaction."""
+                     array_ops: dict[str, dict[str, Any]] | None = None, emit_events: bool = True,
+                     new_record: bool = False) -> WriteResult:
+    """Validate and write ``values`` (and array ops) on one locked record in the caller's transaction.
+    ``new_record``: created in this transaction, so it has no stored value to read."""
     check_known(schema, list(values) + list(array_ops or {}), record.entity_type)
     if expected_version is not None and record.version != expected_version:
         raise Conflict(f"record version is {record.version}, not {expected_version}",
                        details={"currentVersion": record.version, "expectedVersion": expected_version})
     coerced = {name: coerce(schema[name], v) for name, v in values.items()}
     names = list(coerced) + [n for n in (array_ops or {}) if n not in coerced]
-    current = load_current(s, [record.id], names).get(record.id, {}) if names else {}
+    current = load_current(s, [record.id], names).get(record.id, {}) if names and not new_record else {}
     writes = PendingWrites()
     result = apply_coerced(record, coerced, current, schema, prov, writes, array_ops=array_ops,
                            emit_events=emit_events)

@@ -7,15 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.engine.core.errors import BadRequest, Conflict, NotFound
 from memrelay.engine.core.util import as_aware, iso, new_sortable_id, utcnow
 from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import (
     AuditEntry,
+    EntityType,
     IndexTombstone,
     Memory,
     PropertyHistory,
@@ -27,11 +28,12 @@ from memrelay.engine.stores.identity import (
     Identifiers,
     attach_keys,
     claim_primary_key,
-    key_policy,
     not_found,
+    policy_of,
     primary_key_string,
     record_keys,
     require_record,
+    resolve_live_or_deleted,
     resolve_record,
 )
 from memrelay.engine.stores.outbox import emit
@@ -54,6 +56,27 @@ def record_summary(r: Record) -> dict[str, Any]:
             **({"deletedAt": iso(r.deleted_at), "purgeAfter": iso(r.purge_after)} if r.deleted_at else {})}
 
 
+def insert_record(s: Session, org_id: str, entity_type: str, primary_key: str) -> Record | None:
+    """Create a record (version 0) in one statement; None when a record with that primary key already exists
+    (a concurrent writer created it first). No savepoint: the insert skips the conflict instead of failing."""
+    now = utcnow()
+    dialect = s.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Record).values(
+        id=new_sortable_id("rec"), org_id=org_id, entity_type=entity_type, primary_key=primary_key, version=0,
+        created_at=now, updated_at=now)
+    stmt = ins.on_conflict_do_nothing(index_elements=["org_id", "entity_type", "primary_key"]).returning(Record)
+    return s.scalars(stmt).one_or_none()
+
+
+def _wanted_type(ids: Identifiers, entity_type: str | None) -> str:
+    """The entity type a write names (given, in the identifiers, or inferred from them); 400 without one."""
+    ids.require_any()
+    wanted = entity_type or ids.type or ids.inferred_type()
+    if not wanted:
+        raise BadRequest("'type' is required to create a record", details={"field": "type"})
+    return wanted
+
+
 class Records:
     """Org-scoped operations on records and their properties."""
 
@@ -65,50 +88,49 @@ class Records:
     # --- identity ----------------------------------------------------------------------------
     def get_or_create(self, s: Session, org_id: str, ids: Identifiers, entity_type: str | None = None) -> Record:
         """Find the record the identifiers name, or create it; attaches any new secondary keys."""
-        ids.require_any()
-        wanted = entity_type or ids.type or ids.inferred_type()
-        if not wanted:
-            raise BadRequest("'type' is required to create a record", details={"field": "type"})
-        et = self.collections.active_entity_type(s, org_id, wanted)
-        keys = ids.keys()
-        policy = key_policy(s, org_id, et)
-        rec = resolve_record(s, org_id, ids, et)
-        if rec is None:
-            deleted = resolve_record(s, org_id, ids, et, include_deleted=True)
-            if deleted is not None:
-                raise NotFound("that record is deleted; cancel the deletion to write to it",
-                               details={"recordId": deleted.id, "purgeAfter": iso(deleted.purge_after)})
-            identity = policy.identity_key(keys)
-            if identity is None:
-                raise not_found(s, org_id, ids, et)
-            now = utcnow()
-            rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=et,
-                         primary_key=primary_key_string(identity)[:512], version=0, created_at=now, updated_at=now)
-            try:
-                with s.begin_nested():  # a concurrent writer may create the same record first
-                    s.add(rec)
-                    s.flush()
-            except IntegrityError:
-                winner = resolve_record(s, org_id, ids, et)
-                if winner is None:
-                    raise
-                rec = lock_record(s, winner.id)
-                claim_primary_key(rec, keys, policy)
-        else:
+        wanted = _wanted_type(ids, entity_type)
+        return self._find_or_create(s, org_id, ids, self.collections.active_entity_type_row(s, org_id, wanted))[0]
+
+    def _find_or_create(self, s: Session, org_id: str, ids: Identifiers, et_row: EntityType) -> tuple[Record, bool]:
+        """:meth:`get_or_create` within the (validated, active) entity type ``et_row``; also says whether the
+        record was created here (then it has no property yet)."""
+        et, policy, keys = et_row.name, policy_of(et_row), ids.keys()
+        rec, deleted = resolve_live_or_deleted(s, org_id, ids, et, policy)
+        if rec is not None:
             rec = lock_record(s, rec.id)
             claim_primary_key(rec, keys, policy)
+            attach_keys(s, rec, keys)
+            return rec, False
+        if deleted is not None:
+            raise NotFound("that record is deleted; cancel the deletion to write to it",
+                           details={"recordId": deleted.id, "purgeAfter": iso(deleted.purge_after)})
+        identity = policy.identity_key(keys)
+        if identity is None:
+            raise not_found(s, org_id, ids, et)
+        created = insert_record(s, org_id, et, primary_key_string(identity)[:512])
+        if created is not None:
+            attach_keys(s, created, keys, new_record=True)
+            return created, True
+        winner = resolve_record(s, org_id, ids, et, policy=policy)  # a concurrent writer created it first
+        if winner is None:
+            raise Conflict("a record with that primary key was created concurrently and cannot be resolved",
+                           details={"type": et, "primaryKey": primary_key_string(identity)[:512]})
+        rec = lock_record(s, winner.id)
+        claim_primary_key(rec, keys, policy)
         attach_keys(s, rec, keys)
-        return rec
+        return rec, False
 
     # --- writes ------------------------------------------------------------------------------
     def upsert(self, org_id: str, ids: Identifiers, properties: dict[str, Any], prov: Provenance, *,
                expected_version: int | None = None) -> dict[str, Any]:
-        """Structured write (no AI): create or find the record, write typed properties."""
+        """Structured write (no AI): create or find the record, write typed properties. The entity type, its
+        key policy and its schema's revalidation stamp are read in one query."""
         with self.db.session() as s:
-            rec = self.get_or_create(s, org_id, ids)
+            et_row, schema = self.collections.writable_type_and_schema(s, org_id, _wanted_type(ids, None))
+            rec, inserted = self._find_or_create(s, org_id, ids, et_row)
             created = rec.version == 0
-            schema = self.collections.schema_for(s, org_id, rec.entity_type)
-            res = write_properties(s, rec, properties, schema, prov, expected_version=expected_version)
+            res = write_properties(s, rec, properties, schema, prov, expected_version=expected_version,
+                                   new_record=inserted)
             return {**record_summary(rec), "created": created, **_result(res)}
 
     def upsert_many(self, org_id: str, items: list[tuple[Identifiers, dict[str, Any], Provenance]]) -> list[Any]:
