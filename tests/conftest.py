@@ -69,6 +69,19 @@ def pg_url() -> Iterator[str]:
     eng.dispose()
 
 
+@pytest.fixture
+def own_pg_url(fresh_pg_schema: str) -> str:
+    """A migrated PostgreSQL schema of this test alone (``@pytest.mark.own_database``).
+
+    The session schema is shared by every PostgreSQL test of the process and rightly keeps what they left
+    pending (an accepted event never processed, a chunk whose job went with a Redis flush). A test asserting
+    what a process-wide sweep (every org's due events or chunks) returns needs a database holding only its
+    own work — as each SQLite test's fresh copy already does.
+    """
+    upgrade(fresh_pg_schema)
+    return fresh_pg_schema
+
+
 @pytest.fixture(scope="session")
 def milvus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("milvus") / "milvus.db"
@@ -78,9 +91,14 @@ CRM_TEST_HOSTS = "127.0.0.1,localhost"
 """The local fake CRM servers' hosts, admitted as CRM API bases (MEMRELAY_CRM_TEST_HOSTS)."""
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _crm_fakes_are_admitted() -> None:
-    """CRM clients built without Services (connector tests) admit the local fakes too."""
+    """CRM clients built without Services (connector tests) admit the local fakes too.
+
+    Per test, not per session: the admitted hosts are process-wide and every ``Services`` replaces them with
+    its settings' list, so a test that builds one from settings without ``crm_test_hosts`` (the CLI's
+    ``load_settings()``, a bare ``Settings``) would otherwise leave later tests in this worker refused.
+    """
     from memrelay.engine.egress.crm_hosts import configure_crm_test_hosts
 
     configure_crm_test_hosts(CRM_TEST_HOSTS.split(","))
@@ -123,7 +141,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pa
     """Settings for one test: SQLite copy (or PostgreSQL via the `backend` param), private Redis."""
     backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else "sqlite"
     if backend == "postgres":
-        db_url = request.getfixturevalue("pg_url")
+        own = request.node.get_closest_marker("own_database") is not None
+        db_url = request.getfixturevalue("own_pg_url" if own else "pg_url")
     else:
         (tmp_path / "data").mkdir(exist_ok=True)
         dest = tmp_path / "data" / "memrelay.db"

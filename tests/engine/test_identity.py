@@ -140,7 +140,8 @@ def test_a_custom_entity_type_declares_its_primary_key(engine: Services) -> None
     org = _org(engine)
     made = engine.collections.create_entity_type(org, "Student", primary_key_field="studentNumber",
                                                  secondary_keys=["email"])
-    assert made["name"] == "student" and made["primaryKeyField"] == "studentNumber"
+    assert made["slug"] == "student" and made["name"] == "Student"  # name: the display label (Personize's)
+    assert made["primaryKeyField"] == "studentNumber"
     ids = {"customKeyName": "studentNumber", "email": "alice@university.edu"}
     alice = engine.records.upsert(org, Identifiers(type="Student", customKeyValue="S-2024-1234", **ids), {},
                                   Provenance())

@@ -52,6 +52,7 @@ def contact_by_hubspot_id(api, object_id):
     return r["results"][0] if r["results"] else None
 
 
+@pytest.mark.own_database  # sweep_once counts every org's due events
 @pytest.mark.usefixtures("backend", "redis_backend")
 def test_hubspot_delivery_is_verified_logged_enqueued_and_applied(api, engine, run_jobs):
     src = hubspot_source(api)

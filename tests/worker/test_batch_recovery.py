@@ -140,6 +140,7 @@ def test_a_failing_chunk_is_retried_then_its_rows_fail_and_a_done_chunk_is_skipp
         assert s.scalar(select(func.count()).select_from(Memory).where(Memory.org_id == api.org_id)) == 2
 
 
+@pytest.mark.own_database  # redrive_chunks counts every org's due chunks
 def test_the_sweeper_redrives_a_dead_workers_chunk_and_gives_up_once_attempts_ran_out(
         api: Any, engine: Services, settings: Settings, backend: str) -> None:
     conn = redis.Redis.from_url(str(settings.redis_url))
