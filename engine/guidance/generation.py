@@ -29,6 +29,8 @@ SYSTEM_PROMPT = (
     "names, numbers, prices, dates or links. Never leave template placeholders such as [Name] or "
     "{{first_name}}. Links must be https. Follow the guidelines; critical ones are mandatory."
 )
+MAX_ROUTING_MESSAGE = 20_000  # SmartGuidelinesRequest.message's limit
+MAX_ROUTING_NOTE = 2_000
 DEFAULT_CRITERIA = ["Relevance to the instructions", "Faithfulness to the context", "Tone and clarity"]
 
 
@@ -208,10 +210,12 @@ class Generation:
         from memrelay.engine.guidance.governance import SmartGuidelinesRequest
 
         return self.guidelines.smart_guidelines(
-            org_id, SmartGuidelinesRequest(message=message[:20_000], sessionId=session_id))
+            org_id, SmartGuidelinesRequest(message=message[:MAX_ROUTING_MESSAGE], sessionId=session_id))
 
-    def _memory_context(self, org_id: str, req: PromptRequest, query: str) -> tuple[str, list[str]]:
-        """Digest + smart recall for the identified record, fetched in parallel."""
+    def _memory_context(self, org_id: str, req: PromptRequest,
+                        query: str) -> tuple[str, list[str], list[dict[str, Any]]]:
+        """Digest + smart recall for the identified record, fetched in parallel: the context text, its
+        sources and the digest's inferred values (the record's and its linked records')."""
         from memrelay.engine.memory.digest import DigestRequest
         from memrelay.engine.memory.recall import RecallRequest
 
@@ -221,12 +225,14 @@ class Generation:
                                  DigestRequest(identifiers=ids, tokenBudget=req.contextTokens * 2 // 3))
             found = pool.submit(self.recall.smart_recall, org_id,
                                 RecallRequest(query=query[:10_000], identifiers=ids, limit=8))
-            markdown = digest.result()["markdown"]
+            digested = digest.result()
             memories = [m["text"] for m in found.result()["results"]]
+        markdown = digested["markdown"]
         seen = set(markdown.splitlines())
         extra = [f"- {t}" for t in memories if not any(t in line for line in seen)]
         text = markdown + ("\n\n## Relevant memories\n" + "\n".join(extra) if extra else "")
-        return truncate(text, req.contextTokens, suffix="\n…"), ["smart_digest", "smart_recall"]
+        return (truncate(text, req.contextTokens, suffix="\n…"), ["smart_digest", "smart_recall"],
+                digested.get("inferred", []))
 
     # --- run ---------------------------------------------------------------------------------
     def generate(self, org_id: str, req: PromptRequest, *, run_id: str | None = None) -> dict[str, Any]:
@@ -236,14 +242,13 @@ class Generation:
         sources: list[str] = ["given"] if req.context else []
         memory = req.context or ""
         guideline_reports: list[dict[str, Any]] = []
-        first_prompt = req.instructions[0].prompt
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gen") as pool:
-            g_future = pool.submit(self._guidelines, org_id, first_prompt, session_id) if req.useGuidelines else None
-            if not req.context and req.identifiers.keys():
-                memory, found = self._memory_context(org_id, req, " ".join(i.prompt for i in req.instructions))
-                sources += found
-            if g_future is not None:
-                guideline_reports.append(g_future.result())
+        inferred: list[dict[str, Any]] = []  # the record's inferred attributes steer guideline routing
+        if not req.context and req.identifiers.keys():
+            memory, found, inferred = self._memory_context(org_id, req, " ".join(i.prompt for i in req.instructions))
+            sources += found
+        if req.useGuidelines:
+            guideline_reports.append(self._guidelines(
+                org_id, routing_message(req.instructions[0].prompt, inferred), session_id))
         messages: list[dict[str, Any]] = [{"role": "system", "content": self._system(memory, guideline_reports)}]
         steps: list[dict[str, Any]] = []
         specs = req.output_specs()
@@ -253,7 +258,7 @@ class Generation:
         channel_report: dict[str, Any] | None = None
         for i, instruction in enumerate(req.instructions):
             if i and req.useGuidelines:
-                g_report = self._guidelines(org_id, instruction.prompt, session_id)
+                g_report = self._guidelines(org_id, routing_message(instruction.prompt, inferred), session_id)
                 guideline_reports.append(g_report)
                 if g_report["compiledContext"]:
                     messages.append({"role": "system", "content": "Additional guidelines:\n"
@@ -290,6 +295,7 @@ class Generation:
                         "guidelines": [g["name"] for r in guideline_reports for g in r["guidelines"]
                                        if g["delivery"] != "already_delivered"],
                         "guidelineTokensSaved": sum(r["tokensSaved"] for r in guideline_reports),
+                        "routingAttributes": inferred if guideline_reports else [],
                         "sessionId": session_id},
         }
         result["memorized"] = self._memorize_back(org_id, req.memorize, req.channel, final) if req.memorize else None
@@ -365,6 +371,20 @@ class Generation:
                                   max_properties=0, verbatim=True)
         stored = self.memories.memorize(org_id, request)
         return {"recordId": stored["recordId"], "memoryIds": stored["memoryIds"]}
+
+
+def routing_message(prompt: str, inferred: list[dict[str, Any]]) -> str:
+    """The text guidelines are routed with: the task, plus a line naming the record's inferred attributes
+    (``Known attributes (inferred): company_type: B2C``) so attribute-specific guidelines are picked."""
+    pairs = dict.fromkeys(f"{a['property']}: {_value_text(a['value'])}" for a in inferred)
+    if not pairs:
+        return prompt
+    note = ("\n\nKnown attributes (inferred): " + "; ".join(pairs))[:MAX_ROUTING_NOTE]
+    return prompt[:MAX_ROUTING_MESSAGE - len(note)] + note
+
+
+def _value_text(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def response_text(outputs: dict[str, str], free_text: str | None) -> str:

@@ -109,6 +109,7 @@ class Digests:
             related = related_records(s, org_id, rec, keys) if req.include_related else []
             for other in related:
                 sections.append(_related_section(s, org_id, other, now, req))
+            inferred = inferred_values(s, ([rec] if req.include_properties else []) + linked)
         title = f"# {rec.entity_type.capitalize()}: {display_name(props, keys, rec.primary_key)}"
         key_line = ", ".join(f"{k}: {v}" for k, v in keys.items() if not isinstance(v, dict))
         markdown, used, truncated = fit([title] + ([f"_{key_line}_"] if key_line else []), sections,
@@ -120,7 +121,23 @@ class Digests:
                 "markdown": markdown, "tokenEstimate": used, "tokenBudget": req.token_budget, "truncated": truncated,
                 "counts": {"properties": len(pvs), "memories": len(memories), "linkedRecords": len(linked),
                            "relatedRecords": len(related)},
-                "relatedRecords": [{"recordId": r.id, "type": r.entity_type} for r in related]}
+                "relatedRecords": [{"recordId": r.id, "type": r.entity_type} for r in related],
+                "inferred": inferred}
+
+
+def inferred_values(s: Session, records: list[Record]) -> list[dict[str, Any]]:
+    """The set inferred values of ``records`` (in that order, then by property name) as
+    ``{recordId, type, property, value, confidence}``."""
+    if not records:
+        return []
+    types = {r.id: r.entity_type for r in records}
+    rows = s.scalars(select(PropertyValue).where(PropertyValue.record_id.in_(list(types)),
+                                                 PropertyValue.source == INFERENCE_SOURCE))
+    order = {rid: i for i, rid in enumerate(types)}
+    found = sorted((pv for pv in rows if pv.value not in (None, "", [])),
+                   key=lambda pv: (order[pv.record_id], pv.name))
+    return [{"recordId": pv.record_id, "type": types[pv.record_id], "property": pv.name, "value": pv.value,
+             "confidence": pv.confidence} for pv in found]
 
 
 def recent_memories(s: Session, org_id: str, record_id: str, limit: int) -> list[Memory]:

@@ -218,3 +218,49 @@ def test_inferred_attributes_reach_the_generation_prompt(api: Any, engine: Servi
     system = llm.chat_requests[-1].messages[0]["content"]
     line = next(x for x in system.splitlines() if "company_type" in x)  # the record's own inferred value
     assert "B2B" in line and f"inferred by llm:{MODEL}" in line and "confidence 0.90" in line
+
+
+PLAYBOOKS = {
+    "B2B sales playbook": ("Selling to business buyers.", ["B2B"],
+                           "## Approach\nLead with ROI for the buying committee, offer a procurement-ready "
+                           "security review and propose a pilot with the finance team."),
+    "B2C consumer playbook": ("Selling to consumers.", ["B2C"],
+                              "## Approach\nLead with the first-order discount code, keep it playful and "
+                              "mention free returns for households."),
+}
+
+
+def test_inferred_attributes_route_the_playbook_guideline(api: Any, engine: Services, run_jobs: Any,
+                                                          llm: FakeLLMServer) -> None:
+    declare(engine, api.org_id)
+    for name, (description, keywords, content) in PLAYBOOKS.items():
+        created = api.post("/api/v1/guidelines", json={"name": name, "description": description,
+                                                       "triggerKeywords": keywords, "content": content})
+        assert created.status_code in (200, 201), created.json
+    for site, description in (("ledger.example", "Invoicing SaaS for businesses."),
+                              ("kitchen.example", "Meal kits delivered to households.")):
+        engine.records.upsert(api.org_id, Identifiers(type="company", website_url=site),
+                              {"description": description}, Provenance(source="crm"))
+        engine.records.upsert(api.org_id, Identifiers(type="contact", email=f"sam@{site}"), {"first_name": "Sam"},
+                              Provenance(source="crm"))
+    run = api.post(RUNS, json=BODY).json["data"]
+    run_jobs()
+    assert api.get(f"{RUNS}/{run['runId']}").json["data"]["counts"]["changed"] == 2
+
+    for site, label, chosen, other in (("ledger.example", "B2B", "B2B sales playbook", "B2C consumer playbook"),
+                                       ("kitchen.example", "B2C", "B2C consumer playbook", "B2B sales playbook")):
+        digest = api.post("/api/v1/smart-memory-digest", json={"email": f"sam@{site}", "type": "contact"})
+        assert [(i["type"], i["property"], i["value"], i["confidence"]) for i in digest.json["data"]["inferred"]] \
+            == [("company", "company_type", label, 0.9)]  # the linked company's inferred value
+        asked = len(llm.chat_requests)
+        r = api.post("/api/v1/prompt", json={"instructions": [{"prompt": "Write Sam a two-line intro."}],
+                                             "email": f"sam@{site}", "type": "contact"})
+        assert r.status_code == 200, r.json
+        context = r.json["data"]["context"]
+        assert chosen in context["guidelines"] and other not in context["guidelines"], context
+        assert [(a["property"], a["value"]) for a in context["routingAttributes"]] == [("company_type", label)]
+        system = llm.chat_requests[asked].messages[0]["content"]
+        assert PLAYBOOKS[chosen][2].splitlines()[1] in system and PLAYBOOKS[other][2].splitlines()[1] not in system
+
+    r = api.post("/api/v1/prompt", json={"instructions": [{"prompt": "Write Sam a two-line intro."}]})
+    assert r.status_code == 200 and r.json["data"]["context"]["routingAttributes"] == []  # no record, no attributes
