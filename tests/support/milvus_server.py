@@ -33,10 +33,17 @@ PORT_KEYS = ("etcd_port", "root_coord_port", "proxy_port", "proxy_internal_port"
              "query_node_port", "index_coord_port", "index_node_port", "data_coord_port", "data_node_port")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are chosen, so the kernel cannot
+    hand the same port out twice (one port at a time could, and the server then fails to bind it)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def install(version: str = VERSION) -> Path:
@@ -88,9 +95,8 @@ class MilvusServer:
         self.home = install(version)
         self.interim_index = interim_index
         self.data_dir = Path(data_dir)
-        self.ports = {key: free_port() for key in PORT_KEYS}
-        self.etcd_peer_port = free_port()  # the embedded etcd's peer port is otherwise a fixed 2380
-        self.metrics_port = free_port()
+        *ports, self.etcd_peer_port, self.metrics_port = free_ports(len(PORT_KEYS) + 2)
+        self.ports = dict(zip(PORT_KEYS, ports, strict=True))  # etcd's peer port is otherwise a fixed 2380
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_seconds = 0.0
 
