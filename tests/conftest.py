@@ -24,6 +24,7 @@ from memrelay.engine.core.settings import Settings
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.migrate import upgrade
 from memrelay.supervise.embedded import EmbeddedRedis
+from tests.support.fake_llm import FakeLLMServer
 from tests.support.processes import TEST_SECRET_KEYS
 
 PG_URL = os.environ.get("MEMRELAY_TEST_POSTGRES_URL")
@@ -80,6 +81,13 @@ def own_pg_url(fresh_pg_schema: str) -> str:
     """
     upgrade(fresh_pg_schema)
     return fresh_pg_schema
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLMServer]:
+    """A local OpenAI-compatible server (default responder); files with their own responder override it."""
+    with FakeLLMServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

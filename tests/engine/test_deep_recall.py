@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from memrelay.composition import Services
-from memrelay.engine.core.settings import Settings
 from memrelay.engine.memory.deep_recall import deep_recall
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.recall import RecallRequest
 from tests.support.fake_llm import FakeLLMServer
-from tests.support.llm_env import with_llm
 
 MEMORY = {"a": "Acme uses PostgreSQL.", "b": "Acme plans to migrate to Snowflake in Q3.", "c": "Acme's CTO is Ravi."}
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
-    e = Services(with_llm(settings, llm))
-    yield e
-    e.close()
 
 
 def search(q: str) -> list[dict[str, Any]]:

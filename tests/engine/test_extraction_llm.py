@@ -36,12 +36,6 @@ SPECS = [
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
 def llm_engine(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
     eng = Services(with_llm(settings, llm))
     yield eng

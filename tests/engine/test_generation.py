@@ -5,7 +5,6 @@ automatic context assembly with progressive guideline delivery, memorize-back an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,23 +22,9 @@ from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.outbox import recent
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.guidelines_corpus import GUIDELINES
-from tests.support.llm_env import with_llm
 
 GOOD_EMAIL = {"subject": "Your Growth plan renewal", "body_html": "<p>Hi Dana, thanks for a great year.</p>",
               "body_text": "Hi Dana, thanks for a great year."}
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
-    e = Services(with_llm(settings, llm))
-    yield e
-    e.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ progressive delivery, cache invalidation, deep mode through the fake LLM)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -167,12 +166,6 @@ def test_deep_mode_needs_an_llm(gov: Governance, org: str, corpus: dict[str, str
     with pytest.raises(LLMNotConfigured) as err:
         ask(gov, org, "refund", mode="deep")
     assert "MEMRELAY_LLM_MODEL" in err.value.message
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 def test_deep_mode_lets_the_llm_choose_among_candidates(settings: Settings, llm: FakeLLMServer) -> None:

@@ -4,35 +4,19 @@ object, string instructions and a single-shot ``prompt`` reach the LLM as memrel
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from memrelay.composition import Services
 from memrelay.engine.core.errors import ValidationFailed
-from memrelay.engine.core.settings import Settings
 from memrelay.engine.guidance.generation import PromptRequest
 from memrelay.gateway.api import parse_body
 from tests.support.fake_llm import FakeLLMServer
-from tests.support.llm_env import with_llm
 
 CRITERION = "Message must reference company or support context, not just individual contact data."
 JUDGED = {"score": 7, "summary": "Uses company context.",
           "criteria": [{"criterion": CRITERION, "score": 7, "notes": "Mentions the renewal."}]}
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def eng(settings: Settings, llm: FakeLLMServer) -> Iterator[Services]:
-    e = Services(with_llm(settings, llm))
-    yield e
-    e.close()
 
 
 def generate(eng: Services, body: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ provider-error, invalid-output, timeout and retry behaviour, and 503 when no mod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,12 +21,6 @@ from tests.support.llm_env import MODEL, with_llm
 
 SMS = {"instructions": [{"prompt": "Write an SMS about the renewal."}], "channel": "sms",
        "context": "Dana renews the Growth plan in May.", "useGuidelines": False}
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 @pytest.fixture

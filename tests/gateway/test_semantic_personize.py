@@ -3,7 +3,6 @@ sends the documented request and checks the documented answer (inside the ``{suc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,12 +19,6 @@ from tests.support.llm_env import with_llm
 
 ACME = "https://acme.com"
 SARAH = "sarah.chen@acme.com"
-
-
-@pytest.fixture
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 @pytest.fixture
