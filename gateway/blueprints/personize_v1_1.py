@@ -106,18 +106,13 @@ mirror("/me", admin.me, "/me", methods=("GET",))
 
 
 # --- guidelines -------------------------------------------------------------------------------------
-GUIDELINE_FIELDS = ("name", "description", "content", "tags", "triggerKeywords")
+GUIDELINE_FIELDS = ("name", "description", "content", "value", "tags", "triggerKeywords", "governanceScope")
 
 
 def guideline_body(data: dict[str, Any], _url: dict[str, Any]) -> dict[str, Any]:
-    """Personize's guideline (``value`` is the markdown, ``governanceScope.triggerKeywords``) as memrelay's;
-    fields memrelay has no use for (``constraintLevel``, ``slug`` ...) are ignored."""
-    data = dict(data)
-    if "value" in data and "content" not in data:
-        data["content"] = data.pop("value")
-    scope = data.get("governanceScope")
-    if isinstance(scope, dict) and "triggerKeywords" in scope and "triggerKeywords" not in data:
-        data["triggerKeywords"] = scope["triggerKeywords"]
+    """Personize's guideline as the v1 body: the guideline model itself reads ``value`` and
+    ``governanceScope.triggerKeywords``; fields memrelay has no use for (``constraintLevel``, ``slug`` ...)
+    are dropped here."""
     return {k: v for k, v in data.items() if k in GUIDELINE_FIELDS}
 
 
