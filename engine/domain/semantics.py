@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from memrelay.engine.domain.extraction.catalog import find_deal_stages, find_roles, find_technologies
-from memrelay.engine.domain.extraction.keywords import tokens
+from memrelay.engine.domain.extraction.keywords import content_stems, tokens
 from memrelay.engine.domain.extraction.lexicon import (
-    ADDITIVE_MARKERS,
     DEAL_STAGE_CUES,
-    HEADCOUNT_CUES,
     HQ_CUES,
     MONEY_SLOTS,
     NEGATION_PHRASES,
@@ -120,7 +119,17 @@ def is_near_duplicate(a: str, b: str, cosine: float, threshold: float = DUPLICAT
     ("Deal value: $250,000" / "deal value: $250k")."""
     if facets(a) != facets(b):
         return False
-    return cosine >= threshold or normal_form(a) == normal_form(b)
+    return cosine >= threshold or normal_form(a) == normal_form(b) or restates(a, b)
+
+
+RESTATEMENT_OVERLAP = 0.75
+
+
+def restates(a: str, b: str) -> bool:
+    """The same content words (Jaccard of content stems >= 0.75): "Sarah Chen uses Oracle." /
+    "Sarah Chen's team uses Oracle." — only meaningful once the facets (numbers, names, ...) agree."""
+    sa, sb = set(content_stems(a)), set(content_stems(b))
+    return bool(sa and sb) and len(sa & sb) / len(sa | sb) >= RESTATEMENT_OVERLAP
 
 
 def normal_form(text: str) -> str:
@@ -133,38 +142,342 @@ def normal_form(text: str) -> str:
     return " ".join(tokens("".join(pieces) + text[pos:]))
 
 
-@lru_cache(maxsize=4096)
-def topic_of(text: str) -> str | None:
-    """The superseding topic of a statement, with its slot, or None.
+# --- topics: which statements a newer one may replace ----------------------------------------------------------
+#
+# A topic key names one slot of the record ("technology:database", "headcount", "role:sarah", "renewal:status");
+# each key carries the statement's *current* values in that slot (after dropping values mentioned in passing as
+# former ones: "migrated from Oracle to PostgreSQL" -> {postgresql}, former {oracle}). A newer statement replaces
+# an older one only on a shared key, when it retires the older value explicitly or both name different values.
 
-    Keys: 'leadership:<role>', 'amount:<deal_value|budget|price|revenue|valuation>', 'headcount',
-    'deal_stage', 'technology:<database|cloud|crm|framework|data_warehouse|language>', 'location:hq',
-    'pricing_plan', 'vendor'.
-    """
+_ASKED_RE = re.compile(r"\b(?:asked (?:about|whether|if|for|how|what)|wondering|inquired|curious (?:about|whether|if)|"
+                       r"wants to know|question about|asking about|asks about|might|maybe|could potentially|"
+                       r"if (?:they|she|he|we)|hypothetically)\b", re.IGNORECASE)
+_PLAN_RE = re.compile(r"\b(?:plan(?:s|ned|ning)? to|will|hire|hiring|hires|expects? to|expected to|aims? to|targets?|"
+                      r"targeting|goal|forecast|projected|next year|double|add(?:ing)?|open roles|headcount plan)\b",
+                      re.IGNORECASE)
+_ADDITIVE_RE = re.compile(r"\b(?:also|as well|in addition|additionally|alongside|another|besides)\b", re.IGNORECASE)
+_FORMER_RE = re.compile(
+    r"\b(?:from|replac(?:e|es|ed|ing)|instead of|previously(?: on| using| with)?|formerly(?: on)?|used to (?:use|run|be(?: on)?)|"
+    r"no longer(?: uses?| using| on| with| runs?)?|moved away from|switched away from|dropped|ditched|retired|"
+    r"sunset(?:ted)?|migrated off|moved off|ruled out|off of|phasing out|phased out|rather than|not|left|leaving|"
+    r"abandoned|exited|moved out of|got off|walked away from|churned from|outgrew)\s+"
+    r"(?:the\s+|their\s+|its\s+|his\s+|her\s+|a\s+|an\s+|about\s+|around\s+)?"
+    r"(?P<value>(?:(?!\b(?:to|into|for|with|and|but|in|on|at|after|since|because|so|now|this|last|by)\b)[^\s,;.()]+"
+    r"(?:\.\d+)?\s*){1,4})",
+    re.IGNORECASE,
+)
+_YEARISH = re.compile(r"^(?:19|20)\d\d$")
+_MONTHS = ("january february march april may june july august september october november december "
+           "jan feb mar apr jun jul aug sep sept oct nov dec").split()
+_WHEN_RE = re.compile(r"\b(?:q[1-4](?:\s*(?:fy)?\s*'?\d{2,4})?|h[12](?:\s*\d{4})?|(?:" + "|".join(_MONTHS) +
+                      r")\.?(?:\s+\d{1,2}(?:st|nd|rd|th)?)?(?:,?\s+\d{4})?|\d{4}-\d{2}-\d{2}|end of (?:the )?"
+                      r"(?:year|quarter|month|q[1-4])|(?:19|20)\d\d)\b", re.IGNORECASE)
+_TITLE_AREAS = sorted(
+    {*(a for a in ("sales marketing engineering product finance operations people hr it security data growth revenue "
+                   "partnerships design legal procurement support platform analytics infrastructure strategy "
+                   "communications brand technology digital innovation devops revops talent").split()),
+     "customer success", "revenue operations", "sales operations", "marketing operations", "demand generation",
+     "information technology", "data science", "business development", "customer experience"},
+    key=len, reverse=True)
+_TITLE_WORDS = (r"(?:(?:senior|sr\.?|principal|lead|staff|global|regional|group|associate|executive|interim|deputy)\s+)?"
+                r"(?:vp|svp|evp|vice president|head|director|manager|chief [a-z]+ officer|ceo|cto|cfo|coo|cmo|cro|"
+                r"cio|ciso|cpo|founder|co-founder|president|engineer|architect|analyst|lead|partner|owner)"
+                r"(?:,?\s+(?:of\s+|for\s+)?(?:" + "|".join(_TITLE_AREAS) + r"))?")
+_ROLE_PRED_RE = re.compile(
+    r"^(?!(?:the|this|that|our|their|his|her|its|an?|we|they|she|he|it)\b)(?P<who>[A-Z][^\W\d_]+)(?:\s+[A-Z][^\W\d_]+)?(?:['’]s (?:title|role|job title|position)|,)?"
+    r"(?:\s+(?:is|was|has|have|been|became|becomes|got|promoted|moved|stepped|took|over|joined|serves|now|the|a|an|"
+    r"our|their|new|to|as|from|into|up|recently|just|officially|named|appointed|changed|role|title|of)\b){0,7}"
+    r"[\s,]*(?P<title>" + _TITLE_WORDS + r")\b",
+    re.IGNORECASE,
+)
+_TITLE_RE = re.compile(r"\b" + _TITLE_WORDS + r"\b", re.IGNORECASE)
+_HEADCOUNT_RE = re.compile(
+    r"(?:\b(?P<n1>\d[\d,.]*\s*k?)\+?\s+(?:full[- ]time\s+)?(?:employees|staff|people|ftes?|workers|headcount)\b"
+    r"|\b(?:headcount|employees|workforce|staff|employee count)\b[^.;\d]{0,25}?(?P<n2>\d[\d,.]*\s*k?)\b)",
+    re.IGNORECASE)
+_TEAM_RE = re.compile(
+    r"(?:\bteam of (?:about |around |roughly |~)?(?P<n1>\d[\d,]*)(?!\s*(?:seats|licen[cs]es|users|accounts))\b"
+    r"|\b(?P<n2>\d[\d,]*)\+?\s+(?:engineers|developers|devs|reps|sales reps|sdrs|aes|analysts|marketers|data scientists"
+    r"|designers|support agents|agents|recruiters|people on (?:the|their|her|his|its) team)\b"
+    r"|\bteam(?: size)?(?: is| of| at| has grown to| grew to| shrank to| now| :)+\s*(?:about |around |~)?(?P<n3>\d[\d,]*)\b)",
+    re.IGNORECASE)
+_DM_RE = re.compile(r"\b(?:decision[- ]maker|final say|final decision|signs? off|sign-off|signoff|economic buyer|"
+                    r"approver|approves the|budget holder|holds the budget|signing authority|final approval)\b", re.I)
+_TIMELINE_RE = re.compile(r"\b(?:timeline|go-live|go live|golive|launch|rollout|roll out|deadline|decision by|"
+                          r"decide by|sign by|target date|kick-?off|live by|cutover|implementation date|start date|"
+                          r"decision date|pushed (?:back|out)|moved (?:up|out)|slipp?ed)\b", re.I)
+_COMPETITOR_RE = re.compile(r"\b(?:competitors?|competing|shortlist(?:ed)?|short-list|bake-?off|up against|"
+                            r"going with|leaning toward|leaning towards|incumbent|compar(?:ed|ing) (?:us|them) "
+                            r"(?:with|to|against)|versus|vs\.?|alternative to|head-to-head)\b", re.I)
+_URGENCY = {
+    "high": r"\b(?:urgent|asap|critical|top priority|high priority|immediately|burning|must-have this quarter|"
+            r"fire drill|can'?t wait)\b",
+    "low": r"\b(?:no rush|nice[- ]to[- ]have|back burner|back-burner|low priority|deprioriti[sz]ed|not urgent|"
+           r"not a priority|can wait|on ice)\b",
+    "medium": r"\b(?:medium priority|moderate(?:ly)? (?:urgent|priority)|mid priority)\b",
+}
+_URGENCY_RE = {k: re.compile(v, re.I) for k, v in _URGENCY.items()}
+_URGENCY_CUE = re.compile(r"\b(?:urgen|priorit|asap|rush|back[- ]burner|nice[- ]to[- ]have|critical|burning|on ice|"
+                          r"can wait|can'?t wait|fire drill)", re.I)
+_CURRENT_RE = re.compile(r"\b(?:current solution|current (?:tool|vendor|system|platform|setup|process)|currently "
+                         r"(?:use|uses|using|on|runs?|relies? on)|in-house|homegrown|home-grown|spreadsheets?|"
+                         r"existing (?:tool|vendor|solution|system|platform)|today (?:they|she|he|we) use|"
+                         r"relies on|relying on|switched to|replaced)\b", re.I)
+_SOLUTION_WORDS = ("spreadsheets", "excel", "in-house", "homegrown", "home-grown", "google sheets", "airtable")
+_PAIN_RE = re.compile(r"\b(?:biggest|main|primary|top|number one|#1|key|core|major|chief|greatest)\s+(?:pain(?: point)?|"
+                      r"challenge|problem|issue|headache|bottleneck|concern|blocker|frustration|gap)s?\b"
+                      r"|\bpain points? (?:is|are|:)", re.I)
+_FUNDING_RE = re.compile(r"\b(?:raised|funding|series [a-f]\b|seed round|pre-seed|series-[a-f]|funding round|"
+                         r"closed a round|venture round|backed by)", re.I)
+_SERIES_RE = re.compile(r"\b(?:series[- ]([a-f])|(seed|pre-seed))\b", re.I)
+_RENEWAL_RE = re.compile(r"\b(?:renew(?!ed (?:interest|focus|push|energy|attention|enthusiasm))\w*|contract (?:end|ends|expires|expiry)|expires|expiry|up for renewal)\b", re.I)
+_RENEWAL_STATUS = {
+    "churning": r"\b(?:not (?:going to )?renew\w*|won'?t renew|will not renew|cancel\w*|churn\w*|not renewing|"
+                r"let (?:it|the contract) lapse)\b",
+    "at_risk": r"\b(?:at risk|in jeopardy|undecided|on the fence|unsure|uncertain|wobbly)\b",
+    "renewing": r"\b(?:will renew|committed to renew\w*|confirmed (?:the )?renewal|signed the renewal|renewed|"
+                r"on track to renew|plans? to renew|renewing|verbal yes on (?:the )?renewal|auto-renew\w*)\b",
+}
+_RENEWAL_STATUS_RE = {k: re.compile(v, re.I) for k, v in _RENEWAL_STATUS.items()}
+_BILLING_RE = re.compile(r"\b(?:bill\w*|pay|pays|paying|paid|invoic\w*|payments?)\b", re.I)
+_FREQUENCY = {"monthly": r"\b(?:monthly|month-to-month|per month|every month|each month)\b",
+              "annual": r"\b(?:annual(?:ly)?|yearly|per year|every year|once a year|upfront for the year)\b",
+              "quarterly": r"\b(?:quarterly|per quarter|every quarter)\b"}
+_FREQUENCY_RE = {k: re.compile(v, re.I) for k, v in _FREQUENCY.items()}
+_PREFER_RE = re.compile(r"\b(?:prefer\w*|best way to reach|best reached|reach (?:her|him|them|me) (?:by|via|on)|"
+                        r"contact (?:her|him|them)? ?(?:via|by|over)|rather (?:get|receive|be contacted)|"
+                        r"likes to be contacted|channel)\b", re.I)
+_CHANNELS = {"email": r"\b(?:e-?mails?)\b", "phone": r"\b(?:phone|calls?|ring)\b", "sms": r"\b(?:text(?:s|ing)?|sms)\b",
+             "slack": r"\bslack\b", "linkedin": r"\blinkedin\b", "whatsapp": r"\bwhatsapp\b",
+             "teams": r"\bteams\b", "in_person": r"\bin person\b", "video": r"\b(?:video|zoom)\b"}
+_CHANNEL_RE = {k: re.compile(v, re.I) for k, v in _CHANNELS.items()}
+_OFFICE_RE = re.compile(r"\b(?:works?|working|worked|based|sits?|moved|relocated|transferred|transfers|moving)\b"
+                        r"[^.;]{0,40}\boffice\b", re.I)
+_OFFICE_NAME_RE = re.compile(r"(?:\b(?P<a>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s+office\b|\boffice in (?P<b>[A-Z][\w-]+))")
+_NAME_NOISE = frozenset("""the a an team team's company office hq headquarters budget stage deal cfo ceo cto coo cmo cro vp
+    head director manager chief officer decision maker final say sign off q1 q2 q3 q4 series seed january february
+    march april may june july august september october november december monday tuesday wednesday thursday friday
+    now today currently""".split())
+
+
+@dataclass(frozen=True)
+class TopicValues:
+    """A statement's values in one topic slot: ``current`` (what it says now) and ``former`` (in passing)."""
+
+    current: frozenset[str]
+    former: frozenset[str]
+
+
+def _former_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start("value"), m.end("value")) for m in _FORMER_RE.finditer(text)]
+
+
+def _split_former(text: str) -> tuple[str, str]:
+    """(text with former values blanked, the former values' text)."""
+    spans = _former_spans(text)
+    if not spans:
+        return text, ""
+    current, former, pos = [], [], 0
+    for a, b in spans:
+        current.append(text[pos:a])
+        current.append(" " * (b - a))
+        former.append(text[a:b])
+        pos = b
+    current.append(text[pos:])
+    return "".join(current), " ; ".join(former)
+
+
+def _counts(text: str) -> frozenset[str]:
+    return frozenset(canonical_number(a.value) for a in find_amounts(text)
+                     if not a.percent and not (not a.currency and not a.magnitude and _YEARISH.match(a.text)))
+
+
+def _money(text: str) -> frozenset[str]:
+    return frozenset(canonical_number(a.value) for a in find_amounts(text) if a.currency or a.magnitude)
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(n for n in proper_nouns(text) if n not in _NAME_NOISE and n not in _ROLE_ACRONYMS)
+
+
+_CAP_RUN_RE = re.compile(r"(?<![\w'’])[A-Z][\w&'’.-]*(?:\s+[A-Z][\w&'’.-]*)*")
+
+
+def _people(text: str) -> frozenset[str]:
+    """Person-like names: runs of two or three capitalised words ("Priya Nair"), possessive dropped."""
+    out = set()
+    text = re.sub(r"(['’]s?)(\s)", r"\1 | ", text)  # a possessive ends a name run
+    for m in _CAP_RUN_RE.finditer(text):
+        if re.search(r"['’]s?$", m.group(0)):
+            continue  # "Marcus Oyelaran's decision maker", "Pine Robotics's CEO": the owner, not the value
+        parts = [re.sub(r"['’]s$", "", w.strip(".")).lower() for w in m.group(0).split()]
+        parts = [w for w in parts if w not in _NAME_NOISE and w not in _ROLE_ACRONYMS]
+        if 2 <= len(parts) <= 3:
+            out.add(" ".join(parts))
+    return frozenset(out)
+
+
+def _products(text: str) -> frozenset[str]:
+    """Product/vendor names: known technologies, solution words and single capitalised words that are neither
+    sentence-initial nor part of a person-like name."""
+    out = {m.name.lower() for m in find_technologies(text)}
+    out |= {w for w in _SOLUTION_WORDS if re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE)}
+    for m in _CAP_RUN_RE.finditer(text):
+        words = m.group(0).split()
+        if len(words) == 1 and not _at_sentence_start(text, m.start()):
+            w = re.sub(r"['’]s$", "", words[0]).lower()
+            if w not in _NAME_NOISE and w not in _ROLE_ACRONYMS and w not in STOPWORDS:
+                out.add(w)
+    return frozenset(out)
+
+
+def _whens(text: str) -> frozenset[str]:
+    return frozenset(" ".join(m.group(0).lower().replace(",", "").split()) for m in _WHEN_RE.finditer(text))
+
+
+def _levels(text: str, table: dict[str, re.Pattern[str]]) -> frozenset[str]:
+    return frozenset(k for k, rx in table.items() if rx.search(text))
+
+
+def _titles(text: str) -> frozenset[str]:
+    out = set()
+    for m in _TITLE_RE.finditer(text):
+        roles = find_roles(m.group(0))
+        t = roles[0].name if roles else " ".join(m.group(0).lower().replace("vice president", "vp").replace(
+            " of ", " ").replace(",", "").split())
+        out.add(t)
+    return frozenset(out)
+
+
+def _pain(text: str) -> frozenset[str]:
+    m = _PAIN_RE.search(text)
+    tail = text[m.end():] if m else text
+    return frozenset(w for w in (tokens(tail)) if w not in STOPWORDS and len(w) > 2 and w not in ("now", "still"))
+
+
+@lru_cache(maxsize=8192)
+def topic_values(text: str) -> tuple[tuple[str, TopicValues], ...]:
+    """Every topic slot ``text`` speaks to, with its current and former values (cached)."""
+    if _ASKED_RE.search(text):
+        return ()
+    cur, former = _split_former(text)
     lowered = f" {' '.join(tokens(text))} "
-    for detect in (_leadership, _amount, _headcount, _deal_stage, _technology, _location, _plan, _vendor):
-        topic = detect(text, lowered)
-        if topic:
-            return topic
-    return None
+    found: dict[str, TopicValues] = {}
+
+    def add(key: str, fn: Any) -> None:
+        found[key] = TopicValues(fn(cur), fn(former) if former else frozenset())
+
+    techs = find_technologies(text)
+    slots = [m.group for m in techs if m.group in SUPERSEDING_TECH_SLOTS]
+    slots += [s for s, words in TECH_SLOT_WORDS.items() if _has(lowered, words)]
+    for slot in dict.fromkeys(slots):
+        add(f"technology:{slot}", lambda t, slot=slot: frozenset(m.name.lower() for m in find_technologies(t)
+                                                                 if m.group == slot))
+    if _FUNDING_RE.search(text):
+        add("funding", lambda t: _money(t) | frozenset(f"series {a or b}".lower() for a, b in _SERIES_RE.findall(t)))
+    elif any(a.is_money or a.magnitude for a in find_amounts(text)):
+        phrases = sorted(((p, slot) for slot, ps in MONEY_SLOTS.items() for p in ps if p != "deal"),
+                         key=lambda x: -len(x[0]))
+        money_slot = next((sl for p, sl in phrases if f" {p} " in lowered), None)
+        if money_slot is None and " deal " in lowered:
+            money_slot = "deal_value"
+        if money_slot:
+            add(f"amount:{money_slot}", _money)
+    if not _PLAN_RE.search(text):
+        if _TEAM_RE.search(text):
+            add("team_size", lambda t: frozenset(canonical_number(float(x.replace(",", "")))
+                                                 for m in _TEAM_RE.finditer(t) for x in m.groups() if x))
+        elif _HEADCOUNT_RE.search(text):
+            add("headcount", _counts)
+    stages = {m.name for m in find_deal_stages(text)}
+    if stages & _SELF_EVIDENT_STAGES or (stages and _has(lowered, DEAL_STAGE_CUES)):
+        add("deal_stage", lambda t: frozenset(m.name for m in find_deal_stages(t)))
+    if _DM_RE.search(text):
+        add("decision_maker", _people)
+    if _TIMELINE_RE.search(text) and _WHEN_RE.search(text):
+        add("timeline", _whens)
+    if _COMPETITOR_RE.search(text):
+        add("competitor", _products)
+    if _URGENCY_CUE.search(text):
+        add("urgency", lambda t: _levels(t, _URGENCY_RE))
+    if _CURRENT_RE.search(text) and not any(k.startswith("technology:") for k in found):
+        add("current_solution", _products)
+    if _PAIN_RE.search(text):
+        add("pain_point", _pain)
+    if _OFFICE_RE.search(text) and not _has(lowered, ("headquartered", "headquarters", "hq", "head office")):
+        add("location:office", lambda t: frozenset((m.group("a") or m.group("b")).lower()
+                                                   for m in _OFFICE_NAME_RE.finditer(t)))
+    elif _has(lowered, HQ_CUES):
+        add("location:hq", lambda t: frozenset(n for n in _names(t) if n not in _HQ_WORDS))
+    roles = find_roles(text)
+    if roles and _person_names(text):
+        add(f"leadership:{roles[0].name}", lambda t: _people(t) or frozenset(_person_names(t)))
+    role = _ROLE_PRED_RE.search(text)
+    if role:
+        add(f"role:{role.group('who').lower()}", _titles)
+    if _RENEWAL_RE.search(text):
+        if _WHEN_RE.search(text):
+            add("renewal:date", _whens)
+        if any(rx.search(text) for rx in _RENEWAL_STATUS_RE.values()):
+            add("renewal:status", lambda t: _levels(t, _RENEWAL_STATUS_RE))
+    if _BILLING_RE.search(text) and any(rx.search(text) for rx in _FREQUENCY_RE.values()):
+        add("billing_frequency", lambda t: _levels(t, _FREQUENCY_RE))
+    if _PREFER_RE.search(text) and any(rx.search(text) for rx in _CHANNEL_RE.values()):
+        add("contact_preference", lambda t: _levels(t, _CHANNEL_RE))
+    if _has(lowered, PLAN_CUES) and _has(lowered, PRICING_PLANS):
+        add("pricing_plan", lambda t: frozenset(p for p in PRICING_PLANS if f" {p} " in f" {' '.join(tokens(t))} "))
+    if _has(lowered, VENDOR_CUES) and proper_nouns(text) and "vendor" not in found:
+        add("vendor", _names)
+    return tuple(found.items())
+
+
+def topics_of(text: str) -> dict[str, TopicValues]:
+    """The topic slots of ``text`` (see :func:`topic_values`)."""
+    return dict(topic_values(text))
+
+
+def topic_of(text: str) -> str | None:
+    """The main superseding topic of a statement (the first slot it speaks to), or None.
+
+    Keys: 'technology:<database|cloud|crm|framework|data_warehouse|language>', 'funding', 'amount:<deal_value|budget|
+    price|revenue|valuation>', 'team_size', 'headcount', 'deal_stage', 'decision_maker', 'timeline', 'competitor',
+    'urgency', 'current_solution', 'pain_point', 'location:<hq|office>', 'role:<person>', 'leadership:<role>',
+    'renewal:<date|status>', 'billing_frequency', 'contact_preference', 'pricing_plan', 'vendor'.
+    """
+    values = topic_values(text)
+    return values[0][0] if values else None
+
+
+def shares_topic(a: str, b: str) -> bool:
+    """True if both statements speak to at least one common topic slot."""
+    return bool(set(topics_of(a)) & set(topics_of(b)))
 
 
 def contradicts(old: str, new: str, cosine: float, min_cosine: float = RELATED_COSINE) -> bool:
-    """True if ``new`` replaces ``old``: same topic and slot, related, not a restatement, not additive
-    ("also uses ..."), and a different value (number, name, stage, plan) or a flipped polarity."""
-    topic = topic_of(old)
-    if topic is None or topic != topic_of(new) or cosine < min_cosine:
+    """True if ``new`` replaces ``old``: on a common topic slot, ``new`` retires ``old``'s value in passing
+    ("migrated from Oracle to PostgreSQL") or both state different values (each names one the other does not);
+    never for a restatement, an additive statement ("also uses ...") or an unrelated pair."""
+    shared = set(topics_of(old)) & set(topics_of(new))
+    if not shared or cosine < min_cosine or is_near_duplicate(old, new, cosine):
         return False
-    if is_near_duplicate(old, new, cosine) or _is_additive(new):
-        return False
-    fo, fn = facets(old), facets(new)
-    if fo.negated != fn.negated:
-        return True
-    old_values, new_values = _distinguishing(topic, old, fo), _distinguishing(topic, new, fn)
-    return bool(new_values) and old_values != new_values
-
-
-# --- topic detectors: (text, lower-cased space-joined tokens) -> key | None ---------------------------------
+    ot, nt = topics_of(old), topics_of(new)
+    additive = bool(_ADDITIVE_RE.search(new) or _ADDITIVE_RE.search(old))  # a multi-valued slot
+    for key in shared:
+        ov, nv = ot[key], nt[key]
+        if not ov.current:
+            continue
+        if ov.current & nv.former and not ov.current <= nv.current:
+            return True  # the newer statement names the old value as a former one
+        if additive or not nv.current:
+            continue
+        if key == "pain_point":
+            overlap = len(ov.current & nv.current) / len(ov.current | nv.current)
+            if overlap < 0.2:
+                return True
+            continue
+        if (nv.current - ov.current) and (ov.current - nv.current):
+            return True
+    return False
 
 
 def _has(lowered: str, phrases: tuple[str, ...] | list[str]) -> str | None:
@@ -175,78 +488,28 @@ def _person_names(text: str) -> set[str]:
     return {n for n in proper_nouns(text) if n not in _ROLE_ACRONYMS and not find_technologies(n)}
 
 
-def _leadership(text: str, lowered: str) -> str | None:
-    roles = find_roles(text)
-    if roles and _person_names(text):
-        return f"leadership:{roles[0].name}"
-    return None
+TOPIC_LABELS = {
+    "technology:database": "database", "technology:cloud": "cloud provider", "technology:crm": "CRM",
+    "technology:framework": "framework", "technology:data_warehouse": "data warehouse",
+    "technology:language": "programming language", "funding": "funding raised", "amount:budget": "budget",
+    "amount:deal_value": "deal value", "amount:price": "price", "amount:revenue": "revenue",
+    "amount:valuation": "valuation", "team_size": "team size", "headcount": "headcount employees",
+    "deal_stage": "deal stage", "decision_maker": "decision maker", "timeline": "timeline",
+    "competitor": "competitor", "urgency": "urgency priority", "current_solution": "current solution",
+    "pain_point": "pain point challenge", "location:office": "office", "location:hq": "headquarters location",
+    "renewal:date": "renewal date", "renewal:status": "renewal status", "billing_frequency": "billing",
+    "contact_preference": "contact preference", "pricing_plan": "pricing plan", "vendor": "vendor",
+}
 
 
-def _amount(text: str, lowered: str) -> str | None:
-    if not any(a.is_money or a.magnitude for a in find_amounts(text)):
-        return None
-    phrases = sorted(
-        ((p, slot) for slot, ps in MONEY_SLOTS.items() for p in ps if p != "deal"), key=lambda x: -len(x[0])
-    )
-    slot = next((s for p, s in phrases if f" {p} " in lowered), None)
-    if slot is None and " deal " in lowered:
-        slot = "deal_value"
-    return f"amount:{slot}" if slot else None
-
-
-def _headcount(text: str, lowered: str) -> str | None:
-    counts = [a for a in find_amounts(text) if not (a.is_money or a.percent)]
-    return "headcount" if counts and _has(lowered, HEADCOUNT_CUES) else None
-
-
-def _deal_stage(text: str, lowered: str) -> str | None:
-    stages = {m.name for m in find_deal_stages(text)}
-    if stages & _SELF_EVIDENT_STAGES or (stages and _has(lowered, DEAL_STAGE_CUES)):
-        return "deal_stage"
-    return None
-
-
-def _technology(text: str, lowered: str) -> str | None:
-    slot = next((m.group for m in find_technologies(text) if m.group in SUPERSEDING_TECH_SLOTS), None)
-    slot = slot or next((s for s, words in TECH_SLOT_WORDS.items() if _has(lowered, words)), None)
-    return f"technology:{slot}" if slot else None
-
-
-def _location(text: str, lowered: str) -> str | None:
-    return "location:hq" if _has(lowered, HQ_CUES) else None
-
-
-def _plan(text: str, lowered: str) -> str | None:
-    return "pricing_plan" if _has(lowered, PLAN_CUES) and _has(lowered, PRICING_PLANS) else None
-
-
-def _vendor(text: str, lowered: str) -> str | None:
-    return "vendor" if _has(lowered, VENDOR_CUES) and proper_nouns(text) else None
-
-
-# --- values that tell two statements on the same topic apart --------------------------------------------
-
-
-def _distinguishing(topic: str, text: str, f: Facets) -> frozenset[str]:
-    kind, _, slot = topic.partition(":")
-    if kind == "technology":
-        techs = {m.name for m in find_technologies(text) if m.group == slot}
-        return frozenset(techs or f.names)
-    if kind in ("amount", "headcount"):
-        return f.numbers
-    if kind == "deal_stage":
-        return f.stages
-    if kind == "leadership":
-        return frozenset(_person_names(text))
-    if kind == "location":
-        return frozenset(n for n in f.names if n not in _HQ_WORDS)
-    if kind == "pricing_plan":
-        lowered = f" {' '.join(tokens(text))} "
-        return frozenset(p for p in PRICING_PLANS if f" {p} " in lowered)
-    return f.names
-
-
-def _is_additive(text: str) -> bool:
-    lowered = f" {' '.join(tokens(text))} "
-    markers = [m for m in ADDITIVE_MARKERS if m != "too"]
-    return bool(_has(lowered, markers)) or bool(re.search(r"\btoo\W*$", text.lower()))
+def topic_label(text: str) -> str | None:
+    """Words naming the CRM topics a statement speaks to ("decision maker", "role title"), or None: what a
+    topic question asks about even when the statement's own words differ ("Who is the decision maker?" /
+    "Final sign-off moved to Priya Nair")."""
+    labels = []
+    for key in topics_of(text):
+        label = TOPIC_LABELS.get(key) or ("role title" if key.startswith("role:") else
+                                          "leadership role" if key.startswith("leadership:") else None)
+        if label and label not in labels:
+            labels.append(label)
+    return ", ".join(labels) or None

@@ -6,8 +6,9 @@
 * open-set, self-contained facts (pronouns resolved, relative times anchored to the content timestamp)
   with quality scores (coreference, self-containment, temporal anchoring).
 
-The result is duck-compatible with :class:`memrelay.engine.memory.memories.Extraction` (``facts``, ``values``,
-``method``); the memory engine applies its dedup and fresh-fact rules to the facts.
+The result has the offline path's structure (:class:`memrelay.engine.domain.extraction.standard.OfflineExtraction`:
+``facts``, ``values``, ``method`` = "llm", ``spans`` — each fact's chunk in the content); questions, filler and instructions the model returns anyway are dropped by the same rules, and the
+memory engine applies its dedup and fresh-fact rules to the facts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.domain.extraction.chunking import chunk_content
 from memrelay.engine.domain.extraction.keywords import content_stems, property_keywords
 from memrelay.engine.domain.extraction.offline import ExtractedValue, anchor_relative_dates
+from memrelay.engine.domain.extraction.proactive import drop_reason
 from memrelay.engine.stores.metered_llm import BudgetedLLM
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class ExtractionResult:
     usage: Usage | None = None
     chunks: int = 1
     method: str = "llm"
+    spans: list[tuple[int, int]] | None = None  # per fact: the (start, end) of the content chunk it came from
 
     @property
     def properties(self) -> list[tuple[str, Any, float]]:
@@ -176,6 +179,8 @@ class LLMExtractor:
         client = self.llm.run(org_id, "extraction").client if org_id else self.llm.unmetered_client()
         chunks = chunk_content(content, self.chunk_tokens)
         facts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        cursor = 0
         values: list[ExtractedValue] = []
         quality: list[dict[str, float]] = []
         usage = None
@@ -183,11 +188,32 @@ class LLMExtractor:
             messages = build_messages(chunk, specs, ts=ts, subject=subject, prompt=prompt, part=(i, len(chunks)))
             answer = client.structured(messages, ExtractionOutput)
             usage = answer.usage if usage is None else usage + answer.usage
-            facts += [anchor_relative_dates(" ".join(f.split()), ts) for f in answer.value.facts if f.strip()]
+            span = chunk_span(content, chunk, cursor)
+            cursor = span[0]
+            kept = [anchor_relative_dates(" ".join(f.split()), ts) for f in answer.value.facts
+                    if f.strip() and not drop_reason(f)]
+            for fact in kept:
+                if fact not in facts:
+                    facts.append(fact)
+                    spans.append(span)
             values += validated_values(answer.value.properties, by_name, chunk) if limit else []
             quality.append(answer.value.quality.model_dump())
         return ExtractionResult(
-            facts=list(dict.fromkeys(facts)), values=merge_values(values, by_name),
+            facts=facts, values=merge_values(values, by_name),
             quality={k: round(sum(q[k] for q in quality) / len(quality), 3) for k in QUALITY_KEYS},
-            usage=usage, chunks=len(chunks))
+            usage=usage, chunks=len(chunks), spans=spans)
+
+
+def chunk_span(content: str, chunk: str, cursor: int = 0) -> tuple[int, int]:
+    """Where a chunk (packed from the content's units, so not always a verbatim slice) sits in ``content``:
+    from its first line to the end of its last line; the whole content when they cannot be found."""
+    lines = [ln.strip() for ln in chunk.splitlines() if ln.strip()]
+    if not lines:
+        return 0, len(content)
+    start = content.find(lines[0], cursor)
+    if start < 0:
+        return 0, len(content)
+    last = content.find(lines[-1], start)
+    end = last + len(lines[-1]) if last >= 0 else len(content)
+    return start, end
 

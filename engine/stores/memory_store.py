@@ -25,7 +25,7 @@ from memrelay.engine.adapters.vector_index import from_blobs, to_blob
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain import semantics
 from memrelay.engine.stores.db.database import rowcount
-from memrelay.engine.stores.db.models import IndexTombstone, Memory, Record
+from memrelay.engine.stores.db.models import IndexTombstone, Memory, PropertyValue, Record
 from memrelay.engine.stores.outbox import emit
 
 # Pairs below this cosine cannot be near-verbatim duplicates; skips the facet comparison for most pairs.
@@ -44,6 +44,9 @@ class NewMemory:
     speaker: str | None = None
     tags: list[str] = field(default_factory=list)
     event_id: str | None = None
+    metadata: dict[str, Any] | None = None  # caller metadata, filtered in smart recall
+    expires_at: datetime | None = None  # hidden from recall after this (unless includeExpired)
+    span: tuple[int, int] | None = None  # offsets of the statement in the memorized content (provenance)
 
 
 @dataclass
@@ -60,11 +63,13 @@ class _Live:
 
 
 def provenance_entry(source: str, ts: datetime, *, event_id: str | None = None, speaker: str | None = None,
-                     actor: str | None = None) -> dict[str, Any]:
-    entry = {"source": source, "timestamp": iso(ts), "at": iso(utcnow())}
+                     actor: str | None = None, span: tuple[int, int] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": source, "timestamp": iso(ts), "at": iso(utcnow())}
     for key, value in (("eventId", event_id), ("speaker", speaker), ("actor", actor)):
         if value:
             entry[key] = value
+    if span is not None:
+        entry["span"] = {"start": int(span[0]), "end": int(span[1])}
     return entry
 
 
@@ -74,6 +79,8 @@ def memory_to_dict(m: Memory) -> dict[str, Any]:
             "tags": list(m.tags or []), "source": m.source, "timestamp": iso(m.ts), "topic": m.topic,
             "seenCount": m.seen_count, "provenance": list(m.provenance or []), "supersededBy": m.superseded_by,
             "supersededAt": iso(m.superseded_at), "createdAt": iso(m.created_at), "updatedAt": iso(m.updated_at),
+            **({"metadata": dict(m.meta)} if m.meta else {}),
+            **({"expiresAt": iso(m.expires_at)} if m.expires_at else {}),
             **({"deletedAt": iso(m.deleted_at), "purgeAfter": iso(m.purge_after)} if m.deleted_at else {})}
 
 
@@ -97,8 +104,10 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
                      entity_type=it.record.entity_type, text=it.text, speaker=it.speaker, tags=list(it.tags),
                      source=it.source, ts=ts, created_at=now, updated_at=now, embedding=to_blob(it.vector),
                      embedder=embedder, topic=semantics.topic_of(it.text), seen_count=1,
-                     provenance=[provenance_entry(it.source, ts, event_id=it.event_id, speaker=it.speaker)],
-                     index_state="pending")
+                     provenance=[provenance_entry(it.source, ts, event_id=it.event_id, speaker=it.speaker,
+                                                  span=it.span)],
+                     index_state="pending", meta=dict(it.metadata) if it.metadata else None,
+                     expires_at=it.expires_at)
         s.add(row)
         out.created.append(row.id)
         out.superseded += _supersede(s, pool, sims, row, now)
@@ -136,8 +145,12 @@ def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -
         return  # the same source event again (redelivery, replay, retried job): it counts once
     row.seen_count = (row.seen_count or 1) + 1
     row.provenance = [*(row.provenance or []), provenance_entry(it.source, ts, event_id=it.event_id,
-                                                                speaker=it.speaker)]
+                                                                speaker=it.speaker, span=it.span)]
     row.tags = sorted(set(row.tags or []) | set(it.tags))
+    if it.metadata:
+        row.meta = {**(row.meta or {}), **it.metadata}
+    if row.expires_at is not None:  # restated: lives as long as its latest statement says (None = for good)
+        row.expires_at = None if it.expires_at is None else max(as_aware(row.expires_at), as_aware(it.expires_at))
     if ts > (as_aware(row.ts) or ts):
         row.ts = ts  # re-confirmed later: the fact is as fresh as its latest statement
     row.updated_at = now
@@ -147,13 +160,13 @@ def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -
 
 def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now: datetime) -> list[str]:
     """Apply fresh-fact precedence between ``row`` and the live memories it contradicts."""
-    if row.topic is None:
+    if not semantics.topics_of(row.text):
         return []
     superseded: list[str] = []
     newer_than_row: list[Memory] = []
     for live, cos in zip(list(pool), sims, strict=True):
         old = live.row
-        if old.topic != row.topic or as_aware(old.ts) == as_aware(row.ts):
+        if as_aware(old.ts) == as_aware(row.ts) or not semantics.shares_topic(old.text, row.text):
             continue  # statements made at the same moment (e.g. one document) do not outdate each other
         older, newer = (old, row) if as_aware(old.ts) < as_aware(row.ts) else (row, old)
         if not semantics.contradicts(older.text, newer.text, float(cos)):
@@ -172,6 +185,17 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
         row.superseded_by, row.superseded_at = successor.id, now
         superseded.append(row.id)
     return superseded
+
+
+def company_of(s: Session, rec: Record | None) -> str | None:
+    """The company a (contact) record belongs to, from its company properties: the context facts are
+    resolved against ("our database" -> "<company>'s database") and embedded with."""
+    if rec is None or rec.entity_type == "company":
+        return None
+    rows: dict[str, Any] = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
+        PropertyValue.record_id == rec.id, PropertyValue.name.in_(["company_name", "company"]))).all())
+    value = rows.get("company_name") or rows.get("company")
+    return str(value).strip() or None if value else None
 
 
 # --- soft delete -------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_negation_and_normal_form() -> None:
         ("They are on the Enterprise plan.", "pricing_plan"),
         ("Their payroll vendor is Gusto.", "vendor"),
         ("Jane loves hiking on weekends.", None),
-        ("They raised a Series B last year.", None),
+        ("They raised a Series B last year.", "funding"),  # issue 15: funding is a topic that changes
         ("Great call, lots of energy.", None),
     ],
 )

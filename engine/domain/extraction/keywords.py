@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.domain.extraction.lexicon import STOPWORDS, SYNONYMS
@@ -26,6 +27,7 @@ _IRREGULAR = {
 }
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A deliberately small suffix stripper: 'employees'->'employe', 'renewal'/'renews'->'renew'.
 
@@ -68,7 +70,12 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
 
 def content_stems(text: str) -> list[str]:
     """Stems of the non-stopword tokens of ``text``, in order."""
-    return [stem(t) for t in tokens(text) if t not in STOPWORDS]
+    return list(_content_stems(text))
+
+
+@lru_cache(maxsize=8192)
+def _content_stems(text: str) -> tuple[str, ...]:
+    return tuple(stem(t) for t in tokens(text) if t not in STOPWORDS)
 
 
 @dataclass(frozen=True)
@@ -93,11 +100,16 @@ class PropertyKeywords:
 
 def property_keywords(spec: PropertySpec) -> PropertyKeywords:
     """Keywords for a property: split name (snake/camel/kebab), description words, a few synonyms."""
-    name_words = _CAMEL_RE.sub(" ", spec.propertyName).replace("_", " ").replace("-", " ")
+    return _property_keywords(spec.propertyName, spec.description or "")
+
+
+@lru_cache(maxsize=4096)
+def _property_keywords(property_name: str, description: str) -> PropertyKeywords:
+    name_words = _CAMEL_RE.sub(" ", property_name).replace("_", " ").replace("-", " ")
     groups = tuple(dict.fromkeys(_with_synonyms(w) for w in content_stems(name_words)))
     name = frozenset().union(*groups)
-    description = frozenset().union(*(_with_synonyms(w) for w in content_stems(spec.description)))
-    return PropertyKeywords(name, description - name, groups)
+    described = frozenset().union(*(_with_synonyms(w) for w in content_stems(description)))
+    return PropertyKeywords(name, described - name, groups)
 
 
 def _with_synonyms(word_stem: str) -> frozenset[str]:
@@ -111,8 +123,13 @@ def keyword_positions(sentence_tokens: list[str], keywords: frozenset[str]) -> l
 
 def keyword_score(sentence: str, keys: PropertyKeywords) -> float:
     """0..1: 1.0 when a name keyword occurs, 0.6 for description keywords only, else 0."""
-    stems = set(content_stems(sentence))
+    stems = _stem_set(sentence)
     if stems & keys.name:
         return 1.0
     hits = len(stems & keys.description)
     return 0.0 if not hits else min(0.6, 0.35 + 0.15 * hits)
+
+
+@lru_cache(maxsize=8192)
+def _stem_set(text: str) -> frozenset[str]:
+    return frozenset(_content_stems(text))

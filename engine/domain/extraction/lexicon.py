@@ -135,7 +135,7 @@ TECHNOLOGIES: dict[str, dict[str, tuple[str, ...]]] = {
         "MariaDB": ("mariadb",),
         "MongoDB": ("mongodb", "mongo"),
         "SQL Server": ("sql server", "mssql"),
-        "Oracle": ("oracle db", "oracle database"),
+        "Oracle": ("oracle db", "oracle database", "oracle"),
         "DynamoDB": ("dynamodb",),
         "Cassandra": ("cassandra",),
         "SQLite": ("sqlite",),

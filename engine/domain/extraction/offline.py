@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -378,22 +379,44 @@ def _boolean(ctx: _Ctx) -> list[_Candidate]:
 
 def _option_matches(sent: _Sentence, options: list[str]) -> list[tuple[str, int, int]]:
     found = []
+    low = sent.text.lower()
     for option in options:
-        parts = [re.escape(p) for p in re.split(r"[\s_-]+", option.strip()) if p]
-        if not parts:
+        pattern = _option_pattern(option)
+        if pattern is None or _option_head(option) not in low:
             continue
-        pattern = re.compile(r"(?<![\w])" + r"[\s_-]+".join(parts) + r"(?![\w])", re.IGNORECASE)
         for m in pattern.finditer(sent.text):
             if not _negated_near(sent, *_token_range(sent, m.start(), m.end()), after=0):
                 found.append((option, m.start(), m.end()))
     return sorted(found, key=lambda x: x[1])
 
 
+@lru_cache(maxsize=4096)
+def _option_pattern(option: str) -> re.Pattern[str] | None:
+    parts = [re.escape(p) for p in re.split(r"[\s_-]+", option.strip()) if p]
+    if not parts:
+        return None
+    return re.compile(r"(?<![\w])" + r"[\s_-]+".join(parts) + r"(?![\w])", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)
+def _option_head(option: str) -> str:
+    """The option's first word, lower-cased: a cheap test before the regex."""
+    return (re.split(r"[\s_-]+", option.strip().lower()) or [""])[0]
+
+
+@lru_cache(maxsize=4096)
+def _option_stems(option: str) -> tuple[str, ...]:
+    return tuple(stem(w) for w in re.split(r"[\s_-]+", option.strip()) if w)
+
+
 def _option_stem_matches(sent: _Sentence, options: list[str]) -> list[tuple[str, int, int]]:
     """Options whose every word occurs in the sentence in another form ("manufacture" ~ "Manufacturing")."""
     out = []
+    stems = set(sent.stems)
     for option in options:
-        wanted = [stem(w) for w in re.split(r"[\s_-]+", option.strip()) if w]
+        wanted = _option_stems(option)
+        if not wanted or not all(w in stems for w in wanted):
+            continue
         positions = [sent.stems.index(w) for w in wanted if w in sent.stems]
         if wanted and len(positions) == len(wanted):
             first, last = min(positions), max(positions)

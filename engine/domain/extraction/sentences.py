@@ -80,7 +80,7 @@ def _sentences(block: str) -> list[str]:
     start = 0
     for m in _BOUNDARY_RE.finditer(block):
         before = block[start : m.start(1)].split()
-        if before and _period_is_not_a_stop(before[-1], m.group(1), block[m.end() :]):
+        if before and _period_is_not_a_stop(before[-1], m.group(1), block[m.end() :], before[-2:-1]):
             continue
         out.append(block[start : m.end(2)].strip())
         start = m.end()
@@ -88,10 +88,16 @@ def _sentences(block: str) -> list[str]:
     return [s for s in out if s]
 
 
-def _period_is_not_a_stop(word: str, punct: str, rest: str) -> bool:
+# A single letter after these words is a name ("Series B.", "Plan C."), not an initial ("John F. Kennedy").
+_LETTER_NAMERS = frozenset("series plan tier class type option phase round grade level vitamin".split())
+
+
+def _period_is_not_a_stop(word: str, punct: str, rest: str, previous: list[str] | None = None) -> bool:
     if punct != ".":
         return False
     token = word.lower().lstrip("(\"'")
+    if len(token) == 1 and token.isalpha() and previous and previous[0].lower() in _LETTER_NAMERS:
+        return False
     if token in ABBREVIATIONS or (len(token) == 1 and token.isalpha()):
         return True
     if "." in token and re.fullmatch(r"(?:[a-z]\.)+[a-z]", token):  # e.g / i.e / u.s
@@ -146,3 +152,26 @@ def _is_dummy_it(rest: str) -> bool:
         and len(words) > 1
         and words[1] in DUMMY_IT_ADJECTIVES
     )
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the sentences of one block of ``text`` (same rules as :func:`split_sentences`,
+    without line/bullet handling): ``text[start:end]`` is the sentence with its terminal punctuation."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _BOUNDARY_RE.finditer(text):
+        before = text[start : m.start(1)].split()
+        if before and _period_is_not_a_stop(before[-1], m.group(1), text[m.end() :], before[-2:-1]):
+            continue
+        spans.append((start, m.end(2)))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            out.append((a, b))
+    return out
