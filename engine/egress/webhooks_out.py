@@ -11,10 +11,15 @@
   schedule; after the last scheduled attempt the delivery is dead (the ``deliveries`` retry policy of
   :mod:`memrelay.engine.core.backoff`). Requests go through the guarded client
   (:mod:`memrelay.engine.egress.http`) under the org's allowlist.
+- ``rotate_secret`` gives a subscription a new secret; during the overlap window every delivery is signed
+  with both (``webhook-signature: v1,<new> v1,<old>``), after it with the new one only.
+- ``feed`` pages through the org's events with an opaque cursor (newest first for Zapier's polling fallback,
+  or oldest first after a cursor for tailing), optionally filtered by entity type and property name.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import json
 import time
@@ -42,7 +47,7 @@ from memrelay.engine.egress.ssrf import BlockedAddress, check_url, normalise_all
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Org, OutboxEvent
 from memrelay.engine.stores.db.models_outbound import WebhookAttempt, WebhookDelivery, WebhookSubscription
-from memrelay.engine.stores.outbox import EVENT_TYPES, recent
+from memrelay.engine.stores.outbox import EVENT_TYPES
 
 RETRY_SCHEDULE_S: tuple[float, ...] = (0.0, *DELIVERIES.schedule)  # delay before attempt n: now, then the policy
 TIMEOUT_S = 15.0
@@ -53,6 +58,12 @@ DISPATCH_BATCH = 500
 KINDS = ("webhook", "zapier_hook")
 ALLOWLIST_SETTING = "webhook_allowlist"
 CLAIMABLE = ("pending", "retrying", "manual", "sending")  # "sending" only once its lease has expired
+ROTATION_OVERLAP_S = 24 * 3600  # default window during which a rotated-out secret still signs
+MAX_ROTATION_OVERLAP_S = 30 * 24 * 3600
+FEED_MAX_LIMIT = 100
+FEED_SCAN_BATCH = 200
+FEED_MAX_SCAN = 5000  # rows examined per page when filtering; the cursor resumes after the last one examined
+FEED_SETTLE_S = 2.0  # tailing (``after``) skips events younger than this: a slower transaction may still commit
 
 
 class DeliveryFailed(UpstreamError):
@@ -69,7 +80,24 @@ def subscription_to_dict(sub: WebhookSubscription, *, reveal: bool = False) -> d
         "createdAt": iso(sub.created_at), "updatedAt": iso(sub.updated_at)}
     if reveal:
         out["secret"] = sub.secret
+    expires = previous_secret_expiry(sub)
+    out["previousSecretExpiresAt"] = iso(expires) if expires else None
     return out
+
+
+def previous_secret_expiry(sub: WebhookSubscription, now: datetime | None = None) -> datetime | None:
+    """When the rotated-out secret stops signing, or None when there is none (or its window is over)."""
+    if not sub.previous_secret or sub.previous_secret_expires_at is None:
+        return None
+    expires = as_aware(sub.previous_secret_expires_at)
+    return expires if expires is not None and expires > (now or utcnow()) else None
+
+
+def signing_secrets(sub: WebhookSubscription, now: datetime | None = None) -> tuple[str, ...]:
+    """The secrets a delivery is signed with now: the current one, plus the previous one inside its window."""
+    if previous_secret_expiry(sub, now) is not None and sub.previous_secret:
+        return (sub.secret, sub.previous_secret)
+    return (sub.secret,)
 
 
 def attempt_to_dict(a: WebhookAttempt) -> dict[str, Any]:
@@ -85,8 +113,12 @@ def delivery_to_dict(d: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict
             "completedAt": iso(d.completed_at), "log": [attempt_to_dict(a) for a in attempts]}
 
 
+def event_dict(ev: OutboxEvent) -> dict[str, Any]:
+    return {"id": ev.public_id, "type": ev.event_type, "created_at": iso(ev.created_at), "data": ev.payload}
+
+
 def zapier_item(event: dict[str, Any]) -> dict[str, Any]:
-    """An outbox event (``memrelay.engine.stores.outbox.recent`` shape) as Zapier wants it: the raw data plus a stable id.
+    """An outbox event (:func:`event_dict` shape) as Zapier wants it: the raw data plus a stable id.
 
     The same item is a polling trigger's array element and a REST hook's body, so samples match live data."""
     return {**event["data"], "id": event["id"], "event": event["type"], "created_at": event["created_at"]}
@@ -94,7 +126,7 @@ def zapier_item(event: dict[str, Any]) -> dict[str, Any]:
 
 def message_body(kind: str, ev: OutboxEvent) -> bytes:
     """The exact bytes sent (and signed) for one event."""
-    event = {"id": ev.public_id, "type": ev.event_type, "created_at": iso(ev.created_at), "data": ev.payload}
+    event = event_dict(ev)
     if kind == "zapier_hook":
         doc = zapier_item(event)
     else:  # the Standard Webhooks payload structure
@@ -124,7 +156,7 @@ class _Claim:
     org_id: str
     subscription_id: str
     url: str
-    secret: str
+    secrets: tuple[str, ...]
     msg_id: str
     body: bytes
     attempt: int
@@ -135,12 +167,13 @@ class WebhooksOut:
     """Subscriptions, dispatch and delivery. ``schedule`` (seconds before each attempt) is injectable."""
 
     def __init__(self, db: Database, *, schedule: tuple[float, ...] = RETRY_SCHEDULE_S,
-                 timeout_s: float = TIMEOUT_S):
+                 timeout_s: float = TIMEOUT_S, allow_local: bool = False):
         if not schedule:
             raise ValueError("the retry schedule needs at least one attempt")
         self.db = db
         self.schedule = tuple(schedule)
         self.timeout_s = timeout_s
+        self.allow_local = allow_local  # operator setting: may an allowlist admit loopback / link-local targets?
 
     # --- allowlist ---------------------------------------------------------------------------------
     def allowlist(self, org_id: str) -> list[str]:
@@ -165,7 +198,7 @@ class WebhooksOut:
         if kind not in KINDS:
             raise BadRequest(f"unknown subscription kind {kind!r}")
         types = check_event_types(event_types)
-        check_url(url, self.allowlist(org_id))
+        check_url(url, self.allowlist(org_id), allow_local=self.allow_local)
         now = utcnow()
         sub = WebhookSubscription(id=new_id("whk"), org_id=org_id, kind=kind, url=url.strip(), event_types=types,
                                   description=description, secret=new_secret(), active=active,
@@ -189,7 +222,7 @@ class WebhooksOut:
                description: str | None = None, active: bool | None = None) -> dict[str, Any]:
         """Change fields; re-activating clears the reason it was disabled."""
         if url is not None:
-            check_url(url, self.allowlist(org_id))
+            check_url(url, self.allowlist(org_id), allow_local=self.allow_local)
         with self.db.session() as s:
             sub = self._sub(s, org_id, sub_id)
             if url is not None:
@@ -203,6 +236,23 @@ class WebhooksOut:
                 sub.disabled_reason = None if active else sub.disabled_reason
             sub.updated_at = utcnow()
             return subscription_to_dict(sub)
+
+    def rotate_secret(self, org_id: str, sub_id: str, *, overlap_s: int = ROTATION_OVERLAP_S,
+                      kind: str | None = None) -> dict[str, Any]:
+        """A new ``whsec_`` secret (in the answer, once). For ``overlap_s`` seconds deliveries are signed with
+        the new and the old secret (receivers switch at their pace); 0 retires the old one at once. Rotating
+        again inside a window replaces the previous secret with the one being rotated out."""
+        if not 0 <= overlap_s <= MAX_ROTATION_OVERLAP_S:
+            raise ValidationFailed(f"overlapSeconds must be between 0 and {MAX_ROTATION_OVERLAP_S}",
+                                   details={"overlapSeconds": overlap_s})
+        now = utcnow()
+        with self.db.session() as s:
+            sub = self._sub(s, org_id, sub_id, kind=kind)
+            sub.previous_secret = sub.secret if overlap_s else None
+            sub.previous_secret_expires_at = now + timedelta(seconds=overlap_s) if overlap_s else None
+            sub.secret, sub.updated_at = new_secret(), now
+            out = subscription_to_dict(sub, reveal=True)
+        return {**out, "overlapSeconds": overlap_s}
 
     def delete(self, org_id: str, sub_id: str, *, kind: str | None = None) -> None:
         """Delete a subscription with its delivery log."""
@@ -255,12 +305,13 @@ class WebhooksOut:
         if claim is None:
             return {"deliveryId": delivery_id, "skipped": "not due, done, or being sent"}
         headers = {"Content-Type": "application/json", "User-Agent": "memrelay-webhooks/1",
-                   **signed_headers(claim.secret, claim.msg_id, claim.body)}
+                   **signed_headers(claim.secrets, claim.msg_id, claim.body)}
         result: HttpResult | None = None
         error: str | None = None
         started = time.perf_counter()
         try:  # the guarded client checks the address again (DNS may have changed) and connects to it
-            policy = EgressPolicy.user_url(self.allowlist(claim.org_id), timeout_s=self.timeout_s)
+            policy = EgressPolicy.user_url(self.allowlist(claim.org_id), timeout_s=self.timeout_s,
+                                           allow_local=self.allow_local)
             with GuardedSession(policy) as http:
                 result = post_for_status(http, claim.url, claim.body, headers)
         except BlockedAddress as exc:
@@ -286,8 +337,8 @@ class WebhooksOut:
                 return None
             manual = d.status == "manual"
             d.status, d.attempts, d.next_attempt_at = "sending", d.attempts + 1, now + timedelta(seconds=LEASE_S)
-            return _Claim(d.id, d.org_id, sub.id, sub.url, sub.secret, d.event_id, message_body(sub.kind, ev),
-                          d.attempts, manual)
+            return _Claim(d.id, d.org_id, sub.id, sub.url, signing_secrets(sub, now), d.event_id,
+                          message_body(sub.kind, ev), d.attempts, manual)
 
     def _record(self, claim: _Claim, result: HttpResult | None, error: str | None,
                 duration_ms: int) -> dict[str, Any]:
@@ -334,9 +385,57 @@ class WebhooksOut:
 
     def poll(self, org_id: str, event_type: str, *, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """A polling trigger's items: the org's recent events of one type, newest first."""
-        check_event_types([event_type])
+        return self.feed(org_id, [event_type], limit=limit)["items"]
+
+    def feed(self, org_id: str, event_types: builtins.list[str], *, limit: int = 50, cursor: str | None = None,
+             entity_type: str | None = None, property_name: str | None = None) -> dict[str, Any]:
+        """A page of the org's events as Zapier items, with ``nextCursor`` (None on the last page).
+
+        Without a cursor or with a ``before`` cursor: newest first, each next page strictly older (new events
+        never shift pages, so paging misses nothing; a poller re-reads the first page and dedupes by ``id``).
+        With an ``after`` cursor (``tail``): oldest first, strictly newer than the cursor, skipping events
+        younger than :data:`FEED_SETTLE_S`. ``entity_type`` / ``property_name`` keep events about that entity
+        type / that changed property (``propertyName``, or a key of ``properties``)."""
+        types = check_event_types(event_types)
+        if not 1 <= limit <= FEED_MAX_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {FEED_MAX_LIMIT}")
+        direction, bound = decode_cursor(cursor)
+        q = select(OutboxEvent).where(OutboxEvent.org_id == org_id)
+        if types != ["*"]:
+            q = q.where(OutboxEvent.event_type.in_(types) if len(types) > 1 else OutboxEvent.event_type == types[0])
+        if direction == "after":
+            q = q.where(OutboxEvent.created_at <= utcnow() - timedelta(seconds=FEED_SETTLE_S))
+        items: builtins.list[dict[str, Any]] = []
+        last: int | None = bound
+        scanned, exhausted = 0, False
+        order = OutboxEvent.id.asc() if direction == "after" else OutboxEvent.id.desc()
         with self.db.read() as s:
-            return [zapier_item(e) for e in recent(s, org_id, event_type=event_type, limit=limit)]
+            while True:
+                page = q
+                if last is not None:
+                    page = page.where(OutboxEvent.id > last if direction == "after" else OutboxEvent.id < last)
+                rows = s.scalars(page.order_by(order).limit(FEED_SCAN_BATCH)).all()
+                for ev in rows:
+                    scanned += 1
+                    last = ev.id
+                    if _wanted(ev.payload, entity_type, property_name):
+                        items.append(zapier_item(event_dict(ev)))
+                        if len(items) == limit:
+                            break
+                short = len(rows) < FEED_SCAN_BATCH
+                if len(items) == limit:
+                    exhausted = short and bool(rows) and last == rows[-1].id
+                    break
+                if short:
+                    exhausted = True
+                    break
+                if scanned >= FEED_MAX_SCAN:
+                    break
+        if direction == "after":  # tailing: always hand back where to resume, even with nothing new
+            return {"items": items, "nextCursor": encode_cursor("after", last) if last is not None else cursor,
+                    "hasMore": not exhausted}
+        more = not exhausted and last is not None
+        return {"items": items, "nextCursor": encode_cursor("before", last) if more else None, "hasMore": more}
 
     def redeliver(self, org_id: str, sub_id: str, delivery_id: str) -> dict[str, Any]:
         """Queue one manual attempt now (same ``webhook-id``); the subscription must be active."""
@@ -369,6 +468,39 @@ class WebhooksOut:
                 log[a.delivery_id].append(a)
         return {"deliveries": [delivery_to_dict(d, log[d.id]) for d in rows], "page": page, "pageSize": page_size,
                 "total": total, "hasMore": page * page_size < total}
+
+
+def encode_cursor(direction: str, outbox_id: int | None) -> str:
+    """An opaque feed cursor: a direction (``before`` / ``after``) and an outbox row id."""
+    raw = json.dumps({"d": direction[0], "i": outbox_id or 0}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[str, int | None]:
+    """``(direction, bound)`` of a cursor; ``("before", None)`` for none; ``after:0`` / ``"tail"`` = from the start."""
+    if not cursor:
+        return "before", None
+    if cursor == "tail":
+        return "after", 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        direction = {"b": "before", "a": "after"}[data["d"]]
+        bound = int(data["i"])
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        raise BadRequest("cursor is invalid", details={"cursor": cursor[:100]}) from None
+    if not 0 <= bound < 2**62:
+        raise BadRequest("cursor is invalid", details={"cursor": cursor[:100]})
+    return direction, bound
+
+
+def _wanted(payload: dict[str, Any], entity_type: str | None, property_name: str | None) -> bool:
+    if entity_type and payload.get("type") != entity_type:
+        return False
+    if property_name:
+        changed = payload.get("properties")
+        return payload.get("propertyName") == property_name or (
+            isinstance(changed, dict) and property_name in changed)
+    return True
 
 
 def _matches(sub: WebhookSubscription, ev: OutboxEvent) -> bool:

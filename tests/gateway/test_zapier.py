@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 from memrelay.engine.stores.db.models_outbound import WebhookSubscription
 from memrelay.gateway.blueprints.outbound import flatten
 from tests.gateway import test_outbound
-from tests.gateway.test_outbound import allow_local, deliver, upsert
+from tests.gateway.test_outbound import allow_local, deliver, fast, upsert
 
 receiver = test_outbound.receiver  # the shared fixtures
 fast_schedule = test_outbound.fast_schedule
@@ -21,7 +21,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def hook(api: Any, url: str, event: str = "memory.property.updated") -> str:
     r = api.post("/api/v1/hooks", json={"target_url": url, "event": event})
     assert r.status_code == 201, r.json
-    assert set(r.json) == {"id", "event", "target_url"}
+    assert set(r.json) == {"id", "event", "target_url", "secret"} and r.json["secret"].startswith("whsec_")
     return r.json["id"]
 
 
@@ -63,6 +63,7 @@ def test_hook_validation_and_kind_separation(api, receiver):
     assert api.delete(f"/api/v1/hooks/{sub['id']}").status_code == 404  # a hook id is not any subscription id
 
 
+@fast
 def test_410_from_zapier_unsubscribes_the_hook(api, engine, run_jobs, receiver, fast_schedule):
     allow_local(api)
     hid = hook(api, receiver.url())

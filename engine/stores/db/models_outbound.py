@@ -26,6 +26,10 @@ class WebhookSubscription(Base):
     event_types: Mapped[list[Any]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(Text, default="")
     secret: Mapped[str] = mapped_column(EncryptedText("webhook_subscriptions.secret", 100))  # encrypted at rest
+    # after a rotation: the old secret, still signing (next to the new one) until the overlap window ends
+    previous_secret: Mapped[str | None] = mapped_column(EncryptedText("webhook_subscriptions.previous_secret", 100),
+                                                        nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime]
