@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,15 +23,21 @@ from memrelay.engine.core.embedder import Embedder, MemoEmbedder
 from memrelay.engine.core.errors import BadRequest, MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, iso, utcnow
-from memrelay.engine.domain.extraction import (
-    ExtractedValue,
-    anchor_relative_dates,
-    extract_properties,
-    split_facts,
-)
+from memrelay.engine.domain.extraction import ExtractedValue
+from memrelay.engine.domain.extraction.standard import OfflineExtraction
+from memrelay.engine.domain.extraction.standard import extract as offline_extract
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.direct_recall import lookup_answer
 from memrelay.engine.memory.index_sync import IndexWriter
+from memrelay.engine.memory.memory_controls import (
+    MAX_MESSAGES,
+    ChatMessage,
+    check_metadata,
+    expiry,
+    memorable,
+    transcript,
+    unexpired,
+)
 from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import (
@@ -44,6 +50,7 @@ from memrelay.engine.stores.db.models import (
 from memrelay.engine.stores.identity import Identifiers, require_record, resolve_record
 from memrelay.engine.stores.memory_store import (
     NewMemory,
+    company_of,
     memory_to_dict,
     provenance_entry,
     restore_memories,
@@ -60,6 +67,8 @@ IDENTIFIER_FIELDS = ("email", "website_url", "websiteUrl", "website", "record_id
 
 MAX_ITEMS = 1000  # items of one synchronous memorizeBatch({items}) call
 SELF_TYPE = "self"
+ENHANCED_NOTE = ("enhanced extraction needs an LLM (set MEMRELAY_LLM_MODEL); the offline proactive extraction ran "
+                 "(see 'extraction')")
 SELF_KEY = "apiKeyId"
 RECORD_ID_TYPE = "custom"  # records a caller names only by its own record_id ("campaign:q1-outbound")
 
@@ -72,7 +81,17 @@ class MemorizeRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    content: str = Field(min_length=1, max_length=200_000)
+    content: str = Field(min_length=1, max_length=200_000,
+                         description="The text to memorize (built from ``messages`` when only those are given).")
+    messages: list[ChatMessage] = Field(default_factory=list, max_length=MAX_MESSAGES,
+                                        description="Chat input [{role, content, name?}]: each message is memorized "
+                                                    "with its author (name, else role) as speaker; system "
+                                                    "messages are skipped.")
+    metadata: dict[str, Any] | None = Field(None, description="A JSON object stored on each memory; smart recall "
+                                                              "filters on it (``filters``).")
+    expiresAt: datetime | date | None = Field(None, description="Expiry (alias expiration_date): hidden from "
+                                                                "recall afterwards unless includeExpired.")
+    ttl: float | None = Field(None, gt=0, description="Expiry in seconds from now (instead of expiresAt).")
     speaker: str | None = None
     timestamp: datetime | None = Field(None, description="When the content happened (defaults to now).")
     identifiers: Identifiers = Field(default_factory=Identifiers)
@@ -99,6 +118,14 @@ class MemorizeRequest(BaseModel):
                 data["enhanced"] = True
             if data.get("about") is None:
                 data.pop("about", None)
+            for alias in ("expires_at", "expiration_date"):
+                if alias in data and "expiresAt" not in data:
+                    data["expiresAt"] = data.pop(alias)
+            if "ttlSeconds" in data and "ttl" not in data:
+                data["ttl"] = data.pop("ttlSeconds")
+            data["metadata"] = check_metadata(data.get("metadata"))
+            if data.get("messages") and not data.get("content"):
+                data["content"] = transcript([ChatMessage.model_validate(m) for m in data["messages"]]) or None
         return lift_identifiers(data)
 
     def for_key(self, key_id: str | None) -> MemorizeRequest:
@@ -216,6 +243,8 @@ class Memories:
     # --- memorize ----------------------------------------------------------------------------
     def memorize(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]:
         """Extract facts and properties from ``req.content`` and store them on the identified record."""
+        if req.messages and not (req.enhanced and self.extractor is not None) and not req.verbatim:
+            return self._memorize_messages(org_id, req)
         ids = req.identifiers
         ids.require_any()
         ts = as_aware(req.timestamp) or utcnow()
@@ -242,8 +271,10 @@ class Memories:
             entity_type = self.collections.active_entity_type(s, org_id, entity_type)
             specs = self._target_properties(s, org_id, entity_type, collection)
             subject = subject_of(s, existing, ids)
+            company = company_of(s, existing)
         with timer.stage("extract"):
-            extraction = self._extract(org_id, req, specs, ts, subject, embedder=emb)
+            extraction = self._extract(org_id, req, specs, ts, subject, embedder=emb, entity_type=entity_type,
+                                       company=company)
         with timer.stage("embed"):
             vectors = emb.embed(extraction.facts) if extraction.facts else None
         prov_tags = sorted(set(req.tags))
@@ -251,9 +282,12 @@ class Memories:
             index_sync.check_embedder(s, org_id, emb)
             rec = self.records.get_or_create(s, org_id, ids.model_copy(update={"type": entity_type}))
             written = self._write_values(s, rec, extraction.values, ts, req)
+            expires_at = expiry(req.expiresAt, req.ttl, utcnow())
+            spans = getattr(extraction, "spans", None) or [None] * len(extraction.facts)
             items = [NewMemory(rec, fact, vector, ts, source=req.source, speaker=req.speaker, tags=prov_tags,
-                               event_id=req.sourceEventId)
-                     for fact, vector in zip(extraction.facts, [] if vectors is None else vectors, strict=True)]
+                               event_id=req.sourceEventId, metadata=req.metadata, expires_at=expires_at, span=span)
+                     for fact, vector, span in zip(extraction.facts, [] if vectors is None else vectors, spans,
+                                                   strict=True)]
             outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
         with timer.stage("index"):
             indexed = self.index.sync_after_commit(index=outcome.created, flush_now=False)
@@ -261,7 +295,31 @@ class Memories:
                 "duplicatesSkipped": len(outcome.duplicates), "memoryIds": outcome.created,
                 "duplicateOf": outcome.duplicates, "superseded": outcome.superseded,
                 "propertiesExtracted": written, "extraction": extraction.method,
+                **({"note": ENHANCED_NOTE} if req.enhanced and extraction.method == "offline" else {}),
                 "indexState": "indexed" if indexed else "pending", "timings": timer.ms}
+
+    def _memorize_messages(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]:
+        """Chat input (offline extraction): each message memorized on its own with its author as speaker;
+        one answer summing the per-message ones."""
+        out: dict[str, Any] = {}
+        per_message = []
+        for i, m in enumerate(memorable(req.messages)):
+            one = self.memorize(org_id, req.model_copy(update={
+                "messages": [], "content": m.content.strip(), "speaker": m.author,
+                "sourceEventId": f"{req.sourceEventId}#{i}" if req.sourceEventId else None}))
+            per_message.append({"index": i, "speaker": m.author, "memoryIds": one["memoryIds"]})
+            if not out:
+                out = {**one, "memoryIds": [], "duplicateOf": [], "superseded": [], "propertiesExtracted": [],
+                       "memoriesCreated": 0, "duplicatesSkipped": 0}
+            for key in ("memoryIds", "duplicateOf", "superseded", "propertiesExtracted"):
+                out[key] = out[key] + one[key]
+            out["memoriesCreated"] += one["memoriesCreated"]
+            out["duplicatesSkipped"] += one["duplicatesSkipped"]
+            out["indexState"] = "pending" if "pending" in (out["indexState"], one["indexState"]) else "indexed"
+        if not out:
+            raise BadRequest("'messages' has no message with content (system messages are skipped)",
+                             details={"field": "messages"})
+        return {**out, "messages": per_message}
 
     def memorize_items(self, org_id: str, req: MemorizeItemsRequest, *, key_id: str | None = None) -> dict[str, Any]:
         """Personize's ``memorizeBatch({items: [...]})``: each item is one memorize call (its own
@@ -323,7 +381,8 @@ class Memories:
         return [p for p in specs if p.autoSystem]
 
     def _extract(self, org_id: str, req: MemorizeRequest, specs: list[PropertySpec], ts: datetime,
-                 subject: str | None, *, embedder: Embedder | None = None) -> ExtractedContent:
+                 subject: str | None, *, embedder: Embedder | None = None,
+                 entity_type: str | None = None, company: str | None = None) -> ExtractedContent:
         if req.verbatim:
             return Extraction(facts=[" ".join(req.content.split())], values=[], method="verbatim")
         if req.enhanced and self.extractor is not None:
@@ -331,7 +390,8 @@ class Memories:
                                      prompt=req.extractionPrompt, max_properties=req.max_properties,
                                      tags=req.tags, org_id=org_id)
         return offline_extraction(req.content, specs, ts, subject, embedder=embedder or self.embedder,
-                                  max_properties=req.max_properties)
+                                  max_properties=req.max_properties, entity_type=entity_type, company=company,
+                                  author=req.speaker)
 
     def _write_values(self, s: Session, rec: Record, values: list[ExtractedValue], ts: datetime,
                       req: MemorizeRequest) -> list[dict[str, Any]]:
@@ -370,7 +430,7 @@ class Memories:
         org_id = s.scalar(select(Record.org_id).where(Record.id == record_id))
         q = select(Memory).where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.deleted_at.is_(None))
         if not include_superseded:
-            q = q.where(Memory.superseded_by.is_(None))
+            q = q.where(Memory.superseded_by.is_(None), unexpired())  # "everything" also shows expired ones
         return [memory_to_dict(m) for m in s.scalars(q.order_by(Memory.ts.desc(), Memory.id))]
 
     # --- edits -------------------------------------------------------------------------------
@@ -488,15 +548,14 @@ def target_collection(s: Session, org_id: str, ref: str | None) -> Collection | 
 
 
 def offline_extraction(content: str, specs: list[PropertySpec], ts: datetime, subject: str | None, *,
-                       embedder: Any = None, max_properties: int | None = None) -> Extraction:
-    """Deterministic extraction: self-contained, date-anchored facts and typed values with confidence."""
-    facts = [anchor_relative_dates(f, ts) for f in split_facts(content, subject=subject)]
-    if not facts and content.strip():
-        facts = [anchor_relative_dates(" ".join(content.split()), ts)]
-    values = extract_properties(content, specs, ts=ts, embedder=embedder) if specs and max_properties != 0 else []
-    if max_properties is not None:
-        values = sorted(values, key=lambda v: -v.confidence)[:max_properties]
-    return Extraction(facts=list(dict.fromkeys(facts)), values=values, method="offline")
+                       embedder: Any = None, max_properties: int | None = None,
+                       entity_type: str | None = None, company: str | None = None,
+                       author: str | None = None) -> OfflineExtraction:
+    """Proactive offline extraction (``engine.domain.extraction.standard``): self-contained facts with their
+    source spans (speakers/pronouns resolved; filler, questions, logistics, quotes and signatures dropped) and
+    the collection's standard properties with confidence."""
+    return offline_extract(content, specs, ts, subject, entity_type=entity_type, embedder=embedder,
+                           max_properties=max_properties, company=company, author=author)
 
 
 def subject_of(s: Session, rec: Record | None, ids: Identifiers) -> str | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,18 +26,37 @@ from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
+from memrelay.engine.domain.extraction.keywords import content_stems
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import EntityVectorCache
+from memrelay.engine.memory.hybrid import keyword_coverage
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
+from memrelay.engine.memory.recall_filters import compile_filters
+from memrelay.engine.memory.score_calibration import Calibration, calibration_for
 from memrelay.engine.stores.collections import normalise_entity_type
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Collection, EntityType, Memory, PropertyValue, Record
 from memrelay.engine.stores.identity import Identifiers, not_found, record_keys, records_holding
 
+# score = similarity + keyword + recency + supersession, in [0, 1] — the parts ``explain: true`` returns. Each
+# lift takes its share of what is left below 1, so the score never saturates and the parts sum exactly:
+#   similarity   = s = C(cosine), C the embedder's calibration curve (score_calibration.py)
+#   keyword      = C(cosine + KEYWORD_WEIGHT x k) - s, k = the idf-weighted share of the query's terms the memory
+#                  contains (hybrid.py): the lift a keyword match gives. C is fitted on this fused signal, so a
+#                  threshold keeps its meaning with the keyword part in.
+#   recency      = RECENCY_WEIGHT x r x (1 - s - keyword), r = 0.5 ** (age in days / RECENCY_HALF_LIFE_DAYS)
+#   supersession = -SUPERSEDED_PENALTY x (s + keyword + recency) for a superseded memory (only returned with
+#                  includeSuperseded)
+KEYWORD_WEIGHT = 0.3  # cosine units a full keyword match adds before calibration
 RECENCY_WEIGHT = 0.05
 RECENCY_HALF_LIFE_DAYS = 180.0
+SUPERSEDED_PENALTY = 0.2
+# org-wide with filters: up to this many matching memories are all scored exactly (a selective filter never
+# loses a match to the index's top-k cut); more matches mean an unselective filter, and the index's candidates,
+# filtered and widened, find enough of them
+FILTER_SCAN_MAX = 2_000
 DEEP_NOTE = "deep mode needs an LLM (set MEMRELAY_LLM_MODEL); answered in fast mode"
 MAX_SCOPE = 500  # records one identifier may scope a recall to (a company's contacts, deals, tickets)
 NO_TYPE = "\x00none"  # a type filter nothing can match (type and collections exclude each other)
@@ -64,6 +83,20 @@ class RecallRequest(BaseModel):
     include_superseded: bool = Field(False, alias="includeSuperseded")
     generate_answer: bool = Field(False, alias="generateAnswer", description="Deep mode: answer from the memories.")
     about: Literal["lead", "self"] = "lead"
+    filters: dict[str, Any] | None = Field(None, description="Metadata filters (mem0 syntax): {field: value}, "
+                                           "{field: {eq|ne|in|nin|gt|gte|lt|lte|contains|icontains: v}}, "
+                                           "AND/OR/NOT lists; applied before ranking.")
+    include_expired: bool = Field(False, alias="includeExpired", description="Also return expired memories.")
+    explain: bool = Field(False, description="Each hit's score parts (similarity, keyword, recency, "
+                                             "supersession) and the filter conditions it matched.")
+    hybrid: bool = Field(True, description="Add the keyword part to the score (false: similarity and recency).")
+
+    @field_validator("filters")
+    @classmethod
+    def _valid_filters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            compile_filters(value)  # FilterError is a ValueError: a 422 naming the problem
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -71,7 +104,8 @@ class RecallRequest(BaseModel):
         if isinstance(data, dict):
             data = dict(data)
             for snake, camel in (("include_property_values", "includePropertyValues"),
-                                 ("include_superseded", "includeSuperseded"), ("generate_answer", "generateAnswer")):
+                                 ("include_superseded", "includeSuperseded"), ("generate_answer", "generateAnswer"),
+                                 ("include_expired", "includeExpired")):
                 if camel in data and snake not in data:
                     data[snake] = data.pop(camel)
             for alias, name in (("min_score", "minScore"), ("group_by_record", "groupByRecord"),
@@ -110,6 +144,59 @@ class RecallRequest(BaseModel):
         if self.about != "self":
             return self
         return self.model_copy(update={"identifiers": self_identifiers(key_id), "type": SELF_TYPE})
+
+
+class _Keep:
+    """Which memories a request may return at all: live (unless includeSuperseded), not expired (unless
+    includeExpired), carrying one of the tags, passing the metadata filters. ``hits`` (when given)
+    receives, for each kept memory, the filter conditions it matched."""
+
+    def __init__(self, req: RecallRequest):
+        self.req = req
+        self.tags = set(req.tags)
+        self.predicate = compile_filters(req.filters) if req.filters is not None else None
+        self.now = utcnow()
+        self.trivial = not self.tags and self.predicate is None
+
+    def __call__(self, row: dict[str, Any], hits: list[list[str]] | None) -> bool:
+        if row.get("supersededBy") and not self.req.include_superseded:
+            return False
+        expires = row.get("expiresAt")
+        if expires is not None and expires <= self.now and not self.req.include_expired:
+            return False
+        if self.tags and not self.tags & set(row.get("tags") or []):
+            return False
+        matched: list[str] = []
+        if self.predicate is not None and not self.predicate(row, matched):
+            return False
+        if hits is not None:
+            hits.append(matched)
+        return True
+
+
+def _stems(row: dict[str, Any]) -> frozenset[str]:
+    """A memory's keyword stems, memoised on the (cached) row."""
+    got = row.get("_stems")
+    if got is None:
+        got = row["_stems"] = frozenset(content_stems(row["text"]))
+    return got
+
+
+def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
+                hybrid: bool = True, now: float | None = None) -> dict[str, np.ndarray]:
+    """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
+    ``rawCosine``, ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted), ``recency``,
+    ``supersession`` and ``score`` (the sum of similarity, keyword, recency and supersession)."""
+    n = len(rows)
+    similarity = calibration(sims)
+    match = keyword_coverage(query, [_stems(r) for r in rows]) if hybrid else np.zeros(n)
+    keyword = calibration(np.asarray(sims, dtype=np.float64) + KEYWORD_WEIGHT * match) - similarity
+    ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
+    rec = RECENCY_WEIGHT * recency(ts, utcnow().timestamp() if now is None else now) * (1.0 - similarity - keyword)
+    kept = similarity + keyword + rec
+    sup = np.array([-SUPERSEDED_PENALTY if r.get("supersededBy") else 0.0 for r in rows]) * kept
+    return {"similarity": similarity, "rawCosine": np.asarray(sims, dtype=np.float64), "keyword": keyword,
+            "keywordMatch": match, "recency": rec, "supersession": sup, "score": kept + sup}
 
 
 def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
@@ -155,6 +242,18 @@ class Recall:
                 result["property_values"] = property_values(s, result, scope_records if scope == "record" else None)
         result.update({"query": req.query, "scope": scope, "mode": "fast",
                        "tookMs": round((time.perf_counter() - t0) * 1000, 3)})
+        if req.explain:
+            cal = calibration_for(emb.name)
+            result["scoring"] = {
+                "formula": "score = similarity + keyword + recency + supersession",
+                "parts": {"similarity": "calibrated relevance s of the cosine",
+                          "keyword": "C(cosine + keywordWeight x keywordMatch) - s",
+                          "recency": "recencyWeight x 0.5^(age days / half-life) x (1 - s - keyword)",
+                          "supersession": "superseded x -penalty x (s + keyword + recency)"},
+                "weights": {"keywordWeight": KEYWORD_WEIGHT, "recencyWeight": RECENCY_WEIGHT,
+                            "recencyHalfLifeDays": RECENCY_HALF_LIFE_DAYS, "penalty": SUPERSEDED_PENALTY},
+                "calibration": {"embedder": emb.name, "fitted": cal.fitted, "cosine": list(cal.xs),
+                                "score": list(cal.ys)}}
         if scope != "org":
             result["scopeRecords"] = [{"recordId": r.id, "record_id": r.id, "type": r.entity_type}
                                       for r in scope_records[:MAX_SCOPE]]
@@ -181,39 +280,47 @@ class Recall:
 
     def scoped_matches_of(self, s: Session, org_id: str, record_ids: list[str], qvec: np.ndarray,
                           req: RecallRequest) -> list[dict[str, Any]]:
-        """Exact scores over the memories of several records (each record's vectors cached), best first."""
-        out: list[dict[str, Any]] = []
+        """Exact scores over the memories of several records (each record's vectors cached), best first.
+        Filters, expiry, supersession and tags select the candidates first; only those are ranked."""
+        emb = self.embedder
+        rows: list[dict[str, Any]] = []
+        blocks: list[np.ndarray] = []
+        hits: list[list[str]] = []
+        keep = _Keep(req)
         for rid in record_ids[:MAX_SCOPE]:
-            out += self.scoped_matches(s, org_id, rid, qvec, req)
-        out.sort(key=lambda m: -m["score"])
-        return out if req.groupByRecord else out[:req.limit]
+            ev = self.cache.get(s, org_id, rid, embedder=emb.name, dim=emb.dim)
+            if keep.trivial:  # no tags or filters: supersession and expiry only (the common case, kept cheap)
+                live = range(len(ev.rows)) if req.include_superseded else np.flatnonzero(ev.live).tolist()
+                idx = [i for i in live if req.include_expired or ev.rows[i].get("expiresAt") is None
+                       or ev.rows[i]["expiresAt"] > keep.now]
+                hits += [[] for _ in idx]
+            else:
+                idx = [i for i, row in enumerate(ev.rows) if keep(row, hits)]
+            if idx:
+                rows += [ev.rows[i] for i in idx]
+                blocks.append(ev.matrix[np.asarray(idx, dtype=np.int64)])
+        if not rows:
+            return []
+        sims = np.concatenate(blocks) @ qvec
+        return self._ranked(rows, sims, hits, req, cap=None if req.groupByRecord else req.limit)
 
     def scoped_matches(self, s: Session, org_id: str, record_id: str, qvec: np.ndarray,
                        req: RecallRequest) -> list[dict[str, Any]]:
         """Exact scores of one record's memories (cached vectors, numpy dot product)."""
-        emb = self.embedder
-        ev = self.cache.get(s, org_id, record_id, embedder=emb.name, dim=emb.dim)
-        if not ev.ids:
-            return []
-        sims = ev.matrix @ qvec
-        scores = sims + RECENCY_WEIGHT * recency(ev.ts, utcnow().timestamp())
-        floor = req.score_floor
-        keep = scores >= floor if floor is not None else np.ones(len(ev.ids), dtype=bool)
-        if not req.include_superseded:
-            keep &= ev.live
-        idx = np.flatnonzero(keep)
-        if req.tags:
-            wanted = set(req.tags)
-            idx = np.array([i for i in idx if wanted & set(ev.rows[i]["tags"])], dtype=np.int64)
-        cap = req.limit if not req.groupByRecord else len(idx)
-        top = idx[np.argsort(-scores[idx], kind="stable")][:cap] if len(idx) else idx
-        return [{**ev.rows[i], "score": float(scores[i]), "similarity": float(sims[i])} for i in top]
+        return self.scoped_matches_of(s, org_id, [record_id], qvec, req)
 
     def org_matches(self, s: Session, org_id: str, qvec: np.ndarray, req: RecallRequest,
                     types: list[str] | None) -> list[dict[str, Any]]:
         """Candidates (exact in-process for small orgs, Milvus otherwise) re-checked and re-scored against SQL,
-        fetching more when filters drop too many."""
+        fetching more when filters drop too many. With metadata ``filters`` the org's memories are filtered
+        first (a scan of their metadata in SQL) and every match is scored exactly, unless more than
+        FILTER_SCAN_MAX match (then the index's candidates are filtered, widening the search)."""
         want = req.limit * (8 if req.groupByRecord else 1)
+        if req.filters is not None:
+            ids = self._filtered_ids(s, org_id, req, types)
+            if ids is not None:
+                out = self._recheck(s, org_id, ids, qvec, req)
+                return out if req.groupByRecord else out[:req.limit]
         fetch = want * 3 + 20
         emb = self.embedder
         for _ in range(3):
@@ -227,41 +334,79 @@ class Recall:
             fetch *= 4
         return out if req.groupByRecord else out[:req.limit]
 
+    def _filtered_ids(self, s: Session, org_id: str, req: RecallRequest,
+                      types: list[str] | None) -> list[str] | None:
+        """Ids of the org's live memories that pass the filters (None: too many to score exactly)."""
+        q = select(Memory.id, Memory.meta, Memory.tags, Memory.topic, Memory.speaker, Memory.source,
+                   Memory.entity_type, Memory.ts, Memory.expires_at, Memory.superseded_by).where(
+            Memory.org_id == org_id, Memory.deleted_at.is_(None), Memory.embedder == self.embedder.name)
+        if types is not None:
+            q = q.where(Memory.entity_type.in_(types))
+        keep = _Keep(req)
+        ids: list[str] = []
+        for r in s.execute(q):
+            row = {"metadata": r.meta or {}, "tags": r.tags or [], "topic": r.topic, "speaker": r.speaker,
+                   "source": r.source, "type": r.entity_type, "ts": r.ts, "expiresAt": as_aware(r.expires_at),
+                   "supersededBy": r.superseded_by}
+            if keep(row, None):
+                ids.append(r.id)
+                if len(ids) > FILTER_SCAN_MAX:
+                    return None
+        return ids
+
     def _recheck(self, s: Session, org_id: str, memory_ids: list[str], qvec: np.ndarray,
                  req: RecallRequest) -> list[dict[str, Any]]:
-        """Keep hits whose memory and record are live in this org (SQL), scored exactly from SQL vectors."""
+        """Keep hits whose memory and record are live in this org (SQL) and pass the request's filters,
+        scored exactly from SQL vectors."""
         if not memory_ids:
             return []
         emb = self.embedder
-        rows = s.execute(
-            select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
-                   Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,
-                   Memory.embedding, Memory.embedder, Memory.org_id, Memory.deleted_at.label("memory_deleted"),
-                   Record.org_id.label("record_org"), Record.deleted_at)
-            .join(Record, Record.id == Memory.record_id)
-            .where(Memory.id.in_(memory_ids))).all()
+        found: list[Any] = []
+        for i in range(0, len(memory_ids), 500):
+            found += s.execute(
+                select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
+                       Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,
+                       Memory.embedding, Memory.embedder, Memory.org_id, Memory.meta, Memory.expires_at,
+                       Memory.deleted_at.label("memory_deleted"), Record.org_id.label("record_org"),
+                       Record.deleted_at)
+                .join(Record, Record.id == Memory.record_id)
+                .where(Memory.id.in_(memory_ids[i:i + 500]))).all()
         # Checked here rather than in SQL so the planner always walks the primary key (an org_id condition
         # makes SQLite scan the whole org through ix_memories_record).
-        rows = [r for r in rows if r.org_id == org_id and r.record_org == org_id and r.deleted_at is None
-                and r.memory_deleted is None and r.embedder == emb.name]
+        found = [r for r in found if r.org_id == org_id and r.record_org == org_id and r.deleted_at is None
+                 and r.memory_deleted is None and r.embedder == emb.name]
+        keep = _Keep(req)
+        hits: list[list[str]] = []
+        rows, blobs = [], []
+        for r in found:
+            row = {"memoryId": r.id, "recordId": r.record_id, "type": r.entity_type, "text": r.text,
+                   "tags": r.tags or [], "speaker": r.speaker, "topic": r.topic, "source": r.source,
+                   "seenCount": r.seen_count, "supersededBy": r.superseded_by, "ts": as_aware(r.ts),
+                   "metadata": r.meta or {}, "expiresAt": as_aware(r.expires_at)}
+            if keep(row, hits):
+                rows.append(row)
+                blobs.append(r.embedding)
         if not rows:
             return []
-        sims = from_blobs([r.embedding for r in rows], emb.dim) @ qvec
-        ts = np.array([as_aware(r.ts).timestamp() for r in rows])
-        scores = sims + RECENCY_WEIGHT * recency(ts, utcnow().timestamp())
-        wanted = set(req.tags)
+        return self._ranked(rows, from_blobs(blobs, emb.dim) @ qvec, hits, req)
+
+    def _ranked(self, rows: list[dict[str, Any]], sims: np.ndarray, hits: list[list[str]],
+                req: RecallRequest, cap: int | None = None) -> list[dict[str, Any]]:
+        """Score candidates (see :func:`score_parts`), apply the threshold, best first (at most ``cap``)."""
+        parts = score_parts(req.query, rows, sims, calibration_for(self.embedder.name), hybrid=req.hybrid)
         floor = req.score_floor
         out = []
-        for i in np.argsort(-scores, kind="stable"):
-            r = rows[i]
-            if (floor is not None and scores[i] < floor) or (r.superseded_by and not req.include_superseded):
+        for i in np.argsort(-parts["score"], kind="stable"):
+            score = float(parts["score"][i])
+            if floor is not None and score < floor:
                 continue
-            if wanted and not wanted & set(r.tags or []):
-                continue
-            out.append({"memoryId": r.id, "recordId": r.record_id, "type": r.entity_type, "text": r.text,
-                        "tags": r.tags or [], "speaker": r.speaker, "topic": r.topic, "source": r.source,
-                        "seenCount": r.seen_count, "supersededBy": r.superseded_by, "ts": r.ts,
-                        "score": float(scores[i]), "similarity": float(sims[i])})
+            m = {**rows[i], "score": score, "similarity": float(sims[i])}
+            if req.explain:
+                m["explain"] = {k: round(float(v[i]), 6) for k, v in parts.items() if k != "score"}
+                m["explain"]["filtersMatched"] = hits[i] if req.filters is not None else []
+            out.append(m)
+            if cap is not None and len(out) >= cap:
+                break
         return out
 
     def _render(self, s: Session, org_id: str, matches: list[dict[str, Any]], req: RecallRequest) -> dict[str, Any]:
@@ -341,6 +486,12 @@ def _item(m: dict[str, Any]) -> dict[str, Any]:
             "tags": list(m["tags"]), "speaker": m["speaker"], "topic": m["topic"], "seenCount": m["seenCount"]}
     if m["supersededBy"]:
         item.update({"superseded": True, "supersededBy": m["supersededBy"]})
+    if m.get("metadata"):
+        item["metadata"] = m["metadata"]
+    if m.get("expiresAt"):
+        item.update({"expiresAt": iso(m["expiresAt"]), "expired": m["expiresAt"] <= utcnow()})
+    if "explain" in m:
+        item["explain"] = m["explain"]
     return item
 
 
