@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,6 +21,8 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True)
 class EndpointDoc:
+    """One operation as ``/openapi.json`` documents it (see :mod:`memrelay.gateway.openapi`)."""
+
     path: str
     method: str
     summary: str
@@ -29,6 +31,13 @@ class EndpointDoc:
     response: type[BaseModel] | None
     tag: str
     envelope: bool = True
+    operation_id: str = ""
+    query: type[BaseModel] | None = None
+    status: int = 200
+    also: tuple[tuple[int, type[BaseModel] | None], ...] = ()
+    errors: tuple[int, ...] = ()
+    body_example: dict[str, Any] | None = None
+    description: str = ""
 
 
 ENDPOINTS: list[EndpointDoc] = []
@@ -47,6 +56,9 @@ def authenticate(scope: str) -> KeyInfo:
     g.auth = info
     if not info.allows(scope):
         raise Forbidden(f"this key lacks the '{scope}' scope", details={"scopes": list(info.scopes)})
+    from memrelay.gateway.department import enter
+
+    enter(info)  # a department-restricted key: its routes only, its scope bound for the engine calls
     enforce_rate_limit(info)
     return info
 
@@ -92,11 +104,23 @@ def enveloped(payload: Any) -> dict[str, Any]:
 
 def endpoint(bp: Blueprint, rule: str, *, methods: tuple[str, ...] = ("POST",), scope: str | None = "read",
              body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-             summary: str = "", envelope: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+             summary: str = "", envelope: bool = True, operation_id: str | None = None,
+             query: type[BaseModel] | None = None, status: int = 200,
+             also: Mapping[int, type[BaseModel] | None] | None = None, errors: tuple[int, ...] = (),
+             example: dict[str, Any] | None = None,
+             body_doc: type[BaseModel] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a view: ``view(auth, body?, **url_args)`` returning a dict/list or (payload, status).
 
     Answers are wrapped in Personize's envelope ``{"success": true, "data": payload}``; ``envelope=False``
     is for callers with a fixed protocol of their own (Zapier's polling triggers expect a bare array).
+
+    The rest documents the operation: ``response`` is the model of the success payload (``data``) answered
+    with ``status``; ``also`` maps other success statuses the view answers to their payload model (e.g. 202
+    when queued); ``query`` the query-string arguments the view reads; ``errors`` statuses beyond those that
+    follow from the declaration (401/403/429 with a scope, 400/413/422 with a body, 413 for any other
+    POST/PUT/PATCH, 400/422 with a query, 404 with a path argument, 503 always); ``operation_id`` defaults to the view's name (``_<method>`` appended when the view
+    serves several methods); ``example`` is a request body example; ``body_doc`` documents the request body of
+    a view that parses its body itself (``body`` is then None).
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,18 +132,23 @@ def endpoint(bp: Blueprint, rule: str, *, methods: tuple[str, ...] = ("POST",), 
             if body is not None:
                 args.append(parse_body(body))
             result = view(*args, **kwargs)
-            status = 200
+            code = 200
             if isinstance(result, tuple):
-                result, status = result
+                result, code = result
             if isinstance(result, BaseModel):
                 result = result.model_dump(mode="json", by_alias=True)
-            return jsonify(enveloped(result) if envelope else result), status
+            return jsonify(enveloped(result) if envelope else result), code
 
         bp.add_url_rule(rule, view.__name__, wrapper, methods=list(methods))
         prefix = bp.url_prefix or ""
+        base_id = operation_id or view.__name__
+        doc = (view.__doc__ or "").strip()
         for m in methods:
-            ENDPOINTS.append(EndpointDoc(prefix + rule, m.lower(), summary or (view.__doc__ or "").strip(),
-                                         scope, body, response, bp.name, envelope))
+            ENDPOINTS.append(EndpointDoc(
+                prefix + rule, m.lower(), summary or doc, scope, body or body_doc, response, bp.name, envelope,
+                operation_id=base_id if len(methods) == 1 else f"{base_id}_{m.lower()}", query=query,
+                status=status, also=tuple(sorted((also or {}).items())), errors=tuple(errors),
+                body_example=example, description=doc))
         return wrapper
 
     return decorate
