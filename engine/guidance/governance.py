@@ -1,6 +1,10 @@
 """Governance: guidelines (CRUD with versions, history and diffs) and smart guidelines — the guideline
 content a message needs, routed fast (embeddings + keywords + tags) or deep (the LLM picks among the
-fast pre-filtered candidates), delivered progressively within a session."""
+fast pre-filtered candidates), delivered progressively within a session.
+
+A department key (:func:`memrelay.engine.core.access.current_access` with guideline tags) reads only the
+guidelines carrying one of its tags — list, get, history, routing and therefore prompt context — and writes
+only guidelines all of whose tags are its own; any other guideline is "not found"."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from memrelay.engine.core.errors import BadRequest, NotFound
+from memrelay.engine.core.access import current_access, unrestricted
+from memrelay.engine.core.errors import BadRequest, Forbidden, NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.core.versioning import render_history
 from memrelay.engine.guidance.guideline_delivery import DeliveryLog, compile_context
@@ -129,6 +134,7 @@ class Governance:
 
     # --- CRUD ------------------------------------------------------------------------------------
     def create(self, org_id: str, body: GuidelineCreate, *, actor: str | None = None) -> dict[str, Any]:
+        _check_writable(_clean(body.tags))
         now = utcnow()
         g = Guideline(id=new_id("gdl"), org_id=org_id, name=body.name, description=body.description,
                       content=body.content, tags=_clean(body.tags), trigger_keywords=_clean(body.triggerKeywords),
@@ -143,7 +149,9 @@ class Governance:
         with self.db.read() as s:
             rows = s.scalars(select(Guideline).where(Guideline.org_id == org_id, Guideline.deleted_at.is_(None))
                              .order_by(Guideline.name, Guideline.id)).all()
-            return [guideline_to_dict(g) for g in rows if tag is None or tag in (g.tags or [])]
+            access = current_access()
+            return [guideline_to_dict(g) for g in rows
+                    if (tag is None or tag in (g.tags or [])) and access.allows_guideline(g.tags)]
 
     def get(self, org_id: str, guideline_id: str) -> dict[str, Any]:
         with self.db.read() as s:
@@ -155,6 +163,7 @@ class Governance:
         given = body.model_dump(exclude_unset=not replace)
         with self.db.session() as s:
             g = self._get(s, org_id, guideline_id, lock=True)
+            _check_writable(g.tags)
             before = _snapshot(g)
             for name, value in given.items():
                 if value is None:
@@ -162,6 +171,7 @@ class Governance:
                 if name in ("tags", "triggerKeywords"):
                     value = _clean(value)
                 setattr(g, "trigger_keywords" if name == "triggerKeywords" else name, value)
+            _check_writable(g.tags)  # the new tags too: a department never hands a guideline to another
             if _snapshot(g) != before:
                 g.version += 1
                 g.updated_at = utcnow()
@@ -173,6 +183,7 @@ class Governance:
     def delete(self, org_id: str, guideline_id: str, *, actor: str | None = None) -> dict[str, Any]:
         with self.db.session() as s:
             g = self._get(s, org_id, guideline_id, lock=True)
+            _check_writable(g.tags)
             g.deleted_at = g.updated_at = utcnow()
             g.version += 1
             self._version(s, g, actor)
@@ -195,7 +206,7 @@ class Governance:
         q = select(Guideline).where(Guideline.org_id == org_id, Guideline.id == guideline_id,
                                     Guideline.deleted_at.is_(None))
         g = s.scalar(q.with_for_update() if lock else q)
-        if g is None:
+        if g is None or not current_access().allows_guideline(g.tags):
             raise NotFound(f"guideline {guideline_id} not found")
         return g
 
@@ -205,10 +216,20 @@ class Governance:
                                actor=actor, created_at=utcnow()))
 
     # --- smart guidelines ------------------------------------------------------------------------
+    def routable(self, org_id: str) -> Snapshot:
+        """The org's prepared guidelines the caller may read. The per-process index is built org-wide (so
+        one department's call never narrows another's cache) and filtered per call."""
+        with unrestricted():
+            snap = self.index.snapshot(org_id)
+        access = current_access()
+        if access.guideline_tags is None:
+            return snap
+        return restrict_snapshot(snap, [g for g in snap.guidelines if access.allows_guideline(g.tags)])
+
     def smart_guidelines(self, org_id: str, req: SmartGuidelinesRequest) -> dict[str, Any]:
         """The guideline content ``req.message`` needs, as one compiled markdown context."""
         t0 = time.perf_counter()
-        snap = self.index.snapshot(org_id)
+        snap = self.routable(org_id)
         qvec = self.embedder.embed([req.message])[0]
         usage = None
         if req.mode == "deep":
@@ -216,7 +237,7 @@ class Governance:
                                                           max_selected=DEEP_CANDIDATES, min_score=DEEP_MIN_SCORE,
                                                           margin=None))
         else:
-            matches = route(snap, req.message, qvec, max_selected=req.maxGuidelines)
+            matches = route(snap, req.message, qvec, max_selected=req.maxGuidelines, embed=self.embedder.embed)
         requested, unresolved = requested_matches(snap, req)
         matches = requested + [m for m in matches if m.guideline.id not in {r.guideline.id for r in requested}]
         already = self.deliveries.delivered(org_id, req.sessionId) if req.sessionId else set()
@@ -274,6 +295,18 @@ class Governance:
                 m.sections, m.whole = list(m.guideline.sections), True
             chosen.append(m)
         return chosen, run.usage_dict()
+
+
+def _check_writable(tags: builtins.list[str] | None) -> None:
+    access = current_access()
+    if not access.may_write_guideline(tags):
+        raise Forbidden("this key may only write guidelines tagged with its own guideline tags",
+                        details={"tags": builtins.list(tags or []), "access": access.to_json()})
+
+
+def restrict_snapshot(snap: Snapshot, allowed: builtins.list[RoutedGuideline]) -> Snapshot:
+    """``snap`` limited to ``allowed`` (vectors re-stacked; cheap: no embedding)."""
+    return snap if len(allowed) == len(snap.guidelines) else Snapshot.build(allowed)
 
 
 def requested_matches(snap: Snapshot, req: SmartGuidelinesRequest) -> tuple[list[Match], list[str]]:

@@ -1,4 +1,8 @@
-"""Organisations and API keys. Keys are random, shown once, stored as SHA-256 hashes."""
+"""Organisations and API keys. Keys are random, shown once, stored as SHA-256 hashes.
+
+Every request resolves its key in SQL (one indexed lookup, no per-process cache): a revocation made by any
+process — another gunicorn worker, another ``memrelay serve`` on the same PostgreSQL, the CLI — refuses the
+key's very next request everywhere. A key may carry a department restriction (:class:`AccessScope`)."""
 
 from __future__ import annotations
 
@@ -8,16 +12,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from memrelay.engine.core.boundedcache import BoundedTTLCache
-from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from memrelay.engine.core.access import UNRESTRICTED, AccessScope
+from memrelay.engine.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from memrelay.engine.core.util import new_id, utcnow
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import ApiKey, Org
 
 SCOPES = ("read", "write", "admin")
 KEY_PREFIX = "mr_"
-_AUTH_CACHE_TTL_S = 2.0
-AUTH_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class KeyInfo:
     org_name: str
     scopes: tuple[str, ...]
     rate_limit_per_minute: int | None
+    access: AccessScope = UNRESTRICTED
 
     def allows(self, scope: str) -> bool:
         # admin implies write implies read
@@ -44,9 +47,10 @@ class Tenancy:
     """Org and key management over the SQL store."""
 
     def __init__(self, db: Database):
+        from memrelay.engine.stores import access_filter
+
         self.db = db
-        # valid keys only (an unknown key is never cached), bounded per process
-        self._cache: BoundedTTLCache[str, KeyInfo] = BoundedTTLCache(AUTH_CACHE_SIZE, _AUTH_CACHE_TTL_S)
+        access_filter.install()  # department scopes are enforced on every session of this process
 
     # --- orgs --------------------------------------------------------------------------------
     def create_org(self, name: str) -> Org:
@@ -79,15 +83,23 @@ class Tenancy:
 
     # --- keys --------------------------------------------------------------------------------
     def create_key(self, org_id: str, *, scopes: list[str] | tuple[str, ...] = ("read", "write"),
-                   name: str = "", rate_limit_per_minute: int | None = None) -> tuple[str, ApiKey]:
-        """Create a key; returns the plaintext (shown once) and the stored row."""
+                   name: str = "", rate_limit_per_minute: int | None = None,
+                   access: AccessScope = UNRESTRICTED, creator: KeyInfo | None = None) -> tuple[str, ApiKey]:
+        """Create a key; returns the plaintext (shown once) and the stored row.
+
+        ``access`` restricts it to a department (entity types, collections, guideline tags). A key created
+        through the API (``creator``) is never wider than its creator's own restriction."""
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
             raise BadRequest(f"scopes must be a non-empty subset of {list(SCOPES)}", details={"invalid": bad})
+        if creator is not None and not access.within(creator.access):
+            raise Forbidden("a department-restricted key can only create keys within its own restriction",
+                            details={"yours": creator.access.to_json(), "asked": access.to_json()})
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
             id=new_id("key"), org_id=org_id, name=name, prefix=plaintext[:10], key_hash=hash_key(plaintext),
             scopes=list(dict.fromkeys(scopes)), rate_limit_per_minute=rate_limit_per_minute, created_at=utcnow(),
+            access=access.to_json(),
         )
         with self.db.session() as s:
             if s.get(Org, org_id) is None:
@@ -108,26 +120,31 @@ class Tenancy:
             key = s.get(ApiKey, key_id)
             if key is None or (org_id is not None and key.org_id != org_id):
                 raise NotFound(f"key {key_id} not found")
-            key.revoked_at = utcnow()
-        self._cache.discard_where(lambda info: info.key_id == key_id)
+            if key.revoked_at is None:
+                key.revoked_at = utcnow()
 
     def authenticate(self, plaintext: str | None) -> KeyInfo:
-        """Resolve a presented key to its org and scopes, or raise Unauthorized."""
+        """Resolve a presented key to its org, scopes and department restriction, or raise Unauthorized.
+
+        One indexed SQL lookup per call, never cached: revocation takes effect on the next request in every
+        process sharing the database."""
         if not plaintext:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        if len(plaintext) > 200:
+            raise Unauthorized("invalid or revoked API key")
         digest = hash_key(plaintext)
-        if (hit := self._cache.get(digest)) is not None:
-            return hit
         with self.db.read() as s:
             row = s.execute(
-                select(ApiKey, Org.name).join(Org, Org.id == ApiKey.org_id).where(ApiKey.key_hash == digest)
+                select(ApiKey.id, ApiKey.org_id, Org.name, ApiKey.scopes, ApiKey.rate_limit_per_minute,
+                       ApiKey.access)
+                .join(Org, Org.id == ApiKey.org_id)
+                .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
             ).first()
-        if row is None or row[0].revoked_at is not None:
+        if row is None:
             raise Unauthorized("invalid or revoked API key")
-        key, org_name = row
-        info = KeyInfo(key.id, key.org_id, org_name, tuple(key.scopes), key.rate_limit_per_minute)
-        self._cache.put(digest, info)
-        return info
+        key_id, org_id, org_name, scopes, rate, access = row
+        return KeyInfo(key_id, org_id, org_name, tuple(scopes), rate,
+                       AccessScope.from_json(access).for_org(org_id))
 
     def has_any_key(self) -> bool:
         with self.db.read() as s:

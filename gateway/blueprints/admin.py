@@ -7,9 +7,12 @@ from typing import Any
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
+from memrelay.engine.core.access import AccessScope
 from memrelay.engine.core.util import iso
+from memrelay.engine.stores.db.models import ApiKey
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
+from memrelay.gateway.schemas import admin as sch
 from memrelay.gateway.state import state
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
@@ -50,9 +53,25 @@ class MeResponse(BaseModel):
 
 
 class KeyCreate(BaseModel):
-    name: str = ""
-    scopes: list[str] = Field(default_factory=lambda: ["read", "write"])
-    rateLimitPerMinute: int | None = Field(None, ge=1)
+    """A new key; ``entityTypes`` / ``collections`` / ``guidelineTags`` restrict it to a department (omitted:
+    not restricted on that dimension)."""
+
+    name: str = Field("", max_length=200)
+    scopes: list[str] = Field(default_factory=lambda: ["read", "write"], max_length=3)
+    rateLimitPerMinute: int | None = Field(None, ge=1, le=1_000_000)
+    entityTypes: list[str] | None = Field(None, max_length=50, description="Entity types the key may read and write.")
+    collections: list[str] | None = Field(None, max_length=50,
+                                          description="Collections (names or ids) whose properties the key sees.")
+    guidelineTags: list[str] | None = Field(None, max_length=50,
+                                            description="Guideline tags the key may read (and write only).")
+
+    def access(self) -> AccessScope:
+        return AccessScope.of(self.entityTypes, self.collections, self.guidelineTags)
+
+
+def key_to_dict(k: ApiKey) -> dict[str, Any]:
+    return {"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes, "access": k.access,
+            "createdAt": iso(k.created_at), "revoked": k.revoked_at is not None}
 
 
 def _field_max(model: type[BaseModel], name: str) -> int:
@@ -93,30 +112,32 @@ def me(auth: KeyInfo) -> MeResponse:
     features = ["memory", "governance", "webhooks"] + (["llm"] if limits.llmConfigured else [])
     org = {"id": auth.org_id, "name": auth.org_name}
     return MeResponse(org=org, organization=org, user={"id": auth.key_id},
-                      key={"id": auth.key_id, "scopes": list(auth.scopes), "scope": ",".join(auth.scopes)},
+                      key={"id": auth.key_id, "scopes": list(auth.scopes), "scope": ",".join(auth.scopes),
+                           "access": auth.access.to_json()},
                       rateLimit={"requestsPerMinute": limits.maxApiCallsPerMinute},
                       plan=Plan(id="self-hosted", name="memrelay self-hosted",
                                 description="Limits of this memrelay deployment (its settings).",
                                 limits=limits, features=features))
 
 
-@endpoint(bp, "/keys", methods=("GET",), scope="admin")
+@endpoint(bp, "/keys", methods=("GET",), scope="admin", response=sch.ApiKeyList)
 def list_keys(auth: KeyInfo) -> dict[str, Any]:
     """List the org's keys (never their secrets)."""
     keys = state().services.tenancy.list_keys(auth.org_id)
-    return {"keys": [{"id": k.id, "name": k.name, "prefix": k.prefix, "scopes": k.scopes,
-                      "createdAt": iso(k.created_at), "revoked": k.revoked_at is not None} for k, _ in keys]}
+    return {"keys": [key_to_dict(k) for k, _ in keys]}
 
 
-@endpoint(bp, "/keys", methods=("POST",), scope="admin", body=KeyCreate)
+@endpoint(bp, "/keys", methods=("POST",), scope="admin", body=KeyCreate, response=sch.CreatedKey, status=201)
 def create_key(auth: KeyInfo, body: KeyCreate) -> tuple[dict[str, Any], int]:
-    """Create a key in the caller's org; the secret is returned once."""
+    """Create a key in the caller's org; the secret is returned once. ``entityTypes``, ``collections`` and
+    ``guidelineTags`` make it a department key (see the README's "Security model")."""
     plaintext, row = state().services.tenancy.create_key(auth.org_id, scopes=body.scopes, name=body.name,
-                                                         rate_limit_per_minute=body.rateLimitPerMinute)
-    return {"id": row.id, "key": plaintext, "scopes": row.scopes, "prefix": row.prefix}, 201
+                                                         rate_limit_per_minute=body.rateLimitPerMinute,
+                                                         access=body.access(), creator=auth)
+    return {"id": row.id, "key": plaintext, "scopes": row.scopes, "prefix": row.prefix, "access": row.access}, 201
 
 
-@endpoint(bp, "/keys/<key_id>", methods=("DELETE",), scope="admin")
+@endpoint(bp, "/keys/<key_id>", methods=("DELETE",), scope="admin", response=sch.RevokedKey)
 def revoke_key(auth: KeyInfo, key_id: str) -> dict[str, Any]:
     """Revoke a key of the caller's org."""
     state().services.tenancy.revoke_key(key_id, org_id=auth.org_id)

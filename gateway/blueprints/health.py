@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
-from memrelay.engine.core.errors import MemrelayError
+from memrelay.engine.core.errors import Forbidden, MemrelayError, Unauthorized
 from memrelay.gateway.api import api_key_from_request
-from memrelay.gateway.metrics import render_metrics
+from memrelay.gateway.metrics import render_metrics, scrape_allowed
 from memrelay.gateway.openapi import build_openapi, docs_html
 from memrelay.gateway.state import state
 from memrelay.queue.workers import STALE_AFTER_S, live_workers
@@ -73,11 +73,27 @@ def readiness_checks() -> dict[str, dict[str, Any]]:
         return {"count": n}
 
     run("workers", workers)
+
+    def warm() -> dict[str, Any]:  # gunicorn workers warm before serving (memrelay.warmup)
+        from memrelay.warmup import loaded_modules
+
+        if st.warm is not None and not st.warm.ok:
+            raise RuntimeError(f"warm-up failed: {st.warm.required_failed or 'not finished'}")
+        return {"warmed": st.warm is not None, **(st.warm.as_dict() if st.warm else {}),
+                "embedderLoaded": bool(getattr(st.services.embedder, "loaded", True)), "modules": loaded_modules()}
+
+    run("warm", warm)
     return checks
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    """Prometheus exposition: bearer ``MEMRELAY_METRICS_TOKEN``, or direct loopback callers when unset."""
+    token = state().settings.metrics_token
+    if not scrape_allowed(token, request.remote_addr, request.headers):
+        if token is not None:
+            raise Unauthorized("/metrics needs 'Authorization: Bearer <MEMRELAY_METRICS_TOKEN>'")
+        raise Forbidden("/metrics answers loopback callers only; set MEMRELAY_METRICS_TOKEN to scrape it remotely")
     body, ctype = render_metrics()
     return Response(body, content_type=ctype)
 

@@ -12,6 +12,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from memrelay.composition import Services
+from memrelay.engine.core.access import access_scope
 from memrelay.engine.core.errors import MemrelayError
 from memrelay.engine.guidance.generation import PromptRequest
 from memrelay.engine.guidance.governance import SmartGuidelinesRequest
@@ -71,7 +72,8 @@ class MemoryTools:
     def _run(self, ctx: Context[Any, Any], scope: str, call: Callable[[KeyInfo], Result]) -> Result:
         info = authorise(self.services.tenancy, ctx, scope)
         try:
-            return call(info)
+            with access_scope(info.access):  # a department key's restriction, enforced by the engine
+                return call(info)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
             raise ToolError(f"validation_failed: {problems}") from None
