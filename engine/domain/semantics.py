@@ -502,6 +502,7 @@ TOPIC_LABELS = {
 }
 
 
+@lru_cache(maxsize=8192)
 def topic_label(text: str) -> str | None:
     """Words naming the CRM topics a statement speaks to ("decision maker", "role title"), or None: what a
     topic question asks about even when the statement's own words differ ("Who is the decision maker?" /
@@ -513,3 +514,51 @@ def topic_label(text: str) -> str | None:
         if label and label not in labels:
             labels.append(label)
     return ", ".join(labels) or None
+
+
+# --- the topic a question asks about ---------------------------------------------------------------------------
+# Phrases a question uses for each topic family (a phrase matches when all its stemmed words occur in the
+# question). Families group the keys whose values answer the same question: a person's role and the leadership
+# slot both answer "What is X's role?".
+QUESTION_CUES: dict[str, tuple[str, ...]] = {
+    "technology:database": ("database", "db"), "technology:cloud": ("cloud", "hosted", "hosting", "host on"),
+    "technology:crm": ("crm",), "technology:framework": ("framework",),
+    "technology:data_warehouse": ("data warehouse", "warehouse"), "technology:language": ("programming language",),
+    "funding": ("funding", "raised", "raise", "investors", "series"), "amount:budget": ("budget",),
+    "amount:deal_value": ("deal size", "deal worth"), "amount:price": ("price", "pricing"),
+    "amount:revenue": ("revenue", "arr"), "amount:valuation": ("valuation",),
+    "team_size": ("team size", "team big", "team large", "people team"), "headcount": ("headcount", "employees"),
+    "deal_stage": ("deal stage", "stage"), "decision_maker": ("decision maker", "decision", "sign off", "sign-off"),
+    "timeline": ("timeline", "go-live", "go live", "launch date"), "competitor": ("competitor", "competing",
+                                                                                 "vendors considering"),
+    "urgency": ("urgency", "urgent", "priority"), "current_solution": ("current solution", "today use"),
+    "pain_point": ("pain point", "pain", "challenge"), "location:office": ("office",),
+    "location:hq": ("headquarters", "headquartered", "hq", "based"), "renewal:date": ("renewal", "renew"),
+    "renewal:status": ("renewal", "renew"), "billing_frequency": ("billed", "billing"),
+    "contact_preference": ("contacted", "contact", "reach"), "pricing_plan": ("plan",), "vendor": ("vendor",),
+    "role": ("role", "title", "job", "position"),
+}
+_QUESTION_CUE_STEMS = {family: [frozenset(content_stems(p)) for p in phrases]
+                       for family, phrases in QUESTION_CUES.items()}
+
+
+def topic_family(key: str) -> str:
+    """The question a topic key answers: 'role:<person>' and 'leadership:<role>' both answer "what is X's role";
+    every other key is its own family."""
+    return "role" if key.startswith(("role:", "leadership:")) else key
+
+
+@lru_cache(maxsize=4096)
+def question_topics(query: str) -> frozenset[str]:
+    """The topic families (see :func:`topic_family`) a question asks about: the slots the question itself speaks
+    to plus those it names ("Where is Kestrel hosted?" -> technology:cloud, "What is Marcus's role?" -> role)."""
+    stems = set(content_stems(query))
+    found = {topic_family(k) for k in topics_of(query)}
+    found |= {family for family, cues in _QUESTION_CUE_STEMS.items() if any(c and c <= stems for c in cues)}
+    return frozenset(found)
+
+
+@lru_cache(maxsize=8192)
+def statement_topics(text: str) -> frozenset[str]:
+    """The topic families a statement speaks to (cached)."""
+    return frozenset(topic_family(k) for k in topics_of(text))

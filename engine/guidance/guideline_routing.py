@@ -15,7 +15,9 @@ an inverted index of the guidelines' stemmed words. Four signals, each roughly i
 * ``coverage`` — the idf-weighted share of the message's words found anywhere in the guideline (a word no
   guideline has counts fully, so off-topic messages score low everywhere);
 
-plus ``KEYWORD_BONUS`` when a trigger keyword occurs. A guideline is selected when its score reaches
+plus ``HEADER_TERMS_WEIGHT`` x ``title``, the idf-weighted share of the message's words (compared on their first
+``PREFIX_LEN`` letters, so "compliant" meets "compliance") found in the guideline's name, tags and description —
+what its author says it is about — and ``KEYWORD_BONUS`` when a trigger keyword occurs. A guideline is selected when its score reaches
 ``SUPPLEMENTARY_MIN`` and ``RELATIVE_MIN`` of the best guideline's score (several guidelines are chosen only
 when they are about as relevant as the best); a trigger keyword or a score of ``CRITICAL_MIN`` makes it
 critical. Measured on bench/datasets/routing/ by bench/quality_routing.py (figures next to a cosine baseline).
@@ -28,6 +30,7 @@ import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -52,6 +55,8 @@ SUPPLEMENTARY_MIN = 0.7
 RELATIVE_MIN = 0.7  # every selected guideline scores at least this share of the best one
 CRITICAL_MIN = 1.1
 KEYWORD_BONUS = 0.25
+HEADER_TERMS_WEIGHT = 0.25  # of the ``title`` signal (chosen on the dev half of bench/datasets/routing)
+PREFIX_LEN = 5
 RELATIVE_MARGIN = RELATIVE_MIN  # the former name of the relative rule (route's ``margin`` argument)
 WHOLE_MAX_TOKENS = 300  # a guideline this small is always delivered whole
 SECTION_MARGIN = 0.1  # sections within this of the best section are delivered too
@@ -87,6 +92,7 @@ class RoutedGuideline:
     tag_stems: list[tuple[str, frozenset[str]]]
     section_terms: list[Counter[str]] = field(default_factory=list)  # stemmed words of each section
     terms: frozenset[str] = frozenset()  # every stemmed word of the guideline (name, description, tags ...)
+    head_terms: frozenset[str] = frozenset()  # PREFIX_LEN-letter prefixes of the name's, tags' and description's words
 
     @property
     def tokens(self) -> int:
@@ -165,7 +171,12 @@ def prepare(row: Guideline, embedder: Embedder) -> RoutedGuideline:
         tags=list(row.tags or []), keywords=list(row.trigger_keywords or []), version=row.version,
         updated_at=as_aware(row.updated_at) or utcnow(), sections=sections, vector=vectors[0],
         section_vectors=vectors[1:], keyword_re=keyword_pattern(list(row.trigger_keywords or [])),
-        tag_stems=_stems(list(row.tags or [])), section_terms=section_terms, terms=terms)
+        tag_stems=_stems(list(row.tags or [])), section_terms=section_terms, terms=terms,
+        head_terms=frozenset(_prefixes(f"{row.name} {' '.join(row.tags or [])} {row.description or ''}")))
+
+
+def _prefixes(text: str) -> list[str]:
+    return [w[:PREFIX_LEN] for w in content_stems(text)]
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,8 @@ class Lexicon:
     section_norm: np.ndarray  # BM25 length normalisation of each section
     n_sections: int
     n_guidelines: int
+    head_of: dict[str, list[int]] = field(default_factory=dict)  # name/tags/description prefix -> guidelines
+    head_idf: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, guidelines: list[RoutedGuideline]) -> Lexicon:
@@ -217,9 +230,30 @@ class Lexicon:
                 guideline_of.setdefault(word, []).append(gi)
         n_s, n_g = len(lengths), len(guidelines)
         avg = (sum(lengths) / n_s) if n_s else 1.0
+        head_of: dict[str, list[int]] = {}
+        for gi, g in enumerate(guidelines):
+            for prefix in g.head_terms:
+                head_of.setdefault(prefix, []).append(gi)
         return cls(postings, {w: _idf(n_s, len(p)) for w, p in postings.items()},
                    {w: _idf(n_g, len(gs)) for w, gs in guideline_of.items()}, guideline_of,
-                   np.array([BM25_K1 * (1 - BM25_B + BM25_B * n / max(avg, 1e-9)) for n in lengths]), n_s, n_g)
+                   np.array([BM25_K1 * (1 - BM25_B + BM25_B * n / max(avg, 1e-9)) for n in lengths]), n_s, n_g,
+                   head_of, {p: _idf(n_g, len(gs)) for p, gs in head_of.items()})
+
+    def header_terms(self, words: list[str]) -> np.ndarray:
+        """Per guideline, the idf-weighted share of the message's words (as PREFIX_LEN-letter prefixes) that its
+        name, tags or description contain; a word no guideline's header has weighs the most."""
+        out = np.zeros(self.n_guidelines)
+        unknown = _idf(self.n_guidelines, 0)
+        total = 0.0
+        for prefix in dict.fromkeys(w[:PREFIX_LEN] for w in words):
+            idf = self.head_idf.get(prefix)
+            if idf is None:
+                total += unknown
+                continue
+            total += idf
+            for gi in self.head_of[prefix]:
+                out[gi] += idf
+        return out / total if total > 0 else out
 
     def section_bm25(self, words: list[str]) -> np.ndarray:
         """BM25 of the message's (distinct, stemmed) words in every section row."""
@@ -295,49 +329,90 @@ def phrase_hits(phrases: list[tuple[str, frozenset[str]]], message_stems: set[st
     return [p for p, stems in phrases if stems <= message_stems]
 
 
-def route(snap: Snapshot, message: str, qvec: np.ndarray, *,
-          max_selected: int = MAX_SELECTED, min_score: float = SUPPLEMENTARY_MIN,
-          margin: float | None = RELATIVE_MIN) -> list[Match]:
-    """Score every guideline against ``message``; the selected ones, best first. ``margin`` is the share of
-    the best score a guideline must reach (None: no relative rule, e.g. deep mode's candidate list)."""
-    if not snap.guidelines:
-        return []
+@dataclass(frozen=True)
+class _Scored:
+    """Every guideline's score for one message and the signals behind it."""
+
+    score: np.ndarray  # SIGNAL_WEIGHT x (header + section + bm25 + coverage) + HEADER_TERMS_WEIGHT x title
+    #                    + KEYWORD_BONUS on a keyword hit
+    header: np.ndarray
+    section_sims: np.ndarray  # every section row
+    best_section: np.ndarray
+    bm25: np.ndarray
+    coverage: np.ndarray
+    keywords: list[list[str]]  # trigger keywords found, per guideline
+
+
+def _score(snap: Snapshot, message: str, qvec: np.ndarray) -> _Scored:
     words = list(dict.fromkeys(content_stems(message)))
-    message_stems = set(words)
     section_sims = snap.sections @ qvec
     best_section = np.maximum.reduceat(section_sims, snap.offsets)
     header_sims = snap.headers @ qvec
     if snap.lexicon is not None:
         bm25 = np.maximum.reduceat(snap.lexicon.section_bm25(words), snap.offsets) / BM25_SCALE
         coverage = snap.lexicon.coverage(words)
+        title = snap.lexicon.header_terms(words)
     else:
-        bm25 = coverage = np.zeros(len(snap.guidelines))
-    base = SIGNAL_WEIGHT * (header_sims + best_section + np.minimum(bm25, 1.5) + coverage)
-    scored: list[tuple[float, float, RoutedGuideline, list[str], list[str], int]] = []
-    for i, g in enumerate(snap.guidelines):
-        keywords = keyword_hits(g.keyword_re, message)
-        score = float(base[i]) + (KEYWORD_BONUS if keywords else 0.0)
-        if score >= min_score:
-            scored.append((score, float(max(header_sims[i], best_section[i])), g, keywords,
-                           phrase_hits(g.tag_stems, message_stems), i))
-    if not scored:
+        bm25 = coverage = title = np.zeros(len(snap.guidelines))
+    keywords = [keyword_hits(g.keyword_re, message) for g in snap.guidelines]
+    score = (SIGNAL_WEIGHT * (header_sims + best_section + np.minimum(bm25, 1.5) + coverage)
+             + HEADER_TERMS_WEIGHT * title + np.array([KEYWORD_BONUS if k else 0.0 for k in keywords]))
+    return _Scored(score, header_sims, section_sims, best_section, bm25, coverage, keywords)
+
+
+_CLAUSE_RE = re.compile(r"(?<=[.?!;:])\s+")
+MIN_CLAUSE_WORDS = 3  # content words a clause needs to be routed on its own
+
+
+def clauses(message: str) -> list[str]:
+    """The sentences/clauses of a multi-intent message ("Prospect is on Tableau and says Power BI is cheaper.
+    Write a reply that addresses price.") that carry at least MIN_CLAUSE_WORDS content words; [] for one."""
+    parts = [p for p in _CLAUSE_RE.split(message.strip()) if len(content_stems(p)) >= MIN_CLAUSE_WORDS]
+    return parts if len(parts) > 1 else []
+
+
+def _candidates(scored: _Scored, min_score: float, margin: float | None) -> set[int]:
+    """Guidelines passing the absolute rule (``min_score``, or a trigger keyword: the author said the guideline
+    applies) and the relative rule (``margin`` of the best score)."""
+    best = float(scored.score.max())
+    return {i for i, v in enumerate(scored.score.tolist())
+            if (v >= min_score or scored.keywords[i]) and (margin is None or v >= best * margin)}
+
+
+def route(snap: Snapshot, message: str, qvec: np.ndarray, *,
+          max_selected: int = MAX_SELECTED, min_score: float = SUPPLEMENTARY_MIN,
+          margin: float | None = RELATIVE_MIN,
+          embed: Callable[[list[str]], np.ndarray] | None = None) -> list[Match]:
+    """Score every guideline against ``message``; the selected ones, best first. ``margin`` is the share of
+    the best score a guideline must reach (None: no relative rule, e.g. deep mode's candidate list).
+
+    Multi-intent messages: with ``embed`` (the embedder's ``embed``), each clause of a message of several
+    (:func:`clauses`) is routed too, and a guideline that is among the best for one clause is selected when its
+    score for the whole message passes the absolute rule — the second intent of a task is not lost to the
+    relative rule of the first."""
+    if not snap.guidelines:
         return []
-    scored.sort(key=lambda t: (-t[0], t[2].name))
-    best = scored[0][0]
+    message_stems = set(content_stems(message))
+    full = _score(snap, message, qvec)
+    picked = _candidates(full, min_score, margin)
+    parts = clauses(message) if embed is not None and margin is not None else []
+    if parts and embed is not None:
+        for part, vec in zip(parts, embed(parts), strict=True):
+            picked |= {i for i in _candidates(_score(snap, part, vec), min_score, margin)
+                       if full.score[i] >= min_score or full.keywords[i]}
+    order = sorted(picked, key=lambda i: (-float(full.score[i]), snap.guidelines[i].name))
     chosen: list[Match] = []
-    for score, sim, g, keywords, tags, i in scored:
-        if margin is not None and score < best * margin:
-            continue
+    for i in order[:max_selected]:
+        g, score, keywords = snap.guidelines[i], float(full.score[i]), full.keywords[i]
+        sim = float(max(full.header[i], full.best_section[i]))
         priority = "critical" if keywords or score >= CRITICAL_MIN else "supplementary"
         start = int(snap.offsets[i])
-        own = section_sims[start:start + len(g.sections)]
-        reasons = ([f"keyword: {k}" for k in keywords] + [f"tag: {t}" for t in tags]
-                   + [f"similarity: {sim:.2f}", f"lexical: {float(bm25[i]):.2f}/{float(coverage[i]):.2f}"])
+        own = full.section_sims[start:start + len(g.sections)]
+        reasons = ([f"keyword: {k}" for k in keywords] + [f"tag: {t}" for t in phrase_hits(g.tag_stems, message_stems)]
+                   + [f"similarity: {sim:.2f}", f"lexical: {float(full.bm25[i]):.2f}/{float(full.coverage[i]):.2f}"])
         sections, whole = _sections_for(g, own, keywords)
         chosen.append(Match(g, round(score, 4), round(sim, 4), priority, reasons, sections, whole,
                             {s.heading: round(float(v), 4) for s, v in zip(g.sections, own, strict=True)}))
-        if len(chosen) == max_selected:
-            break
     return chosen
 
 

@@ -27,6 +27,7 @@ from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.extraction.keywords import content_stems
+from memrelay.engine.domain.semantics import question_topics, statement_topics, topic_label
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import EntityVectorCache
 from memrelay.engine.memory.hybrid import keyword_coverage
@@ -44,12 +45,15 @@ from memrelay.engine.stores.identity import Identifiers, not_found, record_keys,
 # lift takes its share of what is left below 1, so the score never saturates and the parts sum exactly:
 #   similarity   = s = C(cosine), C the embedder's calibration curve (score_calibration.py)
 #   keyword      = C(cosine + KEYWORD_WEIGHT x k) - s, k = the idf-weighted share of the query's terms the memory
-#                  contains (hybrid.py): the lift a keyword match gives. C is fitted on this fused signal, so a
-#                  threshold keeps its meaning with the keyword part in.
+#                  contains (hybrid.py), or TOPIC_MATCH when the memory speaks to the CRM topic the query asks
+#                  about (semantics.question_topics: "Where is X hosted?" / "X left Google Cloud and now runs on
+#                  AWS"), whichever is larger: the lift a keyword match gives. C is fitted on this fused signal, so
+#                  a threshold keeps its meaning with the keyword part in.
 #   recency      = RECENCY_WEIGHT x r x (1 - s - keyword), r = 0.5 ** (age in days / RECENCY_HALF_LIFE_DAYS)
 #   supersession = -SUPERSEDED_PENALTY x (s + keyword + recency) for a superseded memory (only returned with
 #                  includeSuperseded)
 KEYWORD_WEIGHT = 0.3  # cosine units a full keyword match adds before calibration
+TOPIC_MATCH = 1.0  # the keyword match of a memory on the question's topic (a full match: it answers the question)
 RECENCY_WEIGHT = 0.05
 RECENCY_HALF_LIFE_DAYS = 180.0
 SUPERSEDED_PENALTY = 0.2
@@ -175,28 +179,51 @@ class _Keep:
 
 
 def _stems(row: dict[str, Any]) -> frozenset[str]:
-    """A memory's keyword stems, memoised on the (cached) row."""
+    """A memory's keyword stems, memoised on the (cached) row: the words of its text plus the words naming the
+    CRM topics it speaks to (:func:`~memrelay.engine.domain.semantics.topic_label`), so a topic question ("Who
+    is the decision maker?") finds a fact worded without the topic's noun ("Final sign-off moved to Priya")."""
     got = row.get("_stems")
     if got is None:
-        got = row["_stems"] = frozenset(content_stems(row["text"]))
+        text = row["text"]
+        label = topic_label(text)
+        got = row["_stems"] = frozenset(content_stems(f"{text} {label}" if label else text))
     return got
+
+
+def _topics(row: dict[str, Any]) -> frozenset[str]:
+    """The topic families a memory speaks to (semantics.statement_topics), memoised on the (cached) row."""
+    got = row.get("_topics")
+    if got is None:
+        got = row["_topics"] = statement_topics(row["text"])
+    return got
+
+
+def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
+    """1.0 for each memory speaking to a topic the query asks about (semantics.question_topics), else 0."""
+    asked = question_topics(query)
+    if not asked:
+        return np.zeros(len(rows))
+    return np.array([1.0 if asked & _topics(r) else 0.0 for r in rows])
 
 
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
                 hybrid: bool = True, now: float | None = None) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
-    ``rawCosine``, ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted), ``recency``,
+    ``rawCosine``, ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
+    ``topicMatch`` (1 when the memory speaks to the topic the query asks about), ``recency``,
     ``supersession`` and ``score`` (the sum of similarity, keyword, recency and supersession)."""
     n = len(rows)
     similarity = calibration(sims)
     match = keyword_coverage(query, [_stems(r) for r in rows]) if hybrid else np.zeros(n)
+    topical = topic_matches(query, rows) if hybrid else np.zeros(n)
+    match = np.maximum(match, TOPIC_MATCH * topical)
     keyword = calibration(np.asarray(sims, dtype=np.float64) + KEYWORD_WEIGHT * match) - similarity
     ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
     rec = RECENCY_WEIGHT * recency(ts, utcnow().timestamp() if now is None else now) * (1.0 - similarity - keyword)
     kept = similarity + keyword + rec
     sup = np.array([-SUPERSEDED_PENALTY if r.get("supersededBy") else 0.0 for r in rows]) * kept
     return {"similarity": similarity, "rawCosine": np.asarray(sims, dtype=np.float64), "keyword": keyword,
-            "keywordMatch": match, "recency": rec, "supersession": sup, "score": kept + sup}
+            "keywordMatch": match, "topicMatch": topical, "recency": rec, "supersession": sup, "score": kept + sup}
 
 
 def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
@@ -247,10 +274,11 @@ class Recall:
             result["scoring"] = {
                 "formula": "score = similarity + keyword + recency + supersession",
                 "parts": {"similarity": "calibrated relevance s of the cosine",
-                          "keyword": "C(cosine + keywordWeight x keywordMatch) - s",
+                          "keyword": "C(cosine + keywordWeight x keywordMatch) - s; keywordMatch = max(the "
+                                     "idf-weighted share of query terms, topicMatch x topicMatchWeight)",
                           "recency": "recencyWeight x 0.5^(age days / half-life) x (1 - s - keyword)",
                           "supersession": "superseded x -penalty x (s + keyword + recency)"},
-                "weights": {"keywordWeight": KEYWORD_WEIGHT, "recencyWeight": RECENCY_WEIGHT,
+                "weights": {"keywordWeight": KEYWORD_WEIGHT, "topicMatchWeight": TOPIC_MATCH, "recencyWeight": RECENCY_WEIGHT,
                             "recencyHalfLifeDays": RECENCY_HALF_LIFE_DAYS, "penalty": SUPERSEDED_PENALTY},
                 "calibration": {"embedder": emb.name, "fitted": cal.fitted, "cosine": list(cal.xs),
                                 "score": list(cal.ys)}}

@@ -1,0 +1,56 @@
+"""Fresh facts first on the topic question: a memory speaking to the topic a question asks about wins over other
+sentences of the same note that merely mention the entity (issue 15, item 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memrelay.engine.domain.semantics import question_topics, statement_topics
+from memrelay.engine.memory.recall import score_parts, topic_matches
+from memrelay.engine.memory.score_calibration import calibration_for
+from tests.engine.test_memories import memorize, recall
+
+PASSING = ("{who} asked for a refreshed security summary for their auditors. {fact} {who} forwarded our one-pager "
+           "to two colleagues in finance without being asked. {who} likes to keep meetings short.")
+
+
+@pytest.mark.parametrize(("who", "old", "fact", "question", "fresh"), [
+    ("Marcus Raman", "Marcus Raman is VP Marketing at Quillpoint Digital.",
+     "Marcus Raman is now the CMO at Quillpoint Digital.", "What is Marcus Raman's role?", "CMO"),
+    ("Priya Nair", "Tom Reed holds the budget and has the final say at Lumen Systems.",
+     "Final sign-off moved from Tom Reed to Priya Nair at Lumen Systems.", "Who is the decision maker at Lumen Systems?",
+     "Priya Nair"),
+])
+def test_fresh_fact_with_passing_mentions_ranks_first_for_its_topic_question(api: Any, who: str, old: str, fact: str,
+                                                                             question: str, fresh: str) -> None:
+    email = f"{who.split()[0].lower()}@topic.example"
+    memorize(api, old, email=email, timestamp="2026-01-05T12:00:00Z")
+    memorize(api, PASSING.format(who=who, fact=fact), email=email, timestamp="2026-04-05T12:00:00Z")
+    res = recall(api, question, email=email, limit=3, explain=True)["results"]
+    assert fresh in res[0]["text"], [r["text"] for r in res]
+    assert res[0]["explain"]["topicMatch"] == 1.0 and all(r["explain"]["topicMatch"] == 0.0 for r in res[1:])
+    stale = recall(api, question, email=email, limit=10, includeSuperseded=True)["results"]
+    assert any(r["text"] == old and r.get("superseded") for r in stale)  # history kept, shown on request
+
+
+def test_question_topics_name_what_is_asked() -> None:
+    assert question_topics("Where is Kestrel Works hosted?") == {"technology:cloud"}
+    assert question_topics("What is Marcus Raman's role?") == {"role"}
+    assert question_topics("Which database does TechFlow use?") == {"technology:database"}
+    assert question_topics("Summarise the last call.") == frozenset()
+    assert "role" in statement_topics("Marcus Raman is now the CMO at Quillpoint Digital.")
+
+
+def test_topic_match_lifts_only_memories_on_the_asked_topic() -> None:
+    rows: list[dict[str, Any]] = [{"text": "Kestrel Works left Google Cloud and now runs on AWS."},
+                                  {"text": "Kestrel Works would like a joint success plan for the next two quarters."}]
+    assert topic_matches("Where is Kestrel Works hosted?", rows).tolist() == [1.0, 0.0]
+    sims = np.array([0.6, 0.6])
+    parts = score_parts("Where is Kestrel Works hosted?", rows, sims, calibration_for("wordllama:l2_supercat_256"))
+    assert parts["score"][0] > parts["score"][1] and parts["keywordMatch"][0] == 1.0
+    plain = score_parts("Where is Kestrel Works hosted?", rows, sims, calibration_for("wordllama:l2_supercat_256"),
+                        hybrid=False)
+    assert plain["topicMatch"].tolist() == [0.0, 0.0] and plain["score"][0] == plain["score"][1]
