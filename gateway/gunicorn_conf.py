@@ -8,6 +8,7 @@ or thread crosses a fork — the master runs no thread at all. :func:`when_ready
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -43,3 +44,23 @@ def when_ready(server: Any) -> None:
     built = [m for m in BUILT_AFTER_FORK if m in sys.modules]
     if built:
         raise RuntimeError(f"gunicorn master built {built}: the gateway must be built after fork (no --preload)")
+
+
+def post_worker_init(worker: Any) -> None:
+    """Warm the web worker before it accepts its first connection (see :mod:`memrelay.warmup`).
+
+    The warm-up runs in a thread while this one keeps the worker's heartbeat going (the arbiter kills a
+    worker that is silent for ``timeout`` seconds, and importing litellm under load can take tens)."""
+    from memrelay.gateway.app import warm_app
+
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            warm_app(worker.wsgi)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="memrelay-warm", daemon=True).start()
+    while not done.wait(1.0):
+        worker.notify()

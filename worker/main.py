@@ -38,6 +38,9 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     if burst:
         schedule_once(context.redis, QUEUES)
     else:
+        from memrelay.warmup import warm_services
+
+        warm_services(context.services)  # before it registers: a live worker is a warm one (/readyz)
         start_maintenance(context, stop)
     try:
         return bool(worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level))

@@ -7,9 +7,10 @@ is written, so a bad row is reported and skipped without aborting the others.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.errors import BadRequest, MemrelayError, NotFound
@@ -18,6 +19,7 @@ from memrelay.engine.core.util import new_sortable_id, utcnow
 from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.models import Record, RecordKey
+from memrelay.engine.stores.fast_insert import insert_rows
 from memrelay.engine.stores.identity import (
     MAX_CANDIDATES,
     Identifiers,
@@ -28,6 +30,7 @@ from memrelay.engine.stores.identity import (
     primary_key_name,
     primary_key_string,
 )
+from memrelay.engine.stores.outbox import outbox_row, record_created_payload
 from memrelay.engine.stores.properties import (
     PendingWrites,
     Provenance,
@@ -69,6 +72,9 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     with s.no_autoflush:
         index = _prefetch(s, org_id, prepared)
     created: set[str] = set()
+    new_records: list[Record] = []
+    key_rows: list[dict[str, Any]] = []
+    writes = PendingWrites()
     now = utcnow()
     order: list[tuple[_Prepared, Record]] = []
     with s.no_autoflush:
@@ -84,11 +90,14 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
                     out[p.index] = NotFound("no record matches those identifiers",
                                             details={"tried": [{"key": k, "value": v} for k, v in p.keys]})
                     continue
-                rec = Record(id=new_sortable_id("rec"), org_id=org_id, entity_type=p.entity_type,
-                             primary_key=primary_key_string(identity)[:512], version=0, created_at=now,
-                             updated_at=now, deleted_at=None)
-                s.add(rec)
+                # a plain row, not an ORM object: inserted set-based once its version is known (below)
+                rec = cast(Record, NewRecord(id=new_sortable_id("rec"), org_id=org_id, entity_type=p.entity_type,
+                                             primary_key=primary_key_string(identity)[:512], created_at=now,
+                                             updated_at=now))
+                new_records.append(rec)
                 created.add(rec.id)
+                writes.outbox.append(outbox_row(org_id, "record.created", record_created_payload(
+                    rec.id, rec.entity_type, rec.primary_key, p.keys, now)))
             else:
                 old = rec.primary_key
                 claim_primary_key(rec, p.keys, p.policy)
@@ -96,7 +105,7 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
                     index.rekey(rec, old)
             for k, v in p.keys:  # the prefetch holds every record that has one of the chunk's keys
                 if not index.has(k, v, rec) and not (k == "record_id" and v == rec.id):
-                    s.add(RecordKey(org_id=org_id, record_id=rec.id, key_name=k, key_value=v[:512]))
+                    key_rows.append({"org_id": org_id, "record_id": rec.id, "key_name": k, "key_value": v[:512]})
                     index.add(k, v, rec)
             order.append((p, rec))
     existed = {rec.id for _, rec in order if rec.id not in created}
@@ -107,14 +116,42 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     # Records created in this chunk have no values yet: read current values only for pre-existing ones
     # (on a bulk load this skips the query entirely, and stale planner statistics cannot bite).
     current = load_current(s, [rec.id for _, rec in order if rec.id in existed])
-    writes = PendingWrites()
     for p, rec in order:
         created_now = rec.version == 0
         res = apply_coerced(rec, p.coerced, current.setdefault(rec.id, {}), schemas[p.entity_type], p.prov, writes)
         out[p.index] = (rec, res, created_now)
-    s.flush()
+    # New records go in with their final version (one bump per record per batch, whatever the chunk wrote),
+    # then their keys, then the values, history and events: set-based, no per-row ORM object.
+    insert_rows(s, RECORDS, [r.row() for r in cast(list[NewRecord], new_records)])
+    insert_rows(s, RECORD_KEYS, key_rows)
+    s.flush()  # version bumps of pre-existing records (ORM objects loaded by the prefetch)
     writes.flush(s)
     return out
+
+
+RECORDS = cast(Table, Record.__table__)
+RECORD_KEYS = cast(Table, RecordKey.__table__)
+
+
+@dataclass
+class NewRecord:
+    """A record created by a bulk write: the attributes identity resolution, property writes and the
+    response read from a :class:`Record`, without an ORM instance per row."""
+
+    id: str
+    org_id: str
+    entity_type: str
+    primary_key: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+    deleted_at: datetime | None = None
+    purge_after: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "org_id": self.org_id, "entity_type": self.entity_type,
+                "primary_key": self.primary_key, "version": self.version, "created_at": self.created_at,
+                "updated_at": self.updated_at, "deleted_at": None, "purge_after": None}
 
 
 def _prepare(s: Session, collections: Collections, org_id: str, i: int, it: BulkItem,

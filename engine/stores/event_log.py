@@ -16,6 +16,9 @@ commit together or not at all.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,9 +33,98 @@ from memrelay.engine.stores.db.database import Database, rowcount
 from memrelay.engine.stores.db.models import InboundEvent
 from memrelay.engine.stores.outbox import emit
 
+log = logging.getLogger(__name__)
 MAX_ATTEMPTS = EVENTS.max_attempts
 LEASE_S = 300
 STATUSES = ("received", "processing", "processed", "failed", "dead")
+
+
+class _Pending:
+    __slots__ = ("rows", "done", "stored", "error", "after")
+
+    def __init__(self, rows: list[dict[str, Any]],
+                 after: Callable[[list[str]], object] | None = None) -> None:
+        self.rows = rows
+        self.done = False
+        self.stored: set[str] = set()
+        self.error: BaseException | None = None
+        self.after = after
+
+
+class GroupCommit:
+    """Group commit for the webhook accept path: concurrent ``record`` calls of one process share one write
+    transaction instead of queueing for the database's write lock one by one.
+
+    No thread of its own: the caller that gets the process's write turn (the leader) takes every request
+    waiting at that moment and writes them in one transaction; the others wait for that turn and find their
+    rows already committed. A request returns only after the transaction holding its rows has committed, so
+    "accepted" still means durable. If a shared batch fails, its requests are written one by one, so each
+    caller sees its own outcome (e.g. a source deleted meanwhile fails only its own deliveries)."""
+
+    def __init__(self, write: Callable[[list[dict[str, Any]]], set[str]]) -> None:
+        self._write = write
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._turn = threading.Lock()
+        self.batches = 0  # transactions written (observable in tests and benches)
+
+    def submit(self, rows: list[dict[str, Any]],
+               after: Callable[[list[str]], object] | None = None) -> set[str]:
+        """Write ``rows`` (possibly with other callers' rows, in one transaction); the ids stored.
+
+        ``after(new_ids)`` runs once the rows are committed — once per batch for the callers that pass the
+        same callable (the gateway enqueues the batch's jobs in one Redis round trip)."""
+        mine = _Pending(rows, after)
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._turn:
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._run(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.stored
+
+    def _run(self, batch: list[_Pending]) -> None:
+        try:
+            stored = self._write([r for p in batch for r in p.rows])
+            self.batches += 1
+            for p in batch:
+                p.stored = stored
+            self._after(batch)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+        for p in batch:  # a shared batch failed: each request on its own, with its own result or error
+            try:
+                p.stored = self._write(p.rows)
+                self.batches += 1
+            except Exception as exc:
+                p.error = exc
+        self._after([p for p in batch if p.error is None])
+        for p in batch:
+            p.done = True
+
+    @staticmethod
+    def _after(batch: list[_Pending]) -> None:
+        """Run each distinct ``after`` once with the new ids of its callers, then mark them done. The rows
+        are committed already: a failing hook is logged, never turned into a failed request."""
+        groups: dict[int, tuple[Callable[[list[str]], object], list[str]]] = {}
+        for p in batch:
+            if p.after is not None:
+                ids = [r["id"] for r in p.rows if r["id"] in p.stored]
+                groups.setdefault(id(p.after), (p.after, []))[1].extend(ids)
+        for hook, ids in groups.values():
+            if ids:
+                try:
+                    hook(ids)
+                except Exception:
+                    log.exception("after-commit hook of %d event(s) failed; the sweeper re-drives them", len(ids))
+        for p in batch:
+            p.done = True
 
 
 class LeaseLost(Conflict):
@@ -59,12 +151,15 @@ class EventLog:
         self.db = db
         self.lease_s = lease_s
         self.max_attempts = max_attempts
+        self._group = GroupCommit(self._insert)
 
-    def record(self, org_id: str, source_id: str, events: list[dict[str, Any]]) -> tuple[list[str], int]:
+    def record(self, org_id: str, source_id: str, events: list[dict[str, Any]], *,
+               after_commit: Callable[[list[str]], object] | None = None) -> tuple[list[str], int]:
         """Store new events, ignoring ones already logged (same source + dedup key).
 
         ``events`` are dicts with connector, dedup_key, event_type, object_type, object_id, occurred_at,
-        payload. Returns (ids of newly stored events, number of duplicates)."""
+        payload. Returns (ids of newly stored events, number of duplicates), once they are committed;
+        ``after_commit(new_ids)`` has run by then (see :class:`GroupCommit`)."""
         now = utcnow()
         rows, seen = [], set()
         for ev in events:
@@ -78,6 +173,12 @@ class EventLog:
                          "attempts": 0, "result": {}, "received_at": now})
         if not rows:
             return [], len(events)
+        stored = self._group.submit(rows, after_commit)
+        new_ids = [r["id"] for r in rows if r["id"] in stored]
+        return new_ids, len(events) - len(new_ids)
+
+    def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert rows in one transaction (ON CONFLICT DO NOTHING); the ids that were stored. Committed on return."""
         with self.db.session() as s:
             dialect = s.get_bind().dialect.name
             ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
@@ -86,8 +187,7 @@ class EventLog:
             if len(rows) > 1:  # executemany cannot return rows everywhere: insert, then ask what is ours
                 s.execute(ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]), rows)
                 stored = set(s.scalars(select(InboundEvent.id).where(InboundEvent.id.in_([r["id"] for r in rows]))))
-        new_ids = [r["id"] for r in rows if r["id"] in stored]
-        return new_ids, len(events) - len(new_ids)
+        return stored
 
     def claim(self, event_id: str) -> InboundEvent | None:
         """Take the processing lease; None if the event is done, dead, or leased by a live worker.

@@ -14,6 +14,7 @@ from memrelay.engine.core.properties_types import PropertySpec, PropertyType, Up
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.coercion import coerce, search_columns
 from memrelay.engine.stores.db.models import OutboxEvent, PropertyHistory, PropertyValue, Record
+from memrelay.engine.stores.fast_insert import insert_rows
 from memrelay.engine.stores.outbox import outbox_row
 
 
@@ -126,15 +127,15 @@ class PendingWrites:
     def flush(self, s: Session) -> None:
         pv = cast(Table, PropertyValue.__table__)
         if self.inserts:
-            s.execute(pv.insert(), self.inserts)
+            insert_rows(s, pv, self.inserts)  # driver-level executemany / COPY (memrelay.engine.stores.fast_insert)
         if self.updates:
             s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.updates)
         if self.touches:
             s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.touches)
         if self.history:
-            s.execute(cast(Table, PropertyHistory.__table__).insert(), self.history)
+            insert_rows(s, cast(Table, PropertyHistory.__table__), self.history)
         if self.outbox:
-            s.execute(cast(Table, OutboxEvent.__table__).insert(), self.outbox)
+            insert_rows(s, cast(Table, OutboxEvent.__table__), self.outbox)
         self.inserts, self.updates, self.touches, self.history, self.outbox = [], [], [], [], []
 
 
@@ -232,7 +233,7 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
         result.after[name] = new
     result.version = record.version
     if emit_events and result.applied:
-        writes.outbox.append(_event(record, result, prov))
+        writes.outbox.extend(_events(record, result, prov))
     return result
 
 
@@ -254,13 +255,16 @@ def _history(record: Record, name: str, value: Any, previous: Any, prov: Provena
             "evidence": prov.evidence, "record_version": version if version is not None else record.version, "created_at": utcnow()}
 
 
-def _event(record: Record, result: WriteResult, prov: Provenance) -> dict[str, Any]:
+def _events(record: Record, result: WriteResult, prov: Provenance) -> list[dict[str, Any]]:
+    """One ``memory.property.updated`` per changed property (whatever the write's size), plus one
+    ``memory.properties.bulk_updated`` carrying every change when the write changed several."""
     base = {"recordId": record.id, "type": record.entity_type, "version": result.version, "source": prov.source,
-            "sourceEventId": prov.source_event_id}
-    if len(result.applied) == 1:
-        (name, change), = result.applied.items()
-        return outbox_row(record.org_id, "memory.property.updated", {**base, "propertyName": name, **change})
-    return outbox_row(record.org_id, "memory.properties.bulk_updated", {**base, "properties": result.applied})
+            "sourceEventId": prov.source_event_id, "changedProperties": list(result.applied)}
+    rows = [outbox_row(record.org_id, "memory.property.updated", {**base, "propertyName": name, **change})
+            for name, change in result.applied.items()]
+    if len(result.applied) > 1:
+        rows.append(outbox_row(record.org_id, "memory.properties.bulk_updated", {**base, "properties": result.applied}))
+    return rows
 
 
 def property_rows_to_dict(rows: list[PropertyValue]) -> dict[str, dict[str, Any]]:

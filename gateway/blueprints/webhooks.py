@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import Any, cast
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
@@ -24,6 +25,8 @@ from memrelay.engine.stores.event_log import event_to_dict
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
 from memrelay.gateway.ratelimit import enforce_receiver_limits
+from memrelay.gateway.schemas import common
+from memrelay.gateway.schemas import sources as sch
 from memrelay.gateway.state import state
 from memrelay.queue.jobs import enqueue_each
 
@@ -82,18 +85,27 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
         raise
     events = conn.parse(verified)
     try:
+        # Committed before we answer (accepted means durable); concurrent deliveries of this process share the
+        # write transaction and the enqueue round trip (EventLog's group commit).
         new_ids, dups = services.events.record(src.org_id, src.id, [{
             "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
             "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
-            "payload": e.model_dump(mode="json")} for e in events])
+            "payload": e.model_dump(mode="json")} for e in events], after_commit=_enqueuer(st))
     except IntegrityError:  # deleted by another process within the lookup cache's TTL
         services.sources.forget(source_id)
         raise NotFound("unknown webhook source") from None
-    enqueue_each(st.redis, "process_event", new_ids)
     ack = conn.ack_response(events)
     if ack is not None:
         return Response(ack[0], 200, content_type=ack[1])
     return jsonify({"accepted": len(new_ids), "duplicates": dups, "eventIds": new_ids}), 202 if new_ids else 200
+
+
+def _enqueuer(st: Any) -> Callable[[list[str]], object]:
+    """This app's one ``process_event`` enqueuer (one object, so a group commit enqueues its batch at once)."""
+    hook = st.extras.get("enqueue_events")
+    if hook is None:
+        hook = st.extras["enqueue_events"] = partial(enqueue_each, st.redis, "process_event")
+    return cast(Callable[[list[str]], object], hook)
 
 
 def _authorise_api_key(org_id: str) -> None:
@@ -124,7 +136,8 @@ def _check_mapping(text: str | None) -> None:
         load_mapping_text(text, path="mapping")  # ValidationFailed with line numbers
 
 
-@endpoint(bp, "/api/v1/sources", methods=("POST",), scope="admin", body=SourceCreate)
+@endpoint(bp, "/api/v1/sources", methods=("POST",), scope="admin", body=SourceCreate, response=sch.Source,
+          status=201)
 def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], int]:
     """Configure a webhook source at run time; its secret and path token are returned once."""
     try:
@@ -140,19 +153,20 @@ def create_source(auth: KeyInfo, body: SourceCreate) -> tuple[dict[str, Any], in
     return out, 201
 
 
-@endpoint(bp, "/api/v1/sources", methods=("GET",), scope="read")
+@endpoint(bp, "/api/v1/sources", methods=("GET",), scope="read", response=sch.SourceList)
 def list_sources(auth: KeyInfo) -> dict[str, Any]:
     """The org's sources (secrets never shown)."""
     return {"sources": state().services.sources.list(auth.org_id)}
 
 
-@endpoint(bp, "/api/v1/sources/<source_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/api/v1/sources/<source_id>", methods=("GET",), scope="read", response=sch.Source)
 def get_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """One source."""
     return state().services.sources.show(auth.org_id, source_id)
 
 
-@endpoint(bp, "/api/v1/sources/<source_id>", methods=("PATCH",), scope="admin", body=SourceUpdate)
+@endpoint(bp, "/api/v1/sources/<source_id>", methods=("PATCH",), scope="admin", body=SourceUpdate,
+          response=sch.Source)
 def update_source(auth: KeyInfo, body: SourceUpdate, source_id: str) -> dict[str, Any]:
     """Change a source; a new secret keeps the previous one valid during the roll."""
     sources = state().services.sources
@@ -163,7 +177,7 @@ def update_source(auth: KeyInfo, body: SourceUpdate, source_id: str) -> dict[str
                           config=body.config, mapping_yaml=body.mapping, active=body.active)
 
 
-@endpoint(bp, "/api/v1/sources/<source_id>/reveal", methods=("POST",), scope="admin")
+@endpoint(bp, "/api/v1/sources/<source_id>/reveal", methods=("POST",), scope="admin", response=sch.Source)
 def reveal_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """The source's signing secret, path token and tokened webhook path (admin; never in list or read)."""
     out = state().services.sources.reveal(auth.org_id, source_id)
@@ -171,7 +185,7 @@ def reveal_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     return out
 
 
-@endpoint(bp, "/api/v1/sources/<source_id>/rotate-token", methods=("POST",), scope="admin")
+@endpoint(bp, "/api/v1/sources/<source_id>/rotate-token", methods=("POST",), scope="admin", response=sch.Source)
 def rotate_source_token(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """Replace the source's path token (the old one is refused at once) and show the new one, once."""
     out = state().services.sources.rotate_token(auth.org_id, source_id)
@@ -179,7 +193,7 @@ def rotate_source_token(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     return out
 
 
-@endpoint(bp, "/api/v1/sources/<source_id>", methods=("DELETE",), scope="admin")
+@endpoint(bp, "/api/v1/sources/<source_id>", methods=("DELETE",), scope="admin", response=common.Deleted)
 def delete_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
     """Delete a source and its event log."""
     state().services.sources.delete(auth.org_id, source_id)
@@ -187,7 +201,7 @@ def delete_source(auth: KeyInfo, source_id: str) -> dict[str, Any]:
 
 
 # --- event log ---------------------------------------------------------------------------------------
-@endpoint(bp, "/api/v1/events", methods=("GET",), scope="read")
+@endpoint(bp, "/api/v1/events", methods=("GET",), scope="read", response=sch.EventList, query=sch.EventListQuery)
 def list_events(auth: KeyInfo) -> dict[str, Any]:
     """Inbound events, newest first (``?status=received|processing|processed|failed|dead&source=ID&limit=N``)."""
     try:
@@ -200,13 +214,14 @@ def list_events(auth: KeyInfo) -> dict[str, Any]:
             "counts": services.events.counts(auth.org_id)}
 
 
-@endpoint(bp, "/api/v1/events/<event_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/api/v1/events/<event_id>", methods=("GET",), scope="read", response=sch.InboundEvent)
 def show_event(auth: KeyInfo, event_id: str) -> dict[str, Any]:
     """One event with its payload, attempts and last error."""
     return event_to_dict(state().services.events.get(auth.org_id, event_id), payload=True)
 
 
-@endpoint(bp, "/api/v1/events/<event_id>/replay", methods=("POST",), scope="write")
+@endpoint(bp, "/api/v1/events/<event_id>/replay", methods=("POST",), scope="write", response=sch.InboundEvent,
+          status=202, errors=(409,))
 def replay_event(auth: KeyInfo, event_id: str) -> tuple[dict[str, Any], int]:
     """Process an event again (e.g. a dead letter after fixing its mapping)."""
     st = state()

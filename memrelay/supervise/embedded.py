@@ -99,9 +99,9 @@ class EmbeddedMilvus:
     gateway and workers connect to it over loopback, exactly as they would to a Milvus server.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    def __init__(self, data_dir: Path, port: int | None = None, *, avoid: tuple[int, ...] = ()):
         self.data_dir = Path(data_dir)
-        self.port = port or _free_port()
+        self.port = port or _free_port(avoid)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -158,12 +158,17 @@ def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
         proc.wait()
 
 
-def _free_port() -> int:
+def _free_port(avoid: tuple[int, ...] = ()) -> int:
+    """A free loopback port, never one of ``avoid`` (the gateway's configured port is free until gunicorn
+    binds it, so the kernel could otherwise hand it to Milvus Lite)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def port_open(port: int) -> bool:

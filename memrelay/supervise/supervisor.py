@@ -52,7 +52,7 @@ def ensure_embedded_services(settings: Settings, *, with_milvus: bool = True) ->
         if port and port_open(port):
             out.env["MEMRELAY_MILVUS_URI"] = f"http://127.0.0.1:{port}"
         else:
-            out.milvus = EmbeddedMilvus(Path(settings.milvus_target)).start()
+            out.milvus = EmbeddedMilvus(Path(settings.milvus_target), avoid=(settings.port,)).start()
             port_file.write_text(str(out.milvus.port))
             out.env["MEMRELAY_MILVUS_URI"] = out.milvus.uri
     return out

@@ -1,0 +1,124 @@
+"""Warm before ready (issue 16 item 4): the first call of each main endpoint after /readyz is green, next to
+the same endpoint's warm p50 — both measured in one run, against one real `memrelay up` (1 web worker,
+1 RQ worker, a local fake OpenAI-compatible LLM so /prompt runs litellm for real).
+
+Goal: first call ≤ 2× warm p50 for every endpoint.
+
+Usage: .venv/bin/python bench/bench_warm.py [--memories 2000] [--calls 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.fake_llm import FakeLLMServer  # noqa: E402  (a local HTTP server; no network)
+from tests.support.processes import free_port  # noqa: E402
+
+
+def seed(data_dir: Path, memories: int, env: dict[str, str]) -> str:
+    """Org, admin key and ``memories`` memories over 200 contacts, written with the engine before `up`."""
+    code = f"""
+import sys
+from memrelay.composition import Services
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.memories import MemorizeRequest
+s = Settings(data_dir={str(data_dir)!r}, redis_url="redis://unused", log_json=False)
+e = Services(s); e.migrate()
+org = e.tenancy.get_or_create_org("default")
+key, _ = e.tenancy.create_key(org.id, scopes=["read", "write", "admin"], name="bench")
+for i in range({memories}):
+    e.memories.memorize(org.id, MemorizeRequest(content=f"Contact {{i}} uses PostgreSQL and has a budget of ${{i}}00.",
+                                               email=f"c{{i % 200}}@bench.io", type="contact"))
+print(key)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                         check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+CALLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "memorize": ("/api/v1/memorize", {"content": "Dana is the CFO at Bench Corp and prefers email.",
+                                      "email": "dana@bench.io", "type": "contact"}),
+    "smart-recall (record)": ("/api/v1/smart-recall", {"query": "database", "email": "c7@bench.io"}),
+    "smart-recall (org-wide)": ("/api/v1/smart-recall", {"query": "budget PostgreSQL"}),
+    "search": ("/api/v1/search", {"type": "contact", "groups": [], "limit": 10}),
+    "prompt": ("/api/v1/prompt", {"instructions": [{"prompt": "Write one line to c7.", "maxSteps": 1}],
+                                  "identifiers": {"email": "c7@bench.io"}}),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--memories", type=int, default=2000)
+    ap.add_argument("--calls", type=int, default=20)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="memrelay-warm-"))
+    data = tmp / ".memrelay"
+    port = free_port()
+    with FakeLLMServer() as llm:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
+        env.update(MEMRELAY_DATA_DIR=str(data), MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1",
+                   MEMRELAY_WEB_WORKERS="1", MEMRELAY_LLM_MODEL="openai/gpt-4o-mini",
+                   MEMRELAY_LLM_API_BASE=llm.base_url, MEMRELAY_LLM_API_KEY="sk-fake", MEMRELAY_LOG_LEVEL="WARNING")
+        key = seed(data, args.memories, env)
+        log = open(tmp / "up.log", "wb")  # noqa: SIM115
+        t0 = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=tmp, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                if proc.poll() is not None or time.monotonic() - t0 > 180:
+                    raise SystemExit((tmp / "up.log").read_text()[-3000:])
+                try:
+                    if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.2)
+            ready_s = time.monotonic() - t0
+            h = {"Authorization": f"Bearer {key}"}
+            session = requests.Session()
+            t = time.perf_counter()  # the API key's first use (its hash is checked once per process): not an endpoint's
+            assert session.get(f"{base}/api/v1/me", headers=h, timeout=60).status_code == 200
+            key_first = time.perf_counter() - t
+            first: dict[str, float] = {}
+            for name, (path, body) in CALLS.items():
+                t = time.perf_counter()
+                r = session.post(base + path, json=body, headers=h, timeout=120)
+                first[name] = time.perf_counter() - t
+                assert r.status_code < 300, (name, r.status_code, r.text[:300])
+            print(f"\nwarm before ready — `memrelay up` (1 web, 1 worker), {args.memories:,} memories; "
+                  f"/readyz green after {ready_s:.1f} s; the key's first use (GET /me) {key_first * 1000:.1f} ms")
+            print(f"{'endpoint':26} {'first call':>12} {'warm p50':>10} {'ratio':>7}  goal ≤ 2×")
+            for name, (path, body) in CALLS.items():
+                samples = []
+                for _ in range(args.calls):
+                    t = time.perf_counter()
+                    session.post(base + path, json=body, headers=h, timeout=120)
+                    samples.append(time.perf_counter() - t)
+                p50 = statistics.median(samples)
+                ratio = first[name] / p50
+                print(f"{name:26} {first[name] * 1000:10.1f} ms {p50 * 1000:8.1f} ms {ratio:6.2f}×  "
+                      f"{'met' if ratio <= 2 else 'MISSED'}")
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(60)
+
+
+if __name__ == "__main__":
+    main()

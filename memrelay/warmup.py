@@ -1,0 +1,208 @@
+"""Warm before ready: load everything a request path would otherwise load on its first call.
+
+Lives next to :mod:`memrelay.composition` (it touches every service), below the gateway and the worker that
+call it. A gunicorn web worker runs :func:`warm_services` from ``post_worker_init`` (before it accepts a connection),
+an RQ worker before it registers (so before it counts as a live worker for ``/readyz``). What is loaded:
+
+* every service of :class:`~memrelay.composition.Services` (their modules are imported on first use);
+* SQLAlchemy's mappers (configured on the first ORM query) and one pooled connection;
+* the embedder, its tokenizer and its first ``embed`` (WordLlama/MiniLM load seconds of weights);
+* the cl100k token encoding (digests and context budgets count tokens);
+* litellm, when an LLM or a litellm embedder is configured (its import alone takes seconds and ~200 MB,
+  so a process without a model does not pay it);
+* the Milvus client, when this process may query Milvus (``MEMRELAY_MILVUS_URI`` set: the server
+  configuration) — below the org-wide threshold recall does not use it;
+* one memorize, rolled back (the write path's statements compiled, nothing committed or indexed);
+* the offline extractor on each org's schemas (lexicons, regexes and the schema vectors, cached per text),
+  for up to ``MAX_WARM_ORGS`` orgs;
+* each of those orgs' shared org-wide vector index (memory-mapped, see
+  :mod:`memrelay.engine.memory.org_vectors`).
+
+Failures of optional steps are recorded; a failure of a required one (embedder, litellm when configured)
+makes :attr:`WarmReport.ok` False, and ``/readyz`` reports the process not ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memrelay.composition import Services
+
+log = logging.getLogger("memrelay.warm")
+
+MAX_WARM_ORGS = 20
+CLOSED_PORT = 9  # discard: nothing listens on loopback, a connection is refused at once
+WARM_TEXT = "Jane Doe is the CTO at Acme; they moved to the customer stage and use PostgreSQL."
+
+
+@dataclass
+class WarmReport:
+    """What warming did in this process: per step its seconds or its error."""
+
+    pid: int = field(default_factory=os.getpid)
+    steps: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    required_failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    done: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.done and not self.required_failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "done": self.done, "seconds": round(self.seconds, 3),
+                "steps": {k: round(v, 3) for k, v in self.steps.items()}, "errors": self.errors,
+                "requiredFailed": self.required_failed}
+
+
+def llm_needed(services: Services) -> bool:
+    """Whether a request path of this process may import litellm (a model or a litellm embedder)."""
+    s = services.settings
+    return bool(s.llm_configured) or s.embedder.strip().lower().startswith("litellm:")
+
+
+def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmReport:
+    """Load what the request paths of ``services`` need, step by step (see the module docstring)."""
+    report = WarmReport()
+    t_all = time.perf_counter()
+
+    def step(name: str, fn: Any, *, required: bool = False) -> None:
+        t = time.perf_counter()
+        try:
+            fn()
+            report.steps[name] = time.perf_counter() - t
+        except Exception as exc:  # warming reports; the probe and the first request see the real error
+            report.errors[name] = f"{exc.__class__.__name__}: {exc}"
+            if required:
+                report.required_failed.append(name)
+            log.warning("warm-up step %s failed", name, exc_info=True)
+
+    def build_all() -> None:
+        from memrelay.composition import Services as _S
+
+        for name, attr in vars(_S).items():
+            if isinstance(attr, cached_property):
+                getattr(services, name)
+
+    def sql() -> None:
+        from sqlalchemy.orm import configure_mappers
+
+        configure_mappers()
+        services.db.ping()
+
+    def embedder() -> None:
+        services.embedder.get()
+        services.embedder.embed([WARM_TEXT])
+
+    def tokenizer() -> None:  # digests, context budgets: the cl100k encoding is built on first count
+        from memrelay.engine.core.tokens import count_tokens
+
+        count_tokens(WARM_TEXT)
+
+    def llm() -> None:
+        from memrelay.engine.adapters.llm.runtime import litellm
+
+        # litellm's first completion imports the provider SDK's resources (openai: ~2.5 s) and builds its
+        # pipeline; a mocked completion runs that pipeline without a network call.
+        with contextlib.suppress(ImportError):
+            import httpcore  # noqa: F401  (litellm's HTTP transport, imported on its first client)
+            import openai.resources  # noqa: F401
+        model = services.settings.llm_model or "openai/gpt-4o-mini"
+        messages = [{"role": "user", "content": WARM_TEXT}]
+        litellm.completion(model=model, messages=messages, mock_response="ok")
+        litellm.token_counter(model=model, messages=messages)
+        # The provider client (HTTP transport, request models) is built on the first real request: send one
+        # to a closed loopback port (refused at once; nothing leaves the machine, no provider is billed).
+        with contextlib.suppress(Exception):
+            litellm.completion(model=model, messages=messages, api_base=f"http://127.0.0.1:{CLOSED_PORT}/v1",
+                               api_key="warm-up", max_retries=0, num_retries=0, timeout=2)
+
+    step("services", build_all)
+    step("sql", sql)
+    step("embedder", embedder, required=True)
+    step("tokenizer", tokenizer)
+    if llm_needed(services):
+        step("litellm", llm, required=True)
+    if services.settings.milvus_uri:
+        def milvus() -> None:
+            """The client, its channel and the current collection — unless that collection exists and is not
+            loaded: loading a large one can take minutes (Milvus Lite) and start-up must not wait for it
+            (CONVENTIONS); the first write after such a restart pays the load, as before."""
+            vi = services.vector_index
+            vi.ping()
+            name = services.index.current_collection()
+            if not vi.has_collection(name) or "Loaded" in str(vi.client.get_load_state(name).get("state")):
+                vi.ensure_collection(name, services.embedder.dim)
+
+        step("milvus", milvus)
+    step("orgs", lambda: _warm_orgs(services, max_orgs))
+    report.seconds = time.perf_counter() - t_all
+    report.done = True
+    log.info("warmed", extra={"warm": report.as_dict()})
+    return report
+
+
+def _warm_orgs(services: Services, max_orgs: int) -> None:
+    """Schema vectors and extraction tables of each (recent) org's entity types, and its org-wide index."""
+    from sqlalchemy import select
+
+    from memrelay.engine.core.util import utcnow
+    from memrelay.engine.domain.extraction.offline import extract_properties
+    from memrelay.engine.stores.db.models import EntityType, Org
+
+    with services.db.read() as s:
+        orgs = list(s.scalars(select(Org.id).order_by(Org.created_at.desc()).limit(max_orgs)))
+        types = s.execute(select(EntityType.org_id, EntityType.name).where(
+            EntityType.org_id.in_(orgs), EntityType.archived_at.is_(None))).all() if orgs else []
+        for org_id, name in types:
+            schema = services.collections.schema_for(s, org_id, name)
+            if schema:
+                extract_properties(WARM_TEXT, list(schema.values()), ts=utcnow(), embedder=services.embedder)
+    emb = services.embedder
+    with services.db.read() as s:  # map each org's shared org-wide snapshot (built once, by whoever is first)
+        for org_id in orgs:
+            services.recall.exact.warm(s, org_id, embedder=emb.name, dim=emb.dim)
+    if orgs:  # read-only passes through recall and search: SQLAlchemy compiles their statements once
+        from memrelay.engine.memory.recall import RecallRequest
+        from memrelay.engine.stores.identity import Identifiers
+        from memrelay.engine.stores.search import SearchQuery, search_page
+
+        services.recall.smart_recall(orgs[0], RecallRequest(query=WARM_TEXT, limit=1))
+        _rolled_back_memorize(services, orgs[0])
+        with services.db.read() as s:
+            search_page(s, services.collections, orgs[0], SearchQuery(identifiers=Identifiers(type="contact"),
+                                                                     limit=1))
+
+
+class _RollBack(Exception):
+    """Raised inside the warm-up's unit of work so that nothing it wrote is committed."""
+
+
+def _rolled_back_memorize(services: Services, org_id: str) -> None:
+    """One memorize through the whole write path (identity, extraction, dedup, SQL writes and their compiled
+    statements, events) inside a unit of work that is rolled back: nothing is committed, and the index push,
+    which waits for the commit, never runs."""
+    from memrelay.engine.memory.memories import MemorizeRequest
+
+    try:
+        with services.db.unit_of_work():
+            services.memories.memorize(org_id, MemorizeRequest(content=WARM_TEXT, email="warm-up@example.com",
+                                                               type="contact"))
+            raise _RollBack
+    except _RollBack:
+        pass
+
+
+def loaded_modules(names: tuple[str, ...] = ("litellm", "wordllama", "sentence_transformers", "pymilvus")
+                   ) -> dict[str, bool]:
+    """Which heavy modules this process holds (for the readiness detail)."""
+    return {n: n in sys.modules for n in names}

@@ -1,0 +1,110 @@
+"""Warm before ready (issue 16 item 4): by the time /readyz is green, the web worker and the RQ worker of a real
+`memrelay up` hold litellm (an LLM is configured) and the loaded embedder — no request pays for them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from memrelay.composition import Services
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.org_vectors import SnapshotStore
+from memrelay.gateway.app import create_app, warm_app
+from memrelay.warmup import warm_services
+from tests.support.processes import descendants, free_port
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_up_is_ready_only_with_warm_web_and_rq_workers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
+    # a model is configured (never called: nothing here needs the network), so /prompt would import litellm
+    env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
+               MEMRELAY_LLM_MODEL="openai/gpt-4o-mini", MEMRELAY_LLM_API_BASE="http://127.0.0.1:9")
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ready = False
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not ready:
+            try:
+                ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+            except requests.RequestException:
+                pass
+            if not ready:
+                time.sleep(0.3)
+        assert ready, (tmp_path / "up.log").read_text()[-3000:]
+        key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
+        detail = requests.get(f"http://127.0.0.1:{port}/readyz", headers={"X-API-Key": key}, timeout=5).json()
+        warm = detail["checks"]["warm"]
+        assert warm["ok"] and warm["warmed"] and warm["done"] and warm["embedderLoaded"]
+        assert warm["modules"]["litellm"] and warm["modules"]["wordllama"]
+        assert "embedder" in warm["steps"] and "litellm" in warm["steps"] and not warm["requiredFailed"]
+
+        family = descendants(proc.pid)
+        web = [p for p in family if "gunicorn" in _cmdline(p) and not descendants(p)]  # the master has children
+        rq = [p for p in family if "memrelay.cli.main worker" in _cmdline(p)]
+        assert [warm["pid"]] == web and len(rq) == 1
+        for pid in web + rq:  # from outside the process: litellm's tokenizer and WordLlama's extensions mapped
+            maps = _maps(pid)
+            assert "_tiktoken" in maps and "wordllama/algorithms" in maps, _cmdline(pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+
+
+def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: Settings) -> None:
+    configured = settings.model_copy(update={"llm_model": "openai/gpt-4o-mini"})
+    seed = Services(configured)  # an org with a memory, so warming also runs recall, search and its snapshot
+    seed.migrate()
+    org = seed.tenancy.create_org("warm-org").id
+    seed.memories.memorize(org, MemorizeRequest(content="They run PostgreSQL on AWS.", email="a@warm.io"))
+    seed.close()
+    services = Services(configured)
+    app = create_app(configured, services=services)
+    assert not services.embedder.loaded
+    warm_app(app)
+    state: Any = app.extensions["memrelay"]
+    assert state.warm.ok and services.embedder.loaded and "litellm" in sys.modules
+    assert {"services", "sql", "embedder", "tokenizer", "litellm", "orgs", "flask"} <= set(state.warm.steps)
+    assert state.warm.errors == {}
+    emb = services.embedder
+    snap = SnapshotStore(configured.data_dir / "org_vectors", org, emb.name, emb.dim)
+    assert snap.current_version() == 1  # the org-wide snapshot exists before the first request
+    with services.db.read() as s:  # the write path was exercised and rolled back: nothing of it remains
+        from sqlalchemy import func, select
+
+        from memrelay.engine.stores.db.models import Memory, RecordKey
+        assert s.scalar(select(func.count()).select_from(RecordKey).where(
+            RecordKey.key_value == "warm-up@example.com")) == 0
+        assert s.scalar(select(func.count()).select_from(Memory).where(Memory.org_id == org)) == 1
+    services.close()
+
+
+def test_a_failed_warm_up_keeps_readyz_red(settings: Settings) -> None:
+    broken = settings.model_copy(update={"embedder": "minilm:not-a-model"})  # cannot be loaded
+    services = Services(broken)
+    services.migrate()
+    report = warm_services(services)
+    assert not report.ok and report.required_failed == ["embedder"] and "embedder" in report.errors
+    app = create_app(broken, services=services)
+    app.extensions["memrelay"].warm = report
+    body = app.test_client().get("/readyz")
+    assert body.status_code == 503
+    services.close()

@@ -1,0 +1,128 @@
+"""Org-wide recall from a shared, memory-mapped snapshot (issue 16 item 3): built once from SQL, mapped by
+every process (a second process answers from the file without rebuilding it), equal to exact brute force,
+and current after writes (new memories via the delta, a rebuild publishes a new version atomically)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from memrelay.composition import Services
+from memrelay.engine.adapters.vector_index import from_blobs
+from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.memory.org_vectors import ExactOrgIndex, SnapshotStore
+from memrelay.engine.memory.recall import RecallRequest
+from memrelay.engine.stores.db.models import Memory
+
+TOPICS = ["They run PostgreSQL on AWS", "Lunch was pizza with the team", "The SOC 2 audit is due in May",
+          "They are hiring two engineers", "They upgraded Kubernetes last week", "The pricing page confuses buyers",
+          "Churn went up in Q3", "The Berlin office opened in June", "They migrate to Salesforce",
+          "Legal handles GDPR requests"]
+
+
+def _seed(engine: Services, org: str, n: int, start: int = 0) -> list[str]:
+    ids: list[str] = []
+    for i in range(start, start + n):
+        kind = "company" if i % 3 == 0 else "contact"
+        ids += engine.memories.memorize(org, MemorizeRequest(
+            content=f"{TOPICS[i % len(TOPICS)]} (account {i}).",
+            email=None if kind == "company" else f"p{i}@snap.io",
+            website_url=f"https://c{i}.snap.io" if kind == "company" else None, type=kind))["memoryIds"]
+    return ids
+
+
+def _brute_force(engine: Services, org: str, q: np.ndarray, k: int, types: list[str] | None = None) -> list[str]:
+    emb = engine.embedder
+    with engine.db.read() as s:
+        rows = s.execute(select(Memory.id, Memory.embedding, Memory.entity_type).where(
+            Memory.org_id == org, Memory.deleted_at.is_(None))).all()
+    rows = [r for r in rows if types is None or r.entity_type in types]
+    sims = from_blobs([r.embedding for r in rows], emb.dim) @ q
+    return [rows[i].id for i in np.argsort(-sims, kind="stable")[:k]]
+
+
+def test_snapshot_search_equals_brute_force_and_follows_writes(backend: str, engine: Services,
+                                                              tmp_path: Path) -> None:
+    org = engine.tenancy.create_org("snap-org").id
+    _seed(engine, org, 40)
+    emb = engine.embedder
+    idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=5)
+    for query in ("which database do they run", "audit and compliance", "office location"):
+        q = emb.embed([query])[0]
+        with engine.db.read() as s:
+            assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
+            assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim, entity_types=["company"]) == \
+                _brute_force(engine, org, q, 10, ["company"])
+    store = SnapshotStore(tmp_path, org, emb.name, emb.dim)
+    assert store.current_version() == 1 and len(store.load().ids) == 40  # type: ignore[union-attr]
+
+    # a new memory is found at once (the delta), before any rebuild
+    new = _seed(engine, org, 1, start=100)
+    q = emb.embed(["They run PostgreSQL on AWS (account 100)."])[0]
+    with engine.db.read() as s:
+        got = idx.search(s, org, q, limit=5, embedder=emb.name, dim=emb.dim)
+    assert got[0] == new[0] and got == _brute_force(engine, org, q, 5)
+    assert store.current_version() == 1
+
+    # past rebuild_after new rows the next refresh publishes version 2, which a fresh index maps as is
+    _seed(engine, org, 6, start=200)
+    with engine.db.read() as s:
+        assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
+    assert store.current_version() == 2 and len(store.load().ids) == 47  # type: ignore[union-attr]
+    other = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0)
+    with engine.db.read() as s:
+        assert other.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
+    assert store.current_version() == 2
+
+
+def test_deleted_memories_leave_org_wide_recall(engine: Services) -> None:
+    org = engine.tenancy.create_org("snap-del").id
+    ids = _seed(engine, org, 12)
+    req = RecallRequest(query="Lunch was pizza with the team (account 1).", limit=3)
+    first = engine.recall.smart_recall(org, req)["results"][0]["memoryId"]
+    assert first in ids
+    engine.memories.delete(org, [first])
+    after = [r["memoryId"] for r in engine.recall.smart_recall(org, req)["results"]]
+    assert first not in after and len(after) == 3
+
+
+PROBE = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from memrelay.composition import Services
+    from memrelay.engine.core.settings import Settings
+    from memrelay.engine.memory.recall import RecallRequest
+
+    settings = Settings.model_validate_json(sys.argv[1])
+    services = Services(settings)
+    out = services.recall.smart_recall(sys.argv[2], RecallRequest(query=sys.argv[3], limit=10))
+    maps = open("/proc/self/maps").read()
+    print(json.dumps({"ids": [r["memoryId"] for r in out["results"]], "scope": out["scope"],
+                      "mapped": [line.split()[-1] for line in maps.splitlines() if line.endswith(".npy")]}))
+""")
+
+
+def test_a_second_process_answers_from_the_mapped_file(engine: Services, settings: Settings) -> None:
+    org = engine.tenancy.create_org("snap-proc").id
+    _seed(engine, org, 30)
+    query = "which database do they run"
+    here = [r["memoryId"] for r in engine.recall.smart_recall(org, RecallRequest(query=query, limit=10))["results"]]
+    emb = engine.embedder
+    store = SnapshotStore(settings.data_dir / "org_vectors", org, emb.name, emb.dim)
+    assert store.current_version() == 1  # built by this process's first org-wide recall
+
+    out = subprocess.run([sys.executable, "-c", PROBE, settings.model_dump_json(), org, query],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    got: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["scope"] == "org" and got["ids"] == here
+    assert str(store.dir / "v1.vectors.npy") in got["mapped"]  # the matrix is the shared file, mapped
+    assert store.current_version() == 1  # and the second process did not rebuild it
