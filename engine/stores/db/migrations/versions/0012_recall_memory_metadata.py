@@ -1,14 +1,14 @@
 """memories carry caller metadata (a JSON object, filtered with operators in smart recall) and an optional
 expiry (``expires_at``: hidden from recall after it unless ``includeExpired``)
 
-Revision ID: 0012_recall
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-06 14:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_recall'
+revision = '0012'
 down_revision = '0011'
 branch_labels = None
 depends_on = None

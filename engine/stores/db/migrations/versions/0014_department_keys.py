@@ -1,15 +1,15 @@
 """API keys carry a department restriction: entity types, collections and guideline tags they are limited to
 (``access``: JSON, NULL = org-wide, as every key before this revision)
 
-Revision ID: 0012_dept
-Revises: 0012_hooks
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06 14:10:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_dept'
-down_revision = '0012_hooks'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """outbound signing secret rotation: the previous secret (encrypted at rest) keeps signing, next to the new
 one, until ``previous_secret_expires_at`` (the overlap window)
 
-Revision ID: 0012_hooks
-Revises: 0012_recall
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 14:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_hooks'
-down_revision = '0012_recall'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
