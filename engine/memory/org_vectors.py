@@ -13,8 +13,8 @@ the first process that needs it (under a file lock; the others wait for it and m
 answers its first org-wide query by mapping the file and reading the few rows changed since the snapshot.
 
 Freshness: each process keeps an in-memory *delta* of rows whose ``updated_at`` is after the snapshot's
-high-water mark (minus an overlap window for transactions that commit late), refreshed at most every
-``refresh_s``; a delta row hides the snapshot's row of the same id. When the delta passes
+high-water mark (minus an overlap window for transactions that commit late), refreshed before every query
+(one indexed read of ids and stamps; ``refresh_s`` > 0 trades read-your-writes for fewer reads); a delta row hides the snapshot's row of the same id. When the delta passes
 ``rebuild_after`` rows (or the snapshot is older than ``max_age_s`` with changes since), the next refresh
 writes a new snapshot. Deleted, superseded or moved memories are dropped by the caller's SQL re-check, so a
 stale row can never surface another record's or org's data.
@@ -105,7 +105,7 @@ class _OrgState:
 class ExactOrgIndex:
     """Exact top-k over each small org's memory embeddings, from a shared memory-mapped snapshot."""
 
-    def __init__(self, *, max_rows: int = DEFAULT_MAX_ROWS, refresh_s: float = 1.0,
+    def __init__(self, *, max_rows: int = DEFAULT_MAX_ROWS, refresh_s: float = 0.0,
                  snapshot_dir: Path | None = None, rebuild_after: int | None = None, max_age_s: float = 600.0):
         self.max_rows = max_rows
         self.refresh_s = refresh_s
