@@ -17,7 +17,10 @@ compiled context) — for:
 
 Both are printed on all tasks, the dev half and the held-out (odd-numbered) half, in the same run.
 
-Usage: .venv/bin/python bench/quality_routing.py [--calls 300]
+Usage: .venv/bin/python bench/quality_routing.py [--calls 300] [--split all|dev|held_out] [--misses]
+
+``--split`` prints one half only (choose settings on ``dev``; read ``held_out`` once); ``--misses`` lists the tasks
+of the printed halves whose selection is wrong (task number = line in tasks.json, 0-based; dev = even).
 """
 
 from __future__ import annotations
@@ -53,8 +56,28 @@ def scores(route: Router, tasks: list[tuple[str, list[str]]]) -> dict[str, float
             "exact": round(exact / max(1, len(tasks)), 3), "tasks": len(tasks)}
 
 
+SPLITS = ("all", "dev", "held_out")
+
+
 def halves(tasks: list[tuple[str, list[str]]]) -> dict[str, list[tuple[str, list[str]]]]:
     return {"all": tasks, "dev": tasks[0::2], "held_out": tasks[1::2]}
+
+
+def split_numbers(n_tasks: int, split: str) -> list[int]:
+    """The task numbers (0-based positions in tasks.json) of ``split``: dev = even, held_out = odd."""
+    return {"all": list(range(n_tasks)), "dev": list(range(0, n_tasks, 2)),
+            "held_out": list(range(1, n_tasks, 2))}[split]
+
+
+def misses(route: Router, tasks: list[tuple[str, list[str]]], numbers: list[int]) -> list[dict[str, Any]]:
+    """The tasks among ``numbers`` whose selection is not exactly right: what was added and what was missed."""
+    out = []
+    for i in numbers:
+        message, expected = tasks[i]
+        got, want = set(route(message)), set(expected)
+        if got != want:
+            out.append({"task": i, "extra": sorted(got - want), "missing": sorted(want - got), "message": message})
+    return out
 
 
 def baseline_router(embedder: Any, guidelines: list[dict[str, Any]], k: int, threshold: float) -> Router:
@@ -94,8 +117,9 @@ def timed(route: Router, tasks: list[tuple[str, list[str]]], calls: int) -> dict
     return {"p50_ms": pct(samples, 50), "p95_ms": pct(samples, 95)}
 
 
-def routing_figures(calls: int = 200) -> dict[str, Any]:
-    """Quality and latency of fast-mode routing vs the cosine baseline, measured in one run."""
+def routing_figures(calls: int = 200, *, with_misses: str | None = None) -> dict[str, Any]:
+    """Quality and latency of fast-mode routing vs the cosine baseline, measured in one run; ``with_misses``
+    (a split name) adds the fast router's wrong selections on that split under ``memrelay_fast.misses``."""
     from memrelay.composition import Services
     from memrelay.engine.core.settings import Settings
     from memrelay.engine.guidance.governance import GuidelineCreate, SmartGuidelinesRequest
@@ -117,11 +141,13 @@ def routing_figures(calls: int = 200) -> dict[str, Any]:
         fast("warm up")  # embeds and caches the guidelines
         parts = halves(tasks)
         base, base_params = tuned_baseline(eng.embedder, guidelines, parts["dev"])
+        wrong = {"misses": misses(fast, tasks, split_numbers(len(tasks), with_misses))} if with_misses else {}
         return {
             "dataset": {"guidelines": len(guidelines), "tasks": len(tasks),
                         "labels": sum(len(t[1]) for t in tasks)},
             "embedder": eng.embedder.name,
-            "memrelay_fast": {**{name: scores(fast, ts) for name, ts in parts.items()}, **timed(fast, tasks, calls)},
+            "memrelay_fast": {**{name: scores(fast, ts) for name, ts in parts.items()}, **timed(fast, tasks, calls),
+                              **wrong},
             "baseline_cosine": {**{name: scores(base, ts) for name, ts in parts.items()}, **base_params,
                                 **timed(base, tasks, calls)},
             "goal": {"precision": 0.95, "recall": 0.90, "p50_ms": 20.0},
@@ -133,20 +159,26 @@ def routing_figures(calls: int = 200) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--split", choices=SPLITS, default=None,
+                    help="print this half only (default: all three); choose settings on dev")
+    ap.add_argument("--misses", action="store_true", help="list the fast router's wrong selections")
     args = ap.parse_args()
-    f = routing_figures(args.calls)
+    shown = [args.split] if args.split else list(SPLITS)
+    f = routing_figures(args.calls, with_misses=(args.split or "all") if args.misses else None)
     print(f"{f['dataset']['guidelines']} guidelines x {f['dataset']['tasks']} tasks "
           f"({f['dataset']['labels']} labels), embedder {f['embedder']}")
     print(f"{'router':18} {'half':9} {'precision':>9} {'recall':>7} {'exact':>6} {'p50 ms':>7} {'p95 ms':>7}")
     for key, label in (("memrelay_fast", "memrelay fast"), ("baseline_cosine", "baseline cosine")):
         row = f[key]
-        for half in ("all", "dev", "held_out"):
+        for i, half in enumerate(shown):
             s = row[half]
-            lat = (f"{row['p50_ms']:7.2f} {row['p95_ms']:7.2f}" if half == "all" else "")
+            lat = f"{row['p50_ms']:7.2f} {row['p95_ms']:7.2f}" if i == 0 else ""
             print(f"{label:18} {half:9} {s['precision']:9.3f} {s['recall']:7.3f} {s['exact']:6.3f} {lat}")
     print(f"baseline k={f['baseline_cosine']['k']} threshold={f['baseline_cosine']['threshold']} (best F1 on dev)")
     print(f"goal: precision >= {f['goal']['precision']}, recall >= {f['goal']['recall']}, "
           f"p50 <= {f['goal']['p50_ms']} ms")
+    for m in f["memrelay_fast"].get("misses", []):
+        print(f"  task {m['task']:2}: extra {m['extra']} missing {m['missing']} | {m['message'][:90]}")
 
 
 if __name__ == "__main__":
