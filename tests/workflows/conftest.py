@@ -52,3 +52,19 @@ def app(settings: Settings, engine: Services):  # type: ignore[no-untyped-def]
     if "workflows" not in application.blueprints:
         application.register_blueprint(workflows.bp)
     return application
+
+
+@pytest.fixture(scope="session")
+def n8n_install():  # type: ignore[no-untyped-def]
+    """The pinned n8n on Node 24 (installed once into the cache; marker n8n tests only)."""
+    from tests.workflows.n8n_runtime import install
+
+    return install()
+
+
+@pytest.fixture(scope="session")
+def node_package(n8n_install, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """n8n-nodes-memrelay built and linted with @n8n/node-cli (dev tools cached by lockfile hash)."""
+    from tests.workflows.n8n_runtime import build_package
+
+    return build_package(n8n_install.node, tmp_path_factory.mktemp("pkg") / "n8n-nodes-memrelay")

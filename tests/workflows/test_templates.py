@@ -1,10 +1,10 @@
-"""n8n templates: the checked-in files equal a fresh build, and invalid documents fail the build."""
+"""n8n templates: the checked-in files equal a fresh build, they are built on the memrelay node pack with the
+conventions the pack promises, and invalid documents fail the build."""
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,9 @@ from click.testing import CliRunner
 
 from memrelay.cli.workflow_commands import templates_group
 from memrelay.workflows.n8n.build import TEMPLATES_DIR, build, render_all
-from memrelay.workflows.n8n.nodes import InvalidTemplate, validate
+from memrelay.workflows.n8n.nodes import MEMRELAY_NODE, NODE_TYPES, InvalidTemplate, validate
+
+PACKAGE = Path(__file__).resolve().parents[2] / "n8n-nodes-memrelay"
 
 
 def test_checked_in_templates_equal_a_fresh_build(tmp_path: Path) -> None:
@@ -24,44 +26,97 @@ def test_checked_in_templates_equal_a_fresh_build(tmp_path: Path) -> None:
     assert CliRunner().invoke(templates_group, ["build", "--out", str(tmp_path), "--check"]).exit_code == 1
 
 
-def test_every_template_calls_memrelay_with_the_placeholder_credential() -> None:
+def test_memrelay_steps_use_the_node_pack_with_retries_and_an_error_path() -> None:
     for name, doc in render_all().items():
-        api_nodes = [n for n in doc["nodes"] if "memrelayBaseUrl" in str(n["parameters"].get("url", ""))]
-        assert api_nodes, name
-        for n in api_nodes:
-            assert n["credentials"]["httpHeaderAuth"]["name"] == "memrelay API key"
+        steps = [n for n in doc["nodes"] if n["type"] == MEMRELAY_NODE]
+        assert steps, name
+        assert not [n for n in doc["nodes"] if "/api/v1" in json.dumps(n["parameters"])], "no raw HTTP to memrelay"
+        for n in steps:
+            assert n["credentials"] == {"memrelayApi": {"id": "memrelayApi00001", "name": "memrelay account"}}
+            assert n["retryOnFail"] is True and n["maxTries"] == 3 and n["onError"] in (
+                "continueErrorOutput", "stopWorkflow"), (name, n["name"])
+        assert any(n["type"] == "n8n-nodes-base.stickyNote" and "Setup" in n["parameters"]["content"]
+                   for n in doc["nodes"]), name
         assert doc["settings"] == {"executionOrder": "v1"}
-    lead = render_all()["workflow-form-lead-slack.json"]
-    assert [n["name"] for n in lead["nodes"]] == ["Webhook", "Config", "Memorize submission", "Digest",
-                                                  "Lead summary", "Post to Slack"]
 
 
-def test_expressions_read_memrelay_answers_inside_the_envelope() -> None:
-    """memrelay answers ``{"success": true, "data": ...}``: a later node reads ``json.data`` of a memrelay node,
-    and a Split Out after one splits a field under ``data``."""
-    checked = 0
-    for name, doc in render_all().items():
-        api_nodes = {n["name"] for n in doc["nodes"] if "memrelayBaseUrl" in str(n["parameters"].get("url", ""))}
-        text = json.dumps(doc)
-        for node in api_nodes:
-            for m in re.finditer(re.escape(f"$('{node}')") + r"\.(first\(\)|item)\.json(\S{0,5})", text):
-                assert m.group(2).startswith(".data"), (name, node, m.group(0))
-                checked += 1
-        for i, n in enumerate(doc["nodes"]):
-            if n["type"] == "n8n-nodes-base.splitOut" and doc["nodes"][i - 1]["name"] in api_nodes:
-                assert n["parameters"]["fieldToSplitOut"].startswith("data."), (name, n["name"])
-                checked += 1
-    assert checked >= 8  # digest → prompt → Slack, search → CSV, deferred digest, lead summary, onboarding
+def test_webhook_templates_authenticate_and_answer_every_branch() -> None:
+    hooks = {name: doc for name, doc in render_all().items()
+             if any(n["type"] == "n8n-nodes-base.webhook" for n in doc["nodes"])}
+    assert set(hooks) == {"webhook-memorize.json", "workflow-form-lead-slack.json"}
+    for name, doc in hooks.items():
+        (hook,) = [n for n in doc["nodes"] if n["type"] == "n8n-nodes-base.webhook"]
+        assert hook["parameters"]["authentication"] == "headerAuth" and "httpHeaderAuth" in hook["credentials"]
+        assert hook["parameters"]["responseMode"] == "responseNode", "no lastNode: every branch answers itself"
+        by_name = {n["name"]: n for n in doc["nodes"]}
+        # every path from the webhook ends at a Respond to Webhook node with a deliberate status
+        ends = _leaves(doc, "Webhook")
+        assert ends and all(by_name[e]["type"] == "n8n-nodes-base.respondToWebhook" for e in ends), (name, ends)
+        codes = {by_name[e]["parameters"]["options"]["responseCode"] for e in ends}
+        assert {200, 422, 502} <= codes, (name, codes)
+
+
+def test_provider_templates_use_the_providers_triggers() -> None:
+    docs = render_all()
+    stripe = docs["workflow-stripe-payment-onboarding.json"]
+    assert stripe["nodes"][1]["type"] == "n8n-nodes-base.stripeTrigger"
+    assert stripe["nodes"][1]["parameters"]["events"] == ["checkout.session.completed"]
+    (mail,) = [n for n in stripe["nodes"] if n["type"] == "n8n-nodes-base.emailSend"]
+    assert mail["parameters"]["options"]["appendAttribution"] is False
+    hubspot = docs["workflow-hubspot-contact-welcome.json"]
+    assert any(n["type"] == "n8n-nodes-base.hubspotTrigger" for n in hubspot["nodes"])
+
+
+def test_lists_are_paged() -> None:
+    docs = render_all()
+    (search,) = [n for n in docs["export-search-csv.json"]["nodes"] if n["type"] == MEMRELAY_NODE]
+    assert search["parameters"]["operation"] == "search" and search["parameters"]["returnAll"] is True
+    (hubspot,) = [n for n in docs["hubspot-batch-memorize.json"]["nodes"] if n["type"] == "n8n-nodes-base.hubspot"]
+    assert hubspot["parameters"]["returnAll"] is True
+
+
+def test_templates_use_node_versions_of_the_pinned_n8n() -> None:
+    pinned = json.loads((TEMPLATES_DIR / "package.json").read_text())["dependencies"]["n8n"]
+    assert pinned == "2.41.1"
+    for doc in render_all().values():
+        for n in doc["nodes"]:
+            assert n["typeVersion"] == NODE_TYPES[n["type"]][0]
+
+
+def test_every_operation_a_template_uses_exists_in_the_node_package() -> None:
+    sources = "".join(p.read_text() for p in (PACKAGE / "nodes" / "Memrelay" / "resources").glob("*.ts"))
+    for doc in render_all().values():
+        for n in doc["nodes"]:
+            if n["type"] == MEMRELAY_NODE:
+                assert f"value: '{n['parameters']['operation']}'" in sources, n["parameters"]["operation"]
+
+
+def _leaves(doc: dict, start: str) -> set[str]:  # type: ignore[type-arg]
+    seen, todo, leaves = set(), [start], set()
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        nxt = [link["node"] for branch in doc["connections"].get(node, {}).get("main", []) for link in branch or []]
+        if not nxt:
+            leaves.add(node)
+        todo.extend(nxt)
+    return leaves
 
 
 @pytest.mark.parametrize("breakage, message", [
     (lambda d: d["nodes"][1].update(type="n8n-nodes-base.teleport"), "unknown type"),
     (lambda d: d["nodes"][1].update(typeVersion=9), "no typeVersion 9"),
     (lambda d: d["nodes"][2].update(name=d["nodes"][1]["name"]), "not unique"),
-    (lambda d: d["connections"]["Config"]["main"][0].append({"node": "Ghost", "type": "main", "index": 0}),
+    (lambda d: d["connections"]["Webhook"]["main"][0].append({"node": "Ghost", "type": "main", "index": 0}),
      "unknown node 'Ghost'"),
-    (lambda d: d["nodes"][2]["parameters"].update(url="={{ $json.x }"), "unbalanced"),
+    (lambda d: d["nodes"][2]["parameters"]["conditions"]["conditions"][0].update(leftValue="={{ $json.x }"),
+     "unbalanced"),
     (lambda d: d["settings"].clear(), "executionOrder"),
+    (lambda d: d["connections"]["Has email and content"]["main"][1].clear(), "dead branch"),
+    (lambda d: d["connections"]["Memorize"]["main"][1].clear(), "dead branch"),
+    (lambda d: d["nodes"][1]["parameters"].update(authentication="none"), "must authenticate"),
 ])
 def test_invalid_documents_are_rejected(breakage, message) -> None:  # type: ignore[no-untyped-def]
     doc = copy.deepcopy(render_all()["webhook-memorize.json"])

@@ -1,3 +1,3 @@
-"""Render memrelay workflows (and the classic data paths) as n8n workflow documents.
+"""memrelay's n8n templates, built on the memrelay node pack (n8n-nodes-memrelay).
 
 Pure: may import the rest of ``memrelay.workflows`` and ``memrelay.engine.domain``."""

@@ -1,26 +1,21 @@
-"""`memrelay templates build`: render every shipped workflow and the classic paths into n8n_templates/."""
+"""`memrelay templates build`: render every shipped n8n template (workflows/n8n/templates.py) into n8n_templates/."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from memrelay.workflows.loader import SHIPPED_DIR, load_dirs
-from memrelay.workflows.n8n.classic import CLASSIC
 from memrelay.workflows.n8n.document import dumps
 from memrelay.workflows.n8n.nodes import validate
-from memrelay.workflows.n8n.render import render_workflow
+from memrelay.workflows.n8n.templates import TEMPLATES
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "n8n_templates"
+NOT_TEMPLATES = ("package.json", "package-lock.json")
 
 
 def render_all() -> dict[str, dict[str, Any]]:
     """File name → document, every one validated (an invalid document fails the build)."""
-    docs: dict[str, dict[str, Any]] = {}
-    for wf in load_dirs(SHIPPED_DIR).all():
-        docs[f"workflow-{wf.id}.json"] = render_workflow(wf)
-    for key, build in CLASSIC.items():
-        docs[f"{key}.json"] = build()
+    docs = {f"{key}.json": build() for key, build in TEMPLATES.items()}
     for doc in docs.values():
         validate(doc)
     return docs
@@ -38,8 +33,7 @@ def build(out_dir: Path = TEMPLATES_DIR, *, check: bool = False) -> list[str]:
         if not check:
             out_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-    stale = sorted(p.name for p in out_dir.glob("*.json") if p.name not in docs and p.name not in
-                   ("package.json", "package-lock.json"))
+    stale = sorted(p.name for p in out_dir.glob("*.json") if p.name not in docs and p.name not in NOT_TEMPLATES)
     differ += [f"{n} (stale)" for n in stale]
     if not check:
         for n in stale:
