@@ -214,8 +214,11 @@ def event(auth: KeyInfo, event_id: str) -> str:
     ev = state().services.events.get(auth.org_id, event_id)
     data = event_to_dict(ev, payload=True)
     payload = data.pop("payload") or {}
-    return _page("event.html", ev=data, payload=mask_secrets(payload),
-                 headers=mask_secrets(payload.get("attributes", {}).get("headers") or {}))
+    stored = data.pop("headers")  # masked by EventLog.record before storage (verified ones say so)
+    return _page("event.html", ev=data, payload=mask_secrets(payload), verification=data.pop("verification"),
+                 headers=None if stored is None else sorted(stored.items(), key=lambda kv: (kv[0] == "…",
+                                                                                            kv[0].lower())),
+                 payload_headers=mask_secrets(payload.get("attributes", {}).get("headers") or {}))
 
 
 @bp.post("/events/replay")
@@ -345,15 +348,28 @@ def record_erase(auth: KeyInfo, record_id: str) -> Any:
 
 
 # --- 3. recall playground -----------------------------------------------------------------------------
-@bp.get("/recall")
+NO_MODEL = ("Deep mode needs an LLM and none is configured (set MEMRELAY_LLM_MODEL, and its API key, then restart "
+            "memrelay). These are fast-mode results.")
+
+
+@bp.route("/recall", methods=["GET", "POST"])
 @console_auth("read")
 def recall(auth: KeyInfo) -> str:
-    a = request.args
+    """Recall playground. Fast mode by link (GET) or form; deep mode (billed LLM calls: reflection rounds and an
+    answer) only from the form (POST, CSRF-checked), never by following a link."""
+    a = request.form if request.method == "POST" else request.args
     query = (a.get("q") or "").strip()
-    result, error = None, None
-    if query:
-        body: dict[str, Any] = {"query": query, "limit": _int("limit", 10, hi=50),
-                                "includeSuperseded": a.get("superseded") == "1", "explain": True}
+    mode = "deep" if a.get("mode") == "deep" else "fast"
+    recall_svc = state().services.recall
+    llm_ready = recall_svc.deep is not None
+    result, error, notice = None, None, None
+    if query and mode == "deep" and request.method != "POST":
+        error = "Deep mode calls the LLM (billed): run it from the form."
+    elif query:
+        body: dict[str, Any] = {"query": query, "limit": _int("limit", 10, hi=50) if request.method == "GET"
+                                else _form_int(a.get("limit"), 10, hi=50),
+                                "includeSuperseded": a.get("superseded") == "1", "explain": True, "mode": mode,
+                                "generateAnswer": mode == "deep" and a.get("answer") == "1"}
         if a.get("type"):
             body["type"] = a["type"]
         if (a.get("value") or "").strip():
@@ -362,14 +378,26 @@ def recall(auth: KeyInfo) -> str:
                 exclude_none=True, exclude_defaults=True)
         try:
             req = RecallRequest.model_validate(body)
-            result = state().services.recall.smart_recall(auth.org_id, req)
+            result = recall_svc.smart_recall(auth.org_id, req)
         except ValidationError as exc:
             error = "; ".join(e["msg"] for e in exc.errors()[:3])
         except MemrelayError as exc:
-            error = exc.message
+            error = f"{exc.code}: {exc.message}" if mode == "deep" else exc.message
+        if result is not None and mode == "deep" and result.get("mode") != "deep":
+            notice = NO_MODEL
     for it in (result or {}).get("results", []):
         it["recencyPart"] = round(it.get("score", 0.0) - it.get("similarity", 0.0), 6)
-    return _page("recall.html", q=query, result=result, error=error, kinds=KEY_KINDS, a=a)
+    cited = set(((result or {}).get("answer") or {}).get("citedMemoryIds") or [])
+    return _page("recall.html", q=query, result=result, error=error, notice=notice, kinds=KEY_KINDS, a=a,
+                 mode=mode, llm_ready=llm_ready, no_model=NO_MODEL, cited=cited,
+                 answer_on=a.get("answer") == "1" if request.method == "POST" else True)
+
+
+def _form_int(value: str | None, default: int, *, lo: int = 1, hi: int = 10**6) -> int:
+    try:
+        return min(max(int(value or default), lo), hi)
+    except ValueError:
+        return default
 
 
 # --- 4. guidelines --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ shown in the README are copied to ``docs/images/``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.event_log import EventLog
 from tests.support.fake_llm import FakeLLMServer
 from tests.support.processes import clean_env, free_port, wait_for
-from tests.workflows.sinks import schema_responder
+from tests.workflows.sinks import schema_responder as workflow_responder
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -37,6 +38,19 @@ SHOTS = ROOT / ".build" / "console-screenshots"
 README_SHOTS = {"events.png": "console-events.png", "guideline-diff.png": "console-guideline-diff.png"}
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 20_000
+
+
+DEEP_ANSWER = "The team runs on PostgreSQL (from the recalled memories)."
+
+
+def schema_responder(messages: list[dict[str, Any]]) -> str:
+    """The workflow sinks' responder, plus deep recall's two structured steps (reflection, answer)."""
+    system = next((str(m.get("content") or "") for m in messages if m.get("role") == "system"), "")
+    if '"title":"_Reflection"' in system:
+        return json.dumps({"sufficient": True, "followUpQueries": []})
+    if '"title":"_Answer"' in system:
+        return json.dumps({"answer": DEEP_ANSWER, "citedMemoryIds": []})
+    return workflow_responder(messages)
 
 
 @dataclass
@@ -271,6 +285,9 @@ def test_walk_every_page(browser: Any, memrelay: Running, seeded: Seeded) -> Non
     page.get_by_role("link", name=seeded.dead_event).click()
     text = main.inner_text()
     assert "dead letter" in text and "tok_should_never_show" not in text and "(masked)" in text
+    # the delivery's request headers as stored (masked before storage) and the check that let it in
+    assert "Request headers" in text and "python-requests" in text and "path-token" in text
+    assert seeded.hook.rsplit("/", 1)[1] not in text  # the path token is never shown
     check_page_basics(page)
     shot(page, "event-detail.png")
 
@@ -294,6 +311,13 @@ def test_walk_every_page(browser: Any, memrelay: Running, seeded: Seeded) -> Non
     assert "similarity" in text and "recency" in text and "PostgreSQL" in text
     check_page_basics(page)
     shot(page, "recall.png")
+    # deep mode against the fake model: reflection and the generated answer are shown
+    page.get_by_label("deep", exact=True).check()
+    page.get_by_role("button", name="Recall", exact=True).click()
+    text = main.inner_text()
+    assert "Deep recall" in text and "Reflection rounds" in text and "mode deep" in text and DEEP_ANSWER in text
+    check_page_basics(page)
+    shot(page, "recall-deep.png")
 
     # 4. guidelines and the routing playground
     page.get_by_role("link", name="Guidelines", exact=True).click()

@@ -289,6 +289,18 @@ def test_recall_playground_explains_scores(app, engine):
     assert "scope <strong>org</strong>" in c.text("/console/recall?q=database")
 
 
+def test_recall_playground_deep_mode_without_a_model_says_so(app, engine):
+    c = console(app, engine)
+    c.api.post("/api/v1/memorize", json={"content": "Ada's team runs on PostgreSQL.", "email": "ada@example.org"})
+    assert "no model configured" in c.text("/console/recall")
+    resp = c.post("/console/recall", {"q": "which database", "kind": "email", "value": "ada@example.org",
+                                      "mode": "deep", "answer": "1"})
+    page = html.unescape(resp.get_data(as_text=True))
+    assert resp.status_code == 200 and 'id="deep-unavailable"' in page
+    assert "Deep mode needs an LLM and none is configured (set MEMRELAY_LLM_MODEL" in page
+    assert "PostgreSQL" in page and "mode <strong>fast</strong>" in page and "Deep recall" not in page
+
+
 def test_guideline_edit_makes_a_version_and_shows_the_diff(app, engine):
     c = console(app, engine)
     gl = c.api.post("/api/v1/guidelines", json={"name": "Tone", "content": "Be brief.\nNo jargon."}).json["data"]
