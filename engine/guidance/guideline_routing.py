@@ -54,6 +54,10 @@ BM25_K1, BM25_B = 1.2, 0.75
 SUPPLEMENTARY_MIN = 0.7
 RELATIVE_MIN = 0.7  # every selected guideline scores at least this share of the best one
 CRITICAL_MIN = 1.1
+STRONG_SECTION_SIM = 0.47
+"""A section (or the guideline's name and description) this similar to the message passes the absolute rule on
+its own: in a small org the lexical signals weigh little. Below 0.47 the dev half of bench/datasets/routing loses
+precision; 0.47-0.5 leave both halves unchanged."""
 KEYWORD_BONUS = 0.25
 HEADER_TERMS_WEIGHT = 0.25  # of the ``title`` signal (chosen on the dev half of bench/datasets/routing)
 PREFIX_LEN = 5
@@ -283,7 +287,12 @@ class Lexicon:
         return out / total if total > 0 else out
 
 
+MIN_IDF_DOCS = 10  # a small org's corpus counts as this many documents (the rest without the word), so that
+#                    the one guideline of a new org does not make its own words look common
+
+
 def _idf(n_docs: int, n_with: int) -> float:
+    n_docs = max(n_docs, MIN_IDF_DOCS)
     return math.log(1.0 + (n_docs - n_with + 0.5) / (n_with + 0.5))
 
 
@@ -376,7 +385,8 @@ def _candidates(scored: _Scored, min_score: float, margin: float | None) -> set[
     applies) and the relative rule (``margin`` of the best score)."""
     best = float(scored.score.max())
     return {i for i, v in enumerate(scored.score.tolist())
-            if (v >= min_score or scored.keywords[i]) and (margin is None or v >= best * margin)}
+            if (v >= min_score or scored.keywords[i] or max(scored.best_section[i], scored.header[i]) >= STRONG_SECTION_SIM)
+            and (margin is None or v >= best * margin)}
 
 
 def route(snap: Snapshot, message: str, qvec: np.ndarray, *,
@@ -399,7 +409,8 @@ def route(snap: Snapshot, message: str, qvec: np.ndarray, *,
     if parts and embed is not None:
         for part, vec in zip(parts, embed(parts), strict=True):
             picked |= {i for i in _candidates(_score(snap, part, vec), min_score, margin)
-                       if full.score[i] >= min_score or full.keywords[i]}
+                       if full.score[i] >= min_score or full.keywords[i]
+                       or max(full.best_section[i], full.header[i]) >= STRONG_SECTION_SIM}
     order = sorted(picked, key=lambda i: (-float(full.score[i]), snap.guidelines[i].name))
     chosen: list[Match] = []
     for i in order[:max_selected]:
