@@ -45,21 +45,23 @@ def resolve_url(url: str) -> str:
     return url
 
 
-def egress_policy(url: str, target: str, written: str | None, allowlist: Iterable[str]) -> EgressPolicy:
+def egress_policy(url: str, target: str, written: str | None, allowlist: Iterable[str], *,
+                  allow_local: bool = False) -> EgressPolicy:
     """Operator-configured (trusted as written) when ``url`` is the definition's own text or ``env:`` name;
-    otherwise the org-supplied policy under ``allowlist``."""
+    otherwise the org-supplied policy under ``allowlist`` (loopback / link-local only with ``allow_local``,
+    the operator's setting)."""
     if written is not None and (written.startswith("env:") or written == url):
         return EgressPolicy.configured(target, follow_redirects=False, timeout_s=TIMEOUT_S)
-    return EgressPolicy.user_url(allowlist, timeout_s=TIMEOUT_S)
+    return EgressPolicy.user_url(allowlist, timeout_s=TIMEOUT_S, allow_local=allow_local)
 
 
 def post_json(url: str, body: dict[str, Any], *, written: str | None = None,
-              allowlist: Iterable[str] = ()) -> dict[str, Any]:
+              allowlist: Iterable[str] = (), allow_local: bool = False) -> dict[str, Any]:
     """POST ``body`` to ``url`` (rendered from ``written``, the definition's text); 5xx/429/connection errors
     are retryable, other non-2xx and refused targets (``blocked_url``) are not."""
     target = resolve_url(url)
     try:
-        with GuardedSession(egress_policy(url, target, written, allowlist)) as http:
+        with GuardedSession(egress_policy(url, target, written, allowlist, allow_local=allow_local)) as http:
             resp = http.post(target, json=body)
     except BlockedAddress as exc:
         raise DeliveryFailed(f"POST refused: {exc.message}", retryable=False,

@@ -38,6 +38,9 @@ Log = Callable[[str], None]
 
 
 class AllowlistSource(Protocol):
+    allow_local: bool
+    """The operator's setting: may an org allowlist admit loopback / link-local targets?"""
+
     def allowlist(self, org_id: str) -> list[str]: ...
 
 
@@ -161,7 +164,9 @@ class Steps:
             return {"via": "email", **out}
         body = {"text": text} if step.via == "slack" else {"text": text, **render(step.payload or {}, ctx)}
         allowlist = self.allowlists.allowlist(org_id) if self.allowlists is not None else []
-        out = delivery.post_json(str(render(step.url, ctx)), body, written=step.url, allowlist=allowlist)
+        allow_local = self.allowlists.allow_local if self.allowlists is not None else False
+        out = delivery.post_json(str(render(step.url, ctx)), body, written=step.url, allowlist=allowlist,
+                                 allow_local=allow_local)
         log(f"posted to {step.via} ({out['status']})")
         return {"via": step.via, **out}
 

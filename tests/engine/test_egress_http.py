@@ -275,8 +275,11 @@ def test_workflow_urls_written_in_a_definition_are_trusted_rendered_ones_are_not
     with pytest.raises(DeliveryFailed) as caught:  # rendered from run data: strict, not retryable
         post_json(server.url("/hook"), {"text": "hi"}, written="{{ input.url }}")
     assert caught.value.retryable is False and caught.value.details["code"] == "blocked_url"
-    assert post_json(server.url("/org"), {"t": 1}, written="{{ input.url }}", allowlist=["127.0.0.1"]) == {
-        "status": 200}
+    with pytest.raises(DeliveryFailed) as local:  # an org allowlist admits loopback only if the operator says so
+        post_json(server.url("/org"), {"t": 1}, written="{{ input.url }}", allowlist=["127.0.0.1"])
+    assert local.value.details["code"] == "blocked_url"
+    assert post_json(server.url("/org"), {"t": 1}, written="{{ input.url }}", allowlist=["127.0.0.1"],
+                     allow_local=True) == {"status": 200}
     assert [r["path"] for r in server.requests] == ["/hook", "/env", "/org"]
     with pytest.raises(DeliveryFailed) as redirected:  # a written URL's redirect is not followed either
         post_json(server.url("/redirect?to=http://10.0.0.1/"), {}, written=server.url("/redirect?to=http://10.0.0.1/"))

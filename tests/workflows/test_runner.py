@@ -175,7 +175,7 @@ def test_api_lists_enables_runs_and_reports(api, run_jobs, slack, monkeypatch: p
     assert not any(w["enabled"] for w in listed)
     assert api.post("/api/v1/workflows/daily-deferred-digest/enable").get_json()["data"]["enabled"] is True
     assert api.get("/api/v1/workflows/nope").status_code == 404
-    api.post("/api/v1/memorize", json={"content": "Call back after the board meeting", "email": "zoe@q.io",
+    api.post("/api/v1/memorize", json={"content": "Zoe wants a call back after the board meeting.", "email": "zoe@q.io",
                                        "tags": ["deferred"]})
     assert api.get("/api/v1/signals?tag=deferred").get_json()["data"]["items"][0]["email"] == "zoe@q.io"
     resp = api.post("/api/v1/workflows/daily-deferred-digest/run", json={})
