@@ -132,7 +132,7 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmR
     step("tokenizer", tokenizer)
     if llm_needed(services):
         step("litellm", llm, required=True)
-    if services.settings.milvus_uri:
+    if services.settings.milvus_uri and services.vector_index.available():  # an on-demand one starts later
         def milvus() -> None:
             """The client, its channel and the current collection — unless that collection exists and is not
             loaded: loading a large one can take minutes (Milvus Lite) and start-up must not wait for it

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -68,6 +72,12 @@ log = logging.getLogger(__name__)
 FLUSH_DELAY_S = 2.0
 
 
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     """The ANN index of a collection and how searches use it (inner product over unit vectors).
@@ -103,9 +113,15 @@ memrelay's server deployments need (docker-compose, tests/support/milvus_server.
 class VectorIndex:
     """Thin, lazily connected wrapper over pymilvus' MilvusClient."""
 
-    def __init__(self, uri: str, *, index: IndexSpec | None = None):
+    def __init__(self, uri: str, *, index: IndexSpec | None = None, on_demand: Path | None = None,
+                 start_wait_s: float = 90.0):
         self.uri = uri
         self.is_lite = uri.endswith(".db")  # pymilvus' own rule for starting Milvus Lite
+        # ``memrelay up`` starts its embedded Milvus Lite on demand: until it runs, writes leave memories
+        # pending (``available`` is False) and a search asks for it by touching this file, then waits.
+        self.on_demand = on_demand
+        self.start_wait_s = start_wait_s
+        self._up_until = 0.0
         self.index = index or (LITE_INDEX if self.is_lite else SERVER_INDEX)
         self._client: Any = None
         self._lock = threading.RLock()
@@ -120,7 +136,36 @@ class VectorIndex:
         return self._client
 
     def ping(self) -> dict[str, Any]:
+        if not self.available():
+            return {"uri": self.uri, "state": "on demand (not started)"}
         return {"uri": self.uri, "collections": len(self.client.list_collections())}
+
+    def available(self) -> bool:
+        """Whether the index can be used now: always, unless it is an on-demand server not yet started
+        (then index writes are skipped and the memories stay pending until it runs)."""
+        if self.on_demand is None:
+            return True
+        if self._up_until > time.monotonic():
+            return True
+        port = urlsplit(self.uri).port
+        up = port is not None and _port_open(port)
+        if up:
+            self._up_until = time.monotonic() + 5.0
+        return up
+
+    def request(self) -> None:
+        """Ask for an on-demand server and wait until it answers (``ServiceUnavailable`` after the wait)."""
+        if self.available() or self.on_demand is None:
+            return
+        self.on_demand.parent.mkdir(parents=True, exist_ok=True)
+        self.on_demand.touch()
+        log.info("asked for the on-demand Milvus server (%s)", self.on_demand)
+        deadline = time.monotonic() + self.start_wait_s
+        while time.monotonic() < deadline:
+            if self.available():
+                return
+            time.sleep(0.1)
+        raise ServiceUnavailable("the vector index (Milvus) is starting; try again shortly")
 
     # --- collections -------------------------------------------------------------------------
     def ensure_collection(self, name: str, dim: int) -> None:
@@ -145,6 +190,8 @@ class VectorIndex:
     def _connect(self) -> Any:
         if self._client is None:
             from pymilvus import MilvusClient
+
+            self.request()  # any real use of an on-demand server starts it
 
             try:
                 self._client = MilvusClient(uri=self.uri)

@@ -19,7 +19,8 @@ from memrelay.connectors.mapping import EVENT_FIELD, MappedRecord, MappingSpec, 
 from memrelay.connectors.sync import Pager, PageResult, SyncPage, SyncSummary, build_pager, run_sync
 from memrelay.engine.core.errors import MemrelayError
 from memrelay.engine.ingest.pipeline import identifiers_for, mapping_for, memorize_request, source_config
-from memrelay.engine.memory.memories import Memorizer
+from memrelay.engine.memory.batch import memorize_many
+from memrelay.engine.memory.memories import Memories, Memorizer, MemorizeRequest
 from memrelay.engine.stores.db.models import Source
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 class Backfill:
     """Backfills active CRM sources (hubspot, salesforce) through their mappings."""
 
-    def __init__(self, sources: Sources, records: Records, memories: Memorizer):
+    def __init__(self, sources: Sources, records: Records, memories: Memorizer, *, batch: bool = True):
         self.sources, self.records, self.memories = sources, records, memories
+        self.batch = batch  # memory templates of a page memorized as one batch (False: one memorize per record)
 
     def sync_source(self, source_id: str, *, since: datetime | None = None, full: bool = False,
                     memories: bool = True, object_types: list[str] | None = None,
@@ -44,7 +46,8 @@ class Backfill:
         src = self.sources.get(owner.org_id, source_id)  # fresh row: config and the stored cursor
         mapping = mapping_for(src)
         pager = build_pager(src.connector, source_config(src).options, mapping, object_types, sleep=sleep)
-        writer = PageWriter(self.records, self.memories if memories else None, src, mapping, pager)
+        writer = PageWriter(self.records, self.memories if memories else None, src, mapping, pager,
+                            batch=self.batch)
         summary = run_sync(pager, source_id=src.id, cursor=dict(src.sync_cursor or {}),
                            save_cursor=lambda cursor: self.sources.save_cursor(src.id, cursor),
                            write_page=writer.write, since=since, full=full, progress=progress)
@@ -56,8 +59,9 @@ class PageWriter:
     """Maps and writes pages for one source (``memories`` None: properties only)."""
 
     def __init__(self, records: Records, memories: Memorizer | None, src: Source, mapping: MappingSpec,
-                 pager: Pager):
+                 pager: Pager, *, batch: bool = True):
         self.records, self.memories, self.src, self.mapping, self.pager = records, memories, src, mapping, pager
+        self.batch = batch  # False: one memorize per record (the pre-batch path, kept for comparison)
 
     def _map(self, page: SyncPage, record: dict[str, Any]) -> MappedRecord:
         ts = self.pager.record_time(record)
@@ -70,6 +74,7 @@ class PageWriter:
         out = PageResult()
         items: list[tuple[Identifiers, dict[str, Any], Provenance]] = []
         mapped_items: list[tuple[str, MappedRecord]] = []
+        to_memorize: list[tuple[str, MemorizeRequest]] = []
         for record in page.records:
             rid = str(record.get("id") or record.get("Id") or "?")
             try:
@@ -97,17 +102,29 @@ class PageWriter:
             else:
                 out.unchanged += 1
             out.stale += bool(result.get("stale"))
-            if self.memories is not None:
-                self._memorize(rid, ids, result["recordId"], mapped, prov, out)
+            texts = list(mapped.memories) + [str(mapped.properties[n]) for n in mapped.extract_memories
+                                             if n in mapped.properties]
+            if texts:
+                to_memorize.append((rid, memorize_request(texts, ids, result["recordId"], mapped, prov)))
+        if self.memories is not None and to_memorize:
+            self._memorize(to_memorize, out)
         return out
 
-    def _memorize(self, rid: str, ids: Identifiers, record_id: str, mapped: MappedRecord, prov: Provenance,
-                  out: PageResult) -> None:
-        texts = list(mapped.memories) + [str(mapped.properties[n]) for n in mapped.extract_memories]
-        if not texts or self.memories is None:
+    def _memorize(self, reqs: list[tuple[str, MemorizeRequest]], out: PageResult) -> None:
+        """The page's memory templates: as one batch (:func:`memorize_many`: one embedder call, one write
+        transaction) with the engine's memorizer, else one memorize per record."""
+        memories = self.memories
+        if memories is None:
             return
-        req = memorize_request(texts, ids, record_id, mapped, prov)
-        try:
-            out.memories += int(self.memories.memorize(self.src.org_id, req).get("memoriesCreated", 0))
-        except MemrelayError as exc:
-            out.errors.append(f"{rid}: memory not written: {exc.message}")
+        if isinstance(memories, Memories) and self.batch:
+            many = memorize_many(memories, self.src.org_id, [req for _, req in reqs])
+            out.memories += many.memories_created
+            for (rid, _), res in zip(reqs, many.results, strict=True):
+                if isinstance(res, MemrelayError):
+                    out.errors.append(f"{rid}: memory not written: {res.message}")
+            return
+        for rid, req in reqs:
+            try:
+                out.memories += int(memories.memorize(self.src.org_id, req).get("memoriesCreated", 0))
+            except MemrelayError as exc:
+                out.errors.append(f"{rid}: memory not written: {exc.message}")

@@ -28,20 +28,31 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.backoff import BATCH_CHUNKS, RetryPolicy
-from memrelay.engine.core.embedder import Embedder
+from memrelay.engine.core.embedder import Embedder, MemoEmbedder
 from memrelay.engine.core.errors import MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain.coercion import coerce
+from memrelay.engine.domain.extraction.proactive import extract_facts
+from memrelay.engine.domain.extraction.sentences import split_sentences
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.index_sync import IndexWriter
-from memrelay.engine.memory.memories import MemoryExtractor
+from memrelay.engine.memory.memories import (
+    SELF_TYPE,
+    ExtractedContent,
+    Memories,
+    MemorizeRequest,
+    MemoryExtractor,
+    named_by_record_id,
+    subjects_of,
+)
+from memrelay.engine.memory.memory_controls import expiry
 from memrelay.engine.stores.bulk_write import BulkItem, bulk_upsert
 from memrelay.engine.stores.collections import Collections, normalise_entity_type
 from memrelay.engine.stores.db.database import Database
-from memrelay.engine.stores.db.models import BatchChunk, BatchRowError, BatchRun, Collection
+from memrelay.engine.stores.db.models import BatchChunk, BatchRowError, BatchRun, Collection, Record
 from memrelay.engine.stores.identity import Identifiers, resolve_record
-from memrelay.engine.stores.memory_store import NewMemory, store_memories
+from memrelay.engine.stores.memory_store import NewMemory, companies_of, store_memories
 from memrelay.engine.stores.outbox import emit
 from memrelay.engine.stores.properties import Provenance
 
@@ -523,3 +534,216 @@ class BatchMemorize:
                              "chunksTotal": run.chunks_total, "chunksDone": run.chunks_done, "percent": pct},
                 "errorCount": run.error_count, "errors": [{"row": i, "error": e} for i, e in errors],
                 "totals": run.totals or {}, "createdAt": iso(run.created_at), "finishedAt": iso(run.finished_at)}
+
+
+# --- memorize many requests at once (backfill memory templates) ------------------------------------
+@dataclass
+class ManyOutcome:
+    """What :func:`memorize_many` did: per request its answer or its error, and the batch's totals."""
+
+    results: list[dict[str, Any] | MemrelayError] = field(default_factory=list)
+    memories_created: int = 0
+    duplicates_skipped: int = 0
+    superseded: int = 0
+    embed_calls: int = 0  # calls that reached the embedder for this batch's texts (1 unless it fell back)
+    batched: int = 0  # requests that took the batch path (the others were memorized one by one)
+
+
+@dataclass
+class _Planned:
+    index: int
+    req: MemorizeRequest
+    ts: datetime
+    entity_type: str
+    specs: list[PropertySpec]
+    subject: str | None
+    company: str | None
+    schema: dict[str, PropertySpec] = field(default_factory=dict)  # the entity type's (values outside it are dropped)
+    extraction: ExtractedContent | None = None
+
+
+class _CountingEmbedder:
+    """The embedder, counting the calls that reach it (the batch's one-call promise is observable)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.calls = inner, 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return self.inner.embed(texts)
+
+
+def _batchable(memories: Memories, req: MemorizeRequest) -> bool:
+    """Requests that :meth:`Memories.memorize` handles in one pass with the offline (or verbatim) extraction;
+    chat messages, LLM extraction and records that need their entity type created go one by one."""
+    return (not req.messages and not (req.enhanced and memories.extractor is not None)
+            and req.identifiers.type != SELF_TYPE and not named_by_record_id(req))
+
+
+def _texts_to_embed(plan: _Planned) -> list[str]:
+    """The texts the offline extraction and the facts of ``plan`` will embed (extra ones cost only time; a
+    missing one is embedded on its own later), so the whole batch is embedded in one call."""
+    req = plan.req
+    if req.verbatim:
+        return [" ".join(req.content.split())]
+    facts = [f.text for f in extract_facts(req.content, subject=plan.subject, ts=plan.ts,
+                                           entity_type=plan.entity_type, company=plan.company, author=req.speaker)]
+    if plan.specs and req.max_properties != 0 and facts:
+        return facts + split_sentences("\n".join(facts))
+    return facts
+
+
+def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest]) -> ManyOutcome:
+    """The same as ``[memories.memorize(org_id, r) for r in reqs]`` — same memories, dedup, supersession,
+    properties, provenance and events — done as a batch: one read transaction to resolve the records, the
+    offline extraction of every request, one embedder call for all their texts, and one write transaction
+    with one :func:`store_memories` call; the vectors are pushed to the index once, after the commit.
+
+    A request that cannot be batched (see :func:`_batchable`) is memorized on its own; one that fails is
+    that request's error. If the write transaction fails, every request of the batch is retried one by one
+    (so one bad record never loses the others' memories)."""
+    out = ManyOutcome(results=[{} for _ in reqs])
+    counting = _CountingEmbedder(memories.embedder)
+    emb = MemoEmbedder(counting)
+    plans: list[_Planned] = []
+    singles: list[int] = []
+    cache: dict[Any, Any] = {}
+    schemas: dict[str, dict[str, PropertySpec]] = {}
+    existing: dict[int, str] = {}  # plan's position -> the record it names (when it exists)
+    with memories.db.read() as s:
+        index_sync.check_embedder(s, org_id, emb, claim=False)
+        named = list(dict.fromkeys(str(r.identifiers.record_id) for r in reqs if r.identifiers.record_id))
+        held = [rec for i in range(0, len(named), 500)  # one query: the lookups below hit the identity map
+                for rec in s.scalars(select(Record).where(Record.org_id == org_id, Record.id.in_(named[i:i + 500])))]
+        for i, req in enumerate(reqs):
+            if not _batchable(memories, req):
+                singles.append(i)
+                continue
+            try:
+                req.identifiers.require_any()
+                entity_type, specs, record_id, _ = memories.resolve_target(s, org_id, req, cache=cache,
+                                                                           describe=False)
+            except MemrelayError as exc:
+                out.results[i] = exc
+                continue
+            if entity_type not in schemas:
+                schemas[entity_type] = memories.collections.schema_for(s, org_id, entity_type)
+            if record_id is not None:
+                existing[len(plans)] = record_id
+            plans.append(_Planned(i, req, as_aware(req.timestamp) or utcnow(), entity_type, specs, None, None,
+                                  schemas[entity_type]))
+        # how facts name each record and its company: a few queries for the whole batch (subject_of, company_of)
+        ids = list(dict.fromkeys(existing.values()))
+        subjects = subjects_of(s, ids)
+        companies = companies_of(s, ids)
+        del held
+    for n, plan in enumerate(plans):
+        ids_ = plan.req.identifiers
+        record_id = existing.get(n)
+        plan.subject = (subjects.get(record_id) if record_id else None) or ids_.email or ids_.website_url \
+            or ids_.customKeyValue or None
+        plan.company = companies.get(record_id) if record_id and plan.entity_type != "company" else None
+    texts = list(dict.fromkeys(t for plan in plans for t in _texts_to_embed(plan)))
+    if texts:
+        emb.embed(texts)
+    ready: list[_Planned] = []
+    for plan in plans:
+        try:
+            plan.extraction = memories._extract(org_id, plan.req, plan.specs, plan.ts, plan.subject, embedder=emb,
+                                                entity_type=plan.entity_type, company=plan.company)
+        except MemrelayError as exc:
+            out.results[plan.index] = exc
+            continue
+        ready.append(plan)
+    facts = [f for plan in ready if plan.extraction is not None for f in plan.extraction.facts]
+    vectors = emb.embed(facts)
+    out.embed_calls = counting.calls
+    try:
+        created = _store_planned(memories, org_id, ready, vectors, emb, out)
+    except MemrelayError:
+        log.warning("batch memorize failed; memorizing its %d requests one by one", len(ready), exc_info=True)
+        singles += [plan.index for plan in ready]
+        created = []
+    else:
+        out.batched = len(ready)
+    if created:
+        memories.index.sync_after_commit(index=created, flush_now=False)
+    for i in sorted(singles):
+        try:
+            one = memories.memorize(org_id, reqs[i])
+        except MemrelayError as exc:
+            out.results[i] = exc
+            continue
+        out.results[i] = one
+        out.memories_created += int(one.get("memoriesCreated", 0))
+        out.duplicates_skipped += int(one.get("duplicatesSkipped", 0))
+        out.superseded += len(one.get("superseded") or [])
+    return out
+
+
+def _store_planned(memories: Memories, org_id: str, plans: list[_Planned], vectors: np.ndarray,
+                   emb: Embedder, out: ManyOutcome) -> list[str]:
+    """One transaction: the records and their extracted property values (one :func:`bulk_upsert`: per
+    request one item per confidence level, as :meth:`Memories._write_values` writes them one by one) and
+    every memory (one :func:`store_memories` call)."""
+    if not plans:
+        return []
+    bulk: list[BulkItem] = []
+    owner: list[int] = []  # the plan of each bulk item
+    for n, plan in enumerate(plans):
+        req, extraction = plan.req, plan.extraction
+        assert extraction is not None
+        ids = req.identifiers.model_copy(update={"type": plan.entity_type})
+        by_conf: dict[float, dict[str, Any]] = {}
+        schema = plan.schema
+        for v in extraction.values:
+            if v.property_name in schema:
+                by_conf.setdefault(round(float(v.confidence), 3), {})[v.property_name] = v.value
+        for conf, values in by_conf.items() or [(None, {})]:
+            bulk.append(BulkItem(ids, values, Provenance(source=req.source, source_event_id=req.sourceEventId,
+                                                         source_ts=plan.ts, confidence=conf)))
+            owner.append(n)
+    items: list[NewMemory] = []
+    answers: list[tuple[int, dict[str, Any]]] = []
+    with memories.db.session() as s:
+        index_sync.check_embedder(s, org_id, emb)
+        results = bulk_upsert(s, memories.collections, org_id, bulk)
+        records: dict[int, Any] = {}
+        applied: dict[int, set[str]] = {}
+        for n, res in zip(owner, results, strict=True):
+            if isinstance(res, MemrelayError):
+                raise res  # the transaction is abandoned; memorize_many retries its requests one by one
+            rec, written, _ = res
+            records[n] = rec
+            applied.setdefault(n, set()).update(written.applied)
+        k = 0
+        for n, plan in enumerate(plans):
+            req, extraction, rec = plan.req, plan.extraction, records[n]
+            assert extraction is not None
+            expires_at = expiry(req.expiresAt, req.ttl, utcnow())
+            spans = getattr(extraction, "spans", None) or [None] * len(extraction.facts)
+            for fact, span in zip(extraction.facts, spans, strict=True):
+                items.append(NewMemory(rec, fact, vectors[k], plan.ts, source=req.source, speaker=req.speaker,
+                                       tags=sorted(set(req.tags)), event_id=req.sourceEventId, metadata=req.metadata,
+                                       expires_at=expires_at, span=span))
+                k += 1
+            written = [{"name": v.property_name, "value": v.value, "confidence": round(float(v.confidence), 3),
+                        "applied": v.property_name in applied[n]}
+                       for v in extraction.values if v.property_name in plan.schema]
+            answers.append((plan.index, {"recordId": rec.id, "type": rec.entity_type, "propertiesExtracted": written,
+                                         "extraction": extraction.method, "facts": len(extraction.facts)}))
+        outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
+    for i, answer in answers:
+        out.results[i] = answer
+    out.memories_created += len(outcome.created)
+    out.duplicates_skipped += len(outcome.duplicates)
+    out.superseded += len(outcome.superseded)
+    return outcome.created

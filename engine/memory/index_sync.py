@@ -100,7 +100,9 @@ class MemoryIndex:
 
     def search(self, vector: np.ndarray, org_id: str, *, limit: int,
                entity_types: list[str] | None = None) -> list[Hit]:
-        """Nearest memory vectors of one org in the current collection."""
+        """Nearest memory vectors of one org in the current collection (an on-demand Milvus is asked for and
+        waited for: see :meth:`VectorIndex.request`)."""
+        self.vector_index.request()
         return self.vector_index.search(self.current_collection(), vector, org_id, limit=limit,
                                         entity_types=entity_types)
 
@@ -136,6 +138,8 @@ class MemoryIndex:
         return not deferred and pushed[0]
 
     def _push(self, index: Sequence[str], tombstones_of: str | None, flush_now: bool) -> bool:
+        if not self.vector_index.available():
+            return False  # an on-demand Milvus not started yet: pending until it runs and reconcile indexes them
         try:
             if tombstones_of:
                 self.apply_tombstones(org_id=tombstones_of)
@@ -197,7 +201,9 @@ class MemoryIndex:
         """Index every pending memory and apply every tombstone (idempotent; safe to run any time).
 
         ``between`` runs before each batch written (a maintenance round's lease and deadline check; it
-        raises to stop the round)."""
+        raises to stop the round). Nothing to do while an on-demand Milvus is not running."""
+        if not self.vector_index.available():
+            return {"indexed": 0, "tombstones": 0}
         with self.db.read() as s:
             q_pending = select(Memory.id).where(Memory.index_state == "pending").limit(1)
             q_stones = select(IndexTombstone.id).limit(1)

@@ -30,16 +30,26 @@ class EmbeddedServices:
     env: dict[str, str] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
     milvus: EmbeddedMilvus | None = None
+    deferred_milvus: EmbeddedMilvus | None = None  # lazy: its port is reserved and announced, not started yet
+    milvus_wanted: Path | None = None  # touched by a child that needs the deferred Milvus
+    on_demand_marker: Path | None = None  # "<supervisor pid> <port>" while the deferred Milvus is not started
 
     def stop(self) -> None:
+        if self.on_demand_marker is not None:
+            self.on_demand_marker.unlink(missing_ok=True)
         if self.milvus:
             self.milvus.stop()
         if self.redis:
             self.redis.stop()
 
 
-def ensure_embedded_services(settings: Settings, *, with_milvus: bool = True) -> EmbeddedServices:
-    """Start the embedded Redis and Milvus Lite unless configured externally or already running."""
+def ensure_embedded_services(settings: Settings, *, with_milvus: bool = True,
+                             lazy_milvus: bool = False) -> EmbeddedServices:
+    """Start the embedded Redis and Milvus Lite unless configured externally or already running.
+
+    ``lazy_milvus`` (``memrelay up`` with ``MEMRELAY_MILVUS_LAZY``, the default): Milvus Lite is not started;
+    its port is chosen and passed to the children with the file that asks for it
+    (``MEMRELAY_MILVUS_WANTED_FILE``), and the supervisor starts it when needed (:meth:`Supervisor.run`)."""
     out = EmbeddedServices()
     if settings.uses_embedded_redis:
         r = EmbeddedRedis(settings.embedded_redis_socket)
@@ -49,13 +59,65 @@ def ensure_embedded_services(settings: Settings, *, with_milvus: bool = True) ->
     if with_milvus and settings.milvus_uri is None:
         port_file = settings.data_dir / "milvus.port"
         port = int(port_file.read_text()) if port_file.exists() else None
-        if port and port_open(port):
+        if port and (port_open(port) or _ask_running_up(settings.data_dir, port)):
             out.env["MEMRELAY_MILVUS_URI"] = f"http://127.0.0.1:{port}"
+        elif lazy_milvus:
+            out.deferred_milvus = EmbeddedMilvus(Path(settings.milvus_target), avoid=(settings.port,))
+            port_file.write_text(str(out.deferred_milvus.port))
+            out.milvus_wanted = settings.data_dir / "milvus.wanted"
+            out.milvus_wanted.unlink(missing_ok=True)
+            out.on_demand_marker = settings.data_dir / ON_DEMAND_MARKER
+            out.on_demand_marker.write_text(f"{os.getpid()} {out.deferred_milvus.port}")
+            out.env["MEMRELAY_MILVUS_URI"] = out.deferred_milvus.uri
+            out.env["MEMRELAY_MILVUS_WANTED_FILE"] = str(out.milvus_wanted.resolve())
         else:
             out.milvus = EmbeddedMilvus(Path(settings.milvus_target), avoid=(settings.port,)).start()
             port_file.write_text(str(out.milvus.port))
             out.env["MEMRELAY_MILVUS_URI"] = out.milvus.uri
     return out
+
+
+ON_DEMAND_MARKER = "milvus.ondemand"
+
+
+def _ask_running_up(data_dir: Path, port: int, timeout: float = 90.0) -> bool:
+    """Another command (``memrelay reindex``, ``check-index``) on the data dir of a running `memrelay up` whose
+    Milvus Lite is deferred: ask that supervisor to start it (its wanted file) and wait, rather than start a
+    second server on the same locked data dir. False when no live `up` defers Milvus on ``port``."""
+    marker = data_dir / ON_DEMAND_MARKER
+    try:
+        pid_text, port_text = marker.read_text().split()
+        os.kill(int(pid_text), 0)
+    except (OSError, ValueError):
+        return False
+    if int(port_text) != port:
+        return False
+    (data_dir / "milvus.wanted").touch()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def exact_search_limit() -> int:
+    """Live memories per org above which org-wide recall uses Milvus (:mod:`memrelay.engine.memory.org_vectors`)."""
+    from memrelay.engine.memory.org_vectors import DEFAULT_MAX_ROWS
+
+    return DEFAULT_MAX_ROWS
+
+
+def largest_org_memories(engine: Services) -> int:
+    """The number of live memories of the org that has most."""
+    from sqlalchemy import func, select
+
+    from memrelay.engine.stores.db.models import Memory
+
+    with engine.db.read() as s:
+        q = (select(func.count()).where(Memory.deleted_at.is_(None)).group_by(Memory.org_id)
+             .order_by(func.count().desc()).limit(1))
+        return int(s.scalar(q) or 0)
 
 
 def ensure_admin_key(engine: Services, settings: Settings) -> Path:
@@ -167,12 +229,16 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 class Supervisor:
     """Runs children in the foreground, restarts the ones that die and tears everything down on a signal."""
 
-    def __init__(self, settings: Settings, *, poll_s: float = 0.25):
+    def __init__(self, settings: Settings, *, poll_s: float = 0.25, org_check_s: float = 30.0):
         self.settings = settings
         self.poll_s = poll_s
+        self.org_check_s = org_check_s
         self.children: dict[str, Child] = {}
         self.stopping = False
         self.exit_code = 0
+        self._services: EmbeddedServices | None = None
+        self._engine: Services | None = None
+        self._next_org_check = 0.0
 
     def add(self, name: str, spawn: Callable[[], subprocess.Popen[bytes]], *, is_service: bool = False,
             stop: Callable[[subprocess.Popen[bytes]], None] = _terminate) -> Child:
@@ -191,8 +257,12 @@ class Supervisor:
         engine = Services(s)
         engine.migrate()
         key_path = ensure_admin_key(engine, s)
-        engine.close()
-        services = ensure_embedded_services(s)
+        services = ensure_embedded_services(s, lazy_milvus=s.milvus_lazy)
+        self._services = services
+        if services.deferred_milvus is None:
+            engine.close()
+        else:
+            self._engine = engine  # its SQL pool answers "has an org outgrown exact search?"
         try:
             if services.redis is not None:
                 self._adopt("redis", services.redis.proc, services.redis.spawn)
@@ -210,11 +280,46 @@ class Supervisor:
             print(f"data dir: {s.data_dir.resolve()}  (Ctrl-C stops everything)", flush=True)
             while not self.stopping:
                 self.watch_once()
+                self.start_milvus_if_needed()
                 time.sleep(self.poll_s)
         finally:
             self.shutdown()
             services.stop()
+            if self._engine is not None:
+                self._engine.close()
         return self.exit_code
+
+    def start_milvus_if_needed(self) -> bool:
+        """Start the deferred Milvus Lite once a child asks for it (its wanted file) or an org has more live
+        memories than exact in-process search serves (checked every ``org_check_s``); True when started.
+
+        Until then memories stay ``pending`` for the index; the workers' periodic reconcile indexes them once
+        Milvus answers."""
+        services = self._services
+        if services is None or services.deferred_milvus is None or self.stopping:
+            return False
+        wanted = services.milvus_wanted is not None and services.milvus_wanted.exists()
+        reason = "requested" if wanted else None
+        now = time.monotonic()
+        if reason is None and self._engine is not None and now >= self._next_org_check:
+            self._next_org_check = now + self.org_check_s
+            if largest_org_memories(self._engine) > exact_search_limit():
+                reason = "an organisation outgrew exact search"
+        if reason is None:
+            return False
+        milvus, services.deferred_milvus = services.deferred_milvus, None
+        print(f"starting Milvus Lite ({reason})", file=sys.stderr, flush=True)
+        self.add("milvus", milvus.spawn, is_service=True).start()
+        services.milvus = milvus
+        if services.milvus_wanted is not None:
+            services.milvus_wanted.unlink(missing_ok=True)
+        if services.on_demand_marker is not None:
+            services.on_demand_marker.unlink(missing_ok=True)
+            services.on_demand_marker = None
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        return True
 
     def _adopt(self, name: str, proc: subprocess.Popen[bytes] | None,
                spawn: Callable[[], subprocess.Popen[bytes]]) -> None:

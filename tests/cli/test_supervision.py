@@ -31,7 +31,7 @@ def _kill_and_see_recovery(proc: subprocess.Popen[bytes], port: int, needle: str
 def test_up_restarts_every_child_it_owns_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
-                    MEMRELAY_LOG_LEVEL="WARNING")
+                    MEMRELAY_LOG_LEVEL="WARNING", MEMRELAY_MILVUS_LAZY="0")  # Milvus Lite from the start
     log_path = tmp_path / "up.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=tmp_path, env=env,

@@ -1,0 +1,81 @@
+"""Backfill with memory templates: the batch path next to one memorize per record, in the same run.
+
+A fake HubSpot (local HTTP server, real hubspot-api-client) serves N contacts; each is synced with the default
+mapping, whose memory template renders one text per contact. Printed side by side:
+  - per-record: ``Backfill(batch=False)``: one ``Memories.memorize`` per record (the path before issue 16 #7)
+  - batch:      ``Backfill(batch=True)``: per page, :func:`memrelay.engine.memory.batch.memorize_many`
+                (offline extraction of every row, one embedder call, one ``store_memories`` in one transaction)
+  - no memories: the same sync writing properties only (the ceiling for a memory path)
+Goal (issue 16): batch ≥ 500 records/s.
+
+Usage: .venv/bin/python bench/bench_backfill.py [--contacts 2000] [--per-record-contacts 500] [--database-url ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "connectors")]
+
+from fake_hubspot import FakeHubSpot, make_contacts  # noqa: E402
+
+from memrelay.composition import Services  # noqa: E402
+from memrelay.engine.core.settings import Settings  # noqa: E402
+from memrelay.engine.ingest.backfill import Backfill  # noqa: E402
+
+
+def run(eng: Services, n: int, *, batch: bool, memories: bool = True) -> tuple[int, float, int]:
+    fake = FakeHubSpot(contacts=make_contacts(n)).start()
+    try:
+        org = eng.tenancy.create_org(f"bench-backfill-{time.time_ns()}")
+        src = eng.sources.create(org.id, connector="hubspot", config={"api_base": fake.url,
+                                                                      "access_token": fake.token,
+                                                                      "sync_objects": ["contact"]})
+        backfill = Backfill(eng.sources, eng.records, eng.memories, batch=batch)
+        t0 = time.perf_counter()
+        summary = backfill.sync_source(src["id"], memories=memories)
+        secs = time.perf_counter() - t0
+    finally:
+        fake.stop()
+    assert summary.errors == 0, summary.error_samples
+    return summary.records, secs, summary.memories
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--contacts", type=int, default=2000)
+    ap.add_argument("--per-record-contacts", type=int, default=500)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--embedder", default=None, help="wordllama (default) | minilm")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-backfill-"))
+    extra = {"embedder": args.embedder} if args.embedder else {}
+    eng = Services(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused",
+                            log_json=False, milvus_uri=str(tmp / "milvus.db"), crm_test_hosts="127.0.0.1,localhost",
+                            log_level="WARNING", **extra))
+    eng.migrate()
+    try:
+        eng.embedder.embed(["warm up"])  # load the embedder outside the timings
+        run(eng, 50, batch=True)  # warm SQL, mapping, schema vectors and the index
+        rows = []
+        for label, n, batch, mem in (("per-record memorize (baseline)", args.per_record_contacts, False, True),
+                                     ("batch memorize_many", args.contacts, True, True),
+                                     ("no memories (ceiling)", args.contacts, True, False)):
+            done, secs, memories = run(eng, n, batch=batch, memories=mem)
+            rows.append((label, done, secs, memories))
+            print(f"{label:34} {done:7d} records {memories:7d} memories {secs:7.2f}s {done / secs:9.0f} records/s",
+                  flush=True)
+        base = rows[0][1] / rows[0][2]
+        new = rows[1][1] / rows[1][2]
+        print(f"batch / per-record: {new / base:.1f}x   goal ≥ 500 records/s: {'met' if new >= 500 else 'NOT met'}")
+    finally:
+        eng.close()
+
+
+if __name__ == "__main__":
+    main()
