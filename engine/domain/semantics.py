@@ -166,6 +166,8 @@ _FORMER_RE = re.compile(
     r"(?:\.\d+)?\s*){1,4})",
     re.IGNORECASE,
 )
+_TODO_RE = re.compile(r"^\s*(?:At [^,;:]{1,60},\s*)?(?:next(?: steps?)?|to-?dos?|to do|action items?|follow[- ]ups?)"
+                      r"\s*[:\-–—=>]", re.IGNORECASE)
 _YEARISH = re.compile(r"^(?:19|20)\d\d$")
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -184,7 +186,7 @@ _TITLE_WORDS = (r"(?:(?:senior|sr\.?|principal|lead|staff|global|regional|group|
                 r"cio|ciso|cpo|founder|co-founder|president|engineer|architect|analyst|lead|partner|owner)"
                 r"(?:,?\s+(?:of\s+|for\s+)?(?:" + "|".join(_TITLE_AREAS) + r"))?")
 _ROLE_PRED_RE = re.compile(
-    r"^(?!(?:the|this|that|our|their|his|her|its|an?|we|they|she|he|it)\b)(?P<who>[A-Z][^\W\d_]+)(?:\s+[A-Z][^\W\d_]+)?(?:['’]s (?:title|role|job title|position)|,)?"
+    r"^(?!(?:the|this|that|our|their|his|her|its|an?|we|they|she|he|it|at)\b)(?P<who>[A-Z][^\W\d_]+)(?:\s+[A-Z][^\W\d_]+)?(?:['’]s (?:title|role|job title|position)|,)?"
     r"(?:\s+(?:is|was|has|have|been|became|becomes|got|promoted|moved|stepped|took|over|joined|serves|now|the|a|an|"
     r"our|their|new|to|as|from|into|up|recently|just|officially|named|appointed|changed|role|title|of)\b){0,7}"
     r"[\s,]*(?P<title>" + _TITLE_WORDS + r")\b",
@@ -303,9 +305,14 @@ def _names(text: str) -> frozenset[str]:
 _CAP_RUN_RE = re.compile(r"(?<![\w'’])[A-Z][\w&'’.-]*(?:\s+[A-Z][\w&'’.-]*)*")
 
 
+_ANCHOR_RE = re.compile(r"^\s*At [^,;:]{1,60},\s*")  # "At Lumen Systems, ..." (the extractor's setting)
+
+
 def _people(text: str) -> frozenset[str]:
-    """Person-like names: runs of two or three capitalised words ("Priya Nair"), possessive dropped."""
+    """Person-like names: runs of two or three capitalised words ("Priya Nair"), possessive dropped; the
+    extractor's "At <company>," setting is not a person."""
     out = set()
+    text = _ANCHOR_RE.sub("", text)
     text = re.sub(r"(['’]s?)(\s)", r"\1 | ", text)  # a possessive ends a name run
     for m in _CAP_RUN_RE.finditer(text):
         if re.search(r"['’]s?$", m.group(0)):
@@ -331,8 +338,29 @@ def _products(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+_MONTH_CANON = {m[:3]: m for m in _MONTHS[:12]} | {"sept": "september"}
+
+
+def _canon_when(raw: str) -> str:
+    """"1 Oct" -> "1 october", "Jun. 30" -> "june 30": month names in one spelling."""
+    words = raw.lower().replace(",", "").replace(".", " ").split()
+    return " ".join(_MONTH_CANON.get(w if w == "sept" else w[:3], w) if w.isalpha() else w for w in words)
+
+
 def _whens(text: str) -> frozenset[str]:
-    return frozenset(" ".join(m.group(0).lower().replace(",", "").split()) for m in _WHEN_RE.finditer(text))
+    return frozenset(_canon_when(m.group(0)) for m in _WHEN_RE.finditer(text))
+
+
+def _when_compatible(a: str, b: str) -> bool:
+    """"june" / "june 30", "july" / "q3", "q3 2026" / "q3": one refines the other, no contradiction."""
+    wa, wb = set(a.split()), set(b.split())
+    if _YEARISH.match(a) or _YEARISH.match(b):
+        return a == b  # a bare year is a leftover of a fuller date more often than a claim of its own
+    if wa <= wb or wb <= wa:
+        return True
+    quarters = {w for w in wa | wb if re.fullmatch(r"q[1-4]", w)}
+    months = [w for w in (wa | wb) if w in _MONTHS[:12]]
+    return bool(quarters and months) and all(f"q{_MONTHS.index(m) // 3 + 1}" in quarters for m in months)
 
 
 def _levels(text: str, table: dict[str, re.Pattern[str]]) -> frozenset[str]:
@@ -358,8 +386,8 @@ def _pain(text: str) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def topic_values(text: str) -> tuple[tuple[str, TopicValues], ...]:
     """Every topic slot ``text`` speaks to, with its current and former values (cached)."""
-    if _ASKED_RE.search(text):
-        return ()
+    if _ASKED_RE.search(text) or _TODO_RE.match(text):
+        return ()  # a question, a hypothetical or a to-do line states no current value
     cur, former = _split_former(text)
     lowered = f" {' '.join(tokens(text))} "
     found: dict[str, TopicValues] = {}
@@ -409,9 +437,9 @@ def topic_values(text: str) -> tuple[tuple[str, TopicValues], ...]:
                                                    for m in _OFFICE_NAME_RE.finditer(t)))
     elif _has(lowered, HQ_CUES):
         add("location:hq", lambda t: frozenset(n for n in _names(t) if n not in _HQ_WORDS))
-    roles = find_roles(text)
-    if roles and _person_names(text):
-        add(f"leadership:{roles[0].name}", lambda t: _people(t) or frozenset(_person_names(t)))
+    for r in find_roles(text):
+        if _role_holders(text, r.name):  # "CTO Valentina", "Peter Lang, the CEO" — never a bare "The CEO"
+            add(f"leadership:{r.name}", lambda t, role=r.name: _role_holders(t, role))
     role = _ROLE_PRED_RE.search(text)
     if role:
         add(f"role:{role.group('who').lower()}", _titles)
@@ -457,31 +485,153 @@ def contradicts(old: str, new: str, cosine: float, min_cosine: float = RELATED_C
     """True if ``new`` replaces ``old``: on a common topic slot, ``new`` retires ``old``'s value in passing
     ("migrated from Oracle to PostgreSQL") or both state different values (each names one the other does not);
     never for a restatement, an additive statement ("also uses ...") or an unrelated pair."""
+    return bool(replaced_topics(old, new, cosine, min_cosine))
+
+
+def replaced_topics(old: str, new: str, cosine: float, min_cosine: float = RELATED_COSINE) -> list[str]:
+    """The topic slots on which ``new`` replaces ``old`` (see :func:`contradicts`)."""
     shared = set(topics_of(old)) & set(topics_of(new))
     if not shared or cosine < min_cosine or is_near_duplicate(old, new, cosine):
-        return False
+        return []
     ot, nt = topics_of(old), topics_of(new)
     additive = bool(_ADDITIVE_RE.search(new) or _ADDITIVE_RE.search(old))  # a multi-valued slot
-    for key in shared:
+    out = []
+    for key in sorted(shared):
         ov, nv = ot[key], nt[key]
         if not ov.current:
             continue
-        if ov.current & nv.former and not ov.current <= nv.current:
-            return True  # the newer statement names the old value as a former one
+        same = _same_value_fn(key)
+        if any(same(o, f) for o in ov.current for f in nv.former) and not _all_matched(ov.current, nv.current, same):
+            out.append(key)  # the newer statement names the old value as a former one
+            continue
         if additive or not nv.current:
             continue
         if key == "pain_point":
-            overlap = len(ov.current & nv.current) / len(ov.current | nv.current)
-            if overlap < 0.2:
-                return True
+            if len(ov.current & nv.current) / len(ov.current | nv.current) < 0.2:
+                out.append(key)
             continue
-        if (nv.current - ov.current) and (ov.current - nv.current):
-            return True
-    return False
+        if not _all_matched(nv.current, ov.current, same) and not _all_matched(ov.current, nv.current, same):
+            out.append(key)
+    return out
+
+
+def _same_value_fn(key: str) -> Any:
+    if key == "decision_maker" or key.startswith("leadership:"):
+        return _same_person
+    if key in ("timeline", "renewal:date"):
+        return _when_compatible
+    return lambda a, b: a == b
+
+
+def _all_matched(values: frozenset[str], others: frozenset[str], same: Any) -> bool:
+    return all(any(same(v, o) for o in others) for v in values)
+
+
+MAX_SLOT_WORDS = 4
+# Words a statement about one slot uses besides its values: what the slot's own cue words cover.
+_CLAIM_NOISE = frozenset("""now still currently today new old previous previously original originally earlier later
+    first last recently since already just also only all everything every company team""".split())
+
+
+def supersedes(old: str, new: str, cosine: float, min_cosine: float = RELATED_COSINE,
+               subject: frozenset[str] = frozenset()) -> list[str]:
+    """The topic slots on which ``new`` replaces ``old`` *and* hides it: only when every claim of ``old`` lies in
+    those slots. A memory that also states something else — another topic, a name, a number the newer one does
+    not restate ("Tobias Brandt (CFO) ... DPO Hanna = veto") — stays visible, since hiding it would hide a true
+    fact; [] when ``old`` must stay visible (check :func:`replaced_topics` for a partial replacement).
+    ``subject``: lower-case words naming the record the memories are about (its name, its company) — who the
+    statement is about, not a claim of its own."""
+    keys = replaced_topics(old, new, cosine, min_cosine)
+    if not keys or other_claims(old, new, keys, subject):
+        return []
+    return keys
+
+
+def other_claims(old: str, new: str, keys: list[str], subject: frozenset[str] = frozenset()) -> list[str]:
+    """What ``old`` states beyond its values in ``keys`` that ``new`` does not restate."""
+    ot, nt = topics_of(old), topics_of(new)
+    extra: list[str] = []
+    families = {topic_family(k) for k in keys}
+    for key, ov in ot.items():
+        if key in keys or not ov.current or topic_family(key) in families:
+            continue  # "role:sarah" and "leadership:vp_marketing" are one claim
+        nv = nt.get(key)
+        if nv is None or not _all_matched(ov.current, nv.current | nv.former, _same_value_fn(key)):
+            extra.append(f"topic {key}")
+    covered = {w for key in keys for v in ot[key].current | ot[key].former for w in tokens(v)} | set(subject)
+    covered |= {w for key in keys for v in nt[key].current | nt[key].former for w in tokens(v)}
+    new_names = proper_nouns(new)
+    for name in proper_nouns(old) - new_names:
+        if name in _NAME_NOISE or name in _ROLE_ACRONYMS or name in _MONTHS or set(tokens(name)) <= covered:
+            continue
+        if find_technologies(name) and any(k.startswith("technology:") for k in keys):
+            continue
+        extra.append(f"name {name}")
+    for n in numbers_in(old) - numbers_in(new):
+        if _YEARISH.match(n):
+            continue  # a year dates the claim ("a budget of $40,000 for 2026"), it is not another claim
+        if n not in covered and not any(n in v for key in keys for v in ot[key].current | ot[key].former):
+            extra.append(f"number {n}")
+    # Content words beyond the slot's values, the newer statement's words and the slot's own wording: a few are
+    # how the slot is phrased ("runs its core platform on"), more are another claim.
+    cue = {w for key in keys for w in content_stems(TOPIC_LABELS.get(key, key.replace(":", " ").replace("_", " ")))}
+    rest = set(content_stems(old)) - set(content_stems(new)) - set(content_stems(" ".join(covered))) - cue
+    rest -= {w for w in rest if w in _CLAIM_NOISE}
+    if len(rest) > MAX_SLOT_WORDS:
+        extra.append("words " + " ".join(sorted(rest)))
+    return extra
 
 
 def _has(lowered: str, phrases: tuple[str, ...] | list[str]) -> str | None:
     return next((p for p in phrases if f" {p} " in lowered), None)
+
+
+_HOLDER_NAME = r"[A-Z][\w'’-]*\.?(?:\s+(?:(?:van|von|de|der|da|del|di|la|le|al|bin|ben)\s+)*[A-Z][\w'’-]*\.?){0,2}"
+_HOLDER_AFTER_RE = re.compile(r"^\s*(?:[,:(=]\s*|is\s+|was\s+)?(?P<name>" + _HOLDER_NAME + r")(?![\w'’])")
+_HOLDER_BEFORE_RE = re.compile(
+    r"(?<![\w'’.-])(?P<name>" + _HOLDER_NAME + r")\s*(?:,\s*(?:(?:the|our|their|its|his|her)\s+|[A-Z][\w&.-]*(?:\s+[A-Z][\w&.-]*)*['’]s?\s+)?"
+    r"|\(\s*|\s+(?:\w+\s+){0,2}?(?:is|was|as|became|becomes|named|appointed)\s+(?:(?:the|now|our|their|new|an?)\s+)*"
+    r"|\s+)(?:new\s+)?$")
+
+
+def _holder_ok(name: str) -> str | None:
+    if re.search(r"['’]s?$", name):
+        return None  # "LedgerLoop's head of sales": the owner, not the holder
+    words = [w.strip(".").lower() for w in name.split()]
+    words = [w for w in words if w and w not in _NAME_NOISE and w not in _ROLE_ACRONYMS and w not in STOPWORDS]
+    if not words or find_technologies(name) or words[0] in _COMMON_CAPITALISED or words[0] in _AREA_WORDS:
+        return None
+    return " ".join(words)
+
+
+_AREA_WORDS = frozenset(w for area in _TITLE_AREAS for w in area.split())
+
+
+def _role_holders(text: str, role: str) -> frozenset[str]:
+    """Names attached to ``role`` in ``text``: "CTO Valentina", "CFO, Rachel Kim", "Peter Lang, the CEO",
+    "Tobias Brandt is CFO", "Oliver Grant (CRO)". A role with no attached name ("The CEO stepped back",
+    "her CEO") names nobody: a generic subject does not identify a person slot."""
+    text = _ANCHOR_RE.sub(lambda m: " " * len(m.group(0)), text)
+    out = set()
+    for r in find_roles(text):
+        if r.name != role:
+            continue
+        after = _HOLDER_AFTER_RE.match(text[r.end:])
+        before = _HOLDER_BEFORE_RE.search(text[:r.start])
+        for m in (after, before):
+            if m is None:
+                continue
+            ok = _holder_ok(m.group("name"))
+            if ok:
+                out.add(ok)
+    return frozenset(out)
+
+
+def _same_person(a: str, b: str) -> bool:
+    """"rebecca l." / "rebecca lindqvist", "diego" / "diego ferreyra": one shared name word (>= 3 letters)."""
+    wa = {w.strip(".") for w in a.split() if len(w.strip(".")) >= 3}
+    wb = {w.strip(".") for w in b.split() if len(w.strip(".")) >= 3}
+    return bool(wa & wb) or a == b
 
 
 def _person_names(text: str) -> set[str]:

@@ -5,10 +5,13 @@ Shared by single ``memorize`` and batch memorize, so both apply exactly the same
 * **Dedup** is scoped to one record: a new memory that is a near-verbatim restatement of a live one
   (``semantics.is_near_duplicate``: cosine >= ~0.95 *and* the same numbers and names) is not stored; the
   existing one's ``seen_count`` is bumped and the new source appended to its provenance.
-* **Fresh facts win**: when a new memory contradicts a live one on the same topic
-  (``semantics.topic_of`` / ``semantics.contradicts``), the one with the *older content timestamp* is marked
-  superseded by the other — even when it is the one being written now. Statements with the same timestamp
-  (e.g. sentences of one document) never outdate each other.
+* **Fresh facts win**: when a new memory contradicts a live one on the same topic slot with a different value
+  (``semantics.replaced_topics``), the one with the *older content timestamp* is marked superseded by the other —
+  even when it is the one being written now — but only when all its claims lie in that slot
+  (``semantics.supersedes``): a memory that also states other facts ("Tobias Brandt (CFO) ... DPO Hanna = veto")
+  is never hidden; it stays live and its provenance gets a ``{"source": "supersession", "staleTopics": [...],
+  "supersededBy": ...}`` entry. Statements with the same timestamp (e.g. sentences of one document) never outdate
+  each other.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.orm import Session
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain import semantics
+from memrelay.engine.domain.extraction.keywords import tokens
 from memrelay.engine.stores.db.database import rowcount
 from memrelay.engine.stores.db.models import IndexTombstone, Memory, PropertyValue, Record
 from memrelay.engine.stores.outbox import emit
@@ -89,7 +93,9 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
     out = StoreOutcome()
     if not items:
         return out
-    pools = _live_pools(s, items[0].record.org_id, list({it.record.id for it in items}), dim)
+    record_ids = list({it.record.id for it in items})
+    pools = _live_pools(s, items[0].record.org_id, record_ids, dim)
+    subjects: dict[str, frozenset[str]] | None = None  # read on the first contradiction only
     now = utcnow()
     for it in items:
         pool = pools.setdefault(it.record.id, [])
@@ -110,7 +116,9 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
                      expires_at=it.expires_at)
         s.add(row)
         out.created.append(row.id)
-        out.superseded += _supersede(s, pool, sims, row, now)
+        if subjects is None and semantics.topics_of(row.text) and pool:
+            subjects = subject_words(s, record_ids)
+        out.superseded += _supersede(s, pool, sims, row, now, (subjects or {}).get(row.record_id, frozenset()))
         if row.superseded_by is None:
             pool.append(_Live(row, it.vector))
         emit(s, row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
@@ -158,7 +166,8 @@ def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -
                                            "change": "seen_again", "seenCount": row.seen_count})
 
 
-def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now: datetime) -> list[str]:
+def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now: datetime,
+               subject: frozenset[str] = frozenset()) -> list[str]:
     """Apply fresh-fact precedence between ``row`` and the live memories it contradicts."""
     if not semantics.topics_of(row.text):
         return []
@@ -169,7 +178,11 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
         if as_aware(old.ts) == as_aware(row.ts) or not semantics.shares_topic(old.text, row.text):
             continue  # statements made at the same moment (e.g. one document) do not outdate each other
         older, newer = (old, row) if as_aware(old.ts) < as_aware(row.ts) else (row, old)
-        if not semantics.contradicts(older.text, newer.text, float(cos)):
+        stale = semantics.replaced_topics(older.text, newer.text, float(cos))
+        if not stale:
+            continue
+        if not semantics.supersedes(older.text, newer.text, float(cos), subject=subject):
+            _mark_stale_topics(older, newer, stale, now)  # it also states other true facts: stays visible
             continue
         if older is old:
             old.superseded_by, old.superseded_at, old.updated_at = row.id, now, now
@@ -187,15 +200,51 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
     return superseded
 
 
+def _mark_stale_topics(older: Memory, newer: Memory, topics: list[str], now: datetime) -> None:
+    """Record in ``older``'s provenance that ``newer`` replaced its value on ``topics`` while ``older`` stays live
+    (it holds other claims): explain/history can show it, nothing is hidden."""
+    entry = {"source": "supersession", "timestamp": iso(as_aware(newer.ts)), "at": iso(now),
+             "staleTopics": list(topics), "supersededBy": newer.id}
+    older.provenance = [*(older.provenance or []), entry]
+
+
+_SUBJECT_PROPERTIES = ("first_name", "last_name", "name", "full_name", "company_name", "company", "domain")
+
+
+def subject_words(s: Session, record_ids: list[str]) -> dict[str, frozenset[str]]:
+    """Lower-case words naming each record (its name and company properties): who a statement is about."""
+    out: dict[str, set[str]] = {}
+    for i in range(0, len(record_ids), 500):
+        for rid, value in s.execute(select(PropertyValue.record_id, PropertyValue.value)
+                                    .where(PropertyValue.record_id.in_(record_ids[i:i + 500]),
+                                           PropertyValue.name.in_(_SUBJECT_PROPERTIES))):
+            if isinstance(value, str):
+                out.setdefault(rid, set()).update(w for w in tokens(value) if len(w) > 1)
+    return {rid: frozenset(words) for rid, words in out.items()}
+
+
 def company_of(s: Session, rec: Record | None) -> str | None:
     """The company a (contact) record belongs to, from its company properties: the context facts are
     resolved against ("our database" -> "<company>'s database") and embedded with."""
     if rec is None or rec.entity_type == "company":
         return None
-    rows: dict[str, Any] = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
-        PropertyValue.record_id == rec.id, PropertyValue.name.in_(["company_name", "company"]))).all())
-    value = rows.get("company_name") or rows.get("company")
-    return str(value).strip() or None if value else None
+    return companies_of(s, [rec.id]).get(rec.id)
+
+
+def companies_of(s: Session, record_ids: list[str]) -> dict[str, str]:
+    """:func:`company_of` of many (non-company) records in one query per 500 (records without one are absent)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(record_ids), 500):
+        for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
+                                          .where(PropertyValue.record_id.in_(record_ids[i:i + 500]),
+                                                 PropertyValue.name.in_(["company_name", "company"]))):
+            rows.setdefault(rid, {})[name] = value
+    out: dict[str, str] = {}
+    for rid, props in rows.items():
+        value = props.get("company_name") or props.get("company")
+        if value and str(value).strip():
+            out[rid] = str(value).strip()
+    return out
 
 
 # --- soft delete -------------------------------------------------------------------------------------

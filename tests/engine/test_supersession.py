@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from memrelay.engine.domain.semantics import contradicts, topic_label, topic_of, topics_of
+from memrelay.engine.domain.extraction.proactive import extract_facts
+from memrelay.engine.domain.semantics import (
+    contradicts,
+    other_claims,
+    replaced_topics,
+    supersedes,
+    topic_label,
+    topic_of,
+    topics_of,
+)
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.stores.identity import Identifiers
@@ -144,3 +153,76 @@ def test_an_older_note_memorized_late_is_superseded_at_once(engine: Any) -> None
     new = _memorize(engine, org, email, "Ravi now prefers phone calls instead of email.", NEW_TS)
     old = _memorize(engine, org, email, "Ravi prefers email for updates.", OLD_TS)
     assert old["superseded"] == old["memoryIds"] and new["superseded"] == []
+
+
+# --- false supersessions on hand-written material (issue 15): a true fact is never hidden ------------------------
+
+MULTI_CLAIM = ("Rebecca L. is CRO; the economic buyer is Tobias Brandt (CFO) for anything over 30k EUR. "
+               "DPO Hanna has a veto.")
+
+
+def test_a_memory_holding_other_claims_is_not_hidden() -> None:
+    new = "At Clinora Health, Maria Vogel is CFO."
+    assert "leadership:cfo" in replaced_topics(MULTI_CLAIM, new, cosine=0.5)  # the CFO did change ...
+    assert supersedes(MULTI_CLAIM, new, cosine=0.5) == []  # ... but the DPO veto and the CRO are still true
+    assert other_claims(MULTI_CLAIM, new, ["leadership:cfo"])
+    # the single-claim statement of the old value is replaced and hidden
+    assert supersedes("At Clinora Health, Tobias Brandt is CFO.", new, cosine=0.5) == ["leadership:cfo"]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    # a generic subject does not identify a person slot
+    ("Jonah is the champion; the decision maker is Peter Lang, the CEO, who approves every new tool personally.",
+     "At Hollowbrook Agritech, The CEO stepped back from operational purchases to focus on fundraising."),
+    ("Ayodele Bankole would like a short deck to share with her CEO for the next planning cycle in November.",
+     "The CEO asked Ayodele to fix it in Q2 2026."),
+    # the same person, named differently
+    ("Tobias Brandt, Clinora Health's CFO, approves anything over thirty thousand.",
+     "At Clinora Health, Tobias Brandt is CFO."),
+    ("Aulaverde's CEO, Diego Ferreyra, signs.", "At Aulaverde, our CEO Diego wants a price for 12 seats."),
+    ("Gannet Mobility — Pablo Herrera, VP Partnerships.", "Pablo stays as VP Partnerships, now reporting to Paris."),
+    ("At LedgerLoop, Arjun Mehta reports to the CRO, Oliver Grant.", "At LedgerLoop, EB: Oliver Grant (CRO)."),
+    # two next-step lines are plans, not values of a topic
+    ("At Brindle Health Records, next: share REST examples in C# and our audit log documentation.",
+     "At Brindle Health Records, next: share Java client and Kubernetes deployment examples."),
+    # the same date, written differently / refined
+    ("At Haulwise Freight, go-live before 1 October is a hard line.", "At Haulwise Freight, go-live < 1 Oct, HARD."),
+    ("At Clinora Health, realistically, live by end of June.",
+     "At Clinora Health, deadline: live by 30 Jun for the Q3 renewal cohort."),
+])
+def test_no_false_supersession_on_handwritten_material(old: str, new: str) -> None:
+    assert not contradicts(old, new, cosine=0.5), replaced_topics(old, new, cosine=0.5)
+    assert not contradicts(new, old, cosine=0.5), replaced_topics(new, old, cosine=0.5)
+
+
+def test_a_bare_role_names_nobody() -> None:
+    assert not any(k.startswith("leadership:") for k in topics_of("At Hollowbrook Agritech, The CEO stepped back."))
+    assert topics_of("Aulaverde's CTO, Valentina, is very opinionated.")["leadership:cto"].current == {"valentina"}
+    assert topics_of("Jonah says the decision maker is Peter Lang, the CEO.")["leadership:ceo"].current == {"peter lang"}
+
+
+def test_next_step_and_title_lines_are_not_memories() -> None:
+    note = ("Brindle Health Records — discovery.\nNext: share REST examples in C#.\nTODO: send the audit log "
+            "documentation.\nUses C# on .NET 4.8.")
+    facts = [f.text for f in extract_facts(note, subject="Ruth Okafor", ts=OLD_TS, entity_type="contact")]
+    assert facts == ["Ruth Okafor uses C# on .NET 4.8."]
+
+
+def test_multi_claim_memory_stays_visible_and_records_the_stale_topic(engine: Any) -> None:
+    org = engine.tenancy.create_org("q15-multi").id
+    email = "rebecca@clinora.example"
+    engine.records.upsert(org, Identifiers(type="contact", email=email),
+                          {"first_name": "Rebecca", "last_name": "Lindqvist", "company_name": "Clinora Health"},
+                          Provenance(source="crm"))
+    old = _memorize(engine, org, email, MULTI_CLAIM + "\n\nAt Clinora Health, Tobias Brandt is CFO.", OLD_TS)
+    new = _memorize(engine, org, email, "At Clinora Health, the economic buyer is now Maria Vogel, the new CFO.",
+                    NEW_TS)
+    with engine.db.read() as s:
+        every = {m["text"]: m for m in engine.memories.list_for_record(s, new["recordId"], include_superseded=True)}
+    assert len(old["memoryIds"]) == 3 and len(new["superseded"]) == 1
+    assert every["At Clinora Health, Tobias Brandt is CFO."]["supersededBy"] == new["memoryIds"][0]
+    buyer = next(m for t, m in every.items() if "economic buyer" in t and "Tobias" in t)
+    assert buyer["supersededBy"] is None  # it also says who the CRO is and the 30k threshold: never hidden
+    assert any("leadership:cfo" in p.get("staleTopics", []) and p.get("supersededBy") == new["memoryIds"][0]
+               for p in buyer["provenance"])
+    assert all(m["supersededBy"] is None for t, m in every.items() if "veto" in t)

@@ -351,7 +351,8 @@ HQ_CUES = (
     "moved its office",
     "main office",
 )
-VENDOR_CUES = ("vendor", "supplier", "provider", "partner with", "outsourced to", "agency")
+# "agency" is not a vendor cue: agencies describe themselves as one ("Lumiar Studio is a brand and digital agency")
+VENDOR_CUES = ("vendor", "supplier", "provider", "partner with", "outsourced to")
 HEADCOUNT_CUES = (
     "employees",
     "employee",

@@ -7,8 +7,9 @@ What is kept and how it is rewritten:
   ``From:`` headers / sign-offs tell who speaks; quoted replies (``> ...``, ``On ... wrote:``,
   ``-----Original Message-----``), headers and signatures are dropped.
 * **Dropped sentences** — greetings, pleasantries and filler ("Sure, go ahead.", "Aligns perfect."),
-  questions, logistics/scheduling ("I'll send the invite for Tuesday"), instructions ("Also extract First
-  Name, Last Name, …") and, from speakers other than the entity, sentences that carry no fact.
+  questions, logistics/scheduling ("I'll send the invite for Tuesday"), to-do and next-step lines ("Next: share
+  the API docs"), document title lines ("Greywater Utilities, meeting notes", "Acme — Sarah Chen"), instructions
+  ("Also extract First Name, Last Name, …") and, from speakers other than the entity, sentences that carry no fact.
 * **Self-contained** — "I"/"my"/"we"/"our" become the speaker's name (the entity's name when the entity
   speaks), "you" in another speaker's words becomes the entity, a verb-first CRM note gets the entity as its
   subject ("Uses Oracle" -> "Maya Chen uses Oracle"), "Budget: $120k" becomes "Maya Chen's budget is $120k",
@@ -77,9 +78,11 @@ _FIELD_LABELS = frozenset(
     challenges website email phone crm product plan pricing price revenue arr deal value amount""".split()
 ) | {"next steps", "decision maker", "tech stack", "current solution", "team size", "pain points", "pain point",
      "deal stage", "contact preference", "action items", "call notes", "meeting notes", "renewal date",
-     "renewal status", "billing frequency", "deal value"}
+     "renewal status", "billing frequency", "deal value", "next", "todo", "to do", "to-do", "action item",
+     "follow-up", "follow up"}
 # Label lines whose content is itself noise.
-_NOISE_LABELS = frozenset({"next steps", "next step", "action items", "agenda", "attendees", "participants",
+_NOISE_LABELS = frozenset({"next steps", "next step", "next", "todo", "to do", "to-do", "action items", "action item",
+                           "follow-up", "follow up", "agenda", "attendees", "participants",
                            "subject", "to", "cc", "date", "sent", "from", "re", "fwd", "website", "email", "phone"})
 _FIELD_PHRASES = {  # "Budget: $120k" -> "<subject>'s budget is $120k"
     "dm": "decision maker", "hq": "headquarters", "tech": "tech stack", "db": "database", "hc": "headcount",
@@ -139,6 +142,20 @@ _HEADING_RE = re.compile(r"^(?:account (?:note|notes|research brief|brief|summar
                          r"(?![^,.:;—–-]{0,40}\b(?:is|are|was|were|has|have|uses?|runs?)\b)|"
                          r"^[^.!?]{0,60}[—–-]\s*(?:account )?(?:research brief|notes|summary|brief|recap)\s*$",
                          re.IGNORECASE)
+# To-do and next-step lines are plans of the rep, not facts about the entity; "transcript below" lines describe
+# the document itself.
+_TODO_RE = re.compile(r"^(?:next(?: steps?)?|to-?dos?|to do|action items?|actions?|follow[- ]ups?|f/u)\s*[:\-–—=>]",
+                      re.IGNORECASE)
+_DOC_META_RE = re.compile(r"\b(?:transcript|notes|recording|summary|details) (?:below|follows|attached)\b|"
+                          r"\bnotes taken (?:live )?by\b", re.IGNORECASE)
+# Document title lines: "Greywater Utilities, meeting notes", "Marigold Health Partners — discovery",
+# "Sablewood Capital — Dimitri Volkov" (names around a dash, nothing stated).
+_TITLE_LINE_RE = re.compile(
+    r"^[A-Z][\w&.'’-]*(?:\s+(?:&|and|of|[A-Z][\w&.'’-]*)){0,5}\s*(?:,|[—–]|\s-)\s*"
+    r"(?:(?:discovery|intro(?:ductory)?|demo|kick-?off|follow-?up|qbr|review|first|second|third)\s+)*"
+    r"(?:meeting notes|call notes|notes|discovery|call|meeting|demo|recap|summary|debrief|sync)\b"
+    r"(?:\s+(?:with|on|from)\b[^.;:,]{0,60})?\.?$|"
+    r"^[A-Z][\w&.'’-]*(?:\s+[A-Z][\w&.'’-]*){0,4}\s*[—–]\s*[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3}\.?$")
 _ASKING_RE = re.compile(r"\b(?:i'?m curious|i was wondering|i wonder|wanted to ask|quick question)\b", re.IGNORECASE)
 
 # CRM shorthand, spelled out (whole tokens, case-insensitive unless noted).
@@ -536,8 +553,11 @@ def _drop_reason(sentence: str) -> str | None:
     s = sentence.strip().strip("*_").strip()
     if not any(c.isalpha() for c in s):
         return "empty"
-    if _HEADING_RE.match(s) and len(s.split()) <= 10:
+    if (_HEADING_RE.match(s) and len(s.split()) <= 10) or _DOC_META_RE.search(s) or (
+            _TITLE_LINE_RE.match(s) and not find_roles(s)):
         return "heading"
+    if _TODO_RE.match(s):
+        return "logistics"
     if s.endswith("?") or _ASKING_RE.search(s):
         return "question"
     if _INSTRUCTION_RE.match(s):
