@@ -135,10 +135,16 @@ class EventPipeline:
 
 def memorize_request(texts: list[str], ids: Identifiers, record_id: str, mapped: MappedRecord,
                      prov: Provenance) -> MemorizeRequest:
-    """The memorize call for a mapped record's memory texts (enhanced when the mapping extracts memories)."""
+    """The memorize call for a mapped record's memory texts (enhanced when the mapping extracts memories).
+
+    Offline, no property is read back out of the texts: they are rendered from the mapped values, which the
+    mapping wrote already with the source's own provenance (reading "works as Engineer 5" back would write a
+    worse "Engineer" over it)."""
+    enhanced = bool(mapped.extract_memories)
     return MemorizeRequest(content="\n".join(texts), identifiers={"type": ids.type, "record_id": record_id},
                            tags=mapped.tags or [prov.source], timestamp=prov.source_ts, source=prov.source,
-                           sourceEventId=prov.source_event_id, enhanced=bool(mapped.extract_memories))
+                           sourceEventId=prov.source_event_id, enhanced=enhanced,
+                           maxProperties=None if enhanced else 0)
 
 
 def _tolerate_missing(fn: Any) -> dict[str, Any]:
