@@ -21,11 +21,15 @@ run: $(STAMP)
 	MEMRELAY_HOST=$${MEMRELAY_HOST:-127.0.0.1} MEMRELAY_PORT=$${MEMRELAY_PORT:-8080} $(BIN)/memrelay up
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n and not milvus_server and not scale_cluster" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not n8n and not milvus_server and not scale_cluster and not api_fuzz and not zapier and not browser" $(PYTEST_ARGS)
 
-# Real n8n acceptance: installs n8n 2.8.4 (npm, cached in ~/.cache/memrelay/n8n) and runs every template.
+# Real n8n acceptance: n8n 2.41.1 on an npm-installed Node 24 (tests/workflows/install_n8n.sh, cached in
+# ~/.cache/memrelay/n8n-2.41.1), the node pack n8n-nodes-memrelay built + linted with @n8n/node-cli (dev tools cached
+# in ~/.cache/memrelay/n8n-nodes-memrelay/<lock hash>): every node operation, the trigger and every template.
 test-n8n: $(STAMP)
-	$(BIN)/python -m pytest -m n8n -p no:xdist $(PYTEST_ARGS) tests/workflows/test_n8n_acceptance.py
+	bash tests/workflows/install_n8n.sh >/dev/null
+	$(BIN)/python -m pytest -m n8n -p no:xdist $(PYTEST_ARGS) tests/workflows/test_n8n_nodes.py \
+	  tests/workflows/test_n8n_acceptance.py
 
 # Real Milvus server: installs the pinned standalone server (pip `milvus==2.3.5`, cached in
 # ~/.cache/memrelay/milvus/2.3.5) once, then starts it on free ports for tests/scale (marker milvus_server).
@@ -70,3 +74,27 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Schemathesis 4.32.5 (pinned in requirements.lock) over every /api operation of a real `memrelay up` (temp data
+# dir, its org's admin key): fails on any server error or any answer that violates /openapi.json (status, content
+# type, response schema). API_FUZZ_MAX_EXAMPLES (default 5) bounds the generated cases per operation.
+.PHONY: test-api-fuzz
+test-api-fuzz: $(STAMP)
+	$(BIN)/python -m pytest -m api_fuzz -p no:xdist -s $(PYTEST_ARGS) tests/gateway/test_api_fuzz.py
+
+# The Zapier platform app (zapier/): npm ci (zapier-platform-core pinned by package-lock.json; npm cache in
+# ~/.cache/memrelay/npm), the platform's validator, and zapier-platform-core's app tester run by node:test against a
+# real `memrelay serve` + `memrelay worker` (REST hooks delivered for real) — ~1 min warm.
+.PHONY: test-zapier
+test-zapier: $(STAMP)
+	cd zapier && npm ci --cache $${HOME}/.cache/memrelay/npm --prefer-offline --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(BIN)/python -m pytest -m zapier -p no:xdist $(PYTEST_ARGS) tests/zapier
+
+# Operator console in a real browser: Playwright (pinned in the lock) drives Debian's chromium, installed here with
+# apt when missing (.debs cached in ~/.cache/memrelay/apt; `playwright install` is never run), against a running
+# `memrelay up` (~2 min warm). Screenshots: .build/console-screenshots/ (MEMRELAY_UPDATE_README_SCREENSHOTS=1 also
+# refreshes the two in docs/images/).
+.PHONY: test-console
+test-console: $(STAMP)
+	$(BIN)/python -m tests.support.chromium
+	$(BIN)/python -m pytest -m browser -p no:xdist $(PYTEST_ARGS) tests/console/test_browser.py

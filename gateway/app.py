@@ -9,6 +9,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from memrelay.composition import Services, build_services
+from memrelay.engine.core.access import reset_access
 from memrelay.engine.core.logging_setup import configure_logging, request_id_var
 from memrelay.engine.core.settings import Settings, load_settings
 from memrelay.gateway.bodylimit import buffer_streamed_body
@@ -37,7 +38,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.t0 = time.perf_counter()
         request_id_var.set(g.request_id)
+        reset_access()  # no department scope until this request's key is authenticated
         buffer_streamed_body()
+
+    @app.teardown_request
+    def _end(_exc: BaseException | None) -> None:
+        reset_access()  # the thread serves the next request (or a test's direct engine calls) org-wide
 
     @app.after_request
     def _finish(resp: Response) -> Response:
@@ -54,6 +60,27 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from memrelay.gateway.blueprints import register_blueprints
 
     register_blueprints(app)
+    from memrelay.gateway.console import bp as console_bp  # operator console at /console
+
+    app.register_blueprint(console_bp)
     # Index what a crash left pending, in the background, so start-up never waits for Milvus.
     services.index.start_background_reconcile()
     return app
+
+
+def warm_app(app: Flask) -> None:
+    """Warm this process before it serves (gunicorn ``post_worker_init``): the services' heavy loads (see
+    :mod:`memrelay.warmup`), then one request through Flask's routing, JSON and error rendering."""
+    from memrelay.warmup import warm_services
+
+    st: AppState = app.extensions["memrelay"]
+    report = warm_services(st.services)
+    t = time.perf_counter()
+    try:
+        with app.test_client() as client:
+            client.get("/healthz")
+            client.get("/api/v1/me")  # 401 through the API error path
+        report.steps["flask"] = time.perf_counter() - t
+    except Exception as exc:  # reported by /readyz to an admin
+        report.errors["flask"] = f"{exc.__class__.__name__}: {exc}"
+    st.warm = report

@@ -118,22 +118,27 @@ class Services:
     def events(self) -> EventLog:
         from memrelay.engine.stores.event_log import EventLog
 
-        return EventLog(self.db)
+        return EventLog(self.db, max_attempts=self.settings.event_max_attempts)
 
     @cached_property
     def webhooks_out(self) -> WebhooksOut:
         """Outbound webhook subscriptions, deliveries and the outbox dispatcher."""
-        from memrelay.engine.egress.webhooks_out import WebhooksOut
+        from memrelay.engine.egress.webhooks_out import RETRY_SCHEDULE_S, WebhooksOut
 
-        return WebhooksOut(self.db)
+        schedule = self.settings.webhook_retry_schedule_s
+        return WebhooksOut(self.db, schedule=tuple(schedule) if schedule else RETRY_SCHEDULE_S,
+                           allow_local=self.settings.egress_allow_local_targets)
 
     # --- adapters ---------------------------------------------------------------------------------
     @cached_property
     def vector_index(self) -> VectorIndex:
         """The Milvus client wrapper (connects on first use)."""
+        from pathlib import Path
+
         from memrelay.engine.adapters.vector_index import VectorIndex
 
-        return VectorIndex(self.settings.milvus_target)
+        wanted = self.settings.milvus_wanted_file
+        return VectorIndex(self.settings.milvus_target, on_demand=Path(wanted) if wanted else None)
 
     @cached_property
     def embedder(self) -> LazyEmbedder:
@@ -198,7 +203,9 @@ class Services:
     def recall(self) -> Recall:
         from memrelay.engine.memory.recall import Recall
 
-        return Recall(self.db, self.embedder, self.index, self.deep_recall)
+        recall = Recall(self.db, self.embedder, self.index, self.deep_recall)
+        recall.exact.snapshot_dir = self.settings.data_dir / "org_vectors"  # shared, memory-mapped (issue 16)
+        return recall
 
     @cached_property
     def digests(self) -> Digests:
@@ -224,7 +231,8 @@ class Services:
         """Inferred properties: LLM or offline inference, whole-collection runs, stale marks and refreshes."""
         from memrelay.engine.enrichment.service import Enrichment
 
-        return Enrichment(self.db, self.collections, self.llm, self.embedder)
+        return Enrichment(self.db, self.collections, self.llm, self.embedder,
+                          debounce_s=self.settings.enrichment_debounce_s)
 
     # --- guidance ---------------------------------------------------------------------------------
     @cached_property

@@ -115,6 +115,7 @@ def _crm_fakes_are_admitted() -> None:
 def _make_settings(tmp_path: Path, db_url: str | None, redis_url: str, milvus: Path, **extra: Any) -> Settings:
     extra.setdefault("crm_test_hosts", CRM_TEST_HOSTS)
     extra.setdefault("secret_keys", TEST_SECRET_KEYS)
+    extra.setdefault("egress_allow_local_targets", True)  # test receivers listen on 127.0.0.1 (off in production)
     return Settings(data_dir=tmp_path / "data", database_url=db_url, redis_url=redis_url,
                     milvus_uri=str(milvus), log_json=False, log_level="WARNING", **extra)
 
@@ -160,7 +161,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pa
     if "redis_backend" in request.fixturenames and request.getfixturevalue("redis_backend") == "external":
         redis_url = _external_redis_url()
     redis_lib.Redis.from_url(redis_url).flushdb()
-    return _make_settings(tmp_path, db_url, redis_url, milvus_dir)
+    marker = request.node.get_closest_marker("settings")  # @pytest.mark.settings(name=value): seen by every process
+    return _make_settings(tmp_path, db_url, redis_url, milvus_dir, **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
@@ -226,12 +228,15 @@ def other_api(app: Any, engine: Services) -> Api:
 
 @pytest.fixture
 def run_jobs(engine: Services, settings: Settings):  # type: ignore[no-untyped-def]
-    """Run every queued job through the production worker (``run_worker``: ``MemrelayWorker``, in-process
-    jobs, real Redis and rq) in burst mode, with this test's services."""
+    """Run every queued job through the production worker exactly as ``memrelay worker`` does (``run_worker``
+    building its own services from this test's settings; ``MemrelayWorker``, real Redis and rq), in burst mode.
+
+    A test that needs a worker knob changes it through settings (``@pytest.mark.settings(...)``), never by
+    handing the worker the test's in-process objects."""
     from memrelay.worker.main import run_worker
 
     def run() -> None:
-        run_worker(settings, burst=True, services=engine)
+        run_worker(settings, burst=True)
 
     return run
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".memrelay"), description="Where SQLite, Milvus Lite and embedded Redis live.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset = SQLite file in the data dir.")
     milvus_uri: str | None = Field(None, description="Milvus server URI or Lite file; unset = Lite file in data dir.")
+    milvus_lazy: bool = Field(True, description="`memrelay up`/`serve`: start the embedded Milvus Lite only when "
+                                                "needed (an org past the exact-search limit, or a Milvus search).")
+    milvus_wanted_file: str | None = Field(None, description="Set by `memrelay up` for its children: the embedded "
+                                                             "Milvus Lite starts on demand; touching this file asks "
+                                                             "for it (until then memories stay pending for the index).")
     redis_url: str | None = Field(None, description="External Redis; unset = memrelay starts its own.")
 
     host: str = "127.0.0.1"
@@ -40,6 +45,9 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=0, le=64, description="RQ workers started by `memrelay up`.")
     web_workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes.")
     public_url: str | None = Field(None, description="Public base URL providers call (HubSpot v3 signs it).")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token Prometheus sends to scrape /metrics (unset: /metrics answers only direct "
+                          "loopback callers).")
 
     # --- SQL pool and connection (PostgreSQL; SQLite uses the timeout only) ---------------------
     db_pool_size: int = Field(10, ge=1, le=500, description="Pooled SQL connections kept per process.")
@@ -63,6 +71,16 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_source: int = Field(
         3000, ge=1, description="Webhook deliveries per minute accepted for one source.")
     soft_delete_days: int = Field(30, ge=0)
+    egress_allow_local_targets: bool = Field(
+        False, description="Let an org's allowlist admit loopback (127.0.0.0/8, ::1) and link-local (169.254.0.0/16, "
+                           "fe80::/10) outbound webhook / REST-hook targets; off: refused whatever the allowlist says.")
+    webhook_retry_schedule_s: list[float] | None = Field(
+        None, description="Seconds before each outbound delivery attempt (JSON list; the first is normally 0); "
+                          "unset = the deliveries retry policy (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).")
+    event_max_attempts: int = Field(
+        6, ge=1, le=50, description="Processing attempts of an inbound event before it becomes a dead letter.")
+    enrichment_debounce_s: float = Field(
+        30.0, ge=0, description="Seconds an inferred property waits after the latest change before it is refreshed.")
     source_clock_skew_s: int = Field(
         300, ge=0, description="A sourceTimestamp further than this in the future is clamped to the receipt time.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

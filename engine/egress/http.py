@@ -61,6 +61,8 @@ class EgressPolicy:
     trusted: frozenset[tuple[str, str, int]] = field(default_factory=frozenset)
     """Operator-configured origins ``(scheme, host, port)`` admitted whatever they resolve to."""
     follow_redirects: bool = False
+    allow_local: bool = True
+    """False: loopback / link-local addresses are refused even when the allowlist names them."""
     max_redirects: int = 5
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
@@ -78,7 +80,7 @@ class EgressPolicy:
 
     def check(self, url: str) -> Target:
         """The checked target of ``url`` under this policy; raises ``BlockedAddress``."""
-        return check_url(url, self.allowlist, trusted=self.trusted)
+        return check_url(url, self.allowlist, trusted=self.trusted, allow_local=self.allow_local)
 
 
 @dataclass(frozen=True)

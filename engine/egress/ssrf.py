@@ -89,6 +89,16 @@ def _public(ip: IPAddress) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+_LOCAL = (ipaddress.IPv4Network("127.0.0.0/8"), ipaddress.IPv6Network("::1/128"),
+          ipaddress.IPv4Network("169.254.0.0/16"), ipaddress.IPv6Network("fe80::/10"))
+
+
+def is_local(ip: IPAddress) -> bool:
+    """Loopback or link-local (cloud metadata lives at 169.254.169.254), also in an embedded IPv4 form."""
+    forms = (ip, _embedded_v4(ip))
+    return any(form.version == net.version and form in net for net in _LOCAL for form in forms)
+
+
 def _allowed(ip: IPAddress, networks: list[Network]) -> bool:
     ip = _embedded_v4(ip)
     return any(ip.version == n.version and ip in n for n in networks)
@@ -131,13 +141,19 @@ def origin(url: str) -> tuple[str, str, int]:
 
 
 def check_url(url: str, allowlist: Iterable[str] = (), *,
-              trusted: Iterable[tuple[str, str, int]] = ()) -> Target:
+              trusted: Iterable[tuple[str, str, int]] = (), allow_local: bool = True) -> Target:
     """Resolve ``url`` and refuse it unless every address is public or allowlisted, or its :func:`origin`
-    is one of the operator-configured ``trusted`` origins (then any address is accepted)."""
+    is one of the operator-configured ``trusted`` origins (then any address is accepted). ``allow_local=False``:
+    a loopback or link-local address is refused even when the allowlist names it (an operator setting)."""
     scheme, host, port = origin(url)
     parts = urlsplit(url.strip())
     hosts, networks = _split(allowlist)
     ips = _resolve(host, port)
+    if not allow_local and (scheme, host, port) not in set(trusted):
+        local = [str(ip) for ip in ips if is_local(ip)]
+        if local:
+            raise BlockedAddress(f"{host} resolves to a loopback or link-local address ({', '.join(local)}); "
+                                 "only an operator setting can admit those", details={"host": host, "addresses": local})
     if host not in hosts and (scheme, host, port) not in set(trusted):
         bad = [str(ip) for ip in ips if not _public(ip) and not _allowed(ip, networks)]
         if bad:

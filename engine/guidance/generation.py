@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -221,9 +222,10 @@ class Generation:
 
         ids = _plain(req.identifiers)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gen-ctx") as pool:
-            digest = pool.submit(self.digests.digest, org_id,
+            # each task runs in a copy of the caller's context: its department scope (access) applies there too
+            digest = pool.submit(copy_context().run, self.digests.digest, org_id,
                                  DigestRequest(identifiers=ids, tokenBudget=req.contextTokens * 2 // 3))
-            found = pool.submit(self.recall.smart_recall, org_id,
+            found = pool.submit(copy_context().run, self.recall.smart_recall, org_id,
                                 RecallRequest(query=query[:10_000], identifiers=ids, limit=8))
             digested = digest.result()
             memories = [m["text"] for m in found.result()["results"]]

@@ -15,6 +15,7 @@ from memrelay.engine.core.tokens import count_tokens
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.memory.direct_recall import property_text
 from memrelay.engine.memory.memories import find_target, lift_identifiers, self_identifiers
+from memrelay.engine.memory.memory_controls import unexpired
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record, RecordKey
 from memrelay.engine.stores.identity import Identifiers, normalise_url, record_keys
@@ -141,10 +142,10 @@ def inferred_values(s: Session, records: list[Record]) -> list[dict[str, Any]]:
 
 
 def recent_memories(s: Session, org_id: str, record_id: str, limit: int) -> list[Memory]:
-    """A record's live (not superseded, not deleted) memories, newest content first."""
+    """A record's live (not superseded, not deleted, not expired) memories, newest content first."""
     return list(s.scalars(select(Memory).where(
         Memory.org_id == org_id, Memory.record_id == record_id, Memory.superseded_by.is_(None),
-        Memory.deleted_at.is_(None)).order_by(Memory.ts.desc(), Memory.id).limit(limit)))
+        Memory.deleted_at.is_(None), unexpired()).order_by(Memory.ts.desc(), Memory.id).limit(limit)))
 
 
 def related_records(s: Session, org_id: str, rec: Record, keys: dict[str, Any]) -> list[Record]:

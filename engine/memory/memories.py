@@ -257,21 +257,7 @@ class Memories:
             self.ensure_record_id_type(org_id)
         with timer.stage("resolve"), self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
-            collection = target_collection(s, org_id, req.collectionId or req.collectionName)
-            if collection is not None and ids.type and ids.type != collection.entity_type:
-                raise ValidationFailed(f"collection {collection.name!r} is for {collection.entity_type}, "
-                                       f"not {ids.type}", details={"collection": collection.name})
-            entity_type = ids.type or (collection.entity_type if collection else None) or ids.inferred_type()
-            existing = self._existing(s, org_id, ids, entity_type)
-            entity_type = existing.entity_type if existing else entity_type or (RECORD_ID_TYPE if by_record_id
-                                                                                 else None)
-            if entity_type is None:
-                raise BadRequest("'type' (or 'collectionName') is required to create a record",
-                                 details={"field": "type"})
-            entity_type = self.collections.active_entity_type(s, org_id, entity_type)
-            specs = self._target_properties(s, org_id, entity_type, collection)
-            subject = subject_of(s, existing, ids)
-            company = company_of(s, existing)
+            entity_type, specs, subject, company = self.resolve_target(s, org_id, req, by_record_id=by_record_id)
         with timer.stage("extract"):
             extraction = self._extract(org_id, req, specs, ts, subject, embedder=emb, entity_type=entity_type,
                                        company=company)
@@ -297,6 +283,37 @@ class Memories:
                 "propertiesExtracted": written, "extraction": extraction.method,
                 **({"note": ENHANCED_NOTE} if req.enhanced and extraction.method == "offline" else {}),
                 "indexState": "indexed" if indexed else "pending", "timings": timer.ms}
+
+    def resolve_target(self, s: Session, org_id: str, req: MemorizeRequest, *, by_record_id: bool = False,
+                       cache: dict[Any, Any] | None = None, describe: bool = True,
+                       ) -> tuple[str, list[PropertySpec], str | None, str | None]:
+        """The entity type a memorize writes to, the properties extraction may fill, and how facts name the
+        record and its company (shared by :meth:`memorize` and the batch path,
+        :func:`memrelay.engine.memory.batch.memorize_many`, which passes a ``cache`` for the batch's entity
+        types and, with ``describe=False``, gets the existing record's id in place of the subject)."""
+        ids = req.identifiers
+        collection = target_collection(s, org_id, req.collectionId or req.collectionName)
+        if collection is not None and ids.type and ids.type != collection.entity_type:
+            raise ValidationFailed(f"collection {collection.name!r} is for {collection.entity_type}, "
+                                   f"not {ids.type}", details={"collection": collection.name})
+        entity_type = ids.type or (collection.entity_type if collection else None) or ids.inferred_type()
+        existing = self._existing(s, org_id, ids, entity_type)
+        entity_type = existing.entity_type if existing else entity_type or (RECORD_ID_TYPE if by_record_id
+                                                                             else None)
+        if entity_type is None:
+            raise BadRequest("'type' (or 'collectionName') is required to create a record",
+                             details={"field": "type"})
+        cache = {} if cache is None else cache
+        if ("type", entity_type) not in cache:
+            cache[("type", entity_type)] = self.collections.active_entity_type(s, org_id, entity_type)
+        entity_type = cache[("type", entity_type)]
+        key = ("specs", entity_type, collection.id if collection is not None else None)
+        if key not in cache:
+            cache[key] = self._target_properties(s, org_id, entity_type, collection)
+        specs = cache[key]
+        if not describe:  # the caller names the records in bulk (subjects_of / companies_of)
+            return entity_type, specs, existing.id if existing is not None else None, None
+        return entity_type, specs, subject_of(s, existing, ids), company_of(s, existing)
 
     def _memorize_messages(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]:
         """Chat input (offline extraction): each message memorized on its own with its author as speaker;
@@ -560,17 +577,34 @@ def offline_extraction(content: str, specs: list[PropertySpec], ts: datetime, su
 
 def subject_of(s: Session, rec: Record | None, ids: Identifiers) -> str | None:
     """How facts name the record: its name properties, else email, website or another key."""
-    if rec is not None:
-        props: dict[str, Any] = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
-            PropertyValue.record_id == rec.id,
-            PropertyValue.name.in_(["first_name", "last_name", "name", "deal_name", "company_name"]))).all())
-        full = " ".join(str(props[k]) for k in ("first_name", "last_name") if props.get(k))
-        for candidate in (full, props.get("name"), props.get("deal_name")):
-            if candidate:
-                return str(candidate)
-        keys = dict(s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
-            RecordKey.record_id == rec.id)).all())
-        for name in ("email", "website_url"):
-            if keys.get(name):
-                return keys[name]
-    return ids.email or ids.website_url or ids.customKeyValue or None
+    named = subjects_of(s, [rec.id]).get(rec.id) if rec is not None else None
+    return named or ids.email or ids.website_url or ids.customKeyValue or None
+
+
+_SUBJECT_PROPS = ["first_name", "last_name", "name", "deal_name", "company_name"]
+
+
+def subjects_of(s: Session, record_ids: list[str]) -> dict[str, str]:
+    """:func:`subject_of` of many records in a few queries: their name properties, else email or website
+    (records with none of those are absent)."""
+    props: dict[str, dict[str, Any]] = {}
+    keys: dict[str, dict[str, str]] = {}
+    for i in range(0, len(record_ids), 500):
+        chunk = record_ids[i:i + 500]
+        for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
+                                          .where(PropertyValue.record_id.in_(chunk),
+                                                 PropertyValue.name.in_(_SUBJECT_PROPS))):
+            props.setdefault(rid, {})[name] = value
+        for rid, name, value in s.execute(select(RecordKey.record_id, RecordKey.key_name, RecordKey.key_value)
+                                          .where(RecordKey.record_id.in_(chunk),
+                                                 RecordKey.key_name.in_(["email", "website_url"]))):
+            keys.setdefault(rid, {})[name] = value
+    out: dict[str, str] = {}
+    for rid in record_ids:
+        p = props.get(rid, {})
+        full = " ".join(str(p[k]) for k in ("first_name", "last_name") if p.get(k))
+        found = next((str(c) for c in (full, p.get("name"), p.get("deal_name")) if c), None)
+        found = found or next((keys[rid][n] for n in ("email", "website_url") if keys.get(rid, {}).get(n)), None)
+        if found:
+            out[rid] = found
+    return out

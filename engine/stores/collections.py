@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from memrelay.engine.core.access import current_access
 from memrelay.engine.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 from memrelay.engine.core.util import iso, new_id, utcnow
@@ -296,7 +297,9 @@ class Collections:
             q = select(Collection).where(Collection.org_id == org_id, Collection.archived_at.is_(None))
             if entity_type:
                 q = q.where(Collection.entity_type == normalise_entity_type(entity_type))
-            return [collection_to_dict(c) for c in s.scalars(q.order_by(Collection.name))]
+            access = current_access()
+            return [collection_to_dict(c) for c in s.scalars(q.order_by(Collection.name))
+                    if access.allows_collection(c.id, c.name, c.entity_type)]
 
     def history(self, org_id: str, collection_id: str, *, mode: str = "full") -> builtins.list[dict[str, Any]]:
         """Every version; ``mode='diff'`` gives a unified diff against the previous version."""
@@ -356,7 +359,7 @@ class Collections:
     def _get(self, s: Session, org_id: str, collection_id: str) -> Collection:
         c = s.scalar(select(Collection).where(Collection.org_id == org_id,
                                               (Collection.id == collection_id) | (Collection.name == collection_id)))
-        if c is None:
+        if c is None or not current_access().allows_collection(c.id, c.name, c.entity_type):
             raise NotFound(f"collection {collection_id} not found")
         return c
 

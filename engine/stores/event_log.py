@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.backoff import EVENTS
+from memrelay.engine.core.delivery_headers import capture_headers
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound
 from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.stores.db.database import Database, rowcount
@@ -141,6 +142,8 @@ def event_to_dict(e: InboundEvent, *, payload: bool = False) -> dict[str, Any]:
            "processedAt": iso(e.processed_at), "nextAttemptAt": iso(e.next_attempt_at)}
     if payload:
         out["payload"] = e.payload
+        out["headers"] = e.headers  # the delivery's request headers, secrets masked (None: not recorded)
+        out["verification"] = e.verification
     return out
 
 
@@ -154,13 +157,20 @@ class EventLog:
         self._group = GroupCommit(self._insert)
 
     def record(self, org_id: str, source_id: str, events: list[dict[str, Any]], *,
-               after_commit: Callable[[list[str]], object] | None = None) -> tuple[list[str], int]:
+               after_commit: Callable[[list[str]], object] | None = None,
+               headers: Iterable[tuple[str, str]] | None = None,
+               verification: dict[str, Any] | None = None) -> tuple[list[str], int]:
         """Store new events, ignoring ones already logged (same source + dedup key).
 
         ``events`` are dicts with connector, dedup_key, event_type, object_type, object_id, occurred_at,
-        payload. Returns (ids of newly stored events, number of duplicates), once they are committed;
-        ``after_commit(new_ids)`` has run by then (see :class:`GroupCommit`)."""
+        payload. ``headers`` (the delivery's request headers, as received) are stored with each event through
+        :func:`~memrelay.engine.core.delivery_headers.capture_headers` — hop-by-hop ones dropped, bounded,
+        secrets masked here, before anything is written; ``verification`` says which check passed
+        (connector, scheme, ``verifiedHeaders``). Returns (ids of newly stored events, number of duplicates),
+        once they are committed; ``after_commit(new_ids)`` has run by then (see :class:`GroupCommit`)."""
         now = utcnow()
+        stored_headers = None if headers is None else capture_headers(
+            headers, verified=(verification or {}).get("verifiedHeaders") or ())
         rows, seen = [], set()
         for ev in events:
             if ev["dedup_key"] in seen:
@@ -170,7 +180,8 @@ class EventLog:
                          "dedup_key": ev["dedup_key"], "event_type": ev["event_type"],
                          "object_type": ev.get("object_type"), "object_id": ev.get("object_id"),
                          "occurred_at": ev.get("occurred_at"), "payload": ev["payload"], "status": "received",
-                         "attempts": 0, "result": {}, "received_at": now})
+                         "attempts": 0, "result": {}, "received_at": now, "headers": stored_headers,
+                         "verification": verification})
         if not rows:
             return [], len(events)
         stored = self._group.submit(rows, after_commit)

@@ -11,6 +11,7 @@ from memrelay.engine.core.util import iso, new_id, utcnow
 from memrelay.engine.stores.db.models import OutboxEvent
 
 EVENT_TYPES = (
+    "record.created",
     "memory.property.updated",
     "memory.properties.bulk_updated",
     "memory.updated",
@@ -32,6 +33,13 @@ def outbox_row(org_id: str, event_type: str, payload: dict[str, Any]) -> dict[st
         raise ValueError(f"unknown outbox event type {event_type!r}")
     return {"public_id": new_id("evt"), "org_id": org_id, "event_type": event_type, "payload": payload,
             "created_at": utcnow()}
+
+
+def record_created_payload(record_id: str, entity_type: str, primary_key: str, keys: list[tuple[str, str]],
+                           created_at: Any) -> dict[str, Any]:
+    """``record.created``: the new record's id, type, primary key and the keys it was created with."""
+    return {"recordId": record_id, "type": entity_type, "primaryKey": primary_key,
+            "keys": {name: value for name, value in keys}, "createdAt": iso(created_at)}
 
 
 def emit(session: Session, org_id: str, event_type: str, payload: dict[str, Any]) -> OutboxEvent:

@@ -36,7 +36,7 @@ from memrelay.engine.stores.identity import (
     resolve_live_or_deleted,
     resolve_record,
 )
-from memrelay.engine.stores.outbox import emit
+from memrelay.engine.stores.outbox import emit, record_created_payload
 from memrelay.engine.stores.properties import (
     Provenance,
     WriteResult,
@@ -110,6 +110,8 @@ class Records:
         created = insert_record(s, org_id, et, primary_key_string(identity)[:512])
         if created is not None:
             attach_keys(s, created, keys, new_record=True)
+            emit(s, org_id, "record.created", record_created_payload(created.id, et, created.primary_key, keys,
+                                                                     created.created_at))
             return created, True
         winner = resolve_record(s, org_id, ids, et, policy=policy)  # a concurrent writer created it first
         if winner is None:

@@ -24,7 +24,7 @@ from memrelay.engine.stores.db.models_outbound import WebhookSubscription
 
 ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
     Source: ("secret", "previous_secrets", "token", "config"),
-    WebhookSubscription: ("secret",),
+    WebhookSubscription: ("secret", "previous_secret"),
 }
 
 

@@ -12,6 +12,7 @@ from memrelay.engine.core.errors import QueueUnavailable
 from memrelay.engine.enrichment.runs import EnrichmentRunRequest
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
+from memrelay.gateway.schemas import enrichment as sch
 from memrelay.gateway.state import state
 from memrelay.queue.connection import require_queue
 from memrelay.queue.jobs import enqueue
@@ -31,7 +32,8 @@ def _enqueue_chunks(org_id: str, run_id: str, chunks: list[int]) -> None:
                                f"resume run {run_id} once it is back") from exc
 
 
-@endpoint(bp, "/runs", scope="write", body=EnrichmentRunRequest)
+@endpoint(bp, "/runs", scope="write", body=EnrichmentRunRequest, response=sch.EnrichmentRun,
+          also={202: sch.EnrichmentRun}, errors=(402, 404))
 def start_run(auth: KeyInfo, body: EnrichmentRunRequest) -> tuple[dict[str, Any], int]:
     """Infer an inferred property for every record of a collection (or a search filter's matches) in
     background chunks. An LLM run is estimated first and refused (402) beyond the org's budget; ``dryRun``
@@ -45,13 +47,13 @@ def start_run(auth: KeyInfo, body: EnrichmentRunRequest) -> tuple[dict[str, Any]
     return run, 202
 
 
-@endpoint(bp, "/runs/<run_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/runs/<run_id>", methods=("GET",), scope="read", response=sch.EnrichmentRun)
 def run_status(auth: KeyInfo, run_id: str) -> dict[str, Any]:
     """Status, progress (processed/total), counts by outcome, chunks, cost estimate and cost of a run."""
     return state().services.enrichment.status(auth.org_id, run_id)
 
 
-@endpoint(bp, "/runs/<run_id>/resume", scope="write")
+@endpoint(bp, "/runs/<run_id>/resume", scope="write", response=sch.EnrichmentRun, status=202, errors=(409,))
 def resume_run(auth: KeyInfo, run_id: str) -> tuple[dict[str, Any], int]:
     """Re-run the chunks of a run that are not done (failed, or lost with their worker)."""
     require_queue(state().redis)
@@ -61,7 +63,7 @@ def resume_run(auth: KeyInfo, run_id: str) -> tuple[dict[str, Any], int]:
     return {**enrichment.status(auth.org_id, run_id), "resumedChunks": pending}, 202
 
 
-@endpoint(bp, "/stale", methods=("GET",), scope="read")
+@endpoint(bp, "/stale", methods=("GET",), scope="read", response=sch.StaleSummary)
 def stale(auth: KeyInfo) -> dict[str, Any]:
     """Inferred properties whose evidence changed since they were computed: per property, how many records
     are stale, how many are due for a refresh, and the policy."""

@@ -25,6 +25,7 @@ from memrelay.engine.stores.search import (
 )
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
+from memrelay.gateway.schemas import memory as sch
 from memrelay.gateway.state import state
 
 bp = Blueprint("memory", __name__, url_prefix="/api/v1")
@@ -212,7 +213,8 @@ class DeleteMemoriesRequest(IdentifiedRequest):
 
 
 # --- collections and entity types ---------------------------------------------------------------------
-@endpoint(bp, "/collections", methods=("GET",), scope="read")
+@endpoint(bp, "/collections", methods=("GET",), scope="read", response=sch.CollectionList,
+          query=sch.CollectionListQuery)
 def list_collections(auth: KeyInfo) -> dict[str, Any]:
     """List the org's collections (property schemas), as Personize answers ``collections.list()``:
     ``actions[]`` of ``{id, type: 'collection', payload: {collectionId, collectionName, ...}}`` with ``count``;
@@ -222,7 +224,8 @@ def list_collections(auth: KeyInfo) -> dict[str, Any]:
     return {"collections": collections, "actions": actions, "count": len(actions), "nextToken": None}
 
 
-@endpoint(bp, "/collections", methods=("POST",), scope="write", body=CollectionCreate)
+@endpoint(bp, "/collections", methods=("POST",), scope="write", body=CollectionCreate, response=sch.Collection,
+          status=201, errors=(409,))
 def create_collection(auth: KeyInfo, body: CollectionCreate) -> tuple[dict[str, Any], int]:
     """Create a collection of typed properties for an entity type."""
     return state().services.collections.create(auth.org_id, name=body.collectionName, entity_type=body.entityType,
@@ -230,13 +233,14 @@ def create_collection(auth: KeyInfo, body: CollectionCreate) -> tuple[dict[str, 
                                                tags=body.tags, actor=auth.key_id), 201
 
 
-@endpoint(bp, "/collections/<collection_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/collections/<collection_id>", methods=("GET",), scope="read", response=sch.Collection)
 def get_collection(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
     """One collection."""
     return state().services.collections.get(auth.org_id, collection_id)
 
 
-@endpoint(bp, "/collections/<collection_id>", methods=("PUT", "PATCH"), scope="write", body=CollectionUpdate)
+@endpoint(bp, "/collections/<collection_id>", methods=("PUT", "PATCH"), scope="write", body=CollectionUpdate,
+          response=sch.Collection, errors=(409,))
 def update_collection(auth: KeyInfo, body: CollectionUpdate, collection_id: str) -> dict[str, Any]:
     """Change a collection; every change is a new version."""
     return state().services.collections.update(auth.org_id, collection_id, actor=auth.key_id,
@@ -244,13 +248,14 @@ def update_collection(auth: KeyInfo, body: CollectionUpdate, collection_id: str)
                                                properties=body.properties, tags=body.tags)
 
 
-@endpoint(bp, "/collections/<collection_id>", methods=("DELETE",), scope="write")
+@endpoint(bp, "/collections/<collection_id>", methods=("DELETE",), scope="write", response=sch.Collection)
 def archive_collection(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
     """Archive a collection (its history is kept)."""
     return state().services.collections.archive(auth.org_id, collection_id, actor=auth.key_id)
 
 
-@endpoint(bp, "/collections/<collection_id>/history", methods=("GET",), scope="read")
+@endpoint(bp, "/collections/<collection_id>/history", methods=("GET",), scope="read",
+          response=sch.CollectionHistory, query=sch.CollectionHistoryQuery)
 def collection_history(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
     """Every version of a collection; ``?mode=diff`` for unified diffs."""
     mode = request.args.get("mode", "full")
@@ -260,7 +265,7 @@ def collection_history(auth: KeyInfo, collection_id: str) -> dict[str, Any]:
             "versions": state().services.collections.history(auth.org_id, collection_id, mode=mode)}
 
 
-@endpoint(bp, "/entities", methods=("GET",), scope="read")
+@endpoint(bp, "/entities", methods=("GET",), scope="read", response=sch.EntityTypeList, query=sch.EntityListQuery)
 def list_entities(auth: KeyInfo) -> list[dict[str, Any]]:
     """Entity types, as Personize answers ``entityTypes.list()``: ``data`` is the array
     (``?includeArchived=true`` to see archived ones)."""
@@ -268,7 +273,8 @@ def list_entities(auth: KeyInfo) -> list[dict[str, Any]]:
     return state().services.collections.list_entity_types(auth.org_id, include_archived=include)
 
 
-@endpoint(bp, "/entities", methods=("POST",), scope="write", body=EntityTypeCreate)
+@endpoint(bp, "/entities", methods=("POST",), scope="write", body=EntityTypeCreate, response=sch.EntityType,
+          status=201, errors=(409,))
 def create_entity(auth: KeyInfo, body: EntityTypeCreate) -> tuple[dict[str, Any], int]:
     """Create a custom entity type (with its primary key field and display fields)."""
     return state().services.collections.create_entity_type(
@@ -276,57 +282,63 @@ def create_entity(auth: KeyInfo, body: EntityTypeCreate) -> tuple[dict[str, Any]
         secondary_keys=body.secondaryKeys, display=body.display()), 201
 
 
-@endpoint(bp, "/entities/<ref>", methods=("GET",), scope="read")
+@endpoint(bp, "/entities/<ref>", methods=("GET",), scope="read", response=sch.EntityType, errors=(422,))
 def get_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
     """One entity type by id or name (unknown: 422 listing the known ones)."""
     return state().services.collections.get_entity_type(auth.org_id, ref)
 
 
-@endpoint(bp, "/entities/<ref>", methods=("PATCH",), scope="admin", body=EntityTypeUpdate)
+@endpoint(bp, "/entities/<ref>", methods=("PATCH",), scope="admin", body=EntityTypeUpdate, response=sch.EntityType,
+          errors=(409,))
 def update_entity(auth: KeyInfo, body: EntityTypeUpdate, ref: str) -> dict[str, Any]:
     """Rename (label), re-icon, re-colour, describe, re-key an empty type, or archive/restore via ``status``."""
     return state().services.collections.update_entity_type(auth.org_id, ref, body.changes())
 
 
-@endpoint(bp, "/entity-types/<ref>", methods=("PATCH",), scope="admin", body=EntityTypeUpdate)
+@endpoint(bp, "/entity-types/<ref>", methods=("PATCH",), scope="admin", body=EntityTypeUpdate,
+          response=sch.EntityType, errors=(409,))
 def update_entity_type(auth: KeyInfo, body: EntityTypeUpdate, ref: str) -> dict[str, Any]:
     """``PATCH /entity-types/:id`` (Personize's reference spelling of ``PATCH /entities/:id``)."""
     return state().services.collections.update_entity_type(auth.org_id, ref, body.changes())
 
 
-@endpoint(bp, "/entities/<ref>", methods=("DELETE",), scope="admin")
+@endpoint(bp, "/entities/<ref>", methods=("DELETE",), scope="admin", response=sch.EntityType, errors=(422,))
 def delete_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
     """Archive a custom entity type (soft; system types answer 403); restore with ``status: 'Active'``."""
     return state().services.collections.set_entity_type_archived(auth.org_id, ref, True)
 
 
-@endpoint(bp, "/entities/<ref>/archive", methods=("POST",), scope="write")
+@endpoint(bp, "/entities/<ref>/archive", methods=("POST",), scope="write", response=sch.EntityType, errors=(422,))
 def archive_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
     """Archive a custom entity type by id or name (system types answer 403)."""
     return state().services.collections.set_entity_type_archived(auth.org_id, ref, True)
 
 
-@endpoint(bp, "/entity-types/<ref>/archive", methods=("POST",), scope="admin")
+@endpoint(bp, "/entity-types/<ref>/archive", methods=("POST",), scope="admin", response=sch.EntityType,
+          errors=(422,))
 def archive_entity_type(auth: KeyInfo, ref: str) -> dict[str, Any]:
     """``POST /entity-types/:id/archive`` (Personize's reference spelling)."""
     return state().services.collections.set_entity_type_archived(auth.org_id, ref, True)
 
 
-@endpoint(bp, "/entities/<ref>/restore", methods=("POST",), scope="write")
+@endpoint(bp, "/entities/<ref>/restore", methods=("POST",), scope="write", response=sch.EntityType, errors=(422,))
 def restore_entity(auth: KeyInfo, ref: str) -> dict[str, Any]:
     """Restore an archived entity type by id or name."""
     return state().services.collections.set_entity_type_archived(auth.org_id, ref, False)
 
 
 # --- records and properties -----------------------------------------------------------------------
-@endpoint(bp, "/upsert", methods=("POST",), scope="write", body=UpsertRequest)
+@endpoint(bp, "/upsert", methods=("POST",), scope="write", body=UpsertRequest, response=sch.UpsertResult,
+          errors=(404, 409), example={"email": "ada@acme.example", "type": "contact",
+                                      "properties": {"job_title": "CTO"}})
 def upsert(auth: KeyInfo, body: UpsertRequest) -> dict[str, Any]:
     """Structured write (no AI): find or create the record by any key, write typed properties."""
     return state().services.records.upsert(auth.org_id, body.ids(), body.properties, body.provenance(auth),
                                            expected_version=body.expectedVersion)
 
 
-@endpoint(bp, "/memory/update", methods=("POST",), scope="write", body=UpdateRequest)
+@endpoint(bp, "/memory/update", methods=("POST",), scope="write", body=UpdateRequest, response=sch.UpdateResult,
+          errors=(404, 409))
 def update(auth: KeyInfo, body: UpdateRequest) -> dict[str, Any]:
     """Update one property (replace, or arrayPush/arrayRemove/arrayPatch) or a memory's text.
 
@@ -350,14 +362,16 @@ def update(auth: KeyInfo, body: UpdateRequest) -> dict[str, Any]:
                        "lancedb": "skipped"}}
 
 
-@endpoint(bp, "/memory/bulk-update", methods=("POST",), scope="write", body=BulkUpdateRequest)
+@endpoint(bp, "/memory/bulk-update", methods=("POST",), scope="write", body=BulkUpdateRequest,
+          response=sch.BulkUpdateResult, errors=(404, 409))
 def bulk_update(auth: KeyInfo, body: BulkUpdateRequest) -> dict[str, Any]:
     """Update several properties of one record atomically; ``results`` per property as Personize answers."""
     return state().services.records.update(auth.org_id, body.ids(), body.provenance(auth),
                                            properties=body.values(), expected_version=body.expectedVersion)
 
 
-@endpoint(bp, "/memory/property-history", methods=("POST",), scope="read", body=HistoryRequest)
+@endpoint(bp, "/memory/property-history", methods=("POST",), scope="read", body=HistoryRequest,
+          response=sch.PropertyHistory, errors=(404, 409))
 def property_history(auth: KeyInfo, body: HistoryRequest) -> dict[str, Any]:
     """Write history of one property or all, newest first (stale writes included): ``entries`` with
     ``limit``/``nextToken`` paging (Personize), ``items`` with ``page``/``pageSize`` (memrelay)."""
@@ -366,7 +380,8 @@ def property_history(auth: KeyInfo, body: HistoryRequest) -> dict[str, Any]:
                                             page=body.page, page_size=body.limit or body.pageSize, offset=offset)
 
 
-@endpoint(bp, "/recall", methods=("POST",), scope="read", body=RecallRequest)
+@endpoint(bp, "/recall", methods=("POST",), scope="read", body=RecallRequest, response=sch.RecallResult,
+          errors=(404, 409), example={"type": "contact", "email": "ada@acme.example"})
 def recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
     """Direct lookup (Personize's recall): ``memories`` (structured properties), ``freeformMemories``, their
     counts, ``systemIntro``; type required."""
@@ -395,7 +410,9 @@ def _search(auth: KeyInfo, q: SearchQuery, return_records: bool, *, include_memo
     return items, total, extra
 
 
-@endpoint(bp, "/search", methods=("POST",), scope="read", body=SearchRequest)
+@endpoint(bp, "/search", methods=("POST",), scope="read", body=SearchRequest, response=sch.SearchResult,
+          example={"type": "contact", "groups": [{"conditions": [
+              {"property": "job_title", "operator": "EQ", "value": "CTO"}]}], "pageSize": 10})
 def search(auth: KeyInfo, body: SearchRequest) -> dict[str, Any]:
     """Filter records by grouped property or key conditions and/or keys; cross-type without ``type``.
 
@@ -412,7 +429,8 @@ def search(auth: KeyInfo, body: SearchRequest) -> dict[str, Any]:
             "total": total, "hasMore": body.page * body.pageSize < total}
 
 
-@endpoint(bp, "/memory/filter-by-property", methods=("POST",), scope="read", body=FilterRequest)
+@endpoint(bp, "/memory/filter-by-property", methods=("POST",), scope="read", body=FilterRequest,
+          response=sch.FilterResult)
 def filter_by_property(auth: KeyInfo, body: FilterRequest) -> dict[str, Any]:
     """Personize-style property filter with ``limit`` + ``nextToken`` paging.
 
@@ -440,7 +458,8 @@ def _epoch_ms(value: str | None) -> int | None:
 
 
 # --- deletion ------------------------------------------------------------------------------------
-@endpoint(bp, "/memory/delete", methods=("POST",), scope="write", body=DeleteMemoriesRequest)
+@endpoint(bp, "/memory/delete", methods=("POST",), scope="write", body=DeleteMemoriesRequest,
+          response=sch.DeletedMemories, errors=(404, 409))
 def delete_memories(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any]:
     """Soft-delete memories by id, or all memories of a record (restorable with cancel-deletion)."""
     ids = body.ids()
@@ -450,14 +469,16 @@ def delete_memories(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any
                                             ids=ids if ids.keys() else None)
 
 
-@endpoint(bp, "/memory/delete-record", methods=("POST",), scope="write", body=IdentifiedRequest)
+@endpoint(bp, "/memory/delete-record", methods=("POST",), scope="write", body=IdentifiedRequest,
+          response=sch.RecordSummary, errors=(404, 409))
 def delete_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
     """Soft-delete a record: hidden everywhere at once, recoverable for the retention window."""
     body.ids().require_any()
     return state().services.records.soft_delete(auth.org_id, body.ids(), actor=auth.key_id)
 
 
-@endpoint(bp, "/memory/cancel-deletion", methods=("POST",), scope="write", body=DeleteMemoriesRequest)
+@endpoint(bp, "/memory/cancel-deletion", methods=("POST",), scope="write", body=DeleteMemoriesRequest,
+          response=sch.CancelledDeletion, errors=(404, 409))
 def cancel_deletion(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any]:
     """Undo a soft delete within the retention window: memories by id, a record's deleted memories, or a
     deleted record."""
@@ -468,7 +489,8 @@ def cancel_deletion(auth: KeyInfo, body: DeleteMemoriesRequest) -> dict[str, Any
                                                      ids=ids if ids.keys() else None)
 
 
-@endpoint(bp, "/memory/erase-record", methods=("POST",), scope="admin", body=IdentifiedRequest)
+@endpoint(bp, "/memory/erase-record", methods=("POST",), scope="admin", body=IdentifiedRequest,
+          response=sch.Erasure, errors=(404, 409))
 def erase_record(auth: KeyInfo, body: IdentifiedRequest) -> dict[str, Any]:
     """GDPR erasure: immediate hard delete everywhere, audited without personal data."""
     body.ids().require_any()

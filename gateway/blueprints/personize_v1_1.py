@@ -22,6 +22,10 @@ from memrelay.engine.guidance.guideline_routing import split_sections
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import ENDPOINTS, EndpointDoc, endpoint, parse_body, request_payload
 from memrelay.gateway.blueprints import admin, generation, governance, memory, semantic
+from memrelay.gateway.schemas import admin as admin_sch
+from memrelay.gateway.schemas import generation as generation_sch
+from memrelay.gateway.schemas import governance as governance_sch
+from memrelay.gateway.schemas import personize as sch
 from memrelay.gateway.state import state
 
 V1 = "/api/v1"
@@ -64,7 +68,7 @@ def _answer(result: Any, reshape: Reshape | None) -> Any:
 
 def mirror(rule: str, view: View, v1_path: str, *, methods: tuple[str, ...] = ("POST",),
            translate: Translate | None = None, reshape: Reshape | None = None, name: str = "",
-           v1_method: str | None = None) -> None:
+           v1_method: str | None = None, response: type[BaseModel] | None = None) -> None:
     """Serve ``rule`` with the v1 ``view`` (registered at ``v1_method v1_path``, default: the same method):
     the documented request is turned into the v1 body by ``translate(payload, url_args)`` (a GET's query
     arguments are its payload), the v1 answer completed by ``reshape``."""
@@ -87,8 +91,12 @@ def mirror(rule: str, view: View, v1_path: str, *, methods: tuple[str, ...] = ("
 
     handler.__name__ = name or f"v1_1_{raw.__name__}"
     handler.__doc__ = f"Personize v1.1: {v1_method} {V1}{v1_path} with the documented request and answer."
+    is_get = methods[0] == "GET"  # a GET's body model is documented as its query string
     endpoint(bp, rule, methods=methods, scope=doc.scope, summary=(view.__doc__ or "").strip().split("\n")[0]
-             + f" (Personize v1.1 of {v1_method} {V1}{v1_path})")(handler)
+             + f" (Personize v1.1 of {v1_method} {V1}{v1_path})", response=response or doc.response,
+             status=doc.status, also=dict(doc.also), errors=doc.errors + ((400, 422) if translate else ()),
+             query=doc.body if is_get and doc.body else doc.query, body_doc=None if is_get else doc.body,
+             example=None if is_get else doc.body_example)(handler)
 
 
 # --- root -------------------------------------------------------------------------------------------
@@ -99,9 +107,10 @@ def key_check(auth: KeyInfo) -> dict[str, Any]:
             "ip": request.remote_addr, "userAgent": request.headers.get("User-Agent")}
 
 
-endpoint(bp, "/test", methods=("GET",), scope="read", summary="Verify the API key (Personize test()).")(key_check)
+endpoint(bp, "/test", methods=("GET",), scope="read", summary="Verify the API key (Personize test()).",
+         response=admin_sch.KeyCheck, operation_id="v1_1_key_check")(key_check)
 endpoint(legacy_bp, "/test", methods=("GET",), scope="read",
-         summary="Verify the API key (Personize test()).")(key_check)
+         summary="Verify the API key (Personize test()).", response=admin_sch.KeyCheck)(key_check)
 mirror("/me", admin.me, "/me", methods=("GET",))
 
 
@@ -133,14 +142,16 @@ def guideline_one(out: dict[str, Any]) -> dict[str, Any]:
     return documented_guideline(out) if "content" in out else out
 
 
-mirror("/guidelines", governance.list_guidelines, "/guidelines", methods=("GET",), reshape=guideline_list)
-mirror("/guidelines", governance.create_guideline, "/guidelines", translate=guideline_body, reshape=guideline_one)
+mirror("/guidelines", governance.list_guidelines, "/guidelines", methods=("GET",), reshape=guideline_list,
+       response=governance_sch.DocumentedGuidelineList)
+mirror("/guidelines", governance.create_guideline, "/guidelines", translate=guideline_body, reshape=guideline_one,
+       response=governance_sch.DocumentedGuideline)
 mirror("/guidelines/<guideline_id>", governance.get_guideline, "/guidelines/<guideline_id>", methods=("GET",),
-       reshape=guideline_one)
+       reshape=guideline_one, response=governance_sch.DocumentedGuideline)
 mirror("/guidelines/<guideline_id>", governance.patch_guideline, "/guidelines/<guideline_id>", methods=("PATCH",),
-       translate=guideline_body, reshape=guideline_one)
+       translate=guideline_body, reshape=guideline_one, response=governance_sch.DocumentedGuideline)
 mirror("/guidelines/<guideline_id>", governance.replace_guideline, "/guidelines/<guideline_id>", methods=("PUT",),
-       translate=guideline_body, reshape=guideline_one)
+       translate=guideline_body, reshape=guideline_one, response=governance_sch.DocumentedGuideline)
 mirror("/guidelines/<guideline_id>", governance.delete_guideline, "/guidelines/<guideline_id>", methods=("DELETE",))
 mirror("/guidelines/<guideline_id>/history", governance.guideline_history, "/guidelines/<guideline_id>/history",
        methods=("GET",))
@@ -157,7 +168,8 @@ def _sections(auth: KeyInfo, guideline_id: str) -> tuple[dict[str, Any], list[di
     return g, out
 
 
-@endpoint(bp, "/guidelines/<guideline_id>/structure", methods=("GET",), scope="read")
+@endpoint(bp, "/guidelines/<guideline_id>/structure", methods=("GET",), scope="read",
+          response=governance_sch.GuidelineStructure)
 def guideline_structure(auth: KeyInfo, guideline_id: str) -> dict[str, Any]:
     """The guideline's headings (``getStructure()``): one entry per markdown section, in order."""
     g, sections = _sections(auth, guideline_id)
@@ -165,7 +177,8 @@ def guideline_structure(auth: KeyInfo, guideline_id: str) -> dict[str, Any]:
             "sections": [{k: s[k] for k in ("header", "level", "tokens")} for s in sections]}
 
 
-@endpoint(bp, "/guidelines/<guideline_id>/section", methods=("GET",), scope="read")
+@endpoint(bp, "/guidelines/<guideline_id>/section", methods=("GET",), scope="read",
+          response=governance_sch.GuidelineSection, query=governance_sch.SectionQuery)
 def guideline_section(auth: KeyInfo, guideline_id: str) -> dict[str, Any]:
     """One section of a guideline by its heading (``?header=``, case-insensitive; ``getSection()``)."""
     wanted = (request.args.get("header") or request.args.get("section") or "").strip().lstrip("#").strip()
@@ -219,6 +232,8 @@ def agent_list(out: dict[str, Any]) -> dict[str, Any]:
 def agent_run_body(data: dict[str, Any], _url: dict[str, Any]) -> dict[str, Any]:
     """Personize's ``inputs`` (and top-level ``email``/``websiteUrl``/``recordId``, which win) become the
     agent's variables."""
+    if not all(isinstance(data.get(k) or {}, dict) for k in ("variables", "inputs")):
+        raise BadRequest("'inputs' and 'variables' must be objects")
     variables = {**(data.get("variables") or {}), **(data.get("inputs") or {})}
     for key in ("email", "websiteUrl", "website_url", "recordId", "record_id"):
         if data.get(key) is not None:
@@ -229,11 +244,15 @@ def agent_run_body(data: dict[str, Any], _url: dict[str, Any]) -> dict[str, Any]
     return {**out, "variables": variables}
 
 
-mirror("/agents", generation.list_agents, "/agents", methods=("GET",), reshape=agent_list)
-mirror("/agents/<agent_id>", generation.get_agent, "/agents/<agent_id>", methods=("GET",), reshape=documented_agent)
+mirror("/agents", generation.list_agents, "/agents", methods=("GET",), reshape=agent_list,
+       response=generation_sch.DocumentedAgentList)
+mirror("/agents/<agent_id>", generation.get_agent, "/agents/<agent_id>", methods=("GET",), reshape=documented_agent,
+       response=generation_sch.DocumentedAgent)
 
 
-@endpoint(bp, "/agents/<agent_id>/run", scope="write")
+@endpoint(bp, "/agents/<agent_id>/run", scope="write", body_doc=generation_sch.AgentRunInputs,
+          operation_id="v1_1_run_agent",
+          response=generation_sch.AgentRunResult, also={202: generation_sch.Queued}, errors=(400, 402, 422, 502))
 def run_agent(auth: KeyInfo, agent_id: str) -> Any:
     """Run an agent with Personize's ``inputs`` (Personize v1.1 of /api/v1/agents/<agent_id>/run)."""
     body = parse_body(body_model("/agents/<agent_id>/run"), agent_run_body(request_payload(), {}))
@@ -302,7 +321,8 @@ def _batch_steps(body: SaveBatchRequest) -> list[list[tuple[View, BaseModel]]]:
     return plan
 
 
-@endpoint(bp, "/memory/save/batch", scope="write", body=SaveBatchRequest)
+@endpoint(bp, "/memory/save/batch", scope="write", body=SaveBatchRequest, response=sch.SaveBatchResult,
+          errors=(402, 404))
 def save_batch(auth: KeyInfo, body: SaveBatchRequest) -> dict[str, Any]:
     """Small synchronous batch (≤100 records): each record's properties are upserted and its content saved,
     in order, through the same calls as /upsert and /memorize."""
@@ -376,7 +396,19 @@ def record_properties(auth: KeyInfo, body: RecordProperties) -> dict[str, Any]:
     return {"recordId": rec["recordId"], "type": rec["type"], "properties": props}
 
 
-@endpoint(bp, "/memory/filter-by-property", scope="read")
+class FilterOrRecordPropertiesBody(memory.FilterRequest):
+    """With ``conditions``: the deterministic property filter (as /api/v1/memory/filter-by-property). Without:
+    one record's property values (identifiers plus ``propertyNames``, ``includeDescriptions``, ``nonEmpty``).
+    Documentation only: the view picks the model by the presence of ``conditions``."""
+
+    propertyNames: list[str] | None = None
+    includeDescriptions: bool = True
+    nonEmpty: bool = False
+
+
+@endpoint(bp, "/memory/filter-by-property", scope="read", body_doc=FilterOrRecordPropertiesBody,
+          operation_id="v1_1_filter_by_property",
+          response=sch.FilterOrRecordProperties, errors=(400, 404, 422))
 def filter_by_property(auth: KeyInfo) -> Any:
     """Deterministic property filter (``conditions``, as /api/v1/memory/filter-by-property), or one record's
     property values with their schema descriptions (identifiers + ``propertyNames``). No LLM."""

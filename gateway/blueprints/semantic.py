@@ -19,6 +19,7 @@ from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.memory.similar import SegmentRequest, SimilarRequest
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
+from memrelay.gateway.schemas import semantic as sch
 from memrelay.gateway.state import state
 from memrelay.queue.connection import require_queue
 from memrelay.queue.jobs import enqueue
@@ -37,13 +38,17 @@ class BatchMemorizeBody(RootModel[Annotated[
     ``memorizeBatch({items: [...]})`` (each item memorized now, results per item)."""
 
 
-@endpoint(bp, "/memorize", scope="write", body=MemorizeRequest)
+@endpoint(bp, "/memorize", scope="write", body=MemorizeRequest, response=sch.MemorizeResult, errors=(402, 404, 409),
+          example={"email": "ada@acme.example", "type": "contact", "content": "Ada prefers tea over coffee.",
+                   "tags": ["preferences"]})
 def memorize(auth: KeyInfo, body: MemorizeRequest) -> dict[str, Any]:
-    """Store free text about a record as memories and extracted property values."""
+    """Store free text (or chat ``messages``) about a record as memories, with optional ``metadata`` and
+    expiry, and extracted property values."""
     return state().services.memories.memorize(auth.org_id, body.for_key(auth.key_id))
 
 
-@endpoint(bp, "/batch-memorize", scope="write", body=BatchMemorizeBody)
+@endpoint(bp, "/batch-memorize", scope="write", body=BatchMemorizeBody, response=sch.BatchMemorizeResult,
+          also={202: sch.BatchRunQueued}, errors=(404,))
 def batch_memorize(auth: KeyInfo, body: BatchMemorizeBody) -> tuple[dict[str, Any], int]:
     """Import rows (structured fields → properties, text fields → memories) as background jobs, or memorize
     Personize-style ``items``."""
@@ -71,37 +76,42 @@ def _batch_rows(auth: KeyInfo, body: BatchMemorizeRequest) -> tuple[dict[str, An
     return run.summary, 202
 
 
-@endpoint(bp, "/batch-memorize/<run_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/batch-memorize/<run_id>", methods=("GET",), scope="read", response=sch.BatchStatus)
 def batch_status(auth: KeyInfo, run_id: str) -> dict[str, Any]:
     """Status, progress, per-row errors and totals of a batch-memorize run."""
     return state().services.batches.status(auth.org_id, run_id)
 
 
-@endpoint(bp, "/smart-recall", scope="read", body=RecallRequest)
+@endpoint(bp, "/smart-recall", scope="read", body=RecallRequest, response=sch.SmartRecallResult,
+          errors=(402, 404, 502), example={"query": "What does Ada drink?", "email": "ada@acme.example",
+                                           "type": "contact", "limit": 5})
 def smart_recall(auth: KeyInfo, body: RecallRequest) -> dict[str, Any]:
-    """Semantic recall over one record's memories, or org-wide."""
+    """Semantic recall over one record's memories, or org-wide: calibrated hybrid scores, metadata
+    ``filters`` applied before ranking, expired memories hidden unless ``includeExpired``, ``explain``."""
     return state().services.recall.smart_recall(auth.org_id, body.for_key(auth.key_id))
 
 
-@endpoint(bp, "/smart-memory-digest", scope="read", body=DigestRequest)
+@endpoint(bp, "/smart-memory-digest", scope="read", body=DigestRequest, response=sch.DigestResult,
+          errors=(404, 409))
 def smart_memory_digest(auth: KeyInfo, body: DigestRequest) -> dict[str, Any]:
     """A compiled markdown digest (``compiledContext``) of one record within a token budget."""
     return state().services.digests.digest(auth.org_id, body.for_key(auth.key_id))
 
 
-@endpoint(bp, "/similar", scope="read", body=SimilarRequest)
+@endpoint(bp, "/similar", scope="read", body=SimilarRequest, response=sch.SimilarResult, errors=(404, 409))
 def similar(auth: KeyInfo, body: SimilarRequest) -> dict[str, Any]:
     """Records most similar to a seed record, in similarity tiers."""
     return state().services.similarity.similar(auth.org_id, body)
 
 
-@endpoint(bp, "/segment", scope="read", body=SegmentRequest)
+@endpoint(bp, "/segment", scope="read", body=SegmentRequest, response=sch.SegmentResult, errors=(404, 409))
 def segment(auth: KeyInfo, body: SegmentRequest) -> dict[str, Any]:
     """Records grouped into similarity tiers around a seed record or text, with counts and paging."""
     return state().services.similarity.segment(auth.org_id, body)
 
 
-@endpoint(bp, "/memory/query-properties", scope="read", body=QueryPropertiesRequest)
+@endpoint(bp, "/memory/query-properties", scope="read", body=QueryPropertiesRequest,
+          response=sch.QueryPropertiesResult, errors=(402, 502))
 def query_properties(auth: KeyInfo, body: QueryPropertiesRequest) -> dict[str, Any]:
     """LLM-judged search of one property's values (503 llm_not_configured without a model)."""
     return state().services.query_properties.query(auth.org_id, body)

@@ -24,6 +24,7 @@ from memrelay.engine.ingest.pipeline import source_config
 from memrelay.engine.stores.event_log import event_to_dict
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
+from memrelay.gateway.inbound_verification import verification_record
 from memrelay.gateway.ratelimit import enforce_receiver_limits
 from memrelay.gateway.schemas import common
 from memrelay.gateway.schemas import sources as sch
@@ -67,15 +68,17 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     enforce_receiver_limits(source_id)  # per client address and per source id, before any lookup
     src = services.sources.lookup(source_id, connector)
     cfg = source_config(src)
+    path_token = token is not None
     if token is None and request.args.get("token") is not None:
         if not (src.config or {}).get("allow_query_token"):
             raise SignatureError("this source does not accept ?token=; send the X-Memrelay-Token header")
         token = request.args.get("token")
     conn = get_connector(connector)
     raw = request.get_data(cache=True)
+    key_id: str | None = None
     try:
         if connector_info(connector).accepts_api_key and api_key_from_request():
-            _authorise_api_key(src.org_id)  # Zapier-style actions may use the org's API key instead of the token
+            key_id = _authorise_api_key(src.org_id)  # Zapier-style actions may use the org's API key instead
             verified = conn.accept_authenticated(_HeaderView(request.headers), raw, source=cfg)
         else:
             verified = conn.verify(_HeaderView(request.headers), raw, source=cfg, method=request.method, url=_signed_url(),
@@ -83,6 +86,8 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     except SignatureError as exc:
         log.warning("rejected %s delivery for source %s: %s", connector, source_id, exc.message)
         raise
+    how = verification_record(connector, _HeaderView(request.headers), api_key_id=key_id,
+                              path_token=path_token, query_token=not path_token and token is not None)
     events = conn.parse(verified)
     try:
         # Committed before we answer (accepted means durable); concurrent deliveries of this process share the
@@ -90,7 +95,8 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
         new_ids, dups = services.events.record(src.org_id, src.id, [{
             "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
             "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
-            "payload": e.model_dump(mode="json")} for e in events], after_commit=_enqueuer(st))
+            "payload": e.model_dump(mode="json")} for e in events], after_commit=_enqueuer(st),
+            headers=request.headers.items(), verification=how)  # masked by the log before it is stored
     except IntegrityError:  # deleted by another process within the lookup cache's TTL
         services.sources.forget(source_id)
         raise NotFound("unknown webhook source") from None
@@ -108,9 +114,11 @@ def _enqueuer(st: Any) -> Callable[[list[str]], object]:
     return cast(Callable[[list[str]], object], hook)
 
 
-def _authorise_api_key(org_id: str) -> None:
-    if authenticate("write").org_id != org_id:
+def _authorise_api_key(org_id: str) -> str:
+    auth = authenticate("write")
+    if auth.org_id != org_id:
         raise NotFound("unknown webhook source")  # never reveal another org's source
+    return auth.key_id
 
 
 # --- sources ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from memrelay.engine.core.errors import BadRequest, QueueUnavailable
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import endpoint
+from memrelay.gateway.schemas import workflows as sch
 from memrelay.gateway.state import state
 from memrelay.queue.connection import require_queue
 from memrelay.queue.jobs import enqueue
@@ -40,14 +41,14 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return int(raw)
 
 
-@endpoint(bp, "/workflows", methods=("GET",), scope="read")
+@endpoint(bp, "/workflows", methods=("GET",), scope="read", response=sch.WorkflowList)
 def list_workflows(auth: KeyInfo) -> dict[str, Any]:
     """Workflow definitions, with whether their event/schedule triggers are enabled for this org."""
     enabled = store.enabled_workflows(state().services.db, auth.org_id)
     return {"workflows": [describe(wf, wf.id in enabled) for wf in registry(state().settings.data_dir).all()]}
 
 
-@endpoint(bp, "/workflows/<workflow_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/workflows/<workflow_id>", methods=("GET",), scope="read", response=sch.Workflow)
 def get_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     """One workflow definition."""
     wf = registry(state().settings.data_dir).get(workflow_id)
@@ -60,19 +61,19 @@ def _set_enabled(auth: KeyInfo, workflow_id: str, enabled: bool) -> dict[str, An
     return describe(wf, enabled)
 
 
-@endpoint(bp, "/workflows/<workflow_id>/enable", scope="admin")
+@endpoint(bp, "/workflows/<workflow_id>/enable", scope="admin", response=sch.Workflow)
 def enable_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     """Let this workflow's event or schedule trigger start runs for this org."""
     return _set_enabled(auth, workflow_id, True)
 
 
-@endpoint(bp, "/workflows/<workflow_id>/disable", scope="admin")
+@endpoint(bp, "/workflows/<workflow_id>/disable", scope="admin", response=sch.Workflow)
 def disable_workflow(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     """Stop this workflow's event or schedule trigger for this org."""
     return _set_enabled(auth, workflow_id, False)
 
 
-@endpoint(bp, "/workflows/<workflow_id>/run", scope="write", body=RunRequest)
+@endpoint(bp, "/workflows/<workflow_id>/run", scope="write", body=RunRequest, response=sch.RunQueued, status=202)
 def run_workflow(auth: KeyInfo, body: RunRequest, workflow_id: str) -> tuple[dict[str, Any], int]:
     """Start a run by hand (queued; poll /workflow-runs/<runId>)."""
     conn, db = state().redis, state().services.db
@@ -90,7 +91,8 @@ def run_workflow(auth: KeyInfo, body: RunRequest, workflow_id: str) -> tuple[dic
     return {"runId": run_id, "status": "queued", "statusUrl": f"/api/v1/workflow-runs/{run_id}"}, 202
 
 
-@endpoint(bp, "/workflows/<workflow_id>/runs", methods=("GET",), scope="read")
+@endpoint(bp, "/workflows/<workflow_id>/runs", methods=("GET",), scope="read", response=sch.WorkflowRuns,
+          query=sch.RunsQuery)
 def list_runs(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     """Recent runs of a workflow, newest first, with per-step status, output, error and log."""
     wf = registry(state().settings.data_dir).get(workflow_id)
@@ -98,13 +100,13 @@ def list_runs(auth: KeyInfo, workflow_id: str) -> dict[str, Any]:
     return {"workflowId": wf.id, "runs": store.list_runs(state().services.db, auth.org_id, wf.id, limit=limit)}
 
 
-@endpoint(bp, "/workflow-runs/<run_id>", methods=("GET",), scope="read")
+@endpoint(bp, "/workflow-runs/<run_id>", methods=("GET",), scope="read", response=sch.WorkflowRun)
 def get_run(auth: KeyInfo, run_id: str) -> dict[str, Any]:
     """One run with its steps."""
     return store.get_run(state().services.db, auth.org_id, run_id)
 
 
-@endpoint(bp, "/signals", methods=("GET",), scope="read")
+@endpoint(bp, "/signals", methods=("GET",), scope="read", response=sch.Signals, query=sch.SignalsQuery)
 def signals(auth: KeyInfo) -> dict[str, Any]:
     """Records with memories tagged ``tag`` (default ``deferred``) in the last ``sinceHours`` hours."""
     items = find_signals(state().services.db, auth.org_id, tag=request.args.get("tag", "deferred"),

@@ -28,6 +28,16 @@ class SourceList(BaseModel):
     sources: list[Source]
 
 
+class EventVerification(BaseModel):
+    connector: str
+    scheme: str = Field(description="api-key | hubspot-signature-v1/v2/v3 | stripe-signature | typeform-signature | "
+                                    "webflow-signature | hmac-sha256 | path-token | query-token | header-token")
+    description: str = Field("", description="The connector's authentication, as the registry describes it.")
+    verifiedHeaders: list[str] = Field(default_factory=list,
+                                       description="Headers that carried the verified credential.")
+    apiKeyId: str | None = Field(None, description="The org API key that authenticated it (scheme api-key).")
+
+
 class InboundEvent(BaseModel):
     id: str
     sourceId: str
@@ -45,6 +55,14 @@ class InboundEvent(BaseModel):
     processedAt: str | None = None
     nextAttemptAt: str | None = None
     payload: Any = Field(None, description="The parsed event (GET /events/{id} only).")
+    headers: dict[str, str] | None = Field(
+        None, description="GET /events/{id} only: the request headers of the delivery that carried the event, "
+                          "hop-by-hop ones dropped, at most 8 KB; credentials (Authorization, X-API-Key, cookies, "
+                          "any *token*/*secret*/*key*/*signature* header) keep their name, their value is masked "
+                          "(the verified signature shows as verified); null for events stored before they were "
+                          "recorded.")
+    verification: EventVerification | None = Field(
+        None, description="GET /events/{id} only: which check let the delivery in.")
 
 
 class EventList(BaseModel):

@@ -85,13 +85,25 @@ def keys() -> None:
 @click.option("--scopes", default="read,write", show_default=True, help="Comma-separated: read,write,admin.")
 @click.option("--name", default="", help="A label for the key.")
 @click.option("--rate-limit", type=int, default=None, help="Requests per minute for this key.")
-def keys_create(org_name: str, scopes: str, name: str, rate_limit: int | None) -> None:
+@click.option("--entity-types", default=None, help="Department key: only these entity types (comma-separated).")
+@click.option("--collections", default=None, help="Department key: only these collections' properties.")
+@click.option("--guideline-tags", default=None, help="Department key: only guidelines with these tags.")
+def keys_create(org_name: str, scopes: str, name: str, rate_limit: int | None, entity_types: str | None,
+                collections: str | None, guideline_tags: str | None) -> None:
     """Create an API key; it is printed once and stored only hashed."""
+    from memrelay.engine.core.access import AccessScope
+
+    def split(v: str | None) -> list[str] | None:
+        return None if v is None else [x.strip() for x in v.split(",") if x.strip()]
+
     e = open_services()
+    access = AccessScope.of(split(entity_types), split(collections), split(guideline_tags))
     org = e.tenancy.get_or_create_org(org_name)
     plaintext, row = e.tenancy.create_key(org.id, scopes=[x.strip() for x in scopes.split(",") if x.strip()],
-                                          name=name, rate_limit_per_minute=rate_limit)
+                                          name=name, rate_limit_per_minute=rate_limit, access=access)
     click.echo(f"org:    {org.name} ({org.id})\nkey id: {row.id}\nscopes: {','.join(row.scopes)}")
+    if access.restricted:
+        click.echo(f"access: {access.describe()}")
     click.echo(f"key:    {plaintext}\n(store it now: it cannot be shown again)")
 
 
@@ -99,11 +111,14 @@ def keys_create(org_name: str, scopes: str, name: str, rate_limit: int | None) -
 @click.option("--org", "org_name", default=None)
 def keys_list(org_name: str | None) -> None:
     """List keys (never their secrets)."""
+    from memrelay.engine.core.access import AccessScope
+
     e = open_services()
     org_id = e.tenancy.org_by_name(org_name).id if org_name else None
     for k, org in e.tenancy.list_keys(org_id):
         state = "revoked" if k.revoked_at else "active"
-        click.echo(f"{k.id}  {org:20}  {k.prefix}…  {','.join(k.scopes):18}  {state}  {k.name}")
+        dept = f"  [{AccessScope.from_json(k.access).describe()}]" if k.access else ""
+        click.echo(f"{k.id}  {org:20}  {k.prefix}…  {','.join(k.scopes):18}  {state}  {k.name}{dept}")
 
 
 @keys.command("revoke")

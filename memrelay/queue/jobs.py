@@ -23,6 +23,7 @@ from redis.client import Pipeline
 from rq import Retry
 from rq.job import Job
 
+from memrelay.engine.core.access import refuse_if_restricted
 from memrelay.engine.core.backoff import BATCH_CHUNKS, DELIVERIES, EVENTS, NO_RETRY, RetryPolicy
 from memrelay.engine.stores.event_log import LEASE_S
 from memrelay.queue.connection import queue
@@ -112,6 +113,10 @@ JOBS: dict[str, JobSpec] = {s.name: s for s in (
 )}
 
 
+CALLER_JOBS = frozenset({"run_prompt", "run_agent", "process_batch_chunk"})
+"""Jobs an API caller starts (the others are the system's own: deliveries, sweeps, syncs)."""
+
+
 def spec(name: str) -> JobSpec:
     try:
         return JOBS[name]
@@ -126,7 +131,12 @@ def enqueue(conn: redis.Redis, name: str, *args: Any, kwargs: dict[str, Any] | N
 
     ``job_id`` makes the job addressable (and a re-enqueue replaces it); ``delay_s`` schedules it (run by
     the workers' scheduler); ``pipeline`` batches many enqueues into one round trip (the caller executes
-    it). Raises ``redis.RedisError`` when Redis is unreachable."""
+    it). Raises ``redis.RedisError`` when Redis is unreachable.
+
+    A job runs in a worker without its caller's department scope, so a department-restricted caller cannot
+    queue caller-initiated work (403; see :mod:`memrelay.engine.core.access`)."""
+    if name in CALLER_JOBS:
+        refuse_if_restricted(f"queue a background job ({name}); run it synchronously")
     s = spec(name)
     q = queue(conn, s.queue)
     job = q.create_job(s.func, args=args, kwargs=kwargs or {}, timeout=s.timeout_s, result_ttl=s.result_ttl_s,

@@ -21,3 +21,8 @@ def lock(name: str) -> str:
 def pace(name: str) -> str:
     """Set once per period by the worker that runs maintenance task ``name`` (see ``memrelay.worker.periodic``)."""
     return f"{PREFIX}:pace:{name}"
+
+
+def console_session(digest: str) -> str:
+    """An operator-console session, named by the SHA-256 of its cookie (the cookie itself is never stored)."""
+    return f"{PREFIX}:console:{digest}"

@@ -137,9 +137,9 @@ def test_human_value_survives_later_runs(engine: Services, org: str) -> None:
     assert kept["value"] == "B2C" and kept["source"] == "api"
 
 
+@pytest.mark.settings(enrichment_debounce_s=0.0)  # due at once, so the burst worker refreshes it
 def test_new_contradicting_memory_flips_the_value_through_the_worker(backend: str, engine: Services, org: str,
                                                                      run_jobs: Any) -> None:
-    engine.enrichment.debounce_s = 0.0  # due at once, so the burst worker refreshes it
     company(engine, org, "pivot.example", "Enterprise software for procurement teams.")
     run_offline(engine, org)
     first = value_of(engine, org, "pivot.example")

@@ -140,10 +140,10 @@ def test_cli_enrich_shows_progress_and_totals(api: Any, engine: Services, settin
     assert COMPANY_TYPE["propertyName"] in result.output
 
 
+@pytest.mark.settings(enrichment_debounce_s=0.0)  # due at once, so the burst worker refreshes it
 def test_deleted_evidence_clears_the_inferred_value_never_a_human_one(api: Any, engine: Services, run_jobs: Any,
                                                                       llm: FakeLLMServer) -> None:
     declare(engine, api.org_id)
-    engine.enrichment.debounce_s = 0.0
     said: dict[str, str] = {}
     for site in ("quiet.example", "owned.example", "steady.example"):
         engine.records.upsert(api.org_id, Identifiers(type="company", website_url=site), {},

@@ -17,6 +17,7 @@ READ_POSTS = {
     "/api/v1/search", "/api/v1/recall", "/api/v1/smart-recall", "/api/v1/smart-memory-digest", "/api/v1/similar",
     "/api/v1/segment", "/api/v1/memory/property-history", "/api/v1/memory/filter-by-property",
     "/api/v1/memory/query-properties", "/api/v1/ai/smart-guidelines",
+    "/api/v1/searches/find-record", "/api/v1/searches/smart-recall",  # Zapier searches
     "/api/v1.1/memory/digest", "/api/v1.1/memory/filter-by-property", "/api/v1.1/memory/query-properties",
     "/api/v1.1/memory/retrieve", "/api/v1.1/memory/search", "/api/v1.1/memory/segment",
     "/api/v1.1/memory/similar", "/api/v1.1/ai/smart-guidelines",

@@ -305,8 +305,9 @@ def test_mutations_emit_outbox_events_in_the_same_transaction(api, engine):
     with engine.db.read() as s:
         types = [e.event_type for e in s.scalars(select(OutboxEvent).where(OutboxEvent.org_id == api.org_id)
                                                  .order_by(OutboxEvent.id))]
-    assert types == ["memory.property.updated", "memory.properties.bulk_updated", "memory.record.deleted",
-                     "memory.record.deletion_cancelled", "collection.updated"]
+    assert types == ["record.created", "memory.property.updated",  # one event per changed property, plus
+                     "memory.property.updated", "memory.property.updated", "memory.properties.bulk_updated",
+                     "memory.record.deleted", "memory.record.deletion_cancelled", "collection.updated"]
 
 
 def test_another_orgs_key_never_sees_or_changes_data(api, other_api):

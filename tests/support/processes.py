@@ -77,5 +77,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any ``MEMRELAY_*`` variable, plus the test keyring and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     env["MEMRELAY_SECRET_KEYS"] = TEST_SECRET_KEYS
+    env["MEMRELAY_EGRESS_ALLOW_LOCAL_TARGETS"] = "true"  # test receivers listen on 127.0.0.1 (off in production)
     env.update(extra)
     return env

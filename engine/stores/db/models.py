@@ -45,6 +45,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[Any]] = mapped_column(JSON)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # department restriction (engine/core/access.py AccessScope.to_json()); NULL = org-wide (0012)
+    access: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -220,6 +222,9 @@ class Memory(Base):
     # soft delete (POST /memory/delete): hidden everywhere, restorable until purge_after, then purged
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     purge_after: Mapped[datetime | None] = mapped_column(nullable=True)
+    # caller metadata (column "metadata": the attribute name is reserved by SQLAlchemy) and expiry (0012)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class IndexTombstone(Base):
@@ -366,3 +371,7 @@ class InboundEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     received_at: Mapped[datetime]
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # the delivery's request headers as stored by EventLog.record (hop-by-hop dropped, ≤ 8 KB, secrets masked)
+    # and which verification passed ({connector, scheme, description, verifiedHeaders}); NULL before 0015
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    verification: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
