@@ -75,18 +75,28 @@ def load(s: Session, org_id: str, record_id: str, gen: tuple[int, str], *, embed
     """Read a record's memories (embedded with ``embedder``) from SQL."""
     rows = s.execute(select(Memory.id, Memory.text, Memory.embedding, Memory.ts, Memory.tags, Memory.speaker,
                             Memory.topic, Memory.superseded_by, Memory.entity_type, Memory.source,
-                            Memory.seen_count, Memory.meta, Memory.expires_at)
+                            Memory.seen_count, Memory.meta, Memory.expires_at, Memory.provenance)
                      .where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.embedder == embedder,
                             Memory.deleted_at.is_(None))
                      .order_by(Memory.id)).all()
     meta = [{"memoryId": r.id, "recordId": record_id, "type": r.entity_type, "text": r.text, "tags": r.tags or [],
              "speaker": r.speaker, "topic": r.topic, "source": r.source, "seenCount": r.seen_count,
              "supersededBy": r.superseded_by, "ts": as_aware(r.ts), "metadata": r.meta or {},
-             "expiresAt": as_aware(r.expires_at)} for r in rows]
+             "expiresAt": as_aware(r.expires_at), "staleTopics": stale_topics(r.provenance)} for r in rows]
     return EntityVectors(
         generation=gen, ids=[r.id for r in rows], matrix=from_blobs([r.embedding for r in rows], dim),
         ts=np.array([_epoch(m["ts"]) for m in meta], dtype=np.float64),
         live=np.array([r.superseded_by is None for r in rows], dtype=bool), rows=meta)
+
+
+def stale_topics(provenance: Any) -> tuple[str, ...]:
+    """The topic keys on which a newer memory replaced this live one (its ``{"source": "supersession",
+    "staleTopics": [...]}`` provenance entries, see memory_store._mark_stale_topics); () for most memories."""
+    out: list[str] = []
+    for entry in provenance or ():
+        if isinstance(entry, dict) and entry.get("source") == "supersession":
+            out += [t for t in entry.get("staleTopics") or () if isinstance(t, str) and t not in out]
+    return tuple(out)
 
 
 def _epoch(ts: datetime | None) -> float:

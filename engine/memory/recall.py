@@ -27,9 +27,9 @@ from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.extraction.keywords import content_stems
-from memrelay.engine.domain.semantics import question_topics, statement_topics, topic_label
+from memrelay.engine.domain.semantics import question_topics, statement_topics, topic_family, topic_label
 from memrelay.engine.memory import index_sync
-from memrelay.engine.memory.entity_vectors import EntityVectorCache
+from memrelay.engine.memory.entity_vectors import EntityVectorCache, stale_topics
 from memrelay.engine.memory.hybrid import keyword_coverage
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
@@ -51,7 +51,9 @@ from memrelay.engine.stores.identity import Identifiers, not_found, record_keys,
 #                  a threshold keeps its meaning with the keyword part in.
 #   recency      = RECENCY_WEIGHT x r x (1 - s - keyword), r = 0.5 ** (age in days / RECENCY_HALF_LIFE_DAYS)
 #   supersession = -SUPERSEDED_PENALTY x (s + keyword + recency) for a superseded memory (only returned with
-#                  includeSuperseded)
+#                  includeSuperseded), and for a live memory whose value on the asked topic a newer memory
+#                  replaced (its provenance's staleTopics, memory_store._mark_stale_topics: it stays visible for
+#                  its other claims); such a memory gets no topic match either (``staleTopic`` in explain)
 KEYWORD_WEIGHT = 0.3  # cosine units a full keyword match adds before calibration
 TOPIC_MATCH = 1.0  # the keyword match of a memory on the question's topic (a full match: it answers the question)
 RECENCY_WEIGHT = 0.05
@@ -198,6 +200,22 @@ def _topics(row: dict[str, Any]) -> frozenset[str]:
     return got
 
 
+def _stale_families(row: dict[str, Any]) -> frozenset[str]:
+    """The topic families on which a newer memory replaced this (live) memory's value, memoised on the row."""
+    got = row.get("_staleFamilies")
+    if got is None:
+        got = row["_staleFamilies"] = frozenset(topic_family(k) for k in row.get("staleTopics") or ())
+    return got
+
+
+def stale_on_question(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
+    """True for each memory whose value on a topic the query asks about was replaced by a newer memory."""
+    asked = question_topics(query)
+    if not asked:
+        return np.zeros(len(rows), dtype=bool)
+    return np.array([bool(asked & _stale_families(r)) for r in rows], dtype=bool)
+
+
 def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
     """1.0 for each memory speaking to a topic the query asks about (semantics.question_topics), else 0."""
     asked = question_topics(query)
@@ -210,20 +228,24 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
                 hybrid: bool = True, now: float | None = None) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
     ``rawCosine``, ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
-    ``topicMatch`` (1 when the memory speaks to the topic the query asks about), ``recency``,
+    ``topicMatch`` (1 when the memory speaks to the topic the query asks about), ``staleTopic`` (1 when a newer
+    memory replaced its value on that topic: no topic match, the supersession penalty), ``recency``,
     ``supersession`` and ``score`` (the sum of similarity, keyword, recency and supersession)."""
     n = len(rows)
     similarity = calibration(sims)
     match = keyword_coverage(query, [_stems(r) for r in rows]) if hybrid else np.zeros(n)
-    topical = topic_matches(query, rows) if hybrid else np.zeros(n)
+    stale = stale_on_question(query, rows)
+    topical = np.where(stale, 0.0, topic_matches(query, rows)) if hybrid else np.zeros(n)
     match = np.maximum(match, TOPIC_MATCH * topical)
     keyword = calibration(np.asarray(sims, dtype=np.float64) + KEYWORD_WEIGHT * match) - similarity
     ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
     rec = RECENCY_WEIGHT * recency(ts, utcnow().timestamp() if now is None else now) * (1.0 - similarity - keyword)
     kept = similarity + keyword + rec
-    sup = np.array([-SUPERSEDED_PENALTY if r.get("supersededBy") else 0.0 for r in rows]) * kept
+    outdated = stale | np.array([bool(r.get("supersededBy")) for r in rows], dtype=bool)
+    sup = np.where(outdated, -SUPERSEDED_PENALTY, 0.0) * kept
     return {"similarity": similarity, "rawCosine": np.asarray(sims, dtype=np.float64), "keyword": keyword,
-            "keywordMatch": match, "topicMatch": topical, "recency": rec, "supersession": sup, "score": kept + sup}
+            "keywordMatch": match, "topicMatch": topical, "staleTopic": stale.astype(np.float64), "recency": rec,
+            "supersession": sup, "score": kept + sup}
 
 
 def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
@@ -277,7 +299,8 @@ class Recall:
                           "keyword": "C(cosine + keywordWeight x keywordMatch) - s; keywordMatch = max(the "
                                      "idf-weighted share of query terms, topicMatch x topicMatchWeight)",
                           "recency": "recencyWeight x 0.5^(age days / half-life) x (1 - s - keyword)",
-                          "supersession": "superseded x -penalty x (s + keyword + recency)"},
+                          "supersession": "(superseded or staleTopic) x -penalty x (s + keyword + recency); "
+                                          "staleTopic: a newer memory replaced its value on the asked topic"},
                 "weights": {"keywordWeight": KEYWORD_WEIGHT, "topicMatchWeight": TOPIC_MATCH, "recencyWeight": RECENCY_WEIGHT,
                             "recencyHalfLifeDays": RECENCY_HALF_LIFE_DAYS, "penalty": SUPERSEDED_PENALTY},
                 "calibration": {"embedder": emb.name, "fitted": cal.fitted, "cosine": list(cal.xs),
@@ -395,7 +418,7 @@ class Recall:
                 select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
                        Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,
                        Memory.embedding, Memory.embedder, Memory.org_id, Memory.meta, Memory.expires_at,
-                       Memory.deleted_at.label("memory_deleted"), Record.org_id.label("record_org"),
+                       Memory.provenance, Memory.deleted_at.label("memory_deleted"), Record.org_id.label("record_org"),
                        Record.deleted_at)
                 .join(Record, Record.id == Memory.record_id)
                 .where(Memory.id.in_(memory_ids[i:i + 500]))).all()
@@ -410,7 +433,8 @@ class Recall:
             row = {"memoryId": r.id, "recordId": r.record_id, "type": r.entity_type, "text": r.text,
                    "tags": r.tags or [], "speaker": r.speaker, "topic": r.topic, "source": r.source,
                    "seenCount": r.seen_count, "supersededBy": r.superseded_by, "ts": as_aware(r.ts),
-                   "metadata": r.meta or {}, "expiresAt": as_aware(r.expires_at)}
+                   "metadata": r.meta or {}, "expiresAt": as_aware(r.expires_at),
+                   "staleTopics": stale_topics(r.provenance)}
             if keep(row, hits):
                 rows.append(row)
                 blobs.append(r.embedding)
@@ -431,6 +455,7 @@ class Recall:
             m = {**rows[i], "score": score, "similarity": float(sims[i])}
             if req.explain:
                 m["explain"] = {k: round(float(v[i]), 6) for k, v in parts.items() if k != "score"}
+                m["explain"]["staleTopic"] = bool(parts["staleTopic"][i])
                 m["explain"]["filtersMatched"] = hits[i] if req.filters is not None else []
             out.append(m)
             if cap is not None and len(out) >= cap:

@@ -54,3 +54,33 @@ def test_topic_match_lifts_only_memories_on_the_asked_topic() -> None:
     plain = score_parts("Where is Kestrel Works hosted?", rows, sims, calibration_for("wordllama:l2_supercat_256"),
                         hybrid=False)
     assert plain["topicMatch"].tolist() == [0.0, 0.0] and plain["score"][0] == plain["score"][1]
+
+
+OLD_NOTE = "Acme runs on Oracle and has a team of nine developers."
+FRESH = "Acme migrated from Oracle to PostgreSQL."
+
+
+def test_note_with_a_replaced_claim_stays_but_yields_its_topic_to_the_fresh_fact(api: Any) -> None:
+    email = "dana@acme.example"
+    memorize(api, OLD_NOTE, email=email, timestamp="2026-01-05T12:00:00Z")
+    memorize(api, FRESH, email=email, timestamp="2026-04-05T12:00:00Z")
+    res = recall(api, "Which database does Acme use?", email=email, limit=5, explain=True)["results"]
+    assert FRESH in res[0]["text"], [r["text"] for r in res]
+    old = next(r for r in res if r["text"] == OLD_NOTE)  # still visible: it holds the team size
+    assert not old.get("superseded")
+    assert old["explain"]["staleTopic"] is True and old["explain"]["topicMatch"] == 0.0
+    assert old["explain"]["supersession"] < 0 and res[0]["explain"]["staleTopic"] is False
+    team = recall(api, "How many developers are on Acme's team?", email=email, limit=5, explain=True)["results"]
+    assert team[0]["text"] == OLD_NOTE, [r["text"] for r in team]
+    assert team[0]["explain"]["staleTopic"] is False and team[0]["explain"]["supersession"] == 0.0
+
+
+def test_stale_topic_demotes_only_on_the_asked_topic() -> None:
+    rows: list[dict[str, Any]] = [{"text": OLD_NOTE, "staleTopics": ("technology:database",)}, {"text": OLD_NOTE}]
+    sims = np.array([0.6, 0.6])
+    cal = calibration_for("wordllama:l2_supercat_256")
+    db = score_parts("Which database does Acme use?", rows, sims, cal)
+    assert db["staleTopic"].tolist() == [1.0, 0.0] and db["topicMatch"][0] == 0.0
+    assert db["supersession"][0] < 0 == db["supersession"][1] and db["score"][0] < db["score"][1]
+    team = score_parts("How many developers are on Acme's team?", rows, sims, cal)
+    assert team["staleTopic"].tolist() == [0.0, 0.0] and team["score"][0] == team["score"][1]
