@@ -21,7 +21,7 @@ def templates_group() -> None:
               help="Output directory (default: the repository's n8n_templates/).")
 @click.option("--check", is_flag=True, help="Only report templates that differ from a fresh build (exit 1).")
 def templates_build(out_dir: Path | None, check: bool) -> None:
-    """Render every shipped workflow and the classic data paths as validated n8n JSON."""
+    """Build every n8n template (on the memrelay node pack) as validated n8n JSON."""
     from memrelay.workflows.n8n.build import TEMPLATES_DIR, build
 
     changed = build(out_dir or TEMPLATES_DIR, check=check)
