@@ -29,7 +29,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
                services: Services | None = None, grace_s: float = WARM_SHUTDOWN_GRACE_S) -> bool:
     """Process jobs until stopped (SIGTERM: warm shutdown), or until the queues are empty with ``burst``.
 
-    ``services`` are built here from ``settings`` unless given (tests pass their own)."""
+    ``services`` are built here from ``settings`` unless given (only the profiling bench passes its own, to count its
+    SQL; tests run the worker as ``memrelay worker`` does)."""
     configure_logging(settings.log_level, json_logs=settings.log_json)
     own = services is None
     context = JobContext(services=services or build_services(settings), redis=connect(settings))

@@ -192,7 +192,7 @@ def test_async_prompt_runs_as_a_job_with_status(api: Any, other_api: Any, app: A
     assert api.get(f"/api/v1/jobs/{job_id}").json["data"]["status"] == "queued"
     assert other_api.get(f"/api/v1/jobs/{job_id}").status_code == 404  # another org's job is invisible
     llm.reply_json({"text": "Dana, your Growth plan renews in May."})
-    run_worker(engine.settings, burst=True, services=engine)
+    run_worker(engine.settings, burst=True)
     done = api.get(f"/api/v1/jobs/{job_id}").json["data"]
     assert done["status"] == "finished", done
     assert done["result"]["text"] == "Dana, your Growth plan renews in May." and done["result"]["usage"]["calls"] == 1

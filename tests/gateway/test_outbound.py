@@ -345,5 +345,5 @@ def test_dispatcher_loop_delivers_in_the_background(api, engine, receiver, setti
             time.sleep(0.05)
     finally:
         stop.set()
-    run_worker(settings, burst=True, services=engine)
+    run_worker(settings, burst=True)
     assert len(receiver.requests) == 1

@@ -42,7 +42,7 @@ class Gateway:
         """Run every queued job (batch chunks, background prompts) through the production worker, in burst."""
         from memrelay.worker.main import run_worker
 
-        run_worker(self.settings, burst=True, services=self.services)
+        run_worker(self.settings, burst=True)
 
 
 @dataclass(frozen=True)

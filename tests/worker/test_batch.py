@@ -37,8 +37,9 @@ def rows(n: int) -> list[dict[str, Any]]:
 
 
 def run_jobs(engine: Any, settings: Any) -> None:
-    """The production worker start-up (``run_worker``) in burst mode, with these services."""
-    run_worker(settings, burst=True, services=engine)
+    """The production worker start-up (``run_worker``, building its own services as ``memrelay worker`` does), in burst
+    mode."""
+    run_worker(settings, burst=True)
 
 
 def test_batch_memorize_runs_chunks_as_jobs(api, engine, settings, backend):

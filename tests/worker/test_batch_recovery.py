@@ -162,7 +162,7 @@ def test_the_sweeper_redrives_a_dead_workers_chunk_and_gives_up_once_attempts_ra
     assert given_up["status"] == "failed" and given_up["errorCount"] == 2
     assert "its worker stopped before finishing it" in given_up["errors"][0]["error"]
 
-    run_worker(settings, burst=True, services=engine)
+    run_worker(settings, burst=True)
     redriven = batches.status(api.org_id, lost.run_id)
     assert redriven["status"] == "completed" and redriven["errorCount"] == 0, redriven
     assert redriven["totals"]["memoriesCreated"] == 2
