@@ -21,6 +21,7 @@ from memrelay.engine.domain.extraction.lexicon import (
     MONEY_SLOTS,
     NEGATION_PHRASES,
     NEGATIONS,
+    NUMBER_WORDS,
     PLAN_CUES,
     PRICING_PLANS,
     STOPWORDS,
@@ -201,7 +202,8 @@ _TEAM_RE = re.compile(
     r"(?:\bteam of (?:about |around |roughly |~)?(?P<n1>\d[\d,]*)(?!\s*(?:seats|licen[cs]es|users|accounts))\b"
     r"|\b(?P<n2>\d[\d,]*)\+?\s+(?:engineers|developers|devs|reps|sales reps|sdrs|aes|analysts|marketers|data scientists"
     r"|designers|support agents|agents|recruiters|people on (?:the|their|her|his|its) team)\b"
-    r"|\bteam(?: size)?(?: is| of| at| has grown to| grew to| shrank to| now| :)+\s*(?:about |around |~)?(?P<n3>\d[\d,]*)\b)",
+    r"|\bteam(?: size)?(?: is| of| at| has grown to| grew to| shrank to| now| :)+\s*(?:about |around |~)?(?P<n3>\d[\d,]*)\b"
+    r"(?!\s*(?:employees|staff|ftes?)\b))",
     re.IGNORECASE)
 _DM_RE = re.compile(r"\b(?:decision[- ]maker|final say|final decision|signs? off|sign-off|signoff|economic buyer|"
                     r"approver|approves the|budget holder|holds the budget|signing authority|final approval)\b", re.I)
@@ -256,10 +258,83 @@ _CHANNEL_RE = {k: re.compile(v, re.I) for k, v in _CHANNELS.items()}
 _OFFICE_RE = re.compile(r"\b(?:works?|working|worked|based|sits?|moved|relocated|transferred|transfers|moving)\b"
                         r"[^.;]{0,40}\boffice\b", re.I)
 _OFFICE_NAME_RE = re.compile(r"(?:\b(?P<a>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s+office\b|\boffice in (?P<b>[A-Z][\w-]+))")
+# "has to approve any new vendor", "vendor approval", "a vendor risk review": vendors in general, not who theirs is.
+_GENERIC_VENDOR_RE = re.compile(
+    r"\b(?:any|new|a|an|every|another|each|potential|prospective|third-party)\s+(?:new\s+)?(?:vendor|supplier|provider)s?\b"
+    r"|\b(?:vendor|supplier|provider)s?\s+(?:approval|review|risk|management|assessment|onboarding|selection|"
+    r"consolidation|questionnaire|security|due diligence|list|process)\b", re.I)
 _NAME_NOISE = frozenset("""the a an team team's company office hq headquarters budget stage deal cfo ceo cto coo cmo cro vp
     head director manager chief officer decision maker final say sign off q1 q2 q3 q4 series seed january february
     march april may june july august september october november december monday tuesday wednesday thursday friday
     now today currently""".split())
+
+
+# --- broad cues: what a statement answers, for ranking only ------------------------------------------------------
+# Recall ranks the memory that answers a topic question first (recall.py), and the newest such memory before older
+# ones (newer_value_on); neither hides anything, so it reads statements more broadly than supersession, which hides a
+# memory and needs the strict cues above: "Ama Owusu now owns the tooling budget" answers "Who makes the buying
+# decision?", "the IR team shrank from three to one" states a team size, "we're in security review now" a deal stage.
+_FORMER_EXTRA_RE = re.compile(
+    r"\b(?:solved|fixed|resolved|decided against|waiting until|instead of waiting (?:for|until)|after|the old)\s+"
+    r"(?:the\s+|their\s+|its\s+|his\s+|her\s+|a\s+|an\s+)?"
+    r"(?P<value>(?:(?!\b(?:to|into|for|with|and|but|in|on|at|after|since|because|so|now|this|last|by|went|was|"
+    r"were)\b)[^\s,;.()]+\s*){1,4})", re.IGNORECASE)
+# A value named before the verb that retires it: "Karen Holt left the group", "the old SQL Server box was switched
+# off", "Dana stepped down" (a capitalised name, at most three words between it and the verb).
+_FORMER_BEFORE_RE = re.compile(
+    r"(?<![\w'’])(?P<value>(?-i:[A-Z][\w.+#-]*)(?:\s+(?-i:[A-Z][\w.+#-]*)){0,2})(?:\s+[a-z][\w-]*){0,3}?\s+"
+    r"(?:has |had |have |just |recently |then )?(?:left|departed|resigned|retired|stepped (?:down|back|away)|"
+    r"(?:was|were|has been|have been|got|is being|are being) (?:switched off|turned off|shut down|decommissioned|"
+    r"retired|sunset(?:ted)?|phased out|replaced|dropped|removed|cancel+ed))\b")
+_FUTURE_RE = re.compile(r"(?:next|this|the coming|mid|early|late)\b", re.I)
+_SEASON_RE = re.compile(r"\b(?:(?:this|next|early|late|mid)[- ](?:spring|summer|autumn|fall|winter)|"
+                        r"(?<!last )(?<!past )(?:spring|summer|autumn|winter)(?:\s+(?:19|20)\d\d)?)\b", re.IGNORECASE)
+_NUM = r"(?:\d[\d,]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty)"
+_NOT_TEAM = r"(?!\s*(?:seats|licen[cs]es|users|accounts|employees|staff|ftes?|people (?:in|across|at)|in total))"
+_TEAM_EXTRA_RE = re.compile(
+    r"\bteam of (?:about |around |roughly |~)?(?P<n1>" + _NUM + r")\b" + _NOT_TEAM +
+    r"|\bteam(?: size)?(?:\s+(?:is|has|have|had|grown|grew|shrank|shrunk|went|down|back|dropped|now|to|from(?: " + _NUM +
+    r" to)?))+\s+(?:about |around |~)?(?P<n3>" + _NUM + r")\b" + _NOT_TEAM, re.IGNORECASE)
+_DM_EXTRA_RE = re.compile(
+    r"\b(?:makes? (?:the |all |every )?(?:final |purchasing |buying |purchase |tooling )?decisions?|decides on|"
+    r"owns the (?:\w+ )?budget|approves (?:every|all|any)\b|delegated (?:\w+ ){0,3}(?:purchases|purchasing|decisions|"
+    r"approvals?|spend)|(?:purchases?|spend|contracts?|tools?)\b[^.;]{0,40}\b(?:goes|go|needs? to go) to the "
+    r"(?:board|committee))", re.I)
+_TIMELINE_EXTRA_RE = re.compile(
+    r"\b(?:timing|postpone\w*|delay\w*|start(?:s|ing)? (?:using|in|on|from)|using it (?:from|by|in)|ready by|"
+    r"(?:up and )?running (?:by|this|next|before|in)|in place (?:by|before))\b", re.I)
+_COMPETITOR_EXTRA_RE = re.compile(
+    r"\b(?:competitive (?:picture|landscape|situation|set)|comparison with|side-by-side with|moved on to|"
+    r"(?:looking at|considering|evaluating|trial(?:l?ing)?|piloting)(?:\s+(?-i:[a-z])[\w-]*){0,2}\s+(?:the\s+)?"
+    r"(?-i:[A-Z]))", re.I)
+_URGENCY_EXTRA = {"high": r"\b(?:immediate need|pressing|top of (?:the|her|his|their) list)\b",
+                  "low": r"\b(?:on hold|pressure is off|shelved|parked|exploratory)\b"}
+_URGENCY_EXTRA_RE = {k: re.compile(v, re.I) for k, v in _URGENCY_EXTRA.items()}
+_URGENCY_BROAD_RE = {k: re.compile(f"{v}|{_URGENCY_EXTRA[k]}" if k in _URGENCY_EXTRA else v, re.I)
+                     for k, v in _URGENCY.items()}
+_CURRENT_EXTRA_RE = re.compile(r"\b(?:rely on|adopted|system of record|(?:track|manage|keep)s? (?:\w+ ){0,3}in)\b",
+                               re.I)
+_PAIN_EXTRA_RE = re.compile(
+    r"\b(?:problem|pain|concern|challenge|focus|headache)\b[^.;:]{0,30}?\b(?:has |have )?(?:shifted|moved|changed|"
+    r"turned) to\b|\b(?:focus|concern|problem) is now\b|\bthe (?:problem|challenge|issue) (?:\w+ ){0,3}(?:wants|needs|"
+    r"is trying|tries|hopes) to (?:solve|fix|address)", re.I)
+_FUNDING_EXTRA_RE = re.compile(
+    r"\b(?:acquired by|was acquired|were acquired|private equity|bootstrapped|self-funded|outside investors|"
+    r"venture investors|majority investment|went public|ipo)\b", re.I)
+_FUNDING_STATUS = {"acquired": r"\b(?:acquired by|was acquired|were acquired|acquisition by)\b",
+                   "private equity": r"\b(?:private equity|pe-backed|majority investment)\b",
+                   "bootstrapped": r"\b(?:bootstrapped|self-funded|no outside investors)\b",
+                   "public": r"\b(?:went public|ipo|publicly listed)\b"}
+_FUNDING_STATUS_RE = {k: re.compile(v, re.I) for k, v in _FUNDING_STATUS.items()}
+_BUDGET_EXTRA = ("budgets", "allocation", "allocated", "set aside", "earmarked", "available for", "to spend")
+_MONEY_SLOTS_BROAD = {**MONEY_SLOTS, "budget": (*MONEY_SLOTS["budget"], *_BUDGET_EXTRA)}
+_BODY_RE = re.compile(r"\bthe (?:(?:investment |steering |buying )?committee|board|procurement (?:team|office))\b", re.I)
+_STAGE_POSITION_RE = re.compile(r"\b(?:in|into|at|to|reached|entered|marked(?: as)?|now)\s+(?:the\s+)?$", re.I)
+# Stages sales notes name that the deal-stage lexicon does not (a stage position must introduce them).
+_EXTRA_STAGES = {"security_review": re.compile(r"\b(?:security|infosec|it security) (?:review|assessment)\b", re.I),
+                 "procurement": re.compile(r"\bprocurement(?: review)?\b", re.I),
+                 "pilot": re.compile(r"\b(?:pilot(?: phase| stage)?|proof of concept|poc)\b"
+                                     r"(?!\s+(?:the|it|our|their|this|with|a|an)\b)", re.I)}  # not "to pilot it"
 
 
 @dataclass(frozen=True)
@@ -270,13 +345,26 @@ class TopicValues:
     former: frozenset[str]
 
 
-def _former_spans(text: str) -> list[tuple[int, int]]:
-    return [(m.start("value"), m.end("value")) for m in _FORMER_RE.finditer(text)]
+def _former_spans(text: str, broad: bool = False) -> list[tuple[int, int]]:
+    spans = [(m.start("value"), m.end("value")) for m in _FORMER_RE.finditer(text)]
+    if not broad:
+        return spans
+    spans = [(a, b) for a, b in spans if not _FUTURE_RE.match(text, a)]  # "using it from next spring": a start
+    spans += [(m.start("value"), m.end("value")) for m in _FORMER_EXTRA_RE.finditer(text)]
+    spans += [(m.start("value"), m.end("value")) for m in _FORMER_BEFORE_RE.finditer(text)
+              if not _at_sentence_start(text, m.start("value")) or " " in m.group("value")]
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
 
 
-def _split_former(text: str) -> tuple[str, str]:
+def _split_former(text: str, broad: bool = False) -> tuple[str, str]:
     """(text with former values blanked, the former values' text)."""
-    spans = _former_spans(text)
+    spans = _former_spans(text, broad)
     if not spans:
         return text, ""
     current, former, pos = [], [], 0
@@ -322,6 +410,43 @@ def _people(text: str) -> frozenset[str]:
         if 2 <= len(parts) <= 3:
             out.add(" ".join(parts))
     return frozenset(out)
+
+
+def _unanchored(text: str) -> str:
+    """``text`` without the extractor's "At <company>," setting: the record's own company is no value of a slot."""
+    return _ANCHOR_RE.sub("", text)
+
+
+def _count_word(raw: str) -> str:
+    """"12" / "1,200" / "twelve" / "one" in canonical form."""
+    word = raw.lower().replace(",", "")
+    value = 1 if word == "one" else NUMBER_WORDS.get(word)
+    return canonical_number(float(value if value is not None else word))
+
+
+def _deciders(text: str) -> frozenset[str]:
+    """Who decides: person-like names and deciding bodies ("the board", "the investment committee")."""
+    bodies = {" ".join(m.group(0).lower().split()[1:]) for m in _BODY_RE.finditer(text)}
+    return _people(text) | frozenset(bodies)
+
+
+def _stages(text: str, broad: bool) -> frozenset[str]:
+    """Deal stages of ``text``; ``broad`` adds the stages of :data:`_EXTRA_STAGES` found in a stage position."""
+    found = {m.name for m in find_deal_stages(text)}
+    if broad:
+        found |= {name for name, rx in _EXTRA_STAGES.items() for m in rx.finditer(text)
+                  if _STAGE_POSITION_RE.search(text[max(0, m.start() - 30):m.start()])}
+    return frozenset(found)
+
+
+def _stage_position(text: str) -> bool:
+    """A deal stage in a stage position: "we're in negotiation now", "moved to proposal"."""
+    return any(_STAGE_POSITION_RE.search(text[max(0, m.start - 30):m.start]) for m in find_deal_stages(text))
+
+
+def _whens_broad(text: str) -> frozenset[str]:
+    return _whens(text) | frozenset(" ".join(m.group(0).lower().replace("-", " ").split())
+                                    for m in _SEASON_RE.finditer(text))
 
 
 def _products(text: str) -> frozenset[str]:
@@ -383,12 +508,19 @@ def _pain(text: str) -> frozenset[str]:
     return frozenset(w for w in (tokens(tail)) if w not in STOPWORDS and len(w) > 2 and w not in ("now", "still"))
 
 
+def _pain_broad(text: str) -> frozenset[str]:
+    m = _PAIN_RE.search(text) or _PAIN_EXTRA_RE.search(text)
+    tail = text[m.end():] if m else text
+    return frozenset(w for w in (tokens(tail)) if w not in STOPWORDS and len(w) > 2 and w not in ("now", "still"))
+
+
 @lru_cache(maxsize=8192)
-def topic_values(text: str) -> tuple[tuple[str, TopicValues], ...]:
-    """Every topic slot ``text`` speaks to, with its current and former values (cached)."""
+def topic_values(text: str, broad: bool = False) -> tuple[tuple[str, TopicValues], ...]:
+    """Every topic slot ``text`` speaks to, with its current and former values (cached). ``broad`` also reads the
+    broad cues (what a statement answers, for ranking; supersession uses the strict ones)."""
     if _ASKED_RE.search(text) or _TODO_RE.match(text):
         return ()  # a question, a hypothetical or a to-do line states no current value
-    cur, former = _split_former(text)
+    cur, former = _split_former(text, broad)
     lowered = f" {' '.join(tokens(text))} "
     found: dict[str, TopicValues] = {}
 
@@ -401,42 +533,54 @@ def topic_values(text: str) -> tuple[tuple[str, TopicValues], ...]:
     for slot in dict.fromkeys(slots):
         add(f"technology:{slot}", lambda t, slot=slot: frozenset(m.name.lower() for m in find_technologies(t)
                                                                  if m.group == slot))
-    if _FUNDING_RE.search(text):
-        add("funding", lambda t: _money(t) | frozenset(f"series {a or b}".lower() for a, b in _SERIES_RE.findall(t)))
-    elif any(a.is_money or a.magnitude for a in find_amounts(text)):
-        phrases = sorted(((p, slot) for slot, ps in MONEY_SLOTS.items() for p in ps if p != "deal"),
+    funding = bool(_FUNDING_RE.search(text) or (broad and _FUNDING_EXTRA_RE.search(text)))
+    if funding:
+        add("funding", lambda t: _money(t) | frozenset(f"series {a or b}".lower() for a, b in _SERIES_RE.findall(t))
+            | (_levels(t, _FUNDING_STATUS_RE) if broad else frozenset()))
+    if (not funding or broad) and any(a.is_money or a.magnitude for a in find_amounts(text)):
+        money_slots = _MONEY_SLOTS_BROAD if broad else MONEY_SLOTS
+        phrases = sorted(((p, slot) for slot, ps in money_slots.items() for p in ps if p != "deal"),
                          key=lambda x: -len(x[0]))
         money_slot = next((sl for p, sl in phrases if f" {p} " in lowered), None)
         if money_slot is None and " deal " in lowered:
             money_slot = "deal_value"
-        if money_slot:
+        if money_slot and (not funding or money_slot == "budget"):  # a round's amount is no budget, unless named one
             add(f"amount:{money_slot}", _money)
     if not _PLAN_RE.search(text):
         if _TEAM_RE.search(text):
             add("team_size", lambda t: frozenset(canonical_number(float(x.replace(",", "")))
                                                  for m in _TEAM_RE.finditer(t) for x in m.groups() if x))
+        elif broad and _TEAM_EXTRA_RE.search(text):
+            add("team_size", lambda t: frozenset(_count_word(x) for m in _TEAM_EXTRA_RE.finditer(t)
+                                                 for x in m.groups() if x))
         elif _HEADCOUNT_RE.search(text):
             add("headcount", _counts)
-    stages = {m.name for m in find_deal_stages(text)}
-    if stages & _SELF_EVIDENT_STAGES or (stages and _has(lowered, DEAL_STAGE_CUES)):
-        add("deal_stage", lambda t: frozenset(m.name for m in find_deal_stages(t)))
+    stages = _stages(text, broad)
+    if stages & _SELF_EVIDENT_STAGES or (stages and _has(lowered, DEAL_STAGE_CUES)) or (
+            broad and stages and (_stage_position(text) or stages - {m.name for m in find_deal_stages(text)})):
+        add("deal_stage", lambda t: _stages(t, broad))
     if _DM_RE.search(text):
-        add("decision_maker", _people)
-    if _TIMELINE_RE.search(text) and _WHEN_RE.search(text):
-        add("timeline", _whens)
-    if _COMPETITOR_RE.search(text):
+        add("decision_maker", _deciders if broad else _people)
+    elif broad and _DM_EXTRA_RE.search(text):
+        add("decision_maker", _deciders)
+    if (_TIMELINE_RE.search(text) or (broad and _TIMELINE_EXTRA_RE.search(text))) and (
+            _WHEN_RE.search(text) or (broad and _SEASON_RE.search(text))):
+        add("timeline", _whens_broad if broad else _whens)
+    if _COMPETITOR_RE.search(text) or (broad and _COMPETITOR_EXTRA_RE.search(text)):
         add("competitor", _products)
-    if _URGENCY_CUE.search(text):
-        add("urgency", lambda t: _levels(t, _URGENCY_RE))
-    if _CURRENT_RE.search(text) and not any(k.startswith("technology:") for k in found):
+    urgency = _URGENCY_BROAD_RE if broad else _URGENCY_RE
+    if _URGENCY_CUE.search(text) or (broad and any(rx.search(text) for rx in _URGENCY_EXTRA_RE.values())):
+        add("urgency", lambda t: _levels(t, urgency))
+    if (_CURRENT_RE.search(text) or (broad and _CURRENT_EXTRA_RE.search(text))) and not any(
+            k.startswith("technology:") for k in found):
         add("current_solution", _products)
-    if _PAIN_RE.search(text):
-        add("pain_point", _pain)
+    if _PAIN_RE.search(text) or (broad and _PAIN_EXTRA_RE.search(text)):
+        add("pain_point", _pain_broad if broad else _pain)
     if _OFFICE_RE.search(text) and not _has(lowered, ("headquartered", "headquarters", "hq", "head office")):
         add("location:office", lambda t: frozenset((m.group("a") or m.group("b")).lower()
                                                    for m in _OFFICE_NAME_RE.finditer(t)))
     elif _has(lowered, HQ_CUES):
-        add("location:hq", lambda t: frozenset(n for n in _names(t) if n not in _HQ_WORDS))
+        add("location:hq", lambda t: frozenset(n for n in _names(_unanchored(t) if broad else t) if n not in _HQ_WORDS))
     for r in find_roles(text):
         if _role_holders(text, r.name):  # "CTO Valentina", "Peter Lang, the CEO" — never a bare "The CEO"
             add(f"leadership:{r.name}", lambda t, role=r.name: _role_holders(t, role))
@@ -454,14 +598,21 @@ def topic_values(text: str) -> tuple[tuple[str, TopicValues], ...]:
         add("contact_preference", lambda t: _levels(t, _CHANNEL_RE))
     if _has(lowered, PLAN_CUES) and _has(lowered, PRICING_PLANS):
         add("pricing_plan", lambda t: frozenset(p for p in PRICING_PLANS if f" {p} " in f" {' '.join(tokens(t))} "))
-    if _has(lowered, VENDOR_CUES) and proper_nouns(text) and "vendor" not in found:
-        add("vendor", _names)
+    if (_has(f" {' '.join(tokens(_GENERIC_VENDOR_RE.sub(' ', text)))} ", VENDOR_CUES) and "vendor" not in found
+            and (_names(_unanchored(text)) if broad else proper_nouns(text))):
+        add("vendor", lambda t: _names(_unanchored(t) if broad else t))
     return tuple(found.items())
 
 
 def topics_of(text: str) -> dict[str, TopicValues]:
     """The topic slots of ``text`` (see :func:`topic_values`)."""
     return dict(topic_values(text))
+
+
+def answer_topics(text: str) -> dict[str, TopicValues]:
+    """The topic slots ``text`` answers, read with the broad cues (see :func:`topic_values`): for ranking, never
+    for hiding."""
+    return dict(topic_values(text, True))
 
 
 def topic_of(text: str) -> str | None:
@@ -513,6 +664,48 @@ def replaced_topics(old: str, new: str, cosine: float, min_cosine: float = RELAT
         if not _all_matched(nv.current, ov.current, same) and not _all_matched(ov.current, nv.current, same):
             out.append(key)
     return out
+
+
+def newer_value_on(old: str, new: str, families: frozenset[str]) -> bool:
+    """True if ``new``, on a topic slot of ``families`` that ``old`` also speaks to, names ``old``'s value as a former
+    one or states a value ``old`` does not hold ("Stage: demo scheduled." / "After the demo we lost it: marked closed
+    lost."): when ``new`` is the newer statement it answers a question on that topic first. A ranking signal read
+    with the broad cues (:func:`answer_topics`), looser than :func:`replaced_topics` (no cosine floor, additive
+    statements count): nothing is hidden by it."""
+    ot, nt = answer_topics(old), answer_topics(new)
+    for key in set(ot) & set(nt):
+        if topic_family(key) not in families:
+            continue
+        ov, nv = ot[key], nt[key]
+        same = _same_value_fn(key)
+        if any(same(o, f) for o in ov.current for f in nv.former):
+            return True
+        if nv.current and not _all_matched(nv.current, ov.current, same):
+            return True
+    return False
+
+
+def retires_value_on(old: str, new: str, families: frozenset[str]) -> bool:
+    """True if ``new`` names every current value of ``old`` on a topic slot of ``families`` as a former one, not as a
+    current one, and states the value that replaced it ("... stayed behind in Madrid." / "Sunbird moved its
+    headquarters from Madrid to Lisbon."): ``old`` speaks of a retired value even when both come from one
+    document."""
+    ot, nt = answer_topics(old), answer_topics(new)
+    for key in set(ot) & set(nt):
+        if topic_family(key) not in families or not ot[key].current or not nt[key].current:
+            continue  # "moved from Porto to Lyon" retires Porto; "reads from Snowflake" names no replacement
+        same = _same_value_fn(key)
+        if _all_matched(ot[key].current, nt[key].former, same) and not any(
+                same(o, c) for o in ot[key].current for c in nt[key].current):
+            return True
+    return False
+
+
+def answers_on(text: str, families: frozenset[str]) -> bool:
+    """True if ``text`` answers a question on ``families``: it speaks to such a slot and, when it names values
+    there, names a current one ("X moved off Oracle last year" names only a former value: no answer)."""
+    keys = [tv for key, tv in answer_topics(text).items() if topic_family(key) in families]
+    return bool(keys) and (any(tv.current for tv in keys) or not any(tv.former for tv in keys))
 
 
 def _same_value_fn(key: str) -> Any:
@@ -658,7 +851,7 @@ def topic_label(text: str) -> str | None:
     topic question asks about even when the statement's own words differ ("Who is the decision maker?" /
     "Final sign-off moved to Priya Nair")."""
     labels = []
-    for key in topics_of(text):
+    for key in answer_topics(text):
         label = TOPIC_LABELS.get(key) or ("role title" if key.startswith("role:") else
                                           "leadership role" if key.startswith("leadership:") else None)
         if label and label not in labels:
@@ -674,18 +867,29 @@ QUESTION_CUES: dict[str, tuple[str, ...]] = {
     "technology:database": ("database", "db"), "technology:cloud": ("cloud", "hosted", "hosting", "host on"),
     "technology:crm": ("crm",), "technology:framework": ("framework",),
     "technology:data_warehouse": ("data warehouse", "warehouse"), "technology:language": ("programming language",),
-    "funding": ("funding", "raised", "raise", "investors", "series"), "amount:budget": ("budget",),
+    "funding": ("funding", "funded", "raised", "raise", "series", "round", "backed", "owned", "ownership"),
+    "amount:budget": ("budget", "spend", "afford"),
     "amount:deal_value": ("deal size", "deal worth"), "amount:price": ("price", "pricing"),
     "amount:revenue": ("revenue", "arr"), "amount:valuation": ("valuation",),
-    "team_size": ("team size", "team big", "team large", "people team"), "headcount": ("headcount", "employees"),
-    "deal_stage": ("deal stage", "stage"), "decision_maker": ("decision maker", "decision", "sign off", "sign-off"),
-    "timeline": ("timeline", "go-live", "go live", "launch date"), "competitor": ("competitor", "competing",
-                                                                                 "vendors considering"),
-    "urgency": ("urgency", "urgent", "priority"), "current_solution": ("current solution", "today use"),
-    "pain_point": ("pain point", "pain", "challenge"), "location:office": ("office",),
+    "team_size": ("team size", "team big", "team large", "people team"),
+    "headcount": ("headcount", "employees", "employ", "staff", "people work", "company size", "company big",
+                  "company large", "workforce"),
+    "deal_stage": ("deal stage", "stage", "deal stand", "deal status", "opportunity status", "pipeline"),
+    "decision_maker": ("decision maker", "decision", "decide", "sign off", "sign-off", "approve", "approves",
+                       "buying decision", "signs"),
+    "timeline": ("timeline", "go-live", "go live", "launch date", "roll out", "rollout", "deadline", "start date",
+                 "timing", "kick off", "kickoff"),
+    "competitor": ("competitor", "competing", "competition", "vendors considering", "comparing", "compare",
+                   "evaluating", "considering", "alternatives", "shortlist"),
+    "urgency": ("urgency", "urgent", "priority", "pressing", "time-sensitive", "how soon"),
+    "current_solution": ("current solution", "today use", "use track", "use manage"),
+    "pain_point": ("pain point", "pain", "challenge", "problem", "struggle", "struggling", "frustration",
+                   "bottleneck", "headache", "solve"),
+    "location:office": ("office",),
     "location:hq": ("headquarters", "headquartered", "hq", "based"), "renewal:date": ("renewal", "renew"),
     "renewal:status": ("renewal", "renew"), "billing_frequency": ("billed", "billing"),
-    "contact_preference": ("contacted", "contact", "reach"), "pricing_plan": ("plan",), "vendor": ("vendor",),
+    "contact_preference": ("contacted", "contact", "reach"), "pricing_plan": ("pricing plan", "tier", "subscription"),
+    "vendor": ("vendor",),
     "role": ("role", "title", "job", "position"),
 }
 _QUESTION_CUE_STEMS = {family: [frozenset(content_stems(p)) for p in phrases]
@@ -698,17 +902,39 @@ def topic_family(key: str) -> str:
     return "role" if key.startswith(("role:", "leadership:")) else key
 
 
+# Question shapes a bag of stems misses: "When do they want to start?" asks for a timeline, "Which plan are they
+# on?" for a pricing plan (but "planning to roll out" does not), "Where does the deal stand?" for a deal stage.
+_QUESTION_RES = {
+    "timeline": re.compile(r"^\s*(?:and\s+)?(?:when|by when|how soon|what date)\b|\bwhat(?:'s| is) the (?:target |"
+                           r"start |go-live |launch )?date\b", re.I),
+    "pricing_plan": re.compile(r"\b(?:which|what) (?:pricing )?plan\b(?! to)", re.I),
+    "deal_stage": re.compile(r"\bwhere (?:does|do|is|are) (?:the |this |that |our )?(?:\w+ ){0,4}(?:deal|opportunity)\b",
+                             re.I),
+}
+# What a question on one family is also answered by: "What do they use today to track customers?" by a statement
+# naming their CRM, "Which database do they run on?" by one naming their data warehouse.
+FAMILY_ANSWERS = {"current_solution": ("technology:crm",), "technology:database": ("technology:data_warehouse",)}
+# Capitalised words after a question's first word are names ("Oakhurst Family Office", "Sablewood Capital"), not
+# words of the question: they name no topic.
+_NAME_WORD_RE = re.compile(r"(?<=\S)(\s+)(?-i:[A-Z][a-z][\w'’-]*)")
+
+
 @lru_cache(maxsize=4096)
 def question_topics(query: str) -> frozenset[str]:
     """The topic families (see :func:`topic_family`) a question asks about: the slots the question itself speaks
-    to plus those it names ("Where is Kestrel hosted?" -> technology:cloud, "What is Marcus's role?" -> role)."""
-    stems = set(content_stems(query))
+    to plus those it names ("Where is Kestrel hosted?" -> technology:cloud, "What is Marcus's role?" -> role),
+    and the families that answer those (:data:`FAMILY_ANSWERS`). Capitalised words inside the question are names
+    and name no topic ("Oakhurst Family Office" asks nothing about an office)."""
+    plain = _NAME_WORD_RE.sub(r"\1", query)
+    stems = set(content_stems(plain))
     found = {topic_family(k) for k in topics_of(query)}
     found |= {family for family, cues in _QUESTION_CUE_STEMS.items() if any(c and c <= stems for c in cues)}
+    found |= {family for family, rx in _QUESTION_RES.items() if rx.search(plain)}
+    found |= {answer for family in list(found) for answer in FAMILY_ANSWERS.get(family, ())}
     return frozenset(found)
 
 
 @lru_cache(maxsize=8192)
 def statement_topics(text: str) -> frozenset[str]:
-    """The topic families a statement speaks to (cached)."""
-    return frozenset(topic_family(k) for k in topics_of(text))
+    """The topic families a statement answers, read with the broad cues (cached)."""
+    return frozenset(topic_family(k) for k in answer_topics(text))

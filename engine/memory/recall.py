@@ -27,7 +27,15 @@ from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.extraction.keywords import content_stems
-from memrelay.engine.domain.semantics import question_topics, statement_topics, topic_family, topic_label
+from memrelay.engine.domain.semantics import (
+    answers_on,
+    newer_value_on,
+    question_topics,
+    retires_value_on,
+    statement_topics,
+    topic_family,
+    topic_label,
+)
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import EntityVectorCache, stale_topics
 from memrelay.engine.memory.hybrid import keyword_coverage
@@ -44,18 +52,27 @@ from memrelay.engine.stores.identity import Identifiers, not_found, record_keys,
 # score = similarity + keyword + recency + supersession, in [0, 1] — the parts ``explain: true`` returns. Each
 # lift takes its share of what is left below 1, so the score never saturates and the parts sum exactly:
 #   similarity   = s = C(cosine), C the embedder's calibration curve (score_calibration.py)
-#   keyword      = C(cosine + KEYWORD_WEIGHT x k) - s, k = the idf-weighted share of the query's terms the memory
-#                  contains (hybrid.py), or TOPIC_MATCH when the memory speaks to the CRM topic the query asks
-#                  about (semantics.question_topics: "Where is X hosted?" / "X left Google Cloud and now runs on
-#                  AWS"), whichever is larger: the lift a keyword match gives. C is fitted on this fused signal, so
-#                  a threshold keeps its meaning with the keyword part in.
+#   keyword      = C(cosine + KEYWORD_WEIGHT x k) - s + topicLift, k = the idf-weighted share of the query's terms the
+#                  memory contains (hybrid.py), or TOPIC_MATCH when the memory answers the CRM topic the query asks
+#                  about (semantics.question_topics / answers_on: "Where is X hosted?" / "X left Google Cloud and
+#                  now runs on AWS"), whichever is larger: the lift a keyword match gives. C is fitted on this fused
+#                  signal, so a threshold keeps its meaning with the keyword part in.
+#                  topicLift = TOPIC_SHARE x (1 - C(cosine + KEYWORD_WEIGHT x k)) for a memory answering the asked topic
+#                  (``topicLift`` in explain, part of keyword): it states the answer ("Which database ...?" / "analytics
+#                  now runs on Snowflake"), so it outranks sentences that merely share the entity's name with the
+#                  question (a static embedding scores "At Acme, the pilot starts Monday" close to any question
+#                  naming Acme)
 #   recency      = RECENCY_WEIGHT x r x (1 - s - keyword), r = 0.5 ** (age in days / RECENCY_HALF_LIFE_DAYS)
-#   supersession = -SUPERSEDED_PENALTY x (s + keyword + recency) for a superseded memory (only returned with
-#                  includeSuperseded), and for a live memory whose value on the asked topic a newer memory
-#                  replaced (its provenance's staleTopics, memory_store._mark_stale_topics: it stays visible for
-#                  its other claims); such a memory gets no topic match either (``staleTopic`` in explain)
+#   supersession = -SUPERSEDED_PENALTY x (s + keyword + recency) for a superseded memory (only returned
+#                  with includeSuperseded), and for a live memory whose value on the asked topic is outdated: a
+#                  newer memory replaced it (its provenance's staleTopics, memory_store._mark_stale_topics: it
+#                  stays visible for its other claims), or a newer candidate of the same record states another
+#                  value on that topic (semantics.newer_value_on: the newest statement on the topic answers
+#                  first) or one at least as new names its value as a former one (semantics.retires_value_on);
+#                  such a memory gets no topic match or topic lift either (``staleTopic`` in explain)
 KEYWORD_WEIGHT = 0.3  # cosine units a full keyword match adds before calibration
 TOPIC_MATCH = 1.0  # the keyword match of a memory on the question's topic (a full match: it answers the question)
+TOPIC_SHARE = 0.75  # the share of what is left below 1 an answer on the asked topic gains
 RECENCY_WEIGHT = 0.05
 RECENCY_HALF_LIFE_DAYS = 180.0
 SUPERSEDED_PENALTY = 0.2
@@ -209,43 +226,72 @@ def _stale_families(row: dict[str, Any]) -> frozenset[str]:
 
 
 def stale_on_question(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
-    """True for each memory whose value on a topic the query asks about was replaced by a newer memory."""
+    """True for each memory whose value on a topic the query asks about is outdated: a newer memory replaced it
+    (its provenance's staleTopics), or a newer candidate of the same record states another value on that topic
+    (:func:`outdated_on_question`)."""
     asked = question_topics(query)
     if not asked:
         return np.zeros(len(rows), dtype=bool)
-    return np.array([bool(asked & _stale_families(r)) for r in rows], dtype=bool)
+    marked = np.array([bool(asked & _stale_families(r)) for r in rows], dtype=bool)
+    return marked | outdated_on_question(asked, rows, skip=marked)
+
+
+def outdated_on_question(asked: frozenset[str], rows: list[dict[str, Any]],
+                         skip: np.ndarray | None = None) -> np.ndarray:
+    """True for each memory on an asked topic family when a newer candidate of the same record, on the same topic,
+    states a value it does not (semantics.newer_value_on), or one at least as new names its value as a former one
+    (semantics.retires_value_on): the newest statement on the topic answers the question first. Nothing is hidden —
+    the older memory only yields its lead on this question."""
+    out = np.zeros(len(rows), dtype=bool)
+    on_topic: dict[Any, list[int]] = {}
+    for i, r in enumerate(rows):
+        if (skip is None or not skip[i]) and r.get("ts") is not None and asked & _topics(r):
+            on_topic.setdefault(r.get("recordId"), []).append(i)
+    for idx in on_topic.values():
+        if len(idx) < 2:
+            continue
+        for i in idx:
+            mine = rows[i]
+            out[i] = any((rows[j]["ts"] > mine["ts"] and newer_value_on(mine["text"], rows[j]["text"], asked))
+                         or (rows[j]["ts"] >= mine["ts"] and retires_value_on(mine["text"], rows[j]["text"], asked))
+                         for j in idx if j != i)
+    return out
 
 
 def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
-    """1.0 for each memory speaking to a topic the query asks about (semantics.question_topics), else 0."""
+    """1.0 for each memory answering a topic the query asks about (semantics.question_topics, semantics.answers_on:
+    it speaks to the topic and does not name only former values there), else 0."""
     asked = question_topics(query)
     if not asked:
         return np.zeros(len(rows))
-    return np.array([1.0 if asked & _topics(r) else 0.0 for r in rows])
+    return np.array([1.0 if asked & _topics(r) and answers_on(r["text"], asked) else 0.0 for r in rows])
 
 
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
                 hybrid: bool = True, now: float | None = None) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
     ``rawCosine``, ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
-    ``topicMatch`` (1 when the memory speaks to the topic the query asks about), ``staleTopic`` (1 when a newer
-    memory replaced its value on that topic: no topic match, the supersession penalty), ``recency``,
-    ``supersession`` and ``score`` (the sum of similarity, keyword, recency and supersession)."""
+    ``topicMatch`` (1 when the memory answers the topic the query asks about), ``topicLift`` (the lift that gives,
+    included in ``keyword``), ``staleTopic`` (1 when its value on that topic is outdated: no topic match, the
+    supersession penalty), ``recency``, ``supersession`` and ``score`` (the sum of similarity, keyword, recency and
+    supersession)."""
     n = len(rows)
     similarity = calibration(sims)
     match = keyword_coverage(query, [_stems(r) for r in rows]) if hybrid else np.zeros(n)
     stale = stale_on_question(query, rows)
     topical = np.where(stale, 0.0, topic_matches(query, rows)) if hybrid else np.zeros(n)
     match = np.maximum(match, TOPIC_MATCH * topical)
-    keyword = calibration(np.asarray(sims, dtype=np.float64) + KEYWORD_WEIGHT * match) - similarity
+    fused = calibration(np.asarray(sims, dtype=np.float64) + KEYWORD_WEIGHT * match)
+    topic = TOPIC_SHARE * topical * np.maximum(1.0 - fused, 0.0)
+    keyword = fused - similarity + topic
     ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
     rec = RECENCY_WEIGHT * recency(ts, utcnow().timestamp() if now is None else now) * (1.0 - similarity - keyword)
     kept = similarity + keyword + rec
     outdated = stale | np.array([bool(r.get("supersededBy")) for r in rows], dtype=bool)
     sup = np.where(outdated, -SUPERSEDED_PENALTY, 0.0) * kept
     return {"similarity": similarity, "rawCosine": np.asarray(sims, dtype=np.float64), "keyword": keyword,
-            "keywordMatch": match, "topicMatch": topical, "staleTopic": stale.astype(np.float64), "recency": rec,
-            "supersession": sup, "score": kept + sup}
+            "keywordMatch": match, "topicMatch": topical, "topicLift": topic, "staleTopic": stale.astype(np.float64),
+            "recency": rec, "supersession": sup, "score": kept + sup}
 
 
 def recency(ts_epoch: np.ndarray, now: float) -> np.ndarray:
@@ -296,12 +342,17 @@ class Recall:
             result["scoring"] = {
                 "formula": "score = similarity + keyword + recency + supersession",
                 "parts": {"similarity": "calibrated relevance s of the cosine",
-                          "keyword": "C(cosine + keywordWeight x keywordMatch) - s; keywordMatch = max(the "
-                                     "idf-weighted share of query terms, topicMatch x topicMatchWeight)",
+                          "keyword": "C(cosine + keywordWeight x keywordMatch) - s + topicLift; keywordMatch = max(the "
+                                     "idf-weighted share of query terms, topicMatch x topicMatchWeight); topicLift = "
+                                     "topicMatch x topicShare x (1 - C(cosine + keywordWeight x keywordMatch)): "
+                                     "a memory answering the asked topic",
                           "recency": "recencyWeight x 0.5^(age days / half-life) x (1 - s - keyword)",
                           "supersession": "(superseded or staleTopic) x -penalty x (s + keyword + recency); "
-                                          "staleTopic: a newer memory replaced its value on the asked topic"},
-                "weights": {"keywordWeight": KEYWORD_WEIGHT, "topicMatchWeight": TOPIC_MATCH, "recencyWeight": RECENCY_WEIGHT,
+                                          "staleTopic: a newer memory replaced its value on the asked topic, or "
+                                          "another one of the same record states a newer value or names its value "
+                                          "as a former one"},
+                "weights": {"keywordWeight": KEYWORD_WEIGHT, "topicMatchWeight": TOPIC_MATCH, "topicShare": TOPIC_SHARE,
+                            "recencyWeight": RECENCY_WEIGHT,
                             "recencyHalfLifeDays": RECENCY_HALF_LIFE_DAYS, "penalty": SUPERSEDED_PENALTY},
                 "calibration": {"embedder": emb.name, "fitted": cal.fitted, "cosine": list(cal.xs),
                                 "score": list(cal.ys)}}

@@ -39,7 +39,7 @@ def test_fresh_fact_with_passing_mentions_ranks_first_for_its_topic_question(api
 def test_question_topics_name_what_is_asked() -> None:
     assert question_topics("Where is Kestrel Works hosted?") == {"technology:cloud"}
     assert question_topics("What is Marcus Raman's role?") == {"role"}
-    assert question_topics("Which database does TechFlow use?") == {"technology:database"}
+    assert question_topics("Which database does TechFlow use?") == {"technology:database", "technology:data_warehouse"}
     assert question_topics("Summarise the last call.") == frozenset()
     assert "role" in statement_topics("Marcus Raman is now the CMO at Quillpoint Digital.")
 

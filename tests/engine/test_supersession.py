@@ -219,7 +219,7 @@ def test_multi_claim_memory_stays_visible_and_records_the_stale_topic(engine: An
                     NEW_TS)
     with engine.db.read() as s:
         every = {m["text"]: m for m in engine.memories.list_for_record(s, new["recordId"], include_superseded=True)}
-    assert len(old["memoryIds"]) == 3 and len(new["superseded"]) == 1
+    assert len(old["memoryIds"]) >= 3 and len(new["superseded"]) == 1  # extraction may split the claims further
     assert every["At Clinora Health, Tobias Brandt is CFO."]["supersededBy"] == new["memoryIds"][0]
     buyer = next(m for t, m in every.items() if "economic buyer" in t and "Tobias" in t)
     assert buyer["supersededBy"] is None  # it also says who the CRO is and the 30k threshold: never hidden
