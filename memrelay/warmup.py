@@ -206,3 +206,71 @@ def loaded_modules(names: tuple[str, ...] = ("litellm", "wordllama", "sentence_t
                    ) -> dict[str, bool]:
     """Which heavy modules this process holds (for the readiness detail)."""
     return {n: n in sys.modules for n in names}
+
+
+# --- shared before fork -----------------------------------------------------------------------------------------
+PRELOADED_MODULES = (
+    "memrelay.composition", "memrelay.gateway.app", "memrelay.gateway.blueprints", "memrelay.gateway.console",
+    "memrelay.worker.main", "memrelay.worker.jobs", "memrelay.engine.memory.recall", "memrelay.engine.memory.memories",
+    "memrelay.engine.memory.batch", "memrelay.engine.ingest.pipeline", "memrelay.engine.stores.search",
+    "memrelay.engine.domain.extraction.offline", "memrelay.workflows.runner", "memrelay.workflows.steps",
+)
+"""Modules a web or RQ worker imports anyway: imported once in the parent, their pages are shared after fork."""
+
+FORK_SHARED_EMBEDDERS = ("wordllama",)
+"""Local embedders whose loaded weights a parent may hand to forked children: plain arrays, no thread pool. MiniLM
+(torch: an OpenMP pool that does not survive a fork) is loaded after the fork, in each process."""
+
+
+class NotForkSafe(RuntimeError):
+    """A process that is about to fork children holds something a child must not inherit (a thread)."""
+
+
+def fork_safe_or_raise(what: str) -> None:
+    """Refuse to fork while another Python thread runs: a lock it holds, or its half-written state, would be
+    copied into the child with no thread to release or finish it."""
+    import threading
+
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if others:
+        raise NotForkSafe(f"{what}: threads {others} run in the parent; children must be built after fork")
+
+
+def preload_for_fork(settings: Any) -> dict[str, float]:
+    """Load, in a process that will fork workers, what every worker needs and what survives a fork untouched:
+    the modules of :data:`PRELOADED_MODULES`, SQLAlchemy's configured mappers, a local embedder's weights
+    (:data:`FORK_SHARED_EMBEDDERS`: cached per process by the embedder factory, so each child's services find them)
+    and the token encoding. Then ``gc.freeze()``: the collector never writes to these objects again, so their
+    pages stay shared copy-on-write with every child.
+
+    Nothing here opens a connection (SQL, Redis, Milvus), starts a thread or imports litellm (its import starts
+    a thread and may reach the network); each child builds its own services and runs :func:`warm_services`
+    before it is ready (a preloaded step is then a cache hit). Idempotent; raises :class:`NotForkSafe` when a
+    thread runs afterwards. Returns seconds per step."""
+    import gc
+    import importlib
+
+    steps: dict[str, float] = {}
+    t = time.perf_counter()
+    for name in PRELOADED_MODULES:
+        importlib.import_module(name)
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+    steps["modules"] = time.perf_counter() - t
+    spec = str(getattr(settings, "embedder", "") or "wordllama")
+    if spec.strip().lower().partition(":")[0] in FORK_SHARED_EMBEDDERS:
+        t = time.perf_counter()
+        from memrelay.engine.adapters.embedding.factory import build_embedder
+
+        build_embedder(spec)
+        steps["embedder"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from memrelay.engine.core.tokens import encoding
+
+    encoding()
+    steps["tokenizer"] = time.perf_counter() - t
+    fork_safe_or_raise("preload before fork")
+    gc.collect()
+    gc.freeze()
+    return steps

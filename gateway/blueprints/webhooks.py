@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from functools import partial
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 from flask import Blueprint, Response, jsonify, request
@@ -21,7 +20,7 @@ from memrelay.connectors.registry import (
 )
 from memrelay.engine.core.errors import BadRequest, NotFound, SignatureError, ValidationFailed
 from memrelay.engine.ingest.pipeline import source_config
-from memrelay.engine.stores.event_log import event_to_dict
+from memrelay.engine.stores.event_log import GroupCommit, event_to_dict
 from memrelay.engine.stores.tenancy import KeyInfo
 from memrelay.gateway.api import api_key_from_request, authenticate, endpoint
 from memrelay.gateway.inbound_verification import verification_record
@@ -91,27 +90,40 @@ def receive(connector: str, source_id: str, token: str | None = None) -> Any:
     events = conn.parse(verified)
     try:
         # Committed before we answer (accepted means durable); concurrent deliveries of this process share the
-        # write transaction and the enqueue round trip (EventLog's group commit).
+        # write transaction (EventLog's group commit).
         new_ids, dups = services.events.record(src.org_id, src.id, [{
             "connector": e.connector, "dedup_key": e.dedup_key, "event_type": e.event_type,
             "object_type": e.object_type, "object_id": e.object_id, "occurred_at": e.occurred_at,
-            "payload": e.model_dump(mode="json")} for e in events], after_commit=_enqueuer(st),
+            "payload": e.model_dump(mode="json")} for e in events],
             headers=request.headers.items(), verification=how)  # masked by the log before it is stored
     except IntegrityError:  # deleted by another process within the lookup cache's TTL
         services.sources.forget(source_id)
         raise NotFound("unknown webhook source") from None
+    if new_ids:  # after the commit, outside its write turn: the next transaction need not wait for this round trip
+        try:
+            _enqueuer(st).submit([{"id": i} for i in new_ids])
+        except Exception:  # committed: accepted all the same, and the sweeper re-drives what was not enqueued
+            log.exception("enqueueing %d accepted event(s) failed; the sweeper re-drives them", len(new_ids))
     ack = conn.ack_response(events)
     if ack is not None:
         return Response(ack[0], 200, content_type=ack[1])
     return jsonify({"accepted": len(new_ids), "duplicates": dups, "eventIds": new_ids}), 202 if new_ids else 200
 
 
-def _enqueuer(st: Any) -> Callable[[list[str]], object]:
-    """This app's one ``process_event`` enqueuer (one object, so a group commit enqueues its batch at once)."""
-    hook = st.extras.get("enqueue_events")
-    if hook is None:
-        hook = st.extras["enqueue_events"] = partial(enqueue_each, st.redis, "process_event")
-    return cast(Callable[[list[str]], object], hook)
+def _enqueuer(st: Any) -> GroupCommit:
+    """This app's one ``process_event`` enqueuer: the deliveries of this process that are committed and waiting
+    to be enqueued at the same moment share one Redis round trip (the same leader/follower batching as the
+    event log's group commit, but in its own turn, so SQL writes do not queue behind Redis). A failed enqueue is
+    logged by :func:`enqueue_each` and the sweeper re-drives the event (it is ``received`` in SQL)."""
+    found = st.extras.get("enqueue_events")
+    if found is None:
+        redis_client = st.redis
+
+        def write(rows: list[dict[str, Any]]) -> set[str]:
+            return set(enqueue_each(redis_client, "process_event", [r["id"] for r in rows]))
+
+        found = st.extras.setdefault("enqueue_events", GroupCommit(write))
+    return cast(GroupCommit, found)
 
 
 def _authorise_api_key(org_id: str) -> str:

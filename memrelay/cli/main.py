@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -16,7 +15,7 @@ from memrelay.cli.secrets_command import secrets_group
 from memrelay.cli.support import CliGroup, cli_settings, open_services
 from memrelay.cli.sync_command import sync_command
 from memrelay.cli.workflow_commands import templates_group, workflows_group
-from memrelay.engine.core.settings import Settings, load_settings
+from memrelay.engine.core.settings import Settings
 
 
 def _settings() -> Settings:
@@ -52,16 +51,9 @@ def serve() -> None:
 def worker(burst: bool, name: str | None, grace_s: float) -> None:
     """Run one worker process on every memrelay queue: it builds its services once and runs each job itself
     (no fork per job). SIGTERM: finish the current job within the grace period (else requeue it), then stop."""
-    from memrelay.supervise.supervisor import ensure_embedded_services
-    from memrelay.worker.main import run_worker
+    from memrelay.supervise.supervisor import run_worker_process
 
-    s = _settings()
-    embedded = ensure_embedded_services(s)
-    os.environ.update(embedded.env)
-    try:
-        run_worker(load_settings(), burst=burst, name=name, grace_s=grace_s)
-    finally:
-        embedded.stop()
+    run_worker_process(_settings(), burst=burst, name=name, grace_s=grace_s)
 
 
 @cli.command()

@@ -1,4 +1,10 @@
-"""`memrelay up`: embedded services + gunicorn + N ``memrelay worker`` processes under one supervisor.
+"""`memrelay up`: embedded services + gunicorn + N RQ workers under one supervisor.
+
+The RQ workers are forked from the supervisor once it has loaded what they all need (modules, the embedder's
+weights, the token encoding: :func:`memrelay.warmup.preload_for_fork`), so they share those pages copy-on-write;
+each then runs exactly what ``memrelay worker`` runs (:func:`run_worker_process`) and builds its own services,
+connections and threads after the fork. The gunicorn master does the same for the web workers
+(:mod:`memrelay.supervise.gunicorn_warm`).
 
 Every child it owns — the embedded Redis (its AOF keeps the queue), the Milvus Lite server (same port),
 the gateway and each worker — is restarted when it dies, with exponential backoff (:class:`Backoff`); a
@@ -17,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
@@ -134,8 +141,9 @@ def ensure_admin_key(engine: Services, settings: Settings) -> Path:
 
 
 def gunicorn_command(settings: Settings) -> list[str]:
-    """Gunicorn without preload (``memrelay.gateway.gunicorn_conf``): each web worker builds its app after fork."""
-    return [sys.executable, "-m", "gunicorn", "-c", "python:memrelay.gateway.gunicorn_conf",
+    """Gunicorn with a warm master (:mod:`memrelay.supervise.gunicorn_warm`): the master loads what the web
+    workers share (modules, embedder weights, token encoding); each web worker builds its app after fork."""
+    return [sys.executable, "-m", "gunicorn", "-c", "python:memrelay.supervise.gunicorn_warm",
             "--bind", f"{settings.host}:{settings.port}", "--workers", str(settings.web_workers),
             "memrelay.gateway.wsgi:app"]
 
@@ -167,6 +175,35 @@ def run_gateway(settings: Settings) -> int:
 def worker_command() -> list[str]:
     """One ``memrelay worker`` process: builds its services once and runs jobs itself (no fork per job)."""
     return [sys.executable, "-m", "memrelay.cli.main", "worker"]
+
+
+def run_worker_process(settings: Settings, *, burst: bool = False, name: str | None = None,
+                       grace_s: float | None = None) -> int:
+    """What ``memrelay worker`` runs — also in a worker forked by ``memrelay up``: the embedded services it
+    needs (started unless they run), then :func:`memrelay.worker.main.run_worker` on settings read again from
+    the environment (which now points at them). 0 when the worker stopped cleanly."""
+    from memrelay.engine.core.settings import load_settings
+    from memrelay.worker.main import run_worker
+    from memrelay.worker.runtime import WARM_SHUTDOWN_GRACE_S
+
+    embedded = ensure_embedded_services(settings)
+    os.environ.update(embedded.env)
+    try:
+        run_worker(load_settings(), burst=burst, name=name,
+                   grace_s=WARM_SHUTDOWN_GRACE_S if grace_s is None else grace_s)
+    finally:
+        embedded.stop()
+    return 0
+
+
+WORKER_PROCESS_NAME = "memrelay-worker"
+"""``/proc/<pid>/comm`` of an RQ worker forked by ``memrelay up`` (its command line is the supervisor's)."""
+
+
+def _forked_worker() -> int:
+    from memrelay.cli.support import cli_settings
+
+    return run_worker_process(cli_settings())
 
 
 STOP_TIMEOUT_S = 25.0
@@ -229,8 +266,12 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 class Supervisor:
     """Runs children in the foreground, restarts the ones that die and tears everything down on a signal."""
 
-    def __init__(self, settings: Settings, *, poll_s: float = 0.25, org_check_s: float = 30.0):
+    def __init__(self, settings: Settings, *, poll_s: float = 0.25, org_check_s: float = 30.0,
+                 fork_workers: bool = True):
         self.settings = settings
+        self.fork_workers = fork_workers
+        """RQ workers are forked from this (warm) process and share its loaded pages; False: each one is a
+        ``memrelay worker`` process of its own (also the fallback when this process cannot fork safely)."""
         self.poll_s = poll_s
         self.org_check_s = org_check_s
         self.children: dict[str, Child] = {}
@@ -248,6 +289,49 @@ class Supervisor:
 
     def _command(self, cmd: list[str], env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
         return lambda: subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+
+    def _worker(self, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+        """Start one RQ worker: forked from this process when it can fork safely (see :meth:`_fork_worker`),
+        else as its own ``memrelay worker`` process."""
+        exec_worker = self._command(worker_command(), env)
+
+        def spawn() -> subprocess.Popen[bytes]:
+            if self.fork_workers:
+                from memrelay.warmup import NotForkSafe
+
+                try:
+                    return self._fork_worker(env)
+                except NotForkSafe as exc:
+                    print(f"{exc}; starting the worker as its own process", file=sys.stderr, flush=True)
+            return exec_worker()
+
+        return spawn
+
+    def _fork_worker(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Fork an RQ worker from this process: it shares the pages :func:`memrelay.warmup.preload_for_fork`
+        loaded here, and runs exactly what ``memrelay worker`` runs (:func:`run_worker_process`: its own
+        services, connections and threads, built and warmed after the fork, before it registers).
+
+        Nothing live crosses the fork: no other thread (refused), no pooled SQL connection (this process's pool
+        is closed first and the child drops its copy of the pool without touching the parent's sockets)."""
+        import gc
+
+        from memrelay.supervise.forked import fork_child
+        from memrelay.warmup import fork_safe_or_raise
+
+        fork_safe_or_raise("fork an RQ worker")
+        engine = self._engine
+        if engine is not None:
+            engine.db.dispose()  # the org check reconnects on its next query
+
+        def in_child() -> None:
+            if engine is not None:
+                engine.db.engine.dispose(close=False)
+                engine.db.read_engine.dispose(close=False)
+
+        gc.freeze()  # what this process allocated since the last freeze stays shared too
+        return cast("subprocess.Popen[bytes]", fork_child(WORKER_PROCESS_NAME, _forked_worker, env=env,
+                                                           before_child=in_child))
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -273,8 +357,22 @@ class Supervisor:
             prom.mkdir(parents=True)
             env = {**os.environ, **services.env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
             self.add("gateway", self._command(gunicorn_command(s), env)).start()
+            if self.fork_workers and s.workers:
+                # This process becomes the workers' warm parent: the environment they run in (read at import by
+                # e.g. prometheus_client), then what they all load, once, shared copy-on-write.
+                os.environ.update(env)
+                from memrelay.warmup import NotForkSafe, preload_for_fork
+
+                try:
+                    preload_for_fork(s)
+                except NotForkSafe as exc:
+                    print(f"{exc}; workers start as their own processes", file=sys.stderr, flush=True)
+                    self.fork_workers = False
+                except Exception as exc:  # each worker loads (and reports) it again after the fork
+                    print(f"preloading for the workers failed ({exc.__class__.__name__}: {exc}); they load "
+                          "everything themselves", file=sys.stderr, flush=True)
             for i in range(s.workers):
-                self.add(f"worker-{i}", self._command(worker_command(), env)).start()
+                self.add(f"worker-{i}", self._worker(env)).start()
             print(f"memrelay is up: http://{s.host}:{s.port}  (docs: /docs, readiness: /readyz)", flush=True)
             print(f"admin API key: {key_path.resolve()}", flush=True)
             print(f"data dir: {s.data_dir.resolve()}  (Ctrl-C stops everything)", flush=True)

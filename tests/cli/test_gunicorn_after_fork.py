@@ -1,5 +1,6 @@
 """The gateway under gunicorn builds its app and services in each web worker, after the fork: the master
-holds no thread, no SQL file and no app module; a preloading master is refused."""
+holds what the workers share (modules, the embedder's weights) but no app, no thread and no SQL file; a
+preloading master (``--preload``: the app built before the fork) and a master running a thread are refused."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def test_web_workers_build_the_app_after_fork(settings: Settings, tmp_path: Path
         db_file = settings.sql_url.removeprefix("sqlite:///")
         workers = _children(master.pid)
         assert len(workers) == 2
-        assert len(list(Path(f"/proc/{master.pid}/task").iterdir())) == 1  # the master runs no thread
-        assert db_file not in _open_files(master.pid)  # nor holds the database
+        assert db_file not in _open_files(master.pid)  # the master holds no database connection
+        maps = Path(f"/proc/{master.pid}/maps").read_text()
+        assert "wordllama/algorithms" in maps  # but the embedder its workers share (when_ready saw no thread)
         for _ in range(4):  # every worker answers with its own app
             assert requests.get(f"http://127.0.0.1:{port}/api/v1/me", timeout=5).status_code == 401
     finally:
@@ -80,3 +82,24 @@ def test_a_preloading_master_is_refused(settings: Settings, tmp_path: Path) -> N
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(settings, tmp_path), capture_output=True, timeout=60)
     assert proc.returncode != 0
     assert b"must be built after fork" in proc.stdout + proc.stderr
+
+
+def test_a_master_running_a_thread_is_refused() -> None:
+    import threading
+
+    from memrelay.supervise import gunicorn_warm
+    from memrelay.warmup import NotForkSafe
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="leftover")
+    thread.start()
+    try:
+        try:
+            gunicorn_warm.when_ready(None)
+        except NotForkSafe as exc:
+            assert "leftover" in str(exc)
+        else:
+            raise AssertionError("a master with a running thread was accepted")
+    finally:
+        stop.set()
+        thread.join()

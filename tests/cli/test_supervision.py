@@ -9,11 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
 from tests.support.processes import alive, clean_env, cmdline, descendants, free_port, readyz, wait_for
 
 
+def _runs(pid: int, needle: str) -> bool:
+    """``needle`` in the command line, or the process name (an RQ worker forked by ``up`` keeps up's command
+    line and is named ``memrelay-worker``)."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        comm = ""
+    return needle in cmdline(pid) or (needle == "memrelay.cli.main worker" and comm == WORKER_PROCESS_NAME)
+
+
 def _child_matching(root: int, needle: str) -> int:
-    found = [p for p in descendants(root) if needle in cmdline(p) and alive(p)]
+    found = [p for p in descendants(root) if _runs(p, needle) and alive(p)]
     assert found, f"no child of {root} runs {needle!r}"
     return min(found)
 
@@ -22,7 +33,7 @@ def _kill_and_see_recovery(proc: subprocess.Popen[bytes], port: int, needle: str
     victim = _child_matching(proc.pid, needle)
     os.kill(victim, signal.SIGKILL)
     assert wait_for(lambda: not alive(victim), 10)
-    assert wait_for(lambda: any(p != victim and needle in cmdline(p) for p in descendants(proc.pid)), 60), \
+    assert wait_for(lambda: any(p != victim and _runs(p, needle) for p in descendants(proc.pid)), 60), \
         f"{needle} was not restarted:\n{log.read_text()[-3000:]}"
     assert wait_for(lambda: readyz(port) == 200, 90), f"/readyz did not recover after killing {needle}:\n" + \
         log.read_text()[-3000:]

@@ -18,12 +18,17 @@ from memrelay.engine.core.settings import Settings
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.org_vectors import SnapshotStore
 from memrelay.gateway.app import create_app, warm_app
+from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
 from memrelay.warmup import warm_services
 from tests.support.processes import descendants, free_port
 
 
 def _maps(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
 def _cmdline(pid: int) -> str:
@@ -59,7 +64,7 @@ def test_up_is_ready_only_with_warm_web_and_rq_workers(tmp_path: Path) -> None:
 
         family = descendants(proc.pid)
         web = [p for p in family if "gunicorn" in _cmdline(p) and not descendants(p)]  # the master has children
-        rq = [p for p in family if "memrelay.cli.main worker" in _cmdline(p)]
+        rq = [p for p in family if "memrelay.cli.main worker" in _cmdline(p) or _comm(p) == WORKER_PROCESS_NAME]
         assert [warm["pid"]] == web and len(rq) == 1
         for pid in web + rq:  # from outside the process: litellm's tokenizer and WordLlama's extensions mapped
             maps = _maps(pid)
