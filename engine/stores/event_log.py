@@ -192,8 +192,9 @@ class EventLog:
         """Insert rows in one transaction (ON CONFLICT DO NOTHING); the ids that were stored. Committed on return."""
         with self.db.session() as s:
             dialect = s.get_bind().dialect.name
-            ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(InboundEvent)
-            stmt = ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]).returning(InboundEvent.id)
+            table = InboundEvent.__table__  # Core insert: no ORM bulk-insert bookkeeping per delivery
+            ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+            stmt = ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]).returning(table.c.id)
             stored = {row[0] for row in s.execute(stmt, rows)} if len(rows) == 1 else set()
             if len(rows) > 1:  # executemany cannot return rows everywhere: insert, then ask what is ours
                 s.execute(ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]), rows)
