@@ -5,6 +5,7 @@ are bench/quality_routing.py's."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,19 +39,19 @@ GUIDES = {
 
 
 @pytest.fixture(scope="module")
-def emb():  # type: ignore[no-untyped-def]
+def emb() -> Any:
     return build_embedder("wordllama")
 
 
 @pytest.fixture(scope="module")
-def snap(emb) -> Snapshot:  # type: ignore[no-untyped-def]
+def snap(emb: Any) -> Snapshot:
     rows = [Guideline(id=f"g{i}", org_id="o", name=name, description=desc, content=content, tags=[],
                       trigger_keywords=kw, version=1, created_at=NOW, updated_at=NOW)
             for i, (name, (desc, kw, content)) in enumerate(GUIDES.items())]
     return Snapshot.build([prepare(r, emb) for r in rows])
 
 
-def names(snap: Snapshot, emb, message: str, **kw) -> list[str]:  # type: ignore[no-untyped-def]
+def names(snap: Snapshot, emb: Any, message: str, **kw: Any) -> list[str]:
     return [m.guideline.name for m in route(snap, message, emb.embed([message])[0], **kw)]
 
 
@@ -73,22 +74,22 @@ def test_coverage_is_low_everywhere_for_words_no_guideline_has(snap: Snapshot) -
     assert lex.coverage([]).max() == 0
 
 
-def test_one_clear_topic_routes_to_one_guideline(snap: Snapshot, emb) -> None:  # type: ignore[no-untyped-def]
+def test_one_clear_topic_routes_to_one_guideline(snap: Snapshot, emb: Any) -> None:
     assert names(snap, emb, "The customer paid for an annual plan last week and wants their money back") == [
         "Refunds"]
     assert names(snap, emb, "Send the invitations for next month's webinar") == ["Webinars"]
 
 
-def test_two_topics_route_to_both(snap: Snapshot, emb) -> None:  # type: ignore[no-untyped-def]
+def test_two_topics_route_to_both(snap: Snapshot, emb: Any) -> None:
     got = names(snap, emb, "They ask for a 25% discount and want a copy of our SOC 2 report.")
     assert set(got) == {"Security answers", "Discounts"}
 
 
-def test_off_topic_routes_to_nothing(snap: Snapshot, emb) -> None:  # type: ignore[no-untyped-def]
+def test_off_topic_routes_to_nothing(snap: Snapshot, emb: Any) -> None:
     assert names(snap, emb, "What is a good recipe for banana bread?") == []
 
 
-def test_keyword_makes_critical_and_scores_carry_reasons(snap: Snapshot, emb) -> None:  # type: ignore[no-untyped-def]
+def test_keyword_makes_critical_and_scores_carry_reasons(snap: Snapshot, emb: Any) -> None:
     msg = "A chargeback arrived from the customer's bank"
     matches = route(snap, msg, emb.embed([msg])[0])
     top = matches[0]
@@ -97,7 +98,7 @@ def test_keyword_makes_critical_and_scores_carry_reasons(snap: Snapshot, emb) ->
     assert all(m.score >= SUPPLEMENTARY_MIN and m.score >= RELATIVE_MIN * top.score for m in matches)
 
 
-def test_relative_rule_and_candidate_mode(snap: Snapshot, emb) -> None:  # type: ignore[no-untyped-def]
+def test_relative_rule_and_candidate_mode(snap: Snapshot, emb: Any) -> None:
     msg = "The customer wants a refund"
     strict = route(snap, msg, emb.embed([msg])[0])
     wide = route(snap, msg, emb.embed([msg])[0], min_score=0.0, margin=None, max_selected=10)
