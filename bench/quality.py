@@ -141,6 +141,7 @@ def entity_figures(eng: Services, org: str, mem: Memories, emb: Embedder) -> dic
             sup_texts.append(f"{old.text if old else mid!r} <- {new.text if new else None!r}")
     covered = base_covered = total = 0
     missed: list[str] = []
+    miss_details: list[str] = []  # --misses: what came back instead, and whether any memory holds the fact
     texts_all: list[tuple[str, str]] = []  # (email, text) of every live memory
     filler = 0
     with eng.db.read() as s:
@@ -159,6 +160,11 @@ def entity_figures(eng: Services, org: str, mem: Memories, emb: Embedder) -> dic
                 covered += 1
             else:
                 missed.append(f"{e['name']}/{f['fact']}")
+                holders = [t for k, t in texts_all if k == e["email"] and has_all(t, f["expect"])]
+                miss_details.append("\n".join([
+                    f"{e['name']}/{f['fact']} expect={f['expect']} query={f['query']!r}",
+                    *(f"    holds it: {t}" for t in holders[:3]), *([] if holders else ["    NOT EXTRACTED"]),
+                    *(f"    top-5 #{i + 1}: {h}" for i, h in enumerate(hits))]))
             if any(has_all(h, f["expect"]) for h in base.top(e["email"], f["query"], 5)):
                 base_covered += 1
     base_chunks = [(k, t) for k, ts in base.texts.items() for t in ts]
@@ -167,7 +173,7 @@ def entity_figures(eng: Services, org: str, mem: Memories, emb: Embedder) -> dic
     ours_r5 = cross_recall(emb, texts_all, data["entities"])
     base_r5 = cross_recall(emb, base_chunks, data["entities"])
     return {"facts": total, "coverage": 100 * covered / total, "base_coverage": 100 * base_covered / total,
-            "missed": missed, "memories": len(texts_all), "base_memories": len(base_chunks),
+            "missed": missed, "miss_details": miss_details, "memories": len(texts_all), "base_memories": len(base_chunks),
             "filler": 100 * filler / max(1, len(texts_all)), "base_filler": 100 * base_filler / max(1, len(base_chunks)),
             "per_1000": 1000 * len(texts_all) / ours_words, "base_per_1000": 1000 * len(base_chunks) / base.words,
             "ms_per_1000": 1000 * ours_ms / ours_words, "base_ms_per_1000": 1000 * base.ms / base.words,
@@ -280,6 +286,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--embedder", default="wordllama")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--misses", action="store_true",
+                    help="for each fact missed in the top 5: the memories that hold it (or NOT EXTRACTED) and the "
+                         "top 5 returned instead")
     ap.add_argument("--dataset", choices=[*DATASETS, "both"], default="both")
     args = ap.parse_args()
     eng, org, mem = build(args.embedder)
@@ -324,6 +333,8 @@ def main() -> None:
         print("routing (bench/quality_routing.py):")
         for k, v in r.items():
             print(f"  {k}: {json.dumps(v)}")
+    if args.misses:
+        print("missed facts, with what came back:", *ent["miss_details"], sep="\n")
     if args.verbose:
         print("missed facts:", ent["missed"])
         print("fresh-first misses:", *pr["misses"], sep="\n  ")

@@ -118,20 +118,36 @@ def find_technologies(text: str) -> list[Mention]:
 
     Aliases that are everyday words ("Go", "Spring", "Segment") match only when capitalised.
     """
-    return _technologies().find(text)
+    return list(_technologies_in(text))
+
+
+@lru_cache(maxsize=8192)
+def _technologies_in(text: str) -> tuple[Mention, ...]:
+    """Memoised: extraction asks about the same sentence once per property and again when judging facts."""
+    return tuple(_technologies().find(text))
 
 
 def find_deal_stages(text: str) -> list[Mention]:
     """Deal-stage phrases in ``text`` mapped to canonical stages ('closed_won', 'negotiation', ...)."""
-    return _stages().find(text)
+    return list(_stages_in(text))
+
+
+@lru_cache(maxsize=8192)
+def _stages_in(text: str) -> tuple[Mention, ...]:
+    return tuple(_stages().find(text))
 
 
 def find_roles(text: str) -> list[Mention]:
     """Leadership roles: 'ceo', 'cto', ..., 'vp_sales', 'head_marketing', 'director_engineering'."""
+    return list(_roles_in(text))
+
+
+@lru_cache(maxsize=8192)
+def _roles_in(text: str) -> tuple[Mention, ...]:
     found = []
     for m in _AREA_ROLE_RE.finditer(text):
         level = m.group("level").lower()
         level = "vp" if level in ("vp", "svp", "evp", "vice president") else level
         area = m.group("area").lower().replace(" ", "_")
         found.append(Mention(f"{level}_{area}", "leadership", m.start(), m.end()))
-    return _non_overlapping([*found, *_executives().find(text)])
+    return tuple(_non_overlapping([*found, *_executives().find(text)]))

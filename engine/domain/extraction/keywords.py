@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.domain.extraction.lexicon import STOPWORDS, SYNONYMS
@@ -89,13 +89,15 @@ class PropertyKeywords:
     description: frozenset[str]
     groups: tuple[frozenset[str], ...]
 
-    @property
+    @cached_property
     def all(self) -> frozenset[str]:
+        """Name and description keywords (computed once: extraction asks for every sentence)."""
         return self.name | self.description
 
     def mentions(self, *words: str) -> bool:
         """True if any of ``words`` (stemmed) is among the keywords."""
-        return any(stem(w) in self.all for w in words)
+        keys = self.all
+        return any(stem(w) in keys for w in words)
 
 
 def property_keywords(spec: PropertySpec) -> PropertyKeywords:

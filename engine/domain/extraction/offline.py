@@ -114,6 +114,7 @@ class _Sentence:
     urls: list[Match]
     phones: list[Match]
     amounts: list[Amount] = field(default_factory=list)
+    stem_set: frozenset[str] = frozenset()
 
     def token_index(self, char_pos: int) -> int:
         return sum(1 for _, start, _ in self.tokens if start < char_pos)
@@ -165,12 +166,35 @@ def extract_properties(
         keys = property_keywords(spec)
         prop_sims = option_sims[p] if option_sims else None
         for i, sent in enumerate(sentences):
+            if not _may_yield(spec.type, keys, sent):
+                continue
             emb = float(relevance[p, i]) if relevance is not None else 0.0
             sims = prop_sims[i] if prop_sims is not None else None
             ctx = _Ctx(spec, keys, sent, i, keyword_score(sent.text, keys), emb, sims)
             candidates += _HANDLERS[spec.type](ctx)
     kept = [c for c in _assign_contested(candidates) if c.confidence >= min_confidence]
     return [v for spec in properties if (v := _aggregate(spec, kept, sentences)) is not None]
+
+
+def _may_yield(kind: PropertyType, keys: PropertyKeywords, sent: _Sentence) -> bool:
+    """False when the type's handler cannot read anything from ``sent`` (no amount for a number, no day for a
+    date, none of the property's name words for a boolean or a cue-read text): skipped without scoring."""
+    if kind == PropertyType.NUMBER:
+        return bool(sent.amounts)
+    if kind == PropertyType.DATE:
+        return any(d.granularity == "day" for d in sent.dates)
+    if kind == PropertyType.BOOLEAN:
+        return bool(sent.stem_set & keys.name)
+    if kind == PropertyType.TEXT:
+        mode = _text_mode(keys)[0]
+        if mode == "email":
+            return bool(sent.emails)
+        if mode == "url":
+            return bool(sent.urls)
+        if mode == "phone":
+            return bool(sent.phones)
+        return bool(sent.stem_set & keys.name)
+    return True
 
 
 # --- sentence analysis ---------------------------------------------------------------------------------
@@ -187,6 +211,7 @@ def _analyse(text: str, ts: datetime) -> _Sentence:
         urls=find_urls(text),
         phones=find_phones(text),
     )
+    sent.stem_set = frozenset(sent.stems)
     sent.urls = [
         u for u in sent.urls if not _overlaps(u.start, u.end, [(e.start, e.end) for e in sent.emails])
     ]
@@ -409,14 +434,20 @@ def _option_stems(option: str) -> tuple[str, ...]:
     return tuple(stem(w) for w in re.split(r"[\s_-]+", option.strip()) if w)
 
 
+@lru_cache(maxsize=1024)
+def _option_stem_sets(options: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Each option with the set of its word stems (options without words are left out), once per schema."""
+    return tuple((o, frozenset(_option_stems(o))) for o in options if _option_stems(o))
+
+
 def _option_stem_matches(sent: _Sentence, options: list[str]) -> list[tuple[str, int, int]]:
     """Options whose every word occurs in the sentence in another form ("manufacture" ~ "Manufacturing")."""
     out = []
-    stems = set(sent.stems)
-    for option in options:
-        wanted = _option_stems(option)
-        if not wanted or not all(w in stems for w in wanted):
+    stems = sent.stem_set
+    for option, wanted_set in _option_stem_sets(tuple(options)):
+        if not wanted_set <= stems:
             continue
+        wanted = _option_stems(option)
         positions = [sent.stems.index(w) for w in wanted if w in sent.stems]
         if wanted and len(positions) == len(wanted):
             first, last = min(positions), max(positions)
@@ -509,12 +540,26 @@ def _cue_list(ctx: _Ctx) -> list[tuple[str, int]]:
     return []
 
 
+@lru_cache(maxsize=4096)
+def _text_mode(keys: PropertyKeywords) -> tuple[str, tuple[str, ...]]:
+    """What a text property holds, decided once per property: ('email'|'url'|'phone'|'cue', social hosts)."""
+    if keys.mentions("email", "e-mail"):
+        return "email", ()
+    if keys.mentions("website", "url", "domain", "homepage", "linkedin", "twitter"):
+        return "url", tuple(h for h in _SOCIAL_HOSTS if keys.mentions(h.split(".")[0]))
+    if keys.mentions("phone", "mobile", "telephone"):
+        return "phone", ()
+    return "cue", ()
+
+
 def _text(ctx: _Ctx) -> list[_Candidate]:
     keys, sent, name = ctx.keys, ctx.sent, ctx.spec.propertyName
-    if keys.mentions("email", "e-mail"):
-        return _pattern_candidates(ctx, sent.emails, "email", 0.95, 0.8)
-    if keys.mentions("website", "url", "domain", "homepage", "linkedin", "twitter"):
-        social = [h for h in _SOCIAL_HOSTS if keys.mentions(h.split(".")[0])]
+    mode, social = _text_mode(keys)
+    if mode == "email":
+        return _pattern_candidates(ctx, sent.emails, "email", 0.95, 0.8) if sent.emails else []
+    if mode == "url":
+        if not sent.urls:
+            return []
         urls = [
             u
             for u in sent.urls
@@ -522,8 +567,8 @@ def _text(ctx: _Ctx) -> list[_Candidate]:
             and (social or not any(h in u.value for h in _SOCIAL_HOSTS))
         ]
         return _pattern_candidates(ctx, urls, "url", 0.9, 0.75)
-    if keys.mentions("phone", "mobile", "telephone"):
-        return _pattern_candidates(ctx, sent.phones, "phone", 0.9, 0.7)
+    if mode == "phone":
+        return _pattern_candidates(ctx, sent.phones, "phone", 0.9, 0.7) if sent.phones else []
     if ctx.kw < 1.0:
         return []
     for i, s in enumerate(sent.stems):

@@ -17,6 +17,18 @@ What is kept and how it is rewritten:
   subject: without a name the subject is neutral ("The contact").
 * **Merged** — the same fact stated twice in one input is kept once (across inputs the memory store merges
   restatements and bumps the seen count).
+* **Recorder formats** — besides ``Name:`` turns: ``Speaker 2 (Name):``, ``Rep — Name:``, a name line with a
+  timestamp (``Name  0:42``) whose words follow, and stage directions (``[laughs]``) removed; a document's title
+  line ("Discovery call — Acme — transcript", "[Zoom transcript]") is not a fact.
+* **Emails** — bilingual headers (``Od / From:``), sign-offs in several languages or any short closing line before a
+  name ("Warmest,\nDana"), a signature opening with the sender's name, contact lines (phone / address / email) and a
+  ``Name <email> wrote on ...:`` line naming the sender of unquoted text.
+* **One claim per memory** — sentences split at semicolons between clauses, and a subject with several verb phrases
+  ("Acme uses Oracle, has 400 staff and plans to move to AWS by Q3") becomes one memory per phrase, each with the
+  subject; fragments without a claim of their own ("That's Bram.", "End of June.") are dropped in conversation.
+* **CRM labels** — shorthand labels (``Now:``, ``Alt:``, ``Econ:``, ``Systems:``, ``Why now:`` ...) map to the
+  standard fields; firmographic labels (headcount, funding, stack, current solution ...) name the contact's company;
+  ``Name: Head of X`` reads as a title and a brief's subject-less company description gets the company as subject.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from memrelay.engine.domain.extraction.catalog import find_deal_stages, find_roles, find_technologies
 from memrelay.engine.domain.extraction.dates import anchor_relative_dates
@@ -53,16 +66,44 @@ _LABEL_RE = re.compile(
     r"(?:\*\*|__)?(?P<name>[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,2})(?:\s*\((?P<role>[^)]{1,40})\))?"
     r"(?:\*\*|__)?\s*:\s*(?:\*\*|__)?\s*(?P<rest>.*)$"
 )
+_NAME = r"[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,2}"
+_STAMP = r"(?:\[?\(?\d{1,2}:\d{2}(?::\d{2})?\)?\]?\s*[-–]?\s*)?"
+# Other speaker-turn formats of meeting recorders: "Speaker 2 (Dana Reyes): ...", "Speaker 1 (Tom, Acme): ...",
+# "Rep — Dana: ..." (a role before the name), and a name on its own line with a timestamp ("Dana Reyes  0:42")
+# whose words follow on the next lines.
+_NUMBERED_TURN_RE = re.compile(
+    r"^\s*" + _STAMP + r"(?:speaker|participant|spk|caller)\s*\d{1,2}\s*\((?P<name>" + _NAME + r")(?:\s*,[^)]{0,40})?\)"
+    r"\s*:\s*(?P<rest>.*)$", re.IGNORECASE)
+_ROLE_TURN_RE = re.compile(
+    r"^\s*" + _STAMP + r"(?:rep|ae|sdr|bdr|se|csm|am|host|guest|customer|prospect|client|interviewer|seller|buyer|"
+    r"vendor|sales|moderator)\s*[—–-]\s*(?P<name>" + _NAME + r")\s*:\s*(?P<rest>.*)$", re.IGNORECASE)
+_STAMPED_NAME_LINE_RE = re.compile(r"^\s*(?P<name>" + _NAME + r")\s+\(?\d{1,2}:\d{2}(?::\d{2})?\)?\s*$")
+# Stage directions of transcripts: "[laughs]", "(inaudible)", "[crosstalk]".
+_STAGE_DIRECTION_RE = re.compile(r"\[[a-z][a-z ,'-]{0,30}\]|\((?i:laughs?|laughter|sighs?|chuckles?|inaudible|"
+                                 r"crosstalk|pause|coughs?|unclear)\)")
 _GENERIC_LABEL_RE = re.compile(r"^\s*(?:[-*•]\s*)?(?P<label>[A-Za-z][\w /&'’().-]{0,32}?)\s*:\s+(?P<value>\S.*)$")
-_HEADER_RE = re.compile(r"^\s*(?:from|to|cc|bcc|subject|date|sent|reply-to|re|fwd?)\s*:", re.IGNORECASE)
-_FROM_RE = re.compile(r"^\s*from\s*:\s*(?P<value>.+)$", re.IGNORECASE)
+_HEADER_WORDS = (r"(?:from|to|cc|bcc|subject|date|sent|reply-to|re|fwd?|asunto|assunto|betreff|objet|onderwerp|"
+                 r"oggetto|temat|von|an|de|para|envoyé|enviado|gesendet)")
+# "Subject:", also bilingual clients' "Od / From:" (the local word, a slash, the English one).
+_HEADER_RE = re.compile(r"^\s*(?:[^\W\d]{1,12}\s*/\s*)?" + _HEADER_WORDS + r"\s*:", re.IGNORECASE)
+_FROM_RE = re.compile(r"^\s*(?:[^\W\d]{1,12}\s*/\s*)?(?:from|von|de)\s*:\s*(?P<value>.+)$", re.IGNORECASE)
+# "Dana Reyes <dana@x.com> wrote on Tue, 17 Feb 2026, 09:12:" — a reply header naming the sender of what follows
+# when the text after it is not quoted.
+_WROTE_ON_RE = re.compile(r"^\s*(?P<name>[^<>@\n]{2,60}?)\s*(?:<[^>]+>)?\s+wrote\s+on\b.{0,80}:\s*$", re.IGNORECASE)
 _WROTE_RE = re.compile(r"^\s*On\b.{0,200}\bwrote:\s*$|^\s*On\b.{0,200}$", re.IGNORECASE)
 _WROTE_END_RE = re.compile(r"\bwrote:\s*$", re.IGNORECASE)
 _ORIGINAL_RE = re.compile(r"^\s*-{2,}\s*(?:original message|forwarded message)\s*-{2,}", re.IGNORECASE)
 _SIG_DASH_RE = re.compile(r"^\s*--\s*$|^\s*__+\s*$")
 _SIGNOFF_RE = re.compile(
     r"^\s*(?:best|thanks|thank you|many thanks|thanks again|cheers|regards|kind regards|best regards|warm regards|"
-    r"warmly|sincerely|talk soon|all the best|thx|br|yours|speak soon|best wishes)\s*[,.!]?\s*(?:[-–—]\s*\w+)?\s*$",
+    r"warmly|sincerely|talk soon|all the best|thx|br|yours|speak soon|best wishes|cordially|respectfully|"
+    r"with thanks|thanks in advance|many thanks again|"
+    # common sign-offs of European and Latin American correspondents
+    r"pozdrawiam|pozdrowienia|abrazos?|saludos|un saludo|atentamente|cordialmente|beijinhos?|abraços?|"
+    r"cumprimentos|tchau|ciao|grazie|cordiali saluti|cordialement|bien à vous|amitiés|groeten|"
+    r"met vriendelijke groet(?:en)?|mvg|mit freundlichen grüßen|viele grüße|beste grüße|lg|mfg|hälsningar|"
+    r"med vänlig hälsning|venlig hilsen|hilsen)"
+    r"(?:\s*/\s*[^\W\d][\w ]{1,25})?\s*[,.!]?\s*(?:[-–—]\s*\w+)?\s*$",
     re.IGNORECASE,
 )
 _SALUTATION_RE = re.compile(r"^\s*(?:hi|hello|hey|dear|good (?:morning|afternoon))\b[^.!?]{0,40}[,!]?\s*$", re.IGNORECASE)
@@ -84,9 +125,22 @@ _FIELD_LABELS = frozenset(
 _NOISE_LABELS = frozenset({"next steps", "next step", "next", "todo", "to do", "to-do", "action items", "action item",
                            "follow-up", "follow up", "agenda", "attendees", "participants",
                            "subject", "to", "cc", "date", "sent", "from", "re", "fwd", "website", "email", "phone"})
+# Labels whose value describes a contact's company rather than the person ("Funding: $22M Series B").
+_COMPANY_LABELS = frozenset("""headcount hq location office funding industry revenue arr stack tech stack tech database
+db cloud crm company size employees founded ownership hc infrastructure hosting""".split()) | {
+    "tech stack", "current solution", "headquarters"}
 _FIELD_PHRASES = {  # "Budget: $120k" -> "<subject>'s budget is $120k"
     "dm": "decision maker", "hq": "headquarters", "tech": "tech stack", "db": "database", "hc": "headcount",
     "bdgt": "budget", "comp": "competitor", "pain": "pain point",
+    # CRM shorthand for the usual opportunity fields
+    "now": "current solution", "today": "current solution", "curr": "current solution",
+    "currently": "current solution", "current": "current solution", "incumbent": "current solution",
+    "alt": "competitor", "alts": "competitor", "alternatives": "competitor", "comp/alt": "competitor",
+    "competition": "competitor", "looked at": "competitor", "also evaluating": "competitor", "vs": "competitor",
+    "econ": "decision maker", "eb": "decision maker", "economic buyer": "decision maker", "signer": "decision maker",
+    "systems": "tech stack", "tools": "tech stack", "tooling": "tech stack", "infra": "infrastructure",
+    "why now": "pain point", "problem": "pain point", "deadline": "timeline", "tgt": "timeline",
+    "target": "timeline", "go-live": "timeline", "golive": "timeline", "hosting": "hosting",
 }
 
 # --- sentence-level rules ----------------------------------------------------------------------------------------
@@ -96,7 +150,11 @@ _FILLER_START_RE = re.compile(
     r"absolutely|totally|exactly|definitely|cool|nice|wow|interesting|got it|makes sense|sounds good|sounds great|"
     r"no problem|no worries|of course|for sure|fair enough|love that|love it|good question|great question|"
     r"thanks|thank you|appreciate it|likewise|aligns perfect(?:ly)?|aligns|same here|hi|hello|hey|"
-    r"good morning|good afternoon|morning|hi there|hey there|dear \w+|thanks so much)\b[\s,.!:;—–-]*)+",
+    r"good morning|good afternoon|morning|hi there|hey there|dear \w+|thanks so much|honestly|actually|basically|"
+    r"frankly|look|listen|i mean|you know|anyway|and|but|plus|"
+    # thanks and greetings of correspondents writing in other languages
+    r"gracias|obrigad[oa]|merci|danke|grazie|dzi[eę]kuj[eę]|dank je|tack|hola|ol[aá]|bonjour|hallo|ciao|salut)"
+    r"\b[\s,.!:;—–-]*)+",
     re.IGNORECASE,
 )
 _PLEASANTRY_RE = re.compile(
@@ -112,7 +170,10 @@ _PLEASANTRY_RE = re.compile(
     r"(?:just )?(?:wanted|want) to (?:say|check in|follow up|touch base|circle back|thank)|quick (?:question|one)|"
     r"sorry (?:for|about|i)|apologies|hope that helps|let me know (?:if|what|when|how)|feel free|"
     r"(?:good|fine|great|pretty good|not bad)(?: at all)?,? (?:busy|hectic|thanks|thank you|as always)|"
-    r"busy as always|pretty (?:hectic|busy|crazy)|bye for now|talk then|speak soon|same to you)\b",
+    r"busy as always|pretty (?:hectic|busy|crazy)|bye for now|talk then|speak soon|same to you|thank god|"
+    r"(?:say hi|say hello|give my best|my best) to|(?:it'?s|it is) (?:grey|gray|raining|sunny|snowing|freezing|"
+    r"cold|hot|lovely) (?:and|in|here|out)|sunny in|raining in|(?:give|bear with) me (?:a|one) (?:second|sec|"
+    r"moment|minute)|one (?:second|sec|moment)|sorry,? (?:one|just a) (?:second|sec|moment))\b",
     re.IGNORECASE,
 )
 _LOGISTICS_RE = re.compile(
@@ -126,14 +187,18 @@ _LOGISTICS_RE = re.compile(
     r"zoom link|meeting link|teams link|calendly|invite (?:for|on)|on (?:my|your|our) calendar|"
     r"talk (?:next|on) (?:week|monday|tuesday|wednesday|thursday|friday)|let'?s (?:meet|sync|talk|chat|plan|"
     r"schedule|reconvene|regroup|catch up|hop|set)|out of (?:the )?office|ooo\b|pto\b|running (?:a few minutes )?"
-    r"late|dropping off|have a hard stop|hard stop|(?:can you|could you) hear me|you'?re on mute|screen ?share)",
+    r"late|dropping off|have a hard stop|hard stop|(?:can you|could you) hear me|you'?re on mute|screen ?share|"
+    r"let'?s (?:do|say|aim for|go with|pencil|keep) (?:monday|tuesday|wednesday|thursday|friday|next|the|same|"
+    r"\d)|same time (?:next|on|tomorrow)|(?:monday|tuesday|wednesday|thursday|friday|tomorrow)\b[\w ]{0,30}"
+    r"\b(?:works|is good|is fine|suits)|\b(?:on|off) mute\b|(?:close|shut) the door)",
     re.IGNORECASE,
 )
 _INSTRUCTION_RE = re.compile(
-    r"^(?:(?:please|also|kindly|and|then|now|pls|plz)\s+)*(?:extract|capture|include|add|record|fill(?: in)?|"
+    r"^(?:(?:please|also|kindly|and|then|now|pls|plz|just|so)\s+)*(?:extract|capture|include|add|record|fill(?: in)?|"
     r"update|make sure|ensure|remember to|don'?t forget|be sure|note that you|use the|return|output|list|"
     r"populate|tag|set|map|ignore|skip|summari[sz]e|send|email|call|ping|remind|follow up|schedule|book|"
     r"tell me|walk me through|talk me through|help me understand|let me (?:ask|know)|can you|could you|would you|"
+    r"ask me|don'?t (?:send|forward|share|forget|worry|assume|tell|mention|cc)|give me|"
     r"feel free|reach out|check|review|confirm with|draft|prepare|loop in|share)\b",
     re.IGNORECASE,
 )
@@ -248,19 +313,39 @@ def detect_kind(content: str) -> str:
     return "document"
 
 
+def _turn(line: str) -> tuple[str, int, bool] | None:
+    """(speaker name, offset of the words said, explicit) when ``line`` opens a speaker turn in one of the
+    recorders' formats; ``explicit`` formats ("Speaker 2 (Dana):", "Rep — Dana:", "**Dana:**") need no second turn
+    to count as a transcript."""
+    for pattern in (_NUMBERED_TURN_RE, _ROLE_TURN_RE):
+        m = pattern.match(line)
+        if m:
+            return m.group("name"), m.start("rest"), True
+    m = _STAMPED_NAME_LINE_RE.match(line)
+    if m and m.group("name").lower() not in _FIELD_LABELS:
+        return m.group("name"), len(line), False
+    m = _LABEL_RE.match(line)
+    if (not m or m.group("name").lower() in _FIELD_LABELS or m.group("name").lower() in _FIELD_PHRASES
+            or _HEADER_RE.match(line)):
+        return None
+    return m.group("name"), m.start("rest"), line.lstrip().startswith(("**", "__"))
+
+
 def _speakers(lines: list[str]) -> set[str]:
-    """Labels used as speaker turns: a name (not a CRM field) labelling two or more lines, or a bold label."""
+    """Labels used as speaker turns: a name (not a CRM field) labelling two or more lines, or an explicit turn."""
     counts: dict[str, int] = {}
-    bold: set[str] = set()
+    explicit: set[str] = set()
     for ln in lines:
-        m = _LABEL_RE.match(ln)
-        if not m or m.group("name").lower() in _FIELD_LABELS or _HEADER_RE.match(ln):
+        turn = _turn(ln)
+        if turn is None:
             continue
-        name = m.group("name")
+        name = turn[0]
         counts[name] = counts.get(name, 0) + 1
-        if ln.lstrip().startswith(("**", "__")):
-            bold.add(name)
-    return {n for n, c in counts.items() if c >= 2} | bold
+        if turn[2]:
+            explicit.add(name)
+    found = {n for n, c in counts.items() if c >= 2} | explicit
+    # once the text is a conversation, a name labelling a single line is a speaker too
+    return set(counts) if found else found
 
 
 @dataclass
@@ -285,6 +370,8 @@ def _units(content: str) -> tuple[list[_Unit], str]:
     speaker: str | None = None
     skipping = False  # inside a quoted reply / signature / original message
     skip_to_end = False
+    message_start = 0  # index in ``units`` of the current email message's first unit
+    first_line = True
     i = 0
     while i < len(lines):
         at, line = lines[i]
@@ -294,16 +381,34 @@ def _units(content: str) -> tuple[list[_Unit], str]:
             break
         if _FROM_RE.match(line) and kind == "email":
             skipping, sender, speaker = False, _sender_name(_FROM_RE.match(line).group("value")), None  # type: ignore[union-attr]
+            message_start = len(units)
             continue
         if skipping:
             continue
         if not stripped:
             speaker = None if kind != "transcript" else speaker
             continue
+        if first_line:
+            first_line = False
+            if _is_title_line(stripped):
+                continue
         if _ORIGINAL_RE.match(line):
             skip_to_end = True
             continue
         if stripped.startswith(">"):
+            continue
+        nxt = next((ln.strip() for _, ln in lines[i:i + 3] if ln.strip()), "")
+        wrote_on = _WROTE_ON_RE.match(line)
+        if wrote_on and not nxt.startswith(">"):
+            sender, skipping, message_start = _sender_name(wrote_on.group("name")), False, len(units)
+            continue
+        if _contact_line(stripped):
+            continue
+        if kind == "email" and len(units) > message_start and (
+                _generic_signoff(stripped, nxt) or _signature_start(stripped, sender, nxt)):
+            if not sender and _name_like(nxt):
+                sender = _sender_name(nxt)
+            skipping = True
             continue
         if _WROTE_END_RE.search(line) or (re.match(r"^\s*On\b", line) and i < len(lines)
                                            and _WROTE_END_RE.search(lines[i][1]) and len(line) < 200):
@@ -320,12 +425,11 @@ def _units(content: str) -> tuple[list[_Unit], str]:
                         u.speaker = sender
             skipping = True
             continue
-        m = _LABEL_RE.match(line)
-        if m and m.group("name") in speakers:
-            speaker = m.group("name")
-            rest_at = at + m.start("rest")
-            if m.group("rest").strip():
-                units.append(_Unit(rest_at, at + len(line), speaker))
+        turn = _turn(line)
+        if turn is not None and turn[0] in speakers:
+            speaker = turn[0]
+            if line[turn[1]:].strip():
+                units.append(_Unit(at + turn[1], at + len(line), speaker))
             continue
         body_at = at
         bullet = _BULLET_RE.match(line)
@@ -346,6 +450,66 @@ def _units(content: str) -> tuple[list[_Unit], str]:
         else:
             units.append(_Unit(body_at, at + len(line), owner))
     return units, kind
+
+
+_DOC_TYPE_RE = re.compile(r"\b(?:transcripts?|export|recording|notes|brief|research|debrief|recap|summary|background|"
+                          r"profile|minutes|write-?up|dossier|one-pager)\b", re.IGNORECASE)
+_MEETING_WORD_RE = re.compile(r"\b(?:call|meeting|demo|discovery|intro|sync|session|kick-?off|qbr|workshop|"
+                              r"onboarding|check-?in)\b", re.IGNORECASE)
+_PHONE_LINE_RE = re.compile(r"(?:\+|\(?\b0)\d[\d ()./-]{6,}\d")
+_NAME_LINE_RE = re.compile(r"^[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,3}$")
+
+
+def _is_title_line(line: str) -> bool:
+    """A document's first line naming what the document is ("Discovery call — Acme — transcript", "[Zoom transcript,
+    auto-generated]", "Research: Acme Ltd"), not a statement."""
+    line = line.strip("*_# ")
+    if line.startswith("[") and line.endswith("]"):
+        return True
+    if len(line.split()) > 16 or line.endswith((".", "!", "?")) or re.search(
+            r"\b(?:is|are|was|were|has|have|uses?|wants?|needs?)\b", line):
+        return False
+    return bool(_DOC_TYPE_RE.search(line) or (re.search(r"\s[—–|]\s|\s-\s", line) and _MEETING_WORD_RE.search(line)))
+
+
+def _contact_line(line: str) -> bool:
+    """A signature's contact line: a phone number, email address or web address with a few words around it
+    ("Berlin · +49 30 5550 1184", "m: 555-0148 | dana@acme.com")."""
+    found = _PHONE_LINE_RE.search(line) or EMAIL_RE.search(line) or re.search(r"\bwww\.|https?://", line)
+    if not found:
+        return False
+    rest = EMAIL_RE.sub(" ", _PHONE_LINE_RE.sub(" ", line))
+    rest = re.sub(r"\S*(?:www\.|https?://)\S*", " ", rest)
+    return len(re.findall(r"[^\W\d]{2,}", rest)) <= 5 and not rest.rstrip().endswith((".", "?", "!"))
+
+
+def _name_like(line: str) -> bool:
+    return bool(_NAME_LINE_RE.match(line.strip(" ,"))) and len(line.split()) <= 4
+
+
+def _generic_signoff(line: str, following: str) -> bool:
+    """A short closing phrase ending in a comma ("Un abrazo,", "Warmest,") followed by a name line: a sign-off in
+    any language."""
+    return (line.endswith(",") and len(line.split()) <= 4 and not _SALUTATION_RE.match(line)
+            and _name_like(following))
+
+
+def _signature_start(line: str, sender: str | None, following: str = "") -> bool:
+    """A signature block without a sign-off: a short line opening with the sender's name ("Dana Reyes, CISSP",
+    "Dana Reyes | VP Sales")."""
+    if len(line.split()) > 10 or line.endswith((".", "!", "?")):
+        return False
+    if _title_line(line) or (_name_like(line) and _title_line(following)):
+        return True  # "Dana Reyes" above "Head of Sales | Brightpath Labs", or the title line itself
+    if not sender or len(sender.split()) < 2:
+        return False
+    return line.lower().startswith(sender.lower()) and (len(line) == len(sender) or line[len(sender)] in " ,|·–—-")
+
+
+def _title_line(line: str) -> bool:
+    """A signature's title line: a job title, then the company after '|', ',', '·', '@' or 'at'."""
+    return bool(re.match(r"^" + _ROLE_START_RE.pattern + r"[^.!?]{0,60}?(?:\s[|·@–—]\s|,\s|\sat\s)[A-Z][^.!?]{0,60}$",
+                         line.strip()))
 
 
 def _sender_name(value: str) -> str | None:
@@ -523,20 +687,26 @@ def _label_fact(label: str, value: str, subject: str) -> str:
                 "call notes", "meeting notes", "outcome", "ps", "p.s", "risks", "risk", "challenges", "goals",
                 "goal"):
         return value
+    if value.split(" ", 1)[0].lower() in _VERB_FIRST:  # "Funding: raised $30M in 2025" -> "<subject> raised ..."
+        return f"{subject} {value[:1].lower()}{value[1:]}"
     return f"{subject}'s {name} is {value}" if value[:1].isalnum() or value[:1] in "$€£~" else f"{subject}'s {name}: {value}"
 
 
 # --- what is a fact ----------------------------------------------------------------------------------------------
 
 
+_NUMBER_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True)) + r")\b",
+                             re.IGNORECASE)
+_CAPITALISED_RE = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w&'’.-]+")
+
+
 def _informative(text: str, ignore: set[str]) -> bool:
     """A number, money, date, technology, role, deal stage or a name other than ``ignore``."""
     if re.search(r"\d", text) or find_technologies(text) or find_roles(text) or find_deal_stages(text):
         return True
-    low = text.lower()
-    if any(re.search(rf"\b{w}\b", low) for w in NUMBER_WORDS):
+    if _NUMBER_WORD_RE.search(text):
         return True
-    for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w&'’.-]+", text):
+    for m in _CAPITALISED_RE.finditer(text):
         word = re.sub(r"['’]s$", "", m.group(0)).lower()
         if word not in ignore and word not in STOPWORDS and word not in ("i", "i'm", "i've", "i'll", "i'd"):
             return True
@@ -549,6 +719,7 @@ def drop_reason(sentence: str) -> str | None:
     return _drop_reason(sentence)
 
 
+@lru_cache(maxsize=16384)
 def _drop_reason(sentence: str) -> str | None:
     s = sentence.strip().strip("*_").strip()
     if not any(c.isalpha() for c in s):
@@ -558,6 +729,8 @@ def _drop_reason(sentence: str) -> str | None:
         return "heading"
     if _TODO_RE.match(s):
         return "logistics"
+    if s.endswith(":") and not re.search(r"\d", s):
+        return "heading"  # a line introducing what follows ("Two things from the security team:")
     if s.endswith("?") or _ASKING_RE.search(s):
         return "question"
     if _INSTRUCTION_RE.match(s):
@@ -568,14 +741,77 @@ def _drop_reason(sentence: str) -> str | None:
         return "pleasantry"
     rest = _FILLER_START_RE.sub("", s, count=1).strip()
     if rest != s:
-        if len(re.findall(r"[A-Za-z0-9$€£]+", rest)) < MIN_WORDS or _PLEASANTRY_RE.match(rest):
+        if len(re.findall(r"[\w$€£]+", rest)) < MIN_WORDS or _PLEASANTRY_RE.match(rest):
             return "filler"
         if _INSTRUCTION_RE.match(rest) or rest.endswith("?"):
             return "instruction"
-    words = re.findall(r"[A-Za-z0-9$€£%]+", s)
+    words = re.findall(r"[\w$€£%]+", s)
     if len(words) < MIN_WORDS and not (len(words) == 2 and re.search(r"\d", s)):
         return "fragment"
     return None
+
+
+# Words that carry no claim of their own: hedges, fillers and vague nouns ("honestly, mostly the carrier desk").
+_EMPTY_WORDS = frozenset("""actually honestly basically frankly literally really mostly probably maybe perhaps kind sort
+like yeah yes okay ok well right sure thing things stuff something anything everything nothing one ones lot lots
+bit pretty quite still even already though anyway guess think mean know get got go going gonna want let lets
+say said see look good great fine nice end time way part realistically ideally hopefully roughly because here now
+then""".split())
+_STRONG_CUE_RE = re.compile(r"\d|[$€£%]|\bMay\b|\b(?i:jan(?:uary)?|feb(?:ruary)?|march|april|june|july|aug(?:ust)?|"
+                            r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|q[1-4])\b")
+
+
+def _has_substance(text: str, ignore: set[str], *, conversation: bool) -> bool:
+    """Enough words of its own to be a claim: three content words beyond the names of the entity, the speaker and
+    the company ("That's Bram.", "End of June.", "You get used to it." are not), two in terse notes or with a
+    number, technology or role ("I'm Head of Wholesale.", "Uses Oracle.")."""
+    words = [w for w in (re.sub(r"['’]s$", "", t) for t in tokens(text))
+             if w not in STOPWORDS and w not in _EMPTY_WORDS and w not in ignore
+             and re.split(r"['’]", w)[0] not in STOPWORDS]  # "we're", "don't", "that's"
+    if len(words) >= 3:
+        return True
+    strong = bool(_STRONG_CUE_RE.search(text) or find_technologies(text) or find_roles(text)
+                  or find_deal_stages(text) or re.search(r"\b" + _ROLE_START_RE.pattern, text))
+    if len(words) == 2:
+        return strong or not conversation
+    return len(words) == 1 and strong and not conversation
+
+
+def _is_clause(text: str) -> bool:
+    """Three words or more with a verb (an auxiliary, a known claim verb or a past participle): a clause that
+    can stand alone, not the tail of a list ("...; regulated deployment expectations")."""
+    words = text.split()
+    return len(words) >= 3 and any(
+        _FINITE_RE.fullmatch(w) or w.lower() in _CLAIM_VERBS or w.lower() in _MODALS
+        or (w.lower().endswith("ed") and len(w) > 4) for w in (w.strip(",.()") for w in words))
+
+
+def _pieces(block: str, label: str | None) -> list[tuple[int, int, str | None]]:
+    """The single claims of a block: its sentences, each split again at semicolons between clauses ("uses Oracle;
+    moving to AWS in Q3"); a CRM label ("Funding: ...") names the first of them only."""
+    out: list[tuple[int, int, str | None]] = []
+    spans = sentence_spans(block)
+    inline = [_GENERIC_LABEL_RE.match(block[a:b]) for a, b in spans]
+    if label and any(inline[1:]):
+        names = [m.group("label").strip().lower() for m in inline[1:] if m]
+        if any(n in _NOISE_LABELS for n in names):
+            return [(0, len(block), label)]  # "Stage: negotiation. Next step: legal review." stays one record
+        pieces: list[tuple[int, int, str | None]] = [(*spans[0], label)]
+        for (a, b), m in zip(spans[1:], inline[1:], strict=True):
+            known = m is not None and m.group("label").strip().lower() in _FIELD_LABELS | set(_FIELD_PHRASES)
+            pieces.append((a + m.start("value"), b, m.group("label").strip()) if known and m else (a, b, None))
+        return pieces
+    for a, b in spans:
+        start = a
+        for m in re.finditer(r";\s+", block[a:b]):
+            cut = a + m.start()
+            if _is_clause(block[start:cut]) and _is_clause(block[a + m.end():b]):
+                out.append((start, cut, None))
+                start = a + m.end()
+        out.append((start, b, None))
+    if label and out:
+        out[0] = (out[0][0], out[0][1], label)
+    return out
 
 
 def _strip_filler_opening(sentence: str) -> str:
@@ -599,6 +835,8 @@ def extract_facts(content: str, *, subject: str | None, ts: datetime, entity_typ
     entity_speaker = {u.speaker for u in units if u.speaker and subject_tokens
                       and set(tokens(u.speaker.lower())) & subject_tokens}
     is_company = (entity_type or "").lower() == "company"
+    company_tokens = {t for t in tokens((company or "").lower()) if t not in STOPWORDS}
+    heads = sorted({h for h in (subject, company) if h}, key=len, reverse=True)
     facts: list[Fact] = []
     seen: set[tuple[str, ...]] = set()
     for unit in units:
@@ -609,15 +847,19 @@ def extract_facts(content: str, *, subject: str | None, ts: datetime, entity_typ
         by_author = speaker is None and kind not in ("transcript", "email") and _is_name(author)
         if by_author:
             person = subject if subject and _same_name(author or "", subject) else author
-        spans = [(0, len(block))] if unit.label else sentence_spans(block)
-        for a, b in spans:
-            raw = " ".join(block[a:b].split()).strip("*_ ").strip()
-            if unit.label:
+        ignore = set(tokens((speaker or "").lower())) | subject_tokens  # names that do not make a fact informative
+        own_names = ignore | company_tokens  # words that are not a claim's own
+        for a, b, label in _pieces(block, unit.label):
+            raw = _STAGE_DIRECTION_RE.sub(" ", block[a:b]) if kind == "transcript" else block[a:b]
+            raw = " ".join(raw.split()).strip("*_ ").strip()
+            if label:
                 if not raw:
                     continue
                 if _drop_reason(raw) in ("question", "logistics", "instruction"):
                     continue
-                text = _label_fact(unit.label, _expand_abbreviations(raw), subject or "The record")
+                field = _FIELD_PHRASES.get(label.lower(), label.lower())
+                owner = company if company and not is_company and field in _COMPANY_LABELS else subject
+                text = _label_fact(label, _expand_abbreviations(raw), owner or "The record")
             else:
                 reason = _drop_reason(raw)
                 if reason and not (reason == "fragment" and subject and raw.split(" ", 1)[0].lower().strip(",.")
@@ -626,8 +868,9 @@ def extract_facts(content: str, *, subject: str | None, ts: datetime, entity_typ
                 text = _strip_filler_opening(_expand_abbreviations(raw))
                 if _drop_reason(text) not in (None, "fragment"):
                     continue
-                ignore = set(tokens((speaker or "").lower())) | subject_tokens
                 if not is_entity and not _informative(text, ignore):
+                    continue
+                if not _has_substance(text, own_names, conversation=kind == "transcript" or speaker is not None):
                     continue
                 if person and (speaker is not None or kind == "email" or by_author):
                     # first person means the speaker/sender; in a rep's own notes and briefs "I"/"we" is the rep
@@ -643,15 +886,97 @@ def extract_facts(content: str, *, subject: str | None, ts: datetime, entity_typ
                     text = _subject_first(text, subject)
                 if _UNRESOLVABLE_START.match(text) and not _informative(text, ignore):
                     continue
+                text = _name_colon_role(text)
+                if kind != "transcript":
+                    text = _describe_company(text, company if not is_company else subject)
                 text = _anchor_subject(text, subject, company if not is_company else subject)
                 if _drop_reason(text):
                     continue
-            text = _capitalise(anchor_relative_dates(_PLURAL_POSSESSIVE_RE.sub(r"\1'", text), ts).strip())
-            if text and text[-1] not in ".!?\"'":
-                text += "."
-            key = _fact_key(text)
-            if not key or key in seen:
-                continue
-            seen.add(key)
-            facts.append(Fact(text, unit.start + a, unit.start + b, speaker, kind))
+            for claim in _split_claims(text, heads):
+                claim = _capitalise(anchor_relative_dates(_PLURAL_POSSESSIVE_RE.sub(r"\1'", claim), ts).strip())
+                if claim and claim[-1] not in ".!?\"'":
+                    claim += "."
+                key = _fact_key(claim)
+                if not key or key in seen:
+                    continue
+                seen.add(key)
+                facts.append(Fact(claim, unit.start + a, unit.start + b, speaker, kind))
     return facts
+
+
+# Third-person verbs that open a further claim about the same subject: "Acme uses Oracle, has 400 staff and plans
+# to move to AWS by Q3" is three claims.
+_CLAIM_VERBS = frozenset("""uses runs wants needs plans has had is was owns manages leads expects employs operates
+sells serves builds relies hopes intends aims prefers spends pays works hires raised signed moved migrated switched
+chose selected replaced dropped grew expanded relocated budgeted approved rejected struggles targets evaluates
+considers looked reports opened closed renewed launched started joined left""".split())
+
+
+_ROLE_START_RE = re.compile(r"(?:(?:Senior|Sr\.?|Principal|Lead|Global|Regional|Group|Associate|Executive|Interim|"
+                            r"Deputy|Assistant|Founding)\s+)?(?:VP|SVP|EVP|Vice President|Head|Director|Manager|"
+                            r"Chief|CEO|CTO|CFO|COO|CMO|CRO|CIO|CISO|CPO|Founder|Co-[Ff]ounder|President|Partner|"
+                            r"Owner|Lead)\b")
+_NAME_COLON_RE = re.compile(r"^(?P<name>[A-Z][\w.'’-]+(?:\s+[A-Z][\w.'’-]+){1,2}):\s+(?P<rest>.+)$")
+
+
+def _name_colon_role(text: str) -> str:
+    """"Dana Reyes: Head of Talent since 2024" -> "Dana Reyes is Head of Talent since 2024"."""
+    m = _NAME_COLON_RE.match(text)
+    if m and _ROLE_START_RE.match(m.group("rest")):
+        return f"{m.group('name')} is {m.group('rest')}"
+    return text
+
+
+_ORG_NOUNS = (r"company|manufacturer|provider|firm|agency|platform|brand|start-?up|scale-?up|maker|distributor|"
+              r"retailer|consultancy|bank|insurer|developer|vendor|supplier|operator|group|business|studio|biotech|"
+              r"producer|marketplace|forwarder|broker|school|university|hospital|clinic|charity|council|"
+              r"organi[sz]ation|non-?profit|lender|fintech|publisher|wholesaler|integrator|reseller|carrier|chain")
+_DESCRIPTION_RE = re.compile(r"^(?P<article>an?\s+)?(?P<words>(?:[\w&/'’-]+\s+){0,6}?)(?:" + _ORG_NOUNS + r")\b",
+                             re.IGNORECASE)
+_FINITE_RE = re.compile(r"\b(?:is|are|was|were|has|have|had|will|would|can|does|do|did)\b", re.IGNORECASE)
+
+
+def _describe_company(text: str, company: str | None) -> str:
+    """A brief's subject-less description of the company ("Family-owned metal stamping manufacturer in Leeds,
+    founded in 1994.") gets the company as its subject: "Acme is a family-owned metal stamping manufacturer ..."."""
+    if not company or company.lower() in text.lower():
+        return text
+    m = _DESCRIPTION_RE.match(text)
+    clause = re.split(r"[,;:(—–]", text, maxsplit=1)[0]
+    modifiers = [w.lower() for w in m.group("words").split()] if m else []
+    if not m or not (m.group("article") or modifiers) or _FINITE_RE.search(clause) or any(
+            w.lower() in _CLAIM_VERBS for w in clause.split()) or any(
+            w in STOPWORDS and w not in ("and", "&") for w in modifiers) or [w.lower() for w in m.group("words").split()[:1]] in (
+            ["the"], ["this"], ["our"], ["their"], ["its"], ["his"], ["her"], ["my"], ["your"]):
+        return text
+    body = text[m.end("article"):] if m.group("article") else text
+    first = body.split(" ", 1)[0]
+    if any(c.isupper() for c in first[1:]):
+        return text  # "IBM ...", "McKinsey ..." — a name, not a description
+    if not (first.split("-")[0].lower().endswith(("ish", "an", "ese", "ic", "ch"))
+            or re.search(r"-(?:based|headquartered|listed|born)$", first)):
+        body = body[:1].lower() + body[1:]  # "Family-owned ..." — capitalised only as the sentence's first word
+    article = m.group("article").strip() if m.group("article") else ("an" if body[:1].lower() in "aeiou" else "a")
+    return f"{company} is {article.lower()} {body}"
+
+
+def _split_claims(text: str, heads: list[str]) -> list[str]:
+    """A sentence whose subject (one of ``heads``) has several verb phrases becomes one claim per phrase, each
+    with the subject: "Acme uses Oracle, has 400 staff and plans to move to AWS by Q3" -> "Acme uses Oracle.",
+    "Acme has 400 staff.", "Acme plans to move to AWS by Q3."."""
+    head = next((h for h in heads if text.startswith(h + " ")), None)
+    if head is None:
+        return [text]
+    body = text[len(head) + 1:].rstrip(".")
+    cuts = [m for m in re.finditer(r"(?:,\s+(?:and\s+)?|\s+and\s+)(?=(\w+)\b)", body)
+            if m.group(1).lower() in _CLAIM_VERBS]
+    if not cuts:
+        return [text]
+    parts, start = [], 0
+    for m in cuts:
+        parts.append(body[start:m.start()])
+        start = m.end()
+    parts.append(body[start:])
+    if any(len(p.split()) < 2 for p in parts):
+        return [text]
+    return [f"{head} {p.strip()}" for p in parts]
