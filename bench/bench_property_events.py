@@ -19,10 +19,9 @@ from sqlalchemy import func, select
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
-from memrelay.engine.stores import bulk_write, properties
+from memrelay.engine.stores import properties
 from memrelay.engine.stores.db.models import OutboxEvent
 from memrelay.engine.stores.identity import Identifiers
-from memrelay.engine.stores.outbox import outbox_row
 from memrelay.engine.stores.properties import Provenance
 
 TITLES = ["Engineer", "VP Engineering", "CTO", "Head of Sales", "Account Executive", "Designer", "CFO"]
@@ -34,14 +33,13 @@ def row(i: int, rnd: random.Random) -> dict[str, object]:
             "city": f"City{i % 300}", "country": "Germany", "phone": f"+49 30 {i:07d}", "newsletter_opt_in": i % 3 == 0}
 
 
-def _old_events(record: Any, result: Any, prov: Any) -> list[dict[str, Any]]:
-    """What memrelay emitted before: one event per write."""
-    base = {"recordId": record.id, "type": record.entity_type, "version": result.version, "source": prov.source,
-            "sourceEventId": prov.source_event_id}
-    if len(result.applied) == 1:
-        (name, change), = result.applied.items()
-        return [outbox_row(record.org_id, "memory.property.updated", {**base, "propertyName": name, **change})]
-    return [outbox_row(record.org_id, "memory.properties.bulk_updated", {**base, "properties": result.applied})]
+def _old_event(row: Any) -> bool:
+    """Whether memrelay emitted this queued outbox row before issue #13: no ``record.created``, and a
+    ``memory.property.updated`` only for a write that changed one property (else one ``bulk_updated``)."""
+    kind, payload = (row[2], row[3]) if isinstance(row, tuple) else (row["event_type"], row["payload"])
+    if kind == "record.created":
+        return False
+    return kind != "memory.property.updated" or len(payload.get("changedProperties") or [None]) == 1
 
 
 def load(records: int, database_url: str | None) -> tuple[float, int]:
@@ -66,20 +64,17 @@ def load(records: int, database_url: str | None) -> tuple[float, int]:
 
 
 def baseline(records: int, database_url: str | None) -> tuple[float, int]:
-    """The same load emitting the old events: ``_events`` swapped, ``record.created`` rows dropped."""
-    real_events, real_row, real_flush = properties._events, bulk_write.outbox_row, properties.PendingWrites.flush
+    """The same load emitting the old events: the rows the old code did not write are dropped at flush."""
+    real_flush = properties.PendingWrites.flush
 
     def flush(self: properties.PendingWrites, s: Any) -> None:
-        self.outbox = [r for r in self.outbox if r is not None]
+        self.outbox = [r for r in self.outbox if _old_event(r)]
         real_flush(self, s)
 
-    properties._events = _old_events  # type: ignore[assignment]
-    bulk_write.outbox_row = lambda org, kind, data: None if kind == "record.created" else real_row(org, kind, data)  # type: ignore[assignment,return-value]
     properties.PendingWrites.flush = flush  # type: ignore[method-assign]
     try:
         return load(records, database_url)
     finally:
-        properties._events, bulk_write.outbox_row = real_events, real_row  # type: ignore[assignment]
         properties.PendingWrites.flush = real_flush  # type: ignore[method-assign]
 
 

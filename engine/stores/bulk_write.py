@@ -30,11 +30,12 @@ from memrelay.engine.stores.identity import (
     primary_key_name,
     primary_key_string,
 )
-from memrelay.engine.stores.outbox import outbox_row, record_created_payload
+from memrelay.engine.stores.outbox import event_ids, record_created_payload
 from memrelay.engine.stores.properties import (
     PendingWrites,
     Provenance,
     apply_coerced,
+    apply_new,
     check_known,
     load_current,
 )
@@ -75,6 +76,7 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     new_records: list[Record] = []
     key_rows: list[dict[str, Any]] = []
     writes = PendingWrites()
+    ids = event_ids()
     now = utcnow()
     order: list[tuple[_Prepared, Record]] = []
     with s.no_autoflush:
@@ -96,8 +98,8 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
                                              updated_at=now))
                 new_records.append(rec)
                 created.add(rec.id)
-                writes.outbox.append(outbox_row(org_id, "record.created", record_created_payload(
-                    rec.id, rec.entity_type, rec.primary_key, p.keys, now)))
+                writes.outbox.append((next(ids), org_id, "record.created", record_created_payload(
+                    rec.id, rec.entity_type, rec.primary_key, p.keys, now), now))
             else:
                 old = rec.primary_key
                 claim_primary_key(rec, p.keys, p.policy)
@@ -118,7 +120,11 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     current = load_current(s, [rec.id for _, rec in order if rec.id in existed])
     for p, rec in order:
         created_now = rec.version == 0
-        res = apply_coerced(rec, p.coerced, current.setdefault(rec.id, {}), schemas[p.entity_type], p.prov, writes)
+        cur, schema = current.setdefault(rec.id, {}), schemas[p.entity_type]
+        if rec.id in created:  # nothing stored yet: every value applies (tuple rows, no per-row dicts)
+            res = apply_new(rec, p.coerced, cur, schema, p.prov, writes, ids)
+        else:
+            res = apply_coerced(rec, p.coerced, cur, schema, p.prov, writes)
         out[p.index] = (rec, res, created_now)
     # New records go in with their final version (one bump per record per batch, whatever the chunk wrote),
     # then their keys, then the values, history and events: set-based, no per-row ORM object.

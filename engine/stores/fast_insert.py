@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -29,49 +30,63 @@ def insert_rows(s: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
-    conn = s.connection()
-    dialect = conn.dialect
     for cols, group in groups.items():
-        columns = []
-        for c in cols:  # column by column: one C-level map per column instead of a generator per row
-            values = [r[c] for r in group]
-            proc = _json_text if isinstance(table.c[c].type, JSON) else table.c[c].type._cached_bind_processor(dialect)
-            columns.append(list(map(_memo(proc), values)) if proc is not None else values)
-        tuples = list(zip(*columns, strict=True))
-        names = ", ".join(dialect.identifier_preparer.quote(c) for c in cols)
-        target = dialect.identifier_preparer.format_table(table)
-        if dialect.name == "postgresql" and dialect.driver == "psycopg" and len(tuples) >= COPY_MIN_ROWS:
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
-                for t in tuples:
-                    copy.write_row(t)
-            continue
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        sql = f"INSERT INTO {target} ({names}) VALUES ({', '.join([mark] * len(cols))})"
-        conn.exec_driver_sql(sql, tuples)
+        get = itemgetter(*cols)
+        tuples = list(map(get, group)) if len(cols) > 1 else [(v,) for v in map(get, group)]
+        insert_tuples(s, table, cols, tuples)
     return len(rows)
 
 
-def _memo(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``proc`` with its results remembered for this statement: a batch repeats the same timestamps, sources
-    and option values thousands of times. Keyed by type too (``True == 1`` but their JSON differs)."""
-    seen: dict[tuple[type, Any], Any] = {}
+def insert_tuples(s: Session, table: Table, cols: Sequence[str], tuples: list[tuple[Any, ...]]) -> int:
+    """Insert rows given as tuples in the order of ``cols`` (Python values, as the ORM would take them) into
+    ``table`` in the session's transaction: each column that needs it goes through its type's bind processor
+    (a whole column at a time), then one ``executemany`` or ``COPY``."""
+    if not tuples:
+        return 0
+    conn = s.connection()
+    dialect = conn.dialect
+    copy = dialect.name == "postgresql" and dialect.driver == "psycopg" and len(tuples) >= COPY_MIN_ROWS
+    procs: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, c in enumerate(cols):
+        col_type = table.c[c].type
+        proc: Callable[[Any], Any] | None = (
+            _json_text if isinstance(col_type, JSON) else col_type._cached_bind_processor(dialect))
+        if proc is not None:
+            procs.append((i, proc))
+    if procs:
+        columns: list[Any] = list(zip(*tuples, strict=True))
+        for i, proc in procs:
+            columns[i] = _json_column(columns[i]) if proc is _json_text else _convert(proc, columns[i])
+        tuples = list(zip(*columns, strict=True))
+    names = ", ".join(dialect.identifier_preparer.quote(c) for c in cols)
+    target = dialect.identifier_preparer.format_table(table)
+    if copy:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN") as cp:
+            write = cp.write_row
+            for t in tuples:
+                write(t)
+        return len(tuples)
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({', '.join([mark] * len(cols))})", tuples)
+    return len(tuples)
 
-    def run(value: Any) -> Any:
-        try:
-            key = (type(value), value)
-            hit = seen.get(key, _MISS)
-        except TypeError:  # unhashable (a list or dict value)
-            return proc(value)
-        if hit is _MISS:
-            hit = seen[key] = proc(value)
-        return hit
 
-    return run
+def _convert(proc: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """``proc`` over a column, once per distinct object: a batch repeats the same timestamp object (and the
+    same booleans) thousands of times. Keyed by identity, so equal values of different types or time zones
+    are each converted on their own; every object is alive for the whole call."""
+    done = {k: proc(v) for k, v in {id(v): v for v in values}.items()}
+    return [done[id(v)] for v in values]
 
 
-_MISS = object()
+def _json_column(values: Sequence[Any]) -> list[str]:
+    dumps = orjson.dumps
+    try:
+        return [dumps(v).decode() if v is not None else "null" for v in values]
+    except TypeError:  # something orjson refuses: value by value, the slow way where needed
+        return [_json_text(v) for v in values]
 
 
 def _json_text(value: Any) -> str:
@@ -83,5 +98,3 @@ def _json_text(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value)
-
-

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +28,20 @@ EVENT_TYPES = (
     "generation.completed",
     "batch.completed",
 )
+
+
+OUTBOX_COLUMNS = ("public_id", "org_id", "event_type", "payload", "created_at")
+"""Column order of an outbox row queued as a tuple (:func:`event_ids` gives its ``public_id``)."""
+
+
+def event_ids() -> Iterator[str]:
+    """Fresh event ids for a batch, as long as ``new_id("evt")``'s: 12 hex digits of the millisecond clock then
+    12 random ones (randomness drawn from the OS in blocks). Ids made later sort later, so a bulk write
+    appends to the unique index on ``public_id`` instead of writing all over it."""
+    while True:  # one clock read per block of 256 ids: a block shares its prefix, later blocks sort after it
+        block = os.urandom(6 * 256).hex()
+        prefix = f"evt_{int(time.time() * 1000):012x}"
+        yield from [prefix + block[i:i + 12] for i in range(0, len(block), 12)]
 
 
 def outbox_row(org_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -14,8 +16,8 @@ from memrelay.engine.core.properties_types import PropertySpec, PropertyType, Up
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.coercion import coerce, search_columns
 from memrelay.engine.stores.db.models import OutboxEvent, PropertyHistory, PropertyValue, Record
-from memrelay.engine.stores.fast_insert import insert_rows
-from memrelay.engine.stores.outbox import outbox_row
+from memrelay.engine.stores.fast_insert import insert_rows, insert_tuples
+from memrelay.engine.stores.outbox import OUTBOX_COLUMNS, outbox_row
 
 
 @dataclass(frozen=True)
@@ -114,29 +116,58 @@ class CurrentValue:
     version: int
 
 
+VALUE_COLUMNS = ("org_id", "record_id", "entity_type", "name", "version", "value", "value_text", "value_num",
+                 "source", "source_event_id", "source_ts", "actor", "confidence", "updated_at")
+HISTORY_COLUMNS = ("org_id", "record_id", "name", "value", "previous", "applied", "reason", "source",
+                   "source_event_id", "source_ts", "actor", "confidence", "evidence", "record_version", "created_at")
+"""Column order of the tuple rows :func:`apply_new` queues in ``PendingWrites.inserts`` / ``history``."""
+
+
 @dataclass
 class PendingWrites:
-    """Rows a write produces; flushed with executemany so bulk paths stay fast."""
+    """Rows a write produces; flushed set-based (one executemany / COPY per run of rows) so bulk paths stay fast.
 
-    inserts: list[dict[str, Any]] = field(default_factory=list)
+    Each list takes dicts keyed by column (any caller) or tuples in :data:`VALUE_COLUMNS` /
+    :data:`HISTORY_COLUMNS` / :data:`OUTBOX_COLUMNS` order (the new-record fast path, no per-row dict); rows
+    are inserted in the order they were queued, so ids keep the order of the writes."""
+
+    inserts: list[Any] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     touches: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    history: list[Any] = field(default_factory=list)
+    outbox: list[Any] = field(default_factory=list)
 
     def flush(self, s: Session) -> None:
         pv = cast(Table, PropertyValue.__table__)
-        if self.inserts:
-            insert_rows(s, pv, self.inserts)  # driver-level executemany / COPY (memrelay.engine.stores.fast_insert)
+        _insert_in_order(s, pv, VALUE_COLUMNS, self.inserts)  # executemany / COPY (stores.fast_insert)
         if self.updates:
             s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.updates)
         if self.touches:
             s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.touches)
-        if self.history:
-            insert_rows(s, cast(Table, PropertyHistory.__table__), self.history)
-        if self.outbox:
-            insert_rows(s, cast(Table, OutboxEvent.__table__), self.outbox)
+        _insert_in_order(s, cast(Table, PropertyHistory.__table__), HISTORY_COLUMNS, self.history)
+        _insert_in_order(s, cast(Table, OutboxEvent.__table__), OUTBOX_COLUMNS, self.outbox)
         self.inserts, self.updates, self.touches, self.history, self.outbox = [], [], [], [], []
+
+
+def _insert_in_order(s: Session, table: Table, columns: tuple[str, ...], rows: list[Any]) -> None:
+    """Insert queued rows (dicts or tuples in ``columns`` order) in order: dicts holding exactly ``columns``
+    become tuples too, so a batch mixing new and existing records is still one statement per table."""
+    if not rows:
+        return
+    get, wanted = itemgetter(*columns), set(columns)
+    rows = [r if isinstance(r, tuple) or r.keys() != wanted else get(r) for r in rows]
+    start = 0
+    while start < len(rows):
+        tuples = isinstance(rows[start], tuple)
+        end = start + 1
+        while end < len(rows) and isinstance(rows[end], tuple) == tuples:
+            end += 1
+        run = rows[start:end] if start or end < len(rows) else rows
+        if tuples:
+            insert_tuples(s, table, columns, run)
+        else:
+            insert_rows(s, table, run)
+        start = end
 
 
 def load_current(s: Session, record_ids: list[str], names: list[str] | None = None) -> dict[str, dict[str, CurrentValue]]:
@@ -219,7 +250,7 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
         if cur is None or cur.id is None:
             version = (cur.version if cur else 0) + 1
             if cur is not None:  # inserted earlier in this same batch: replace the queued insert
-                writes.inserts = [r for r in writes.inserts if not (r["record_id"] == record.id and r["name"] == name)]
+                writes.inserts = [r for r in writes.inserts if not _is_value_of(r, record.id, name)]
             writes.inserts.append({"org_id": record.org_id, "record_id": record.id,
                                    "entity_type": record.entity_type, "name": name,
                                    "version": version, **row})
@@ -235,6 +266,48 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
     if emit_events and result.applied:
         writes.outbox.extend(_events(record, result, prov))
     return result
+
+
+def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, CurrentValue],
+              schema: dict[str, PropertySpec], prov: Provenance, writes: PendingWrites,
+              event_ids: Iterator[str]) -> WriteResult:
+    """:func:`apply_coerced` for a record that has no stored or queued value yet (created by this batch):
+    every value is applied, the record's version goes up once, and the rows are queued as tuples (no
+    per-row dicts). Same rows, same result, same events as :func:`apply_coerced`."""
+    if current or not coerced:
+        return apply_coerced(record, coerced, current, schema, prov, writes)
+    now = utcnow()
+    src_ts = bounded_source_ts(prov.source_ts, now)
+    record.version += 1
+    record.updated_at = now
+    version = record.version
+    org, rid, et = record.org_id, record.id, record.entity_type
+    source, event_id, actor, confidence = prov.source, prov.source_event_id, prov.actor, prov.confidence
+    values, history = writes.inserts, writes.history
+    applied: dict[str, Any] = {}
+    for name, new in coerced.items():
+        text, num = search_columns(schema[name], new)
+        values.append((org, rid, et, name, 1, new, text, num, source, event_id, src_ts, actor, confidence, now))
+        history.append((org, rid, name, new, None, True, None, source, event_id, src_ts, actor, confidence,
+                        prov.evidence, version, now))
+        current[name] = CurrentValue(None, new, src_ts, 1)
+        applied[name] = {"value": new, "previous": None}
+    result = WriteResult(applied=applied, version=version, before=dict.fromkeys(coerced), after=dict(coerced))
+    base = {"recordId": rid, "type": et, "version": version, "source": source, "sourceEventId": event_id,
+            "changedProperties": list(applied)}
+    kind = "memory.property.updated"
+    writes.outbox.extend((next(event_ids), org, kind, {**base, "propertyName": name, **change}, now)
+                              for name, change in applied.items())
+    if len(applied) > 1:
+        writes.outbox.append((next(event_ids), org, "memory.properties.bulk_updated",
+                                   {**base, "properties": applied}, now))
+    return result
+
+
+def _is_value_of(row: Any, record_id: str, name: str) -> bool:
+    if isinstance(row, tuple):
+        return bool(row[1] == record_id and row[3] == name)
+    return bool(row["record_id"] == record_id and row["name"] == name)
 
 
 def _append(spec: PropertySpec, old: Any, new: Any) -> Any:

@@ -280,11 +280,12 @@ def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, Prop
                                details={"unknown": [c.property], "known": sorted(schema)})
     if c.operator not in ("IS_SET", "IS_NOT_SET") and c.value is None:
         raise ValidationFailed(f"operator {c.operator} on {c.property!r} needs a value")
+    types = [et] if et else org_types(s, org_id)
 
     def positive(op: str) -> IdSet:
         parts: list[IdSet] = []
         if spec is not None:
-            parts.append(_property_set(org_id, c.property, spec, op, c.value, et))
+            parts.append(_property_set(org_id, c.property, spec, op, c.value, et, types))
         if key is not None:
             parts.append(_key_condition(org_id, key, op, c.value, et))
         return _combine(parts, "OR")
@@ -303,14 +304,32 @@ def _without(universe: IdSet, excluded: IdSet) -> IdSet:
                  lambda col: and_(universe.member(col), ~excluded.member(col)), DRIVE_LAST)
 
 
-def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None) -> IdSet:
-    def build(pv: Any) -> Select[Any]:
-        pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, value)
-        q = select(pv.record_id).where(pv.org_id == org_id, pv.name == name, pred)
-        return q.where(pv.entity_type == et) if et else q
+def org_types(s: Session, org_id: str) -> list[str]:
+    """Every entity type of the org (archived ones too: their records keep their values)."""
+    return sorted(s.scalars(select(EntityType.name).where(EntityType.org_id == org_id)))
 
+
+def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None,
+                  types: list[str]) -> IdSet:
+    """Records whose property ``name`` satisfies ``op``. The indexes on property_values are led by the entity
+    type, so an untyped search reads one index range per entity type of the org and merges them."""
     ordered = op == "EQ" and spec.type not in (PropertyType.ARRAY,)
-    return _leaf(build, PropertyValue, DRIVE_EQ if ordered else DRIVE_LEAF)
+
+    def leaf(in_types: list[str]) -> IdSet:
+        def build(pv: Any) -> Select[Any]:
+            pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, value)
+            kind = pv.entity_type == in_types[0] if len(in_types) == 1 else pv.entity_type.in_(in_types)
+            return select(pv.record_id).where(pv.org_id == org_id, kind, pv.name == name, pred)
+
+        return _leaf(build, PropertyValue, DRIVE_EQ if ordered and len(in_types) == 1 else DRIVE_LEAF)
+
+    if et:
+        return leaf([et])
+    if len(types) <= 1:
+        return leaf(types) if types else IdSet(select(PropertyValue.record_id).where(false()), lambda col: false())
+    every = leaf(types)  # one probe over every type's range
+    return IdSet(union(*[leaf([t]).query for t in types]), every.member, DRIVE_LAST,
+                 tuple(leaf([t]) for t in types))
 
 
 KEY_FIELDS = {"email": "email", "website_url": "website_url", "websiteUrl": "website_url"}

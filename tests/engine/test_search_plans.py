@@ -3,6 +3,7 @@ page that does not read the whole table; the bounded count says when it stopped.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -118,3 +119,101 @@ def test_negations_and_soft_deletes_page_limit_first_like_the_exact_answer(backe
     # the cap is never below one past the page: 4 here, so more pages are still announced
     assert [r.id for r in capped.rows] == [r.id for r in exact.rows] and capped.total == 4 and not capped.total_is_exact
     assert capped.has_more
+
+
+def _load_mixed(engine: Services, n: int) -> str:
+    """Contacts and companies in one org: ``city`` is a property of both types, numbers and dates only of companies."""
+    org = _load(engine, n)
+    companies = [(Identifiers(type="company", website_url=f"https://c{i}.example"),
+                  {"name": f"Co {i}", "city": f"City{i % 5}", "employee_count": i * 10, "founded": f"{1990 + i % 30}-01-01"},
+                  Provenance(source="test")) for i in range(n)]
+    engine.records.upsert_many(org, companies)
+    with engine.db.engine.begin() as c:
+        c.exec_driver_sql("ANALYZE")
+    return org
+
+
+def _cond(prop: str, op: str, value: Any = None) -> Condition:
+    return Condition(property=prop, operator=op, value=value)
+
+
+SHAPES: dict[str, tuple[str | None, list[Group]]] = {
+    "untyped EQ": (None, [Group(conditions=[_eq("city", "City1")])]),
+    "untyped AND": (None, [Group(conditions=[_eq("city", "City1"), _eq("job_title", "CTO")])]),
+    "untyped OR": (None, [Group(logic="OR", conditions=[_eq("city", "City2"), _eq("name", "Co 7")])]),
+    "number GT": ("company", [Group(conditions=[_cond("employee_count", "GT", 1500)])]),
+    "number EQ": ("company", [Group(conditions=[_cond("employee_count", "EQ", 70)])]),
+    "untyped number LTE": (None, [Group(conditions=[_cond("employee_count", "LTE", 30)])]),
+    "date GTE": ("company", [Group(conditions=[_cond("founded", "GTE", "2015-06-01")])]),
+    "IN": ("contact", [Group(conditions=[_cond("lifecycle_stage", "IN", ["lead", "opportunity"])])]),
+    "IS_SET": ("contact", [Group(conditions=[_cond("job_title", "IS_SET")])]),
+    "CONTAINS": ("contact", [Group(conditions=[_cond("city", "CONTAINS", "ty3")])]),
+    "NEQ and EQ": ("contact", [Group(conditions=[_cond("lifecycle_stage", "NEQ", "lead"), _eq("city", "City2")])]),
+    "IS_NOT_SET": ("company", [Group(conditions=[_cond("industry", "IS_NOT_SET")])]),
+}
+
+
+def _expected(shape: str, n: int) -> set[str]:
+    """The primary keys each shape must find, computed from how _load_mixed built the rows."""
+    contacts = {i: {"city": f"city{i % 5}", "title": "cto" if i % 4 == 0 else "engineer", "stage": STAGES[i % 3]}
+                for i in range(n)}
+    c = {f"email:u{i}@acme.com": v for i, v in contacts.items()}
+    co: dict[str, dict[str, Any]] = {f"website_url:c{i}.example": {"city": f"city{i % 5}", "n": i * 10, "year": 1990 + i % 30, "name": f"co {i}"}
+          for i in range(n)}
+    return {
+        "untyped EQ": {k for k, v in c.items() if v["city"] == "city1"} | {k for k, v in co.items() if v["city"] == "city1"},
+        "untyped AND": {k for k, v in c.items() if v["city"] == "city1" and v["title"] == "cto"},
+        "untyped OR": {k for k, v in c.items() if v["city"] == "city2"}
+        | {k for k, v in co.items() if v["city"] == "city2" or v["name"] == "co 7"},
+        "number GT": {k for k, v in co.items() if v["n"] > 1500},
+        "number EQ": {k for k, v in co.items() if v["n"] == 70},
+        "untyped number LTE": {k for k, v in co.items() if v["n"] <= 30},
+        "date GTE": {k for k, v in co.items() if v["year"] >= 2016},
+        "IN": {k for k, v in c.items() if v["stage"] in ("lead", "opportunity")},
+        "IS_SET": set(c),
+        "CONTAINS": {k for k, v in c.items() if "ty3" in v["city"]},
+        "NEQ and EQ": {k for k, v in c.items() if v["stage"] != "lead" and v["city"] == "city2"},
+        "IS_NOT_SET": set(co),
+    }[shape]
+
+
+def test_every_search_shape_reads_property_values_through_an_index(backend: str, engine: Services):
+    """The minimum index set (0016: ix_props_type_text and the partial ix_props_type_num, both led by the entity
+    type) serves typed and untyped searches, numbers, dates, IN, IS_SET, CONTAINS and negations without a scan
+    of property_values; each shape also finds exactly the records it should."""
+    n = 200
+    org = _load_mixed(engine, n)
+    for shape, (et, groups) in SHAPES.items():
+        q = SearchQuery(identifiers=Identifiers(type=et) if et else Identifiers(), groups=groups, limit=500)
+        with engine.db.read() as s:
+            found = search_page(s, engine.collections, org, q, count_limit=None)
+        assert {r.primary_key for r in found.rows} == _expected(shape, n), shape
+        assert found.total == len(found.rows), shape
+        plans = _captured_plans(engine, org, q.model_copy(update={"limit": 5}))
+        for plan in plans:
+            for line in plan.splitlines():  # every access to property_values goes through an index
+                if re.search(r"(SCAN|SEARCH) property_values\w*( |$)", line):  # SQLite: "SCAN t" alone = table scan
+                    assert " USING " in line, (shape, plan)
+                if re.search(r" on property_values\w*( |$)", line):  # PostgreSQL (a bitmap heap scan reads an index)
+                    assert "Seq Scan" not in line and ("Index" in line or "Bitmap Heap Scan" in line), (shape, plan)
+        # a property condition is resolved from the covering indexes (negations probe the unique one per record)
+        assert shape.endswith("NOT_SET") or any("ix_props_type_" in plan for plan in plans), (shape, plans)
+
+
+def test_the_numeric_index_holds_only_rows_with_a_number(backend: str, engine: Services):
+    org = _load_mixed(engine, 30)
+    q = SearchQuery(identifiers=Identifiers(type="company"),
+                    groups=[Group(conditions=[_cond("employee_count", "GTE", 100)])], limit=5)
+    plans = _captured_plans(engine, org, q)
+    assert any("ix_props_type_num" in p for p in plans), plans
+    with engine.db.read_engine.connect() as c:
+        if engine.db.dialect == "sqlite":
+            sql = c.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_props_type_num'").scalar()
+        else:
+            sql = c.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_props_type_num'").scalar()
+        names = {r[0] for r in c.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'property_values'"
+            if engine.db.dialect == "sqlite" else
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'property_values' AND schemaname = current_schema()")}
+    assert "value_num IS NOT NULL" in str(sql), sql
+    assert not names & {"ix_props_text", "ix_props_num"}, names

@@ -143,11 +143,11 @@ class PropertyValue(Base):
     __tablename__ = "property_values"
     __table_args__ = (
         UniqueConstraint("record_id", "name"),
-        # covering indexes: search resolves record-id sets from these without touching the table
-        Index("ix_props_text", "org_id", "name", "value_text", "record_id"),
-        Index("ix_props_num", "org_id", "name", "value_num", "record_id"),
+        # covering indexes: search resolves record-id sets from these without touching the table (an untyped
+        # search reads them once per entity type of the org); the numeric one holds only rows with a number (0016)
         Index("ix_props_type_text", "org_id", "entity_type", "name", "value_text", "record_id"),
-        Index("ix_props_type_num", "org_id", "entity_type", "name", "value_num", "record_id"),
+        Index("ix_props_type_num", "org_id", "entity_type", "name", "value_num", "record_id",
+              sqlite_where=text("value_num IS NOT NULL"), postgresql_where=text("value_num IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(String(40))
