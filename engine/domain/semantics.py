@@ -257,10 +257,11 @@ _CHANNELS = {"email": r"\b(?:e-?mails?)\b", "phone": r"\b(?:phone|calls?|ring)\b
 _CHANNEL_RE = {k: re.compile(v, re.I) for k, v in _CHANNELS.items()}
 _OFFICE_RE = re.compile(r"\b(?:works?|working|worked|based|sits?|moved|relocated|transferred|transfers|moving)\b"
                         r"[^.;]{0,40}\boffice\b", re.I)
-_OFFICE_NAME_RE = re.compile(r"(?:\b(?P<a>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s+office\b|\boffice in (?P<b>[A-Z][\w-]+))")
+_OFFICE_NAME_RE = re.compile(r"(?:\b(?P<a>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s+office\b|\boffice (?:in|to|at) (?P<b>[A-Z][\w-]+))")
 # "has to approve any new vendor", "vendor approval", "a vendor risk review": vendors in general, not who theirs is.
 _GENERIC_VENDOR_RE = re.compile(
-    r"\b(?:any|new|a|an|every|another|each|potential|prospective|third-party)\s+(?:new\s+)?(?:vendor|supplier|provider)s?\b"
+    r"\b(?:any|new|a|an|every|another|each|potential|prospective|third-party|one|single|fewer|more|other)\s+(?:new\s+)?"
+    r"(?:vendor|supplier|provider)s?\b"
     r"|\b(?:vendor|supplier|provider)s?\s+(?:approval|review|risk|management|assessment|onboarding|selection|"
     r"consolidation|questionnaire|security|due diligence|list|process)\b", re.I)
 _NAME_NOISE = frozenset("""the a an team team's company office hq headquarters budget stage deal cfo ceo cto coo cmo cro vp
@@ -337,6 +338,22 @@ _EXTRA_STAGES = {"security_review": re.compile(r"\b(?:security|infosec|it securi
                                      r"(?!\s+(?:the|it|our|their|this|with|a|an)\b)", re.I)}  # not "to pilot it"
 
 
+# A research brief's description of an organisation names where it is: "Orbis is a family-owned metal parts manufacturer
+# in Gdansk", "Kestrel is a two-tier district council in the West Country".
+_ORG_IN_PLACE_RE = re.compile(
+    r"\b(?:is|was) (?:a|an)\b[^.;:]{0,80}?\b(?:company|firm|agency|manufacturer|brand|council|studio|business|provider|"
+    r"startup|start-up|maker|group|bank|retailer|distributor|consultancy|organi[sz]ation|operator|charity|university|"
+    r"school|hospital|clinic|lab|laboratory|insurer|publisher|studio|fund|authority)\b[^.;:]{0,60}?\b(?:based in|"
+    r"headquartered in|in)\s+(?:the\s+)?(?P<place>(?-i:[A-Z][\w'’-]+)(?:\s+(?-i:[A-Z][\w'’-]+)){0,2})", re.I)
+# A title of capitalised words the title lexicon does not list: "Ewa Lis is the Commercial Director", "Joana Reis:
+# Client Services Director since 2021" (ranking only: who holds which title).
+_NAMED_TITLE_RE = re.compile(
+    r"^\s*(?P<who>(?-i:[A-Z])[^\W\d_]+)(?:\s+(?-i:[A-Z])[^\W\d_-]*(?:-(?-i:[A-Z])[^\W\d_]+)?)?\s*(?:[:,]|\s+(?:is|was|has been|"
+    r"became|serves as|works as)(?:\s+(?:the|a|an|our|their|now|currently))*)\s+(?P<title>(?:(?-i:[A-Z])[\w&-]*\s+(?:of\s+|&\s+)?)"
+    r"{0,3}(?-i:Director|Manager|Officer|Lead|Head|Partner|Engineer|Consultant|Specialist|Coordinator|Administrator|"
+    r"Executive|Analyst|Advisor|Adviser|President|VP|Founder|Owner)(?:\s+of\s+(?-i:[A-Z])[\w&-]*(?:\s+(?-i:[A-Z])[\w&-]*)?)?)")
+
+
 @dataclass(frozen=True)
 class TopicValues:
     """A statement's values in one topic slot: ``current`` (what it says now) and ``former`` (in passing)."""
@@ -410,6 +427,11 @@ def _people(text: str) -> frozenset[str]:
         if 2 <= len(parts) <= 3:
             out.add(" ".join(parts))
     return frozenset(out)
+
+
+def people_in(text: str) -> frozenset[str]:
+    """Person-like names a statement mentions (runs of two or three capitalised words, see :func:`_people`)."""
+    return _people(text)
 
 
 def _unanchored(text: str) -> str:
@@ -581,12 +603,17 @@ def topic_values(text: str, broad: bool = False) -> tuple[tuple[str, TopicValues
                                                    for m in _OFFICE_NAME_RE.finditer(t)))
     elif _has(lowered, HQ_CUES):
         add("location:hq", lambda t: frozenset(n for n in _names(_unanchored(t) if broad else t) if n not in _HQ_WORDS))
+    elif broad and _ORG_IN_PLACE_RE.search(text):
+        add("location:hq", lambda t: frozenset(m.group("place").lower() for m in _ORG_IN_PLACE_RE.finditer(t)))
     for r in find_roles(text):
         if _role_holders(text, r.name):  # "CTO Valentina", "Peter Lang, the CEO" — never a bare "The CEO"
             add(f"leadership:{r.name}", lambda t, role=r.name: _role_holders(t, role))
     role = _ROLE_PRED_RE.search(text)
     if role:
         add(f"role:{role.group('who').lower()}", _titles)
+    elif broad and (named := _NAMED_TITLE_RE.search(_unanchored(text))):
+        add(f"role:{named.group('who').lower()}",
+            lambda t: frozenset(" ".join(m.group("title").lower().split()) for m in _NAMED_TITLE_RE.finditer(t)))
     if _RENEWAL_RE.search(text):
         if _WHEN_RE.search(text):
             add("renewal:date", _whens)
@@ -646,6 +673,7 @@ def replaced_topics(old: str, new: str, cosine: float, min_cosine: float = RELAT
         return []
     ot, nt = topics_of(old), topics_of(new)
     additive = bool(_ADDITIVE_RE.search(new) or _ADDITIVE_RE.search(old))  # a multi-valued slot
+    new_current = _split_former(new)[0]
     out = []
     for key in sorted(shared):
         ov, nv = ot[key], nt[key]
@@ -655,6 +683,8 @@ def replaced_topics(old: str, new: str, cosine: float, min_cosine: float = RELAT
         if any(same(o, f) for o in ov.current for f in nv.former) and not _all_matched(ov.current, nv.current, same):
             out.append(key)  # the newer statement names the old value as a former one
             continue
+        if any(still_named(o, key, new_current) for o in ov.current if not any(same(o, c) for c in nv.current)):
+            continue  # an old value the newer statement still names, though not read as one of its values
         if additive or not nv.current:
             continue
         if key == "pain_point":
@@ -666,13 +696,29 @@ def replaced_topics(old: str, new: str, cosine: float, min_cosine: float = RELAT
     return out
 
 
+def still_named(value: str, key: str, text: str) -> bool:
+    """True if ``text`` (a newer statement, its former values blanked) still names ``value`` of slot ``key``: a
+    person by one of their name words ("The CFO Ines Moreau now signs off together with Omar" still names Omar
+    Haddad as a decision maker), a product, place or body by its words. Such a value is not replaced, whatever else the
+    newer statement adds. Numbers, dates and levels (team size, timeline, urgency, ...) are compared as values only:
+    a number recurs by coincidence."""
+    if key == "decision_maker" or key.startswith("leadership:"):
+        names = {m.group(0).lower() for m in re.finditer(r"(?<![\w'’])(?-i:[A-Z])[\w'’-]+", text)}
+        names = {re.sub(r"['’]s?$", "", n) for n in names}
+        words = [w.strip(".") for w in value.split() if len(w.strip(".")) >= 3]
+        return any(w in names for w in words)
+    if _named_answer(key) or key == "current_solution":
+        return bool(re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text, re.IGNORECASE))
+    return False
+
+
 def newer_value_on(old: str, new: str, families: frozenset[str]) -> bool:
     """True if ``new``, on a topic slot of ``families`` that ``old`` also speaks to, names ``old``'s value as a former
     one or states a value ``old`` does not hold ("Stage: demo scheduled." / "After the demo we lost it: marked closed
     lost."): when ``new`` is the newer statement it answers a question on that topic first. A ranking signal read
     with the broad cues (:func:`answer_topics`), looser than :func:`replaced_topics` (no cosine floor, additive
     statements count): nothing is hidden by it."""
-    ot, nt = answer_topics(old), answer_topics(new)
+    ot, nt = _comparable(answer_topics(old)), _comparable(answer_topics(new))
     for key in set(ot) & set(nt):
         if topic_family(key) not in families:
             continue
@@ -682,7 +728,27 @@ def newer_value_on(old: str, new: str, families: frozenset[str]) -> bool:
             return True
         if nv.current and not _all_matched(nv.current, ov.current, same):
             return True
+        if ov.current and not nv.current and not nv.former and (_named_answer(key) or key == "current_solution") \
+                and is_negated(new):
+            return True  # "the CRM subscription lapsed and they track nothing now": the slot is empty now
     return False
+
+
+# Slots that answer one question with values of one kind: the CRM a team now tracks customers in is its current
+# solution ("the team keeps account notes in spreadsheets" / "HubSpot has been live since March").
+_COMPARABLE = {"technology:crm": "current_solution"}
+
+
+def _comparable(topics: dict[str, TopicValues]) -> dict[str, TopicValues]:
+    """``topics`` with the keys of :data:`_COMPARABLE` read as the slot they answer (values merged)."""
+    if not any(k in _COMPARABLE for k in topics):
+        return topics
+    out: dict[str, TopicValues] = {}
+    for key, tv in topics.items():
+        k = _COMPARABLE.get(key, key)
+        had = out.get(k)
+        out[k] = tv if had is None else TopicValues(had.current | tv.current, had.former | tv.former)
+    return out
 
 
 def retires_value_on(old: str, new: str, families: frozenset[str]) -> bool:
@@ -701,11 +767,31 @@ def retires_value_on(old: str, new: str, families: frozenset[str]) -> bool:
     return False
 
 
+def _named_answer(key: str) -> bool:
+    """Slots answered only by a name: "the product database" or "at their office" names no database or office."""
+    return key.startswith(("technology:", "location:")) or key in ("competitor", "vendor")
+
+
 def answers_on(text: str, families: frozenset[str]) -> bool:
     """True if ``text`` answers a question on ``families``: it speaks to such a slot and, when it names values
-    there, names a current one ("X moved off Oracle last year" names only a former value: no answer)."""
-    keys = [tv for key, tv in answer_topics(text).items() if topic_family(key) in families]
+    there, names a current one ("X moved off Oracle last year" names only a former value: no answer). A slot
+    answered by a name (:func:`_named_answer`) needs one, except for a question on the current solution ("the CRM
+    subscription lapsed and they track nothing now" answers "What do they use today?")."""
+    keys = [tv for key, tv in answer_topics(text).items() if topic_family(key) in families
+            and (tv.current or tv.former or not _named_answer(key) or "current_solution" in families)]
     return bool(keys) and (any(tv.current for tv in keys) or not any(tv.former for tv in keys))
+
+
+def answers_role_of(text: str, names: frozenset[str]) -> bool:
+    """True if ``text`` states the role of someone ``names`` (lower-case name words) names: a role key of that person
+    ("Ewa Lis is the Commercial Director") or a leadership slot they hold ("CEO Jan Nowicki" answers "What is Jan's
+    role?", not "What is Ewa's role?")."""
+    for key, tv in answer_topics(text).items():
+        if key.startswith("role:") and key[len("role:"):] in names:
+            return True
+        if key.startswith("leadership:") and any(set(v.split()) & names for v in tv.current):
+            return True
+    return False
 
 
 def _same_value_fn(key: str) -> Any:
@@ -880,13 +966,14 @@ QUESTION_CUES: dict[str, tuple[str, ...]] = {
     "timeline": ("timeline", "go-live", "go live", "launch date", "roll out", "rollout", "deadline", "start date",
                  "timing", "kick off", "kickoff"),
     "competitor": ("competitor", "competing", "competition", "vendors considering", "comparing", "compare",
-                   "evaluating", "considering", "alternatives", "shortlist"),
+                   "evaluating", "considering", "alternatives", "shortlist", "suppliers", "speaking to", "talking to",
+                   "other vendors"),
     "urgency": ("urgency", "urgent", "priority", "pressing", "time-sensitive", "how soon"),
     "current_solution": ("current solution", "today use", "use track", "use manage"),
     "pain_point": ("pain point", "pain", "challenge", "problem", "struggle", "struggling", "frustration",
                    "bottleneck", "headache", "solve"),
     "location:office": ("office",),
-    "location:hq": ("headquarters", "headquartered", "hq", "based"), "renewal:date": ("renewal", "renew"),
+    "location:hq": ("headquarters", "headquartered", "hq", "based", "located", "location"), "renewal:date": ("renewal", "renew"),
     "renewal:status": ("renewal", "renew"), "billing_frequency": ("billed", "billing"),
     "contact_preference": ("contacted", "contact", "reach"), "pricing_plan": ("pricing plan", "tier", "subscription"),
     "vendor": ("vendor",),
@@ -910,7 +997,11 @@ _QUESTION_RES = {
     "pricing_plan": re.compile(r"\b(?:which|what) (?:pricing )?plan\b(?! to)", re.I),
     "deal_stage": re.compile(r"\bwhere (?:does|do|is|are) (?:the |this |that |our )?(?:\w+ ){0,4}(?:deal|opportunity)\b",
                              re.I),
+    # "Where is Kestrel District Council?": nothing but a name after "where is" (names are blanked here)
+    "location:hq": re.compile(r"^\s*where (?:is|are)\s*(?:(?-i:[A-Z])[\w&'’.-]*\s*|&\s*)*\??\s*$", re.I),
 }
+# "the budget round", "a planning round": a cycle of the organisation, not a funding round
+_NOT_FUNDING_ROUND_RE = re.compile(r"\b(budget(?:ing)?|planning|review|interview|approval)\s+rounds?\b", re.I)
 # What a question on one family is also answered by: "What do they use today to track customers?" by a statement
 # naming their CRM, "Which database do they run on?" by one naming their data warehouse.
 FAMILY_ANSWERS = {"current_solution": ("technology:crm",), "technology:database": ("technology:data_warehouse",)}
@@ -925,7 +1016,7 @@ def question_topics(query: str) -> frozenset[str]:
     to plus those it names ("Where is Kestrel hosted?" -> technology:cloud, "What is Marcus's role?" -> role),
     and the families that answer those (:data:`FAMILY_ANSWERS`). Capitalised words inside the question are names
     and name no topic ("Oakhurst Family Office" asks nothing about an office)."""
-    plain = _NAME_WORD_RE.sub(r"\1", query)
+    plain = _NOT_FUNDING_ROUND_RE.sub(r"\1 cycle", _NAME_WORD_RE.sub(r"\1", query))
     stems = set(content_stems(plain))
     found = {topic_family(k) for k in topics_of(query)}
     found |= {family for family, cues in _QUESTION_CUE_STEMS.items() if any(c and c <= stems for c in cues)}

@@ -13,6 +13,7 @@ no LLM is configured.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
@@ -27,9 +28,12 @@ from memrelay.engine.core.embedder import Embedder
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.extraction.keywords import content_stems
+from memrelay.engine.domain.extraction.quantities import find_amounts, number_tokens
 from memrelay.engine.domain.semantics import (
     answers_on,
+    answers_role_of,
     newer_value_on,
+    people_in,
     question_topics,
     retires_value_on,
     statement_topics,
@@ -38,7 +42,7 @@ from memrelay.engine.domain.semantics import (
 )
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import EntityVectorCache, stale_topics
-from memrelay.engine.memory.hybrid import keyword_coverage
+from memrelay.engine.memory.hybrid import keyword_coverage, terms_of
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
@@ -51,9 +55,14 @@ from memrelay.engine.stores.identity import Identifiers, not_found, record_keys,
 
 # score = similarity + keyword + recency + supersession, in [0, 1] — the parts ``explain: true`` returns. Each
 # lift takes its share of what is left below 1, so the score never saturates and the parts sum exactly:
-#   similarity   = s = C(cosine), C the embedder's calibration curve (score_calibration.py)
+#   similarity   = s = C(cosine), C the embedder's calibration curve (score_calibration.py); in a scoped recall the
+#                  cosine is the subject-free one (``subjectFreeCosine`` in explain, ``rawCosine`` the plain one): the
+#                  question without the record's names against each memory without their direction (SubjectFree
+#                  below), so a memory is not ranked by how much of it is the record's name
 #   keyword      = C(cosine + KEYWORD_WEIGHT x k) - s + topicLift, k = the idf-weighted share of the query's terms the
-#                  memory contains (hybrid.py), or TOPIC_MATCH when the memory answers the CRM topic the query asks
+#                  memory contains (hybrid.py; in a scoped recall the terms of the question without the record's
+#                  names, plus the kinds of value it asks for — a date for "when", a person for "who": answer kinds
+#                  below), or TOPIC_MATCH when the memory answers the CRM topic the query asks
 #                  about (semantics.question_topics / answers_on: "Where is X hosted?" / "X left Google Cloud and
 #                  now runs on AWS"), whichever is larger: the lift a keyword match gives. C is fitted on this fused
 #                  signal, so a threshold keeps its meaning with the keyword part in.
@@ -205,7 +214,7 @@ def _stems(row: dict[str, Any]) -> frozenset[str]:
     if got is None:
         text = row["text"]
         label = topic_label(text)
-        got = row["_stems"] = frozenset(content_stems(f"{text} {label}" if label else text))
+        got = row["_stems"] = terms_of(f"{text} {label}" if label else text)
     return got
 
 
@@ -264,24 +273,203 @@ def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
     asked = question_topics(query)
     if not asked:
         return np.zeros(len(rows))
-    return np.array([1.0 if asked & _topics(r) and answers_on(r["text"], asked) else 0.0 for r in rows])
+    names = _QUESTION_NAME_RE.findall(query)
+    whose = frozenset(w.lower() for w in names) if "role" in asked else frozenset()
+    return np.array([1.0 if (on := asked & _topics(r)) and answers_on(r["text"], asked) and (
+        not whose or on != {"role"} or answers_role_of(r["text"], whose)) else 0.0 for r in rows])
+
+
+# Capitalised words after a question's first word: the names it asks about ("What is Ewa Lis's role?" asks for Ewa's
+# role: another person's title is no answer).
+_QUESTION_NAME_RE = re.compile(r"(?<=\S)\s+((?-i:[A-Z])[^\W\d_]+)(?:['’]s)?")
+
+
+# --- answer types: what kind of value a question asks for ----------------------------------------------------------
+# A static embedding cannot tell "When is the budget round?" from "The budget round was discussed"; the kind of value
+# the question wants can: a date for "when", a count for "how many", an amount for "what budget", a person for "who",
+# a place for "where". Each kind the question asks for is one more keyword term ("=when", "=count", ...) that a memory
+# stating such a value contains, weighed by its idf over the candidates like any word (hybrid.keyword_coverage): a
+# rare kind lifts the few memories holding one, a kind every memory holds weighs nothing. A person counts only if the
+# memory names someone besides the record itself (its names are what a scoped question is about, not an answer).
+_ASKS = {
+    "=when": re.compile(r"^\s*(?:and\s+|so\s+)?(?:when|by when|how soon|since when|until when)\b|\bwhat (?:date|day|"
+                        r"month|year|quarter|time ?frame)\b", re.I),
+    "=count": re.compile(r"\bhow (?:many|big|large)\b|\bwhat(?:'s| is) the (?:size|number)\b", re.I),
+    "=money": re.compile(r"\b(?:budget|cost|costs|price|pricing|spend|spending|how much|deal size|deal value|worth|"
+                         r"afford|revenue|arr|funding|raised|invest\w*)\b", re.I),
+    "=person": re.compile(r"^\s*(?:and\s+|so\s+)?(?:who|whom|whose)\b|\bwhich (?:person|people|colleague|executive|"
+                          r"exec|manager|stakeholder)\b", re.I),
+    "=place": re.compile(r"^\s*(?:and\s+|so\s+)?where (?:is|are|was|were|do|does)\b(?!.*\b(?:keep|kept|store|stored|"
+                         r"track|tracked|log|logged|live|lives|stand|stands|sit|sits)\b)|\b(?:located|headquartered|"
+                         r"which (?:city|country|region))\b", re.I),
+}
+_DATE_RE = re.compile(r"\b(?:q[1-4]|h[12]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|"
+                      r"\d{1,2}/\d{1,2}(?:/\d{2,4})?|\d{4}-\d{2}-\d{2}|(?:19|20)\d\d|(?:next|this|last) (?:week|month|"
+                      r"quarter|year)|(?:end|start|beginning|middle) of (?:the )?(?:year|quarter|month)|spring|summer|"
+                      r"autumn|fall|winter|mid-\w+)\b", re.I)
+_MONTH_WORDS = frozenset("january february march april may june july august september october november december jan feb "
+                         "mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday "
+                         "sunday q1 q2 q3 q4".split())
+_PLACE_RE = re.compile(r"\b(?:in|from|to|near|outside|across)\s+(?:the\s+)?(?P<place>(?-i:[A-Z][\w'’-]+)"
+                       r"(?:\s+(?-i:[A-Z][\w'’-]+)){0,2})", re.I)
+
+
+def answer_kinds_asked(query: str) -> frozenset[str]:
+    """The kinds of value a question asks for ("=when", "=count", "=money", "=person", "=place")."""
+    return frozenset(kind for kind, rx in _ASKS.items() if rx.search(query))
+
+
+def _kinds(row: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """(the value kinds a memory states besides people, the people it names), memoised on the (cached) row."""
+    got = row.get("_kinds")
+    if got is None:
+        text = row["text"]
+        kinds = set()
+        if _DATE_RE.search(text):
+            kinds.add("=when")
+        amounts = find_amounts(text)
+        if number_tokens(text):
+            kinds.add("=count")
+        if any(a.currency or a.magnitude for a in amounts):
+            kinds.add("=money")
+        if any(m.group("place").split()[0].lower() not in _MONTH_WORDS for m in _PLACE_RE.finditer(text)):
+            kinds.add("=place")
+        got = row["_kinds"] = (frozenset(kinds), people_in(text))
+    return got
+
+
+def answer_kinds(rows: list[dict[str, Any]], asked: frozenset[str], subject: frozenset[str]) -> list[frozenset[str]]:
+    """The asked kinds each memory holds a value of (a person only if not one of the ``subject`` words)."""
+    out = []
+    for r in rows:
+        kinds, people = _kinds(r)
+        held = kinds & asked
+        if "=person" in asked and any(set(p.split()) - subject for p in people):
+            held = held | {"=person"}
+        out.append(held)
+    return out
+
+
+# --- subject-neutral similarity (scoped recall) --------------------------------------------------------------------
+# In a scoped recall every candidate is about the same record, so the record's own names (its person and company
+# names, the email's local part and domain) tell candidates apart by nothing — yet with a static embedding (an
+# average of token vectors) they dominate the cosine: a short "At <company>, <detail>." outscores "<company> is based
+# in <city>." for "Where is <company> based?", most of either vector being the name. The subject-free cosine compares the
+# question without those names with each memory without their direction: the names' vectors span a small subspace,
+# the query (names removed from its text) and every memory vector are projected off it, and a memory's remaining
+# norm divides its dot product (floored at SUBJECT_MIN_NORM: a memory that is nothing but the names has no content
+# to compare). The cosine recall calibrates is the blend (1 - SUBJECT_FREE_WEIGHT) x cosine + SUBJECT_FREE_WEIGHT x
+# subject-free cosine; org-wide recall, and a question that is nothing but the names, keep the plain cosine.
+SUBJECT_FREE_WEIGHT = 1.0
+SUBJECT_MIN_NORM = 0.5
+SUBJECT_PROPERTIES = ("first_name", "last_name", "name", "full_name", "company_name", "company", "domain",
+                      "website", "website_url")
+_SUBJECT_WORD_RE = re.compile(r"[^\W_][\w&.'’-]*")
+_HOST_PROPERTIES = frozenset({"domain", "website", "website_url"})
+_GENERIC_HOST_LABELS = frozenset("www com org net co io mail app gmail outlook hotmail yahoo icloud".split())
+
+
+def subject_names(s: Session, record_ids: list[str]) -> list[str]:
+    """The names the records go by: their name and company properties, their email's local part and domain label
+    and their website's host label ("katarzyna.nowak@vistula-components.pl" -> "katarzyna nowak",
+    "vistula components"), each once, longest first."""
+    names: dict[str, None] = {}
+
+    def add(value: Any) -> None:
+        if isinstance(value, str):
+            text = " ".join(re.sub(r"[._+\-]+", " ", value).split()) if "@" not in value else ""
+            if text and len(text) <= 80:
+                names.setdefault(text, None)
+
+    ids = record_ids[:MAX_SCOPE]
+    for name, value in s.execute(select(PropertyValue.name, PropertyValue.value).where(
+            PropertyValue.record_id.in_(ids), PropertyValue.name.in_(SUBJECT_PROPERTIES))):
+        add(_host_label(value) if name in _HOST_PROPERTIES and isinstance(value, str) else value)
+    for keys in record_keys(s, ids).values():
+        email = keys.get("email")
+        if isinstance(email, str) and "@" in email:
+            local, _, domain = email.partition("@")
+            add(local)
+            add(_host_label(domain))
+        if isinstance(keys.get("website_url"), str):
+            add(_host_label(keys["website_url"]))
+    return sorted(names, key=len, reverse=True)
+
+
+def _host_label(value: str) -> str:
+    """The distinctive label of a host name: "https://www.vistula-components.pl/" -> "vistula-components"."""
+    host = re.sub(r"^[a-z]+://", "", value.strip().lower()).split("/")[0]
+    labels = [x for x in host.split(".") if x and x not in _GENERIC_HOST_LABELS]
+    return labels[0] if len(labels) > 1 or (labels and "." not in host) else ""
+
+
+def subject_words(names: list[str]) -> frozenset[str]:
+    """Lower-case words of the names (2+ characters): the words :func:`strip_subject` removes."""
+    return frozenset(w for n in names for w in (m.group(0).lower().strip(".'’") for m in _SUBJECT_WORD_RE.finditer(n))
+                     if len(w) >= 2)
+
+
+def strip_subject(query: str, words: frozenset[str]) -> str:
+    """``query`` without the subject's names: capitalised words (possessive dropped) among ``words``, and "&" left
+    between two of them ("Thistle & Thread"). Lower-case words stay ("health data" is not "Clinora Health")."""
+    def drop(m: re.Match[str]) -> str:
+        word = m.group(0)
+        base = re.sub(r"['’]s?$", "", word).strip(".").lower()
+        return " " if word[0].isupper() and base in words else word
+
+    out = _SUBJECT_WORD_RE.sub(drop, query)
+    return " ".join(re.sub(r"(?<=\s)&(?=\s)", " ", out).split())
+
+
+class SubjectFree:
+    """The subject-free cosine of one scoped question: ``cosines(matrix)`` for unit memory vectors (see above)."""
+
+    def __init__(self, query_vec: np.ndarray, name_vecs: np.ndarray):
+        names = np.asarray(name_vecs, dtype=np.float64)
+        names = names[np.linalg.norm(names, axis=1) > 0]
+        basis = np.linalg.qr(names.T)[0] if len(names) else np.zeros((len(query_vec), 0))
+        q = np.asarray(query_vec, dtype=np.float64)
+        q = q - basis @ (basis.T @ q)
+        norm = float(np.linalg.norm(q))
+        self.basis = basis
+        self.query = q / norm if norm > 1e-6 else None
+
+    def cosines(self, matrix: np.ndarray) -> np.ndarray | None:
+        """The subject-free cosine of each memory (None when the question is nothing but the names)."""
+        if self.query is None or not len(matrix):
+            return None
+        m = np.asarray(matrix, dtype=np.float64)
+        along = m @ self.basis
+        rest = np.sqrt(np.maximum(np.einsum("ij,ij->i", m, m) - np.einsum("ij,ij->i", along, along), 0.0))
+        return (m @ self.query) / np.maximum(rest, SUBJECT_MIN_NORM)
 
 
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
-                hybrid: bool = True, now: float | None = None) -> dict[str, np.ndarray]:
+                hybrid: bool = True, now: float | None = None, subject_free: np.ndarray | None = None,
+                keyword_query: str | None = None, subject: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
-    ``rawCosine``, ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
+    ``rawCosine``, ``subjectFreeCosine`` (``subject_free``, the rawCosine when None), ``cosine`` (what is
+    calibrated), ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
     ``topicMatch`` (1 when the memory answers the topic the query asks about), ``topicLift`` (the lift that gives,
     included in ``keyword``), ``staleTopic`` (1 when its value on that topic is outdated: no topic match, the
     supersession penalty), ``recency``, ``supersession`` and ``score`` (the sum of similarity, keyword, recency and
-    supersession)."""
+    supersession). ``keyword_query``: the words the keyword part matches (a scoped recall's question without the
+    record's names); ``subject``: the record's name words (a memory naming only them holds no person answer)."""
     n = len(rows)
-    similarity = calibration(sims)
-    match = keyword_coverage(query, [_stems(r) for r in rows]) if hybrid else np.zeros(n)
+    raw = np.asarray(sims, dtype=np.float64)
+    cos = raw if subject_free is None else (1 - SUBJECT_FREE_WEIGHT) * raw + SUBJECT_FREE_WEIGHT * subject_free
+    similarity = calibration(cos)
+    if hybrid:
+        asked = answer_kinds_asked(query)
+        docs = [_stems(r) | held for r, held in zip(rows, answer_kinds(rows, asked, subject), strict=True)] \
+            if asked else [_stems(r) for r in rows]
+        match = keyword_coverage(keyword_query or query, docs, asked)
+    else:
+        match = np.zeros(n)
     stale = stale_on_question(query, rows)
     topical = np.where(stale, 0.0, topic_matches(query, rows)) if hybrid else np.zeros(n)
     match = np.maximum(match, TOPIC_MATCH * topical)
-    fused = calibration(np.asarray(sims, dtype=np.float64) + KEYWORD_WEIGHT * match)
+    fused = calibration(cos + KEYWORD_WEIGHT * match)
     topic = TOPIC_SHARE * topical * np.maximum(1.0 - fused, 0.0)
     keyword = fused - similarity + topic
     ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
@@ -289,7 +477,8 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
     kept = similarity + keyword + rec
     outdated = stale | np.array([bool(r.get("supersededBy")) for r in rows], dtype=bool)
     sup = np.where(outdated, -SUPERSEDED_PENALTY, 0.0) * kept
-    return {"similarity": similarity, "rawCosine": np.asarray(sims, dtype=np.float64), "keyword": keyword,
+    return {"similarity": similarity, "rawCosine": raw, "subjectFreeCosine": raw if subject_free is None else
+            np.asarray(subject_free, dtype=np.float64), "cosine": cos, "keyword": keyword,
             "keywordMatch": match, "topicMatch": topical, "topicLift": topic, "staleTopic": stale.astype(np.float64),
             "recency": rec, "supersession": sup, "score": kept + sup}
 
@@ -341,9 +530,11 @@ class Recall:
             cal = calibration_for(emb.name)
             result["scoring"] = {
                 "formula": "score = similarity + keyword + recency + supersession",
-                "parts": {"similarity": "calibrated relevance s of the cosine",
+                "parts": {"similarity": "calibrated relevance s of the cosine (scoped recall: subjectFreeCosine, the "
+                                        "question and memory without the record's names; rawCosine: the plain one)",
                           "keyword": "C(cosine + keywordWeight x keywordMatch) - s + topicLift; keywordMatch = max(the "
-                                     "idf-weighted share of query terms, topicMatch x topicMatchWeight); topicLift = "
+                                     "idf-weighted share of query terms and asked answer kinds (=when, =count, =money, "
+                                     "=person, =place), topicMatch x topicMatchWeight); topicLift = "
                                      "topicMatch x topicShare x (1 - C(cosine + keywordWeight x keywordMatch)): "
                                      "a memory answering the asked topic",
                           "recency": "recencyWeight x 0.5^(age days / half-life) x (1 - s - keyword)",
@@ -352,6 +543,7 @@ class Recall:
                                           "another one of the same record states a newer value or names its value "
                                           "as a former one"},
                 "weights": {"keywordWeight": KEYWORD_WEIGHT, "topicMatchWeight": TOPIC_MATCH, "topicShare": TOPIC_SHARE,
+                            "subjectFreeWeight": SUBJECT_FREE_WEIGHT, "subjectMinNorm": SUBJECT_MIN_NORM,
                             "recencyWeight": RECENCY_WEIGHT,
                             "recencyHalfLifeDays": RECENCY_HALF_LIFE_DAYS, "penalty": SUPERSEDED_PENALTY},
                 "calibration": {"embedder": emb.name, "fitted": cal.fitted, "cosine": list(cal.xs),
@@ -403,8 +595,23 @@ class Recall:
                 blocks.append(ev.matrix[np.asarray(idx, dtype=np.int64)])
         if not rows:
             return []
-        sims = np.concatenate(blocks) @ qvec
-        return self._ranked(rows, sims, hits, req, cap=None if req.groupByRecord else req.limit)
+        matrix = np.concatenate(blocks)
+        names = subject_names(s, record_ids)
+        stripped, free = self._subject_free(names, req.query)
+        return self._ranked(rows, matrix @ qvec, hits, req, cap=None if req.groupByRecord else req.limit,
+                            subject_free=free.cosines(matrix) if free is not None else None, keyword_query=stripped,
+                            subject=subject_words(names))
+
+    def _subject_free(self, names: list[str], query: str) -> tuple[str | None, SubjectFree | None]:
+        """The question without the records' ``names`` and its :class:`SubjectFree` cosine (None, None when the
+        records have no names or the question is nothing but them)."""
+        if not names:
+            return None, None
+        stripped = strip_subject(query, subject_words(names))
+        if not content_stems(stripped):
+            return None, None
+        vecs = self.embedder.embed([stripped, *names])
+        return stripped, SubjectFree(vecs[0], vecs[1:])
 
     def scoped_matches(self, s: Session, org_id: str, record_id: str, qvec: np.ndarray,
                        req: RecallRequest) -> list[dict[str, Any]]:
@@ -494,9 +701,11 @@ class Recall:
         return self._ranked(rows, from_blobs(blobs, emb.dim) @ qvec, hits, req)
 
     def _ranked(self, rows: list[dict[str, Any]], sims: np.ndarray, hits: list[list[str]],
-                req: RecallRequest, cap: int | None = None) -> list[dict[str, Any]]:
+                req: RecallRequest, cap: int | None = None, subject_free: np.ndarray | None = None,
+                keyword_query: str | None = None, subject: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
         """Score candidates (see :func:`score_parts`), apply the threshold, best first (at most ``cap``)."""
-        parts = score_parts(req.query, rows, sims, calibration_for(self.embedder.name), hybrid=req.hybrid)
+        parts = score_parts(req.query, rows, sims, calibration_for(self.embedder.name), hybrid=req.hybrid,
+                            subject_free=subject_free, keyword_query=keyword_query, subject=subject)
         floor = req.score_floor
         out = []
         for i in np.argsort(-parts["score"], kind="stable"):
