@@ -23,6 +23,7 @@ from memrelay.engine.core.embedder import Embedder, MemoEmbedder
 from memrelay.engine.core.errors import BadRequest, MemrelayError, NotFound, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, iso, utcnow
+from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.domain.extraction import ExtractedValue
 from memrelay.engine.domain.extraction.standard import OfflineExtraction
 from memrelay.engine.domain.extraction.standard import extract as offline_extract
@@ -50,7 +51,6 @@ from memrelay.engine.stores.db.models import (
 from memrelay.engine.stores.identity import Identifiers, require_record, resolve_record
 from memrelay.engine.stores.memory_store import (
     NewMemory,
-    company_of,
     memory_to_dict,
     provenance_entry,
     restore_memories,
@@ -58,7 +58,13 @@ from memrelay.engine.stores.memory_store import (
     store_memories,
 )
 from memrelay.engine.stores.outbox import emit
-from memrelay.engine.stores.properties import Provenance, lock_record, write_properties
+from memrelay.engine.stores.properties import (
+    PendingWrites,
+    Provenance,
+    apply_coerced,
+    load_current,
+    lock_record,
+)
 from memrelay.engine.stores.records import Records
 
 IDENTIFIER_FIELDS = ("email", "website_url", "websiteUrl", "website", "record_id", "recordId", "customKeyName",
@@ -266,8 +272,11 @@ class Memories:
         prov_tags = sorted(set(req.tags))
         with timer.stage("store"), self.db.session() as s:
             index_sync.check_embedder(s, org_id, emb)
-            rec = self.records.get_or_create(s, org_id, ids.model_copy(update={"type": entity_type}))
-            written = self._write_values(s, rec, extraction.values, ts, req)
+            # the type's row and its schema in one query; the record found (or created) under it
+            et_row, schema = self.collections.writable_type_and_schema(s, org_id, entity_type)
+            rec, created = self.records.find_or_create(s, org_id, ids.model_copy(update={"type": entity_type}),
+                                                       et_row)
+            written = self._write_values(s, rec, extraction.values, ts, req, schema=schema, new_record=created)
             expires_at = expiry(req.expiresAt, req.ttl, utcnow())
             spans = getattr(extraction, "spans", None) or [None] * len(extraction.facts)
             items = [NewMemory(rec, fact, vector, ts, source=req.source, speaker=req.speaker, tags=prov_tags,
@@ -305,7 +314,12 @@ class Memories:
                              details={"field": "type"})
         cache = {} if cache is None else cache
         if ("type", entity_type) not in cache:
-            cache[("type", entity_type)] = self.collections.active_entity_type(s, org_id, entity_type)
+            if collection is None:  # the type's row and its schema (the specs below) in one query
+                et_row, schema = self.collections.writable_type_and_schema(s, org_id, entity_type)
+                cache[("type", entity_type)] = et_row.name
+                cache.setdefault(("specs", et_row.name, None), [p for p in schema.values() if p.autoSystem])
+            else:
+                cache[("type", entity_type)] = self.collections.active_entity_type(s, org_id, entity_type)
         entity_type = cache[("type", entity_type)]
         key = ("specs", entity_type, collection.id if collection is not None else None)
         if key not in cache:
@@ -313,7 +327,7 @@ class Memories:
         specs = cache[key]
         if not describe:  # the caller names the records in bulk (subjects_of / companies_of)
             return entity_type, specs, existing.id if existing is not None else None, None
-        return entity_type, specs, subject_of(s, existing, ids), company_of(s, existing)
+        return entity_type, specs, *describe_record(s, existing, ids)
 
     def _memorize_messages(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]:
         """Chat input (offline extraction): each message memorized on its own with its author as speaker;
@@ -411,19 +425,30 @@ class Memories:
                                   author=req.speaker)
 
     def _write_values(self, s: Session, rec: Record, values: list[ExtractedValue], ts: datetime,
-                      req: MemorizeRequest) -> list[dict[str, Any]]:
-        """Apply extracted values (one provenance per confidence level) through write_properties."""
+                      req: MemorizeRequest, *, schema: dict[str, PropertySpec] | None = None,
+                      new_record: bool = False) -> list[dict[str, Any]]:
+        """Apply extracted values, one provenance per confidence level, as :func:`write_properties` would one
+        level after the other — but the current values are read once (not at all for a ``new_record``) and
+        the rows of every level are written together (one statement per table)."""
         if not values:
             return []
-        schema = self.collections.schema_for(s, rec.org_id, rec.entity_type)
+        if schema is None:
+            schema = self.collections.schema_for(s, rec.org_id, rec.entity_type)
         by_conf: dict[float, dict[str, Any]] = {}
         for v in values:
             if v.property_name in schema:
                 by_conf.setdefault(round(float(v.confidence), 3), {})[v.property_name] = v.value
+        coerced = {conf: {name: coerce(schema[name], value) for name, value in batch.items()}
+                   for conf, batch in by_conf.items()}
+        names = list(dict.fromkeys(name for batch in coerced.values() for name in batch))
+        current = load_current(s, [rec.id], names).get(rec.id, {}) if names and not new_record else {}
+        writes = PendingWrites()
         applied: set[str] = set()
-        for conf, batch in by_conf.items():
+        for conf, batch in coerced.items():
             prov = Provenance(source=req.source, source_event_id=req.sourceEventId, source_ts=ts, confidence=conf)
-            applied |= set(write_properties(s, rec, batch, schema, prov).applied)
+            applied |= set(apply_coerced(rec, batch, current, schema, prov, writes).applied)
+        s.flush()
+        writes.flush(s)
         return [{"name": v.property_name, "value": v.value, "confidence": round(float(v.confidence), 3),
                  "applied": v.property_name in applied} for v in values if v.property_name in schema]
 
@@ -582,6 +607,33 @@ def subject_of(s: Session, rec: Record | None, ids: Identifiers) -> str | None:
 
 
 _SUBJECT_PROPS = ["first_name", "last_name", "name", "deal_name", "company_name"]
+_COMPANY_PROPS = ["company_name", "company"]  # as memory_store.companies_of reads them
+
+
+def describe_record(s: Session, rec: Record | None, ids: Identifiers) -> tuple[str | None, str | None]:
+    """``(subject, company)``: :func:`subject_of` and :func:`~memrelay.engine.stores.memory_store.company_of`
+    of one record from ONE read of its name and company properties (its keys are read only when it has no
+    name property)."""
+    if rec is None:
+        return subject_of(s, None, ids), None
+    props: dict[str, Any] = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
+        PropertyValue.record_id == rec.id, PropertyValue.name.in_(sorted({*_SUBJECT_PROPS, *_COMPANY_PROPS})))).all())
+    named = _name_from(props)
+    if named is None:
+        keys = dict(s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
+            RecordKey.record_id == rec.id, RecordKey.key_name.in_(["email", "website_url"]))).all())
+        named = next((keys[n] for n in ("email", "website_url") if keys.get(n)), None)
+    company = None
+    if rec.entity_type != "company":
+        value = props.get("company_name") or props.get("company")
+        company = str(value).strip() if value and str(value).strip() else None
+    return named or ids.email or ids.website_url or ids.customKeyValue or None, company
+
+
+def _name_from(props: dict[str, Any]) -> str | None:
+    """How a record's name properties name it: first and last name, else name, else deal name."""
+    full = " ".join(str(props[k]) for k in ("first_name", "last_name") if props.get(k))
+    return next((str(c) for c in (full, props.get("name"), props.get("deal_name")) if c), None)
 
 
 def subjects_of(s: Session, record_ids: list[str]) -> dict[str, str]:
@@ -601,9 +653,7 @@ def subjects_of(s: Session, record_ids: list[str]) -> dict[str, str]:
             keys.setdefault(rid, {})[name] = value
     out: dict[str, str] = {}
     for rid in record_ids:
-        p = props.get(rid, {})
-        full = " ".join(str(p[k]) for k in ("first_name", "last_name") if p.get(k))
-        found = next((str(c) for c in (full, p.get("name"), p.get("deal_name")) if c), None)
+        found = _name_from(props.get(rid, {}))
         found = found or next((keys[rid][n] for n in ("email", "website_url") if keys.get(rid, {}).get(n)), None)
         if found:
             out[rid] = found

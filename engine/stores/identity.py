@@ -295,17 +295,20 @@ def resolve_record(s: Session, org_id: str, ids: Identifiers, entity_type: str |
 
 
 def resolve_live_or_deleted(s: Session, org_id: str, ids: Identifiers, entity_type: str, policy: KeyPolicy,
+                            *, read: dict[tuple[str, str, str | None], list[Record]] | None = None,
                             ) -> tuple[Record | None, Record | None]:
     """``(live, deleted)``: what :func:`resolve_record` answers for ``ids`` among live records, and — only
     when that is None — among all records including deleted ones, from ONE lookup per key.
 
     Each key's lookup reads its holders live first (then by creation), so its live rows are exactly the
     live lookup's; when no key has a live holder, every row read is deleted and in the order (and within
-    the limit) of the ``include_deleted`` lookup. Both answers therefore equal two separate resolutions."""
+    the limit) of the ``include_deleted`` lookup. Both answers therefore equal two separate resolutions.
+    ``read`` (optional, filled in) receives each lookup's holders: :func:`keys_held` tells from it which keys
+    the answer is known to hold."""
     keys = ids.keys()
     if len(keys) <= 1:
         policy = KeyPolicy()  # one key: it is the identity
-    read: dict[tuple[str, str, str | None], list[Record]] = {}
+    read = {} if read is None else read
 
     def every(name: str, value: str, exclude: str | None) -> list[Record]:
         if (name, value, exclude) not in read:
@@ -412,9 +415,20 @@ def claim_primary_key(rec: Record, keys: Sequence[tuple[str, str]], policy: KeyP
         rec.primary_key = primary_key_string(identity)[:512]
 
 
-def attach_keys(s: Session, record: Record, keys: list[tuple[str, str]], *, new_record: bool = False) -> None:
+def keys_held(read: dict[tuple[str, str, str | None], list[Record]], record_id: str) -> set[tuple[str, str]]:
+    """The keys whose lookups (as :func:`resolve_live_or_deleted` fills ``read``) returned ``record_id``: rows
+    of ``record_keys`` read in this transaction, so the record holds them."""
+    return {(name, value) for (name, value, _), rows in read.items() if any(r.id == record_id for r in rows)}
+
+
+def attach_keys(s: Session, record: Record, keys: list[tuple[str, str]], *, new_record: bool = False,
+                held: set[tuple[str, str]] | None = None) -> None:
     """Add the secondary keys a write carried (idempotent). ``new_record``: the record was created in this
-    transaction and holds no key yet (nothing to read)."""
+    transaction and holds no key yet (nothing to read). ``held``: keys already known (read in this
+    transaction) to be the record's; when they cover every key carried, nothing is read."""
+    todo = [(n, v) for n, v in keys if not (n == "record_id" and v == record.id)]
+    if not new_record and held is not None and all(k in held for k in todo):
+        return  # the common case: a write naming its record by the one key it was found by
     existing: set[tuple[str, str]] = set() if new_record else {
         (n, v) for n, v in s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
             RecordKey.record_id == record.id))}

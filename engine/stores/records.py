@@ -28,6 +28,7 @@ from memrelay.engine.stores.identity import (
     Identifiers,
     attach_keys,
     claim_primary_key,
+    keys_held,
     not_found,
     policy_of,
     primary_key_string,
@@ -68,6 +69,15 @@ def insert_record(s: Session, org_id: str, entity_type: str, primary_key: str) -
     return s.scalars(stmt).one_or_none()
 
 
+def _locked(s: Session, rec: Record) -> Record:
+    """``rec`` (read in this transaction) locked for read-modify-write: PostgreSQL reads it again FOR UPDATE;
+    a SQLite write transaction already holds the database's write lock (BEGIN IMMEDIATE), so the row read
+    in it is current and nothing else can change it — no second read."""
+    if s.get_bind().dialect.name == "sqlite":
+        return rec
+    return lock_record(s, rec.id)
+
+
 def _wanted_type(ids: Identifiers, entity_type: str | None) -> str:
     """The entity type a write names (given, in the identifiers, or inferred from them); 400 without one."""
     ids.require_any()
@@ -91,15 +101,20 @@ class Records:
         wanted = _wanted_type(ids, entity_type)
         return self._find_or_create(s, org_id, ids, self.collections.active_entity_type_row(s, org_id, wanted))[0]
 
+    def find_or_create(self, s: Session, org_id: str, ids: Identifiers, et_row: EntityType) -> tuple[Record, bool]:
+        """:meth:`get_or_create` within the (validated, active) entity type ``et_row`` a caller already read
+        (e.g. with its schema, :meth:`Collections.writable_type_and_schema`); also says whether the record was
+        created here (then it has no property yet)."""
+        return self._find_or_create(s, org_id, ids, et_row)
+
     def _find_or_create(self, s: Session, org_id: str, ids: Identifiers, et_row: EntityType) -> tuple[Record, bool]:
-        """:meth:`get_or_create` within the (validated, active) entity type ``et_row``; also says whether the
-        record was created here (then it has no property yet)."""
         et, policy, keys = et_row.name, policy_of(et_row), ids.keys()
-        rec, deleted = resolve_live_or_deleted(s, org_id, ids, et, policy)
+        read: dict[tuple[str, str, str | None], list[Record]] = {}
+        rec, deleted = resolve_live_or_deleted(s, org_id, ids, et, policy, read=read)
         if rec is not None:
-            rec = lock_record(s, rec.id)
+            rec = _locked(s, rec)
             claim_primary_key(rec, keys, policy)
-            attach_keys(s, rec, keys)
+            attach_keys(s, rec, keys, held=keys_held(read, rec.id))
             return rec, False
         if deleted is not None:
             raise NotFound("that record is deleted; cancel the deletion to write to it",
