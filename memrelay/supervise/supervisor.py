@@ -201,9 +201,9 @@ WORKER_PROCESS_NAME = "memrelay-worker"
 
 
 def _forked_worker() -> int:
-    from memrelay.cli.support import cli_settings
+    from memrelay.engine.core.settings import load_settings
 
-    return run_worker_process(cli_settings())
+    return run_worker_process(load_settings())  # a settings error: traceback and exit 1 (fork_child)
 
 
 STOP_TIMEOUT_S = 25.0
