@@ -20,9 +20,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -192,7 +192,7 @@ class EventLog:
         """Insert rows in one transaction (ON CONFLICT DO NOTHING); the ids that were stored. Committed on return."""
         with self.db.session() as s:
             dialect = s.get_bind().dialect.name
-            table = InboundEvent.__table__  # Core insert: no ORM bulk-insert bookkeeping per delivery
+            table = cast(Table, InboundEvent.__table__)  # Core insert: no ORM bulk-insert bookkeeping per delivery
             ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
             stmt = ins.on_conflict_do_nothing(index_elements=["source_id", "dedup_key"]).returning(table.c.id)
             stored = {row[0] for row in s.execute(stmt, rows)} if len(rows) == 1 else set()
