@@ -33,8 +33,9 @@ from memrelay.engine.core.errors import MemrelayError, NotFound, ValidationFaile
 from memrelay.engine.core.properties_types import PropertySpec
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain.coercion import coerce
-from memrelay.engine.domain.extraction.proactive import extract_facts
+from memrelay.engine.domain.extraction.proactive import Fact, extract_facts
 from memrelay.engine.domain.extraction.sentences import split_sentences
+from memrelay.engine.domain.extraction.standard import extract as offline_extract
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.index_sync import IndexWriter
 from memrelay.engine.memory.memories import (
@@ -547,6 +548,7 @@ class ManyOutcome:
     superseded: int = 0
     embed_calls: int = 0  # calls that reached the embedder for this batch's texts (1 unless it fell back)
     batched: int = 0  # requests that took the batch path (the others were memorized one by one)
+    pending: list[str] = field(default_factory=list)  # created memories left for the caller to push to the index
 
 
 @dataclass
@@ -560,6 +562,7 @@ class _Planned:
     company: str | None
     schema: dict[str, PropertySpec] = field(default_factory=dict)  # the entity type's (values outside it are dropped)
     extraction: ExtractedContent | None = None
+    facts: list[Fact] | None = None  # the offline extraction's facts, computed once (see _texts_to_embed)
 
 
 class _CountingEmbedder:
@@ -590,18 +593,33 @@ def _batchable(memories: Memories, req: MemorizeRequest) -> bool:
 
 def _texts_to_embed(plan: _Planned) -> list[str]:
     """The texts the offline extraction and the facts of ``plan`` will embed (extra ones cost only time; a
-    missing one is embedded on its own later), so the whole batch is embedded in one call."""
+    missing one is embedded on its own later), so the whole batch is embedded in one call. The facts are kept
+    on ``plan`` for :func:`_extract_planned`, which would otherwise extract them a second time."""
     req = plan.req
     if req.verbatim:
         return [" ".join(req.content.split())]
-    facts = [f.text for f in extract_facts(req.content, subject=plan.subject, ts=plan.ts,
-                                           entity_type=plan.entity_type, company=plan.company, author=req.speaker)]
+    plan.facts = extract_facts(req.content, subject=plan.subject, ts=plan.ts, entity_type=plan.entity_type,
+                               company=plan.company, author=req.speaker)
+    facts = [f.text for f in plan.facts]
     if plan.specs and req.max_properties != 0 and facts:
         return facts + split_sentences("\n".join(facts))
     return facts
 
 
-def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest]) -> ManyOutcome:
+def _extract_planned(memories: Memories, org_id: str, plan: _Planned, emb: Embedder) -> ExtractedContent:
+    """:meth:`Memories._extract` of a planned request, handing the offline extraction the facts already
+    extracted for it (a batchable request is verbatim or extracted offline: see :func:`_batchable`)."""
+    req = plan.req
+    if req.verbatim or plan.facts is None or (req.enhanced and memories.extractor is not None):
+        return memories._extract(org_id, req, plan.specs, plan.ts, plan.subject, embedder=emb,
+                                 entity_type=plan.entity_type, company=plan.company)
+    return offline_extract(req.content, plan.specs, plan.ts, plan.subject, entity_type=plan.entity_type,
+                           embedder=emb, max_properties=req.max_properties, company=plan.company,
+                           author=req.speaker, facts=plan.facts)
+
+
+def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest], *,
+                  push_index: bool = True) -> ManyOutcome:
     """The same as ``[memories.memorize(org_id, r) for r in reqs]`` — same memories, dedup, supersession,
     properties, provenance and events — done as a batch: one read transaction to resolve the records, the
     offline extraction of every request, one embedder call for all their texts, and one write transaction
@@ -609,7 +627,11 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest]) 
 
     A request that cannot be batched (see :func:`_batchable`) is memorized on its own; one that fails is
     that request's error. If the write transaction fails, every request of the batch is retried one by one
-    (so one bad record never loses the others' memories)."""
+    (so one bad record never loses the others' memories).
+
+    ``push_index=False`` (bulk callers: a backfill pushes once at its end) leaves the batch's memories pending
+    in SQL and lists them in ``ManyOutcome.pending``; pending rows are indexed by whoever pushes them or, failing
+    that, by :meth:`~memrelay.engine.memory.index_sync.MemoryIndex.reconcile`."""
     out = ManyOutcome(results=[{} for _ in reqs])
     counting = _CountingEmbedder(memories.embedder)
     emb = MemoEmbedder(counting)
@@ -657,8 +679,7 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest]) 
     ready: list[_Planned] = []
     for plan in plans:
         try:
-            plan.extraction = memories._extract(org_id, plan.req, plan.specs, plan.ts, plan.subject, embedder=emb,
-                                                entity_type=plan.entity_type, company=plan.company)
+            plan.extraction = _extract_planned(memories, org_id, plan, emb)
         except MemrelayError as exc:
             out.results[plan.index] = exc
             continue
@@ -674,8 +695,10 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest]) 
         created = []
     else:
         out.batched = len(ready)
-    if created:
+    if created and push_index:
         memories.index.sync_after_commit(index=created, flush_now=False)
+    elif created:
+        out.pending += created
     for i in sorted(singles):
         try:
             one = memories.memorize(org_id, reqs[i])

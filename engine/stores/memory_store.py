@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob
@@ -29,8 +29,11 @@ from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain import semantics
 from memrelay.engine.domain.extraction.keywords import tokens
 from memrelay.engine.stores.db.database import rowcount
-from memrelay.engine.stores.db.models import IndexTombstone, Memory, PropertyValue, Record
-from memrelay.engine.stores.outbox import emit
+from memrelay.engine.stores.db.models import IndexTombstone, Memory, OutboxEvent, PropertyValue, Record
+from memrelay.engine.stores.outbox import outbox_row
+
+MEMORIES = cast(Table, Memory.__table__)
+OUTBOX = cast(Table, OutboxEvent.__table__)
 
 # Pairs below this cosine cannot be near-verbatim duplicates; skips the facet comparison for most pairs.
 DEDUP_PREFILTER = 0.75
@@ -53,6 +56,47 @@ class NewMemory:
     span: tuple[int, int] | None = None  # offsets of the statement in the memorized content (provenance)
 
 
+@dataclass(slots=True)
+class FreshMemory:
+    """A memory row being written by :func:`store_memories`: the attributes of :class:`Memory` that dedup and
+    supersession read and change, as a plain object (no ORM instrumentation), inserted once it is final."""
+
+    id: str
+    org_id: str
+    record_id: str
+    entity_type: str
+    text: str
+    speaker: str | None
+    tags: list[Any]
+    source: str | None
+    ts: datetime
+    created_at: datetime
+    updated_at: datetime
+    embedding: bytes | None
+    embedder: str | None
+    topic: str | None
+    seen_count: int
+    provenance: list[Any]
+    meta: dict[str, Any] | None
+    expires_at: datetime | None
+    index_state: str = "pending"
+    superseded_by: str | None = None
+    superseded_at: datetime | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The row as column values of the memories table."""
+        return {"id": self.id, "org_id": self.org_id, "record_id": self.record_id, "entity_type": self.entity_type,
+                "text": self.text, "speaker": self.speaker, "tags": self.tags, "source": self.source, "ts": self.ts,
+                "created_at": self.created_at, "updated_at": self.updated_at, "embedding": self.embedding,
+                "embedder": self.embedder, "topic": self.topic, "seen_count": self.seen_count,
+                "provenance": self.provenance, "superseded_by": self.superseded_by,
+                "superseded_at": self.superseded_at, "index_state": self.index_state, "deleted_at": None,
+                "purge_after": None, "metadata": self.meta, "expires_at": self.expires_at}
+
+
+_Row = Memory | FreshMemory  # a live memory: stored (ORM) or being written by this call
+
+
 @dataclass
 class StoreOutcome:
     created: list[str] = field(default_factory=list)
@@ -62,7 +106,7 @@ class StoreOutcome:
 
 @dataclass
 class _Live:
-    row: Memory
+    row: _Row
     vector: np.ndarray
 
 
@@ -89,10 +133,17 @@ def memory_to_dict(m: Memory) -> dict[str, Any]:
 
 
 def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: int) -> StoreOutcome:
-    """Dedup, supersede and insert ``items`` (pending indexing) in the caller's transaction."""
+    """Dedup, supersede and insert ``items`` (pending indexing) in the caller's transaction.
+
+    The new rows and their events are written set-based once every item is decided (one multi-row INSERT for
+    the memories, one for the outbox, events in the order they happened); a new row deduplicated or superseded
+    by a later item of the same call is written in its final state. Existing memories (bumped or superseded)
+    are updated through the session as before."""
     out = StoreOutcome()
     if not items:
         return out
+    fresh: list[FreshMemory] = []  # new rows, inserted together at the end
+    events: list[dict[str, Any]] = []
     record_ids = list({it.record.id for it in items})
     pools = _live_pools(s, items[0].record.org_id, record_ids, dim)
     subjects: dict[str, frozenset[str]] | None = None  # read on the first contradiction only
@@ -103,28 +154,41 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
         sims = np.array([float(np.dot(p.vector, it.vector)) for p in pool], dtype=np.float32)
         dup = _find_duplicate(pool, sims, it.text)
         if dup is not None:
-            _bump(s, dup.row, it, ts, now)
+            _bump(events, dup.row, it, ts, now)
             out.duplicates.append(dup.row.id)
             continue
-        row = Memory(id=new_id("mem"), org_id=it.record.org_id, record_id=it.record.id,
-                     entity_type=it.record.entity_type, text=it.text, speaker=it.speaker, tags=list(it.tags),
-                     source=it.source, ts=ts, created_at=now, updated_at=now, embedding=to_blob(it.vector),
-                     embedder=embedder, topic=semantics.topic_of(it.text), seen_count=1,
-                     provenance=[provenance_entry(it.source, ts, event_id=it.event_id, speaker=it.speaker,
-                                                  span=it.span)],
-                     index_state="pending", meta=dict(it.metadata) if it.metadata else None,
-                     expires_at=it.expires_at)
-        s.add(row)
+        row = FreshMemory(id=new_id("mem"), org_id=it.record.org_id, record_id=it.record.id,
+                          entity_type=it.record.entity_type, text=it.text, speaker=it.speaker, tags=list(it.tags),
+                          source=it.source, ts=ts, created_at=now, updated_at=now, embedding=to_blob(it.vector),
+                          embedder=embedder, topic=semantics.topic_of(it.text), seen_count=1,
+                          provenance=[provenance_entry(it.source, ts, event_id=it.event_id, speaker=it.speaker,
+                                                       span=it.span)],
+                          meta=dict(it.metadata) if it.metadata else None, expires_at=it.expires_at)
+        fresh.append(row)
         out.created.append(row.id)
         if subjects is None and semantics.topics_of(row.text) and pool:
             subjects = subject_words(s, record_ids)
-        out.superseded += _supersede(s, pool, sims, row, now, (subjects or {}).get(row.record_id, frozenset()))
+        out.superseded += _supersede(events, pool, sims, row, now,
+                                     (subjects or {}).get(row.record_id, frozenset()))
         if row.superseded_by is None:
             pool.append(_Live(row, it.vector))
-        emit(s, row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
-                                               "type": row.entity_type, "change": "created",
-                                               "supersededBy": row.superseded_by})
+        events.append(outbox_row(row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
+                                                                "type": row.entity_type, "change": "created",
+                                                                "supersededBy": row.superseded_by}))
+    _insert(s, fresh, events)
     return out
+
+
+def _insert(s: Session, rows: list[FreshMemory], events: list[dict[str, Any]]) -> None:
+    """Write new memory rows (in their final state) and outbox events with one executemany INSERT each."""
+    if not rows and not events:
+        return
+    s.flush()  # records created earlier in this transaction (the memories' foreign key) reach the database first
+    conn = s.connection()
+    if rows:
+        conn.execute(insert(MEMORIES), [r.values() for r in rows])
+    if events:
+        conn.execute(insert(OUTBOX), events)
 
 
 def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dict[str, list[_Live]]:
@@ -148,7 +212,7 @@ def _find_duplicate(pool: list[_Live], sims: np.ndarray, text: str) -> _Live | N
     return None
 
 
-def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -> None:
+def _bump(events: list[dict[str, Any]], row: _Row, it: NewMemory, ts: datetime, now: datetime) -> None:
     if it.event_id and any(p.get("eventId") == it.event_id for p in row.provenance or []):
         return  # the same source event again (redelivery, replay, retried job): it counts once
     row.seen_count = (row.seen_count or 1) + 1
@@ -162,17 +226,18 @@ def _bump(s: Session, row: Memory, it: NewMemory, ts: datetime, now: datetime) -
     if ts > (as_aware(row.ts) or ts):
         row.ts = ts  # re-confirmed later: the fact is as fresh as its latest statement
     row.updated_at = now
-    emit(s, row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id, "type": row.entity_type,
-                                           "change": "seen_again", "seenCount": row.seen_count})
+    events.append(outbox_row(row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
+                                                            "type": row.entity_type, "change": "seen_again",
+                                                            "seenCount": row.seen_count}))
 
 
-def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now: datetime,
+def _supersede(events: list[dict[str, Any]], pool: list[_Live], sims: np.ndarray, row: FreshMemory, now: datetime,
                subject: frozenset[str] = frozenset()) -> list[str]:
     """Apply fresh-fact precedence between ``row`` and the live memories it contradicts."""
     if not semantics.topics_of(row.text):
         return []
     superseded: list[str] = []
-    newer_than_row: list[Memory] = []
+    newer_than_row: list[_Row] = []
     for live, cos in zip(list(pool), sims, strict=True):
         old = live.row
         if as_aware(old.ts) == as_aware(row.ts) or not semantics.shares_topic(old.text, row.text):
@@ -188,9 +253,9 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
             old.superseded_by, old.superseded_at, old.updated_at = row.id, now, now
             pool.remove(live)
             superseded.append(old.id)
-            emit(s, old.org_id, "memory.updated", {"memoryId": old.id, "recordId": old.record_id,
-                                                   "type": old.entity_type, "change": "superseded",
-                                                   "supersededBy": row.id})
+            events.append(outbox_row(old.org_id, "memory.updated", {"memoryId": old.id, "recordId": old.record_id,
+                                                                    "type": old.entity_type, "change": "superseded",
+                                                                    "supersededBy": row.id}))
         else:
             newer_than_row.append(old)
     if newer_than_row:
@@ -200,7 +265,7 @@ def _supersede(s: Session, pool: list[_Live], sims: np.ndarray, row: Memory, now
     return superseded
 
 
-def _mark_stale_topics(older: Memory, newer: Memory, topics: list[str], now: datetime) -> None:
+def _mark_stale_topics(older: _Row, newer: _Row, topics: list[str], now: datetime) -> None:
     """Record in ``older``'s provenance that ``newer`` replaced its value on ``topics`` while ``older`` stays live
     (it holds other claims): explain/history can show it, nothing is hidden."""
     entry = {"source": "supersession", "timestamp": iso(as_aware(newer.ts)), "at": iso(now),

@@ -56,10 +56,16 @@ class OfflineExtraction:
 
 def extract(content: str, specs: list[PropertySpec], ts: datetime, subject: str | None, *,
             entity_type: str | None = None, embedder: Any = None, max_properties: int | None = None,
-            company: str | None = None, author: str | None = None) -> OfflineExtraction:
+            company: str | None = None, author: str | None = None,
+            facts: list[Fact] | None = None) -> OfflineExtraction:
     """Offline proactive extraction of ``content`` about the record named ``subject`` (of ``company``), written or
-    said by ``author`` when known."""
-    facts = extract_facts(content, subject=subject, ts=ts, entity_type=entity_type, company=company, author=author)
+    said by ``author`` when known.
+
+    ``facts``: what :func:`extract_facts` already returned for these same arguments (batch paths compute them once
+    to embed every text of a batch in one call); None extracts them here."""
+    if facts is None:
+        facts = extract_facts(content, subject=subject, ts=ts, entity_type=entity_type, company=company,
+                              author=author)
     kind = facts[0].kind if facts else "document"
     values: list[ExtractedValue] = []
     if specs and max_properties != 0:
