@@ -117,7 +117,10 @@ def bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[B
     s.flush()
     # Records created in this chunk have no values yet: read current values only for pre-existing ones
     # (on a bulk load this skips the query entirely, and stale planner statistics cannot bite).
-    current = load_current(s, [rec.id for _, rec in order if rec.id in existed])
+    # Of those, only records with something to write, and only the properties written (apply_coerced reads no other).
+    todo = [rec.id for p, rec in order if rec.id in existed and p.coerced]
+    names = sorted({n for p, rec in order if rec.id in existed for n in p.coerced})
+    current = load_current(s, todo, names) if todo else {}
     for p, rec in order:
         created_now = rec.version == 0
         cur, schema = current.setdefault(rec.id, {}), schemas[p.entity_type]
