@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -360,6 +362,9 @@ def answer_kinds(rows: list[dict[str, Any]], asked: frozenset[str], subject: fro
 # norm divides its dot product (floored at SUBJECT_MIN_NORM: a memory that is nothing but the names has no content
 # to compare). The cosine recall calibrates is the blend (1 - SUBJECT_FREE_WEIGHT) x cosine + SUBJECT_FREE_WEIGHT x
 # subject-free cosine; org-wide recall, and a question that is nothing but the names, keep the plain cosine.
+# Per record, the names, their words and the basis of their vectors are cached with the record's memory vectors
+# (EntityVectorCache.subject, re-read when a write changes the record's properties or keys), and a question that
+# names none of them is not embedded again: a warm scoped recall embeds the question once and reads no names.
 SUBJECT_FREE_WEIGHT = 1.0
 SUBJECT_MIN_NORM = 0.5
 SUBJECT_PROPERTIES = ("first_name", "last_name", "name", "full_name", "company_name", "company", "domain",
@@ -421,13 +426,19 @@ def strip_subject(query: str, words: frozenset[str]) -> str:
     return " ".join(re.sub(r"(?<=\s)&(?=\s)", " ", out).split())
 
 
+def name_basis(name_vecs: np.ndarray, dim: int) -> np.ndarray:
+    """An orthonormal ``(dim, k)`` basis of the span of the (non-zero) name vectors."""
+    names = np.asarray(name_vecs, dtype=np.float64).reshape(-1, dim)
+    names = names[np.linalg.norm(names, axis=1) > 0]
+    return np.linalg.qr(names.T)[0] if len(names) else np.zeros((dim, 0))
+
+
 class SubjectFree:
     """The subject-free cosine of one scoped question: ``cosines(matrix)`` for unit memory vectors (see above)."""
 
-    def __init__(self, query_vec: np.ndarray, name_vecs: np.ndarray):
-        names = np.asarray(name_vecs, dtype=np.float64)
-        names = names[np.linalg.norm(names, axis=1) > 0]
-        basis = np.linalg.qr(names.T)[0] if len(names) else np.zeros((len(query_vec), 0))
+    def __init__(self, query_vec: np.ndarray, name_vecs: np.ndarray | None, basis: np.ndarray | None = None):
+        if basis is None:
+            basis = name_basis(np.asarray(name_vecs), len(query_vec))
         q = np.asarray(query_vec, dtype=np.float64)
         q = q - basis @ (basis.T @ q)
         norm = float(np.linalg.norm(q))
@@ -496,12 +507,43 @@ class DeepMode(Protocol):
                fast_search: Callable[[str], list[dict[str, Any]]]) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class _Subject:
+    """The names scoped records go by (see :func:`subject_names`), their words and the basis of their vectors."""
+
+    names: tuple[str, ...]
+    words: frozenset[str]
+    vecs: np.ndarray
+    basis: np.ndarray
+
+    @staticmethod
+    def of(names: list[str], emb: Embedder) -> _Subject:
+        vecs = np.asarray(emb.embed(names), dtype=np.float64).reshape(-1, emb.dim) if names else \
+            np.zeros((0, emb.dim))
+        return _Subject(tuple(names), subject_words(names), vecs, name_basis(vecs, emb.dim))
+
+    @staticmethod
+    def merge(parts: list[_Subject], dim: int) -> _Subject:
+        seen: dict[str, np.ndarray] = {}
+        for p in parts:
+            for name, vec in zip(p.names, p.vecs, strict=True):
+                seen.setdefault(name, vec)
+        names = sorted(seen, key=len, reverse=True)
+        vecs = np.array([seen[n] for n in names]).reshape(-1, dim)
+        return _Subject(tuple(names), subject_words(names), vecs, name_basis(vecs, dim))
+
+
+def _subject_of(s: Session, record_id: str, emb: Embedder) -> _Subject:
+    return _Subject.of(subject_names(s, [record_id]), emb)
+
+
 class Recall:
     """Semantic recall over an org's memories (``deep`` is None without an LLM)."""
 
     def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, deep: DeepMode | None = None):
         self.db, self.embedder, self.index, self.deep = db, embedder, index, deep
         self.cache = EntityVectorCache()
+        self.subject_cache = True  # cache the records' names and name basis with their vectors (False: bench only)
         self.exact = ExactOrgIndex()
 
     # --- smart recall ------------------------------------------------------------------------
@@ -581,8 +623,9 @@ class Recall:
         blocks: list[np.ndarray] = []
         hits: list[list[str]] = []
         keep = _Keep(req)
+        stamps: dict[str, tuple[Any, ...]] = {}
         for rid in record_ids[:MAX_SCOPE]:
-            ev = self.cache.get(s, org_id, rid, embedder=emb.name, dim=emb.dim)
+            ev, stamps[rid] = self.cache.lookup(s, org_id, rid, embedder=emb.name, dim=emb.dim)
             if keep.trivial:  # no tags or filters: supersession and expiry only (the common case, kept cheap)
                 live = range(len(ev.rows)) if req.include_superseded else np.flatnonzero(ev.live).tolist()
                 idx = [i for i in live if req.include_expired or ev.rows[i].get("expiresAt") is None
@@ -596,22 +639,36 @@ class Recall:
         if not rows:
             return []
         matrix = np.concatenate(blocks)
-        names = subject_names(s, record_ids)
-        stripped, free = self._subject_free(names, req.query)
+        subject = self._subject(s, org_id, record_ids[:MAX_SCOPE], stamps)
+        stripped, free = self._subject_free(subject, req.query, qvec)
         return self._ranked(rows, matrix @ qvec, hits, req, cap=None if req.groupByRecord else req.limit,
                             subject_free=free.cosines(matrix) if free is not None else None, keyword_query=stripped,
-                            subject=subject_words(names))
+                            subject=subject.words)
 
-    def _subject_free(self, names: list[str], query: str) -> tuple[str | None, SubjectFree | None]:
-        """The question without the records' ``names`` and its :class:`SubjectFree` cosine (None, None when the
-        records have no names or the question is nothing but them)."""
-        if not names:
+    def _subject(self, s: Session, org_id: str, record_ids: list[str],
+                 stamps: dict[str, tuple[Any, ...]]) -> _Subject:
+        """The records' names, their words, vectors and basis; each record's cached with its vectors (see
+        EntityVectorCache.subject: recomputed when the record's properties or keys change)."""
+        emb = self.embedder
+        if not self.subject_cache:
+            return _Subject.of(subject_names(s, record_ids), emb)
+        tag = f"{emb.name}/{emb.dim}"
+        per = [self.cache.subject(org_id, rid, stamps[rid], tag, partial(_subject_of, s, rid, emb))
+               for rid in record_ids]
+        return per[0] if len(per) == 1 else _Subject.merge(per, emb.dim)
+
+    def _subject_free(self, subject: _Subject, query: str,
+                      qvec: np.ndarray) -> tuple[str | None, SubjectFree | None]:
+        """The question without the records' names and its :class:`SubjectFree` cosine (None, None when the
+        records have no names or the question is nothing but them). ``qvec``: the question's vector, reused when
+        stripping the names leaves it unchanged."""
+        if not subject.names:
             return None, None
-        stripped = strip_subject(query, subject_words(names))
+        stripped = strip_subject(query, subject.words)
         if not content_stems(stripped):
             return None, None
-        vecs = self.embedder.embed([stripped, *names])
-        return stripped, SubjectFree(vecs[0], vecs[1:])
+        svec = qvec if stripped == query else self.embedder.embed([stripped])[0]
+        return stripped, SubjectFree(svec, None, basis=subject.basis)
 
     def scoped_matches(self, s: Session, org_id: str, record_id: str, qvec: np.ndarray,
                        req: RecallRequest) -> list[dict[str, Any]]:

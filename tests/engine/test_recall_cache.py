@@ -1,0 +1,110 @@
+"""Scoped recall caches the record's names and their vector basis with the record's vectors (issue 16, scoped
+recall p50): the names are read and embedded once per record, and read again when a write changes them — a
+property write (name, company) or a new key (website) — so a cached recall always scores like an uncached one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from memrelay.engine.memory import recall as recall_module
+from memrelay.engine.stores.identity import Identifiers
+from memrelay.engine.stores.properties import Provenance
+from tests.engine.test_memories import memorize, recall
+
+EMAIL = "e.lis@nordpost.example"
+QUESTION = "Where is Orbis Metalworks based?"
+FACTS = (
+    "At Orbis Metalworks, 9 KAMs.",
+    "At Orbis Metalworks, his father still comes in on Fridays.",
+    "Orbis Metalworks is a family-owned metal parts manufacturer in Gdansk, founded in 1994.",
+)
+
+
+def _explained(api: Any, engine: Any, *, cached: bool) -> dict[str, tuple[float, float]]:
+    """memory text -> (subjectFreeCosine, score) of the scoped recall, with or without the names cache."""
+    engine.recall.subject_cache = cached
+    try:
+        out = recall(api, QUESTION, email=EMAIL, limit=10, explain=True)["results"]
+    finally:
+        engine.recall.subject_cache = True
+    return {r["text"]: (round(r["explain"]["subjectFreeCosine"], 6), round(r["score"], 6)) for r in out}
+
+
+@pytest.fixture()
+def lis(api: Any, engine: Any) -> None:
+    engine.records.upsert(
+        api.org_id, Identifiers(type="contact", email=EMAIL), {"first_name": "Ewa"}, Provenance(source="crm")
+    )
+    for text in FACTS:
+        memorize(api, text, email=EMAIL, type="contact", timestamp="2026-01-05T12:00:00Z")
+
+
+def _count_name_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    real = recall_module.subject_names
+
+    def counting(s: Any, record_ids: list[str]) -> list[str]:
+        calls.append(list(record_ids))
+        return real(s, record_ids)
+
+    monkeypatch.setattr(recall_module, "subject_names", counting)
+    return calls
+
+
+def test_names_are_read_once_and_again_after_a_property_write(
+    api: Any, engine: Any, lis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_name_reads(monkeypatch)
+    before = _explained(api, engine, cached=True)
+    assert _explained(api, engine, cached=True) == before
+    assert len(calls) == 1  # the second recall used the cached names
+    assert _explained(api, engine, cached=False) == before
+
+    # the company name is a property: writing it changes the names (no memory is written)
+    engine.records.upsert(
+        api.org_id,
+        Identifiers(type="contact", email=EMAIL),
+        {"company_name": "Orbis Metalworks"},
+        Provenance(source="crm"),
+    )
+    after = _explained(api, engine, cached=True)
+    assert after == _explained(api, engine, cached=False)
+    assert after != before  # "Orbis Metalworks" is now the record's own name, stripped from the question
+    n = len(calls)
+    assert _explained(api, engine, cached=True) == after
+    assert len(calls) == n
+
+
+def test_a_new_key_changes_the_names(api: Any, engine: Any, lis: None) -> None:
+    before = _explained(api, engine, cached=True)
+    # the website's host label ("orbis-metalworks") becomes one of the record's names
+    engine.records.upsert(
+        api.org_id,
+        Identifiers(type="contact", email=EMAIL, website_url="https://www.orbis-metalworks.example"),
+        {},
+        Provenance(source="crm"),
+    )
+    after = _explained(api, engine, cached=True)
+    assert after == _explained(api, engine, cached=False)
+    assert after != before
+
+
+def test_a_question_without_the_names_is_embedded_once(
+    api: Any, engine: Any, lis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recall(api, "pricing for the analytics product", email=EMAIL, limit=5)  # names cached
+    texts: list[list[str]] = []
+    emb = engine.recall.embedder
+    real = emb.embed
+
+    def counting(batch: list[str]) -> Any:
+        texts.append(list(batch))
+        return real(batch)
+
+    monkeypatch.setattr(emb, "embed", counting)
+    recall(api, "Which city are they in?", email=EMAIL, limit=5)
+    assert texts == [["Which city are they in?"]]
+    recall(api, "Where is Ewa based?", email=EMAIL, limit=5)  # the name is stripped: the rest is embedded
+    assert texts[1:] == [["Where is Ewa based?"], ["Where is based?"]]
