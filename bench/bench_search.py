@@ -2,13 +2,17 @@
 
 Loads N contacts x 10 properties straight into records/property_values (bulk SQL: this bench measures
 reads, bench_structured.py measures writes) and the same rows into one wide table with an index per
-filtered column. For each shape, in one run, it prints:
+filtered column. For each shape, in one run (memrelay and raw sampled alternately), it prints:
   memrelay default  search_page (page of 50 + count bounded at COUNT_CAP, totalIsExact)
   memrelay exact    search_page(count_limit=None)  (includeTotal: true; what every search paid before)
   raw page+bounded  SELECT id ... ORDER BY id LIMIT 51 and count(*) over at most COUNT_CAP ids
   raw exact         the same page and an exact count(*)
 
-Usage: .venv/bin/python bench/bench_search.py [--records 100000] [--database-url postgresql://...]
+It also prints the SQL statements one memrelay search executes (counted with a before_cursor_execute listener).
+
+Usage: .venv/bin/python bench/bench_search.py [--records 100000] [--database-url postgresql://.../bench_x]
+On PostgreSQL the bench resets the public schema of the database it is given, so it refuses a database whose
+name does not start with ``bench`` (create one: ``CREATE DATABASE bench_search``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, make_url, text
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
@@ -75,13 +79,16 @@ def load(eng: Services, org: str, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def p50(fn: Callable[[], object], n: int) -> float:
-    samples = []
+def p50s(a: Callable[[], object], b: Callable[[], object], n: int) -> tuple[float, float]:
+    """The p50 (ms) of ``a`` and of ``b``, sampled alternately so that both see the same load (the machine is
+    shared: only the ratio is meaningful)."""
+    samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1000
+        for fn, out in ((a, samples[0]), (b, samples[1])):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return statistics.median(samples[0]) * 1000, statistics.median(samples[1]) * 1000
 
 
 def main() -> None:
@@ -94,6 +101,8 @@ def main() -> None:
     eng = Services(Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused",
                             log_json=False))
     if eng.db.dialect == "postgresql":
+        if not (make_url(args.database_url).database or "").startswith("bench"):
+            raise SystemExit("refusing to reset the public schema of a database not named bench*")
         with eng.db.engine.begin() as c:
             c.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     eng.migrate()
@@ -127,16 +136,23 @@ def main() -> None:
                 inner = f"SELECT id FROM bench_raw WHERE {where}" + (f" LIMIT {COUNT_CAP}" if bounded else "")
                 c.exec_driver_sql(f"SELECT count(*) FROM ({inner}) AS m").scalar()
 
-        default_ms = p50(lambda: memrelay(COUNT_CAP), args.queries)
+        statements: list[str] = []
+
+        def count(*args: object, statements: list[str] = statements) -> None:
+            statements.append(str(args[2]))
+
+        memrelay(COUNT_CAP)  # warm (parsed schema cached), then count one search's statements
+        event.listen(eng.db.read_engine, "before_cursor_execute", count)
+        memrelay(COUNT_CAP)
+        event.remove(eng.db.read_engine, "before_cursor_execute", count)
+        default_ms, raw_bounded = p50s(lambda: memrelay(COUNT_CAP), lambda: raw(True), args.queries)
         shown = found
-        exact_ms = p50(lambda: memrelay(None), max(5, args.queries // 5))
-        raw_bounded = p50(lambda: raw(True), args.queries)
-        raw_exact = p50(lambda: raw(False), max(5, args.queries // 5))
+        exact_ms, raw_exact = p50s(lambda: memrelay(None), lambda: raw(False), max(5, args.queries // 5))
         assert shown is not None and found is not None
         print(f"  {name:30} memrelay {default_ms:7.2f} ms (total {shown.total:,}{'' if shown.total_is_exact else '+'})"
               f" vs raw page+bounded count {raw_bounded:6.2f} ms = {default_ms / raw_bounded:4.1f}x"
               f" | exact count: memrelay {exact_ms:7.2f} ms (total {found.total:,}) vs raw {raw_exact:6.2f} ms"
-              f" = {exact_ms / raw_exact:4.1f}x")
+              f" = {exact_ms / raw_exact:4.1f}x | {len(statements)} statements per search")
     eng.close()
 
 

@@ -317,21 +317,21 @@ class Collections:
         Parsed schemas are cached per process and revalidated with one cheap query (count, newest
         change), so a change made by any process is seen immediately."""
         et = normalise_entity_type(entity_type)
-        return self._schema(s, org_id, et, tuple(s.execute(select(*_schema_stamp(org_id, et))).one()))
+        return self.schema_from_stamp(s, org_id, et, tuple(s.execute(select(*schema_stamp(org_id, et))).one()))
 
     def writable_type_and_schema(self, s: Session, org_id: str, name: str,
                                  ) -> tuple[EntityType, dict[str, PropertySpec]]:
         """:meth:`active_entity_type_row` and :meth:`schema_for` of it, in ONE query when ``name`` is an
         active type's own name: the schema's revalidation stamp is read with the entity type's row."""
         wanted = normalise_entity_type(name)
-        row = s.execute(select(EntityType, *_schema_stamp(org_id, wanted)).where(
+        row = s.execute(select(EntityType, *schema_stamp(org_id, wanted)).where(
             EntityType.org_id == org_id, EntityType.name == wanted)).one_or_none()
         if row is None or row[0].archived_at is not None:  # an alias, or a 422
             et = self.active_entity_type_row(s, org_id, name)
             return et, self.schema_for(s, org_id, et.name)
-        return row[0], self._schema(s, org_id, wanted, tuple(row[1:]))
+        return row[0], self.schema_from_stamp(s, org_id, wanted, tuple(row[1:]))
 
-    def _schema(self, s: Session, org_id: str, et: str, stamp: tuple[Any, ...]) -> dict[str, PropertySpec]:
+    def schema_from_stamp(self, s: Session, org_id: str, et: str, stamp: tuple[Any, ...]) -> dict[str, PropertySpec]:
         """The parsed schema of ``et`` from the cache when ``stamp`` (read in this transaction) still matches."""
         hit = self._schemas.get((org_id, et))
         if hit is not None and hit[0] == stamp:
@@ -371,7 +371,7 @@ class Collections:
                                     "archived": c.archived_at is not None}))
 
 
-def _schema_stamp(org_id: str, entity_type: str) -> tuple[Any, ...]:
+def schema_stamp(org_id: str, entity_type: str) -> tuple[Any, ...]:
     """Scalar subqueries that change whenever any collection of the type changes (in any process): how many,
     the sum of their versions, the newest change."""
     scope = (Collection.org_id == org_id, Collection.entity_type == entity_type)

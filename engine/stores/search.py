@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from memrelay.engine.core.errors import BadRequest, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 from memrelay.engine.domain.coercion import ARRAY_SEP
-from memrelay.engine.stores.collections import Collections
+from memrelay.engine.stores.collections import Collections, normalise_entity_type, schema_stamp
 from memrelay.engine.stores.db.models import Collection, EntityType, PropertyValue, Record, RecordKey
 from memrelay.engine.stores.identity import CUSTOM, Identifiers, normalise_email, normalise_url
 
@@ -176,6 +176,50 @@ def _leaf(build: Callable[[Any], Select[Any]], entity: Any, drive: int) -> IdSet
     return IdSet(build(entity), member, drive)
 
 
+@dataclass(frozen=True)
+class _OrgFacts:
+    """What a search needs to know about its org, read in ONE statement (no cache to invalidate): the resolved
+    entity type and its schema, every type of the org with its declared keys, the custom keys of the
+    conditions that some record holds, and whether any record (of the type) is soft-deleted."""
+
+    et: str | None
+    schema: dict[str, PropertySpec]
+    types: list[str]
+    declared: list[tuple[str | None, list[Any]]]
+    held: frozenset[str]
+    any_deleted: bool
+
+    def key_name(self, field: str) -> str | None:
+        """:func:`key_name_of` answered from the facts (same rules, no query)."""
+        if field in KEY_FIELDS:
+            return KEY_FIELDS[field]
+        name = CUSTOM + field
+        if name in self.held or any(field == p or field in s for p, s in self.declared):
+            return name
+        return None
+
+
+def _org_facts(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> _OrgFacts | None:
+    """The facts of a typed search in one statement (one row per entity type of the org, the per-search
+    answers as uncorrelated scalar subqueries evaluated once); None when the caller's type is not a type's
+    own name (an alias, or unknown) or the search is untyped: those take the general path."""
+    if not q.identifiers.type:
+        return None
+    wanted = normalise_entity_type(q.identifiers.type)
+    customs = sorted({CUSTOM + c.property for g in q.groups for c in g.conditions if c.property not in KEY_FIELDS})
+    held = [select(RecordKey.id).where(RecordKey.org_id == org_id, RecordKey.key_name == n).exists() for n in customs]
+    deleted = select(Record.id).where(Record.org_id == org_id, Record.entity_type == wanted,
+                                      Record.deleted_at.is_not(None)).exists()
+    rows = s.execute(select(EntityType.name, EntityType.primary_key_field, EntityType.secondary_keys, deleted,
+                            *schema_stamp(org_id, wanted), *held).where(EntityType.org_id == org_id)).all()
+    if not rows or wanted not in {r[0] for r in rows}:
+        return None
+    first = rows[0]
+    schema = collections.schema_from_stamp(s, org_id, wanted, tuple(first[4:7]))
+    return _OrgFacts(wanted, schema, sorted(r[0] for r in rows), [(r[1], r[2] or []) for r in rows],
+                     frozenset(n for n, h in zip(customs, first[7:], strict=True) if h), bool(first[3]))
+
+
 def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuery,
                 count_limit: int | None = COUNT_CAP) -> SearchPage:
     """Matching live records of one org in stable (creation) order, limit-first.
@@ -183,14 +227,22 @@ def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuer
     Conditions are read from covering indexes of property_values/record_keys; an AND is driven by one
     condition's index (equality first) and probes the others per row, an OR merges each branch's first
     rows; only the page of ids is joined back to ``records``. The count reads at most ``count_limit``
-    matches (``None``: exact). Record ids are time-sortable, so id order is creation order."""
+    matches (``None``: exact). Record ids are time-sortable, so id order is creation order.
+
+    A typed search runs two statements: the org's facts (type, schema stamp, keys, soft deletes) and the
+    page's records with the count (a third reads the soft-deleted ids when the type has any); untyped and
+    aliased-type searches resolve the type and schema with their own queries first."""
     check_query(q)
-    et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
-    schema = org_schema(s, collections, org_id, et)
+    facts = _org_facts(s, collections, org_id, q)
+    if facts is not None:
+        et, schema = facts.et, facts.schema
+    else:
+        et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
+        schema = org_schema(s, collections, org_id, et)
     sets: list[IdSet] = [_key_set(org_id, name, value) for name, value in q.identifiers.keys()]
     group_sets = []
     for g in q.groups:
-        members = [_condition_set(s, org_id, c, schema, et) for c in g.conditions]
+        members = [_condition_set(s, org_id, c, schema, et, facts) for c in g.conditions]
         if members:
             group_sets.append(_combine(members, g.logic))
     if group_sets:
@@ -200,32 +252,47 @@ def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuer
         if et and not group_sets:  # key lookups only: keep to the requested type
             sets.append(_universe(org_id, et))
         # soft-deleted records are few: read them first (partial index) and drop them from the page
-        deleted = select(Record.id).where(Record.org_id == org_id, Record.deleted_at.is_not(None))
-        gone = list(s.scalars((deleted.where(Record.entity_type == et) if et else deleted).limit(MAX_EXCLUDED + 1)))
+        if facts is None or facts.any_deleted:
+            deleted = select(Record.id).where(Record.org_id == org_id, Record.deleted_at.is_not(None))
+            gone = list(s.scalars((deleted.where(Record.entity_type == et) if et else deleted)
+                                  .limit(MAX_EXCLUDED + 1)))
         if len(gone) > MAX_EXCLUDED:
             sets.append(_universe(org_id, et))
             gone = []
         matched = _combine(sets, "AND")
     else:
         matched = _universe(org_id, et)
-    skip = set(gone)
     want = q.offset + q.limit + 1  # one past the page tells whether more follow
-    ids = [i for i in s.scalars(matched.top(want + len(gone))) if i not in skip]
-    page, has_more = ids[q.offset:q.offset + q.limit], len(ids) > q.offset + q.limit
-    if count_limit is None:
-        sub = matched.query.subquery()
-        counted = select(func.count()).select_from(sub)
-        total = (s.scalar(counted.where(sub.c[0].not_in(gone)) if gone else counted) or 0)
-        exact = True
+    return _page_with_count(s, matched, q, want, None if count_limit is None else max(count_limit, want), gone)
+
+
+def _count_of(matched: IdSet, cap: int | None, gone: list[str]) -> Any:
+    """The number of matches not in ``gone`` (at most ``cap``; ``None``: exact) as an uncorrelated scalar
+    subquery."""
+    sub = matched.query.subquery()
+    if cap is not None:  # a count needs no order: stop after cap ids, whatever they are
+        sub = select(sub.c[0]).limit(cap + len(gone)).subquery()
+    counted = select(func.count()).select_from(sub)
+    return (counted.where(sub.c[0].not_in(gone)) if gone else counted).scalar_subquery()
+
+
+def _page_with_count(s: Session, matched: IdSet, q: SearchQuery, want: int, cap: int | None,
+                     gone: list[str]) -> SearchPage:
+    """One statement: the page's ids (limit-first, one past the page; the soft-deleted ``gone`` dropped
+    from the first ``want + len(gone)``), joined to their records (put in id order here: no sort in SQL),
+    each row carrying the count (an uncorrelated scalar subquery, evaluated once). An empty page past the
+    first counts on its own."""
+    if gone:
+        top = matched.top(want + len(gone)).subquery()
+        ids = (select(top.c[0]).where(top.c[0].not_in(gone)).order_by(top.c[0])
+               .limit(q.limit + 1).offset(q.offset).subquery())
     else:
-        cap = max(count_limit, want)
-        inner = matched.query.subquery()  # a count needs no order: stop after cap ids, whatever they are
-        sub = select(inner.c[0]).limit(cap + len(gone)).subquery()
-        counted = select(func.count()).select_from(sub)
-        n = s.scalar(counted.where(sub.c[0].not_in(gone)) if gone else counted) or 0
-        total, exact = min(n, cap), n < cap
-    rows = {r.id: r for r in s.scalars(select(Record).where(Record.id.in_(page)))} if page else {}
-    return SearchPage([rows[i] for i in page if i in rows], total, exact, has_more)
+        ids = matched.top(want).limit(q.limit + 1).offset(q.offset).subquery()
+    count = _count_of(matched, cap, gone)
+    got = sorted(s.execute(select(Record, count).join(ids, Record.id == ids.c[0])).all(), key=lambda r: r[0].id)
+    n = int(got[0][1]) if got else (0 if q.offset == 0 else int(s.scalar(select(count)) or 0))
+    total, exact = (n, True) if cap is None else (min(n, cap), n < cap)
+    return SearchPage([r[0] for r in got[:q.limit]], total, exact, len(got) > q.limit)
 
 
 def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:
@@ -271,16 +338,17 @@ def _key_set(org_id: str, name: str, value: str) -> IdSet:
                                                        rk.key_value == value), RecordKey, DRIVE_EQ)
 
 
-def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None) -> IdSet:
+def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None,
+                   facts: _OrgFacts | None = None) -> IdSet:
     """Record ids matching one condition: on the property, on the record key of that name, or on both."""
     spec = schema.get(c.property)
-    key = key_name_of(s, org_id, c.property)
+    key = facts.key_name(c.property) if facts is not None else key_name_of(s, org_id, c.property)
     if spec is None and key is None:
         raise ValidationFailed(f"unknown property {c.property!r}" + (f" for {et}" if et else ""),
                                details={"unknown": [c.property], "known": sorted(schema)})
     if c.operator not in ("IS_SET", "IS_NOT_SET") and c.value is None:
         raise ValidationFailed(f"operator {c.operator} on {c.property!r} needs a value")
-    types = [et] if et else org_types(s, org_id)
+    types = [et] if et else (facts.types if facts is not None else org_types(s, org_id))
 
     def positive(op: str) -> IdSet:
         parts: list[IdSet] = []
