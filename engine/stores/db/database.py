@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -60,6 +62,48 @@ class PoolOptions:
         return out
 
 
+class WriterQueue:
+    """SQLite's writers queue here, not in SQLite's busy handler: a thread lock inside the process and an
+    ``flock`` on ``<database>.writelock`` across processes (web workers, RQ workers). A blocked ``flock`` wakes as
+    soon as the holder releases it; the busy handler sleeps 1, 2, 5 … 100 ms between retries, which set the
+    webhook accept path's tail. Re-entrant in one thread; the lock file is opened once per process (a descriptor
+    inherited across ``fork`` would share the parent's lock). An in-memory database needs only the thread lock."""
+
+    def __init__(self, database_path: str) -> None:
+        self._thread_lock = threading.RLock()
+        self._path = None if database_path in ("", ":memory:") else f"{database_path}.writelock"
+        self._fd: int | None = None
+        self._pid = 0
+        self._depth = 0
+
+    def __enter__(self) -> WriterQueue:
+        self._thread_lock.acquire()
+        try:
+            if self._depth == 0 and self._path is not None:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _descriptor(self) -> int:
+        if self._pid != os.getpid():
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        assert self._fd is not None
+        return self._fd
+
+
 class Database:
     """Owns the SQLAlchemy engine. ``session()`` is a unit of work committed on success."""
 
@@ -95,7 +139,8 @@ class Database:
                 event.listen(self.engine, "connect", lambda conn, _rec: _run_session_sql(conn, session_sql))
             self.read_engine = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_lock: AbstractContextManager[Any] = threading.RLock() if self.is_sqlite else nullcontext()
+        self._write_lock: AbstractContextManager[Any] = (
+            WriterQueue(url.partition("///")[2].partition("?")[0]) if self.is_sqlite else nullcontext())
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @classmethod
