@@ -12,7 +12,8 @@ an RQ worker before it registers (so before it counts as a live worker for ``/re
   so a process without a model does not pay it);
 * the Milvus client, when this process may query Milvus (``MEMRELAY_MILVUS_URI`` set: the server
   configuration) — below the org-wide threshold recall does not use it;
-* one memorize, rolled back (the write path's statements compiled, nothing committed or indexed);
+* one memorize, rolled back (the write path's statements compiled, nothing committed or indexed), and one
+  scoped recall of a record holding memories (its topic readings and subject-free scoring);
 * the offline extractor on each org's schemas (lexicons, regexes and the schema vectors, cached per text),
   for up to ``MAX_WARM_ORGS`` orgs;
 * each of those orgs' shared org-wide vector index (memory-mapped, see
@@ -181,6 +182,26 @@ def _warm_orgs(services: Services, max_orgs: int) -> None:
         with services.db.read() as s:
             search_page(s, services.collections, orgs[0], SearchQuery(identifiers=Identifiers(type="contact"),
                                                                      limit=1))
+        _scoped_recall(services, orgs[0])
+
+
+WARM_QUESTION = "Which database and cloud does Jane Doe's team use, and who decides?"
+
+
+def _scoped_recall(services: Services, org_id: str) -> None:
+    """One scoped recall (a topic question about a record holding memories): its first call compiles the
+    record-scoped statements, the question's topic readings and the subject-free scoring (numpy's LAPACK)."""
+    from sqlalchemy import select
+
+    from memrelay.engine.memory.recall import RecallRequest
+    from memrelay.engine.stores.db.models import Memory
+    from memrelay.engine.stores.identity import Identifiers
+
+    with services.db.read() as s:
+        record_id = s.scalar(select(Memory.record_id).where(Memory.org_id == org_id).limit(1))
+    if record_id is not None:
+        services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1,
+                                                           identifiers=Identifiers(record_id=record_id)))
 
 
 class _RollBack(Exception):
