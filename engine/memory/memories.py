@@ -50,7 +50,9 @@ from memrelay.engine.stores.db.models import (
 )
 from memrelay.engine.stores.identity import Identifiers, require_record, resolve_record
 from memrelay.engine.stores.memory_store import (
+    COMPANY_PROPS,
     NewMemory,
+    company_from,
     memory_to_dict,
     provenance_entry,
     restore_memories,
@@ -607,7 +609,6 @@ def subject_of(s: Session, rec: Record | None, ids: Identifiers) -> str | None:
 
 
 _SUBJECT_PROPS = ["first_name", "last_name", "name", "deal_name", "company_name"]
-_COMPANY_PROPS = ["company_name", "company"]  # as memory_store.companies_of reads them
 
 
 def describe_record(s: Session, rec: Record | None, ids: Identifiers) -> tuple[str | None, str | None]:
@@ -617,16 +618,13 @@ def describe_record(s: Session, rec: Record | None, ids: Identifiers) -> tuple[s
     if rec is None:
         return subject_of(s, None, ids), None
     props: dict[str, Any] = dict(s.execute(select(PropertyValue.name, PropertyValue.value).where(
-        PropertyValue.record_id == rec.id, PropertyValue.name.in_(sorted({*_SUBJECT_PROPS, *_COMPANY_PROPS})))).all())
+        PropertyValue.record_id == rec.id, PropertyValue.name.in_(sorted({*_SUBJECT_PROPS, *COMPANY_PROPS})))).all())
     named = _name_from(props)
     if named is None:
         keys = dict(s.execute(select(RecordKey.key_name, RecordKey.key_value).where(
             RecordKey.record_id == rec.id, RecordKey.key_name.in_(["email", "website_url"]))).all())
         named = next((keys[n] for n in ("email", "website_url") if keys.get(n)), None)
-    company = None
-    if rec.entity_type != "company":
-        value = props.get("company_name") or props.get("company")
-        company = str(value).strip() if value and str(value).strip() else None
+    company = None if rec.entity_type == "company" else company_from(props)
     return named or ids.email or ids.website_url or ids.customKeyValue or None, company
 
 

@@ -296,20 +296,25 @@ def company_of(s: Session, rec: Record | None) -> str | None:
     return companies_of(s, [rec.id]).get(rec.id)
 
 
+COMPANY_PROPS = ("company_name", "company")
+"""The properties a record's company is read from, in order of preference."""
+
+
+def company_from(props: dict[str, Any]) -> str | None:
+    """The company named by a record's properties (``company_name``, else ``company``), stripped; None if blank."""
+    value = props.get("company_name") or props.get("company")
+    return str(value).strip() if value and str(value).strip() else None
+
+
 def companies_of(s: Session, record_ids: list[str]) -> dict[str, str]:
     """:func:`company_of` of many (non-company) records in one query per 500 (records without one are absent)."""
     rows: dict[str, dict[str, Any]] = {}
     for i in range(0, len(record_ids), 500):
         for rid, name, value in s.execute(select(PropertyValue.record_id, PropertyValue.name, PropertyValue.value)
                                           .where(PropertyValue.record_id.in_(record_ids[i:i + 500]),
-                                                 PropertyValue.name.in_(["company_name", "company"]))):
+                                                 PropertyValue.name.in_(COMPANY_PROPS))):
             rows.setdefault(rid, {})[name] = value
-    out: dict[str, str] = {}
-    for rid, props in rows.items():
-        value = props.get("company_name") or props.get("company")
-        if value and str(value).strip():
-            out[rid] = str(value).strip()
-    return out
+    return {rid: company for rid, props in rows.items() if (company := company_from(props)) is not None}
 
 
 # --- soft delete -------------------------------------------------------------------------------------
