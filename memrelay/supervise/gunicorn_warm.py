@@ -19,14 +19,14 @@ from memrelay.gateway.gunicorn_conf import (  # noqa: F401  (gunicorn reads thes
     accesslog,
     control_socket_disable,
     graceful_timeout,
+    logger_class,
     post_worker_init,
+    preload_app,
     threads,
     timeout,
     worker_class,
 )
 
-preload_app = False
-logger_class = "memrelay.gateway.gunicorn_conf.RedactingLogger"
 BUILT_AFTER_FORK = ("memrelay.gateway.wsgi",)
 """Importing it builds the app and its services: only a web worker may, after the fork."""
 
