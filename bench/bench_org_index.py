@@ -16,7 +16,9 @@ Vectors (``--vectors``): ``clustered`` (default) draws them like sentence embedd
 with a power-law spectrum (a few directions carry most of the variance), each memory its topic's centre plus
 noise of a topic-specific scale, queries drawn the same way (new points, not stored ones); ``random`` draws iid
 unit vectors: no neighbourhood structure at all, the worst case of any partitioning index (every list is as
-likely to hold a neighbour), printed to show that limit, not as a model of embeddings.
+likely to hold a neighbour), printed to show that limit, not as a model of embeddings; ``text`` embeds generated
+CRM sentences (``bench/org_texts.py``: templates × slot vocabularies, ~10^9 distinct sentences) with the real
+WordLlama embedder, and draws the queries as new sentences of the same generator — real embedding geometry.
 
 Goals (issue 16): 100k: first query in a fresh process ≤ 1 s, warm p50 ≤ 2× numpy brute force;
 1M: warm p50 ≤ 50 ms with top-10 overlap ≥ 0.95.
@@ -68,6 +70,26 @@ def draw(rng: np.random.Generator, n: int, kind: str, centres: np.ndarray | None
     return x.astype(np.float32, copy=False)
 
 
+def embedded_texts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` WordLlama embeddings (unit rows) of generated CRM sentences, embedded in batches."""
+    from bench.org_texts import sentences
+    from memrelay.engine.adapters.embedding.factory import build_embedder
+
+    emb = build_embedder("wordllama")
+    texts = sentences(rng, n)
+    out = np.concatenate([emb.embed(texts[i:i + 20_000]) for i in range(0, n, 20_000)]).astype(np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def vectors(rng: np.random.Generator, n: int, kind: str, centres: np.ndarray | None, spectrum: np.ndarray,
+            spread: np.ndarray | None) -> np.ndarray:
+    """``n`` vectors of the chosen kind (generated or embedded text)."""
+    if kind == "text":
+        return embedded_texts(rng, n)
+    return draw(rng, n, kind, centres, spectrum, spread)
+
+
 def topics(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Topic centres (one per ~64 memories), their noise scales and the power-law spectrum shared by both."""
     spectrum = (1.0 / np.sqrt(np.arange(1, DIM + 1))).astype(np.float32)
@@ -105,7 +127,7 @@ def main() -> None:
     ap.add_argument("--memories", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--database-url", default=None)
-    ap.add_argument("--vectors", choices=["clustered", "random"], default="clustered")
+    ap.add_argument("--vectors", choices=["clustered", "random", "text"], default="clustered")
     ap.add_argument("--nprobe", default="32,64,96,128,192,256", help="lists probed per query, swept on IVF snapshots")
     ap.add_argument("--ann-min-rows", type=int, default=ANN_MIN_ROWS)
     ap.add_argument("--keep", action="store_true", help="keep the data directory (SQLite file, snapshot)")
@@ -120,8 +142,9 @@ def main() -> None:
     org = eng.tenancy.create_org(f"orgidx-{int(time.time())}").id
     rng = np.random.default_rng(7)
     centres, spread, spectrum = topics(rng, args.memories)
-    vecs = np.concatenate([draw(rng, min(100_000, args.memories - i), args.vectors, centres, spectrum, spread)
-                           for i in range(0, args.memories, 100_000)])
+    vecs = embedded_texts(rng, args.memories) if args.vectors == "text" else np.concatenate(
+        [draw(rng, min(100_000, args.memories - i), args.vectors, centres, spectrum, spread)
+         for i in range(0, args.memories, 100_000)])
     now = utcnow() - timedelta(hours=1)  # written a while ago: the fresh process starts long after the load
     recs = [{"id": new_sortable_id("rec"), "org_id": org, "entity_type": "contact", "primary_key": f"email:r{i}@b.io",
              "version": 1, "created_at": now, "updated_at": now} for i in range(500)]
@@ -138,7 +161,7 @@ def main() -> None:
     if eng.db.dialect == "postgresql":
         with eng.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.exec_driver_sql("VACUUM ANALYZE memories")
-    queries = draw(rng, args.queries, args.vectors, centres, spectrum, spread)
+    queries = vectors(rng, args.queries, args.vectors, centres, spectrum, spread)
     snap_dir = tmp / "org_vectors"
 
     # build once (what the first process of the deployment does)
@@ -203,7 +226,7 @@ def main() -> None:
     # the lists (no k-means), then the top-10 overlap on the grown org
     rebuilt: tuple[int, float, float] | None = None
     if ivf:
-        extra = draw(rng, max(2000, args.memories // 20) + 1, args.vectors, centres, spectrum, spread)
+        extra = vectors(rng, max(2000, args.memories // 20) + 1, args.vectors, centres, spectrum, spread)
         stamp = utcnow()
         with eng.db.session() as s:
             for start in range(0, len(extra), 10_000):
