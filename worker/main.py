@@ -1,8 +1,8 @@
 """Worker entry point (``memrelay worker``): one process that builds its services once and runs jobs itself.
 
 Start-up order matters and never forks: build the services and the Redis client, start the maintenance
-threads (sweeper, webhook dispatcher, rq scheduler, periodic index reconcile, embedder warm-up + a first
-reconcile), then run :class:`MemrelayWorker` on every memrelay queue in the main thread (so rq's SIGALRM
+threads (sweeper, webhook dispatcher, rq scheduler, periodic index reconcile, org-wide recall snapshot
+rebuilds, embedder warm-up + a first reconcile), then run :class:`MemrelayWorker` on every memrelay queue in the main thread (so rq's SIGALRM
 job timeouts work).
 """
 
@@ -20,7 +20,7 @@ from memrelay.worker.jobs.deliver import start_dispatcher
 from memrelay.worker.jobs.enrich import start_enrichment
 from memrelay.worker.runtime import WARM_SHUTDOWN_GRACE_S, MemrelayWorker
 from memrelay.worker.scheduler import schedule_once, start_scheduler
-from memrelay.worker.sweeper import start_reconciler, start_sweeper
+from memrelay.worker.sweeper import start_reconciler, start_snapshot_builder, start_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def start_maintenance(context: JobContext, stop: threading.Event) -> list[thread
                start_dispatcher(context.services, context.redis, stop),
                start_scheduler(context.redis, QUEUES, stop),
                start_reconciler(context.services, context.redis, stop),
-               start_enrichment(context.services, context.redis, stop)]
+               start_enrichment(context.services, context.redis, stop),
+               start_snapshot_builder(context.services, stop)]
     reconcile = threading.Thread(target=_reconcile, args=(context.services,), name="memrelay-reconcile",
                                  daemon=True)
     reconcile.start()

@@ -31,6 +31,7 @@ SCHEDULE_EVERY_S = 60
 SCHEDULE_DEADLINE_S = 30
 RECONCILE_EVERY_S = 30
 RECONCILE_DEADLINE_S = 120
+SNAPSHOT_EVERY_S = 15
 
 
 def _unguarded() -> None:
@@ -163,3 +164,20 @@ def reconcile_round(services: Services, conn: redis.Redis, every_s: float = RECO
     """One index-reconcile round under its lease; True when it ran."""
     return run_round(conn, "index-reconcile", every_s=every_s, deadline_s=RECONCILE_DEADLINE_S,
                      body=lambda rnd: reconcile_index(services, rnd))
+
+
+def rebuild_org_snapshots(services: Services) -> list[str]:
+    """Rebuild the org-wide recall snapshots of this host that are due (off the request path). Not leased in
+    Redis: snapshots live in this host's data directory, and their file lock lets one builder run per org."""
+    with services.db.read() as s:
+        rebuilt = services.recall.exact.rebuild_due(s)
+    if rebuilt:
+        log.info("org-wide recall snapshots rebuilt: %s", ", ".join(rebuilt))
+    return rebuilt
+
+
+def start_snapshot_builder(services: Services, stop: threading.Event,
+                           every_s: float = SNAPSHOT_EVERY_S) -> threading.Thread:
+    """A daemon thread rebuilding due org-wide recall snapshots about every ``every_s`` (its own thread: a
+    rebuild at 1M memories takes ~20 s)."""
+    return run_periodically("org-snapshots", every_s, lambda: rebuild_org_snapshots(services), stop)

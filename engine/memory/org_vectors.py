@@ -26,9 +26,13 @@ answers its first org-wide query by mapping the file and reading the few rows ch
 
 Freshness: each process keeps an in-memory *delta* of rows whose ``updated_at`` is after the snapshot's
 high-water mark (minus an overlap window for transactions that commit late), refreshed before every query
-(one indexed read of ids and stamps; ``refresh_s`` > 0 trades read-your-writes for fewer reads); a delta row hides the snapshot's row of the same id. When the delta passes
-``rebuild_after`` rows (or the snapshot is older than ``max_age_s`` with changes since), the next refresh
-writes a new snapshot. Deleted, superseded or moved memories are dropped by the caller's SQL re-check, so a
+(one indexed read of ids and stamps; ``refresh_s`` > 0 trades read-your-writes for fewer reads); a delta row
+hides the snapshot's row of the same id. When the delta passes ``rebuild_after`` rows (or the snapshot is older
+than ``max_age_s`` with changes since), the snapshot is *due*: the workers' ``org-snapshots`` round
+(:meth:`ExactOrgIndex.rebuild_due`) writes the new version off the request path — a rebuild takes ~20 s at 1M
+rows — and every process maps it at its next query. Queries keep answering from the old version and the exact
+delta meanwhile; only a delta ``INLINE_REBUILD_FACTOR`` times past due (no worker running, or one far behind)
+is rebuilt inside the query, as are snapshots without a directory (in-memory, per process). Deleted, superseded or moved memories are dropped by the caller's SQL re-check, so a
 stale row can never surface another record's or org's data.
 
 Without a ``snapshot_dir`` (tests that build a bare :class:`ExactOrgIndex`), the snapshot is built in
@@ -45,10 +49,11 @@ import mmap
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from sqlalchemy import func, select
@@ -70,6 +75,8 @@ KMEANS_ITERS = 10
 ASSIGN_BATCH = 8192
 MADV_POPULATE_READ = 22  # Linux >= 5.14: fill the mapping's page tables now (older kernels: EINVAL)
 LOOKBACK_S = 30
+# A due snapshot is rebuilt by the workers' round; a query rebuilds it itself only this many times past due.
+INLINE_REBUILD_FACTOR = 4
 BUILD_BATCH = 5000
 ID_DTYPE = "S48"
 
@@ -128,6 +135,8 @@ class _OrgState:
     # rows changed since the snapshot: id -> (vector, entity type, live)
     delta: dict[str, tuple[np.ndarray, str, bool]] = field(default_factory=dict)
     delta_stamps: dict[str, datetime] = field(default_factory=dict)
+    seen_until: datetime | None = None  # the newest updated_at read into the delta
+    fresh: int = 0  # delta rows stamped after the snapshot's high-water mark (set by rebuild_views)
     hidden: np.ndarray | None = None  # snapshot rows a delta row replaces (bool mask)
     delta_matrix: np.ndarray | None = None
     delta_ids: list[str] = field(default_factory=list)
@@ -145,14 +154,13 @@ class _OrgState:
         if snap is not None and len(snap.ids) and self.delta:
             replaced = snap.rows_of(list(self.delta))
             self.hidden = replaced if self.hidden is None else (replaced | self.hidden)
+        hw = as_aware(snap.high_water) if snap is not None else None
+        self.fresh = len(self.delta) if hw is None else \
+            len([ts for ts in self.delta_stamps.values() if as_aware(ts) > hw])
 
     def new_rows(self) -> int:
         """Delta rows stamped after the snapshot was built (the overlap window's rows do not count)."""
-        snap = self.snapshot
-        hw = snap.high_water if snap is not None else None
-        if hw is None:
-            return len(self.delta)
-        return len([ts for ts in self.delta_stamps.values() if (as_aware(ts) or hw) > hw])
+        return self.fresh
 
 
 class ExactOrgIndex:
@@ -287,7 +295,7 @@ class ExactOrgIndex:
         if st.snapshot is None or (store is not None and store.current_version() != st.snapshot.version):
             st.snapshot = store.load_or_build(s) if store is not None else _build(
                 s, org_id, embedder, dim, None, 0, self.ann_min_rows)
-            st.delta, st.delta_stamps = {}, {}
+            st.delta, st.delta_stamps, st.seen_until = {}, {}, None
             st.rebuild_views()
         self._refresh_delta(s, st, org_id, embedder)
         snap = st.snapshot
@@ -295,25 +303,67 @@ class ExactOrgIndex:
         if len(snap.ids) + len(st.delta_ids) > self.max_rows:  # grew past the limit: hand over to Milvus
             st.too_big = True
             return None
-        limit = self.rebuild_after if self.rebuild_after is not None else max(2000, len(snap.ids) // 20)
+        limit = self.rebuild_limit(len(snap.ids))
         fresh = st.new_rows()
-        if fresh > limit or (fresh and time.time() - snap.built_at > self.max_age_s):
-            st.snapshot = store.rebuild(s, snap.version) if store is not None else _build(
+        due = fresh > limit or (fresh and time.time() - snap.built_at > self.max_age_s)
+        if due and (store is None or fresh > limit * INLINE_REBUILD_FACTOR):
+            rebuilt = store.rebuild(s, snap.version) if store is not None else _build(
                 s, org_id, embedder, dim, None, snap.version + 1, self.ann_min_rows, snap)
-            st.delta, st.delta_stamps = {}, {}
+            assert rebuilt is not None
+            st.snapshot = rebuilt
+            st.delta, st.delta_stamps, st.seen_until = {}, {}, None
             st.rebuild_views()
             self._refresh_delta(s, st, org_id, embedder)
         st.checked_at = now
         return st
 
+    def rebuild_limit(self, rows: int) -> int:
+        """New rows after which a snapshot of ``rows`` rows is due for a rebuild."""
+        return self.rebuild_after if self.rebuild_after is not None else max(2000, rows // 20)
+
+    def rebuild_due(self, s: Session, *, between: Callable[[], None] | None = None) -> list[str]:
+        """Rebuild every snapshot under ``snapshot_dir`` that is due (the workers' maintenance round, off the
+        request path); a snapshot another process is building is skipped. Returns the rebuilt orgs' ids.
+        ``between`` runs before each rebuild (the round's lease and deadline check)."""
+        rebuilt: list[str] = []
+        if self.snapshot_dir is None:
+            return rebuilt
+        for current in sorted(Path(self.snapshot_dir).glob("*/*/CURRENT")):
+            try:
+                meta = json.loads(current.read_text())
+                org_id, embedder, dim = str(meta["org"]), str(meta["embedder"]), int(meta["dim"])
+                rows, built_at, version = int(meta["rows"]), float(meta["built_at"]), int(meta["version"])
+                hw = datetime.fromisoformat(meta["high_water"]) if meta.get("high_water") else None
+            except (OSError, ValueError, KeyError):
+                continue
+            scope = [Memory.org_id == org_id, Memory.embedder == embedder]
+            if hw is not None:
+                scope.append(Memory.updated_at > hw)
+            fresh = s.scalar(select(func.count()).select_from(Memory).where(*scope)) or 0
+            if not (fresh > self.rebuild_limit(rows) or (fresh and time.time() - built_at > self.max_age_s)):
+                continue
+            if between is not None:
+                between()
+            store = SnapshotStore(self.snapshot_dir, org_id, embedder, dim, ann_min_rows=self.ann_min_rows)
+            if store.rebuild(s, version, wait=False) is not None:
+                rebuilt.append(org_id)
+        return rebuilt
+
     def _refresh_delta(self, s: Session, st: _OrgState, org_id: str, embedder: str) -> None:
         snap = st.snapshot
         assert snap is not None
         scope = [Memory.org_id == org_id, Memory.embedder == embedder]
-        if snap.high_water is not None:
-            scope.append(Memory.updated_at > snap.high_water - timedelta(seconds=LOOKBACK_S))
+        # Every change bumps updated_at, and a transaction commits at most LOOKBACK_S after its stamp: only rows
+        # stamped after the newest stamp already read (or the snapshot's high-water mark), minus that overlap,
+        # can be new — so a large delta (a snapshot due for its rebuild) is not re-read at every query.
+        since = max((as_aware(t) for t in (snap.high_water, st.seen_until) if t is not None), default=None)
+        if since is not None:
+            scope.append(Memory.updated_at > since - timedelta(seconds=LOOKBACK_S))
         # Only ids and stamps for the window; vectors only for rows new or changed since we last looked.
-        recent = s.execute(select(Memory.id, Memory.updated_at).where(*scope)).all()
+        recent = s.connection().execute(select(Memory.id, Memory.updated_at).where(*scope)).all()  # Core: no ORM rows
+        if recent:
+            newest = as_aware(max(ts for _, ts in recent))  # one kind per dialect: naive (SQLite) or aware
+            st.seen_until = newest if st.seen_until is None else max(as_aware(st.seen_until), newest)
         changed = [mid for mid, ts in recent if st.delta_stamps.get(mid) != ts]
         if not changed:
             return
@@ -379,11 +429,21 @@ class SnapshotStore:
             return snap
         return self.rebuild(s, None)
 
-    def rebuild(self, s: Session, seen_version: int | None) -> Snapshot:
-        """Build a new version from SQL unless another process did since ``seen_version`` (file lock)."""
+    @overload
+    def rebuild(self, s: Session, seen_version: int | None) -> Snapshot: ...
+
+    @overload
+    def rebuild(self, s: Session, seen_version: int | None, *, wait: bool) -> Snapshot | None: ...
+
+    def rebuild(self, s: Session, seen_version: int | None, *, wait: bool = True) -> Snapshot | None:
+        """Build a new version from SQL unless another process did since ``seen_version`` (file lock). With
+        ``wait=False`` a build already running elsewhere is left to finish: None, nothing done."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
             try:
                 current = self.current_version()
                 if current is not None and current != seen_version:

@@ -239,6 +239,9 @@ def test_a_rebuild_keeps_the_lists_and_places_new_rows_in_their_best_list(
     new = _load(engine, org, _clustered(rng, 60, centres), start=9000, ago=timedelta(0))  # past rebuild_after
     with engine.db.read() as s:
         assert idx.search(s, org, q, limit=10, embedder=EMBEDDER, dim=DIM) == _exact(engine, org, q, 10)
+        assert store.current_version() == 1  # due: rebuilt by the workers' round, not inside the query
+        assert idx.rebuild_due(s) == [org]
+        assert idx.search(s, org, q, limit=10, embedder=EMBEDDER, dim=DIM) == _exact(engine, org, q, 10)
     assert store.current_version() == 2
     v2 = store.load()
     assert v2 is not None and v2.centroids is not None and v2.offsets is not None

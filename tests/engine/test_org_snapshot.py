@@ -1,9 +1,11 @@
 """Org-wide recall from a shared, memory-mapped snapshot (issue 16 item 3): built once from SQL, mapped by
 every process (a second process answers from the file without rebuilding it), equal to exact brute force,
-and current after writes (new memories via the delta, a rebuild publishes a new version atomically)."""
+and current after writes (new memories via the delta; the workers' round rebuilds a due snapshot and
+publishes the new version atomically, off the request path)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -18,9 +20,10 @@ from memrelay.composition import Services
 from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.memory.memories import MemorizeRequest
-from memrelay.engine.memory.org_vectors import ExactOrgIndex, SnapshotStore
+from memrelay.engine.memory.org_vectors import INLINE_REBUILD_FACTOR, ExactOrgIndex, SnapshotStore
 from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.stores.db.models import Memory
+from memrelay.worker.sweeper import rebuild_org_snapshots
 
 TOPICS = ["They run PostgreSQL on AWS", "Lunch was pizza with the team", "The SOC 2 audit is due in May",
           "They are hiring two engineers", "They upgraded Kubernetes last week", "The pricing page confuses buyers",
@@ -72,15 +75,49 @@ def test_snapshot_search_equals_brute_force_and_follows_writes(backend: str, eng
     assert got[0] == new[0] and got == _brute_force(engine, org, q, 5)
     assert store.current_version() == 1
 
-    # past rebuild_after new rows the next refresh publishes version 2, which a fresh index maps as is
+    # past rebuild_after new rows the snapshot is due, but queries do not rebuild it: they answer exactly from
+    # version 1 and the delta until the workers' round (rebuild_due) publishes version 2, which they then map
     _seed(engine, org, 6, start=200)
     with engine.db.read() as s:
         assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
+    assert store.current_version() == 1
+    with engine.db.read() as s:
+        assert idx.rebuild_due(s) == [org]
+        assert idx.rebuild_due(s) == []  # nothing new since: not due again
     assert store.current_version() == 2 and len(store.load().ids) == 47  # type: ignore[union-attr]
+    with engine.db.read() as s:
+        assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
+    assert idx._orgs[(org, emb.name, emb.dim)].snapshot.version == 2  # type: ignore[union-attr]
     other = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0)
     with engine.db.read() as s:
         assert other.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
     assert store.current_version() == 2
+
+    # with no worker rebuilding, a delta INLINE_REBUILD_FACTOR times past due is rebuilt by the query itself
+    _seed(engine, org, 5 * INLINE_REBUILD_FACTOR + 1, start=300)
+    with engine.db.read() as s:
+        assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
+    assert store.current_version() == 3 and len(store.load().ids) == 47 + 5 * INLINE_REBUILD_FACTOR + 1  # type: ignore[union-attr]
+
+
+def test_the_workers_round_rebuilds_due_snapshots_and_skips_one_being_built(engine: Services) -> None:
+    org, quiet = engine.tenancy.create_org("snap-round").id, engine.tenancy.create_org("snap-quiet").id
+    for o in (org, quiet):
+        _seed(engine, o, 8)
+        engine.recall.smart_recall(o, RecallRequest(query="which database do they run", limit=3))  # builds v1
+    emb, exact = engine.embedder, engine.recall.exact
+    stores = {o: SnapshotStore(exact.snapshot_dir, o, emb.name, emb.dim) for o in (org, quiet)}  # type: ignore[arg-type]
+    assert {o: st.current_version() for o, st in stores.items()} == {org: 1, quiet: 1}
+    _seed(engine, org, 1, start=50)
+    exact.max_age_s = 0.0  # any change makes a snapshot due (the default waits for max(2000, n / 20) rows)
+
+    with open(stores[org].dir / "lock", "a+") as lock:  # another process is building org's snapshot
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert rebuild_org_snapshots(engine) == []
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert rebuild_org_snapshots(engine) == [org]  # the quiet org has nothing new: left as it is
+    assert {o: st.current_version() for o, st in stores.items()} == {org: 2, quiet: 1}
+    assert len(stores[org].load().ids) == 9  # type: ignore[union-attr]
 
 
 def test_deleted_memories_leave_org_wide_recall(engine: Services) -> None:
