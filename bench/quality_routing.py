@@ -8,9 +8,10 @@ the share of tasks whose selection is exactly right, and the p50/p95 of one fast
 through :class:`~memrelay.engine.guidance.governance.Governance` (SQL version check, cached vectors, routing,
 compiled context) — for:
 
-* **memrelay fast mode** — production routing (``engine/guidance/guideline_routing.py``: embedding, BM25,
-  coverage and header-term signals, trigger keywords, each clause of a multi-intent task routed too; its weights
-  and thresholds were chosen on the dev half, never on the held-out half);
+* **memrelay fast mode** — production routing (``engine/guidance/guideline_routing.py``: header embedding, the
+  mean of the two best sentences by cosine and by BM25, coverage and header-term signals, trigger keywords, a
+  second guideline chosen by its distance from the median score, each clause of a multi-intent task routed too;
+  its weights and thresholds were chosen on the dev half, never on the held-out half);
 * **baseline** — cosine of the task against each whole guideline (name, description and content embedded
   as one text), selecting the top k above a threshold; k and the threshold are the best on the even-numbered
   tasks (the "dev" half), so the baseline is tuned where the reported held-out half is not.

@@ -55,14 +55,14 @@ def names(snap: Snapshot, emb: Any, message: str, **kw: Any) -> list[str]:
     return [m.guideline.name for m in route(snap, message, emb.embed([message])[0], **kw)]
 
 
-def test_lexicon_bm25_finds_the_section_with_the_rare_word(snap: Snapshot) -> None:
+def test_lexicon_bm25_finds_the_sentence_with_the_rare_word(snap: Snapshot) -> None:
     lex = snap.lexicon
     assert isinstance(lex, Lexicon)
-    scores = lex.section_bm25(["hipaa"])
+    scores = lex.sentence_bm25(["hipaa"])
     best = int(np.argmax(scores))
-    owner = int(np.searchsorted(snap.offsets, best, side="right")) - 1
+    owner = int(np.searchsorted(snap.sentence_offsets, best, side="right")) - 1
     assert snap.guidelines[owner].name == "Security answers" and scores[best] > 0
-    assert np.count_nonzero(scores) == 1  # only that section holds the word
+    assert np.count_nonzero(scores) == 1  # only that sentence holds the word
 
 
 def test_coverage_is_low_everywhere_for_words_no_guideline_has(snap: Snapshot) -> None:
@@ -101,7 +101,7 @@ def test_keyword_makes_critical_and_scores_carry_reasons(snap: Snapshot, emb: An
 def test_relative_rule_and_candidate_mode(snap: Snapshot, emb: Any) -> None:
     msg = "The customer wants a refund"
     strict = route(snap, msg, emb.embed([msg])[0])
-    wide = route(snap, msg, emb.embed([msg])[0], min_score=0.0, margin=None, max_selected=10)
+    wide = route(snap, msg, emb.embed([msg])[0], min_score=float("-inf"), margin=None, max_selected=10)
     assert [m.guideline.name for m in strict] == ["Refunds"]
     assert len(wide) == len(GUIDES)  # deep mode's candidate list: every guideline, best first
     assert [m.score for m in wide] == sorted((m.score for m in wide), reverse=True)

@@ -13,7 +13,7 @@ from memrelay.engine.stores.db.models_llm import Guideline
 from tests.engine.test_guideline_routing import GUIDES, NOW
 
 TWO_INTENTS = ("The customer filed a chargeback with their bank for the annual plan refund. "
-               "Send them the invitation for next month's event.")
+               "Send them the invitation for next month's webinar.")
 
 
 @pytest.fixture(scope="module")
