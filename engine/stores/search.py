@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import CompoundSelect, Select, and_, false, func, or_, select, true, union
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import join as orm_join
 from sqlalchemy.sql.elements import ColumnElement
 
-from memrelay.engine.core.errors import BadRequest, ValidationFailed
+from memrelay.engine.core.access import AccessScope, current_access
+from memrelay.engine.core.errors import BadRequest, MemrelayError, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 from memrelay.engine.domain.coercion import ARRAY_SEP
 from memrelay.engine.stores.collections import Collections, normalise_entity_type, schema_stamp
@@ -156,11 +174,19 @@ class IdSet:
 
     def top(self, k: int) -> Select[Any]:
         """The ``k`` smallest ids, limit-first: a UNION merges each branch's ``k`` smallest."""
-        if self.branches:
-            sub = union(*[select(b.top(k).subquery().c[0]) for b in self.branches]).subquery()
-        else:
-            sub = self.query.subquery()
+        if not self.branches:  # no subquery: its column proxies cost more Python than the rest of the build
+            return self.query.order_by(self.query.selected_columns[0]).limit(k)
+        sub = union(*[select(b.top(k).subquery().c[0]) for b in self.branches]).subquery()
         return select(sub.c[0]).order_by(sub.c[0]).limit(k)
+
+    def some(self, k: int) -> Select[Any]:
+        """Any ``k`` ids of the set (all when fewer), in no order — what a bounded count reads. An OR takes at
+        most ``k`` from each branch: their union holds at least ``k`` ids whenever the whole union does, so a
+        count capped at ``k`` never reads more than ``k`` per branch (instead of every match of every branch)."""
+        if not self.branches:
+            return self.query.limit(k)
+        sub = union(*[select(b.some(k).subquery().c[0]) for b in self.branches]).subquery()
+        return select(sub.c[0]).limit(k)
 
 
 def _leaf(build: Callable[[Any], Select[Any]], entity: Any, drive: int) -> IdSet:
@@ -178,16 +204,21 @@ def _leaf(build: Callable[[Any], Select[Any]], entity: Any, drive: int) -> IdSet
 
 @dataclass(frozen=True)
 class _OrgFacts:
-    """What a search needs to know about its org, read in ONE statement (no cache to invalidate): the resolved
-    entity type and its schema, every type of the org with its declared keys, the custom keys of the
-    conditions that some record holds, and whether any record (of the type) is soft-deleted."""
+    """What a typed search needs to know about its org: the resolved entity type and its schema, every type of
+    the org with its declared keys, which of the conditions' custom keys (``customs``) some record holds, and
+    whether any record of the type is soft-deleted. ``stamp`` is the live reading of :func:`_stamp_columns` the
+    facts were read with: equal stamps mean equal facts, so cached facts are used only when the page
+    statement's own reading of the stamp matches."""
 
-    et: str | None
+    et: str
     schema: dict[str, PropertySpec]
     types: list[str]
     declared: list[tuple[str | None, list[Any]]]
+    customs: tuple[str, ...]
     held: frozenset[str]
     any_deleted: bool
+    stamp: tuple[Any, ...]
+    stamp_columns: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # built once, reused
 
     def key_name(self, field: str) -> str | None:
         """:func:`key_name_of` answered from the facts (same rules, no query)."""
@@ -199,25 +230,76 @@ class _OrgFacts:
         return None
 
 
-def _org_facts(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> _OrgFacts | None:
-    """The facts of a typed search in one statement (one row per entity type of the org, the per-search
-    answers as uncorrelated scalar subqueries evaluated once); None when the caller's type is not a type's
-    own name (an alias, or unknown) or the search is untyped: those take the general path."""
+FactsKey = tuple[str, str, tuple[str, ...], AccessScope]
+
+
+class _FactsCache:
+    """Per-process facts of recent typed searches, keyed by org, type, the conditions' custom keys and the
+    caller's access scope (bounded, least recently used first out). An entry is only a guess: the search
+    that uses it reads the stamp live in its page statement and starts over with fresh facts on a mismatch."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[FactsKey, _OrgFacts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: FactsKey) -> _OrgFacts | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: FactsKey, facts: _OrgFacts) -> None:
+        with self._lock:
+            self._items[key] = facts
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_FACTS = _FactsCache()
+
+
+def _facts_key(org_id: str, q: SearchQuery) -> FactsKey | None:
+    """The cache key of a typed search's facts (None for an untyped search)."""
     if not q.identifiers.type:
         return None
-    wanted = normalise_entity_type(q.identifiers.type)
-    customs = sorted({CUSTOM + c.property for g in q.groups for c in g.conditions if c.property not in KEY_FIELDS})
-    held = [select(RecordKey.id).where(RecordKey.org_id == org_id, RecordKey.key_name == n).exists() for n in customs]
-    deleted = select(Record.id).where(Record.org_id == org_id, Record.entity_type == wanted,
+    customs = tuple(sorted({CUSTOM + c.property for g in q.groups for c in g.conditions
+                            if c.property not in KEY_FIELDS}))
+    return org_id, normalise_entity_type(q.identifiers.type), customs, current_access()
+
+
+def _stamp_columns(org_id: str, et: str, customs: tuple[str, ...]) -> list[Any]:
+    """Uncorrelated scalar subqueries (each evaluated once per statement) whose values change whenever a typed
+    search's facts would: every type of the org with its keys (as text), whether a record of ``et`` is
+    soft-deleted, the schema stamp of ``et`` and, per custom key, whether some record holds it."""
+    keys = func.coalesce(cast(EntityType.secondary_keys, Text), "")
+    row = EntityType.name + "|" + func.coalesce(EntityType.primary_key_field, "") + "|" + keys
+    types = select(func.aggregate_strings(row, ";")).where(EntityType.org_id == org_id).scalar_subquery()
+    deleted = select(Record.id).where(Record.org_id == org_id, Record.entity_type == et,
                                       Record.deleted_at.is_not(None)).exists()
-    rows = s.execute(select(EntityType.name, EntityType.primary_key_field, EntityType.secondary_keys, deleted,
-                            *schema_stamp(org_id, wanted), *held).where(EntityType.org_id == org_id)).all()
+    held = [select(RecordKey.id).where(RecordKey.org_id == org_id, RecordKey.key_name == n).exists() for n in customs]
+    return [types, deleted, *schema_stamp(org_id, et), *held]
+
+
+def _org_facts(s: Session, collections: Collections, org_id: str, key: FactsKey) -> _OrgFacts | None:
+    """The facts of a typed search in one statement (one row per entity type of the org, the stamp's scalar
+    subqueries evaluated once), kept in the per-process cache; None when the caller's type is not a type's own
+    name (an alias, or unknown): those take the general path."""
+    _, wanted, customs, _ = key
+    columns = tuple(_stamp_columns(org_id, wanted, customs))
+    rows = s.execute(select(EntityType.name, EntityType.primary_key_field, EntityType.secondary_keys,
+                            *columns).where(EntityType.org_id == org_id)).all()
     if not rows or wanted not in {r[0] for r in rows}:
         return None
-    first = rows[0]
-    schema = collections.schema_from_stamp(s, org_id, wanted, tuple(first[4:7]))
-    return _OrgFacts(wanted, schema, sorted(r[0] for r in rows), [(r[1], r[2] or []) for r in rows],
-                     frozenset(n for n, h in zip(customs, first[7:], strict=True) if h), bool(first[3]))
+    stamp = tuple(rows[0][3:])
+    schema = collections.schema_from_stamp(s, org_id, wanted, stamp[2:5])
+    facts = _OrgFacts(wanted, schema, sorted(r[0] for r in rows), [(r[1], r[2] or []) for r in rows], customs,
+                      frozenset(n for n, h in zip(customs, stamp[5:], strict=True) if h), bool(stamp[1]), stamp,
+                      columns)
+    _FACTS.put(key, facts)
+    return facts
 
 
 def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuery,
@@ -229,13 +311,34 @@ def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuer
     rows; only the page of ids is joined back to ``records``. The count reads at most ``count_limit``
     matches (``None``: exact). Record ids are time-sortable, so id order is creation order.
 
-    A typed search runs two statements: the org's facts (type, schema stamp, keys, soft deletes) and the
-    page's records with the count (a third reads the soft-deleted ids when the type has any); untyped and
-    aliased-type searches resolve the type and schema with their own queries first."""
+    A typed search whose org facts (type, schema, keys, soft deletes) this process has seen runs ONE statement:
+    the page's records with the count and a live reading of the facts' stamp; when the stamp no longer matches
+    (a schema, type, key or soft-delete change by any process), the page is discarded and the search runs
+    again on fresh facts. Otherwise a typed search reads the facts first (two statements). A type with
+    soft-deleted records also reads their ids first; untyped and aliased-type searches resolve the type and
+    schema with their own queries."""
     check_query(q)
-    facts = _org_facts(s, collections, org_id, q)
+    key = _facts_key(org_id, q)
+    cached = _FACTS.get(key) if key is not None else None
+    if cached is not None:
+        try:
+            page, stamp = _run(s, collections, org_id, q, count_limit, cached, verify=True)
+        except MemrelayError:  # perhaps only under stale facts (an unknown key since held): decide on fresh ones
+            pass
+        else:
+            if stamp == cached.stamp:
+                return page
+    facts = _org_facts(s, collections, org_id, key) if key is not None else None
+    return _run(s, collections, org_id, q, count_limit, facts, verify=False)[0]
+
+
+def _run(s: Session, collections: Collections, org_id: str, q: SearchQuery, count_limit: int | None,
+         facts: _OrgFacts | None, *, verify: bool) -> tuple[SearchPage, tuple[Any, ...] | None]:
+    """The page of ``q`` built on ``facts`` (None: resolved here with their own queries) and, with ``verify``,
+    the facts' stamp as the page statement read it."""
     if facts is not None:
-        et, schema = facts.et, facts.schema
+        et: str | None = facts.et
+        schema = facts.schema
     else:
         et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
         schema = org_schema(s, collections, org_id, et)
@@ -263,36 +366,51 @@ def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuer
     else:
         matched = _universe(org_id, et)
     want = q.offset + q.limit + 1  # one past the page tells whether more follow
-    return _page_with_count(s, matched, q, want, None if count_limit is None else max(count_limit, want), gone)
+    stamp = list(facts.stamp_columns) if verify and facts is not None else []
+    return _page_with_count(s, matched, q, want, None if count_limit is None else max(count_limit, want), gone,
+                            stamp)
 
 
 def _count_of(matched: IdSet, cap: int | None, gone: list[str]) -> Any:
     """The number of matches not in ``gone`` (at most ``cap``; ``None``: exact) as an uncorrelated scalar
-    subquery."""
-    sub = matched.query.subquery()
-    if cap is not None:  # a count needs no order: stop after cap ids, whatever they are
-        sub = select(sub.c[0]).limit(cap + len(gone)).subquery()
+    subquery. A bounded count of an OR first counts each branch alone (up to the bound, from its index): when
+    one branch reaches it, so does the union, and the union is never built."""
+    reach = None if cap is None else cap + len(gone)
+    sub = (matched.query if reach is None else matched.some(reach)).subquery()
     counted = select(func.count()).select_from(sub)
-    return (counted.where(sub.c[0].not_in(gone)) if gone else counted).scalar_subquery()
+    counted_live = (counted.where(sub.c[0].not_in(gone)) if gone else counted).scalar_subquery()
+    if reach is None or not matched.branches:
+        return counted_live
+    alone = [select(func.count()).select_from(b.some(reach).subquery()).scalar_subquery() for b in matched.branches]
+    return case((or_(*[n >= reach for n in alone]), literal(reach)), else_=counted_live)
+
+
+_ONE_ROW = select(literal(1).label("one")).subquery("one_row")
 
 
 def _page_with_count(s: Session, matched: IdSet, q: SearchQuery, want: int, cap: int | None,
-                     gone: list[str]) -> SearchPage:
+                     gone: list[str], stamp: list[Any]) -> tuple[SearchPage, tuple[Any, ...] | None]:
     """One statement: the page's ids (limit-first, one past the page; the soft-deleted ``gone`` dropped
-    from the first ``want + len(gone)``), joined to their records (put in id order here: no sort in SQL),
-    each row carrying the count (an uncorrelated scalar subquery, evaluated once). An empty page past the
-    first counts on its own."""
+    from the first ``want + len(gone)``), joined to their records (put in id order here: no sort in SQL), and
+    the count with the ``stamp`` columns (uncorrelated scalar subqueries, evaluated once). The page is
+    outer-joined to a one-row select, so an empty page still answers its count and stamp (its record is None;
+    under a restricted access scope the scope's criteria on ``records`` drop that row: then a second statement
+    reads them)."""
     if gone:
         top = matched.top(want + len(gone)).subquery()
         ids = (select(top.c[0]).where(top.c[0].not_in(gone)).order_by(top.c[0])
                .limit(q.limit + 1).offset(q.offset).subquery())
     else:
         ids = matched.top(want).limit(q.limit + 1).offset(q.offset).subquery()
+    page = _ONE_ROW.outerjoin(orm_join(Record, ids, Record.id == ids.c[0]), true())
     count = _count_of(matched, cap, gone)
-    got = sorted(s.execute(select(Record, count).join(ids, Record.id == ids.c[0])).all(), key=lambda r: r[0].id)
-    n = int(got[0][1]) if got else (0 if q.offset == 0 else int(s.scalar(select(count)) or 0))
+    rows = s.execute(select(Record, count, *stamp).select_from(page)).all()
+    # an access scope's criteria on records filter the outer join's empty row too: then ask apart
+    summary = tuple(rows[0][1:]) if rows else tuple(s.execute(select(count, *stamp)).one())
+    got = sorted((r[0] for r in rows if r[0] is not None), key=lambda r: r.id)
+    n = int(summary[0])
     total, exact = (n, True) if cap is None else (min(n, cap), n < cap)
-    return SearchPage([r[0] for r in got[:q.limit]], total, exact, len(got) > q.limit)
+    return SearchPage(got[:q.limit], total, exact, len(got) > q.limit), (summary[1:] if stamp else None)
 
 
 def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:

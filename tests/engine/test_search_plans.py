@@ -217,3 +217,53 @@ def test_the_numeric_index_holds_only_rows_with_a_number(backend: str, engine: S
             "SELECT indexname FROM pg_indexes WHERE tablename = 'property_values' AND schemaname = current_schema()")}
     assert "value_num IS NOT NULL" in str(sql), sql
     assert not names & {"ix_props_text", "ix_props_num"}, names
+
+
+def _analysed_rows(engine: Services, org: str, q: SearchQuery, count_limit: int | None) -> list[int]:
+    """PostgreSQL: the actual rows each scan of property_values produced in the search's statements."""
+    import json
+
+    from sqlalchemy import event
+
+    stmts: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if "property_values" in statement and not statement.startswith("EXPLAIN"):
+            stmts.append((statement, params))
+
+    event.listen(engine.db.read_engine, "before_cursor_execute", grab)
+    try:
+        with engine.db.read() as s:
+            search_page(s, engine.collections, org, q, count_limit=count_limit)
+    finally:
+        event.remove(engine.db.read_engine, "before_cursor_execute", grab)
+    rows: list[int] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name") == "property_values":
+            rows.append(int(node["Actual Rows"]) * int(node.get("Actual Loops", 1)))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    with engine.db.read_engine.connect() as c:
+        for statement, params in stmts:
+            plan = c.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params).scalar()
+            walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    return rows
+
+
+def test_a_bounded_or_count_reads_at_most_the_cap_from_each_branch(backend: str, engine: Services):
+    """An OR's bounded count takes at most ``cap`` ids from each branch (their union holds ``cap`` whenever the
+    whole union does) instead of every match of every branch; totals stay exact below the cap."""
+    org = _load(engine, 300)  # customers: 100, CTOs: 75, both: 25 -> 150 match
+    q = _query([Group(logic="OR", conditions=[_eq("lifecycle_stage", "customer"), _eq("job_title", "CTO")])])
+    with engine.db.read() as s:
+        capped = search_page(s, engine.collections, org, q, count_limit=30)
+        wide = search_page(s, engine.collections, org, q, count_limit=160)
+        exact = search_page(s, engine.collections, org, q, count_limit=None)
+    assert (capped.total, capped.total_is_exact) == (30, False)
+    assert (wide.total, wide.total_is_exact) == (150, True) and (exact.total, exact.total_is_exact) == (150, True)
+    assert [r.id for r in capped.rows] == [r.id for r in exact.rows]
+    if engine.db.dialect == "postgresql":
+        assert max(_analysed_rows(engine, org, q, 30)) <= 30
+        assert max(_analysed_rows(engine, org, q, None)) == 100  # the exact count reads every customer
