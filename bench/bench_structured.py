@@ -6,11 +6,15 @@ Prints, side by side in one run, memrelay's engine path and a bare-SQL baseline 
   - search p50/p95 (memrelay.engine.stores.search.run_search with counts) for three filter shapes vs one hand-written query
 
 Usage: .venv/bin/python bench/bench_structured.py [--records 100000] [--database-url postgresql://...]
+       [--skip-search] [--profile]   (--profile: cProfile of memrelay's load batches, top functions by own time)
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import os
+import pstats
 import random
 import tempfile
 import time
@@ -46,6 +50,7 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-search", action="store_true", help="only the load figure")
+    ap.add_argument("--profile", action="store_true", help="profile memrelay's load batches (cProfile)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-"))
     settings = Settings(data_dir=tmp, database_url=args.database_url, redis_url="redis://unused", log_json=False)
@@ -71,11 +76,17 @@ def main() -> None:
     batch = 500
     load_s = raw_s = 0.0
     rnd2 = random.Random(7)
+    profile = cProfile.Profile() if args.profile else None
+    load_before = os.getloadavg()
     for start in range(0, args.records, batch):
         t0 = time.perf_counter()
         items = [(Identifiers(type="contact", email=f"user{i}@example.com"), row(i, rnd), prov)
                  for i in range(start, min(args.records, start + batch))]
+        if profile is not None:
+            profile.enable()
         eng.records.upsert_many(org.id, items)
+        if profile is not None:
+            profile.disable()
         t1 = time.perf_counter()
         with eng.db.engine.begin() as c:
             rows = []
@@ -111,9 +122,13 @@ def main() -> None:
             Condition(property="city", operator="EQ", value="city7")])],
             "SELECT count(*) FROM bench_raw WHERE company_name LIKE '%%Company 42%%' OR city='City7'"),
     }
-    print(f"\nstructured memory bench — {args.records:,} records x 10 properties on {eng.db.dialect}")
+    load_after = os.getloadavg()
+    print(f"\nstructured memory bench — {args.records:,} records x 10 properties on {eng.db.dialect}"
+          f"   (load average {load_before[0]:.2f} before the load phase, {load_after[0]:.2f} after)")
     print(f"{'load':40} memrelay {args.records / load_s:10,.0f} rows/s   baseline raw insert "
           f"{args.records / raw_s:10,.0f} rows/s   = {100 * raw_s / load_s:5.1f} % of raw (goal >= 30 %)")
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     if args.skip_search:
         eng.close()
         return

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +18,13 @@ from memrelay.engine.core.properties_types import PropertySpec, PropertyType, Up
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.coercion import coerce, search_columns
 from memrelay.engine.stores.db.models import OutboxEvent, PropertyHistory, PropertyValue, Record
-from memrelay.engine.stores.fast_insert import insert_rows, insert_tuples
+from memrelay.engine.stores.fast_insert import (
+    DriverForm,
+    driver_tuples,
+    insert_driver_tuples,
+    insert_rows,
+    json_text,
+)
 from memrelay.engine.stores.outbox import OUTBOX_COLUMNS, outbox_row
 
 
@@ -128,8 +136,10 @@ class PendingWrites:
     """Rows a write produces; flushed set-based (one executemany / COPY per run of rows) so bulk paths stay fast.
 
     Each list takes dicts keyed by column (any caller) or tuples in :data:`VALUE_COLUMNS` /
-    :data:`HISTORY_COLUMNS` / :data:`OUTBOX_COLUMNS` order (the new-record fast path, no per-row dict); rows
-    are inserted in the order they were queued, so ids keep the order of the writes."""
+    :data:`HISTORY_COLUMNS` / :data:`OUTBOX_COLUMNS` order already in the driver's form (the new-record fast
+    path :func:`apply_new`: JSON as text, timestamps and booleans converted by a
+    :class:`~memrelay.engine.stores.fast_insert.DriverForm`); rows are inserted in the order they were queued,
+    so ids keep the order of the writes."""
 
     inserts: list[Any] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -138,24 +148,42 @@ class PendingWrites:
     outbox: list[Any] = field(default_factory=list)
 
     def flush(self, s: Session) -> None:
-        pv = cast(Table, PropertyValue.__table__)
-        _insert_in_order(s, pv, VALUE_COLUMNS, self.inserts)  # executemany / COPY (stores.fast_insert)
+        _insert_in_order(s, PROPERTY_VALUES, VALUE_COLUMNS, self.inserts)  # executemany / COPY (fast_insert)
         if self.updates:
-            s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.updates)
+            s.execute(PROPERTY_VALUES.update().where(PROPERTY_VALUES.c.id == bindparam("_id")), self.updates)
         if self.touches:
-            s.execute(pv.update().where(pv.c.id == bindparam("_id")), self.touches)
-        _insert_in_order(s, cast(Table, PropertyHistory.__table__), HISTORY_COLUMNS, self.history)
-        _insert_in_order(s, cast(Table, OutboxEvent.__table__), OUTBOX_COLUMNS, self.outbox)
+            s.execute(PROPERTY_VALUES.update().where(PROPERTY_VALUES.c.id == bindparam("_id")), self.touches)
+        _insert_in_order(s, PROPERTY_HISTORY, HISTORY_COLUMNS, self.history)
+        _insert_in_order(s, OUTBOX, OUTBOX_COLUMNS, self.outbox)
         self.inserts, self.updates, self.touches, self.history, self.outbox = [], [], [], [], []
 
 
+PROPERTY_VALUES = cast(Table, PropertyValue.__table__)
+PROPERTY_HISTORY = cast(Table, PropertyHistory.__table__)
+OUTBOX = cast(Table, OutboxEvent.__table__)
+
+
+def driver_form(s: Session) -> DriverForm:
+    """The conversions :func:`apply_new` needs on ``s`` (the timestamp and boolean columns of the tables it fills)."""
+    return DriverForm.of(s, PROPERTY_VALUES.c.updated_at.type, PROPERTY_HISTORY.c.applied.type)
+
+
 def _insert_in_order(s: Session, table: Table, columns: tuple[str, ...], rows: list[Any]) -> None:
-    """Insert queued rows (dicts or tuples in ``columns`` order) in order: dicts holding exactly ``columns``
-    become tuples too, so a batch mixing new and existing records is still one statement per table."""
+    """Insert queued rows (dicts, or driver-form tuples in ``columns`` order) in order: dicts holding exactly
+    ``columns`` are converted to driver tuples too (together, a column at a time), so a batch mixing new and
+    existing records is still one statement per table."""
     if not rows:
         return
+    dicts = [i for i, r in enumerate(rows) if type(r) is not tuple]
+    if not dicts:  # the bulk load's case: one statement, no per-row work
+        insert_driver_tuples(s, table, columns, rows)
+        return
     get, wanted = itemgetter(*columns), set(columns)
-    rows = [r if isinstance(r, tuple) or r.keys() != wanted else get(r) for r in rows]
+    plain = [i for i in dicts if rows[i].keys() == wanted]
+    if plain:
+        rows = list(rows)
+        for i, t in zip(plain, driver_tuples(s, table, columns, [get(rows[i]) for i in plain]), strict=True):
+            rows[i] = t
     start = 0
     while start < len(rows):
         tuples = isinstance(rows[start], tuple)
@@ -164,7 +192,7 @@ def _insert_in_order(s: Session, table: Table, columns: tuple[str, ...], rows: l
             end += 1
         run = rows[start:end] if start or end < len(rows) else rows
         if tuples:
-            insert_tuples(s, table, columns, run)
+            insert_driver_tuples(s, table, columns, run)
         else:
             insert_rows(s, table, run)
         start = end
@@ -270,10 +298,11 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
 
 def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, CurrentValue],
               schema: dict[str, PropertySpec], prov: Provenance, writes: PendingWrites,
-              event_ids: Iterator[str]) -> WriteResult:
+              event_ids: Iterator[str], form: DriverForm) -> WriteResult:
     """:func:`apply_coerced` for a record that has no stored or queued value yet (created by this batch):
-    every value is applied, the record's version goes up once, and the rows are queued as tuples (no
-    per-row dicts). Same rows, same result, same events as :func:`apply_coerced`."""
+    every value is applied, the record's version goes up once, and the rows are queued as driver-form tuples
+    (``form``; no per-row dict; each value JSON-encoded once, its events' payloads spliced from that text).
+    Same rows, same result, same events as :func:`apply_coerced`."""
     if current or not coerced:
         return apply_coerced(record, coerced, current, schema, prov, writes)
     now = utcnow()
@@ -283,25 +312,56 @@ def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, Curren
     version = record.version
     org, rid, et = record.org_id, record.id, record.entity_type
     source, event_id, actor, confidence = prov.source, prov.source_event_id, prov.actor, prov.confidence
+    now_d, ts_d, applied_d = form.datetime(now), form.datetime(src_ts), form.boolean(True)
+    evidence = json_text(prov.evidence)
     values, history = writes.inserts, writes.history
     applied: dict[str, Any] = {}
+    texts: dict[str, str | None] = {}
     for name, new in coerced.items():
-        text, num = search_columns(schema[name], new)
-        values.append((org, rid, et, name, 1, new, text, num, source, event_id, src_ts, actor, confidence, now))
-        history.append((org, rid, name, new, None, True, None, source, event_id, src_ts, actor, confidence,
-                        prov.evidence, version, now))
+        text: str | None
+        num: float | None
+        if type(new) is str and schema[name].type == PropertyType.TEXT:  # search_columns of a text, inline
+            text, num = new.casefold()[:512], None
+        else:
+            text, num = search_columns(schema[name], new)
+        j = texts[name] = _json_or_none(new)
+        value = json_text(new) if j is None else j
+        values.append((org, rid, et, name, 1, value, text, num, source, event_id, ts_d, actor, confidence, now_d))
+        history.append((org, rid, name, value, "null", applied_d, None, source, event_id, ts_d, actor, confidence,
+                        evidence, version, now_d))
         current[name] = CurrentValue(None, new, src_ts, 1)
         applied[name] = {"value": new, "previous": None}
     result = WriteResult(applied=applied, version=version, before=dict.fromkeys(coerced), after=dict(coerced))
     base = {"recordId": rid, "type": et, "version": version, "source": source, "sourceEventId": event_id,
             "changedProperties": list(applied)}
     kind = "memory.property.updated"
-    writes.outbox.extend((next(event_ids), org, kind, {**base, "propertyName": name, **change}, now)
-                              for name, change in applied.items())
+    head = _json_or_none(base)
+    if head is None or None in texts.values():  # something orjson refuses: whole payloads, as emit() would
+        payloads = [json_text({**base, "propertyName": name, **change}) for name, change in applied.items()]
+        bulk = json_text({**base, "properties": applied})
+    else:  # orjson's own output for {**base, "propertyName": name, "value": v, "previous": None}, spliced
+        head = head[:-1]
+        payloads = [f'{head},"propertyName":{_json_key(name)},"value":{j},"previous":null}}'
+                    for name, j in texts.items()]
+        bulk = head + ',"properties":{' + ",".join(
+            f'{_json_key(name)}:{{"value":{j},"previous":null}}' for name, j in texts.items()) + "}}"
+    writes.outbox.extend((next(event_ids), org, kind, payload, now_d) for payload in payloads)
     if len(applied) > 1:
-        writes.outbox.append((next(event_ids), org, "memory.properties.bulk_updated",
-                                   {**base, "properties": applied}, now))
+        writes.outbox.append((next(event_ids), org, "memory.properties.bulk_updated", bulk, now_d))
     return result
+
+
+def _json_or_none(value: Any) -> str | None:
+    """orjson's text of ``value`` (what :func:`json_text` stores), or None when orjson refuses it."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _json_key(name: str) -> str:
+    return orjson.dumps(name).decode()
 
 
 def _is_value_of(row: Any, record_id: str, name: str) -> bool:

@@ -185,6 +185,10 @@ class Records:
                 gone = resolve_record(s, org_id, ids, keep.entity_type, include_deleted=True)
                 if gone is None or gone.id == keep.id:
                     continue
+                locked = _locked_for_delete(s, [gone])
+                if not locked:  # merged or erased meanwhile
+                    continue
+                gone = locked[0]
                 moved["records"] += 1
                 have = {(k.key_name, k.key_value) for k in s.scalars(select(RecordKey).where(RecordKey.record_id == keep.id))}
                 for k in s.scalars(select(RecordKey).where(RecordKey.record_id == gone.id)).all():
@@ -208,7 +212,8 @@ class Records:
                             moved["properties"] += 1
                         s.delete(pv)
                 s.flush()
-                s.execute(update(PropertyHistory).where(PropertyHistory.record_id == gone.id).values(record_id=keep.id))
+                s.execute(update(PropertyHistory).where(PropertyHistory.org_id == org_id,  # ix_prop_hist leads with it
+                                                        PropertyHistory.record_id == gone.id).values(record_id=keep.id))
                 moved["memories"] += rowcount(s.execute(update(Memory).where(Memory.org_id == org_id, Memory.record_id == gone.id).values(
                     record_id=keep.id, index_state="pending")))
                 s.execute(delete(Record).where(Record.id == gone.id))
@@ -330,7 +335,7 @@ class Records:
             if not matches:
                 raise NotFound("no record matches those identifiers")
             counts = {"records": 0, "properties": 0, "history": 0, "memories": 0, "keys": 0}
-            for rec in matches:
+            for rec in _locked_for_delete(s, matches):
                 counts["records"] += 1
                 counts.update({k: counts[k] + v for k, v in self._hard_delete(s, rec).items()})
             subject = hashlib.sha256(",".join(sorted(r.id for r in matches)).encode()).hexdigest()[:32]
@@ -346,7 +351,7 @@ class Records:
             q = select(Record).where(Record.deleted_at.is_not(None), Record.purge_after <= utcnow())
             if org_id:
                 q = q.where(Record.org_id == org_id)
-            for rec in s.scalars(q).all():
+            for rec in s.scalars(q.order_by(Record.id).with_for_update()).all():
                 self._hard_delete(s, rec)
                 s.add(AuditEntry(org_id=rec.org_id, action="record.purged",
                                  subject=hashlib.sha256(rec.id.encode()).hexdigest()[:32], detail={},
@@ -362,12 +367,24 @@ class Records:
         out = {
             "memories": rowcount(s.execute(delete(Memory).where(Memory.org_id == rec.org_id,
                                                        Memory.record_id == rec.id))),
-            "history": rowcount(s.execute(delete(PropertyHistory).where(PropertyHistory.record_id == rec.id))),
+            "history": rowcount(s.execute(delete(PropertyHistory).where(  # ix_prop_hist leads with org_id
+                PropertyHistory.org_id == rec.org_id, PropertyHistory.record_id == rec.id))),
             "properties": rowcount(s.execute(delete(PropertyValue).where(PropertyValue.record_id == rec.id))),
             "keys": rowcount(s.execute(delete(RecordKey).where(RecordKey.record_id == rec.id))),
         }
         s.execute(delete(Record).where(Record.id == rec.id))
         return out
+
+
+def _locked_for_delete(s: Session, records: list[Record]) -> list[Record]:
+    """``records`` locked (``FOR UPDATE``, in id order) and read again, before their rows are deleted; those
+    gone meanwhile are left out. A writer holding one finishes first and the deletes that follow see (and count)
+    its rows."""
+    if not records:
+        return []
+    q = (select(Record).where(Record.id.in_(sorted({r.id for r in records}))).order_by(Record.id)
+         .with_for_update().execution_options(populate_existing=True))
+    return list(s.scalars(q))
 
 
 def key_properties(keys: dict[str, Any]) -> dict[str, Any]:
