@@ -8,6 +8,11 @@ filtered column. For each shape, in one run (memrelay and raw sampled alternatel
   raw page+bounded  SELECT id ... ORDER BY id LIMIT 51 and count(*) over at most COUNT_CAP ids
   raw exact         the same page and an exact count(*)
 
+Both run as they run in production: ``Database.read()`` (PostgreSQL: autocommit, no BEGIN/ROLLBACK) and raw SQL on
+an autocommit connection. For comparison with earlier runs it also samples, in the same loop, both inside a read
+transaction (BEGIN ... ROLLBACK: what ``read()`` did on PostgreSQL before; psycopg forgets its prepared statements
+at every ROLLBACK). On SQLite both variants are the same deferred read transaction.
+
 It also prints the SQL statements one memrelay search executes (counted with a before_cursor_execute listener) once
 the process knows the org's facts (the first typed search of an org, type and set of properties reads them: one
 statement more), and the load average before and after (the machine is shared: compare ratios, not times).
@@ -31,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, inspect, make_url, text
+from sqlalchemy.orm import Session
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
@@ -94,16 +100,16 @@ def loaded_org(eng: Services, n: int) -> str | None:
     return orgs[0] if len(orgs) == 1 else None
 
 
-def p50s(a: Callable[[], object], b: Callable[[], object], n: int) -> tuple[float, float]:
-    """The p50 (ms) of ``a`` and of ``b``, sampled alternately so that both see the same load (the machine is
-    shared: only the ratio is meaningful)."""
-    samples: tuple[list[float], list[float]] = ([], [])
+def p50s(fns: list[Callable[[], object]], n: int) -> list[float]:
+    """The p50 (ms) of each of ``fns``, sampled in turn so that all see the same load (the machine is shared:
+    only the ratios are meaningful)."""
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(n):
-        for fn, out in ((a, samples[0]), (b, samples[1])):
+        for fn, out in zip(fns, samples, strict=True):
             t = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t)
-    return statistics.median(samples[0]) * 1000, statistics.median(samples[1]) * 1000
+    return [statistics.median(x) * 1000 for x in samples]
 
 
 def main() -> None:
@@ -140,19 +146,21 @@ def main() -> None:
         "OR city=City7 | title=CFO": ([Group(logic="OR", conditions=[eq("city", "City7"), eq("job_title", "CFO")])],
                                       "city='city7' OR job_title='cfo'"),
     }
+    raw_autocommit = (eng.db.read_engine if eng.db.is_sqlite
+                      else eng.db.engine.execution_options(isolation_level="AUTOCOMMIT"))
     print(f"\nsearch bench — {args.records:,} contacts x 10 properties on {eng.db.dialect} (loaded in {load_s:.0f} s);"
           f" p50 of {args.queries} queries, page of 50, count cap {COUNT_CAP:,}; load average {_load_average()}")
     for name, (groups, where) in shapes.items():
         q = SearchQuery(identifiers=Identifiers(type="contact"), groups=groups, limit=50)
         found = None
 
-        def memrelay(limit: int | None, q: SearchQuery = q) -> None:
+        def memrelay(limit: int | None, q: SearchQuery = q, in_transaction: bool = False) -> None:
             nonlocal found
-            with eng.db.read() as s:
+            with Session(eng.db.read_engine) if in_transaction else eng.db.read() as s:
                 found = search_page(s, eng.collections, org, q, count_limit=limit)
 
-        def raw(bounded: bool, where: str = where) -> None:
-            with eng.db.read_engine.connect() as c:
+        def raw(bounded: bool, where: str = where, in_transaction: bool = False) -> None:
+            with (eng.db.read_engine if in_transaction else raw_autocommit).connect() as c:
                 c.exec_driver_sql(f"SELECT id FROM bench_raw WHERE {where} ORDER BY id LIMIT 51").all()
                 inner = f"SELECT id FROM bench_raw WHERE {where}" + (f" LIMIT {COUNT_CAP}" if bounded else "")
                 c.exec_driver_sql(f"SELECT count(*) FROM ({inner}) AS m").scalar()
@@ -166,12 +174,15 @@ def main() -> None:
         event.listen(eng.db.read_engine, "before_cursor_execute", count)
         memrelay(COUNT_CAP)
         event.remove(eng.db.read_engine, "before_cursor_execute", count)
-        default_ms, raw_bounded = p50s(lambda: memrelay(COUNT_CAP), lambda: raw(True), args.queries)
+        default_ms, raw_bounded, tx_ms, raw_tx = p50s(
+            [lambda: memrelay(COUNT_CAP), lambda: raw(True),
+             lambda: memrelay(COUNT_CAP, in_transaction=True), lambda: raw(True, in_transaction=True)], args.queries)
         shown = found
-        exact_ms, raw_exact = p50s(lambda: memrelay(None), lambda: raw(False), max(5, args.queries // 5))
+        exact_ms, raw_exact = p50s([lambda: memrelay(None), lambda: raw(False)], max(5, args.queries // 5))
         assert shown is not None and found is not None
         print(f"  {name:30} memrelay {default_ms:7.2f} ms (total {shown.total:,}{'' if shown.total_is_exact else '+'})"
               f" vs raw page+bounded count {raw_bounded:6.2f} ms = {default_ms / raw_bounded:4.1f}x"
+              f" | in a read transaction: memrelay {tx_ms:6.2f} ms vs raw {raw_tx:6.2f} ms = {tx_ms / raw_tx:4.1f}x"
               f" | exact count: memrelay {exact_ms:7.2f} ms (total {found.total:,}) vs raw {raw_exact:6.2f} ms"
               f" = {exact_ms / raw_exact:4.1f}x | {len(statements)} statements per search")
     print(f"  load average {_load_average()}")

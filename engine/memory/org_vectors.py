@@ -62,6 +62,7 @@ from sqlalchemy.orm import Session
 from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.access import current_access, unrestricted
 from memrelay.engine.core.util import as_aware, utcnow
+from memrelay.engine.stores.db.database import streaming_connection
 from memrelay.engine.stores.db.models import Memory
 
 DEFAULT_MAX_ROWS = 5_000_000  # past this many memories an org uses Milvus (the snapshot would be > 5 GB)
@@ -504,18 +505,19 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
     types: dict[str, int] = {}
     filled = 0
     # one streamed scan (no ORDER BY: a keyset page per batch made SQLite sort the org once per page)
-    result = s.execute(select(Memory.id, Memory.entity_type, Memory.embedding).where(*scope)
-                       .execution_options(stream_results=True, yield_per=BUILD_BATCH))
-    for part in result.partitions(BUILD_BATCH):
-        rows = list(part)[: n - filled]  # rows inserted since the count are the delta's
-        if not rows:
-            break
-        k = len(rows)
-        vectors[filled:filled + k] = from_blobs([r[2] for r in rows], dim)
-        ids[filled:filled + k] = [r[0].encode() for r in rows]
-        codes[filled:filled + k] = [types.setdefault(r[1], len(types)) for r in rows]
-        filled += k
-    result.close()
+    with streaming_connection(s) as conn:
+        result = conn.execute(select(Memory.id, Memory.entity_type, Memory.embedding).where(*scope)
+                              .execution_options(stream_results=True, yield_per=BUILD_BATCH))
+        for part in result.partitions(BUILD_BATCH):
+            rows = list(part)[: n - filled]  # rows inserted since the count are the delta's
+            if not rows:
+                break
+            k = len(rows)
+            vectors[filled:filled + k] = from_blobs([r[2] for r in rows], dim)
+            ids[filled:filled + k] = [r[0].encode() for r in rows]
+            codes[filled:filled + k] = [types.setdefault(r[1], len(types)) for r in rows]
+            filled += k
+        result.close()
     # The snapshot covers what was committed when the build started: the delta reads rows stamped after
     # that, minus the overlap window (a transaction stamped earlier may have committed after our read).
     high = started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from memrelay.engine.core.errors import ServiceUnavailable
+from memrelay.engine.core.errors import MemrelayError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from memrelay.engine.core.settings import Settings
@@ -109,8 +110,18 @@ class WriterQueue:
         return self._fd
 
 
+class ReadSessionMisuse(MemrelayError):
+    """A statement that writes (or, on PostgreSQL, a streamed query outside
+    :func:`streaming_connection`) ran in a :meth:`Database.read` session: a bug in the caller. A write there used
+    to be rolled back silently; PostgreSQL reads run in autocommit, where it would commit, so it is refused
+    before it reaches the database (on SQLite too, so tests catch it on either database)."""
+
+    code = "read_session_misuse"
+    http_status = 500
+
+
 class Database:
-    """Owns the SQLAlchemy engine. ``session()`` is a unit of work committed on success."""
+    """Owns the SQLAlchemy engine. ``session()`` is a unit of work committed on success; ``read()`` reads."""
 
     def __init__(self, url: str, *, echo: bool = False, pool: PoolOptions | None = None):
         self.url = url
@@ -147,7 +158,14 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock: AbstractContextManager[Any] = (
             WriterQueue(url.partition("///")[2].partition("?")[0]) if self.is_sqlite else nullcontext())
-        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        # PostgreSQL reads run in autocommit on the same pool (psycopg's autocommit flag is set on checkout and
+        # reset on return, client-side: no round trip): no BEGIN/ROLLBACK around a read, and no ROLLBACK that
+        # makes psycopg forget the statements it counted or prepared on that connection (it clears them all
+        # on every rollback), so a repeated read becomes a server-side prepared statement.
+        read_bind = self.read_engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        event.listen(read_bind, "before_cursor_execute", _refuse_writes_in_reads(autocommit=not self.is_sqlite))
+        self._read_sessions = sessionmaker(read_bind, expire_on_commit=False,
+                                           info={_STREAM_DATABASE: None if self.is_sqlite else self})
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -205,7 +223,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only unit of work (never takes SQLite's write lock)."""
+        """A read-only session (never takes SQLite's write lock). A statement that writes in it raises
+        :class:`ReadSessionMisuse`.
+
+        SQLite: one deferred transaction, so every statement of the block reads one snapshot. PostgreSQL: no
+        transaction (autocommit), each statement reads the rows committed when it starts — what READ COMMITTED,
+        the server's default, gave each statement of a read transaction anyway, minus two round trips. A row
+        lock (``FOR UPDATE``) taken here ends with its statement: a read-modify-write belongs in :meth:`session`.
+        A streamed (server-side cursor) query needs a transaction: run it on :func:`streaming_connection`."""
         with self._read_sessions() as s:  # closing ends the transaction without expiring loaded rows
             yield s
 
@@ -235,6 +260,44 @@ class _Unit:
 
 
 _unit_of_work: ContextVar[_Unit | None] = ContextVar("memrelay_unit_of_work", default=None)
+
+
+@contextmanager
+def streaming_connection(s: Session) -> Iterator[Connection]:
+    """A connection to run a streamed query (``stream_results``: a server-side cursor) of session ``s`` on.
+    A server-side cursor lives in a transaction: a write session's or a SQLite read's own connection has one;
+    a PostgreSQL :meth:`Database.read` session runs in autocommit, so the stream gets a read transaction of its
+    own (READ COMMITTED, the rows the session's next statement would see), rolled back when the block exits."""
+    db = s.info.get(_STREAM_DATABASE)
+    if db is None:
+        yield s.connection()
+        return
+    with db.engine.connect() as conn:
+        yield conn
+
+
+_STREAM_DATABASE = "memrelay_stream_database"
+# statements that write whatever their compiled flags say (text(), exec_driver_sql)
+_WRITE_SQL = re.compile(r"\s*(?:INSERT|UPDATE|DELETE|MERGE|REPLACE|UPSERT|CREATE|DROP|ALTER|TRUNCATE|COPY|GRANT|"
+                        r"REVOKE|LOCK|VACUUM|REINDEX|CLUSTER|COMMENT|REFRESH|SAVEPOINT)\b", re.IGNORECASE)
+
+
+def _refuse_writes_in_reads(*, autocommit: bool) -> Callable[..., None]:
+    """A ``before_cursor_execute`` hook for read sessions: DML and DDL raise :class:`ReadSessionMisuse`; in
+    ``autocommit``, so does a server-side cursor. Client-side and cheap (flags, one anchored match): a write
+    hidden in a function call or a data-modifying CTE of a ``text()`` statement is not recognised."""
+
+    def refuse(_conn: Connection, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        compiled_write = context is not None and (context.isinsert or context.isupdate or context.isdelete
+                                                  or context.isddl)
+        if compiled_write or _WRITE_SQL.match(statement):
+            raise ReadSessionMisuse("a read session ran a statement that writes: use Database.session()",
+                                    details={"statement": statement[:200]})
+        if autocommit and context is not None and context.execution_options.get("stream_results"):
+            raise ReadSessionMisuse("a streamed query needs a transaction: run it on streaming_connection(s)",
+                                    details={"statement": statement[:200]})
+
+    return refuse
 
 
 def rowcount(result: Result[Any]) -> int:
