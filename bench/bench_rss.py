@@ -1,19 +1,25 @@
-"""Memory of `memrelay up` with N memories: per-process RSS and PSS (psutil ``memory_full_info``), summed over
-the process tree, with Milvus Lite started on demand (the default) next to it started eagerly
+"""Memory of `memrelay up` with N memories: per-process RSS, PSS and USS (psutil ``memory_full_info``), summed over
+the process tree, and the tree's distinct resident pages (every physical page once, from ``/proc/<pid>/pagemap``;
+needs root), with Milvus Lite started on demand (the default) next to it started eagerly
 (``MEMRELAY_MILVUS_LAZY=0``, the behaviour before issue 16), in the same run and data dir.
 
 Seeding writes N memories (``--records`` records × N/records memories each) straight through the engine
 (:func:`memrelay.engine.memory.batch.memorize_many`, verbatim texts: one embedder call and one transaction per
-batch) into a temp data dir; each configuration then starts `memrelay up` (default: 2 web workers, 2 RQ workers, as memrelay's defaults), waits for
-``/readyz``, lets the eager configuration's workers index every pending memory into Milvus, runs a few org-wide
-and scoped recalls, and measures. Goal (issue 16): ≤ 1 GB total (measured before: 2,452 MB, Milvus Lite 1,058 MB).
+batch) into a temp data dir (or ``--data``, seeded once and reused); each configuration then starts `memrelay up`
+(default: 2 web workers, 2 RQ workers, as memrelay's defaults), waits for ``/readyz``, lets the eager
+configuration's workers index every pending memory into Milvus, runs ``--load`` rounds of org-wide and scoped
+recalls per web worker, and measures. Goal (issue 16): ≤ 1 GB total (measured before: 2,452 MB, Milvus Lite
+1,058 MB).
 
-RSS counts a page shared by several processes once in each of them (the RQ workers forked from ``up``, and the
-gunicorn workers from their master, share the modules, embedder weights and token encoding loaded before the
-fork, and every process maps the same org-wide vector file); PSS divides each shared page among its sharers, so
-the PSS total is the memory the tree really holds.
+RSS counts a page shared by several processes once in each of them: the gunicorn master and the RQ workers are
+forked from `up`'s warm parent and the web workers from the master, so all share the modules, embedder weights
+and token encoding loaded before the fork, and every process maps the same org-wide vector file. PSS divides each
+shared page among its sharers, so the PSS total is the memory the tree really holds; USS is each process's own
+pages, and "distinct pages" = USS sum + the shared pages counted once. ``--detail`` prints, per process, anonymous
+and file-backed PSS and the mappings holding most.
 
-Usage: .venv/bin/python bench/bench_rss.py [--memories 50000] [--records 5000]
+Usage: .venv/bin/python bench/bench_rss.py [--memories 50000] [--records 5000] [--data DIR] [--lazy-only]
+       [--load 1] [--concurrency 1] [--workers 2] [--web-workers 2] [--detail]
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -96,15 +105,95 @@ def label(p: psutil.Process) -> str:
     return p.name()
 
 
-def measure(pid: int) -> list[tuple[str, int, float, float]]:
+Row = tuple[str, int, float, float, float]  # label, pid, RSS, PSS, USS (MB)
+
+
+def measure(pid: int) -> list[Row]:
     rows = []
     for p in tree(pid):
         try:
             info = p.memory_full_info()
-            rows.append((label(p), p.pid, info.rss / 2**20, getattr(info, "pss", info.rss) / 2**20))
+            rows.append((label(p), p.pid, info.rss / 2**20, getattr(info, "pss", info.rss) / 2**20,
+                         getattr(info, "uss", info.rss) / 2**20))
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return sorted(rows)
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def frames(pid: int) -> set[int] | None:
+    """The physical page frames ``pid`` has resident (``/proc/<pid>/pagemap``; needs root, else None)."""
+    out: set[int] = set()
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        with open(f"/proc/{pid}/pagemap", "rb") as pm:
+            for line in maps:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                if "[vsyscall]" in line:
+                    continue
+                pm.seek(lo // PAGE * 8)
+                data = pm.read((hi - lo) // PAGE * 8)
+                for (e,) in struct.iter_unpack("<Q", data):
+                    if e >> 63 & 1:
+                        pfn = e & ((1 << 55) - 1)
+                        if not pfn:
+                            return None  # PFNs hidden (not root)
+                        out.add(pfn)
+    except (OSError, ValueError):
+        return None
+    return out
+
+
+def tree_footprint(pid: int) -> float | None:
+    """MB of distinct resident pages of the whole tree: every page once, however many processes map it."""
+    union: set[int] = set()
+    for p in tree(pid):
+        f = frames(p.pid)
+        if f is None:
+            return None
+        union |= f
+    return len(union) * PAGE / 2**20
+
+
+def rollup(pid: int) -> dict[str, float]:
+    """``/proc/<pid>/smaps_rollup`` in MB (Pss_Anon, Pss_File, Anonymous, Shared_Clean, ...)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
+def top_mappings(pid: int, n: int = 12) -> list[tuple[float, float, str]]:
+    """The mappings of ``pid`` holding most PSS, summed per path (anonymous ones per kind): (PSS, RSS, name)."""
+    agg: dict[str, list[float]] = {}
+    name = "?"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            name = head[5] if len(head) > 5 else "[anon]"
+            name = re.sub(r"/.*/site-packages/", "site-packages/", name)
+            agg.setdefault(name, [0.0, 0.0])
+        elif head[0] == "Pss:":
+            agg[name][0] += int(head[1]) / 1024
+        elif head[0] == "Rss:":
+            agg[name][1] += int(head[1]) / 1024
+    return sorted(((v[0], v[1], k) for k, v in agg.items()), reverse=True)[:n]
+
+
+def detail(pid: int) -> None:
+    for p in tree(pid):
+        try:
+            r = rollup(p.pid)
+            print(f"  {label(p):12} {p.pid:7d}  PSS anon {r['Pss_Anon']:6.1f} file {r['Pss_File']:6.1f}  "
+                  f"private dirty {r['Private_Dirty']:6.1f} shared clean {r['Shared_Clean']:6.1f} "
+                  f"shared dirty {r['Shared_Dirty']:6.1f}")
+            for pss, rss, name in top_mappings(p.pid, 6):
+                print(f"      PSS {pss:6.1f}  RSS {rss:6.1f}  {name}")
+        except (OSError, psutil.NoSuchProcess):
+            continue
 
 
 def index_states(data_dir: Path) -> dict[str, int]:
@@ -112,8 +201,11 @@ def index_states(data_dir: Path) -> dict[str, int]:
         return dict(c.execute("SELECT index_state, count(*) FROM memories GROUP BY index_state").fetchall())
 
 
+Measured = tuple[list[Row], float | None]  # rows, distinct-page footprint of the tree (MB)
+
+
 def run_up(cwd: Path, *, lazy: bool, port: int, wait_indexed: bool, workers: int = 2,
-           web_workers: int = 2) -> list[tuple[str, int, float, float]]:
+           web_workers: int = 2, load: int = 0, concurrency: int = 1, show_detail: bool = False) -> Measured:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS=str(workers), MEMRELAY_WEB_WORKERS=str(web_workers),
                MEMRELAY_MILVUS_LAZY="1" if lazy else "0", MEMRELAY_LOG_LEVEL="WARNING")
@@ -140,25 +232,42 @@ def run_up(cwd: Path, *, lazy: bool, port: int, wait_indexed: bool, workers: int
             print(f"  index states {index_states(data)} after {time.monotonic() - t0:.0f} s", flush=True)
         auth = {"Authorization": f"Bearer {(data / 'admin_key').read_text().strip()}"}
         base = f"http://127.0.0.1:{port}/api/v1"
-        for q in ("which accounts run on Kafka?", "budget for tooling", "observability vendor"):
+        queries = ["which accounts run on Kafka?", "budget for tooling", "observability vendor"]
+        # Every web worker should have served org-wide and scoped recalls: send enough, from ``concurrency``
+        # clients at once (a web worker serves up to 8 requests in parallel threads), that all get some.
+
+        def one(i: int) -> None:
+            q = queries[i % len(queries)]
             r = requests.post(f"{base}/smart-recall", json={"query": q}, headers=auth, timeout=120)
             assert r.status_code == 200, r.text
-            r = requests.post(f"{base}/smart-recall", json={"query": q, "email": "person7@corp7.example",
+            n = random.Random(i).randrange(1000)
+            r = requests.post(f"{base}/smart-recall", json={"query": q, "email": f"person{n}@corp{n}.example",
                                                             "type": "contact"}, headers=auth, timeout=60)
             assert r.status_code == 200, r.text
+
+        with ThreadPoolExecutor(max(1, concurrency)) as pool:
+            list(pool.map(one, range(max(1, load) * 2 * web_workers * max(1, concurrency))))
         time.sleep(2)
-        return measure(proc.pid)
+        rows = measure(proc.pid)
+        footprint = tree_footprint(proc.pid)
+        if show_detail:
+            detail(proc.pid)
+        return rows, footprint
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(120)
 
 
-def show(title: str, rows: list[tuple[str, int, float, float]]) -> tuple[float, float]:
+def show(title: str, measured: Measured) -> tuple[float, float]:
+    rows, footprint = measured
     print(title)
-    for name, pid, rss, pss in rows:
-        print(f"  {name:14} pid {pid:7d}  RSS {rss:8.1f} MB  PSS {pss:8.1f} MB")
-    rss, pss = sum(r[2] for r in rows), sum(r[3] for r in rows)
-    print(f"  {'total':14} {'':11}  RSS {rss:8.1f} MB  PSS {pss:8.1f} MB", flush=True)
+    for name, pid, rss, pss, uss in rows:
+        print(f"  {name:14} pid {pid:7d}  RSS {rss:8.1f} MB  PSS {pss:8.1f} MB  USS {uss:8.1f} MB")
+    rss, pss, uss = (sum(r[i] for r in rows) for i in (2, 3, 4))
+    print(f"  {'total':14} {'':11}  RSS {rss:8.1f} MB  PSS {pss:8.1f} MB  USS {uss:8.1f} MB")
+    if footprint is not None:
+        print(f"  distinct resident pages of the tree (each page once): {footprint:.1f} MB "
+              f"= USS sum {uss:.1f} + shared-once {footprint - uss:.1f}", flush=True)
     return rss, pss
 
 
@@ -169,16 +278,30 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18931)
     ap.add_argument("--workers", type=int, default=2, help="RQ workers (memrelay's default: 2)")
     ap.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (memrelay's default: 2)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="working dir to reuse (seeded on first use: <data>/.memrelay)")
+    ap.add_argument("--lazy-only", action="store_true", help="skip the eager-Milvus configuration")
+    ap.add_argument("--load", type=int, default=1, help="rounds of recalls per web worker before measuring")
+    ap.add_argument("--concurrency", type=int, default=1, help="clients sending the recalls at once")
+    ap.add_argument("--detail", action="store_true", help="print anon/file PSS and top mappings per process")
     args = ap.parse_args()
-    procs = {"workers": args.workers, "web_workers": args.web_workers}
-    cwd = Path(tempfile.mkdtemp(prefix="memrelay-bench-rss-"))
-    seed(cwd / ".memrelay", args.memories, args.records)
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+    procs = {"workers": args.workers, "web_workers": args.web_workers, "load": args.load,
+             "concurrency": args.concurrency, "show_detail": args.detail}
+    cwd = args.data or Path(tempfile.mkdtemp(prefix="memrelay-bench-rss-"))
+    cwd.mkdir(parents=True, exist_ok=True)
+    if not (cwd / ".memrelay" / "memrelay.db").exists():
+        seed(cwd / ".memrelay", args.memories, args.records)
     lazy = show("memrelay up, Milvus Lite on demand (default):", run_up(cwd, lazy=True, port=args.port,
                                                                          wait_indexed=False, **procs))
-    eager = show("memrelay up, Milvus Lite at start (MEMRELAY_MILVUS_LAZY=0, before):",
-                 run_up(cwd, lazy=False, port=args.port, wait_indexed=True, **procs))
-    print(f"lazy / eager: RSS {lazy[0]:.0f} / {eager[0]:.0f} MB, PSS {lazy[1]:.0f} / {eager[1]:.0f} MB;"
-          f" goal ≤ 1024 MB: RSS {'met' if lazy[0] <= 1024 else 'NOT met'}, PSS {'met' if lazy[1] <= 1024 else 'NOT met'}")
+    goal = f"goal ≤ 1024 MB: RSS {'met' if lazy[0] <= 1024 else 'NOT met'}, PSS {'met' if lazy[1] <= 1024 else 'NOT met'}"
+    if args.lazy_only:
+        print(f"lazy: RSS {lazy[0]:.0f} MB, PSS {lazy[1]:.0f} MB; {goal}")
+    else:
+        eager = show("memrelay up, Milvus Lite at start (MEMRELAY_MILVUS_LAZY=0, before):",
+                     run_up(cwd, lazy=False, port=args.port, wait_indexed=True, **procs))
+        print(f"lazy / eager: RSS {lazy[0]:.0f} / {eager[0]:.0f} MB, PSS {lazy[1]:.0f} / {eager[1]:.0f} MB; {goal}")
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

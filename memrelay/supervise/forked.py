@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 PROCESS_NAME_MAX = 15  # Linux comm (PR_SET_NAME)
 
@@ -33,6 +34,24 @@ def set_process_name(name: str) -> None:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(15, name.encode()[:PROCESS_NAME_MAX], 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):
+        pass
+
+
+def set_process_title(title: str) -> None:
+    """Show ``title`` as this process's command line (``/proc/<pid>/cmdline``, ``ps``), as setproctitle does: the
+    original argv area is overwritten in place (``/proc/self/mem``), truncated to its length and padded with
+    NULs. A forked child otherwise shows its parent's command line. Best effort: nothing happens where the
+    area cannot be written."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48 and 49 of stat)
+        if end - start < 2:
+            return
+        data = title.encode()[: end - start - 1].ljust(end - start, b"\0")
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(data)
+    except (OSError, ValueError, IndexError):
         pass
 
 
@@ -86,9 +105,11 @@ def fork_child(
     *,
     env: dict[str, str] | None = None,
     before_child: Callable[[], None] | None = None,
+    title: str | None = None,
 ) -> ForkedProcess:
-    """Fork; in the child: default signal handlers, stdin from /dev/null, SIGTERM when the parent dies, ``env``
-    applied to ``os.environ``, ``before_child()``, then ``os._exit(target())`` (1 and a traceback if it raises)."""
+    """Fork; in the child: default signal handlers, stdin from /dev/null, SIGTERM when the parent dies, its
+    name (and ``title`` as its command line), ``env`` applied to ``os.environ``, ``before_child()``, then
+    ``os._exit(target())`` (1 and a traceback if it raises)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -105,6 +126,8 @@ def fork_child(
 
         die_with_parent()
         set_process_name(name)
+        if title is not None:
+            set_process_title(title)
         if env:
             os.environ.update(env)
         if before_child is not None:

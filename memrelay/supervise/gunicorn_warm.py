@@ -2,9 +2,10 @@
 (:mod:`memrelay.gateway.gunicorn_conf`) plus a warm master.
 
 Before it forks its web workers the master loads what every worker needs and what a fork shares untouched —
-modules, the local embedder's weights, the token encoding (:func:`memrelay.warmup.preload_for_fork`) — and
-freezes them out of the garbage collector, so the workers share those pages copy-on-write instead of loading
-a copy each. The app itself is still built in each worker after the fork (its SQL pool, Redis client, Milvus
+modules (also those the services import), the local embedder's weights, the token encoding
+(:func:`memrelay.supervise.warm_parent.preload_parent`) — and freezes them out of the garbage collector, so the
+workers share those pages copy-on-write instead of loading a copy each. Under `memrelay up` the master is itself
+forked from the supervisor, which loaded all of it already: nothing is loaded twice. The app itself is still built in each worker after the fork (its SQL pool, Redis client, Milvus
 client and threads never cross a fork): :func:`on_starting` refuses a master that built it (``--preload``) and
 :func:`when_ready` one that runs a thread. Each worker then warms itself before it serves (``post_worker_init``).
 """
@@ -43,9 +44,9 @@ def on_starting(server: Any) -> None:
     """In the master, before any worker is forked: refuse a built app, then load what the workers share."""
     _refuse_a_built_app()
     from memrelay.engine.core.settings import load_settings
-    from memrelay.warmup import preload_for_fork
+    from memrelay.supervise.warm_parent import preload_parent
 
-    preload_for_fork(load_settings())
+    preload_parent(load_settings())
 
 
 def when_ready(server: Any) -> None:
@@ -54,3 +55,13 @@ def when_ready(server: Any) -> None:
 
     _refuse_a_built_app()
     fork_safe_or_raise("gunicorn master")
+
+
+WORKER_TITLE = "gunicorn: worker [memrelay.gateway.wsgi:app]"
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each web worker, right after the fork: its own command line (it would show its master's)."""
+    from memrelay.supervise.forked import set_process_title
+
+    set_process_title(WORKER_TITLE)

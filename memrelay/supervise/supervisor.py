@@ -1,10 +1,13 @@
 """`memrelay up`: embedded services + gunicorn + N RQ workers under one supervisor.
 
-The RQ workers are forked from the supervisor once it has loaded what they all need (modules, the embedder's
-weights, the token encoding: :func:`memrelay.warmup.preload_for_fork`), so they share those pages copy-on-write;
-each then runs exactly what ``memrelay worker`` runs (:func:`run_worker_process`) and builds its own services,
-connections and threads after the fork. The gunicorn master does the same for the web workers
-(:mod:`memrelay.supervise.gunicorn_warm`).
+The supervisor is the one warm parent (:func:`memrelay.supervise.warm_parent.preload_parent`: modules, the
+embedder's weights, the token encoding, what the services import): it forks the gunicorn master — whose web
+workers are forked from it in turn — and the RQ workers, so all of them share those pages copy-on-write and
+nothing is loaded twice. Each RQ worker then runs exactly what ``memrelay worker`` runs
+(:func:`run_worker_process`), the gunicorn master exactly what ``memrelay serve`` runs (its config
+:mod:`memrelay.supervise.gunicorn_warm`); each builds its own services, connections and threads after the fork.
+Where this process cannot fork safely they are started as their own processes instead (then gunicorn's master
+loads what its web workers share itself).
 
 Every child it owns — the embedded Redis (its AOF keeps the queue), the Milvus Lite server (same port),
 the gateway and each worker — is restarted when it dies, with exponential backoff (:class:`Backoff`); a
@@ -140,12 +143,63 @@ def ensure_admin_key(engine: Services, settings: Settings) -> Path:
     return path
 
 
+def prepare_database(settings: Settings, *, fork: bool = True) -> int:
+    """Migrate the database and create the first admin key (:func:`ensure_admin_key`); 0 when done.
+
+    With ``fork``, in a short-lived child forked before anything heavy is loaded here: the migration machinery
+    (alembic and the migration scripts, ~110 modules and ~7 MB) and the pool it used then never enter this warm
+    parent, whose pages every child it forks later inherits (each counts them in its RSS)."""
+
+    def migrate() -> int:
+        engine = Services(settings)
+        try:
+            engine.migrate()
+            ensure_admin_key(engine, settings)
+        finally:
+            engine.close()
+        return 0
+
+    from memrelay.warmup import NotForkSafe, fork_safe_or_raise
+
+    try:
+        if fork:
+            fork_safe_or_raise("fork the migration")
+    except NotForkSafe:
+        fork = False
+    if not fork:
+        return migrate()
+    from memrelay.supervise.forked import fork_child
+
+    return fork_child("memrelay-migrate", migrate).wait()
+
+
+def gunicorn_args(settings: Settings) -> list[str]:
+    """Gunicorn's arguments: a warm master (:mod:`memrelay.supervise.gunicorn_warm`) that loads what the web
+    workers share unless its parent did; each web worker builds its app after fork."""
+    return ["-c", "python:memrelay.supervise.gunicorn_warm", "--bind", f"{settings.host}:{settings.port}",
+            "--workers", str(settings.web_workers), GATEWAY_APP]
+
+
+GATEWAY_APP = "memrelay.gateway.wsgi:app"
+GATEWAY_PROCESS_NAME = "memrelay-web"
+"""``/proc/<pid>/comm`` of the gunicorn master forked by ``memrelay up`` (and of its web workers)."""
+GATEWAY_TITLE = f"gunicorn: master [{GATEWAY_APP}]"
+"""Its command line (as gunicorn's with setproctitle), in place of the supervisor's it would otherwise show."""
+
+
 def gunicorn_command(settings: Settings) -> list[str]:
-    """Gunicorn with a warm master (:mod:`memrelay.supervise.gunicorn_warm`): the master loads what the web
-    workers share (modules, embedder weights, token encoding); each web worker builds its app after fork."""
-    return [sys.executable, "-m", "gunicorn", "-c", "python:memrelay.supervise.gunicorn_warm",
-            "--bind", f"{settings.host}:{settings.port}", "--workers", str(settings.web_workers),
-            "memrelay.gateway.wsgi:app"]
+    """Gunicorn as its own process (``memrelay serve``, and ``up`` when it cannot fork)."""
+    return [sys.executable, "-m", "gunicorn", *gunicorn_args(settings)]
+
+
+def run_gunicorn(args: list[str]) -> int:
+    """Run gunicorn's arbiter in this process, as ``python -m gunicorn <args>`` would (it exits through
+    ``SystemExit``); in a gunicorn master forked from `memrelay up`'s warm parent."""
+    from gunicorn.app.wsgiapp import run
+
+    sys.argv = ["gunicorn", *args]
+    run()
+    return 0
 
 
 def run_gateway(settings: Settings) -> int:
@@ -183,9 +237,11 @@ def run_worker_process(settings: Settings, *, burst: bool = False, name: str | N
     needs (started unless they run), then :func:`memrelay.worker.main.run_worker` on settings read again from
     the environment (which now points at them). 0 when the worker stopped cleanly."""
     from memrelay.engine.core.settings import load_settings
+    from memrelay.supervise.warm_parent import tune_malloc
     from memrelay.worker.main import run_worker
     from memrelay.worker.runtime import WARM_SHUTDOWN_GRACE_S
 
+    tune_malloc()  # inherited already by a worker forked from `memrelay up`; set again, the same values
     embedded = ensure_embedded_services(settings)
     os.environ.update(embedded.env)
     try:
@@ -270,8 +326,9 @@ class Supervisor:
                  fork_workers: bool = True):
         self.settings = settings
         self.fork_workers = fork_workers
-        """RQ workers are forked from this (warm) process and share its loaded pages; False: each one is a
-        ``memrelay worker`` process of its own (also the fallback when this process cannot fork safely)."""
+        """The gunicorn master and the RQ workers are forked from this (warm) process and share its loaded pages;
+        False: each one is a process of its own, gunicorn or ``memrelay worker`` (also the fallback when this
+        process cannot fork safely)."""
         self.poll_s = poll_s
         self.org_check_s = org_check_s
         self.children: dict[str, Child] = {}
@@ -290,27 +347,39 @@ class Supervisor:
     def _command(self, cmd: list[str], env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
         return lambda: subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
-    def _worker(self, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
-        """Start one RQ worker: forked from this process when it can fork safely (see :meth:`_fork_worker`),
-        else as its own ``memrelay worker`` process."""
-        exec_worker = self._command(worker_command(), env)
+    def _forked_or_exec(self, name: str, target: Callable[[], int], exec_cmd: list[str], env: dict[str, str],
+                        *, title: str | None = None) -> Callable[[], subprocess.Popen[bytes]]:
+        """Start a child forked from this warm process when it can fork safely (see :meth:`_fork`), else as
+        its own process running ``exec_cmd``."""
+        exec_child = self._command(exec_cmd, env)
 
         def spawn() -> subprocess.Popen[bytes]:
             if self.fork_workers:
                 from memrelay.warmup import NotForkSafe
 
                 try:
-                    return self._fork_worker(env)
+                    return self._fork(name, target, env, title=title)
                 except NotForkSafe as exc:
-                    print(f"{exc}; starting the worker as its own process", file=sys.stderr, flush=True)
-            return exec_worker()
+                    print(f"{exc}; starting {name} as its own process", file=sys.stderr, flush=True)
+            return exec_child()
 
         return spawn
 
-    def _fork_worker(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """Fork an RQ worker from this process: it shares the pages :func:`memrelay.warmup.preload_for_fork`
-        loaded here, and runs exactly what ``memrelay worker`` runs (:func:`run_worker_process`: its own
-        services, connections and threads, built and warmed after the fork, before it registers).
+    def _worker(self, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+        """One RQ worker: what ``memrelay worker`` runs, forked from this process or as its own process."""
+        return self._forked_or_exec(WORKER_PROCESS_NAME, _forked_worker, worker_command(), env)
+
+    def _gateway(self, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+        """The gunicorn master: forked from this process (its web workers are forked from it in turn, so they
+        share this process's pages too), or gunicorn as its own process."""
+        args = gunicorn_args(self.settings)
+        return self._forked_or_exec(GATEWAY_PROCESS_NAME, lambda: run_gunicorn(args), gunicorn_command(self.settings),
+                                    env, title=GATEWAY_TITLE)
+
+    def _fork(self, name: str, target: Callable[[], int], env: dict[str, str], *,
+              title: str | None = None) -> subprocess.Popen[bytes]:
+        """Fork a child running ``target``: it shares the pages :func:`preload_parent` loaded here and builds
+        its own services, connections and threads after the fork.
 
         Nothing live crosses the fork: no other thread (refused), no pooled SQL connection (this process's pool
         is closed first and the child drops its copy of the pool without touching the parent's sockets)."""
@@ -319,7 +388,7 @@ class Supervisor:
         from memrelay.supervise.forked import fork_child
         from memrelay.warmup import fork_safe_or_raise
 
-        fork_safe_or_raise("fork an RQ worker")
+        fork_safe_or_raise(f"fork {name}")
         engine = self._engine
         if engine is not None:
             engine.db.dispose()  # the org check reconnects on its next query
@@ -330,23 +399,42 @@ class Supervisor:
                 engine.db.read_engine.dispose(close=False)
 
         gc.freeze()  # what this process allocated since the last freeze stays shared too
-        return cast("subprocess.Popen[bytes]", fork_child(WORKER_PROCESS_NAME, _forked_worker, env=env,
-                                                           before_child=in_child))
+        return cast("subprocess.Popen[bytes]", fork_child(name, target, env=env, before_child=in_child,
+                                                           title=title))
+
+    def _preload(self, env: dict[str, str]) -> None:
+        """Become the children's warm parent: the environment they run in (read at import by e.g.
+        prometheus_client), then what they all load, once (:func:`preload_parent`). A parent that cannot fork
+        safely starts its children as their own processes instead."""
+        from memrelay.supervise.warm_parent import preload_parent
+        from memrelay.warmup import NotForkSafe
+
+        os.environ.update(env)
+        try:
+            preload_parent(self.settings)
+        except NotForkSafe as exc:
+            print(f"{exc}; the gateway and workers start as their own processes", file=sys.stderr, flush=True)
+            self.fork_workers = False
+        except Exception as exc:  # each child loads (and reports) it again after the fork
+            print(f"preloading for the children failed ({exc.__class__.__name__}: {exc}); they load "
+                  "everything themselves", file=sys.stderr, flush=True)
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         s = self.settings
         s.ensure_data_dir()
-        engine = Services(s)
-        engine.migrate()
-        key_path = ensure_admin_key(engine, s)
+        code = prepare_database(s, fork=self.fork_workers)
+        if code != 0:
+            if self.stopping:  # interrupted while migrating
+                return self.exit_code
+            print(f"preparing the database failed (exit {code}): see the error above", file=sys.stderr, flush=True)
+            return code
+        key_path = s.data_dir / "admin_key"
         services = ensure_embedded_services(s, lazy_milvus=s.milvus_lazy)
         self._services = services
-        if services.deferred_milvus is None:
-            engine.close()
-        else:
-            self._engine = engine  # its SQL pool answers "has an org outgrown exact search?"
+        if services.deferred_milvus is not None:
+            self._engine = Services(s)  # its SQL pool answers "has an org outgrown exact search?"
         try:
             if services.redis is not None:
                 self._adopt("redis", services.redis.proc, services.redis.spawn)
@@ -356,21 +444,9 @@ class Supervisor:
             shutil.rmtree(prom, ignore_errors=True)
             prom.mkdir(parents=True)
             env = {**os.environ, **services.env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-            self.add("gateway", self._command(gunicorn_command(s), env)).start()
-            if self.fork_workers and s.workers:
-                # This process becomes the workers' warm parent: the environment they run in (read at import by
-                # e.g. prometheus_client), then what they all load, once, shared copy-on-write.
-                os.environ.update(env)
-                from memrelay.warmup import NotForkSafe, preload_for_fork
-
-                try:
-                    preload_for_fork(s)
-                except NotForkSafe as exc:
-                    print(f"{exc}; workers start as their own processes", file=sys.stderr, flush=True)
-                    self.fork_workers = False
-                except Exception as exc:  # each worker loads (and reports) it again after the fork
-                    print(f"preloading for the workers failed ({exc.__class__.__name__}: {exc}); they load "
-                          "everything themselves", file=sys.stderr, flush=True)
+            if self.fork_workers:
+                self._preload(env)
+            self.add("gateway", self._gateway(env)).start()
             for i in range(s.workers):
                 self.add(f"worker-{i}", self._worker(env)).start()
             print(f"memrelay is up: http://{s.host}:{s.port}  (docs: /docs, readiness: /readyz)", flush=True)

@@ -2,8 +2,8 @@
 
 The fork machinery (:mod:`memrelay.supervise.forked`) behaves as the supervisor expects of a process; the
 parent refuses to fork while a thread runs; what it preloads opens nothing and leaves no thread; and on
-PostgreSQL + an external Redis, `memrelay up` with forked workers serves requests and processes jobs — also
-after a worker is killed and forked again."""
+PostgreSQL + an external Redis, `memrelay up` with forked workers (and a forked gunicorn master) serves requests
+and processes jobs — also after a worker is killed and forked again."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import requests
 
 from memrelay.engine.core.settings import Settings
 from memrelay.supervise.forked import ForkedProcess, fork_child
-from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
+from memrelay.supervise.supervisor import GATEWAY_PROCESS_NAME, WORKER_PROCESS_NAME
 from memrelay.warmup import NotForkSafe, fork_safe_or_raise
 from tests.support.processes import alive, clean_env, descendants, free_port, readyz, wait_for
 
@@ -144,6 +144,9 @@ def test_up_with_forked_workers_serves_and_processes_jobs_on_postgres(
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
         workers = [p for p in descendants(proc.pid) if _comm(p) == WORKER_PROCESS_NAME]
         assert len(workers) == 2 and all(_ppid(p) == proc.pid for p in workers)  # forked by `up` itself
+        masters = [p for p in descendants(proc.pid) if _comm(p) == GATEWAY_PROCESS_NAME and _ppid(p) == proc.pid]
+        assert len(masters) == 1  # so is the gunicorn master, whose web workers are forked from it in turn
+        assert len([p for p in descendants(masters[0]) if _ppid(p) == masters[0]]) == 2
         key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}
