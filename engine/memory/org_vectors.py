@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
 
@@ -102,6 +102,7 @@ class Snapshot:
     offsets: np.ndarray | None = None
     id_order: np.ndarray | None = None  # argsort of ``ids`` (written with the snapshot): id -> row lookups
     vectors_map: mmap.mmap | None = None  # the mapping under ``vectors`` (file snapshots)
+    stamps: np.ndarray | None = None  # each row's updated_at (µs since the epoch, int64) when it was read
 
     def prefault(self) -> None:
         """Map every page of the vectors into this process now (``warm`` before ready, after a rebuild): the
@@ -114,6 +115,16 @@ class Snapshot:
         except (OSError, ValueError):
             with contextlib.suppress(OSError, ValueError):
                 self.vectors_map.madvise(mmap.MADV_WILLNEED)  # at least read ahead into the page cache
+
+    def row_index(self, keys: list[str]) -> np.ndarray:
+        """The row holding each of ``keys`` (-1 where none does)."""
+        if not keys or not len(self.ids):
+            return np.full(len(keys), -1, dtype=np.int64)
+        wanted = np.array([k.encode() for k in keys], dtype=ID_DTYPE)
+        order = self.id_order if self.id_order is not None else np.argsort(self.ids, kind="stable")
+        at = np.searchsorted(self.ids, wanted, sorter=order)
+        rows = order[np.minimum(at, len(self.ids) - 1)].astype(np.int64)
+        return np.where(self.ids[rows] == wanted, rows, -1)
 
     def rows_of(self, keys: list[str]) -> np.ndarray:
         """Rows holding any of ``keys`` (bool mask over the snapshot)."""
@@ -157,7 +168,7 @@ class _OrgState:
             self.hidden = replaced if self.hidden is None else (replaced | self.hidden)
         hw = as_aware(snap.high_water) if snap is not None else None
         self.fresh = len(self.delta) if hw is None else \
-            len([ts for ts in self.delta_stamps.values() if as_aware(ts) > hw])
+            len([m for m in self.delta if as_aware(self.delta_stamps[m]) > hw])
 
     def new_rows(self) -> int:
         """Delta rows stamped after the snapshot was built (the overlap window's rows do not count)."""
@@ -366,6 +377,15 @@ class ExactOrgIndex:
             newest = as_aware(max(ts for _, ts in recent))  # one kind per dialect: naive (SQLite) or aware
             st.seen_until = newest if st.seen_until is None else max(as_aware(st.seen_until), newest)
         changed = [mid for mid, ts in recent if st.delta_stamps.get(mid) != ts]
+        if changed and snap.stamps is not None:  # rows the snapshot holds as they are now need no vector
+            stamp_of = dict(recent)
+            first_seen = [m for m in changed if m not in st.delta]
+            rows = snap.row_index(first_seen)
+            same = {m for m, r in zip(first_seen, rows, strict=True)
+                    if r >= 0 and int(snap.stamps[r]) == micros(stamp_of[m])}
+            for m in same:
+                st.delta_stamps[m] = stamp_of[m]  # known: not read again while its stamp stays
+            changed = [m for m in changed if m not in same]
         if not changed:
             return
         for i in range(0, len(changed), 500):
@@ -413,6 +433,7 @@ class SnapshotStore:
             codes = np.asarray(np.load(self.dir / f"v{v}.types.npy", mmap_mode="r"))
             centroids = offsets = None
             id_order = np.load(self.dir / f"v{v}.idorder.npy", mmap_mode="r") if meta.get("id_order") else None
+            stamps = np.load(self.dir / f"v{v}.stamps.npy", mmap_mode="r") if meta.get("stamps") else None
             if meta.get("ivf"):
                 centroids = np.load(self.dir / f"v{v}.centroids.npy")
                 offsets = np.load(self.dir / f"v{v}.offsets.npy")
@@ -422,7 +443,8 @@ class SnapshotStore:
         void = ids == b""
         return Snapshot(v, vectors, ids, codes, list(meta["types"]), hw, float(meta["built_at"]), self.dir,
                         void if void.any() else None, centroids, offsets,
-                        None if id_order is None else np.asarray(id_order), vectors_map)
+                        None if id_order is None else np.asarray(id_order), vectors_map,
+                        None if stamps is None else np.asarray(stamps))
 
     def load_or_build(self, s: Session) -> Snapshot:
         snap = self.load()
@@ -467,7 +489,7 @@ class SnapshotStore:
         meta = {"version": snap.version, "org": self.org_id, "embedder": self.embedder, "dim": self.dim,
                 "rows": len(snap.ids), "types": snap.types, "built_at": snap.built_at,
                 "ivf": None if snap.centroids is None else {"nlist": len(snap.centroids)},
-                "id_order": snap.id_order is not None,
+                "id_order": snap.id_order is not None, "stamps": snap.stamps is not None,
                 "high_water": snap.high_water.isoformat() if snap.high_water else None}
         tmp = self.dir / f"CURRENT.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(meta))
@@ -502,12 +524,13 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
         vectors = np.zeros((n, dim), dtype=np.float32)
     ids = np.zeros(n, dtype=ID_DTYPE)
     codes = np.zeros(n, dtype=np.uint16)
+    stamps = np.zeros(n, dtype=np.int64)
     types: dict[str, int] = {}
     filled = 0
     # one streamed scan (no ORDER BY: a keyset page per batch made SQLite sort the org once per page)
     with streaming_connection(s) as conn:
-        result = conn.execute(select(Memory.id, Memory.entity_type, Memory.embedding).where(*scope)
-                              .execution_options(stream_results=True, yield_per=BUILD_BATCH))
+        result = conn.execute(select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at)
+                              .where(*scope).execution_options(stream_results=True, yield_per=BUILD_BATCH))
         for part in result.partitions(BUILD_BATCH):
             rows = list(part)[: n - filled]  # rows inserted since the count are the delta's
             if not rows:
@@ -516,6 +539,7 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
             vectors[filled:filled + k] = from_blobs([r[2] for r in rows], dim)
             ids[filled:filled + k] = [r[0].encode() for r in rows]
             codes[filled:filled + k] = [types.setdefault(r[1], len(types)) for r in rows]
+            stamps[filled:filled + k] = [micros(r[3]) for r in rows]
             filled += k
         result.close()
     # The snapshot covers what was committed when the build started: the delta reads rows stamped after
@@ -529,7 +553,7 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
         centroids, assign = reused if reused is not None else _ivf_layout(vectors[:filled])
         order = np.argsort(assign, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=len(centroids)))]).astype(np.int64)
-        ids, codes = ids[:filled][order], codes[:filled][order]
+        ids, codes, stamps = ids[:filled][order], codes[:filled][order], stamps[:filled][order]
         if raw is None:
             vectors = vectors[:filled][order]
         else:
@@ -549,12 +573,13 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
         os.replace(raw, directory / f"v{version}.vectors.{os.getpid()}.tmp.npy")
     if directory is None:
         if centroids is None:
-            vectors, ids, codes = vectors[:filled], ids[:filled], codes[:filled]
+            vectors, ids, codes, stamps = vectors[:filled], ids[:filled], codes[:filled], stamps[:filled]
         return Snapshot(version, vectors, ids, codes, type_list, high, time.time(), None, None, centroids, offsets,
-                        np.argsort(ids, kind="stable"))
+                        np.argsort(ids, kind="stable"), stamps=stamps)
     os.replace(directory / f"v{version}.vectors.{os.getpid()}.tmp.npy", directory / f"v{version}.vectors.npy")
     id_order = np.argsort(ids, kind="stable")
-    arrays: list[tuple[str, np.ndarray]] = [("ids", ids), ("types", codes), ("idorder", id_order)]
+    arrays: list[tuple[str, np.ndarray]] = [("ids", ids), ("types", codes), ("idorder", id_order),
+                                            ("stamps", stamps)]
     if centroids is not None and offsets is not None:
         arrays += [("centroids", centroids), ("offsets", offsets)]
     for name, arr in arrays:
@@ -564,7 +589,15 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
     void = ids == b""  # rows deleted while we read leave empty slots in the file
     mapped, vectors_map = map_npy(directory / f"v{version}.vectors.npy")
     return Snapshot(version, mapped, ids, codes, type_list, high, time.time(), directory, void if void.any() else None,
-                    centroids, offsets, id_order, vectors_map)
+                    centroids, offsets, id_order, vectors_map, stamps)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(stamp: datetime) -> int:
+    """``stamp`` (naive: UTC) as whole microseconds since the epoch — exact, unlike a float timestamp."""
+    return (as_aware(stamp) - _EPOCH) // timedelta(microseconds=1)
 
 
 def map_npy(path: Path) -> tuple[np.ndarray, mmap.mmap]:

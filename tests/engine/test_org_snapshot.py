@@ -66,6 +66,10 @@ def test_snapshot_search_equals_brute_force_and_follows_writes(backend: str, eng
                 _brute_force(engine, org, q, 10, ["company"])
     store = SnapshotStore(tmp_path, org, emb.name, emb.dim)
     assert store.current_version() == 1 and len(store.load().ids) == 40  # type: ignore[union-attr]
+    state = idx._orgs[(org, emb.name, emb.dim)]
+    # the 40 rows were stamped within the overlap window before the build, but the snapshot holds them as they
+    # are (same stamps): no vector of theirs is read again into the delta
+    assert state.delta == {} and len(state.delta_stamps) == 40
 
     # a new memory is found at once (the delta), before any rebuild
     new = _seed(engine, org, 1, start=100)
@@ -73,6 +77,13 @@ def test_snapshot_search_equals_brute_force_and_follows_writes(backend: str, eng
     with engine.db.read() as s:
         got = idx.search(s, org, q, limit=5, embedder=emb.name, dim=emb.dim)
     assert got[0] == new[0] and got == _brute_force(engine, org, q, 5)
+    assert list(state.delta) == new
+    # a snapshot row changed since the build (deleted) is read again: it leaves the results
+    gone = got[1]
+    engine.memories.delete(org, [gone])
+    with engine.db.read() as s:
+        got = idx.search(s, org, q, limit=5, embedder=emb.name, dim=emb.dim)
+    assert gone not in got and got == _brute_force(engine, org, q, 5) and gone in state.delta
     assert store.current_version() == 1
 
     # past rebuild_after new rows the snapshot is due, but queries do not rebuild it: they answer exactly from
@@ -84,7 +95,7 @@ def test_snapshot_search_equals_brute_force_and_follows_writes(backend: str, eng
     with engine.db.read() as s:
         assert idx.rebuild_due(s) == [org]
         assert idx.rebuild_due(s) == []  # nothing new since: not due again
-    assert store.current_version() == 2 and len(store.load().ids) == 47  # type: ignore[union-attr]
+    assert store.current_version() == 2 and len(store.load().ids) == 46  # type: ignore[union-attr]
     with engine.db.read() as s:
         assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
     assert idx._orgs[(org, emb.name, emb.dim)].snapshot.version == 2  # type: ignore[union-attr]
@@ -97,7 +108,7 @@ def test_snapshot_search_equals_brute_force_and_follows_writes(backend: str, eng
     _seed(engine, org, 5 * INLINE_REBUILD_FACTOR + 1, start=300)
     with engine.db.read() as s:
         assert idx.search(s, org, q, limit=10, embedder=emb.name, dim=emb.dim) == _brute_force(engine, org, q, 10)
-    assert store.current_version() == 3 and len(store.load().ids) == 47 + 5 * INLINE_REBUILD_FACTOR + 1  # type: ignore[union-attr]
+    assert store.current_version() == 3 and len(store.load().ids) == 46 + 5 * INLINE_REBUILD_FACTOR + 1  # type: ignore[union-attr]
 
 
 def test_the_workers_round_rebuilds_due_snapshots_and_skips_one_being_built(engine: Services) -> None:
