@@ -256,6 +256,7 @@ def main() -> None:
         rows.append((f"{name} p50/p95 (ms)", f"{pct(sc[label], 50):.3f} / {pct(sc[label], 95):.3f}"))
     rows.append(("scoped recall engine p50 vs goal 1 ms / HTTP p50 vs goal 5 ms",
                  f"{pct(sc['engine_warm'], 50):.3f} / {pct(sc['http_warm'], 50):.3f}"))
+    rows.append(("load average (1 min) after the scoped runs; 2 cores shared", f"{os.getloadavg()[0]:.2f}"))
     if args.scoped_only:
         _print(rows, args)
         engine.close()

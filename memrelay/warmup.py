@@ -12,12 +12,15 @@ an RQ worker before it registers (so before it counts as a live worker for ``/re
   so a process without a model does not pay it);
 * the Milvus client, when this process may query Milvus (``MEMRELAY_MILVUS_URI`` set: the server
   configuration) — below the org-wide threshold recall does not use it;
-* one memorize, rolled back (the write path's statements compiled, nothing committed or indexed), and one
-  scoped recall of a record holding memories (its topic readings and subject-free scoring);
+* one memorize, rolled back (the write path's statements compiled, nothing committed or indexed), and scoped
+  recalls of a record holding memories, by key and by id (their statements, topic readings and subject-free
+  scoring);
 * the offline extractor on each org's schemas (lexicons, regexes and the schema vectors, cached per text),
   for up to ``MAX_WARM_ORGS`` orgs;
 * each of those orgs' shared org-wide vector index (memory-mapped, see
-  :mod:`memrelay.engine.memory.org_vectors`).
+  :mod:`memrelay.engine.memory.org_vectors`);
+* last, a full garbage collection, and the survivors frozen (``gc.freeze``): no request pays for collecting what
+  warming allocated.
 
 Failures of optional steps are recorded; a failure of a required one (embedder, litellm when configured)
 makes :attr:`WarmReport.ok` False, and ``/readyz`` reports the process not ready.
@@ -146,6 +149,7 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmR
 
         step("milvus", milvus)
     step("orgs", lambda: _warm_orgs(services, max_orgs))
+    step("gc", _settle_heap)
     report.seconds = time.perf_counter() - t_all
     report.done = True
     log.info("warmed", extra={"warm": report.as_dict()})
@@ -174,34 +178,69 @@ def _warm_orgs(services: Services, max_orgs: int) -> None:
             services.recall.exact.warm(s, org_id, embedder=emb.name, dim=emb.dim)
     if orgs:  # read-only passes through recall and search: SQLAlchemy compiles their statements once
         from memrelay.engine.memory.recall import RecallRequest
-        from memrelay.engine.stores.identity import Identifiers
-        from memrelay.engine.stores.search import SearchQuery, search_page
 
         services.recall.smart_recall(orgs[0], RecallRequest(query=WARM_TEXT, limit=1))
         _rolled_back_memorize(services, orgs[0])
-        with services.db.read() as s:
-            search_page(s, services.collections, orgs[0], SearchQuery(identifiers=Identifiers(type="contact"),
-                                                                     limit=1))
+        _search(services, orgs[0])
         _scoped_recall(services, orgs[0])
+
+
+def _search(services: Services, org_id: str) -> None:
+    """A typed search as the API runs it, twice: the first reads the org's facts (type, schema, keys) and the page,
+    the second — the facts now known to this process — the one statement every later search runs (see
+    ``search_page``); then the page's records rendered and documented (their statements and JSON)."""
+    from memrelay.engine.stores.identity import Identifiers
+    from memrelay.engine.stores.search import SearchQuery, search_page
+
+    query = SearchQuery(identifiers=Identifiers(type="contact"), limit=1)
+    for _ in range(2):
+        with services.db.read() as s:
+            rows = search_page(s, services.collections, org_id, query).rows
+            services.records.documented_records(s, org_id, services.records.render(s, rows))
 
 
 WARM_QUESTION = "Which database and cloud does Jane Doe's team use, and who decides?"
 
 
+def _settle_heap() -> None:
+    """Collect what warming left behind, then freeze the survivors (the imported modules, loaded weights, caches):
+    a full collection over them — hundreds of milliseconds after litellm and the embedder are loaded — would
+    otherwise fall on whichever request happens to trigger it, and with them frozen later collections only walk
+    what requests allocate (as :func:`preload_for_fork` does in a parent before it forks)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def _scoped_recall(services: Services, org_id: str) -> None:
-    """One scoped recall (a topic question about a record holding memories): its first call compiles the
-    record-scoped statements, the question's topic readings and the subject-free scoring (numpy's LAPACK)."""
+    """Scoped recalls (a topic question about a record holding memories) naming the record each way a request
+    can — by one of its keys, by that key with its type, by ``record_id`` — so that each variant of the
+    record-scoped statements (identity.holders), the question's topic readings and the subject-free scoring
+    (numpy's LAPACK) are compiled; the first names the record while it is not cached (the entity cache's miss
+    path: its memories and names read and embedded)."""
     from sqlalchemy import select
 
     from memrelay.engine.memory.recall import RecallRequest
-    from memrelay.engine.stores.db.models import Memory
-    from memrelay.engine.stores.identity import Identifiers
+    from memrelay.engine.stores.db.models import Memory, Record, RecordKey
+    from memrelay.engine.stores.identity import Identifiers, field_for_key_name
 
     with services.db.read() as s:
-        record_id = s.scalar(select(Memory.record_id).where(Memory.org_id == org_id).limit(1))
-    if record_id is not None:
-        services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1,
-                                                           identifiers=Identifiers(record_id=record_id)))
+        found = s.execute(select(Memory.record_id, Record.entity_type).join(Record, Record.id == Memory.record_id)
+                          .where(Memory.org_id == org_id, Record.deleted_at.is_(None)).limit(1)).first()
+        if found is None:
+            return
+        record_id, entity_type = found
+        key = s.execute(select(RecordKey.key_name, RecordKey.key_value).where(RecordKey.record_id == record_id)
+                        .order_by(RecordKey.id).limit(1)).first()
+    by_key = None
+    if key is not None:
+        name, value = field_for_key_name(key[0]), key[1]
+        by_key = Identifiers.model_validate({name: value} if key[0] in ("email", "website_url", "record_id")
+                                            else {"customKeys": {name: value}})
+    for ids in ([by_key, by_key.model_copy(update={"type": entity_type})] if by_key is not None else []) + [
+            Identifiers(record_id=record_id)]:
+        services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1, identifiers=ids))
 
 
 class _RollBack(Exception):

@@ -9,10 +9,16 @@ changes a value, and by a merge) and the number of its keys (keys are only ever 
 with the record) — which validates what a caller derives from the record's names and keys (scoped recall's subject
 names and their vectors, see recall.py), cached next to the vectors with :meth:`EntityVectorCache.subject`. A
 property write therefore reloads the names, not the vectors; a memory write the vectors, not the names.
+
+A scoped recall reads every scoped record's stamps in the statement that finds the records (:data:`STAMP_COLUMNS`
+passed to ``identity.holders``) and loads the memories of every record it misses in one more
+(:meth:`EntityVectorCache.lookup_many`): statements built once, rows read as tuples (no ORM objects), still
+ORM-enabled so a department key's access criteria apply to them.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,8 +27,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Text, bindparam, cast, func, select
+from sqlalchemy.orm import Session, aliased
 
 from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.util import as_aware
@@ -41,28 +47,42 @@ class EntityVectors:
     ts: np.ndarray  # content timestamps, epoch seconds
     live: np.ndarray  # bool: not superseded
     rows: list[dict[str, Any]]
+    expires: np.ndarray  # expiry, epoch seconds (inf: never)
 
 
-def generation(s: Session, org_id: str, record_id: str) -> tuple[int, str]:
-    """(count, max updated_at) of a record's memories: changes with every memory write."""
-    return stamps(s, org_id, record_id)[0]
+Stamps = tuple[tuple[int, str], tuple[Any, ...]]  # (memory generation, name stamp)
 
 
-def stamps(s: Session, org_id: str, record_id: str) -> tuple[tuple[int, str], tuple[Any, ...]]:
-    """(memory generation, name stamp) of a record in one statement: the name stamp is (version, updated_at, key
-    count) of the record, which changes with every write of its property values or keys (see the module doc)."""
-    n, latest, v, u, k = s.execute(_STAMPS, {"org": org_id, "rid": record_id}).one()
+def _stamp_columns() -> tuple[Any, ...]:
+    keys, mems = aliased(RecordKey, name="stamp_key"), aliased(Memory, name="stamp_memory")
+    of_record = (mems.org_id == bindparam("org"), mems.record_id == Record.id)
+    return (Record.version, Record.updated_at,
+            select(func.count()).where(keys.record_id == Record.id).correlate(Record).scalar_subquery(),
+            select(func.count()).where(*of_record).correlate(Record).scalar_subquery(),
+            select(func.max(mems.updated_at)).where(*of_record).correlate(Record).scalar_subquery())
+
+
+STAMP_COLUMNS = _stamp_columns()
+"""Column expressions of a ``records`` row (bind parameter ``org``) whose values, passed to :func:`stamps_from`, are
+the record's stamps: read them in the statement that finds the records (``identity.holders(columns=...)``)."""
+
+
+def stamps_from(values: tuple[Any, ...]) -> Stamps:
+    """(memory generation, name stamp) from the values of :data:`STAMP_COLUMNS`: the generation is (count, latest
+    ``updated_at``) of the record's memories, the name stamp (version, ``updated_at``, key count) of the record."""
+    v, u, k, n, latest = values
     return (int(n or 0), str(latest)), (v, str(u), int(k or 0))
 
 
-# Run on every scoped recall: plain SQL text (building the equivalent Core select with three scalar subqueries and
-# its cache key cost more than the indexed lookups themselves).
-_STAMPS = text(
-    f"SELECT count(m.id), max(m.updated_at),"
-    f" (SELECT r.version FROM {Record.__tablename__} r WHERE r.id = :rid),"
-    f" (SELECT r.updated_at FROM {Record.__tablename__} r WHERE r.id = :rid),"
-    f" (SELECT count(k.id) FROM {RecordKey.__tablename__} k WHERE k.record_id = :rid)"
-    f" FROM {Memory.__tablename__} m WHERE m.org_id = :org AND m.record_id = :rid")
+def stamps_of(s: Session, org_id: str, record_ids: list[str]) -> dict[str, Stamps]:
+    """The stamps of several records, in one statement."""
+    if not record_ids:
+        return {}
+    return {r[0]: stamps_from(tuple(r[1:])) for r in s.execute(_STAMPS, {"org": org_id, "ids": record_ids})}
+
+
+_STAMPS = select(Record.id, *STAMP_COLUMNS).where(Record.id.in_(bindparam("ids", expanding=True)))
+_NO_RECORD: Stamps = ((0, "None"), (None, "None", 0))  # the stamps of a record that does not exist
 
 
 @dataclass(frozen=True)
@@ -88,21 +108,36 @@ class EntityVectorCache:
                dim: int) -> tuple[EntityVectors, tuple[Any, ...]]:
         """The record's vectors (validated against its memory generation) and its name stamp, read in one query:
         pass the stamp to :meth:`subject`."""
-        key = (org_id, record_id)
-        gen, names = stamps(s, org_id, record_id)
+        return self.lookup_many(s, org_id, [record_id], embedder=embedder, dim=dim)[0]
+
+    def lookup_many(self, s: Session, org_id: str, record_ids: list[str], *, embedder: str, dim: int,
+                    stamped: dict[str, Stamps] | None = None) -> list[tuple[EntityVectors, tuple[Any, ...]]]:
+        """:meth:`lookup` of each record, in order: every record's stamps in one statement (none when the caller
+        read them, ``stamped``: see :data:`STAMP_COLUMNS`), the memories of every record not cached (or stale) in
+        one more."""
+        read = stamped if stamped is not None else stamps_of(s, org_id, record_ids)
+        found: dict[str, EntityVectors] = {}
+        todo: dict[str, tuple[int, str]] = {}
         with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None and hit.generation == gen and hit.matrix.shape[1] == dim:
-                self._entries.move_to_end(key)
-                return hit, names
-        entry = load(s, org_id, record_id, gen, embedder=embedder, dim=dim)
-        with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                old, _ = self._entries.popitem(last=False)
-                self._subjects.pop(old, None)
-        return entry, names
+            for rid in record_ids:
+                gen = read.get(rid, _NO_RECORD)[0]
+                hit = self._entries.get((org_id, rid))
+                if hit is not None and hit.generation == gen and hit.matrix.shape[1] == dim:
+                    self._entries.move_to_end((org_id, rid))
+                    found[rid] = hit
+                else:
+                    todo[rid] = gen
+        if todo:
+            fresh = load_many(s, org_id, todo, embedder=embedder, dim=dim)
+            found.update(fresh)
+            with self._lock:
+                for rid, entry in fresh.items():
+                    self._entries[(org_id, rid)] = entry
+                    self._entries.move_to_end((org_id, rid))
+                while len(self._entries) > self.max_entries:
+                    old, _ = self._entries.popitem(last=False)
+                    self._subjects.pop(old, None)
+        return [(found[rid], read.get(rid, _NO_RECORD)[1]) for rid in record_ids]
 
     def subject(self, org_id: str, record_id: str, stamp: tuple[Any, ...], tag: str, compute: Callable[[], T]) -> T:
         """What ``compute()`` derives from the record's names and keys, cached with the record's entry and computed
@@ -128,20 +163,53 @@ class EntityVectorCache:
 def load(s: Session, org_id: str, record_id: str, gen: tuple[int, str], *, embedder: str,
          dim: int) -> EntityVectors:
     """Read a record's memories (embedded with ``embedder``) from SQL."""
-    rows = s.execute(select(Memory.id, Memory.text, Memory.embedding, Memory.ts, Memory.tags, Memory.speaker,
-                            Memory.topic, Memory.superseded_by, Memory.entity_type, Memory.source,
-                            Memory.seen_count, Memory.meta, Memory.expires_at, Memory.provenance)
-                     .where(Memory.org_id == org_id, Memory.record_id == record_id, Memory.embedder == embedder,
-                            Memory.deleted_at.is_(None))
-                     .order_by(Memory.id)).all()
-    meta = [{"memoryId": r.id, "recordId": record_id, "type": r.entity_type, "text": r.text, "tags": r.tags or [],
-             "speaker": r.speaker, "topic": r.topic, "source": r.source, "seenCount": r.seen_count,
-             "supersededBy": r.superseded_by, "ts": as_aware(r.ts), "metadata": r.meta or {},
-             "expiresAt": as_aware(r.expires_at), "staleTopics": stale_topics(r.provenance)} for r in rows]
+    return load_many(s, org_id, {record_id: gen}, embedder=embedder, dim=dim)[record_id]
+
+
+def load_many(s: Session, org_id: str, generations: dict[str, tuple[int, str]], *, embedder: str,
+              dim: int) -> dict[str, EntityVectors]:
+    """Read the memories (embedded with ``embedder``) of several records in one statement: record id ->
+    :class:`EntityVectors` stamped with its generation from ``generations``."""
+    by_record: dict[str, list[Any]] = {rid: [] for rid in generations}
+    for r in s.execute(_LOAD, {"org": org_id, "ids": list(generations), "embedder": embedder}):
+        by_record[r.record_id].append(r)
+    return {rid: _vectors(rid, rows, generations[rid], dim) for rid, rows in by_record.items()}
+
+
+def _vectors(record_id: str, rows: list[Any], gen: tuple[int, str], dim: int) -> EntityVectors:
+    meta = [{"memoryId": r.id, "recordId": record_id, "type": r.entity_type, "text": r.text,
+             "tags": _json(r.tags) or [], "speaker": r.speaker, "topic": r.topic, "source": r.source,
+             "seenCount": r.seen_count, "supersededBy": r.superseded_by, "ts": as_aware(r.ts),
+             "metadata": _json(r.meta) or {}, "expiresAt": as_aware(r.expires_at),
+             "staleTopics": stale_topics(_json(r.provenance))} for r in rows]
     return EntityVectors(
         generation=gen, ids=[r.id for r in rows], matrix=from_blobs([r.embedding for r in rows], dim),
         ts=np.array([_epoch(m["ts"]) for m in meta], dtype=np.float64),
-        live=np.array([r.superseded_by is None for r in rows], dtype=bool), rows=meta)
+        live=np.array([r.superseded_by is None for r in rows], dtype=bool), rows=meta,
+        expires=np.array([m["expiresAt"].timestamp() if m["expiresAt"] is not None else np.inf for m in meta],
+                         dtype=np.float64))
+
+
+def _json(raw: str | None) -> Any:
+    """A JSON column read as its text: the common empty values without a parse."""
+    if raw is None:
+        return None
+    empty = _EMPTY_JSON.get(raw)
+    return empty() if empty is not None else json.loads(raw)
+
+
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict, "null": lambda: None}
+
+# Built once with bind parameters, in memory id order (as the cached rows always were); an ORM-enabled statement, so a
+# department key's access criteria (stores/access_filter.py) apply as to any read. The JSON columns are read as text
+# (see _json: most are empty).
+_LOAD = (select(Memory.id, Memory.record_id, Memory.text, Memory.embedding, Memory.ts,
+                cast(Memory.tags, Text).label("tags"), Memory.speaker, Memory.topic, Memory.superseded_by,
+                Memory.entity_type, Memory.source, Memory.seen_count, cast(Memory.meta, Text).label("meta"),
+                Memory.expires_at, cast(Memory.provenance, Text).label("provenance"))
+         .where(Memory.org_id == bindparam("org"), Memory.record_id.in_(bindparam("ids", expanding=True)),
+                Memory.embedder == bindparam("embedder"), Memory.deleted_at.is_(None))
+         .order_by(Memory.id))
 
 
 def stale_topics(provenance: Any) -> tuple[str, ...]:

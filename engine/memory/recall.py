@@ -13,6 +13,7 @@ no LLM is configured.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import Text, bindparam, cast, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs
@@ -43,7 +44,13 @@ from memrelay.engine.domain.semantics import (
     topic_label,
 )
 from memrelay.engine.memory import index_sync
-from memrelay.engine.memory.entity_vectors import EntityVectorCache, stale_topics
+from memrelay.engine.memory.entity_vectors import (
+    STAMP_COLUMNS,
+    EntityVectorCache,
+    Stamps,
+    stale_topics,
+    stamps_from,
+)
 from memrelay.engine.memory.hybrid import keyword_coverage, terms_of
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
@@ -52,8 +59,8 @@ from memrelay.engine.memory.recall_filters import compile_filters
 from memrelay.engine.memory.score_calibration import Calibration, calibration_for
 from memrelay.engine.stores.collections import normalise_entity_type
 from memrelay.engine.stores.db.database import Database
-from memrelay.engine.stores.db.models import Collection, EntityType, Memory, PropertyValue, Record
-from memrelay.engine.stores.identity import Identifiers, not_found, record_keys, records_holding
+from memrelay.engine.stores.db.models import Collection, EntityType, Memory, PropertyValue, Record, RecordKey
+from memrelay.engine.stores.identity import Holder, Identifiers, holders, not_found, record_keys
 
 # score = similarity + keyword + recency + supersession, in [0, 1] — the parts ``explain: true`` returns. Each
 # lift takes its share of what is left below 1, so the score never saturates and the parts sum exactly:
@@ -252,7 +259,10 @@ def outdated_on_question(asked: frozenset[str], rows: list[dict[str, Any]],
     """True for each memory on an asked topic family when a newer candidate of the same record, on the same topic,
     states a value it does not (semantics.newer_value_on), or one at least as new names its value as a former one
     (semantics.retires_value_on): the newest statement on the topic answers the question first. Nothing is hidden —
-    the older memory only yields its lead on this question."""
+    the older memory only yields its lead on this question.
+
+    A record's answer depends only on its rows on the topic: it is memoised on the first of them (a cached row lives
+    as long as its record's memories are unchanged), keyed by the asked topics and the rows' ids."""
     out = np.zeros(len(rows), dtype=bool)
     on_topic: dict[Any, list[int]] = {}
     for i, r in enumerate(rows):
@@ -261,12 +271,18 @@ def outdated_on_question(asked: frozenset[str], rows: list[dict[str, Any]],
     for idx in on_topic.values():
         if len(idx) < 2:
             continue
-        for i in idx:
-            mine = rows[i]
-            out[i] = any((rows[j]["ts"] > mine["ts"] and newer_value_on(mine["text"], rows[j]["text"], asked))
-                         or (rows[j]["ts"] >= mine["ts"] and retires_value_on(mine["text"], rows[j]["text"], asked))
-                         for j in idx if j != i)
+        memo = rows[idx[0]].setdefault("_outdated", {})
+        key = (asked, tuple(rows[i].get("memoryId") for i in idx))
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = tuple(_outdated_by(rows[i], [rows[j] for j in idx if j != i], asked) for i in idx)
+        out[idx] = got
     return out
+
+
+def _outdated_by(mine: dict[str, Any], others: list[dict[str, Any]], asked: frozenset[str]) -> bool:
+    return any((o["ts"] > mine["ts"] and newer_value_on(mine["text"], o["text"], asked))
+               or (o["ts"] >= mine["ts"] and retires_value_on(mine["text"], o["text"], asked)) for o in others)
 
 
 def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -277,8 +293,20 @@ def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
         return np.zeros(len(rows))
     names = _QUESTION_NAME_RE.findall(query)
     whose = frozenset(w.lower() for w in names) if "role" in asked else frozenset()
-    return np.array([1.0 if (on := asked & _topics(r)) and answers_on(r["text"], asked) and (
-        not whose or on != {"role"} or answers_role_of(r["text"], whose)) else 0.0 for r in rows])
+    return np.array([_answers(r, asked, whose) for r in rows])
+
+
+def _answers(row: dict[str, Any], asked: frozenset[str], whose: frozenset[str]) -> float:
+    """:func:`topic_matches` of one memory, memoised on the (cached) row per asked topics and names."""
+    on = asked & _topics(row)
+    if not on:
+        return 0.0
+    memo = row.setdefault("_answers", {})
+    got = memo.get((asked, whose))
+    if got is None:
+        got = memo[(asked, whose)] = 1.0 if answers_on(row["text"], asked) and (
+            not whose or on != {"role"} or answers_role_of(row["text"], whose)) else 0.0
+    return got
 
 
 # Capitalised words after a question's first word: the names it asks about ("What is Ewa Lis's role?" asks for Ewa's
@@ -340,6 +368,15 @@ def _kinds(row: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
     return got
 
 
+def _doc(row: dict[str, Any], asked: frozenset[str], subject: frozenset[str]) -> frozenset[str]:
+    """A memory's keyword terms with the asked answer kinds it holds, memoised on the (cached) row."""
+    memo = row.setdefault("_doc", {})
+    got = memo.get((asked, subject))
+    if got is None:
+        got = memo[(asked, subject)] = _stems(row) | answer_kinds([row], asked, subject)[0]
+    return got
+
+
 def answer_kinds(rows: list[dict[str, Any]], asked: frozenset[str], subject: frozenset[str]) -> list[frozenset[str]]:
     """The asked kinds each memory holds a value of (a person only if not one of the ``subject`` words)."""
     out = []
@@ -387,18 +424,35 @@ def subject_names(s: Session, record_ids: list[str]) -> list[str]:
                 names.setdefault(text, None)
 
     ids = record_ids[:MAX_SCOPE]
-    for name, value in s.execute(select(PropertyValue.name, PropertyValue.value).where(
-            PropertyValue.record_id.in_(ids), PropertyValue.name.in_(SUBJECT_PROPERTIES))):
-        add(_host_label(value) if name in _HOST_PROPERTIES and isinstance(value, str) else value)
-    for keys in record_keys(s, ids).values():
-        email = keys.get("email")
-        if isinstance(email, str) and "@" in email:
+    keys: dict[str, dict[str, str]] = {}  # record -> its first email and website_url keys (as record_keys renders)
+    for kind, rid, name, value, _ in s.execute(_NAME_ROWS, {"ids": ids, "names": SUBJECT_PROPERTIES}):
+        if kind == 0:  # a property value, as its JSON text
+            value = json.loads(value) if value is not None else None
+            add(_host_label(value) if name in _HOST_PROPERTIES and isinstance(value, str) else value)
+        else:
+            keys.setdefault(rid, {}).setdefault(name, value)
+    for rid in ids:
+        email = keys.get(rid, {}).get("email")
+        if email is not None and "@" in email:
             local, _, domain = email.partition("@")
             add(local)
             add(_host_label(domain))
-        if isinstance(keys.get("website_url"), str):
-            add(_host_label(keys["website_url"]))
+        if (site := keys.get(rid, {}).get("website_url")) is not None:
+            add(_host_label(site))
     return sorted(names, key=len, reverse=True)
+
+
+# The names' sources in one statement, built once: the records' name properties (as JSON text: one column type for
+# both parts), then their email and website keys, each record's in the order they were added. ORM-enabled, so a
+# department key's access criteria (stores/access_filter.py) apply to both parts as to any read.
+_NAME_ROWS = union_all(
+    select(literal(0).label("kind"), PropertyValue.record_id.label("rid"), PropertyValue.name.label("name"),
+           cast(PropertyValue.value, Text).label("value"), PropertyValue.id.label("seq"))
+    .where(PropertyValue.record_id.in_(bindparam("ids", expanding=True)),
+           PropertyValue.name.in_(bindparam("names", expanding=True))),
+    select(literal(1), RecordKey.record_id, RecordKey.key_name, RecordKey.key_value, RecordKey.id)
+    .where(RecordKey.record_id.in_(bindparam("ids", expanding=True)), RecordKey.key_name.in_(("email", "website_url"))),
+).order_by(text("kind"), text("rid"), text("name"), text("seq"))
 
 
 def _host_label(value: str) -> str:
@@ -457,7 +511,8 @@ class SubjectFree:
 
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
                 hybrid: bool = True, now: float | None = None, subject_free: np.ndarray | None = None,
-                keyword_query: str | None = None, subject: frozenset[str] = frozenset()) -> dict[str, np.ndarray]:
+                keyword_query: str | None = None, subject: frozenset[str] = frozenset(),
+                ts: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
     ``rawCosine``, ``subjectFreeCosine`` (``subject_free``, the rawCosine when None), ``cosine`` (what is
     calibrated), ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
@@ -465,15 +520,15 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
     included in ``keyword``), ``staleTopic`` (1 when its value on that topic is outdated: no topic match, the
     supersession penalty), ``recency``, ``supersession`` and ``score`` (the sum of similarity, keyword, recency and
     supersession). ``keyword_query``: the words the keyword part matches (a scoped recall's question without the
-    record's names); ``subject``: the record's name words (a memory naming only them holds no person answer)."""
+    record's names); ``subject``: the record's name words (a memory naming only them holds no person answer);
+    ``ts``: the rows' content timestamps in epoch seconds (0 for none) when the caller holds them."""
     n = len(rows)
     raw = np.asarray(sims, dtype=np.float64)
     cos = raw if subject_free is None else (1 - SUBJECT_FREE_WEIGHT) * raw + SUBJECT_FREE_WEIGHT * subject_free
     similarity = calibration(cos)
     if hybrid:
         asked = answer_kinds_asked(query)
-        docs = [_stems(r) | held for r, held in zip(rows, answer_kinds(rows, asked, subject), strict=True)] \
-            if asked else [_stems(r) for r in rows]
+        docs = [_doc(r, asked, subject) for r in rows] if asked else [_stems(r) for r in rows]
         match = keyword_coverage(keyword_query or query, docs, asked)
     else:
         match = np.zeros(n)
@@ -483,7 +538,8 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
     fused = calibration(cos + KEYWORD_WEIGHT * match)
     topic = TOPIC_SHARE * topical * np.maximum(1.0 - fused, 0.0)
     keyword = fused - similarity + topic
-    ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
+    if ts is None:
+        ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
     rec = RECENCY_WEIGHT * recency(ts, utcnow().timestamp() if now is None else now) * (1.0 - similarity - keyword)
     kept = similarity + keyword + rec
     outdated = stale | np.array([bool(r.get("supersededBy")) for r in rows], dtype=bool)
@@ -555,11 +611,12 @@ class Recall:
         with self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
             types = entity_type_filter(s, org_id, req.entity_type, req.collectionNames)
-            scope_records: list[Record] = []
+            scope_records: list[Holder] = []
             if req.identifiers.keys():
                 scope_records = self._scope(s, org_id, req, types)
                 scope = "record" if len(scope_records) == 1 else "records"
-                matches = self.scoped_matches_of(s, org_id, [r.id for r in scope_records], qvec, req)
+                matches = self.scoped_matches_of(s, org_id, [r.id for r in scope_records], qvec, req,
+                                                 stamped={r.id: stamps_from(r.extra) for r in scope_records})
             else:
                 scope = "org"
                 matches = self.org_matches(s, org_id, qvec, req, types)
@@ -602,48 +659,60 @@ class Recall:
         return result
 
     @staticmethod
-    def _scope(s: Session, org_id: str, req: RecallRequest, types: list[str] | None) -> list[Record]:
+    def _scope(s: Session, org_id: str, req: RecallRequest, types: list[str] | None) -> list[Holder]:
         """The live records the identifiers name — by ``record_id``, or every record holding the key
         (primary or secondary, any type unless filtered): recall by ``website_url`` reaches the company
-        and the contacts, deals and tickets that carry it. 404/422 when no record of any type holds it."""
+        and the contacts, deals and tickets that carry it. 404/422 when no record of any type holds it. Each
+        holder carries its stamps (``extra``: :data:`~memrelay.engine.memory.entity_vectors.STAMP_COLUMNS`), read
+        in the same statement."""
         ids = req.identifiers
-        found = records_holding(s, org_id, ids, types, limit=MAX_SCOPE + 1)
+        found = holders(s, org_id, ids, types, limit=MAX_SCOPE + 1, columns=STAMP_COLUMNS)
         if found or req.about == "self":
             return found
-        if types is not None and records_holding(s, org_id, ids, None, limit=1):
+        if types is not None and holders(s, org_id, ids, None, limit=1):
             return []  # the key exists, on records of other types
         raise not_found(s, org_id, ids, req.entity_type)
 
     def scoped_matches_of(self, s: Session, org_id: str, record_ids: list[str], qvec: np.ndarray,
-                          req: RecallRequest) -> list[dict[str, Any]]:
+                          req: RecallRequest, stamped: dict[str, Stamps] | None = None) -> list[dict[str, Any]]:
         """Exact scores over the memories of several records (each record's vectors cached), best first.
-        Filters, expiry, supersession and tags select the candidates first; only those are ranked."""
+        Filters, expiry, supersession and tags select the candidates first; only those are ranked. ``stamped``:
+        the records' stamps when the caller read them (see :meth:`EntityVectorCache.lookup_many`)."""
         emb = self.embedder
         rows: list[dict[str, Any]] = []
         blocks: list[np.ndarray] = []
+        epochs: list[np.ndarray] = []
         hits: list[list[str]] = []
         keep = _Keep(req)
-        stamps: dict[str, tuple[Any, ...]] = {}
-        for rid in record_ids[:MAX_SCOPE]:
-            ev, stamps[rid] = self.cache.lookup(s, org_id, rid, embedder=emb.name, dim=emb.dim)
+        now = keep.now.timestamp()
+        scope = record_ids[:MAX_SCOPE]
+        looked_up = self.cache.lookup_many(s, org_id, scope, embedder=emb.name, dim=emb.dim, stamped=stamped)
+        stamps = {rid: stamp for rid, (_, stamp) in zip(scope, looked_up, strict=True)}
+        for ev, _ in looked_up:
             if keep.trivial:  # no tags or filters: supersession and expiry only (the common case, kept cheap)
-                live = range(len(ev.rows)) if req.include_superseded else np.flatnonzero(ev.live).tolist()
-                idx = [i for i in live if req.include_expired or ev.rows[i].get("expiresAt") is None
-                       or ev.rows[i]["expiresAt"] > keep.now]
+                mask = np.ones(len(ev.rows), dtype=bool) if req.include_superseded else ev.live
+                if not req.include_expired:
+                    mask = mask & (ev.expires > now)
+                idx = np.flatnonzero(mask)
                 hits += [[] for _ in idx]
             else:
-                idx = [i for i, row in enumerate(ev.rows) if keep(row, hits)]
-            if idx:
+                idx = np.array([i for i, row in enumerate(ev.rows) if keep(row, hits)], dtype=np.int64)
+            if len(idx) == len(ev.rows):  # every memory a candidate: the cached arrays as they are
+                rows += ev.rows
+                blocks.append(ev.matrix)
+                epochs.append(ev.ts)
+            elif len(idx):
                 rows += [ev.rows[i] for i in idx]
-                blocks.append(ev.matrix[np.asarray(idx, dtype=np.int64)])
+                blocks.append(ev.matrix[idx])
+                epochs.append(ev.ts[idx])
         if not rows:
             return []
-        matrix = np.concatenate(blocks)
-        subject = self._subject(s, org_id, record_ids[:MAX_SCOPE], stamps)
+        matrix = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        subject = self._subject(s, org_id, scope, stamps)
         stripped, free = self._subject_free(subject, req.query, qvec)
         return self._ranked(rows, matrix @ qvec, hits, req, cap=None if req.groupByRecord else req.limit,
                             subject_free=free.cosines(matrix) if free is not None else None, keyword_query=stripped,
-                            subject=subject.words)
+                            subject=subject.words, ts=epochs[0] if len(epochs) == 1 else np.concatenate(epochs))
 
     def _subject(self, s: Session, org_id: str, record_ids: list[str],
                  stamps: dict[str, tuple[Any, ...]]) -> _Subject:
@@ -759,10 +828,11 @@ class Recall:
 
     def _ranked(self, rows: list[dict[str, Any]], sims: np.ndarray, hits: list[list[str]],
                 req: RecallRequest, cap: int | None = None, subject_free: np.ndarray | None = None,
-                keyword_query: str | None = None, subject: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+                keyword_query: str | None = None, subject: frozenset[str] = frozenset(),
+                ts: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Score candidates (see :func:`score_parts`), apply the threshold, best first (at most ``cap``)."""
         parts = score_parts(req.query, rows, sims, calibration_for(self.embedder.name), hybrid=req.hybrid,
-                            subject_free=subject_free, keyword_query=keyword_query, subject=subject)
+                            subject_free=subject_free, keyword_query=keyword_query, subject=subject, ts=ts)
         floor = req.score_floor
         out = []
         for i in np.argsort(-parts["score"], kind="stable"):
@@ -806,7 +876,7 @@ class Recall:
         return out
 
 
-def property_values(s: Session, rendered: dict[str, Any], scope: list[Record] | None) -> dict[str, Any]:
+def property_values(s: Session, rendered: dict[str, Any], scope: list[Holder] | None) -> dict[str, Any]:
     """Personize's ``property_values`` (``include_property_values``): the record's ``{name: value}`` when the
     recall is scoped to one record (even when no memory matched), else ``{recordId: {name: value}}`` of the
     records in the results."""
