@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout_ms: int = Field(
         60_000, ge=0, description="PostgreSQL idle_in_transaction_session_timeout (0 = none).")
     db_keepalive_idle_s: int = Field(30, ge=0, description="TCP keepalive idle seconds to PostgreSQL (0 = off).")
+    db_ping_after_idle_s: float = Field(10.0, ge=0, description=(
+        "Ping a pooled PostgreSQL connection on checkout only after it sat idle this long (0 = on every checkout)."))
+    db_prepare_threshold: int = Field(5, ge=0, description=(
+        "PostgreSQL: prepare a statement server-side after this many runs on a connection (0 = never; use 0 behind "
+        "a transaction-mode pooler that does not track prepared statements, e.g. PgBouncer before 1.21)."))
     # --- Redis client -------------------------------------------------------------------------
     redis_socket_timeout_s: float = Field(5.0, gt=0, description="Read/write timeout of Redis commands.")
     redis_connect_timeout_s: float = Field(2.0, gt=0, description="Timeout to connect to Redis.")

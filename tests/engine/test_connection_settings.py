@@ -36,6 +36,7 @@ def test_postgres_connections_carry_the_timeouts_and_pool_limits(settings: Setti
             assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "300ms"
             assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "4s"
             assert conn.connection.dbapi_connection.info.get_parameters()["keepalives_idle"] == "17"
+            assert conn.connection.dbapi_connection.prepare_threshold == 5  # the default
             # a query longer than the statement timeout is cancelled instead of hanging the caller
             with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
                 conn.exec_driver_sql("SELECT pg_sleep(3)")
@@ -65,3 +66,18 @@ def test_redis_client_uses_the_socket_timeouts(settings: Settings) -> None:
     # a reply slower than the socket timeout fails the call instead of blocking the caller
     with pytest.raises(redis.TimeoutError):
         conn.execute_command("BLPOP", "memrelay:test:never", 2)
+
+
+def test_prepared_statements_can_be_turned_off_for_poolers(settings: Settings, backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL prepared statements")
+    db = Database.from_settings(settings.model_copy(update={"db_prepare_threshold": 0}))
+    try:
+        with db.read() as s:
+            for _ in range(8):  # past psycopg's default threshold of 5
+                s.execute(sa.text("SELECT 1 + :x"), {"x": 1}).scalar()
+            conn = s.connection().connection.dbapi_connection
+            assert conn.prepare_threshold is None
+            assert s.execute(sa.text("SELECT count(*) FROM pg_prepared_statements")).scalar() == 0
+    finally:
+        db.dispose()

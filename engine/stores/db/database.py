@@ -42,6 +42,7 @@ class PoolOptions:
     idle_in_transaction_timeout_ms: int = 60_000
     keepalive_idle_s: int = 30
     ping_after_idle_s: float = 10.0
+    prepare_threshold: int = 5  # psycopg prepares a statement after this many runs on a connection; 0: never
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoolOptions:
@@ -49,14 +50,17 @@ class PoolOptions:
                    pool_timeout_s=settings.db_pool_timeout_s, pool_recycle_s=settings.db_pool_recycle_s,
                    statement_timeout_ms=settings.db_statement_timeout_ms,
                    idle_in_transaction_timeout_ms=settings.db_idle_in_transaction_timeout_ms,
-                   keepalive_idle_s=settings.db_keepalive_idle_s)
+                   keepalive_idle_s=settings.db_keepalive_idle_s, ping_after_idle_s=settings.db_ping_after_idle_s,
+                   prepare_threshold=settings.db_prepare_threshold)
 
     def postgres_connect_args(self) -> dict[str, Any]:
-        """libpq keepalive parameters (a silently dropped connection is noticed in under a minute)."""
-        if not self.keepalive_idle_s:
-            return {}
-        return {"keepalives": 1, "keepalives_idle": self.keepalive_idle_s, "keepalives_interval": 10,
-                "keepalives_count": 3}
+        """psycopg's prepare threshold (None: never prepare) and libpq keepalive parameters (a silently dropped
+        connection is noticed in under a minute)."""
+        args: dict[str, Any] = {"prepare_threshold": self.prepare_threshold or None}
+        if self.keepalive_idle_s:
+            args.update({"keepalives": 1, "keepalives_idle": self.keepalive_idle_s, "keepalives_interval": 10,
+                         "keepalives_count": 3})
+        return args
 
     def postgres_session_sql(self) -> list[str]:
         """Statements run on every new PostgreSQL connection (timeouts; 0 = the server's default)."""
