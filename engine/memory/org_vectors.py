@@ -380,8 +380,8 @@ class ExactOrgIndex:
         if changed and snap.stamps is not None:  # rows the snapshot holds as they are now need no vector
             stamp_of = dict(recent)
             first_seen = [m for m in changed if m not in st.delta]
-            rows = snap.row_index(first_seen)
-            same = {m for m, r in zip(first_seen, rows, strict=True)
+            held_at = snap.row_index(first_seen)
+            same = {m for m, r in zip(first_seen, held_at, strict=True)
                     if r >= 0 and int(snap.stamps[r]) == micros(stamp_of[m])}
             for m in same:
                 st.delta_stamps[m] = stamp_of[m]  # known: not read again while its stamp stays
