@@ -22,7 +22,16 @@ from memrelay.engine.core.settings import Settings
 from memrelay.supervise.forked import fork_child
 from memrelay.supervise.gunicorn_warm import WORKER_TITLE
 from memrelay.supervise.supervisor import GATEWAY_PROCESS_NAME, GATEWAY_TITLE, WORKER_PROCESS_NAME
-from tests.support.processes import alive, clean_env, cmdline, descendants, free_port, readyz, wait_for
+from tests.support.processes import (
+    alive,
+    clean_env,
+    cmdline,
+    descendants,
+    free_port,
+    readyz,
+    start_memrelay,
+    wait_for,
+)
 
 
 def _comm(pid: int) -> str:
@@ -97,15 +106,7 @@ def test_up_forks_gunicorn_from_its_warm_parent_and_forks_it_again_when_killed(t
         MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="2", MEMRELAY_LOG_LEVEL="WARNING"
     )
     log_path = tmp_path / "up.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "memrelay.cli.main", "up"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_memrelay("up", tmp_path, env, log_path)
     family: set[int] = set()
 
     def masters() -> list[int]:
@@ -178,17 +179,7 @@ def test_serve_and_worker_of_their_own_are_ready_on_postgres(
     logs = {name: tmp_path / f"{name}.log" for name in ("serve", "worker")}
 
     def start(command: str) -> None:
-        with open(logs[command], "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "memrelay.cli.main", command],
-                    cwd=tmp_path,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        procs.append(start_memrelay(command, tmp_path, env, logs[command]))
 
     family: set[int] = set()
     try:

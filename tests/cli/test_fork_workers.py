@@ -22,7 +22,7 @@ from memrelay.engine.core.settings import Settings
 from memrelay.supervise.forked import ForkedProcess, fork_child
 from memrelay.supervise.supervisor import GATEWAY_PROCESS_NAME, WORKER_PROCESS_NAME
 from memrelay.warmup import NotForkSafe, fork_safe_or_raise
-from tests.support.processes import alive, clean_env, descendants, free_port, readyz, wait_for
+from tests.support.processes import alive, clean_env, descendants, free_port, readyz, start_memrelay, wait_for
 
 
 def _comm(pid: int) -> str:
@@ -130,15 +130,7 @@ def test_up_with_forked_workers_serves_and_processes_jobs_on_postgres(
         MEMRELAY_LOG_LEVEL="WARNING",
     )
     log_path = tmp_path / "up.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "memrelay.cli.main", "up"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_memrelay("up", tmp_path, env, log_path)
     family: set[int] = set()
     try:
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]

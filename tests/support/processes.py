@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,3 +82,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["MEMRELAY_EGRESS_ALLOW_LOCAL_TARGETS"] = "true"  # test receivers listen on 127.0.0.1 (off in production)
     env.update(extra)
     return env
+
+
+def start_memrelay(command: str, cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``memrelay <command>`` (``up``, ``serve``, ``worker``) as a subprocess in its own session, its output in
+    ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", command], cwd=cwd, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
