@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     false,
@@ -27,7 +29,8 @@ from sqlalchemy import (
     true,
     union,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.orm import join as orm_join
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -219,6 +222,8 @@ class _OrgFacts:
     any_deleted: bool
     stamp: tuple[Any, ...]
     stamp_columns: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # built once, reused
+    pages: dict[Shape, _PageStatement] = field(default_factory=dict, compare=False, repr=False)
+    """Page statements built on these facts, by query shape (see :func:`_shape`); values are bound apart."""
 
     def key_name(self, field: str) -> str | None:
         """:func:`key_name_of` answered from the facts (same rules, no query)."""
@@ -231,6 +236,21 @@ class _OrgFacts:
 
 
 FactsKey = tuple[str, str, tuple[str, ...], AccessScope]
+Shape = tuple[Any, ...]
+MAX_SHAPES = 64  # page statements kept per facts (a process sees few query shapes per org and type)
+
+
+@dataclass(frozen=True)
+class _PageStatement:
+    """A built page statement (records, count, stamp) in two forms — ``page`` loads ``Record`` entities through
+    the ORM, ``columns`` selects the same rows as plain columns (:data:`_RECORD_COLUMNS` first) — and the
+    count-and-stamp-only ``summary`` (for an empty page under an access scope). Every value of the search's
+    conditions and identifiers is a named bind parameter (:func:`_params`), so one statement serves every search
+    of its shape: built once, its SQLAlchemy cache key generated once."""
+
+    page: Any
+    columns: Any
+    summary: Any
 
 
 class _FactsCache:
@@ -314,9 +334,10 @@ def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuer
     A typed search whose org facts (type, schema, keys, soft deletes) this process has seen runs ONE statement:
     the page's records with the count and a live reading of the facts' stamp; when the stamp no longer matches
     (a schema, type, key or soft-delete change by any process), the page is discarded and the search runs
-    again on fresh facts. Otherwise a typed search reads the facts first (two statements). A type with
-    soft-deleted records also reads their ids first; untyped and aliased-type searches resolve the type and
-    schema with their own queries."""
+    again on fresh facts. That statement is built once per query shape (:func:`_shape`) and reused with each
+    search's values bound by name (:func:`_params`). Otherwise a typed search reads the facts first (two
+    statements). A type with soft-deleted records also reads their ids first; untyped and aliased-type searches
+    resolve the type and schema with their own queries."""
     check_query(q)
     key = _facts_key(org_id, q)
     cached = _FACTS.get(key) if key is not None else None
@@ -335,17 +356,34 @@ def search_page(s: Session, collections: Collections, org_id: str, q: SearchQuer
 def _run(s: Session, collections: Collections, org_id: str, q: SearchQuery, count_limit: int | None,
          facts: _OrgFacts | None, *, verify: bool) -> tuple[SearchPage, tuple[Any, ...] | None]:
     """The page of ``q`` built on ``facts`` (None: resolved here with their own queries) and, with ``verify``,
-    the facts' stamp as the page statement read it."""
+    the facts' stamp as the page statement read it. Under verified facts with no soft-deleted record, the page
+    statement of the query's shape is built once and reused with the query's values bound."""
+    if facts is not None and verify and not facts.any_deleted:
+        shape = _shape(q, count_limit)
+        built = facts.pages.get(shape)
+        if built is None:  # building refuses what the shape gets wrong (unknown property, missing value)
+            built = _statement(s, collections, org_id, q, count_limit, facts, verify=True)[0]
+            if len(facts.pages) >= MAX_SHAPES:
+                facts.pages.clear()
+            facts.pages[shape] = built
+        return _read_page(s, built, _params(q, facts), q, _count_bound(q, count_limit), stamped=True)
+    built, cap = _statement(s, collections, org_id, q, count_limit, facts, verify=verify)
+    return _read_page(s, built, {}, q, cap, stamped=verify and facts is not None)
+
+
+def _statement(s: Session, collections: Collections, org_id: str, q: SearchQuery, count_limit: int | None,
+               facts: _OrgFacts | None, *, verify: bool) -> tuple[_PageStatement, int | None]:
+    """The page statement of ``q`` (values bound by name, see :func:`_params`) and the bound of its count."""
     if facts is not None:
         et: str | None = facts.et
         schema = facts.schema
     else:
         et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
         schema = org_schema(s, collections, org_id, et)
-    sets: list[IdSet] = [_key_set(org_id, name, value) for name, value in q.identifiers.keys()]
+    sets: list[IdSet] = [_key_set(org_id, name, value, f"i{n}") for n, (name, value) in enumerate(q.identifiers.keys())]
     group_sets = []
-    for g in q.groups:
-        members = [_condition_set(s, org_id, c, schema, et, facts) for c in g.conditions]
+    for gi, g in enumerate(q.groups):
+        members = [_condition_set(s, org_id, c, schema, et, facts, f"g{gi}c{ci}") for ci, c in enumerate(g.conditions)]
         if members:
             group_sets.append(_combine(members, g.logic))
     if group_sets:
@@ -367,8 +405,49 @@ def _run(s: Session, collections: Collections, org_id: str, q: SearchQuery, coun
         matched = _universe(org_id, et)
     want = q.offset + q.limit + 1  # one past the page tells whether more follow
     stamp = list(facts.stamp_columns) if verify and facts is not None else []
-    return _page_with_count(s, matched, q, want, None if count_limit is None else max(count_limit, want), gone,
-                            stamp)
+    cap = _count_bound(q, count_limit)
+    return _page_statement(matched, q, want, cap, gone, stamp), cap
+
+
+def _count_bound(q: SearchQuery, count_limit: int | None) -> int | None:
+    """How far the count reads: ``count_limit``, but at least one past the page (None: exact)."""
+    return None if count_limit is None else max(count_limit, q.offset + q.limit + 1)
+
+
+def _shape(q: SearchQuery, count_limit: int | None) -> Shape:
+    """What a page statement built on given facts depends on besides bound values: the identifiers' key names,
+    the logic, each condition's property, operator and value form (absent; a list and its length; other), the
+    page and the count bound. Two searches of one shape differ only in :func:`_params`."""
+    def form(v: Any) -> Any:
+        return ("list", len(v)) if isinstance(v, list) else v is None
+
+    keys = tuple((name, name == "record_id" and value.startswith("rec_")) for name, value in q.identifiers.keys())
+    groups = tuple((g.logic, tuple((c.property, c.operator, form(c.value)) for c in g.conditions)) for g in q.groups)
+    return keys, q.logic, groups, q.offset, q.limit, count_limit
+
+
+def _params(q: SearchQuery, facts: _OrgFacts) -> dict[str, Any]:
+    """The bound values of ``q``'s page statement, named as the builders name them (``i<n>`` an identifier,
+    ``g<group>c<condition>p`` a property value, ``...k`` a key value, ``..._<j>`` one of an IN's values); raises
+    what the builders raise on a value (a number or date that does not parse)."""
+    out: dict[str, Any] = {f"i{n}": value for n, (_, value) in enumerate(q.identifiers.keys())}
+    for gi, g in enumerate(q.groups):
+        for ci, c in enumerate(g.conditions):
+            op = {"IS_NOT_SET": "IS_SET", "NEQ": "EQ"}.get(c.operator, c.operator)
+            if op == "IS_SET":
+                continue
+            tag = f"g{gi}c{ci}"
+            spec = facts.schema.get(c.property)
+            if spec is not None:
+                value = _property_value(spec, op, c.value)
+                if op == "IN":
+                    out.update({f"{tag}p_{j}": v for j, v in enumerate(value)})
+                else:
+                    out[tag + "p"] = value
+            key = facts.key_name(c.property)
+            if key is not None:
+                out[tag + "k"] = _key_bound_value(key, op, c.value)
+    return out
 
 
 def _count_of(matched: IdSet, cap: int | None, gone: list[str]) -> Any:
@@ -388,14 +467,14 @@ def _count_of(matched: IdSet, cap: int | None, gone: list[str]) -> Any:
 _ONE_ROW = select(literal(1).label("one")).subquery("one_row")
 
 
-def _page_with_count(s: Session, matched: IdSet, q: SearchQuery, want: int, cap: int | None,
-                     gone: list[str], stamp: list[Any]) -> tuple[SearchPage, tuple[Any, ...] | None]:
+def _page_statement(matched: IdSet, q: SearchQuery, want: int, cap: int | None, gone: list[str],
+                    stamp: list[Any]) -> _PageStatement:
     """One statement: the page's ids (limit-first, one past the page; the soft-deleted ``gone`` dropped
-    from the first ``want + len(gone)``), joined to their records (put in id order here: no sort in SQL), and
-    the count with the ``stamp`` columns (uncorrelated scalar subqueries, evaluated once). The page is
-    outer-joined to a one-row select, so an empty page still answers its count and stamp (its record is None;
-    under a restricted access scope the scope's criteria on ``records`` drop that row: then a second statement
-    reads them)."""
+    from the first ``want + len(gone)``), joined to their records (put in id order by :func:`_read_page`: no sort
+    in SQL), and the count with the ``stamp`` columns (uncorrelated scalar subqueries, evaluated once). The page
+    is outer-joined to a one-row select, so an empty page still answers its count and stamp (its record is None;
+    under a restricted access scope the scope's criteria on ``records`` drop that row: then the summary
+    statement reads them)."""
     if gone:
         top = matched.top(want + len(gone)).subquery()
         ids = (select(top.c[0]).where(top.c[0].not_in(gone)).order_by(top.c[0])
@@ -404,13 +483,46 @@ def _page_with_count(s: Session, matched: IdSet, q: SearchQuery, want: int, cap:
         ids = matched.top(want).limit(q.limit + 1).offset(q.offset).subquery()
     page = _ONE_ROW.outerjoin(orm_join(Record, ids, Record.id == ids.c[0]), true())
     count = _count_of(matched, cap, gone)
-    rows = s.execute(select(Record, count, *stamp).select_from(page)).all()
-    # an access scope's criteria on records filter the outer join's empty row too: then ask apart
-    summary = tuple(rows[0][1:]) if rows else tuple(s.execute(select(count, *stamp)).one())
-    got = sorted((r[0] for r in rows if r[0] is not None), key=lambda r: r.id)
+    return _PageStatement(select(Record, count, *stamp).select_from(page),
+                          select(*_RECORD_COLUMNS, count, *stamp).select_from(page), select(count, *stamp))
+
+
+_RECORD_COLUMNS = tuple(Record.__table__.columns)
+_RECORD_NAMES = tuple(c.key for c in _RECORD_COLUMNS)
+_RECORD_MANAGER = sa_inspect(Record).class_manager
+
+
+def _loaded_record(values: Sequence[Any]) -> Record:
+    """A ``Record`` holding one row's column ``values`` (in :data:`_RECORD_COLUMNS` order), detached as if
+    loaded by a session since closed: every attribute loaded, no history, in no session's identity map."""
+    record = _RECORD_MANAGER.new_instance()
+    record.__dict__.update(zip(_RECORD_NAMES, values, strict=True))
+    make_transient_to_detached(record)
+    return record
+
+
+def _read_page(s: Session, built: _PageStatement, params: dict[str, Any], q: SearchQuery, cap: int | None, *,
+               stamped: bool) -> tuple[SearchPage, tuple[Any, ...] | None]:
+    """Run ``built`` with ``params``: the page and, when ``stamped``, the stamp the statement read.
+
+    The records are read as plain columns on the session's connection and turned into detached ``Record``
+    objects (the ORM's per-statement and per-row loading cost more than the rest of a search's Python) unless
+    the ORM has to see the statement: under a restricted access scope (its criteria are ORM loader criteria,
+    applied on the session's ``do_orm_execute``) or with changes pending in the session (its autoflush)."""
+    if current_access().restricts_records or s.new or s.dirty or s.deleted:
+        rows = s.execute(built.page, params).all()
+        # an access scope's criteria on records filter the outer join's empty row too: then ask apart
+        summary = tuple(rows[0][1:]) if rows else tuple(s.execute(built.summary, params).one())
+        records = [r[0] for r in rows if r[0] is not None]
+    else:
+        width = len(_RECORD_COLUMNS)
+        rows = s.connection().execute(built.columns, params).all()  # never empty: the one-row outer join
+        summary = tuple(rows[0][width:])
+        records = [_loaded_record(r[:width]) for r in rows if r[0] is not None]
+    got = sorted(records, key=lambda r: r.id)
     n = int(summary[0])
     total, exact = (n, True) if cap is None else (min(n, cap), n < cap)
-    return SearchPage(got[:q.limit], total, exact, len(got) > q.limit), (summary[1:] if stamp else None)
+    return SearchPage(got[:q.limit], total, exact, len(got) > q.limit), (summary[1:] if stamped else None)
 
 
 def run_search(s: Session, collections: Collections, org_id: str, q: SearchQuery) -> tuple[list[Record], int]:
@@ -449,16 +561,20 @@ def _combine(parts: list[IdSet], logic: str) -> IdSet:
                  DRIVE_LAST)
 
 
-def _key_set(org_id: str, name: str, value: str) -> IdSet:
+def _key_set(org_id: str, name: str, value: str, tag: str) -> IdSet:
+    """Records holding the identifier key ``name`` = ``value`` (bound as ``tag``)."""
     if name == "record_id" and value.startswith("rec_"):
-        return _leaf(lambda r: select(r.id).where(r.org_id == org_id, r.id == value), Record, DRIVE_EQ)
-    return _leaf(lambda rk: select(rk.record_id).where(rk.org_id == org_id, rk.key_name == name,
-                                                       rk.key_value == value), RecordKey, DRIVE_EQ)
+        return _leaf(lambda r: select(r.id).where(r.org_id == org_id, r.id == bindparam(tag, value, type_=r.id.type)),
+                     Record, DRIVE_EQ)
+    return _leaf(lambda rk: select(rk.record_id).where(
+        rk.org_id == org_id, rk.key_name == name, rk.key_value == bindparam(tag, value, type_=rk.key_value.type)),
+        RecordKey, DRIVE_EQ)
 
 
 def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None,
-                   facts: _OrgFacts | None = None) -> IdSet:
-    """Record ids matching one condition: on the property, on the record key of that name, or on both."""
+                   facts: _OrgFacts | None, tag: str) -> IdSet:
+    """Record ids matching one condition: on the property, on the record key of that name, or on both (its values
+    bound as ``tag`` + ``p`` and ``tag`` + ``k``, see :func:`_params`)."""
     spec = schema.get(c.property)
     key = facts.key_name(c.property) if facts is not None else key_name_of(s, org_id, c.property)
     if spec is None and key is None:
@@ -471,9 +587,9 @@ def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, Prop
     def positive(op: str) -> IdSet:
         parts: list[IdSet] = []
         if spec is not None:
-            parts.append(_property_set(org_id, c.property, spec, op, c.value, et, types))
+            parts.append(_property_set(org_id, c.property, spec, op, c.value, et, types, tag + "p"))
         if key is not None:
-            parts.append(_key_condition(org_id, key, op, c.value, et))
+            parts.append(_key_condition(org_id, key, op, c.value, et, tag + "k"))
         return _combine(parts, "OR")
 
     if c.operator == "IS_NOT_SET":
@@ -496,14 +612,15 @@ def org_types(s: Session, org_id: str) -> list[str]:
 
 
 def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None,
-                  types: list[str]) -> IdSet:
+                  types: list[str], tag: str) -> IdSet:
     """Records whose property ``name`` satisfies ``op``. The indexes on property_values are led by the entity
     type, so an untyped search reads one index range per entity type of the org and merges them."""
     ordered = op == "EQ" and spec.type not in (PropertyType.ARRAY,)
+    bound = None if op == "IS_SET" else _property_value(spec, op, value)
 
     def leaf(in_types: list[str]) -> IdSet:
         def build(pv: Any) -> Select[Any]:
-            pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, value)
+            pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, bound, tag)
             kind = pv.entity_type == in_types[0] if len(in_types) == 1 else pv.entity_type.in_(in_types)
             return select(pv.record_id).where(pv.org_id == org_id, kind, pv.name == name, pred)
 
@@ -545,33 +662,46 @@ def _key_value(key: str, value: Any) -> str:
     return text
 
 
-def _key_condition(org_id: str, key: str, op: str, value: Any, et: str | None) -> IdSet:
+def _key_condition(org_id: str, key: str, op: str, value: Any, et: str | None, tag: str) -> IdSet:
     """Record ids whose key ``key`` satisfies ``op`` (values compared as stored: emails lower-cased, URLs
-    normalised like identifiers)."""
+    normalised like identifiers), bound as ``tag``."""
+    bound = _key_bound_value(key, op, value)
 
     def build(rk: Any) -> Select[Any]:
         q = select(rk.record_id).where(rk.org_id == org_id, rk.key_name == key)
         if et:
             rec = aliased(Record)  # never the outer query's records: a probe must not correlate to it
             q = q.join(rec, rec.id == rk.record_id).where(rec.entity_type == et)
-        return q.where(_key_predicate(rk, key, op, value))
+        return q.where(_key_predicate(rk, op, bound, tag))
 
     return _leaf(build, RecordKey, DRIVE_EQ if op == "EQ" else DRIVE_LEAF)
 
 
-def _key_predicate(rk: Any, key: str, op: str, value: Any) -> ColumnElement[bool]:
+def _key_bound_value(key: str, op: str, value: Any) -> Any:
+    """The value a key condition compares with (a list for IN, a LIKE pattern for CONTAINS; None for IS_SET)."""
+    if op == "IS_SET":
+        return None
+    if op == "IN":
+        return [_key_value(key, v) for v in (value if isinstance(value, list) else [value])]
+    if op == "CONTAINS":
+        text = str(value).strip()
+        return f"%{_escape(text.lower() if key in ('email', 'website_url') else text)}%"
+    return _key_value(key, value)
+
+
+def _key_predicate(rk: Any, op: str, bound: Any, tag: str) -> ColumnElement[bool]:
     if op == "IS_SET":
         return true()
     if op == "IN":
-        values = value if isinstance(value, list) else [value]
-        return rk.key_value.in_([_key_value(key, v) for v in values]) if values else false()
+        return rk.key_value.in_(bindparam(tag, bound, expanding=True, type_=rk.key_value.type)) if bound else false()
+    b = bindparam(tag, bound, type_=rk.key_value.type)
     if op == "CONTAINS":
-        text = str(value).strip()
-        text = text.lower() if key in ("email", "website_url") else text
-        return rk.key_value.like(f"%{_escape(text)}%", escape="\\")
-    v = _key_value(key, value)
-    return {"EQ": rk.key_value == v, "GT": rk.key_value > v, "GTE": rk.key_value >= v,
-            "LT": rk.key_value < v, "LTE": rk.key_value <= v}[op]
+        return rk.key_value.like(b, escape="\\")
+    return _COMPARE[op](rk.key_value, b)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "EQ": operator.eq, "GT": operator.gt, "GTE": operator.ge, "LT": operator.lt, "LTE": operator.le}
 
 
 def _is_set(pv: Any) -> ColumnElement[bool]:
@@ -579,38 +709,42 @@ def _is_set(pv: Any) -> ColumnElement[bool]:
                                                 pv.value_text != ARRAY_SEP + ARRAY_SEP, pv.value_text != ARRAY_SEP))
 
 
-def _predicate(pv: Any, spec: PropertySpec, op: str, value: Any) -> ColumnElement[bool]:
+def _property_value(spec: PropertySpec, op: str, value: Any) -> Any:
+    """The value a property condition compares with: a number (numbers, dates), a LIKE pattern (CONTAINS, an
+    array's EQ), ``"true"``/``"false"`` (booleans), the case-folded text; for IN, the list of EQ values."""
     t = spec.type
     if op == "IN":
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            return false()
-        return or_(*[_predicate(pv, spec, "EQ", v) for v in values])
+        return [_property_value(spec, "EQ", v) for v in (value if isinstance(value, list) else [value])]
     if t in (PropertyType.NUMBER, PropertyType.DATE):
-        num = _as_number(spec, value)
-        col = pv.value_num
-        if op == "CONTAINS":
-            return pv.value_text.like(f"%{_escape(str(value).casefold())}%", escape="\\")
-        return {"EQ": col == num, "GT": col > num, "GTE": col >= num, "LT": col < num, "LTE": col <= num}[op]
+        num = _as_number(spec, value)  # a value that is no number is refused for every operator
+        return f"%{_escape(str(value).casefold())}%" if op == "CONTAINS" else num
     if t == PropertyType.BOOLEAN:
-        b = value if isinstance(value, bool) else str(value).strip().lower() in {"true", "yes", "1"}
         if op not in ("EQ",):
             raise ValidationFailed(f"operator {op} does not apply to boolean property {spec.propertyName!r}")
-        return pv.value_text == ("true" if b else "false")
+        b = value if isinstance(value, bool) else str(value).strip().lower() in {"true", "yes", "1"}
+        return "true" if b else "false"
     if t == PropertyType.ARRAY:
         item = _escape(str(value).casefold())
         if op == "EQ":
-            return pv.value_text.like(f"%{ARRAY_SEP}{item}{ARRAY_SEP}%", escape="\\")
+            return f"%{ARRAY_SEP}{item}{ARRAY_SEP}%"
         if op == "CONTAINS":
-            return pv.value_text.like(f"%{item}%", escape="\\")
+            return f"%{item}%"
         raise ValidationFailed(f"operator {op} does not apply to array property {spec.propertyName!r}")
     text = str(value).casefold()
-    if op == "EQ":
-        return pv.value_text == text
-    if op == "CONTAINS":
-        return pv.value_text.like(f"%{_escape(text)}%", escape="\\")
-    return {"GT": pv.value_text > text, "GTE": pv.value_text >= text, "LT": pv.value_text < text,
-            "LTE": pv.value_text <= text}[op]
+    return f"%{_escape(text)}%" if op == "CONTAINS" else text
+
+
+def _predicate(pv: Any, spec: PropertySpec, op: str, bound: Any, tag: str) -> ColumnElement[bool]:
+    """``pv`` satisfies ``op`` against ``bound`` (:func:`_property_value`), bound as ``tag`` (IN: ``tag_<j>``)."""
+    if op == "IN":
+        if not bound:
+            return false()
+        return or_(*[_predicate(pv, spec, "EQ", v, f"{tag}_{j}") for j, v in enumerate(bound)])
+    t = spec.type
+    like = op == "CONTAINS" or (t == PropertyType.ARRAY and op == "EQ")
+    col = pv.value_num if t in (PropertyType.NUMBER, PropertyType.DATE) and not like else pv.value_text
+    b = bindparam(tag, bound, type_=col.type)
+    return col.like(b, escape="\\") if like else _COMPARE[op](col, b)
 
 
 def _as_number(spec: PropertySpec, value: Any) -> float:
