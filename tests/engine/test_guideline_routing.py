@@ -43,12 +43,17 @@ def emb() -> Any:
     return build_embedder("wordllama")
 
 
-@pytest.fixture(scope="module")
-def snap(emb: Any) -> Snapshot:
+def snapshot_of(emb: Any, guides: dict[str, tuple[str, list[str], str]]) -> Snapshot:
+    """The routing snapshot of ``guides`` (name -> description, trigger keywords, content)."""
     rows = [Guideline(id=f"g{i}", org_id="o", name=name, description=desc, content=content, tags=[],
                       trigger_keywords=kw, version=1, created_at=NOW, updated_at=NOW)
-            for i, (name, (desc, kw, content)) in enumerate(GUIDES.items())]
+            for i, (name, (desc, kw, content)) in enumerate(guides.items())]
     return Snapshot.build([prepare(r, emb) for r in rows])
+
+
+@pytest.fixture(scope="module")
+def snap(emb: Any) -> Snapshot:
+    return snapshot_of(emb, GUIDES)
 
 
 def names(snap: Snapshot, emb: Any, message: str, **kw: Any) -> list[str]:

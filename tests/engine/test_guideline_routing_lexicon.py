@@ -12,10 +12,9 @@ import pytest
 from memrelay.engine.adapters.embedding.factory import build_embedder
 from memrelay.engine.domain.extraction.keywords import content_stems
 from memrelay.engine.guidance import guideline_routing
-from memrelay.engine.guidance.guideline_routing import Snapshot, prepare, route, routing_terms
+from memrelay.engine.guidance.guideline_routing import Snapshot, route, routing_terms
 from memrelay.engine.guidance.routing_lexicon import ACRONYMS, concept_tokens, is_concept
-from memrelay.engine.stores.db.models_llm import Guideline
-from tests.engine.test_guideline_routing import GUIDES, NOW
+from tests.engine.test_guideline_routing import GUIDES, snapshot_of
 
 HEALTH = {
     **{k: v for k, v in GUIDES.items() if k != "Security answers"},
@@ -42,22 +41,7 @@ def emb() -> Any:
 
 
 def _snap(emb: Any, guides: dict[str, tuple[str, list[str], str]]) -> Snapshot:
-    rows = [
-        Guideline(
-            id=f"g{i}",
-            org_id="o",
-            name=name,
-            description=desc,
-            content=content,
-            tags=[],
-            trigger_keywords=kw,
-            version=1,
-            created_at=NOW,
-            updated_at=NOW,
-        )
-        for i, (name, (desc, kw, content)) in enumerate(guides.items())
-    ]
-    return Snapshot.build([prepare(r, emb) for r in rows])
+    return snapshot_of(emb, guides)
 
 
 def _names(snap: Snapshot, emb: Any, message: str) -> list[str]:

@@ -12,11 +12,10 @@ import pytest
 
 from memrelay.engine.adapters.embedding.factory import build_embedder
 from memrelay.engine.guidance import guideline_routing
-from memrelay.engine.guidance.guideline_routing import Snapshot, prepare, relative_bar, route, routing_terms
+from memrelay.engine.guidance.guideline_routing import Snapshot, relative_bar, route, routing_terms
 from memrelay.engine.guidance.routing_bm25 import Bm25
 from memrelay.engine.guidance.routing_sentences import sentence_text, split_sentences, top_k_mean
-from memrelay.engine.stores.db.models_llm import Guideline
-from tests.engine.test_guideline_routing import GUIDES, NOW
+from tests.engine.test_guideline_routing import GUIDES, snapshot_of
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +24,7 @@ def emb() -> Any:
 
 
 def _snap(emb: Any, guides: dict[str, tuple[str, list[str], str]]) -> Snapshot:
-    rows = [
-        Guideline(
-            id=f"g{i}",
-            org_id="o",
-            name=name,
-            description=desc,
-            content=content,
-            tags=[],
-            trigger_keywords=kw,
-            version=1,
-            created_at=NOW,
-            updated_at=NOW,
-        )
-        for i, (name, (desc, kw, content)) in enumerate(guides.items())
-    ]
-    return Snapshot.build([prepare(r, emb) for r in rows])
+    return snapshot_of(emb, guides)
 
 
 def test_sentences_leave_headings_out_and_join_wrapped_lines() -> None:
