@@ -6,7 +6,6 @@ warm master) serves on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from tests.support.processes import (
     cmdline,
     descendants,
     free_port,
+    probe,
     readyz,
     start_memrelay,
     wait_for,
@@ -84,15 +84,7 @@ print(json.dumps({"steps": sorted(steps), "again": again, "threads": threading.a
 
 
 def test_the_warm_parent_imports_what_services_import_and_opens_nothing(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", PRELOAD_PROBE, str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean_env(),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = probe(PRELOAD_PROBE, str(tmp_path / "data"))
     assert got["steps"] == ["embedder", "modules", "services", "tokenizer"]
     assert got["again"] == {}  # a second call (a gunicorn master forked from a warm `up`) loads nothing again
     assert got["services_imported"] and not got["app_built"] and not got["litellm"]

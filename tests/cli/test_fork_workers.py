@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,16 @@ from memrelay.engine.core.settings import Settings
 from memrelay.supervise.forked import ForkedProcess, fork_child
 from memrelay.supervise.supervisor import GATEWAY_PROCESS_NAME, WORKER_PROCESS_NAME
 from memrelay.warmup import NotForkSafe, fork_safe_or_raise
-from tests.support.processes import alive, clean_env, descendants, free_port, readyz, start_memrelay, wait_for
+from tests.support.processes import (
+    alive,
+    clean_env,
+    descendants,
+    free_port,
+    probe,
+    readyz,
+    start_memrelay,
+    wait_for,
+)
 
 
 def _comm(pid: int) -> str:
@@ -97,17 +105,7 @@ print(json.dumps({"steps": sorted(steps), "threads": threading.active_count(), "
 
 
 def test_preloading_loads_what_workers_share_and_opens_nothing(tmp_path: Path) -> None:
-    import json
-
-    proc = subprocess.run(
-        [sys.executable, "-c", PRELOAD_PROBE, str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean_env(),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = probe(PRELOAD_PROBE, str(tmp_path / "data"))
     assert got["steps"] == ["embedder", "modules", "tokenizer"]
     assert got["embedders"] == ["wordllama:256"] and got["frozen"] > 10_000
     assert got["threads"] == 1 and not got["litellm"]  # nothing a child could inherit half-done

@@ -34,8 +34,8 @@ def _eq(prop: str, value: str) -> Condition:
     return Condition(property=prop, operator="EQ", value=value)
 
 
-def _captured_plans(engine: Services, org: str, q: SearchQuery) -> list[str]:
-    """The EXPLAIN output of every statement a search runs that reads property_values."""
+def _statements_reading_properties(engine: Services, org: str, q: SearchQuery, **kw: Any) -> list[tuple[str, Any]]:
+    """The statements (with their parameters) a search runs that read property_values."""
     from sqlalchemy import event
 
     stmts: list[tuple[str, Any]] = []
@@ -47,9 +47,15 @@ def _captured_plans(engine: Services, org: str, q: SearchQuery) -> list[str]:
     event.listen(engine.db.read_engine, "before_cursor_execute", grab)
     try:
         with engine.db.read() as s:
-            search_page(s, engine.collections, org, q)
+            search_page(s, engine.collections, org, q, **kw)
     finally:
         event.remove(engine.db.read_engine, "before_cursor_execute", grab)
+    return stmts
+
+
+def _captured_plans(engine: Services, org: str, q: SearchQuery) -> list[str]:
+    """The EXPLAIN output of every statement a search runs that reads property_values."""
+    stmts = _statements_reading_properties(engine, org, q)
     assert stmts
     plans = []
     with engine.db.read_engine.connect() as c:
@@ -223,20 +229,7 @@ def _analysed_rows(engine: Services, org: str, q: SearchQuery, count_limit: int 
     """PostgreSQL: the actual rows each scan of property_values produced in the search's statements."""
     import json
 
-    from sqlalchemy import event
-
-    stmts: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        if "property_values" in statement and not statement.startswith("EXPLAIN"):
-            stmts.append((statement, params))
-
-    event.listen(engine.db.read_engine, "before_cursor_execute", grab)
-    try:
-        with engine.db.read() as s:
-            search_page(s, engine.collections, org, q, count_limit=count_limit)
-    finally:
-        event.remove(engine.db.read_engine, "before_cursor_execute", grab)
+    stmts = _statements_reading_properties(engine, org, q, count_limit=count_limit)
     rows: list[int] = []
 
     def walk(node: dict[str, Any]) -> None:

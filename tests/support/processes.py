@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -90,3 +92,13 @@ def start_memrelay(command: str, cwd: Path, env: dict[str, str], log_path: Path)
     with open(log_path, "wb") as log:
         return subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", command], cwd=cwd, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def probe(script: str, *args: str, timeout: float = 300) -> dict[str, Any]:
+    """Run ``script`` (``python -c``) with ``args`` in a fresh interpreter on a clean environment; the JSON object
+    it prints last."""
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+                          env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
