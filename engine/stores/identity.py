@@ -350,29 +350,6 @@ def find_records(s: Session, org_id: str, ids: Identifiers, *, entity_type: str 
     return sorted(found.values(), key=lambda r: (r.created_at, r.id))
 
 
-def records_holding(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[str] | None, *,
-                    limit: int) -> list[Record]:
-    """Every live record (of ``entity_types`` when given) holding the most specific of the identifiers' keys
-    that any such record holds — as primary *or* secondary key, so ``website_url: acme.com`` finds the
-    company and the contacts, deals and tickets that carry it. ``record_id: rec_…`` names one record."""
-    types = [t for t in (normalise_type(t) for t in entity_types or []) if t] or None
-    for name, value in ids.keys():
-        if _is_record_id(name, value):
-            rec = s.get(Record, value)
-            ok = rec is not None and rec.org_id == org_id and rec.deleted_at is None \
-                and (types is None or rec.entity_type in types)
-            return [rec] if ok and rec is not None else []
-        q = select(Record).join(RecordKey, RecordKey.record_id == Record.id).where(
-            RecordKey.org_id == org_id, RecordKey.key_name == name, RecordKey.key_value == value,
-            Record.org_id == org_id, Record.deleted_at.is_(None))
-        if types is not None:
-            q = q.where(Record.entity_type.in_(types))
-        found = list(s.scalars(q.order_by(Record.created_at, Record.id).limit(limit)).unique())
-        if found:
-            return found
-    return []
-
-
 class Holder(NamedTuple):
     """A record as a scoped read needs it: its id, entity type and the values of the caller's extra columns (no ORM
     object)."""
@@ -384,8 +361,10 @@ class Holder(NamedTuple):
 
 def holders(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[str] | None, *, limit: int,
             columns: tuple[Any, ...] = ()) -> list[Holder]:
-    """:func:`records_holding` answered with plain rows: the same records in the same order, one prebuilt statement
-    per key tried (usually one), no ORM objects — the scoped recall's hot path. ``columns``: more column expressions
+    """Every live record (of ``entity_types`` when given) holding the most specific of the identifiers' keys that
+    any such record holds — as primary *or* secondary key, so ``website_url: acme.com`` finds the company and the
+    contacts, deals and tickets that carry it; ``record_id: rec_…`` names one record. Oldest first, as plain rows:
+    one prebuilt statement per key tried (usually one), no ORM objects — the scoped recall's hot path. ``columns``: more column expressions
     of the record (``records`` correlated, e.g. scalar subqueries), read in the same statement into
     :attr:`Holder.extra`; pass the same tuple object on every call (its statements are built once per tuple)."""
     types = [t for t in (normalise_type(t) for t in entity_types or []) if t] or None
