@@ -193,7 +193,7 @@ def _insert(s: Session, rows: list[FreshMemory], events: list[dict[str, Any]]) -
 
 def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dict[str, list[_Live]]:
     pools: dict[str, list[_Live]] = {}
-    for i in range(0, len(record_ids), 500):  # org_id first: ix_memories_record is (org_id, record_id)
+    for i in range(0, len(record_ids), 500):  # org_id first: ix_memories_record is (org_id, record_id, updated_at)
         rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]),
                                                    Memory.superseded_by.is_(None), Memory.deleted_at.is_(None))))
         vectors = from_blobs([r.embedding for r in rows], dim)

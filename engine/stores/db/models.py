@@ -194,7 +194,7 @@ class Memory(Base):
 
     __tablename__ = "memories"
     __table_args__ = (
-        Index("ix_memories_record", "org_id", "record_id"),
+        Index("ix_memories_record", "org_id", "record_id", "updated_at"),  # covers a record's memory stamp (0017)
         Index("ix_memories_org_updated", "org_id", "updated_at"),
         Index("ix_memories_index_state", "index_state"),
         Index("ix_memories_purge", "purge_after", sqlite_where=text("deleted_at IS NOT NULL"),
