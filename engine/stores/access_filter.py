@@ -53,6 +53,14 @@ def install() -> None:
     _installed = True
 
 
+def needs_orm(s: Session) -> bool:
+    """Whether a read on ``s`` must go through the ORM: under a record-restricting scope (its criteria are applied
+    on the session's ``do_orm_execute``) or with changes pending in the session (its autoflush). Otherwise a hot read
+    may run its (ORM-enabled) statement as Core on ``s.connection()`` — same SQL, same transaction, a fraction of
+    the ORM's per-statement Python."""
+    return current_access().restricts_records or bool(s.new or s.dirty or s.deleted)
+
+
 # --- what a scope covers --------------------------------------------------------------------------------
 def _resolve(scope: AccessScope, session: Session | None, conn: Connection | None) -> tuple[frozenset[str], frozenset[str] | None]:
     """(readable entity types, readable property names or None for all) of ``scope`` in its org."""

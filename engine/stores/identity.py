@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from memrelay.engine.core.emails import clean_email, email_problem
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from memrelay.engine.stores.access_filter import needs_orm
 from memrelay.engine.stores.db.models import EntityType, Record, RecordKey
 
 ACCEPTED_IDENTIFIERS = ["email", "website_url", "record_id", "customKeyName + customKeyValue", "customKeys"]
@@ -372,8 +373,8 @@ def holders(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[st
     for name, value in ids.keys():
         by_id = _is_record_id(name, value)
         stmt = _holders_statement(by_id, types is not None, columns)
-        rows = s.execute(stmt, {**params, "rid": value} if by_id else
-                         {**params, "name": name, "value": value, "limit": limit})
+        bound = {**params, "rid": value} if by_id else {**params, "name": name, "value": value, "limit": limit}
+        rows = s.execute(stmt, bound) if needs_orm(s) else s.connection().execute(stmt, bound)
         found = [Holder(r[0], r[1], tuple(r[2:])) for r in rows]
         if found or by_id:
             return found
@@ -386,7 +387,7 @@ _HOLDER_STATEMENTS: dict[tuple[bool, bool, int], tuple[Any, tuple[Any, ...]]] = 
 def _holders_statement(by_id: bool, typed: bool, columns: tuple[Any, ...]) -> Any:
     """The statement of :func:`holders`, built once per variant and kept (building an ORM select per call cost more
     than the indexed lookup itself). ORM-enabled, so a department key's access criteria (stores/access_filter.py)
-    apply to it as to any read."""
+    apply to it as to any read; without such a scope :func:`holders` runs it as Core (``needs_orm``)."""
     key = (by_id, typed, id(columns))
     hit = _HOLDER_STATEMENTS.get(key)
     if hit is not None and hit[1] is columns:

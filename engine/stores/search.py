@@ -38,6 +38,7 @@ from memrelay.engine.core.access import AccessScope, current_access
 from memrelay.engine.core.errors import BadRequest, MemrelayError, ValidationFailed
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
 from memrelay.engine.domain.coercion import ARRAY_SEP
+from memrelay.engine.stores.access_filter import needs_orm
 from memrelay.engine.stores.collections import Collections, normalise_entity_type, schema_stamp
 from memrelay.engine.stores.db.models import Collection, EntityType, PropertyValue, Record, RecordKey
 from memrelay.engine.stores.identity import CUSTOM, Identifiers, normalise_email, normalise_url
@@ -509,7 +510,7 @@ def _read_page(s: Session, built: _PageStatement, params: dict[str, Any], q: Sea
     objects (the ORM's per-statement and per-row loading cost more than the rest of a search's Python) unless
     the ORM has to see the statement: under a restricted access scope (its criteria are ORM loader criteria,
     applied on the session's ``do_orm_execute``) or with changes pending in the session (its autoflush)."""
-    if current_access().restricts_records or s.new or s.dirty or s.deleted:
+    if needs_orm(s):
         rows = s.execute(built.page, params).all()
         # an access scope's criteria on records filter the outer join's empty row too: then ask apart
         summary = tuple(rows[0][1:]) if rows else tuple(s.execute(built.summary, params).one())
