@@ -95,8 +95,12 @@ class _Subject:
 class EntityVectorCache:
     """LRU of :class:`EntityVectors`, validated against the record's generation on every read."""
 
-    def __init__(self, max_entries: int = 4096):
+    def __init__(self, max_entries: int = 4096, text_memos: tuple[str, ...] = ()):
         self.max_entries = max_entries
+        self.text_memos = text_memos
+        """Keys of what readers memoise on a cached row from its text alone (recall's keyword stems, topics, value
+        kinds ...): when a record's memories change, each unchanged memory (same id, same text) takes them over
+        from the entry it replaces, so the first read after a write analyses only the new memories."""
         self._entries: OrderedDict[tuple[str, str], EntityVectors] = OrderedDict()
         self._subjects: dict[tuple[str, str], _Subject] = {}
         self._lock = threading.Lock()
@@ -118,6 +122,7 @@ class EntityVectorCache:
         read = stamped if stamped is not None else stamps_of(s, org_id, record_ids)
         found: dict[str, EntityVectors] = {}
         todo: dict[str, tuple[int, str]] = {}
+        replaced: dict[str, EntityVectors] = {}
         with self._lock:
             for rid in record_ids:
                 gen = read.get(rid, _NO_RECORD)[0]
@@ -127,8 +132,13 @@ class EntityVectorCache:
                     found[rid] = hit
                 else:
                     todo[rid] = gen
+                    if hit is not None:
+                        replaced[rid] = hit
         if todo:
             fresh = load_many(s, org_id, todo, embedder=embedder, dim=dim)
+            if self.text_memos:
+                for rid, before in replaced.items():
+                    carry_text_memos(before.rows, fresh[rid].rows, self.text_memos)
             found.update(fresh)
             with self._lock:
                 for rid, entry in fresh.items():
@@ -158,6 +168,22 @@ class EntityVectorCache:
         with self._lock:
             self._entries.clear()
             self._subjects.clear()
+
+
+def carry_text_memos(old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], keys: tuple[str, ...]) -> int:
+    """Copy the ``keys`` memoised on each old row to the new row of the same memory when its text is unchanged;
+    the number of rows that took memos over."""
+    before = {r["memoryId"]: r for r in old_rows}
+    carried = 0
+    for row in new_rows:
+        old = before.get(row["memoryId"])
+        if old is None or old["text"] != row["text"]:
+            continue
+        got = {k: old[k] for k in keys if k in old}
+        if got:
+            row.update(got)
+            carried += 1
+    return carried
 
 
 def load(s: Session, org_id: str, record_id: str, gen: tuple[int, str], *, embedder: str,

@@ -227,6 +227,12 @@ def _stems(row: dict[str, Any]) -> frozenset[str]:
     return got
 
 
+TEXT_MEMOS = ("_stems", "_topics", "_kinds", "_doc", "_answers")
+"""What scoring memoises on a cached row from the memory's text alone (and the query, in the memo's key): kept for
+an unchanged memory when its record's cache entry is reloaded (EntityVectorCache.text_memos). Not ``_staleFamilies``
+(from its provenance) nor ``_outdated`` (from the other memories on the topic)."""
+
+
 def _topics(row: dict[str, Any]) -> frozenset[str]:
     """The topic families a memory speaks to (semantics.statement_topics), memoised on the (cached) row."""
     got = row.get("_topics")
@@ -598,7 +604,7 @@ class Recall:
 
     def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, deep: DeepMode | None = None):
         self.db, self.embedder, self.index, self.deep = db, embedder, index, deep
-        self.cache = EntityVectorCache()
+        self.cache = EntityVectorCache(text_memos=TEXT_MEMOS)
         self.subject_cache = True  # cache the records' names and name basis with their vectors (False: bench only)
         self.exact = ExactOrgIndex()
 

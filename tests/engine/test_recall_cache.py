@@ -108,3 +108,45 @@ def test_a_question_without_the_names_is_embedded_once(
     assert texts == [["Which city are they in?"]]
     recall(api, "Where is Ewa based?", email=EMAIL, limit=5)  # the name is stripped: the rest is embedded
     assert texts[1:] == [["Where is Ewa based?"], ["Where is based?"]]
+
+
+def _scored(api: Any, question: str) -> dict[str, tuple[float, dict[str, Any]]]:
+    out = recall(api, question, email=EMAIL, limit=10, explain=True)["results"]
+    return {r["text"]: (r["score"], r["explain"]) for r in out}
+
+
+def test_unchanged_memories_keep_their_text_analysis_across_a_write(
+    api: Any, engine: Any, lis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write reloads the record's cached memories; the unchanged ones take over what scoring derived from their
+    text, only the new one is analysed — and the recall scores exactly as on an empty cache."""
+    question = "Who decides on the purchase, and what database do they use?"
+    _scored(api, question)  # cached and analysed
+    analysed: list[str] = []
+    real = recall_module.statement_topics
+
+    def counting(text: str) -> Any:
+        analysed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(recall_module, "statement_topics", counting)
+    memorize(api, "Ewa's team moved the warehouse from Oracle to PostgreSQL last month.", email=EMAIL,
+             type="contact", timestamp="2026-02-01T12:00:00Z")
+    after_write = _scored(api, question)
+    assert analysed and all("PostgreSQL" in t for t in analysed)  # the new memory only
+    engine.recall.cache.clear()
+    analysed.clear()
+    assert _scored(api, question) == after_write
+    assert len(analysed) > 1  # an empty cache analyses every memory again
+
+
+def test_a_memory_whose_text_changed_is_analysed_again() -> None:
+    from memrelay.engine.memory.entity_vectors import carry_text_memos
+
+    old = [{"memoryId": "m1", "text": "Uses Oracle.", "_topics": frozenset({"database"}), "_outdated": {1: 2}},
+           {"memoryId": "m2", "text": "Team of 40.", "_topics": frozenset({"team_size"})}]
+    new = [{"memoryId": "m1", "text": "Uses Oracle."}, {"memoryId": "m2", "text": "Team of 45."},
+           {"memoryId": "m3", "text": "Budget is $50k."}]
+    assert carry_text_memos(old, new, ("_topics",)) == 1
+    assert new[0] == {"memoryId": "m1", "text": "Uses Oracle.", "_topics": frozenset({"database"})}  # no _outdated
+    assert "_topics" not in new[1] and "_topics" not in new[2]
