@@ -253,11 +253,43 @@ def stale_on_question(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
     """True for each memory whose value on a topic the query asks about is outdated: a newer memory replaced it
     (its provenance's staleTopics), or a newer candidate of the same record states another value on that topic
     (:func:`outdated_on_question`)."""
+    return topic_parts(query, rows, answers=False)[0]
+
+
+def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(stale, topical) of each memory for ``query``, in one pass over the rows: ``stale`` as
+    :func:`stale_on_question`, ``topical`` as :func:`topic_matches` but 0 where stale (0 everywhere unless
+    ``answers``) — what :func:`score_parts` reads, without three loops over the candidates."""
+    n = len(rows)
     asked = question_topics(query)
     if not asked:
-        return np.zeros(len(rows), dtype=bool)
-    marked = np.array([bool(asked & _stale_families(r)) for r in rows], dtype=bool)
-    return marked | outdated_on_question(asked, rows, skip=marked)
+        return np.zeros(n, dtype=bool), np.zeros(n)
+    whose = _whose(query, asked) if answers else frozenset()
+    marked: list[bool] = []
+    topical: list[float] = []
+    on_topic: dict[Any, list[int]] = {}
+    for i, r in enumerate(rows):
+        families = r.get("_staleFamilies")
+        if families is None:
+            families = _stale_families(r)
+        if asked & families:
+            marked.append(True)
+            topical.append(0.0)
+            continue
+        marked.append(False)
+        topics = r.get("_topics")
+        if topics is None:
+            topics = _topics(r)
+        if asked & topics:
+            if r.get("ts") is not None:
+                on_topic.setdefault(r.get("recordId"), []).append(i)
+            topical.append(_answers(r, asked, whose) if answers else 0.0)
+        else:
+            topical.append(0.0)
+    stale = np.array(marked, dtype=bool)
+    if on_topic:
+        stale |= _outdated_groups(asked, rows, on_topic)
+    return stale, np.where(stale, 0.0, np.array(topical, dtype=np.float64))
 
 
 def outdated_on_question(asked: frozenset[str], rows: list[dict[str, Any]],
@@ -269,11 +301,16 @@ def outdated_on_question(asked: frozenset[str], rows: list[dict[str, Any]],
 
     A record's answer depends only on its rows on the topic: it is memoised on the first of them (a cached row lives
     as long as its record's memories are unchanged), keyed by the asked topics and the rows' ids."""
-    out = np.zeros(len(rows), dtype=bool)
     on_topic: dict[Any, list[int]] = {}
     for i, r in enumerate(rows):
         if (skip is None or not skip[i]) and r.get("ts") is not None and asked & _topics(r):
             on_topic.setdefault(r.get("recordId"), []).append(i)
+    return _outdated_groups(asked, rows, on_topic)
+
+
+def _outdated_groups(asked: frozenset[str], rows: list[dict[str, Any]], on_topic: dict[Any, list[int]]) -> np.ndarray:
+    """:func:`outdated_on_question` of rows grouped by record (``on_topic``: record -> its rows on the topic)."""
+    out = np.zeros(len(rows), dtype=bool)
     for idx in on_topic.values():
         if len(idx) < 2:
             continue
@@ -297,9 +334,13 @@ def topic_matches(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
     asked = question_topics(query)
     if not asked:
         return np.zeros(len(rows))
-    names = _QUESTION_NAME_RE.findall(query)
-    whose = frozenset(w.lower() for w in names) if "role" in asked else frozenset()
+    whose = _whose(query, asked)
     return np.array([_answers(r, asked, whose) for r in rows])
+
+
+def _whose(query: str, asked: frozenset[str]) -> frozenset[str]:
+    """The names a role question asks about (lower-cased), else none."""
+    return frozenset(w.lower() for w in _QUESTION_NAME_RE.findall(query)) if "role" in asked else frozenset()
 
 
 def _answers(row: dict[str, Any], asked: frozenset[str], whose: frozenset[str]) -> float:
@@ -381,6 +422,17 @@ def _doc(row: dict[str, Any], asked: frozenset[str], subject: frozenset[str]) ->
     if got is None:
         got = memo[(asked, subject)] = _stems(row) | answer_kinds([row], asked, subject)[0]
     return got
+
+
+def _docs(rows: list[dict[str, Any]], asked: frozenset[str], subject: frozenset[str]) -> list[frozenset[str]]:
+    """:func:`_doc` of each row, reading the memo in the loop (one call per row would cost more than the lookup)."""
+    key = (asked, subject)
+    out = []
+    for r in rows:
+        memo = r.get("_doc")
+        got = memo.get(key) if memo is not None else None
+        out.append(got if got is not None else _doc(r, asked, subject))
+    return out
 
 
 def answer_kinds(rows: list[dict[str, Any]], asked: frozenset[str], subject: frozenset[str]) -> list[frozenset[str]]:
@@ -518,7 +570,7 @@ class SubjectFree:
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
                 hybrid: bool = True, now: float | None = None, subject_free: np.ndarray | None = None,
                 keyword_query: str | None = None, subject: frozenset[str] = frozenset(),
-                ts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                ts: np.ndarray | None = None, superseded: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
     ``rawCosine``, ``subjectFreeCosine`` (``subject_free``, the rawCosine when None), ``cosine`` (what is
     calibrated), ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
@@ -527,19 +579,19 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
     supersession penalty), ``recency``, ``supersession`` and ``score`` (the sum of similarity, keyword, recency and
     supersession). ``keyword_query``: the words the keyword part matches (a scoped recall's question without the
     record's names); ``subject``: the record's name words (a memory naming only them holds no person answer);
-    ``ts``: the rows' content timestamps in epoch seconds (0 for none) when the caller holds them."""
+    ``ts``: the rows' content timestamps in epoch seconds (0 for none) and ``superseded`` whether each has been
+    superseded, when the caller holds them."""
     n = len(rows)
     raw = np.asarray(sims, dtype=np.float64)
     cos = raw if subject_free is None else (1 - SUBJECT_FREE_WEIGHT) * raw + SUBJECT_FREE_WEIGHT * subject_free
     similarity = calibration(cos)
     if hybrid:
         asked = answer_kinds_asked(query)
-        docs = [_doc(r, asked, subject) for r in rows] if asked else [_stems(r) for r in rows]
+        docs = _docs(rows, asked, subject) if asked else [_stems(r) for r in rows]
         match = keyword_coverage(keyword_query or query, docs, asked)
     else:
         match = np.zeros(n)
-    stale = stale_on_question(query, rows)
-    topical = np.where(stale, 0.0, topic_matches(query, rows)) if hybrid else np.zeros(n)
+    stale, topical = topic_parts(query, rows, answers=hybrid)
     match = np.maximum(match, TOPIC_MATCH * topical)
     fused = calibration(cos + KEYWORD_WEIGHT * match)
     topic = TOPIC_SHARE * topical * np.maximum(1.0 - fused, 0.0)
@@ -548,7 +600,9 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
         ts = np.array([r["ts"].timestamp() if r.get("ts") else 0.0 for r in rows], dtype=np.float64)
     rec = RECENCY_WEIGHT * recency(ts, utcnow().timestamp() if now is None else now) * (1.0 - similarity - keyword)
     kept = similarity + keyword + rec
-    outdated = stale | np.array([bool(r.get("supersededBy")) for r in rows], dtype=bool)
+    if superseded is None:
+        superseded = np.array([bool(r.get("supersededBy")) for r in rows], dtype=bool)
+    outdated = stale | superseded
     sup = np.where(outdated, -SUPERSEDED_PENALTY, 0.0) * kept
     return {"similarity": similarity, "rawCosine": raw, "subjectFreeCosine": raw if subject_free is None else
             np.asarray(subject_free, dtype=np.float64), "cosine": cos, "keyword": keyword,
@@ -688,6 +742,7 @@ class Recall:
         rows: list[dict[str, Any]] = []
         blocks: list[np.ndarray] = []
         epochs: list[np.ndarray] = []
+        gone: list[np.ndarray] = []  # superseded
         hits: list[list[str]] = []
         keep = _Keep(req)
         now = keep.now.timestamp()
@@ -707,10 +762,12 @@ class Recall:
                 rows += ev.rows
                 blocks.append(ev.matrix)
                 epochs.append(ev.ts)
+                gone.append(~ev.live)
             elif len(idx):
                 rows += [ev.rows[i] for i in idx]
                 blocks.append(ev.matrix[idx])
                 epochs.append(ev.ts[idx])
+                gone.append(~ev.live[idx])
         if not rows:
             return []
         matrix = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
@@ -718,7 +775,8 @@ class Recall:
         stripped, free = self._subject_free(subject, req.query, qvec)
         return self._ranked(rows, matrix @ qvec, hits, req, cap=None if req.groupByRecord else req.limit,
                             subject_free=free.cosines(matrix) if free is not None else None, keyword_query=stripped,
-                            subject=subject.words, ts=epochs[0] if len(epochs) == 1 else np.concatenate(epochs))
+                            subject=subject.words, ts=epochs[0] if len(epochs) == 1 else np.concatenate(epochs),
+                            superseded=gone[0] if len(gone) == 1 else np.concatenate(gone))
 
     def _subject(self, s: Session, org_id: str, record_ids: list[str],
                  stamps: dict[str, tuple[Any, ...]]) -> _Subject:
@@ -835,17 +893,21 @@ class Recall:
     def _ranked(self, rows: list[dict[str, Any]], sims: np.ndarray, hits: list[list[str]],
                 req: RecallRequest, cap: int | None = None, subject_free: np.ndarray | None = None,
                 keyword_query: str | None = None, subject: frozenset[str] = frozenset(),
-                ts: np.ndarray | None = None) -> list[dict[str, Any]]:
+                ts: np.ndarray | None = None, superseded: np.ndarray | None = None) -> list[dict[str, Any]]:
         """Score candidates (see :func:`score_parts`), apply the threshold, best first (at most ``cap``)."""
         parts = score_parts(req.query, rows, sims, calibration_for(self.embedder.name), hybrid=req.hybrid,
-                            subject_free=subject_free, keyword_query=keyword_query, subject=subject, ts=ts)
+                            subject_free=subject_free, keyword_query=keyword_query, subject=subject, ts=ts,
+                            superseded=superseded)
         floor = req.score_floor
         out = []
         for i in np.argsort(-parts["score"], kind="stable"):
             score = float(parts["score"][i])
             if floor is not None and score < floor:
                 continue
-            m = {**rows[i], "score": score, "similarity": float(sims[i])}
+            row = rows[i]
+            if "_tsIso" not in row:  # memoised on the (cached) row: rendered on most recalls of the record
+                row["_tsIso"] = iso(row["ts"])
+            m = {**row, "score": score, "similarity": float(sims[i])}
             if req.explain:
                 m["explain"] = {k: round(float(v[i]), 6) for k, v in parts.items() if k != "score"}
                 m["explain"]["staleTopic"] = bool(parts["staleTopic"][i])
@@ -928,7 +990,8 @@ def entity_type_filter(s: Session, org_id: str, entity_type: str | None,
 def _item(m: dict[str, Any]) -> dict[str, Any]:
     item = {"memoryId": m["memoryId"], "record_id": m["recordId"], "recordId": m["recordId"], "type": m["type"],
             "text": m["text"],
-            "score": round(m["score"], 6), "similarity": round(m["similarity"], 6), "timestamp": iso(m["ts"]),
+            "score": round(m["score"], 6), "similarity": round(m["similarity"], 6),
+            "timestamp": m["_tsIso"] if "_tsIso" in m else iso(m["ts"]),
             "tags": list(m["tags"]), "speaker": m["speaker"], "topic": m["topic"], "seenCount": m["seenCount"]}
     if m["supersededBy"]:
         item.update({"superseded": True, "supersededBy": m["supersededBy"]})

@@ -363,4 +363,8 @@ def _sqlite_on_begin_immediate(conn: Connection) -> None:
 
 
 def _sqlite_on_begin_deferred(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # On the driver's connection: a read session's BEGIN needs none of SQLAlchemy's statement machinery (compiled
+    # cache, events, result), which cost more than the BEGIN itself on every scoped recall.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("BEGIN")
