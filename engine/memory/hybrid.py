@@ -12,6 +12,8 @@ number) lifts the memory that has it. A hyphenated word also counts as its parts
 from __future__ import annotations
 
 import math
+from collections import Counter
+from itertools import chain
 
 import numpy as np
 
@@ -42,16 +44,10 @@ def keyword_coverage(
     if not terms or not docs:
         return out
     common = [d & terms for d in docs]
-    df: dict[str, int] = dict.fromkeys(terms, 0)
-    for c in common:
-        for term in c:
-            df[term] += 1
+    df = Counter(chain.from_iterable(common))
     n_docs = len(docs)
-    idf = {term: math.log(1.0 + (n_docs - n + 0.5) / (n + 0.5)) for term, n in df.items()}
+    idf = {term: math.log(1.0 + (n_docs - df[term] + 0.5) / (df[term] + 0.5)) for term in terms}
     total = sum(idf.values())
     if total <= 0:
         return out
-    for i, c in enumerate(common):
-        if c:
-            out[i] = sum(idf[term] for term in c) / total
-    return out
+    return np.array([sum(idf[term] for term in c) / total if c else 0.0 for c in common], dtype=np.float64)
