@@ -29,6 +29,7 @@ from memrelay.engine.domain.extraction.lexicon import (
     VENDOR_CUES,
 )
 from memrelay.engine.domain.extraction.quantities import canonical_number, find_amounts, number_tokens
+from memrelay.engine.domain.text_gates import cannot_match, gated_search, lower_or_none
 
 DUPLICATE_COSINE = 0.95
 # Same-topic pairs are lexically far apart with a static embedding ("We use AWS" / "They moved
@@ -42,6 +43,9 @@ _SELF_EVIDENT_STAGES = frozenset({"closed_won", "closed_lost", "contract_sent"})
 _ROLE_ACRONYMS = frozenset("ceo cto cfo coo cmo cro cio ciso cpo vp svp evp hr it".split())
 _HQ_WORDS = frozenset(w for cue in HQ_CUES for w in cue.split()) | {"headquarter", "office"}
 _NAME_RE = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z0-9]*(?:[.&'’-][A-Za-z0-9]+)*")
+_POSSESSIVE_END_RE = re.compile(r"['’]s$")
+_OWNER_END_RE = re.compile(r"['’]s?$")
+_POSSESSIVE_BREAK_RE = re.compile(r"(['’]s?)(\s)")
 _COMMON_CAPITALISED = frozenset(
     """i met deal budget meeting call notes update note next last today yesterday tomorrow please thanks
     hi hello also however after before during since until while because although though yes no ok
@@ -71,7 +75,7 @@ def proper_nouns(text: str) -> set[str]:
     CamelCase and ALL-CAPS tokens, and known technology names in any case."""
     found: set[str] = set()
     for m in _NAME_RE.finditer(text):
-        word = re.sub(r"['’]s$", "", m.group(0))
+        word = _POSSESSIVE_END_RE.sub("", m.group(0))
         if len(word) < 2 or not word[0].isupper():
             continue
         lower = word.lower()
@@ -228,6 +232,7 @@ _CURRENT_RE = re.compile(r"\b(?:current solution|current (?:tool|vendor|system|p
                          r"existing (?:tool|vendor|solution|system|platform)|today (?:they|she|he|we) use|"
                          r"relies on|relying on|switched to|replaced)\b", re.I)
 _SOLUTION_WORDS = ("spreadsheets", "excel", "in-house", "homegrown", "home-grown", "google sheets", "airtable")
+_SOLUTION_RES = tuple((w, re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE)) for w in _SOLUTION_WORDS)
 _PAIN_RE = re.compile(r"\b(?:biggest|main|primary|top|number one|#1|key|core|major|chief|greatest)\s+(?:pain(?: point)?|"
                       r"challenge|problem|issue|headache|bottleneck|concern|blocker|frustration|gap)s?\b"
                       r"|\bpain points? (?:is|are|:)", re.I)
@@ -329,6 +334,10 @@ _FUNDING_STATUS = {"acquired": r"\b(?:acquired by|was acquired|were acquired|acq
 _FUNDING_STATUS_RE = {k: re.compile(v, re.I) for k, v in _FUNDING_STATUS.items()}
 _BUDGET_EXTRA = ("budgets", "allocation", "allocated", "set aside", "earmarked", "available for", "to spend")
 _MONEY_SLOTS_BROAD = {**MONEY_SLOTS, "budget": (*MONEY_SLOTS["budget"], *_BUDGET_EXTRA)}
+# (" phrase ", slot) of the money slots, longest phrase first ("deal" alone is read last), strict and broad
+_MONEY_PHRASES = {broad: [(f" {p} ", slot) for p, slot in sorted(
+    ((p, slot) for slot, ps in (_MONEY_SLOTS_BROAD if broad else MONEY_SLOTS).items() for p in ps if p != "deal"),
+    key=lambda x: -len(x[0]))] for broad in (False, True)}
 _BODY_RE = re.compile(r"\bthe (?:(?:investment |steering |buying )?committee|board|procurement (?:team|office))\b", re.I)
 _STAGE_POSITION_RE = re.compile(r"\b(?:in|into|at|to|reached|entered|marked(?: as)?|now)\s+(?:the\s+)?$", re.I)
 # Stages sales notes name that the deal-stage lexicon does not (a stage position must introduce them).
@@ -363,13 +372,16 @@ class TopicValues:
 
 
 def _former_spans(text: str, broad: bool = False) -> list[tuple[int, int]]:
-    spans = [(m.start("value"), m.end("value")) for m in _FORMER_RE.finditer(text)]
+    low = lower_or_none(text)
+    spans = [] if cannot_match(_FORMER_RE, low) else [(m.start("value"), m.end("value")) for m in _FORMER_RE.finditer(text)]
     if not broad:
         return spans
     spans = [(a, b) for a, b in spans if not _FUTURE_RE.match(text, a)]  # "using it from next spring": a start
-    spans += [(m.start("value"), m.end("value")) for m in _FORMER_EXTRA_RE.finditer(text)]
-    spans += [(m.start("value"), m.end("value")) for m in _FORMER_BEFORE_RE.finditer(text)
-              if not _at_sentence_start(text, m.start("value")) or " " in m.group("value")]
+    if not cannot_match(_FORMER_EXTRA_RE, low):
+        spans += [(m.start("value"), m.end("value")) for m in _FORMER_EXTRA_RE.finditer(text)]
+    if not cannot_match(_FORMER_BEFORE_RE, low):
+        spans += [(m.start("value"), m.end("value")) for m in _FORMER_BEFORE_RE.finditer(text)
+                  if not _at_sentence_start(text, m.start("value")) or " " in m.group("value")]
     merged: list[tuple[int, int]] = []
     for a, b in sorted(spans):
         if merged and a < merged[-1][1]:
@@ -418,11 +430,11 @@ def _people(text: str) -> frozenset[str]:
     extractor's "At <company>," setting is not a person."""
     out = set()
     text = _ANCHOR_RE.sub("", text)
-    text = re.sub(r"(['’]s?)(\s)", r"\1 | ", text)  # a possessive ends a name run
+    text = _POSSESSIVE_BREAK_RE.sub(r"\1 | ", text)  # a possessive ends a name run
     for m in _CAP_RUN_RE.finditer(text):
-        if re.search(r"['’]s?$", m.group(0)):
+        if _OWNER_END_RE.search(m.group(0)):
             continue  # "Marcus Oyelaran's decision maker", "Pine Robotics's CEO": the owner, not the value
-        parts = [re.sub(r"['’]s$", "", w.strip(".")).lower() for w in m.group(0).split()]
+        parts = [_POSSESSIVE_END_RE.sub("", w.strip(".")).lower() for w in m.group(0).split()]
         parts = [w for w in parts if w not in _NAME_NOISE and w not in _ROLE_ACRONYMS]
         if 2 <= len(parts) <= 3:
             out.add(" ".join(parts))
@@ -456,7 +468,8 @@ def _stages(text: str, broad: bool) -> frozenset[str]:
     """Deal stages of ``text``; ``broad`` adds the stages of :data:`_EXTRA_STAGES` found in a stage position."""
     found = {m.name for m in find_deal_stages(text)}
     if broad:
-        found |= {name for name, rx in _EXTRA_STAGES.items() for m in rx.finditer(text)
+        low = lower_or_none(text)
+        found |= {name for name, rx in _EXTRA_STAGES.items() if not cannot_match(rx, low) for m in rx.finditer(text)
                   if _STAGE_POSITION_RE.search(text[max(0, m.start() - 30):m.start()])}
     return frozenset(found)
 
@@ -475,11 +488,11 @@ def _products(text: str) -> frozenset[str]:
     """Product/vendor names: known technologies, solution words and single capitalised words that are neither
     sentence-initial nor part of a person-like name."""
     out = {m.name.lower() for m in find_technologies(text)}
-    out |= {w for w in _SOLUTION_WORDS if re.search(rf"\b{re.escape(w)}\b", text, re.IGNORECASE)}
+    out |= {w for w, rx in _SOLUTION_RES if rx.search(text)}
     for m in _CAP_RUN_RE.finditer(text):
         words = m.group(0).split()
         if len(words) == 1 and not _at_sentence_start(text, m.start()):
-            w = re.sub(r"['’]s$", "", words[0]).lower()
+            w = _POSSESSIVE_END_RE.sub("", words[0]).lower()
             if w not in _NAME_NOISE and w not in _ROLE_ACRONYMS and w not in STOPWORDS:
                 out.add(w)
     return frozenset(out)
@@ -498,6 +511,9 @@ def _whens(text: str) -> frozenset[str]:
     return frozenset(_canon_when(m.group(0)) for m in _WHEN_RE.finditer(text))
 
 
+_QUARTER_RE = re.compile(r"q[1-4]")
+
+
 def _when_compatible(a: str, b: str) -> bool:
     """"june" / "june 30", "july" / "q3", "q3 2026" / "q3": one refines the other, no contradiction."""
     wa, wb = set(a.split()), set(b.split())
@@ -505,13 +521,14 @@ def _when_compatible(a: str, b: str) -> bool:
         return a == b  # a bare year is a leftover of a fuller date more often than a claim of its own
     if wa <= wb or wb <= wa:
         return True
-    quarters = {w for w in wa | wb if re.fullmatch(r"q[1-4]", w)}
+    quarters = {w for w in wa | wb if _QUARTER_RE.fullmatch(w)}
     months = [w for w in (wa | wb) if w in _MONTHS[:12]]
     return bool(quarters and months) and all(f"q{_MONTHS.index(m) // 3 + 1}" in quarters for m in months)
 
 
 def _levels(text: str, table: dict[str, re.Pattern[str]]) -> frozenset[str]:
-    return frozenset(k for k, rx in table.items() if rx.search(text))
+    low = lower_or_none(text)
+    return frozenset(k for k, rx in table.items() if gated_search(rx, text, low))
 
 
 def _titles(text: str) -> frozenset[str]:
@@ -540,7 +557,12 @@ def _pain_broad(text: str) -> frozenset[str]:
 def topic_values(text: str, broad: bool = False) -> tuple[tuple[str, TopicValues], ...]:
     """Every topic slot ``text`` speaks to, with its current and former values (cached). ``broad`` also reads the
     broad cues (what a statement answers, for ranking; supersession uses the strict ones)."""
-    if _ASKED_RE.search(text) or _TODO_RE.match(text):
+    low = lower_or_none(text)
+
+    def cue(rx: re.Pattern[str]) -> re.Match[str] | None:
+        return gated_search(rx, text, low)
+
+    if cue(_ASKED_RE) or _TODO_RE.match(text):
         return ()  # a question, a hypothetical or a to-do line states no current value
     cur, former = _split_former(text, broad)
     lowered = f" {' '.join(tokens(text))} "
@@ -555,77 +577,75 @@ def topic_values(text: str, broad: bool = False) -> tuple[tuple[str, TopicValues
     for slot in dict.fromkeys(slots):
         add(f"technology:{slot}", lambda t, slot=slot: frozenset(m.name.lower() for m in find_technologies(t)
                                                                  if m.group == slot))
-    funding = bool(_FUNDING_RE.search(text) or (broad and _FUNDING_EXTRA_RE.search(text)))
+    funding = bool(cue(_FUNDING_RE) or (broad and cue(_FUNDING_EXTRA_RE)))
     if funding:
         add("funding", lambda t: _money(t) | frozenset(f"series {a or b}".lower() for a, b in _SERIES_RE.findall(t))
             | (_levels(t, _FUNDING_STATUS_RE) if broad else frozenset()))
     if (not funding or broad) and any(a.is_money or a.magnitude for a in find_amounts(text)):
-        money_slots = _MONEY_SLOTS_BROAD if broad else MONEY_SLOTS
-        phrases = sorted(((p, slot) for slot, ps in money_slots.items() for p in ps if p != "deal"),
-                         key=lambda x: -len(x[0]))
-        money_slot = next((sl for p, sl in phrases if f" {p} " in lowered), None)
+        money_slot = next((sl for p, sl in _MONEY_PHRASES[broad] if p in lowered), None)
         if money_slot is None and " deal " in lowered:
             money_slot = "deal_value"
         if money_slot and (not funding or money_slot == "budget"):  # a round's amount is no budget, unless named one
             add(f"amount:{money_slot}", _money)
-    if not _PLAN_RE.search(text):
-        if _TEAM_RE.search(text):
+    if not cue(_PLAN_RE):
+        if cue(_TEAM_RE):
             add("team_size", lambda t: frozenset(canonical_number(float(x.replace(",", "")))
                                                  for m in _TEAM_RE.finditer(t) for x in m.groups() if x))
-        elif broad and _TEAM_EXTRA_RE.search(text):
+        elif broad and cue(_TEAM_EXTRA_RE):
             add("team_size", lambda t: frozenset(_count_word(x) for m in _TEAM_EXTRA_RE.finditer(t)
                                                  for x in m.groups() if x))
-        elif _HEADCOUNT_RE.search(text):
+        elif cue(_HEADCOUNT_RE):
             add("headcount", _counts)
     stages = _stages(text, broad)
     if stages & _SELF_EVIDENT_STAGES or (stages and _has(lowered, DEAL_STAGE_CUES)) or (
             broad and stages and (_stage_position(text) or stages - {m.name for m in find_deal_stages(text)})):
         add("deal_stage", lambda t: _stages(t, broad))
-    if _DM_RE.search(text):
+    if cue(_DM_RE):
         add("decision_maker", _deciders if broad else _people)
-    elif broad and _DM_EXTRA_RE.search(text):
+    elif broad and cue(_DM_EXTRA_RE):
         add("decision_maker", _deciders)
-    if (_TIMELINE_RE.search(text) or (broad and _TIMELINE_EXTRA_RE.search(text))) and (
-            _WHEN_RE.search(text) or (broad and _SEASON_RE.search(text))):
+    if (cue(_TIMELINE_RE) or (broad and cue(_TIMELINE_EXTRA_RE))) and (
+            _WHEN_RE.search(text) or (broad and cue(_SEASON_RE))):
         add("timeline", _whens_broad if broad else _whens)
-    if _COMPETITOR_RE.search(text) or (broad and _COMPETITOR_EXTRA_RE.search(text)):
+    if cue(_COMPETITOR_RE) or (broad and cue(_COMPETITOR_EXTRA_RE)):
         add("competitor", _products)
     urgency = _URGENCY_BROAD_RE if broad else _URGENCY_RE
-    if _URGENCY_CUE.search(text) or (broad and any(rx.search(text) for rx in _URGENCY_EXTRA_RE.values())):
+    if cue(_URGENCY_CUE) or (broad and any(cue(rx) for rx in _URGENCY_EXTRA_RE.values())):
         add("urgency", lambda t: _levels(t, urgency))
-    if (_CURRENT_RE.search(text) or (broad and _CURRENT_EXTRA_RE.search(text))) and not any(
+    if (cue(_CURRENT_RE) or (broad and cue(_CURRENT_EXTRA_RE))) and not any(
             k.startswith("technology:") for k in found):
         add("current_solution", _products)
-    if _PAIN_RE.search(text) or (broad and _PAIN_EXTRA_RE.search(text)):
+    if cue(_PAIN_RE) or (broad and cue(_PAIN_EXTRA_RE)):
         add("pain_point", _pain_broad if broad else _pain)
-    if _OFFICE_RE.search(text) and not _has(lowered, ("headquartered", "headquarters", "hq", "head office")):
+    if cue(_OFFICE_RE) and not _has(lowered, ("headquartered", "headquarters", "hq", "head office")):
         add("location:office", lambda t: frozenset((m.group("a") or m.group("b")).lower()
                                                    for m in _OFFICE_NAME_RE.finditer(t)))
     elif _has(lowered, HQ_CUES):
         add("location:hq", lambda t: frozenset(n for n in _names(_unanchored(t) if broad else t) if n not in _HQ_WORDS))
-    elif broad and _ORG_IN_PLACE_RE.search(text):
+    elif broad and cue(_ORG_IN_PLACE_RE):
         add("location:hq", lambda t: frozenset(m.group("place").lower() for m in _ORG_IN_PLACE_RE.finditer(t)))
     for r in find_roles(text):
         if _role_holders(text, r.name):  # "CTO Valentina", "Peter Lang, the CEO" — never a bare "The CEO"
             add(f"leadership:{r.name}", lambda t, role=r.name: _role_holders(t, role))
-    role = _ROLE_PRED_RE.search(text)
+    role = cue(_ROLE_PRED_RE)
     if role:
         add(f"role:{role.group('who').lower()}", _titles)
-    elif broad and (named := _NAMED_TITLE_RE.search(_unanchored(text))):
+    elif broad and (named := gated_search(_NAMED_TITLE_RE, unanchored := _unanchored(text), lower_or_none(unanchored))):
         add(f"role:{named.group('who').lower()}",
             lambda t: frozenset(" ".join(m.group("title").lower().split()) for m in _NAMED_TITLE_RE.finditer(t)))
-    if _RENEWAL_RE.search(text):
+    if cue(_RENEWAL_RE):
         if _WHEN_RE.search(text):
             add("renewal:date", _whens)
-        if any(rx.search(text) for rx in _RENEWAL_STATUS_RE.values()):
+        if any(cue(rx) for rx in _RENEWAL_STATUS_RE.values()):
             add("renewal:status", lambda t: _levels(t, _RENEWAL_STATUS_RE))
-    if _BILLING_RE.search(text) and any(rx.search(text) for rx in _FREQUENCY_RE.values()):
+    if cue(_BILLING_RE) and any(cue(rx) for rx in _FREQUENCY_RE.values()):
         add("billing_frequency", lambda t: _levels(t, _FREQUENCY_RE))
-    if _PREFER_RE.search(text) and any(rx.search(text) for rx in _CHANNEL_RE.values()):
+    if cue(_PREFER_RE) and any(cue(rx) for rx in _CHANNEL_RE.values()):
         add("contact_preference", lambda t: _levels(t, _CHANNEL_RE))
     if _has(lowered, PLAN_CUES) and _has(lowered, PRICING_PLANS):
         add("pricing_plan", lambda t: frozenset(p for p in PRICING_PLANS if f" {p} " in f" {' '.join(tokens(t))} "))
-    if (_has(f" {' '.join(tokens(_GENERIC_VENDOR_RE.sub(' ', text)))} ", VENDOR_CUES) and "vendor" not in found
+    specific = text if cannot_match(_GENERIC_VENDOR_RE, low) else _GENERIC_VENDOR_RE.sub(" ", text)
+    if (_has(lowered if specific == text else f" {' '.join(tokens(specific))} ", VENDOR_CUES) and "vendor" not in found
             and (_names(_unanchored(text)) if broad else proper_nouns(text))):
         add("vendor", lambda t: _names(_unanchored(t) if broad else t))
     return tuple(found.items())
@@ -640,6 +660,21 @@ def answer_topics(text: str) -> dict[str, TopicValues]:
     """The topic slots ``text`` answers, read with the broad cues (see :func:`topic_values`): for ranking, never
     for hiding."""
     return dict(topic_values(text, True))
+
+
+# The pairwise tests (newer_value_on, retires_value_on: every pair of a record's memories on an asked topic) read the
+# same statements' slots over and over: each statement's slots as a dict, its comparable slots and their families
+# are memoised per text. Shared, never mutated.
+@lru_cache(maxsize=16384)
+def _answers(text: str) -> dict[str, TopicValues]:
+    return dict(topic_values(text, True))
+
+
+@lru_cache(maxsize=16384)
+def _comparable_answers(text: str) -> tuple[dict[str, TopicValues], frozenset[str]]:
+    """(:func:`_comparable` slots of :func:`_answers`, their families)."""
+    slots = _comparable(_answers(text))
+    return slots, frozenset(topic_family(k) for k in slots)
 
 
 def topic_of(text: str) -> str | None:
@@ -680,7 +715,7 @@ def replaced_topics(old: str, new: str, cosine: float, min_cosine: float = RELAT
         if not ov.current:
             continue
         same = _same_value_fn(key)
-        if any(same(o, f) for o in ov.current for f in nv.former) and not _all_matched(ov.current, nv.current, same):
+        if _any_matched(ov.current, nv.former, same) and not _all_matched(ov.current, nv.current, same):
             out.append(key)  # the newer statement names the old value as a former one
             continue
         if any(still_named(o, key, new_current) for o in ov.current if not any(same(o, c) for c in nv.current)):
@@ -703,13 +738,22 @@ def still_named(value: str, key: str, text: str) -> bool:
     newer statement adds. Numbers, dates and levels (team size, timeline, urgency, ...) are compared as values only:
     a number recurs by coincidence."""
     if key == "decision_maker" or key.startswith("leadership:"):
-        names = {m.group(0).lower() for m in re.finditer(r"(?<![\w'’])(?-i:[A-Z])[\w'’-]+", text)}
-        names = {re.sub(r"['’]s?$", "", n) for n in names}
+        names = {m.group(0).lower() for m in _CAP_WORD_RE.finditer(text)}
+        names = {_OWNER_END_RE.sub("", n) for n in names}
         words = [w.strip(".") for w in value.split() if len(w.strip(".")) >= 3]
         return any(w in names for w in words)
     if _named_answer(key) or key == "current_solution":
-        return bool(re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text, re.IGNORECASE))
+        return bool(_value_re(value).search(text))
     return False
+
+
+_CAP_WORD_RE = re.compile(r"(?<![\w'’])(?-i:[A-Z])[\w'’-]+")
+
+
+@lru_cache(maxsize=4096)
+def _value_re(value: str) -> re.Pattern[str]:
+    """``value`` as a whole word or phrase, in any case (compiled once per value)."""
+    return re.compile(rf"(?<![\w-]){re.escape(value)}(?![\w-])", re.IGNORECASE)
 
 
 def newer_value_on(old: str, new: str, families: frozenset[str]) -> bool:
@@ -718,13 +762,15 @@ def newer_value_on(old: str, new: str, families: frozenset[str]) -> bool:
     lost."): when ``new`` is the newer statement it answers a question on that topic first. A ranking signal read
     with the broad cues (:func:`answer_topics`), looser than :func:`replaced_topics` (no cosine floor, additive
     statements count): nothing is hidden by it."""
-    ot, nt = _comparable(answer_topics(old)), _comparable(answer_topics(new))
-    for key in set(ot) & set(nt):
+    (ot, ofam), (nt, nfam) = _comparable_answers(old), _comparable_answers(new)
+    if ofam.isdisjoint(families) or nfam.isdisjoint(families):
+        return False  # no slot of an asked family on either side
+    for key in ot.keys() & nt.keys():
         if topic_family(key) not in families:
             continue
         ov, nv = ot[key], nt[key]
         same = _same_value_fn(key)
-        if any(same(o, f) for o in ov.current for f in nv.former):
+        if _any_matched(ov.current, nv.former, same):
             return True
         if nv.current and not _all_matched(nv.current, ov.current, same):
             return True
@@ -756,13 +802,15 @@ def retires_value_on(old: str, new: str, families: frozenset[str]) -> bool:
     current one, and states the value that replaced it ("... stayed behind in Madrid." / "Sunbird moved its
     headquarters from Madrid to Lisbon."): ``old`` speaks of a retired value even when both come from one
     document."""
-    ot, nt = answer_topics(old), answer_topics(new)
-    for key in set(ot) & set(nt):
+    ot, nt = _answers(old), _answers(new)
+    if not ot or not nt:
+        return False
+    for key in ot.keys() & nt.keys():
         if topic_family(key) not in families or not ot[key].current or not nt[key].current:
             continue  # "moved from Porto to Lyon" retires Porto; "reads from Snowflake" names no replacement
         same = _same_value_fn(key)
-        if _all_matched(ot[key].current, nt[key].former, same) and not any(
-                same(o, c) for o in ot[key].current for c in nt[key].current):
+        if _all_matched(ot[key].current, nt[key].former, same) and not _any_matched(
+                ot[key].current, nt[key].current, same):
             return True
     return False
 
@@ -777,7 +825,7 @@ def answers_on(text: str, families: frozenset[str]) -> bool:
     there, names a current one ("X moved off Oracle last year" names only a former value: no answer). A slot
     answered by a name (:func:`_named_answer`) needs one, except for a question on the current solution ("the CRM
     subscription lapsed and they track nothing now" answers "What do they use today?")."""
-    keys = [tv for key, tv in answer_topics(text).items() if topic_family(key) in families
+    keys = [tv for key, tv in _answers(text).items() if topic_family(key) in families
             and (tv.current or tv.former or not _named_answer(key) or "current_solution" in families)]
     return bool(keys) and (any(tv.current for tv in keys) or not any(tv.former for tv in keys))
 
@@ -786,7 +834,7 @@ def answers_role_of(text: str, names: frozenset[str]) -> bool:
     """True if ``text`` states the role of someone ``names`` (lower-case name words) names: a role key of that person
     ("Ewa Lis is the Commercial Director") or a leadership slot they hold ("CEO Jan Nowicki" answers "What is Jan's
     role?", not "What is Ewa's role?")."""
-    for key, tv in answer_topics(text).items():
+    for key, tv in _answers(text).items():
         if key.startswith("role:") and key[len("role:"):] in names:
             return True
         if key.startswith("leadership:") and any(set(v.split()) & names for v in tv.current):
@@ -799,11 +847,24 @@ def _same_value_fn(key: str) -> Any:
         return _same_person
     if key in ("timeline", "renewal:date"):
         return _when_compatible
-    return lambda a, b: a == b
+    return _equal
+
+
+def _equal(a: str, b: str) -> bool:
+    return a == b
 
 
 def _all_matched(values: frozenset[str], others: frozenset[str], same: Any) -> bool:
+    if same is _equal:
+        return values <= others
     return all(any(same(v, o) for o in others) for v in values)
+
+
+def _any_matched(values: frozenset[str], others: frozenset[str], same: Any) -> bool:
+    """True if some value of ``values`` is the same as some of ``others``."""
+    if same is _equal:
+        return not values.isdisjoint(others)
+    return any(same(v, o) for v in values for o in others)
 
 
 MAX_SLOT_WORDS = 4
@@ -862,7 +923,16 @@ def other_claims(old: str, new: str, keys: list[str], subject: frozenset[str] = 
 
 
 def _has(lowered: str, phrases: tuple[str, ...] | list[str]) -> str | None:
-    return next((p for p in phrases if f" {p} " in lowered), None)
+    key = phrases if isinstance(phrases, tuple) else tuple(phrases)
+    padded = _PADDED.get(key)
+    if padded is None:
+        padded = _PADDED[key] = tuple(f" {p} " for p in key)
+    if not any(map(lowered.__contains__, padded)):
+        return None
+    return next(p for p, pp in zip(key, padded, strict=True) if pp in lowered)
+
+
+_PADDED: dict[tuple[str, ...], tuple[str, ...]] = {}  # phrases -> " phrase " (the lexicon's tuples: a few dozen)
 
 
 _HOLDER_NAME = r"[A-Z][\w'’-]*\.?(?:\s+(?:(?:van|von|de|der|da|del|di|la|le|al|bin|ben)\s+)*[A-Z][\w'’-]*\.?){0,2}"
@@ -874,7 +944,7 @@ _HOLDER_BEFORE_RE = re.compile(
 
 
 def _holder_ok(name: str) -> str | None:
-    if re.search(r"['’]s?$", name):
+    if _OWNER_END_RE.search(name):
         return None  # "LedgerLoop's head of sales": the owner, not the holder
     words = [w.strip(".").lower() for w in name.split()]
     words = [w for w in words if w and w not in _NAME_NOISE and w not in _ROLE_ACRONYMS and w not in STOPWORDS]
@@ -937,7 +1007,7 @@ def topic_label(text: str) -> str | None:
     topic question asks about even when the statement's own words differ ("Who is the decision maker?" /
     "Final sign-off moved to Priya Nair")."""
     labels = []
-    for key in answer_topics(text):
+    for key in _answers(text):
         label = TOPIC_LABELS.get(key) or ("role title" if key.startswith("role:") else
                                           "leadership role" if key.startswith("leadership:") else None)
         if label and label not in labels:
@@ -1028,4 +1098,4 @@ def question_topics(query: str) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def statement_topics(text: str) -> frozenset[str]:
     """The topic families a statement answers, read with the broad cues (cached)."""
-    return frozenset(topic_family(k) for k in answer_topics(text))
+    return frozenset(topic_family(k) for k in _answers(text))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from memrelay.engine.domain.extraction.lexicon import NUMBER_WORDS
+from memrelay.engine.domain.text_gates import has_ascii_fold
 
 _CURRENCY_SYMBOLS = {"$": "USD", "us$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 _CURRENCY_WORDS = {
@@ -51,6 +53,9 @@ _AMOUNT_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_DIGIT_RE = re.compile(r"\d")  # every amount and every digit code holds one
+_WORD_RE = re.compile(r"[A-Za-z]+")
+_NUMBER_WORDS_LOWER = frozenset(w.lower() for w in NUMBER_WORDS)
 _ALNUM_CODE_RE = re.compile(
     r"\b(?=[A-Za-z0-9-]*[A-Za-z])(?=[A-Za-z0-9-]*\d)[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b"
 )
@@ -75,6 +80,12 @@ class Amount:
 
 def find_amounts(text: str) -> list[Amount]:
     """Every number in ``text`` with its money/percent reading, in order of appearance."""
+    return list(_amounts_in(text)) if _DIGIT_RE.search(text) else []
+
+
+@lru_cache(maxsize=8192)
+def _amounts_in(text: str) -> tuple[Amount, ...]:
+    """Memoised: recall, dedup and the topic slots read the same sentence's amounts several times."""
     found: list[Amount] = []
     for m in _AMOUNT_RE.finditer(text):
         pre, post, mag = m.group("pre"), m.group("post"), m.group("mag")
@@ -89,7 +100,7 @@ def find_amounts(text: str) -> list[Amount]:
         found.append(
             Amount(value, start, end, text[start:end].strip(), currency, bool(m.group("pct")), bool(mag))
         )
-    return found
+    return tuple(found)
 
 
 def canonical_number(value: float, *, percent: bool = False) -> str:
@@ -100,10 +111,30 @@ def canonical_number(value: float, *, percent: bool = False) -> str:
 
 def number_tokens(text: str) -> set[str]:
     """Canonical numbers, number words ('three' -> '3') and digit codes ('Q1', 'EC2', 'GPT-4') in text."""
-    tokens = {canonical_number(a.value, percent=a.percent) for a in find_amounts(text)}
-    tokens |= {str(NUMBER_WORDS[w.lower()]) for w in _NUMBER_WORD_RE.findall(text)}
-    tokens |= {code.lower() for code in _ALNUM_CODE_RE.findall(text)}
+    amounts, words, codes = _number_parts(text)
+    tokens = {t for t in amounts}  # built as the scan found them: the set iterates in the same order as before
+    tokens |= {t for t in words}
+    tokens |= {t for t in codes}
     return tokens
+
+
+@lru_cache(maxsize=8192)
+def _number_parts(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(canonical amounts, number words, digit codes) of ``text`` in order of appearance (memoised)."""
+    digits = _DIGIT_RE.search(text) is not None  # every amount and every digit code holds a digit
+    amounts = tuple(canonical_number(a.value, percent=a.percent) for a in find_amounts(text)) if digits else ()
+    words = tuple(str(NUMBER_WORDS[w.lower()]) for w in _NUMBER_WORD_RE.findall(text) if w.lower() in NUMBER_WORDS) \
+        if _maybe_number_word(text) else ()
+    codes = tuple(code.lower() for code in _ALNUM_CODE_RE.findall(text)) if digits else ()
+    return amounts, words, codes
+
+
+def _maybe_number_word(text: str) -> bool:
+    """False only if ``text`` holds no number word: a match of ``\\b<word>\\b`` is a whole run of ASCII letters (a text
+    with a character folding to one, "K" (Kelvin) / "k", is always searched)."""
+    if has_ascii_fold(text):
+        return True
+    return not _NUMBER_WORDS_LOWER.isdisjoint(_WORD_RE.findall(text.lower()))
 
 
 def _currency(token: str | None) -> str | None:
