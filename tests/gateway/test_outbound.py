@@ -19,11 +19,11 @@ from standardwebhooks import Webhook
 
 from memrelay.engine.core.util import as_aware, utcnow
 from memrelay.engine.egress.webhooks_out import DISPATCH_BATCH, RETRY_SCHEDULE_S, WebhooksOut
-from memrelay.engine.stores.db.models import OutboxEvent
-from memrelay.engine.stores.db.models_outbound import WebhookDelivery, WebhookSubscription
+from memrelay.engine.stores.db.models_outbound import WebhookDelivery
 from memrelay.engine.stores.outbox import recent
 from memrelay.queue.connection import queue
 from memrelay.worker.jobs.deliver import MAX_BATCHES_PER_TICK, dispatch_tick
+from tests.support.outbox import skip_unsubscribed_backlog
 
 FAST = (0.0,) * len(RETRY_SCHEDULE_S)
 
@@ -109,15 +109,9 @@ def upsert(api: Any, email: str, **props: Any) -> None:
 def deliver(engine: Any, run_jobs: Any) -> dict[str, int]:
     """Dispatcher ticks until the outbox backlog is drained, then run the queued delivery jobs in-process.
 
-    A test process's PostgreSQL schema keeps every earlier test's outbox rows (hundreds of thousands after the bulk
-    tests: draining them tick by tick outlasted the test timeout in CI). The rows of orgs with no active subscription
-    are first marked dispatched in one statement — what the dispatcher does with them, minus the ticks; every other
-    row, this test's among them, goes through ``dispatch_tick``."""
-    with engine.db.session() as s:
-        s.execute(update(OutboxEvent).where(
-            OutboxEvent.dispatched_at.is_(None),
-            OutboxEvent.org_id.not_in(select(WebhookSubscription.org_id).where(WebhookSubscription.active.is_(True))))
-            .values(dispatched_at=utcnow()), execution_options={"synchronize_session": False})
+    Earlier tests' rows that no subscription wants are skipped first (:func:`skip_unsubscribed_backlog`); every
+    other row, this test's among them, goes through ``dispatch_tick``."""
+    skip_unsubscribed_backlog(engine.db)
     conn = redis.Redis.from_url(engine.settings.redis_url)
     out = dispatch_tick(engine, conn)
     while out["events"] >= DISPATCH_BATCH * MAX_BATCHES_PER_TICK:
