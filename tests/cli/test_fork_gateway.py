@@ -25,24 +25,15 @@ from tests.support.processes import (
     alive,
     clean_env,
     cmdline,
+    comm,
     descendants,
     free_port,
+    ppid,
     probe,
     readyz,
     start_memrelay,
     wait_for,
 )
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_a_forked_child_shows_its_title_as_command_line(tmp_path: Path) -> None:
@@ -52,7 +43,7 @@ def test_a_forked_child_shows_its_title_as_command_line(tmp_path: Path) -> None:
         assert wait_for(lambda: cmdline(child.pid).strip() == "gunicorn: master [title test]", 10), cmdline(
             child.pid
         )
-        assert _comm(child.pid) == "title-test"
+        assert comm(child.pid) == "title-test"
         assert cmdline(os.getpid()) == own  # the parent's is untouched
     finally:
         child.terminate()
@@ -105,7 +96,7 @@ def test_up_forks_gunicorn_from_its_warm_parent_and_forks_it_again_when_killed(t
         return [
             p
             for p in descendants(proc.pid)
-            if alive(p) and _ppid(p) == proc.pid and _comm(p) == GATEWAY_PROCESS_NAME
+            if alive(p) and ppid(p) == proc.pid and comm(p) == GATEWAY_PROCESS_NAME
         ]
 
     try:
@@ -113,10 +104,10 @@ def test_up_forks_gunicorn_from_its_warm_parent_and_forks_it_again_when_killed(t
         [master] = masters()
         assert cmdline(master).strip() == GATEWAY_TITLE  # gunicorn's arbiter, in a child forked from `up`
         web = [p for p in descendants(master) if alive(p)]
-        assert len(web) == 2 and all(_ppid(p) == master for p in web)
+        assert len(web) == 2 and all(ppid(p) == master for p in web)
         assert all(cmdline(p).strip() == WORKER_TITLE for p in web)
-        rq = [p for p in descendants(proc.pid) if _comm(p) == WORKER_PROCESS_NAME]
-        assert len(rq) == 1 and _ppid(rq[0]) == proc.pid  # the RQ worker shares the same parent
+        rq = [p for p in descendants(proc.pid) if comm(p) == WORKER_PROCESS_NAME]
+        assert len(rq) == 1 and ppid(rq[0]) == proc.pid  # the RQ worker shares the same parent
         key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
         me = f"http://127.0.0.1:{port}/api/v1/me"
         assert requests.get(me, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200

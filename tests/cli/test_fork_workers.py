@@ -24,8 +24,10 @@ from memrelay.warmup import NotForkSafe, fork_safe_or_raise
 from tests.support.processes import (
     alive,
     clean_env,
+    comm,
     descendants,
     free_port,
+    ppid,
     probe,
     readyz,
     start_memrelay,
@@ -33,20 +35,9 @@ from tests.support.processes import (
 )
 
 
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
 def _log(path: Path) -> str:
     """The log without gunicorn's access lines."""
     return "\n".join(line for line in path.read_text().splitlines() if '" 200 ' not in line)[-4000:]
-
-
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_a_forked_child_is_handled_like_a_process(tmp_path: Path) -> None:
@@ -62,7 +53,7 @@ def test_a_forked_child_is_handled_like_a_process(tmp_path: Path) -> None:
     assert "FORK_TEST" not in os.environ  # the environment was the child's alone
 
     sleeper = fork_child("fork-sleeper", lambda: time.sleep(60) or 0)
-    assert wait_for(lambda: _comm(sleeper.pid) == "fork-sleeper", 10)
+    assert wait_for(lambda: comm(sleeper.pid) == "fork-sleeper", 10)
     assert sleeper.poll() is None
     with pytest.raises(subprocess.TimeoutExpired):
         sleeper.wait(0.2)
@@ -132,11 +123,11 @@ def test_up_with_forked_workers_serves_and_processes_jobs_on_postgres(
     family: set[int] = set()
     try:
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
-        workers = [p for p in descendants(proc.pid) if _comm(p) == WORKER_PROCESS_NAME]
-        assert len(workers) == 2 and all(_ppid(p) == proc.pid for p in workers)  # forked by `up` itself
-        masters = [p for p in descendants(proc.pid) if _comm(p) == GATEWAY_PROCESS_NAME and _ppid(p) == proc.pid]
+        workers = [p for p in descendants(proc.pid) if comm(p) == WORKER_PROCESS_NAME]
+        assert len(workers) == 2 and all(ppid(p) == proc.pid for p in workers)  # forked by `up` itself
+        masters = [p for p in descendants(proc.pid) if comm(p) == GATEWAY_PROCESS_NAME and ppid(p) == proc.pid]
         assert len(masters) == 1  # so is the gunicorn master, whose web workers are forked from it in turn
-        assert len([p for p in descendants(masters[0]) if _ppid(p) == masters[0]]) == 2
+        assert len([p for p in descendants(masters[0]) if ppid(p) == masters[0]]) == 2
         key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}
@@ -168,7 +159,7 @@ def test_up_with_forked_workers_serves_and_processes_jobs_on_postgres(
                     [
                         p
                         for p in descendants(proc.pid)
-                        if _comm(p) == WORKER_PROCESS_NAME and alive(p) and p not in workers
+                        if comm(p) == WORKER_PROCESS_NAME and alive(p) and p not in workers
                     ]
                 )
                 == 2

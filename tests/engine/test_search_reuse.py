@@ -164,42 +164,16 @@ def test_each_shape_gets_its_own_statement(backend: str, engine: Services):
     """Page, page size, list length and operator are part of the shape: each answers its own rows."""
     org = _load(engine, 30)
     contact = Identifiers(type="contact")
+
+    def page(s: Any, condition: Condition, limit: int, offset: int = 0) -> Any:
+        q = SearchQuery(identifiers=contact, limit=limit, offset=offset, groups=[Group(conditions=[condition])])
+        return search_page(s, engine.collections, org, q)
+
     for _ in range(2):
         with engine.db.read() as s:
-            a = search_page(
-                s,
-                engine.collections,
-                org,
-                SearchQuery(
-                    identifiers=contact,
-                    limit=3,
-                    offset=0,
-                    groups=[Group(conditions=[_c("lifecycle_stage", "EQ", "lead")])],
-                ),
-            )
-            b = search_page(
-                s,
-                engine.collections,
-                org,
-                SearchQuery(
-                    identifiers=contact,
-                    limit=3,
-                    offset=3,
-                    groups=[Group(conditions=[_c("lifecycle_stage", "EQ", "lead")])],
-                ),
-            )
-            c = search_page(
-                s,
-                engine.collections,
-                org,
-                SearchQuery(
-                    identifiers=contact,
-                    limit=50,
-                    groups=[
-                        Group(conditions=[_c("lifecycle_stage", "IN", ["lead", "customer", "opportunity"])])
-                    ],
-                ),
-            )
+            a = page(s, _c("lifecycle_stage", "EQ", "lead"), 3)
+            b = page(s, _c("lifecycle_stage", "EQ", "lead"), 3, offset=3)
+            c = page(s, _c("lifecycle_stage", "IN", ["lead", "customer", "opportunity"]), 50)
         assert len(a.rows) == 3 and len(b.rows) == 3 and not {r.id for r in a.rows} & {r.id for r in b.rows}
         assert a.total == b.total == 10 and c.total == 30
 
