@@ -39,8 +39,7 @@ def cannot_match(rx: re.Pattern[str], low: str | None) -> bool:
     """True if ``rx`` cannot match the text whose :func:`lower_or_none` form is ``low``: none of its literal heads occurs."""
     if low is None:
         return False
-    got = _HEADS.get(id(rx))
-    heads = got[1] if got is not None and got[0] is rx else literal_heads(rx)
+    heads = literal_heads(rx)
     return heads is not None and not any(map(low.__contains__, heads))
 
 

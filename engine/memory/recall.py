@@ -249,17 +249,13 @@ def _stale_families(row: dict[str, Any]) -> frozenset[str]:
     return got
 
 
-def stale_on_question(query: str, rows: list[dict[str, Any]]) -> np.ndarray:
-    """True for each memory whose value on a topic the query asks about is outdated: a newer memory replaced it
-    (its provenance's staleTopics), or a newer candidate of the same record states another value on that topic
-    (:func:`outdated_on_question`)."""
-    return topic_parts(query, rows, answers=False)[0]
-
-
 def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(stale, topical) of each memory for ``query``, in one pass over the rows: ``stale`` as
-    :func:`stale_on_question`, ``topical`` as :func:`topic_matches` but 0 where stale (0 everywhere unless
-    ``answers``) — what :func:`score_parts` reads, without three loops over the candidates."""
+    """(stale, topical) of each memory for ``query``, in one pass over the rows — what :func:`score_parts` reads.
+
+    ``stale``: the memory's value on a topic the query asks about is outdated — a newer memory replaced it (its
+    provenance's staleTopics), or a newer candidate of the same record states another value on that topic
+    (:func:`_outdated_groups`). ``topical``: :func:`topic_matches`, but 0 where stale (0 everywhere unless
+    ``answers``)."""
     n = len(rows)
     asked = question_topics(query)
     if not asked:
@@ -292,24 +288,14 @@ def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True)
     return stale, np.where(stale, 0.0, np.array(topical, dtype=np.float64))
 
 
-def outdated_on_question(asked: frozenset[str], rows: list[dict[str, Any]],
-                         skip: np.ndarray | None = None) -> np.ndarray:
-    """True for each memory on an asked topic family when a newer candidate of the same record, on the same topic,
-    states a value it does not (semantics.newer_value_on), or one at least as new names its value as a former one
-    (semantics.retires_value_on): the newest statement on the topic answers the question first. Nothing is hidden —
-    the older memory only yields its lead on this question.
+def _outdated_groups(asked: frozenset[str], rows: list[dict[str, Any]], on_topic: dict[Any, list[int]]) -> np.ndarray:
+    """True for each memory on an asked topic family (``on_topic``: record -> its rows on the topic, ``ts`` set) when
+    a newer candidate of the same record, on the same topic, states a value it does not (semantics.newer_value_on), or
+    one at least as new names its value as a former one (semantics.retires_value_on): the newest statement on the
+    topic answers the question first. Nothing is hidden — the older memory only yields its lead on this question.
 
     A record's answer depends only on its rows on the topic: it is memoised on the first of them (a cached row lives
     as long as its record's memories are unchanged), keyed by the asked topics and the rows' ids."""
-    on_topic: dict[Any, list[int]] = {}
-    for i, r in enumerate(rows):
-        if (skip is None or not skip[i]) and r.get("ts") is not None and asked & _topics(r):
-            on_topic.setdefault(r.get("recordId"), []).append(i)
-    return _outdated_groups(asked, rows, on_topic)
-
-
-def _outdated_groups(asked: frozenset[str], rows: list[dict[str, Any]], on_topic: dict[Any, list[int]]) -> np.ndarray:
-    """:func:`outdated_on_question` of rows grouped by record (``on_topic``: record -> its rows on the topic)."""
     out = np.zeros(len(rows), dtype=bool)
     for idx in on_topic.values():
         if len(idx) < 2:
