@@ -5,6 +5,7 @@ every newer memory of the org, a cost that grew with the org instead of the reco
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -83,6 +84,8 @@ def test_a_scoped_recall_reads_its_record_memory_stamp_from_the_record_index(bac
         assert plan.count("USING COVERING INDEX ix_memories_record") == 2, plan
     else:
         assert "Seq Scan on memories" not in plan, plan
-        memory_scans = [line for line in plan.splitlines() if "on memories stamp_memory" in line]
-        assert len(memory_scans) == 2 and all("ix_memories_record" in line for line in memory_scans), plan
-        assert all("Index Only Scan" in line for line in memory_scans), plan
+        # PostgreSQL may read the count through a bitmap of the index or index-only (the choice follows the
+        # visibility map, which ANALYZE does not set); either way only the record index is read
+        memory_indexes = re.findall(r"(?:Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)(?= on memories|\s)", plan)
+        memory_indexes = [name for name in memory_indexes if "memories" in name]
+        assert len(memory_indexes) == 2 and set(memory_indexes) == {"ix_memories_record"}, plan
