@@ -22,7 +22,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -48,6 +48,8 @@ class EntityVectors:
     live: np.ndarray  # bool: not superseded
     rows: list[dict[str, Any]]
     expires: np.ndarray  # expiry, epoch seconds (inf: never)
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What readers derive from the rows and keep while the entry lives (recall's RowIndex)."""
 
 
 Stamps = tuple[tuple[int, str], tuple[Any, ...]]  # (memory generation, name stamp)

@@ -14,6 +14,7 @@ no LLM is configured.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import (
     STAMP_COLUMNS,
     EntityVectorCache,
+    EntityVectors,
     Stamps,
     stale_topics,
     stamps_from,
@@ -249,18 +251,22 @@ def _stale_families(row: dict[str, Any]) -> frozenset[str]:
     return got
 
 
-def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True,
+                index: RowIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(stale, topical) of each memory for ``query``, in one pass over the rows — what :func:`score_parts` reads.
 
     ``stale``: the memory's value on a topic the query asks about is outdated — a newer memory replaced it (its
     provenance's staleTopics), or a newer candidate of the same record states another value on that topic
     (:func:`_outdated_groups`). ``topical``: :func:`topic_matches`, but 0 where stale (0 everywhere unless
-    ``answers``)."""
+    ``answers``). ``index``: the rows' :class:`RowIndex` (the same result, visiting only the rows on an asked
+    topic)."""
     n = len(rows)
     asked = question_topics(query)
     if not asked:
         return np.zeros(n, dtype=bool), np.zeros(n)
     whose = _whose(query, asked) if answers else frozenset()
+    if index is not None:
+        return _indexed_topic_parts(rows, index, asked, whose, answers)
     marked: list[bool] = []
     topical: list[float] = []
     on_topic: dict[Any, list[int]] = {}
@@ -286,6 +292,28 @@ def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True)
     if on_topic:
         stale |= _outdated_groups(asked, rows, on_topic)
     return stale, np.where(stale, 0.0, np.array(topical, dtype=np.float64))
+
+
+def _indexed_topic_parts(rows: list[dict[str, Any]], index: RowIndex, asked: frozenset[str], whose: frozenset[str],
+                         answers: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topic_parts` read from ``index``: the rows on an asked topic family, in row order, are the only ones
+    whose answer is computed (every other row is 0 and not stale, as in the pass over every row)."""
+    stale_of, topics_of = index.stale(), index.topics()
+    marked = {i for family in asked for i in stale_of.get(family, ())}
+    stale = np.zeros(len(rows), dtype=bool)
+    topical = np.zeros(len(rows), dtype=np.float64)
+    if marked:
+        stale[list(marked)] = True
+    on_topic: dict[Any, list[int]] = {}
+    for i in sorted({i for family in asked for i in topics_of.get(family, ())} - marked):
+        r = rows[i]
+        if r.get("ts") is not None:
+            on_topic.setdefault(r.get("recordId"), []).append(i)
+        if answers:
+            topical[i] = _answers(r, asked, whose)
+    if on_topic:
+        stale |= _outdated_groups(asked, rows, on_topic)
+    return stale, np.where(stale, 0.0, topical)
 
 
 def _outdated_groups(asked: frozenset[str], rows: list[dict[str, Any]], on_topic: dict[Any, list[int]]) -> np.ndarray:
@@ -418,6 +446,82 @@ def _docs(rows: list[dict[str, Any]], asked: frozenset[str], subject: frozenset[
         memo = r.get("_doc")
         got = memo.get(key) if memo is not None else None
         out.append(got if got is not None else _doc(r, asked, subject))
+    return out
+
+
+class RowIndex:
+    """Which rows of one cached record hold each keyword stem, topic family and stale family (built from the rows'
+    memos, each part on first use, kept with the record's cache entry): a question's keyword and topic parts then
+    visit only the rows holding one of its terms, with the same results as a pass over every row."""
+
+    __slots__ = ("rows", "_stems", "_topics", "_stale", "_kinds")
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+        self._stems: dict[str, list[int]] | None = None
+        self._topics: dict[str, list[int]] | None = None
+        self._stale: dict[str, list[int]] | None = None
+        self._kinds: dict[tuple[frozenset[str], frozenset[str]], dict[str, list[int]]] = {}
+
+    @staticmethod
+    def _of(rows: list[dict[str, Any]], sets: Callable[[dict[str, Any]], frozenset[str]]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            for term in sets(r):
+                out.setdefault(term, []).append(i)
+        return out
+
+    def stems(self) -> dict[str, list[int]]:
+        if self._stems is None:
+            self._stems = self._of(self.rows, _stems)
+        return self._stems
+
+    def topics(self) -> dict[str, list[int]]:
+        if self._topics is None:
+            self._topics = self._of(self.rows, _topics)
+        return self._topics
+
+    def stale(self) -> dict[str, list[int]]:
+        if self._stale is None:
+            self._stale = self._of(self.rows, _stale_families)
+        return self._stale
+
+    def kinds(self, asked: frozenset[str], subject: frozenset[str]) -> dict[str, list[int]]:
+        """The rows whose doc (:func:`_doc`) holds each asked answer kind."""
+        got = self._kinds.get((asked, subject))
+        if got is None:
+            docs = _docs(self.rows, asked, subject)
+            got = self._kinds[(asked, subject)] = {k: [i for i, d in enumerate(docs) if k in d] for k in asked}
+        return got
+
+
+def row_index(ev: EntityVectors) -> RowIndex:
+    """The :class:`RowIndex` of a cached record's rows, kept in its entry's memo."""
+    got = ev.memo.get("rowIndex")
+    if got is None:
+        got = ev.memo["rowIndex"] = RowIndex(ev.rows)
+    return got
+
+
+def indexed_coverage(query: str, rows: list[dict[str, Any]], index: RowIndex, asked: frozenset[str],
+                     subject: frozenset[str]) -> np.ndarray:
+    """:func:`~memrelay.engine.memory.hybrid.keyword_coverage` of ``query`` over the rows' docs (:func:`_docs`),
+    read from ``index``: identical values (the same sets, summed in the same order), computed for the rows holding
+    a query term only."""
+    terms = set(terms_of(query)) | asked
+    out = np.zeros(len(rows), dtype=np.float64)
+    if not terms or not rows:
+        return out
+    stems, kinds = index.stems(), (index.kinds(asked, subject) if asked else {})
+    holding = {term: (kinds.get(term, ()) if term in asked else stems.get(term, ())) for term in terms}
+    n_docs = len(rows)
+    idf = {term: math.log(1.0 + (n_docs - len(holding[term]) + 0.5) / (len(holding[term]) + 0.5)) for term in terms}
+    total = sum(idf.values())
+    if total <= 0:
+        return out
+    for i in sorted({i for held in holding.values() for i in held}):
+        doc = _doc(rows[i], asked, subject) if asked else _stems(rows[i])
+        out[i] = sum(idf[term] for term in doc & terms) / total
     return out
 
 
@@ -556,7 +660,8 @@ class SubjectFree:
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
                 hybrid: bool = True, now: float | None = None, subject_free: np.ndarray | None = None,
                 keyword_query: str | None = None, subject: frozenset[str] = frozenset(),
-                ts: np.ndarray | None = None, superseded: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                ts: np.ndarray | None = None, superseded: np.ndarray | None = None,
+                index: RowIndex | None = None) -> dict[str, np.ndarray]:
     """The score of each candidate and its parts (see the formula above): ``similarity`` (calibrated),
     ``rawCosine``, ``subjectFreeCosine`` (``subject_free``, the rawCosine when None), ``cosine`` (what is
     calibrated), ``keyword`` and ``keywordMatch`` (the share of query terms, unweighted, or the topic match),
@@ -566,18 +671,22 @@ def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibr
     supersession). ``keyword_query``: the words the keyword part matches (a scoped recall's question without the
     record's names); ``subject``: the record's name words (a memory naming only them holds no person answer);
     ``ts``: the rows' content timestamps in epoch seconds (0 for none) and ``superseded`` whether each has been
-    superseded, when the caller holds them."""
+    superseded, when the caller holds them; ``index``: the rows' :class:`RowIndex` (the same parts, computed from
+    the rows holding the question's terms and topics only)."""
     n = len(rows)
     raw = np.asarray(sims, dtype=np.float64)
     cos = raw if subject_free is None else (1 - SUBJECT_FREE_WEIGHT) * raw + SUBJECT_FREE_WEIGHT * subject_free
     similarity = calibration(cos)
     if hybrid:
         asked = answer_kinds_asked(query)
-        docs = _docs(rows, asked, subject) if asked else [_stems(r) for r in rows]
-        match = keyword_coverage(keyword_query or query, docs, asked)
+        if index is not None:
+            match = indexed_coverage(keyword_query or query, rows, index, asked, subject)
+        else:
+            docs = _docs(rows, asked, subject) if asked else [_stems(r) for r in rows]
+            match = keyword_coverage(keyword_query or query, docs, asked)
     else:
         match = np.zeros(n)
-    stale, topical = topic_parts(query, rows, answers=hybrid)
+    stale, topical = topic_parts(query, rows, answers=hybrid, index=index)
     match = np.maximum(match, TOPIC_MATCH * topical)
     fused = calibration(cos + KEYWORD_WEIGHT * match)
     topic = TOPIC_SHARE * topical * np.maximum(1.0 - fused, 0.0)
@@ -756,13 +865,15 @@ class Recall:
                 gone.append(~ev.live[idx])
         if not rows:
             return []
+        whole = len(looked_up) == 1 and len(rows) == len(looked_up[0][0].rows)  # one record, every memory a candidate
         matrix = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
         subject = self._subject(s, org_id, scope, stamps)
         stripped, free = self._subject_free(subject, req.query, qvec)
         return self._ranked(rows, matrix @ qvec, hits, req, cap=None if req.groupByRecord else req.limit,
                             subject_free=free.cosines(matrix) if free is not None else None, keyword_query=stripped,
                             subject=subject.words, ts=epochs[0] if len(epochs) == 1 else np.concatenate(epochs),
-                            superseded=gone[0] if len(gone) == 1 else np.concatenate(gone))
+                            superseded=gone[0] if len(gone) == 1 else np.concatenate(gone),
+                            index=row_index(looked_up[0][0]) if whole else None)
 
     def _subject(self, s: Session, org_id: str, record_ids: list[str],
                  stamps: dict[str, tuple[Any, ...]]) -> _Subject:
@@ -879,11 +990,12 @@ class Recall:
     def _ranked(self, rows: list[dict[str, Any]], sims: np.ndarray, hits: list[list[str]],
                 req: RecallRequest, cap: int | None = None, subject_free: np.ndarray | None = None,
                 keyword_query: str | None = None, subject: frozenset[str] = frozenset(),
-                ts: np.ndarray | None = None, superseded: np.ndarray | None = None) -> list[dict[str, Any]]:
+                ts: np.ndarray | None = None, superseded: np.ndarray | None = None,
+                index: RowIndex | None = None) -> list[dict[str, Any]]:
         """Score candidates (see :func:`score_parts`), apply the threshold, best first (at most ``cap``)."""
         parts = score_parts(req.query, rows, sims, calibration_for(self.embedder.name), hybrid=req.hybrid,
                             subject_free=subject_free, keyword_query=keyword_query, subject=subject, ts=ts,
-                            superseded=superseded)
+                            superseded=superseded, index=index)
         floor = req.score_floor
         out = []
         for i in np.argsort(-parts["score"], kind="stable"):
