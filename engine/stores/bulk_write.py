@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.errors import BadRequest, MemrelayError, NotFound
 from memrelay.engine.core.properties_types import PropertySpec, PropertyType
-from memrelay.engine.core.util import new_sortable_id, utcnow
+from memrelay.engine.core.util import iso, new_sortable_id, utcnow
 from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.stores.collections import Collections
 from memrelay.engine.stores.db.models import Record, RecordKey
@@ -36,6 +36,7 @@ from memrelay.engine.stores.identity import (
 )
 from memrelay.engine.stores.outbox import event_ids, record_created_payload
 from memrelay.engine.stores.properties import (
+    BatchStamp,
     PendingWrites,
     Provenance,
     apply_coerced,
@@ -117,8 +118,8 @@ def _bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[
     writes = PendingWrites()
     ids = event_ids()
     now = utcnow()
-    form = driver_form(s)
-    now_d = form.datetime(now)
+    stamp = BatchStamp(now, driver_form(s))  # the batch's time and conversions, shared by its new records
+    now_d, now_iso = stamp.now_d, iso(now)
     order: list[tuple[_Prepared, Record]] = []
     with s.no_autoflush:
         for p in prepared:
@@ -140,7 +141,7 @@ def _bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[
                 new_records.append(rec)
                 created.add(rec.id)
                 writes.outbox.append((next(ids), org_id, "record.created", json_text(record_created_payload(
-                    rec.id, rec.entity_type, rec.primary_key, p.keys, now)), now_d))
+                    rec.id, rec.entity_type, rec.primary_key, p.keys, now, created_iso=now_iso)), now_d))
             else:
                 old = rec.primary_key
                 claim_primary_key(rec, p.keys, p.policy)
@@ -166,7 +167,7 @@ def _bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[
         created_now = rec.version == 0
         cur, schema = current.setdefault(rec.id, {}), schemas[p.entity_type]
         if rec.id in created:  # nothing stored yet: every value applies (tuple rows, no per-row dicts)
-            res = apply_new(rec, p.coerced, cur, schema, p.prov, writes, ids, form)
+            res = apply_new(rec, p.coerced, cur, schema, p.prov, writes, ids, stamp)
         else:
             res = apply_coerced(rec, p.coerced, cur, schema, p.prov, writes)
         out[p.index] = (rec, res, created_now)
@@ -324,12 +325,16 @@ def _prefetch(s: Session, org_id: str, prepared: list[_Prepared]) -> _ChunkIndex
     by_name: dict[str, list[str]] = {}
     for name, value in wanted:
         by_name.setdefault(name, []).append(value)
+    postgres = s.get_bind().dialect.name == "postgresql"
     for name, values in by_name.items():
+        values.sort()  # a deterministic statement, and index lookups in key order
         for start in range(0, len(values), 500):
-            q = (select(RecordKey.key_name, RecordKey.key_value, Record)
+            chunk = values[start:start + 500]
+            q = (_keyed_records_pg(org_id, name, chunk) if postgres else
+                 select(RecordKey.key_name, RecordKey.key_value, Record)
                  .join(Record, Record.id == RecordKey.record_id)
                  .where(RecordKey.org_id == org_id, Record.org_id == org_id, RecordKey.key_name == name,
-                        RecordKey.key_value.in_(values[start:start + 500]))
+                        RecordKey.key_value.in_(chunk))
                  .order_by(Record.created_at, Record.id))
             for key_name, value, rec in s.execute(q):
                 index.add(key_name, value, rec)
@@ -337,3 +342,31 @@ def _prefetch(s: Session, org_id: str, prepared: list[_Prepared]) -> _ChunkIndex
         index.by_id = {r.id: r for r in s.scalars(select(Record).where(Record.org_id == org_id,
                                                                         Record.id.in_(direct)))}
     return index
+
+
+_KEYED_RECORDS_PG = text(
+    "SELECT k.key_name, k.key_value, r.id, r.org_id, r.entity_type, r.primary_key, r.version, r.created_at,"
+    " r.updated_at, r.deleted_at, r.purge_after"
+    " FROM unnest(CAST(:key_values AS text[])) AS v(key_value)"
+    " CROSS JOIN LATERAL (SELECT rk.key_name, rk.key_value, rk.record_id FROM record_keys rk"
+    "  WHERE rk.org_id = :org_id AND rk.key_name = :key_name AND rk.key_value = v.key_value OFFSET 0) AS k"
+    " CROSS JOIN LATERAL (SELECT * FROM records WHERE records.id = k.record_id OFFSET 0) AS r"
+    " WHERE r.org_id = :org_id"
+    " ORDER BY r.created_at, r.id"
+).columns(RecordKey.key_name, RecordKey.key_value, *RECORDS.c)
+
+
+def _keyed_records_pg(org_id: str, name: str, values: list[str]) -> Any:
+    """PostgreSQL: the records holding key ``name`` with one of ``values``, one index lookup per value.
+
+    ``key_value IN (...)`` is the same question, but while ``record_keys`` has no statistics yet (a table
+    filled by the bulk load itself, before autovacuum analyses it) the planner estimates one row per
+    (org, key name) and checks the list as a filter over every key of that name in the org: each chunk
+    then scans all the org's keys, and a load slows down as it grows. Joined laterally, each value is an
+    index lookup on ``ix_record_keys_lookup``, then one primary-key lookup per key found, whatever the statistics
+    say: each ``OFFSET 0`` keeps the planner from flattening its lateral subquery and reordering the joins (it
+    otherwise scans every key, or every record, of the org once per value, estimating one row for the org), and
+    the record's org is checked outside the fence so that the only index the inner lookup can use is the primary
+    key (offered ``org_id`` too, it read the org's records through ``ix_records_org_type_deleted``)."""
+    stmt = _KEYED_RECORDS_PG.bindparams(key_values=values, org_id=org_id, key_name=name)
+    return select(RecordKey.key_name, RecordKey.key_value, Record).from_statement(stmt)

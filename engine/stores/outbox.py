@@ -53,10 +53,11 @@ def outbox_row(org_id: str, event_type: str, payload: dict[str, Any]) -> dict[st
 
 
 def record_created_payload(record_id: str, entity_type: str, primary_key: str, keys: list[tuple[str, str]],
-                           created_at: Any) -> dict[str, Any]:
-    """``record.created``: the new record's id, type, primary key and the keys it was created with."""
+                           created_at: Any, *, created_iso: str | None = None) -> dict[str, Any]:
+    """``record.created``: the new record's id, type, primary key and the keys it was created with.
+    ``created_iso``: ``iso(created_at)`` when the caller already has it (a bulk batch shares one time)."""
     return {"recordId": record_id, "type": entity_type, "primaryKey": primary_key,
-            "keys": {name: value for name, value in keys}, "createdAt": iso(created_at)}
+            "keys": dict(keys), "createdAt": created_iso if created_iso is not None else iso(created_at)}
 
 
 def emit(session: Session, org_id: str, event_type: str, payload: dict[str, Any]) -> OutboxEvent:

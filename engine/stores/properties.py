@@ -174,10 +174,10 @@ def _insert_in_order(s: Session, table: Table, columns: tuple[str, ...], rows: l
     existing records is still one statement per table."""
     if not rows:
         return
-    dicts = [i for i, r in enumerate(rows) if type(r) is not tuple]
-    if not dicts:  # the bulk load's case: one statement, no per-row work
+    if set(map(type, rows)) == {tuple}:  # the bulk load's case: one statement, no per-row Python
         insert_driver_tuples(s, table, columns, rows)
         return
+    dicts = [i for i, r in enumerate(rows) if type(r) is not tuple]
     get, wanted = itemgetter(*columns), set(columns)
     plain = [i for i in dicts if rows[i].keys() == wanted]
     if plain:
@@ -296,34 +296,55 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
     return result
 
 
+class BatchStamp:
+    """What the new records of one bulk batch share, computed once per batch instead of once per record: the
+    batch's time (every new record's ``created_at``/``updated_at``, as one transaction's rows), its driver form,
+    and per provenance object the bounded source time (driver form too) and the evidence's JSON text."""
+
+    __slots__ = ("now", "form", "now_d", "applied_d", "_provs")
+
+    def __init__(self, now: datetime, form: DriverForm) -> None:
+        self.now, self.form = now, form
+        self.now_d, self.applied_d = form.datetime(now), form.boolean(True)
+        self._provs: dict[int, tuple[Provenance, datetime, Any, str]] = {}
+
+    def of(self, prov: Provenance) -> tuple[datetime, Any, str]:
+        """``(source time, its driver form, evidence JSON)`` of ``prov`` in this batch."""
+        got = self._provs.get(id(prov))
+        if got is None or got[0] is not prov:  # keyed by identity: the entry holds the object, so ids stay unique
+            src_ts = bounded_source_ts(prov.source_ts, self.now)
+            got = self._provs[id(prov)] = (prov, src_ts, self.form.datetime(src_ts), json_text(prov.evidence))
+        return got[1], got[2], got[3]
+
+
 def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, CurrentValue],
               schema: dict[str, PropertySpec], prov: Provenance, writes: PendingWrites,
-              event_ids: Iterator[str], form: DriverForm) -> WriteResult:
+              event_ids: Iterator[str], stamp: BatchStamp) -> WriteResult:
     """:func:`apply_coerced` for a record that has no stored or queued value yet (created by this batch):
     every value is applied, the record's version goes up once, and the rows are queued as driver-form tuples
-    (``form``; no per-row dict; each value JSON-encoded once, its events' payloads spliced from that text).
-    Same rows, same result, same events as :func:`apply_coerced`."""
+    (``stamp``: the batch's time and conversions; no per-row dict; each value JSON-encoded once, its events'
+    payloads spliced from that text). Same rows, same result, same events as :func:`apply_coerced`."""
     if current or not coerced:
         return apply_coerced(record, coerced, current, schema, prov, writes)
-    now = utcnow()
-    src_ts = bounded_source_ts(prov.source_ts, now)
+    src_ts, ts_d, evidence = stamp.of(prov)
+    now_d, applied_d = stamp.now_d, stamp.applied_d
     record.version += 1
-    record.updated_at = now
+    record.updated_at = stamp.now
     version = record.version
     org, rid, et = record.org_id, record.id, record.entity_type
     source, event_id, actor, confidence = prov.source, prov.source_event_id, prov.actor, prov.confidence
-    now_d, ts_d, applied_d = form.datetime(now), form.datetime(src_ts), form.boolean(True)
-    evidence = json_text(prov.evidence)
     values, history = writes.inserts, writes.history
     applied: dict[str, Any] = {}
     texts: dict[str, str | None] = {}
+    text_type = PropertyType.TEXT
     for name, new in coerced.items():
         text: str | None
         num: float | None
-        if type(new) is str and schema[name].type == PropertyType.TEXT:  # search_columns of a text, inline
+        spec = schema[name]
+        if type(new) is str and spec.type == text_type:  # search_columns of a text, inline
             text, num = new.casefold()[:512], None
         else:
-            text, num = search_columns(schema[name], new)
+            text, num = search_columns(spec, new)
         j = texts[name] = _json_or_none(new)
         value = json_text(new) if j is None else j
         values.append((org, rid, et, name, 1, value, text, num, source, event_id, ts_d, actor, confidence, now_d))
@@ -341,13 +362,14 @@ def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, Curren
         bulk = json_text({**base, "properties": applied})
     else:  # orjson's own output for {**base, "propertyName": name, "value": v, "previous": None}, spliced
         head = head[:-1]
-        payloads = [f'{head},"propertyName":{_json_key(name)},"value":{j},"previous":null}}'
-                    for name, j in texts.items()]
-        bulk = head + ',"properties":{' + ",".join(
-            f'{_json_key(name)}:{{"value":{j},"previous":null}}' for name, j in texts.items()) + "}}"
-    writes.outbox.extend((next(event_ids), org, kind, payload, now_d) for payload in payloads)
+        pairs = [(_json_key(name), j) for name, j in texts.items()]
+        payloads = [f'{head},"propertyName":{k},"value":{j},"previous":null}}' for k, j in pairs]
+        bulk = head + ',"properties":{' + ",".join([f'{k}:{{"value":{j},"previous":null}}' for k, j in pairs]) + "}}"
+    outbox = writes.outbox
+    for payload in payloads:
+        outbox.append((next(event_ids), org, kind, payload, now_d))
     if len(applied) > 1:
-        writes.outbox.append((next(event_ids), org, "memory.properties.bulk_updated", bulk, now_d))
+        outbox.append((next(event_ids), org, "memory.properties.bulk_updated", bulk, now_d))
     return result
 
 
