@@ -8,7 +8,7 @@ import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import (
     CompoundSelect,
     Select,
+    String,
     Text,
+    Uuid,
     and_,
     bindparam,
     case,
@@ -30,9 +32,10 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Session, aliased, make_transient_to_detached
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm import join as orm_join
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from memrelay.engine.core.access import AccessScope, current_access
 from memrelay.engine.core.errors import BadRequest, MemrelayError, ValidationFailed
@@ -247,11 +250,16 @@ class _PageStatement:
     the ORM, ``columns`` selects the same rows as plain columns (:data:`_RECORD_COLUMNS` first) — and the
     count-and-stamp-only ``summary`` (for an empty page under an access scope). Every value of the search's
     conditions and identifiers is a named bind parameter (:func:`_params`), so one statement serves every search
-    of its shape: built once, its SQLAlchemy cache key generated once."""
+    of its shape: built once, its SQLAlchemy cache key generated once.
+
+    ``driver``: on PostgreSQL/psycopg, once the statement is kept for reuse, ``columns`` compiled to its SQL text
+    and the values bound at build time (:func:`_driver_form`), run with ``exec_driver_sql`` — same SQL, same
+    connection and events, without the per-execution work of SQLAlchemy's compiled-statement path."""
 
     page: Any
     columns: Any
     summary: Any
+    driver: tuple[str, dict[str, Any]] | None = None
 
 
 class _FactsCache:
@@ -363,13 +371,28 @@ def _run(s: Session, collections: Collections, org_id: str, q: SearchQuery, coun
         shape = _shape(q, count_limit)
         built = facts.pages.get(shape)
         if built is None:  # building refuses what the shape gets wrong (unknown property, missing value)
-            built = _statement(s, collections, org_id, q, count_limit, facts, verify=True)[0]
+            built = _driver_form(s, _statement(s, collections, org_id, q, count_limit, facts, verify=True)[0])
             if len(facts.pages) >= MAX_SHAPES:
                 facts.pages.clear()
             facts.pages[shape] = built
         return _read_page(s, built, _params(q, facts), q, _count_bound(q, count_limit), stamped=True)
     built, cap = _statement(s, collections, org_id, q, count_limit, facts, verify=verify)
     return _read_page(s, built, {}, q, cap, stamped=verify and facts is not None)
+
+
+def _driver_form(s: Session, built: _PageStatement) -> _PageStatement:
+    """``built`` with its ``driver`` form on PostgreSQL/psycopg: the SQL text of ``columns`` (its one-time literal
+    parameters rendered) and the values bound at build time, which a search's :func:`_params` override by name.
+    psycopg returns these columns' values as SQLAlchemy would (no result processing on this dialect), so rows read
+    either way are equal. Not on SQLite (its dates are processed from text) nor for a statement with an expanding
+    parameter (an IN over keys: its names are made per execution)."""
+    dialect = s.get_bind().dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return built
+    compiled = built.columns.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    if any(b.expanding for b in built.columns.compile(dialect=dialect).binds.values()):
+        return built
+    return replace(built, driver=(str(compiled), dict(compiled.params)))
 
 
 def _statement(s: Session, collections: Collections, org_id: str, q: SearchQuery, count_limit: int | None,
@@ -382,9 +405,11 @@ def _statement(s: Session, collections: Collections, org_id: str, q: SearchQuery
         et = collections.type_name(s, org_id, q.identifiers.type) if q.identifiers.type else None
         schema = org_schema(s, collections, org_id, et)
     sets: list[IdSet] = [_key_set(org_id, name, value, f"i{n}") for n, (name, value) in enumerate(q.identifiers.keys())]
+    keyed = s.get_bind().dialect.name == "postgresql"  # property_values.prop_key (migration 0018)
     group_sets = []
     for gi, g in enumerate(q.groups):
-        members = [_condition_set(s, org_id, c, schema, et, facts, f"g{gi}c{ci}") for ci, c in enumerate(g.conditions)]
+        members = [_condition_set(s, org_id, c, schema, et, facts, f"g{gi}c{ci}", keyed=keyed)
+                   for ci, c in enumerate(g.conditions)]
         if members:
             group_sets.append(_combine(members, g.logic))
     if group_sets:
@@ -491,14 +516,20 @@ def _page_statement(matched: IdSet, q: SearchQuery, want: int, cap: int | None, 
 _RECORD_COLUMNS = tuple(Record.__table__.columns)
 _RECORD_NAMES = tuple(c.key for c in _RECORD_COLUMNS)
 _RECORD_MANAGER = sa_inspect(Record).class_manager
+_RECORD_IDENTITY = sa_inspect(Record)._identity_class
 
 
 def _loaded_record(values: Sequence[Any]) -> Record:
     """A ``Record`` holding one row's column ``values`` (in :data:`_RECORD_COLUMNS` order), detached as if
-    loaded by a session since closed: every attribute loaded, no history, in no session's identity map."""
+    loaded by a session since closed: every attribute loaded, no history, in no session's identity map.
+
+    What ``make_transient_to_detached`` leaves, minus its work that is void here (a third of the time of the page's
+    Python at 50 rows): a new instance's state has no history, pending mutation or expired attribute, and every
+    column is loaded (``Record`` has no relationship), so only its identity key remains to set (id is the primary
+    key; no identity token). tests/engine/test_search_records.py compares the two."""
     record = _RECORD_MANAGER.new_instance()
     record.__dict__.update(zip(_RECORD_NAMES, values, strict=True))
-    make_transient_to_detached(record)
+    instance_state(record).key = (_RECORD_IDENTITY, (values[0],), None)
     return record
 
 
@@ -517,7 +548,11 @@ def _read_page(s: Session, built: _PageStatement, params: dict[str, Any], q: Sea
         records = [r[0] for r in rows if r[0] is not None]
     else:
         width = len(_RECORD_COLUMNS)
-        rows = s.connection().execute(built.columns, params).all()  # never empty: the one-row outer join
+        if built.driver is not None:
+            sql, bound = built.driver
+            rows = s.connection().exec_driver_sql(sql, {**bound, **params}).all()  # never empty: one-row outer join
+        else:
+            rows = s.connection().execute(built.columns, params).all()  # never empty: the one-row outer join
         summary = tuple(rows[0][width:])
         records = [_loaded_record(r[:width]) for r in rows if r[0] is not None]
     got = sorted(records, key=lambda r: r.id)
@@ -573,9 +608,9 @@ def _key_set(org_id: str, name: str, value: str, tag: str) -> IdSet:
 
 
 def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, PropertySpec], et: str | None,
-                   facts: _OrgFacts | None, tag: str) -> IdSet:
+                   facts: _OrgFacts | None, tag: str, *, keyed: bool) -> IdSet:
     """Record ids matching one condition: on the property, on the record key of that name, or on both (its values
-    bound as ``tag`` + ``p`` and ``tag`` + ``k``, see :func:`_params`)."""
+    bound as ``tag`` + ``p`` and ``tag`` + ``k``, see :func:`_params`); ``keyed``: see :func:`_property_set`."""
     spec = schema.get(c.property)
     key = facts.key_name(c.property) if facts is not None else key_name_of(s, org_id, c.property)
     if spec is None and key is None:
@@ -588,7 +623,7 @@ def _condition_set(s: Session, org_id: str, c: Condition, schema: dict[str, Prop
     def positive(op: str) -> IdSet:
         parts: list[IdSet] = []
         if spec is not None:
-            parts.append(_property_set(org_id, c.property, spec, op, c.value, et, types, tag + "p"))
+            parts.append(_property_set(org_id, c.property, spec, op, c.value, et, types, tag + "p", keyed=keyed))
         if key is not None:
             parts.append(_key_condition(org_id, key, op, c.value, et, tag + "k"))
         return _combine(parts, "OR")
@@ -612,16 +647,35 @@ def org_types(s: Session, org_id: str) -> list[str]:
     return sorted(s.scalars(select(EntityType.name).where(EntityType.org_id == org_id)))
 
 
+def _prop_key(pv: Any) -> ColumnClause[Any]:
+    """The ``prop_key`` column of ``pv`` (``PropertyValue`` or an alias of it): PostgreSQL only (migration 0018),
+    generated by the database and not mapped, so the ORM never reads or writes it."""
+    return ColumnClause("prop_key", Uuid(as_uuid=False), _selectable=sa_inspect(pv).selectable)
+
+
+def prop_key_of(org_id: str, entity_type: str, name: str) -> ColumnElement[Any]:
+    """The ``prop_key`` of one property of one type of one org, computed by PostgreSQL with the expression of the
+    generated column (migration 0018: the MD5 of the three joined by ``chr(31)``, as a uuid)."""
+    sep = func.chr(31, type_=String)
+    joined = literal(org_id, String) + sep + literal(entity_type, String) + sep + literal(name, String)
+    return cast(func.md5(joined, type_=String), Uuid(as_uuid=False))
+
+
 def _property_set(org_id: str, name: str, spec: PropertySpec, op: str, value: Any, et: str | None,
-                  types: list[str], tag: str) -> IdSet:
-    """Records whose property ``name`` satisfies ``op``. The indexes on property_values are led by the entity
-    type, so an untyped search reads one index range per entity type of the org and merges them."""
+                  types: list[str], tag: str, *, keyed: bool) -> IdSet:
+    """Records whose property ``name`` satisfies ``op``. The indexes on property_values are led by the property
+    (org, entity type and name: on PostgreSQL as one compact ``prop_key``, ``keyed``), so an untyped search reads
+    one index range per entity type of the org and merges them."""
     ordered = op == "EQ" and spec.type not in (PropertyType.ARRAY,)
     bound = None if op == "IS_SET" else _property_value(spec, op, value)
 
     def leaf(in_types: list[str]) -> IdSet:
         def build(pv: Any) -> Select[Any]:
             pred = _is_set(pv) if op == "IS_SET" else _predicate(pv, spec, op, bound, tag)
+            if keyed:
+                keys = [prop_key_of(org_id, t, name) for t in in_types]
+                return select(pv.record_id).where(_prop_key(pv) == keys[0] if len(keys) == 1
+                                                  else _prop_key(pv).in_(keys), pred)
             kind = pv.entity_type == in_types[0] if len(in_types) == 1 else pv.entity_type.in_(in_types)
             return select(pv.record_id).where(pv.org_id == org_id, kind, pv.name == name, pred)
 

@@ -7,6 +7,8 @@ import re
 import uuid
 from typing import Any
 
+import pytest
+
 from memrelay.composition import Services
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.properties import Provenance
@@ -183,10 +185,17 @@ def _expected(shape: str, n: int) -> set[str]:
     }[shape]
 
 
+def _props_index(engine: Services, kind: str) -> str:
+    """The covering index of property_values for ``kind`` (``text`` or ``num``): led by (org_id, entity_type, name)
+    on SQLite (0016), by the compact ``prop_key`` on PostgreSQL (0018)."""
+    return f"ix_props_{'type' if engine.db.dialect == 'sqlite' else 'key'}_{kind}"
+
+
 def test_every_search_shape_reads_property_values_through_an_index(backend: str, engine: Services):
-    """The minimum index set (0016: ix_props_type_text and the partial ix_props_type_num, both led by the entity
-    type) serves typed and untyped searches, numbers, dates, IN, IS_SET, CONTAINS and negations without a scan
-    of property_values; each shape also finds exactly the records it should."""
+    """The minimum index set (0016: the text index and the partial numeric one, led by the property: org, entity
+    type and name, on PostgreSQL as one ``prop_key`` since 0018) serves typed and untyped searches, numbers, dates,
+    IN, IS_SET, CONTAINS and negations without a scan of property_values; each shape also finds exactly the records
+    it should."""
     n = 200
     org = _load_mixed(engine, n)
     for shape, (et, groups) in SHAPES.items():
@@ -203,7 +212,8 @@ def test_every_search_shape_reads_property_values_through_an_index(backend: str,
                 if re.search(r" on property_values\w*( |$)", line):  # PostgreSQL (a bitmap heap scan reads an index)
                     assert "Seq Scan" not in line and ("Index" in line or "Bitmap Heap Scan" in line), (shape, plan)
         # a property condition is resolved from the covering indexes (negations probe the unique one per record)
-        assert shape.endswith("NOT_SET") or any("ix_props_type_" in plan for plan in plans), (shape, plans)
+        covering = (_props_index(engine, "text"), _props_index(engine, "num"))
+        assert shape.endswith("NOT_SET") or any(i in plan for plan in plans for i in covering), (shape, plans)
 
 
 def test_the_numeric_index_holds_only_rows_with_a_number(backend: str, engine: Services):
@@ -211,18 +221,23 @@ def test_the_numeric_index_holds_only_rows_with_a_number(backend: str, engine: S
     q = SearchQuery(identifiers=Identifiers(type="company"),
                     groups=[Group(conditions=[_cond("employee_count", "GTE", 100)])], limit=5)
     plans = _captured_plans(engine, org, q)
-    assert any("ix_props_type_num" in p for p in plans), plans
+    num = _props_index(engine, "num")
+    assert any(num in p for p in plans), plans
     with engine.db.read_engine.connect() as c:
         if engine.db.dialect == "sqlite":
-            sql = c.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_props_type_num'").scalar()
+            sql = c.exec_driver_sql(f"SELECT sql FROM sqlite_master WHERE name = '{num}'").scalar()
         else:
-            sql = c.exec_driver_sql("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_props_type_num'").scalar()
+            sql = c.exec_driver_sql(f"SELECT indexdef FROM pg_indexes WHERE indexname = '{num}'"
+                                    " AND schemaname = current_schema()").scalar()
         names = {r[0] for r in c.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'property_values'"
             if engine.db.dialect == "sqlite" else
             "SELECT indexname FROM pg_indexes WHERE tablename = 'property_values' AND schemaname = current_schema()")}
     assert "value_num IS NOT NULL" in str(sql), sql
     assert not names & {"ix_props_text", "ix_props_num"}, names
+    # PostgreSQL: the compact key replaced the (org_id, entity_type, name) pair of indexes (same count, 0018)
+    gone = {"ix_props_type_text", "ix_props_type_num"} if engine.db.dialect == "postgresql" else set()
+    assert not names & gone and {_props_index(engine, "text"), num} <= names, names
 
 
 def _analysed_rows(engine: Services, org: str, q: SearchQuery, count_limit: int | None) -> list[int]:
@@ -266,3 +281,29 @@ def test_a_bounded_or_count_reads_at_most_the_cap_from_each_branch(backend: str,
     if engine.db.dialect == "postgresql":
         assert max(_analysed_rows(engine, org, q, 30)) <= 30
         assert max(_analysed_rows(engine, org, q, None)) == 100  # the exact count reads every customer
+
+
+def test_the_compact_property_key_the_search_computes_is_the_stored_one(backend: str, engine: Services):
+    """PostgreSQL (0018): the search finds a property's index range by ``prop_key``, which the database generates
+    from (org_id, entity_type, name); the key the search computes for a property must select exactly that
+    property's rows, for every property of every type of the org (and no row of another org)."""
+    if engine.db.dialect != "postgresql":
+        pytest.skip("prop_key exists on PostgreSQL only (SQLite keeps the (org_id, entity_type, name) indexes)")
+    from sqlalchemy import func, select
+
+    from memrelay.engine.stores.db.models import PropertyValue
+    from memrelay.engine.stores.search import _prop_key, prop_key_of
+
+    org = _load_mixed(engine, 12)
+    other = _load(engine, 3)  # same types and names in another org
+    with engine.db.read() as s:
+        pairs = s.execute(select(PropertyValue.entity_type, PropertyValue.name, func.count())
+                          .where(PropertyValue.org_id == org)
+                          .group_by(PropertyValue.entity_type, PropertyValue.name)).all()
+        assert len(pairs) > 5
+        for et, name, n in pairs:
+            keyed = s.execute(select(PropertyValue.org_id, PropertyValue.entity_type, PropertyValue.name)
+                              .where(_prop_key(PropertyValue) == prop_key_of(org, et, name))).all()
+            assert keyed == [(org, et, name)] * n, (et, name)
+        assert s.scalar(select(func.count()).select_from(PropertyValue)
+                        .where(_prop_key(PropertyValue) == prop_key_of(other, "contact", "city"))) == 3

@@ -198,3 +198,24 @@ def test_page_records_carry_every_column_as_the_orm_loads_them(backend: str, eng
         for r in found.rows:
             assert inspect(r).detached
             assert {c: getattr(r, c) for c in columns} == {c: getattr(loaded[r.id], c) for c in columns}
+
+
+def test_postgresql_runs_a_kept_statement_as_its_sql_text(backend: str, engine: Services):
+    """On PostgreSQL a kept page statement also holds its SQL text and build-time values (``driver``), run with
+    ``exec_driver_sql`` — except a statement with an expanding parameter (an IN over keys), which SQLAlchemy
+    expands per execution; SQLite always runs the statement itself. Either way the answers are the fresh ones
+    (test_a_reused_statement_answers_like_a_fresh_one covers every shape)."""
+    org = _load(engine, 12)
+    contact = Identifiers(type="contact")
+    for conds in ([_c("lifecycle_stage", "EQ", "lead")], [_c("email", "IN", ["u1@acme.com", "u2@acme.com"])]):
+        for _ in range(2):
+            _ids(engine, org, contact, conds)
+    forms = {shape[2][0][1][0][1]: built.driver for key, facts in search._FACTS._items.items() if key[0] == org
+             for shape, built in facts.pages.items()}  # by operator (EQ and IN: facts of their own custom keys)
+    assert set(forms) == {"EQ", "IN"}
+    if engine.db.dialect == "postgresql":
+        assert forms["EQ"] is not None and forms["IN"] is None
+        sql, bound = forms["EQ"]
+        assert sql.startswith("SELECT records.id") and "g0c0p" in bound
+    else:
+        assert forms == {"EQ": None, "IN": None}

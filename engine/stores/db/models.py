@@ -144,10 +144,15 @@ class PropertyValue(Base):
     __table_args__ = (
         UniqueConstraint("record_id", "name"),
         # covering indexes: search resolves record-id sets from these without touching the table (an untyped
-        # search reads them once per entity type of the org); the numeric one holds only rows with a number (0016)
-        Index("ix_props_type_text", "org_id", "entity_type", "name", "value_text", "record_id"),
+        # search reads them once per entity type of the org); the numeric one holds only rows with a number (0016).
+        # SQLite only: on PostgreSQL (0018) the same pair is led by a compact key instead of (org_id, entity_type,
+        # name) — ix_props_key_text (prop_key, value_text, record_id) and ix_props_key_num (prop_key, value_num,
+        # record_id) WHERE value_num IS NOT NULL, on the stored generated column
+        # prop_key uuid = md5(org_id || chr(31) || entity_type || chr(31) || name)::uuid, which is not mapped here
+        # (the database fills it; search reads it, see search._prop_key)
+        Index("ix_props_type_text", "org_id", "entity_type", "name", "value_text", "record_id").ddl_if(dialect="sqlite"),
         Index("ix_props_type_num", "org_id", "entity_type", "name", "value_num", "record_id",
-              sqlite_where=text("value_num IS NOT NULL"), postgresql_where=text("value_num IS NOT NULL")),
+              sqlite_where=text("value_num IS NOT NULL")).ddl_if(dialect="sqlite"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(String(40))
