@@ -28,7 +28,7 @@ from sqlalchemy import Text, bindparam, cast, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs
-from memrelay.engine.core.embedder import Embedder
+from memrelay.engine.core.embedder import Embedder, TextVectorCache
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
 from memrelay.engine.domain.extraction.keywords import content_stems
@@ -754,6 +754,9 @@ class Recall:
     def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, deep: DeepMode | None = None):
         self.db, self.embedder, self.index, self.deep = db, embedder, index, deep
         self.cache = EntityVectorCache(text_memos=TEXT_MEMOS)
+        self.questions = TextVectorCache(max_entries=4096)
+        """Vectors of recent questions (and of their name-free forms): a workflow or agent asking the same question
+        of many records embeds it once — with an API embedder, one network call instead of one per recall."""
         self.subject_cache = True  # cache the records' names and name basis with their vectors (False: bench only)
         self.exact = ExactOrgIndex()
 
@@ -762,7 +765,7 @@ class Recall:
         """Top memories for ``req.query``, scoped to one record when identifiers are given."""
         t0 = time.perf_counter()
         emb = self.embedder
-        qvec = emb.embed([req.query])[0]
+        qvec = self.questions.embed(emb, [req.query])[0]
         with self.db.read() as s:
             index_sync.check_embedder(s, org_id, emb, claim=False)
             types = entity_type_filter(s, org_id, req.entity_type, req.collectionNames)
@@ -897,7 +900,7 @@ class Recall:
         stripped = strip_subject(query, subject.words)
         if not content_stems(stripped):
             return None, None
-        svec = qvec if stripped == query else self.embedder.embed([stripped])[0]
+        svec = qvec if stripped == query else self.questions.embed(self.embedder, [stripped])[0]
         return stripped, SubjectFree(svec, None, basis=subject.basis)
 
     def scoped_matches(self, s: Session, org_id: str, record_id: str, qvec: np.ndarray,

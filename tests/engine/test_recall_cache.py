@@ -110,6 +110,30 @@ def test_a_question_without_the_names_is_embedded_once(
     assert texts[1:] == [["Where is Ewa based?"], ["Where is based?"]]
 
 
+def test_a_repeated_question_is_embedded_once_and_scores_the_same(
+    api: Any, engine: Any, lis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The question's vector (and its name-free form's) is kept for the next recall asking it, of this record or
+    another; the answer is the one an uncached recall gives."""
+    question = "Where is Ewa based?"
+    engine.recall.questions.clear()
+    first = _scored(api, question)
+    texts: list[list[str]] = []
+    emb = engine.recall.embedder
+    real = emb.embed
+
+    def counting(batch: list[str]) -> Any:
+        texts.append(list(batch))
+        return real(batch)
+
+    monkeypatch.setattr(emb, "embed", counting)
+    assert _scored(api, question) == first and texts == []  # both vectors cached
+    recall(api, "Which city are they in?", email=EMAIL, limit=5)
+    assert texts == [["Which city are they in?"]]  # another question misses
+    engine.recall.questions.clear()
+    assert _scored(api, question) == first and texts[1:] == [[question], ["Where is based?"]]
+
+
 def _scored(api: Any, question: str) -> dict[str, tuple[float, dict[str, Any]]]:
     out = recall(api, question, email=EMAIL, limit=10, explain=True)["results"]
     return {r["text"]: (r["score"], r["explain"]) for r in out}
