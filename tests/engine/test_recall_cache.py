@@ -91,10 +91,8 @@ def test_a_new_key_changes_the_names(api: Any, engine: Any, lis: None) -> None:
     assert after != before
 
 
-def test_a_question_without_the_names_is_embedded_once(
-    api: Any, engine: Any, lis: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    recall(api, "pricing for the analytics product", email=EMAIL, limit=5)  # names cached
+def _embedded_texts(engine: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The batches recall sends to its embedder from now on (appended as they are sent)."""
     texts: list[list[str]] = []
     emb = engine.recall.embedder
     real = emb.embed
@@ -104,6 +102,14 @@ def test_a_question_without_the_names_is_embedded_once(
         return real(batch)
 
     monkeypatch.setattr(emb, "embed", counting)
+    return texts
+
+
+def test_a_question_without_the_names_is_embedded_once(
+    api: Any, engine: Any, lis: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recall(api, "pricing for the analytics product", email=EMAIL, limit=5)  # names cached
+    texts = _embedded_texts(engine, monkeypatch)
     recall(api, "Which city are they in?", email=EMAIL, limit=5)
     assert texts == [["Which city are they in?"]]
     recall(api, "Where is Ewa based?", email=EMAIL, limit=5)  # the name is stripped: the rest is embedded
@@ -118,15 +124,7 @@ def test_a_repeated_question_is_embedded_once_and_scores_the_same(
     question = "Where is Ewa based?"
     engine.recall.questions.clear()
     first = _scored(api, question)
-    texts: list[list[str]] = []
-    emb = engine.recall.embedder
-    real = emb.embed
-
-    def counting(batch: list[str]) -> Any:
-        texts.append(list(batch))
-        return real(batch)
-
-    monkeypatch.setattr(emb, "embed", counting)
+    texts = _embedded_texts(engine, monkeypatch)
     assert _scored(api, question) == first and texts == []  # both vectors cached
     recall(api, "Which city are they in?", email=EMAIL, limit=5)
     assert texts == [["Which city are they in?"]]  # another question misses
