@@ -299,13 +299,20 @@ def _facts_key(org_id: str, q: SearchQuery) -> FactsKey | None:
     return org_id, normalise_entity_type(q.identifiers.type), customs, current_access()
 
 
-def _stamp_columns(org_id: str, et: str, customs: tuple[str, ...]) -> list[Any]:
+def _stamp_columns(org_id: str, et: str, customs: tuple[str, ...], *, ordered: bool) -> list[Any]:
     """Uncorrelated scalar subqueries (each evaluated once per statement) whose values change whenever a typed
     search's facts would: every type of the org with its keys (as text), whether a record of ``et`` is
-    soft-deleted, the schema stamp of ``et`` and, per custom key, whether some record holds it."""
+    soft-deleted, the schema stamp of ``et`` and, per custom key, whether some record holds it.
+
+    ``ordered`` (PostgreSQL): the types are aggregated in name order. Unordered, ``string_agg`` follows the plan's
+    scan order, which differed between the facts statement and a page statement run as a generic prepared plan —
+    a stamp mismatch that re-read the facts on an unchanged org. SQLite before 3.44 has no ORDER BY in an
+    aggregate; its one plan for this subquery scans the same index in both statements."""
     keys = func.coalesce(cast(EntityType.secondary_keys, Text), "")
     row = EntityType.name + "|" + func.coalesce(EntityType.primary_key_field, "") + "|" + keys
-    types = select(func.aggregate_strings(row, ";")).where(EntityType.org_id == org_id).scalar_subquery()
+    agg = func.aggregate_strings(row, ";")
+    types = select(agg.aggregate_order_by(EntityType.name) if ordered else agg).where(
+        EntityType.org_id == org_id).scalar_subquery()
     deleted = select(Record.id).where(Record.org_id == org_id, Record.entity_type == et,
                                       Record.deleted_at.is_not(None)).exists()
     held = [select(RecordKey.id).where(RecordKey.org_id == org_id, RecordKey.key_name == n).exists() for n in customs]
@@ -317,7 +324,7 @@ def _org_facts(s: Session, collections: Collections, org_id: str, key: FactsKey)
     subqueries evaluated once), kept in the per-process cache; None when the caller's type is not a type's own
     name (an alias, or unknown): those take the general path."""
     _, wanted, customs, _ = key
-    columns = tuple(_stamp_columns(org_id, wanted, customs))
+    columns = tuple(_stamp_columns(org_id, wanted, customs, ordered=s.get_bind().dialect.name == "postgresql"))
     rows = s.execute(select(EntityType.name, EntityType.primary_key_field, EntityType.secondary_keys,
                             *columns).where(EntityType.org_id == org_id)).all()
     if not rows or wanted not in {r[0] for r in rows}:

@@ -201,3 +201,31 @@ def _search_or_error(engine: Services, org: str, q: SearchQuery) -> tuple[Search
     except ValidationFailed as exc:
         assert "unknown property" in str(exc)
         return "unknown", []
+
+
+def test_the_org_types_stamp_does_not_depend_on_the_plan(backend: str, engine: Services):
+    """The stamp's aggregate of the org's types is the same whichever way PostgreSQL reads ``entity_types`` (an
+    index scan in name order, a sequential scan in insertion order): a page statement run as a generic prepared
+    plan must read the stamp its facts statement read, or every search re-reads the facts."""
+    import pytest
+    from sqlalchemy import select
+
+    from memrelay.engine.stores.search import _stamp_columns
+
+    if backend != "postgres":
+        pytest.skip("SQLite plans this subquery one way")
+    org, _ = _load(engine, 3)
+    stamp = select(_stamp_columns(org, "contact", (), ordered=True)[0])
+    unordered = select(_stamp_columns(org, "contact", (), ordered=False)[0])
+    read: dict[tuple[str, bool], Any] = {}
+    for scan, settings in (("index", ("enable_seqscan",)), ("seq", ("enable_indexscan", "enable_bitmapscan",
+                                                                    "enable_indexonlyscan"))):
+        with engine.db.engine.connect() as c:
+            for setting in settings:
+                c.exec_driver_sql(f"SET LOCAL {setting} = off")
+            read[(scan, True)] = c.execute(stamp).scalar()
+            read[(scan, False)] = c.execute(unordered).scalar()
+    assert read[("index", True)] == read[("seq", True)]
+    assert len(read[("index", True)].split(";")) > 2
+    # what the order fixes: the two scans return the org's types in different orders
+    assert read[("index", False)] != read[("seq", False)]
