@@ -34,6 +34,11 @@ def terms_of(text: str) -> frozenset[str]:
     return frozenset(stems).union(parts)
 
 
+def idf_of(holding: int, n_docs: int) -> float:
+    """A term's weight when ``holding`` of ``n_docs`` candidates contain it: ``ln(1 + (N - n + 0.5) / (n + 0.5))``."""
+    return math.log(1.0 + (n_docs - holding + 0.5) / (holding + 0.5))
+
+
 def keyword_coverage(
     query: str, docs: list[frozenset[str]], extra_terms: frozenset[str] = frozenset()
 ) -> np.ndarray:
@@ -46,7 +51,7 @@ def keyword_coverage(
     common = [d & terms for d in docs]
     df = Counter(chain.from_iterable(common))
     n_docs = len(docs)
-    idf = {term: math.log(1.0 + (n_docs - df[term] + 0.5) / (df[term] + 0.5)) for term in terms}
+    idf = {term: idf_of(df[term], n_docs) for term in terms}
     total = sum(idf.values())
     if total <= 0:
         return out

@@ -14,7 +14,6 @@ no LLM is configured.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from memrelay.engine.memory.entity_vectors import (
     stale_topics,
     stamps_from,
 )
-from memrelay.engine.memory.hybrid import keyword_coverage, terms_of
+from memrelay.engine.memory.hybrid import idf_of, keyword_coverage, terms_of
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
@@ -253,55 +252,23 @@ def _stale_families(row: dict[str, Any]) -> frozenset[str]:
 
 def topic_parts(query: str, rows: list[dict[str, Any]], *, answers: bool = True,
                 index: RowIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(stale, topical) of each memory for ``query``, in one pass over the rows — what :func:`score_parts` reads.
+    """(stale, topical) of each memory for ``query`` — what :func:`score_parts` reads.
 
     ``stale``: the memory's value on a topic the query asks about is outdated — a newer memory replaced it (its
     provenance's staleTopics), or a newer candidate of the same record states another value on that topic
     (:func:`_outdated_groups`). ``topical``: :func:`topic_matches`, but 0 where stale (0 everywhere unless
-    ``answers``). ``index``: the rows' :class:`RowIndex` (the same result, visiting only the rows on an asked
-    topic)."""
+    ``answers``). Read from the rows' :class:`RowIndex` (``index``: a cached record's; else one built for these
+    rows): only the rows on an asked topic family, in row order, have their answer computed."""
     n = len(rows)
     asked = question_topics(query)
     if not asked:
         return np.zeros(n, dtype=bool), np.zeros(n)
     whose = _whose(query, asked) if answers else frozenset()
-    if index is not None:
-        return _indexed_topic_parts(rows, index, asked, whose, answers)
-    marked: list[bool] = []
-    topical: list[float] = []
-    on_topic: dict[Any, list[int]] = {}
-    for i, r in enumerate(rows):
-        families = r.get("_staleFamilies")
-        if families is None:
-            families = _stale_families(r)
-        if asked & families:
-            marked.append(True)
-            topical.append(0.0)
-            continue
-        marked.append(False)
-        topics = r.get("_topics")
-        if topics is None:
-            topics = _topics(r)
-        if asked & topics:
-            if r.get("ts") is not None:
-                on_topic.setdefault(r.get("recordId"), []).append(i)
-            topical.append(_answers(r, asked, whose) if answers else 0.0)
-        else:
-            topical.append(0.0)
-    stale = np.array(marked, dtype=bool)
-    if on_topic:
-        stale |= _outdated_groups(asked, rows, on_topic)
-    return stale, np.where(stale, 0.0, np.array(topical, dtype=np.float64))
-
-
-def _indexed_topic_parts(rows: list[dict[str, Any]], index: RowIndex, asked: frozenset[str], whose: frozenset[str],
-                         answers: bool) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`topic_parts` read from ``index``: the rows on an asked topic family, in row order, are the only ones
-    whose answer is computed (every other row is 0 and not stale, as in the pass over every row)."""
+    index = RowIndex(rows) if index is None else index
     stale_of, topics_of = index.stale(), index.topics()
     marked = {i for family in asked for i in stale_of.get(family, ())}
-    stale = np.zeros(len(rows), dtype=bool)
-    topical = np.zeros(len(rows), dtype=np.float64)
+    stale = np.zeros(n, dtype=bool)
+    topical = np.zeros(n, dtype=np.float64)
     if marked:
         stale[list(marked)] = True
     on_topic: dict[Any, list[int]] = {}
@@ -514,8 +481,7 @@ def indexed_coverage(query: str, rows: list[dict[str, Any]], index: RowIndex, as
         return out
     stems, kinds = index.stems(), (index.kinds(asked, subject) if asked else {})
     holding = {term: (kinds.get(term, ()) if term in asked else stems.get(term, ())) for term in terms}
-    n_docs = len(rows)
-    idf = {term: math.log(1.0 + (n_docs - len(holding[term]) + 0.5) / (len(holding[term]) + 0.5)) for term in terms}
+    idf = {term: idf_of(len(holding[term]), len(rows)) for term in terms}
     total = sum(idf.values())
     if total <= 0:
         return out
