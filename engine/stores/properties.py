@@ -298,23 +298,14 @@ def apply_coerced(record: Record, coerced: dict[str, Any], current: dict[str, Cu
 
 class BatchStamp:
     """What the new records of one bulk batch share, computed once per batch instead of once per record: the
-    batch's time (every new record's ``created_at``/``updated_at``, as one transaction's rows), its driver form,
-    and per provenance object the bounded source time (driver form too) and the evidence's JSON text."""
+    batch's time (every new record's ``created_at``/``updated_at``, as one transaction's rows) and its driver
+    forms."""
 
-    __slots__ = ("now", "form", "now_d", "applied_d", "_provs")
+    __slots__ = ("now", "form", "now_d", "applied_d")
 
     def __init__(self, now: datetime, form: DriverForm) -> None:
         self.now, self.form = now, form
         self.now_d, self.applied_d = form.datetime(now), form.boolean(True)
-        self._provs: dict[int, tuple[Provenance, datetime, Any, str]] = {}
-
-    def of(self, prov: Provenance) -> tuple[datetime, Any, str]:
-        """``(source time, its driver form, evidence JSON)`` of ``prov`` in this batch."""
-        got = self._provs.get(id(prov))
-        if got is None or got[0] is not prov:  # keyed by identity: the entry holds the object, so ids stay unique
-            src_ts = bounded_source_ts(prov.source_ts, self.now)
-            got = self._provs[id(prov)] = (prov, src_ts, self.form.datetime(src_ts), json_text(prov.evidence))
-        return got[1], got[2], got[3]
 
 
 def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, CurrentValue],
@@ -326,7 +317,8 @@ def apply_new(record: Record, coerced: dict[str, Any], current: dict[str, Curren
     payloads spliced from that text). Same rows, same result, same events as :func:`apply_coerced`."""
     if current or not coerced:
         return apply_coerced(record, coerced, current, schema, prov, writes)
-    src_ts, ts_d, evidence = stamp.of(prov)
+    src_ts = bounded_source_ts(prov.source_ts, stamp.now)  # each item has its own provenance (event id, time)
+    ts_d, evidence = stamp.form.datetime(src_ts), json_text(prov.evidence)
     now_d, applied_d = stamp.now_d, stamp.applied_d
     record.version += 1
     record.updated_at = stamp.now
