@@ -61,7 +61,6 @@ def main() -> None:
     eng.migrate()
     org = eng.tenancy.create_org(f"bench-{int(time.time())}")
     rnd = random.Random(7)
-    prov = Provenance(source="bench")
 
     # The baseline: the same rows x 10 columns with raw executemany into a plain table. Batches alternate
     # (memrelay 500 records, then the raw insert of the same 500 rows, each in its own transaction), so
@@ -80,7 +79,9 @@ def main() -> None:
     load_before = os.getloadavg()
     for start in range(0, args.records, batch):
         t0 = time.perf_counter()
-        items = [(Identifiers(type="contact", email=f"user{i}@example.com"), row(i, rnd), prov)
+        # one provenance per item, as a sync's backfill gives each record (its own event id)
+        items = [(Identifiers(type="contact", email=f"user{i}@example.com"), row(i, rnd),
+                  Provenance(source="bench", source_event_id=f"bench:{i}"))
                  for i in range(start, min(args.records, start + batch))]
         if profile is not None:
             profile.enable()
