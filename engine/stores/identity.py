@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 from memrelay.engine.core.emails import clean_email, email_problem
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from memrelay.engine.stores.access_filter import needs_orm
+from memrelay.engine.stores.db import driver_select
+from memrelay.engine.stores.db.driver_select import DriverSelect
 from memrelay.engine.stores.db.models import EntityType, Record, RecordKey
 
 ACCEPTED_IDENTIFIERS = ["email", "website_url", "record_id", "customKeyName + customKeyValue", "customKeys"]
@@ -372,26 +374,32 @@ def holders(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[st
     params: dict[str, Any] = {"org": org_id} if types is None else {"org": org_id, "types": types}
     for name, value in ids.keys():
         by_id = _is_record_id(name, value)
-        stmt = _holders_statement(by_id, types is not None, columns)
+        stmt, driver = _holders_statement(by_id, types is not None, columns)
         bound = {**params, "rid": value} if by_id else {**params, "name": name, "value": value, "limit": limit}
-        rows = s.execute(stmt, bound) if needs_orm(s) else s.connection().execute(stmt, bound)
+        if driver is not None and driver_select.usable(s):
+            rows: Any = driver.rows(s.get_bind(), bound)
+        else:
+            rows = s.execute(stmt, bound) if needs_orm(s) else s.connection().execute(stmt, bound)
         found = [Holder(r[0], r[1], tuple(r[2:])) for r in rows]
         if found or by_id:
             return found
     return []
 
 
-_HOLDER_STATEMENTS: dict[tuple[bool, bool, int], tuple[Any, tuple[Any, ...]]] = {}
+_HOLDER_STATEMENTS: dict[tuple[bool, bool, int], tuple[Any, DriverSelect | None, tuple[Any, ...]]] = {}
 
 
-def _holders_statement(by_id: bool, typed: bool, columns: tuple[Any, ...]) -> Any:
+def _holders_statement(by_id: bool, typed: bool, columns: tuple[Any, ...]) -> tuple[Any, DriverSelect | None]:
     """The statement of :func:`holders`, built once per variant and kept (building an ORM select per call cost more
-    than the indexed lookup itself). ORM-enabled, so a department key's access criteria (stores/access_filter.py)
-    apply to it as to any read; without such a scope :func:`holders` runs it as Core (``needs_orm``)."""
+    than the indexed lookup itself), and its :class:`DriverSelect` (None for the typed variant: an expanding IN).
+    ORM-enabled, so a department key's access criteria (stores/access_filter.py) apply to it as to any read.
+    Without such a scope, as the first read of its session (``driver_select.usable``), :func:`holders` runs it
+    on a driver connection (a warm scoped recall's only statement: a fifth of the session path's cost); later in
+    a session, as Core on the session's connection."""
     key = (by_id, typed, id(columns))
     hit = _HOLDER_STATEMENTS.get(key)
-    if hit is not None and hit[1] is columns:
-        return hit[0]
+    if hit is not None and hit[2] is columns:
+        return hit[0], hit[1]
     q = select(Record.id, Record.entity_type, *columns).where(Record.org_id == bindparam("org"),
                                                               Record.deleted_at.is_(None))
     if typed:
@@ -403,8 +411,9 @@ def _holders_statement(by_id: bool, typed: bool, columns: tuple[Any, ...]) -> An
              .where(RecordKey.org_id == bindparam("org"), RecordKey.key_name == bindparam("name"),
                     RecordKey.key_value == bindparam("value"))
              .order_by(Record.created_at, Record.id).limit(bindparam("limit")))
-    _HOLDER_STATEMENTS[key] = (q, columns)
-    return q
+    driver = None if typed else DriverSelect(q)
+    _HOLDER_STATEMENTS[key] = (q, driver, columns)
+    return q, driver
 
 
 def not_found(s: Session, org_id: str, ids: Identifiers, entity_type: str | None,

@@ -14,8 +14,10 @@ from sqlalchemy import event, insert
 
 from memrelay.composition import Services
 from memrelay.engine.core.util import new_id, utcnow
+from memrelay.engine.memory.entity_vectors import STAMP_COLUMNS
 from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.stores.db.models import Memory, Record, RecordKey
+from memrelay.engine.stores.identity import _holders_statement
 
 
 def _org_with_memories(engine: Services, records: int, per_record: int) -> str:
@@ -61,6 +63,9 @@ def _recall_statement(engine: Services, org: str, email: str) -> tuple[str, Any]
         event.remove(engine.db.read_engine, "before_cursor_execute", grab)
     assert out["results"], out
     assert len(seen) == 1
+    # the text a warm recall runs on a driver connection (stores/db/driver_select.py) is this one: its plan too
+    driver = _holders_statement(False, False, STAMP_COLUMNS)[1]
+    assert driver is not None and driver.compiled(engine.db.read_engine.dialect)[0] == seen[0][0]
     return seen[0]
 
 

@@ -1,0 +1,104 @@
+"""One prebuilt SELECT run on a pooled driver connection, outside any session: a hot read's only statement.
+
+A warm scoped recall runs one indexed lookup (the record by its key, with its stamps). Through a session its
+SQL took ~40 µs on SQLite and SQLAlchemy's session, connection, transaction and execution context ~200 µs more.
+:class:`DriverSelect` compiles its statement once per dialect and runs it on a connection checked out of the same
+pool (the pool's checkout hooks still run: PostgreSQL's idle ping), with SQLAlchemy's own result processing per
+column, so its rows equal the Core path's. Errors are raised as SQLAlchemy's ``DBAPIError`` subclasses (the
+gateway's one handler renders them) and a connection that lost its server is invalidated, as SQLAlchemy does.
+
+The statement runs in a snapshot of its own: SQLite in autocommit (a lone SELECT is its own read transaction),
+PostgreSQL in autocommit as every read session's statement does. Callers use it only where neither ORM events
+(a department key's access criteria) nor a transaction already open in the caller's session must see the read
+(:func:`usable`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from memrelay.engine.stores.access_filter import needs_orm
+
+Processor = Callable[[Any], Any] | None
+
+
+def usable(s: Session) -> bool:
+    """Whether a read for session ``s`` may run outside it: no record-restricting access scope or pending change
+    (:func:`~memrelay.engine.stores.access_filter.needs_orm`) and no transaction of ``s`` yet (its reads so far
+    define a snapshot a later read must share; a write session's own uncommitted rows are only visible to it)."""
+    return not s.in_transaction() and not needs_orm(s)
+
+
+class _Compiled:
+    def __init__(self, stmt: Select[Any], dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        if any(b.expanding for b in compiled.binds.values()) or compiled.escaped_bind_names:
+            raise ValueError("DriverSelect: expanding or escaped parameter names are not supported")
+        self.sql = str(compiled)
+        self.defaults = {name: b.effective_value for name, b in compiled.binds.items() if not b.required}
+        self.positional = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        self.processors: list[Processor] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns]
+
+    def parameters(self, params: Mapping[str, Any]) -> Any:
+        values = {**self.defaults, **params}
+        return [values[name] for name in self.positional] if self.positional is not None else values
+
+
+class DriverSelect:
+    """``stmt`` (a SELECT whose parameters are plain values: strings, numbers) run on a driver connection.
+
+    Rows are tuples of the statement's selected columns, processed as SQLAlchemy would. Thread-safe; one compiled
+    form per dialect name is kept."""
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
+        """The SQL text this statement runs on ``dialect`` and the function that binds its parameters."""
+        c = self._compiled.get(dialect.name)
+        if c is None:
+            c = self._compiled[dialect.name] = _Compiled(self.stmt, dialect)
+        return c.sql, c.parameters
+
+    def rows(self, engine: Engine, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run on a connection of ``engine``'s pool (returned to it before this returns)."""
+        dialect = engine.dialect
+        c = self._compiled.get(dialect.name)
+        if c is None:
+            self.compiled(dialect)
+            c = self._compiled[dialect.name]
+        bound = c.parameters(params)
+        fairy = engine.raw_connection()
+        try:
+            driver = fairy.driver_connection
+            autocommit = dialect.name == "postgresql" and not driver.autocommit  # type: ignore[union-attr]
+            if autocommit:
+                driver.autocommit = True  # type: ignore[union-attr]
+            cursor = fairy.cursor()
+            try:
+                cursor.execute(c.sql, bound)
+                raw = cursor.fetchall()
+            except dialect.loaded_dbapi.Error as exc:
+                if dialect.is_disconnect(exc, fairy.dbapi_connection, cursor):
+                    fairy.invalidate(exc)
+                raise DBAPIError.instance(c.sql, bound, exc, dialect.loaded_dbapi.Error,
+                                          connection_invalidated=not fairy.is_valid, dialect=dialect) from exc
+            finally:
+                if fairy.is_valid:
+                    cursor.close()
+                    if autocommit:
+                        driver.autocommit = False  # type: ignore[union-attr]
+        finally:
+            fairy.close()
+        processors = c.processors
+        if not any(processors):
+            return [tuple(r) for r in raw]
+        return [tuple(v if p is None else p(v) for p, v in zip(processors, r, strict=True)) for r in raw]
