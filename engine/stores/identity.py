@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from memrelay.engine.core.emails import clean_email, email_problem
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from memrelay.engine.stores.access_filter import needs_orm
-from memrelay.engine.stores.db import driver_select
 from memrelay.engine.stores.db.driver_select import DriverSelect
 from memrelay.engine.stores.db.models import EntityType, Record, RecordKey
 
@@ -376,7 +375,7 @@ def holders(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[st
         by_id = _is_record_id(name, value)
         stmt, driver = _holders_statement(by_id, types is not None, columns)
         bound = {**params, "rid": value} if by_id else {**params, "name": name, "value": value, "limit": limit}
-        if driver is not None and driver_select.usable(s):
+        if driver is not None and not s.in_transaction() and not needs_orm(s):
             rows: Any = driver.rows(s.get_bind(), bound)
         else:
             rows = s.execute(stmt, bound) if needs_orm(s) else s.connection().execute(stmt, bound)
@@ -393,7 +392,8 @@ def _holders_statement(by_id: bool, typed: bool, columns: tuple[Any, ...]) -> tu
     """The statement of :func:`holders`, built once per variant and kept (building an ORM select per call cost more
     than the indexed lookup itself), and its :class:`DriverSelect` (None for the typed variant: an expanding IN).
     ORM-enabled, so a department key's access criteria (stores/access_filter.py) apply to it as to any read.
-    Without such a scope, as the first read of its session (``driver_select.usable``), :func:`holders` runs it
+    Without such a scope or pending changes (``needs_orm``), as the first read of its session (a later one must
+    share the session's snapshot, a write session's uncommitted rows included), :func:`holders` runs it
     on a driver connection (a warm scoped recall's only statement: a fifth of the session path's cost); later in
     a session, as Core on the session's connection."""
     key = (by_id, typed, id(columns))

@@ -16,6 +16,7 @@ from memrelay.engine.core.access import UNRESTRICTED, AccessScope
 from memrelay.engine.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from memrelay.engine.core.util import new_id, utcnow
 from memrelay.engine.stores.db.database import Database
+from memrelay.engine.stores.db.driver_select import DriverSelect
 from memrelay.engine.stores.db.models import ApiKey, Org
 
 SCOPES = ("read", "write", "admin")
@@ -47,6 +48,8 @@ _KEY_LOOKUP = (select(ApiKey.id, ApiKey.org_id, Org.name, ApiKey.scopes, ApiKey.
                .join(Org, Org.id == ApiKey.org_id)
                .where(ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)))
 """The live key with a digest (built once: building the select cost more than the indexed lookup)."""
+_KEY_LOOKUP_DRIVER = DriverSelect(_KEY_LOOKUP)
+"""Run on a driver connection: keys and orgs hold no department-filtered rows, and no session is needed."""
 
 
 class Tenancy:
@@ -138,8 +141,8 @@ class Tenancy:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
         if len(plaintext) > 200:
             raise Unauthorized("invalid or revoked API key")
-        with self.db.read() as s:  # keys and orgs hold no department-filtered rows: Core, one prebuilt statement
-            row = s.connection().execute(_KEY_LOOKUP, {"digest": hash_key(plaintext)}).first()
+        rows = _KEY_LOOKUP_DRIVER.rows(self.db.read_engine, {"digest": hash_key(plaintext)})
+        row = rows[0] if rows else None
         if row is None:
             raise Unauthorized("invalid or revoked API key")
         key_id, org_id, org_name, scopes, rate, access = row

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from memrelay.composition import Services
 from memrelay.engine.core.access import AccessScope, access_scope
+from memrelay.engine.core.errors import Unauthorized
 from memrelay.engine.memory.entity_vectors import STAMP_COLUMNS
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.recall import RecallRequest
@@ -136,3 +137,17 @@ def test_a_dropped_connection_raises_sqlalchemys_error_and_the_next_read_reconne
 def test_the_typed_variant_has_no_driver_form() -> None:
     assert _holders_statement(False, True, STAMP_COLUMNS)[1] is None
     assert _holders_statement(False, False, STAMP_COLUMNS)[1] is not None
+
+
+def test_an_api_key_lookup_runs_on_the_driver_with_its_json_columns_decoded(engine: Services, org: str,
+                                                                           backend: str) -> None:
+    key, row = engine.tenancy.create_key(org, scopes=["read"], rate_limit_per_minute=77,
+                                         access=AccessScope.of(entity_types=["company"]))
+    with _Statements(engine.db) as seen:
+        info = engine.tenancy.authenticate(key)
+    assert seen.executed == 0 and seen.checkouts == 1
+    assert (info.key_id, info.org_id, info.scopes, info.rate_limit_per_minute) == (row.id, org, ("read",), 77)
+    assert info.access.entity_types == frozenset({"company"}) and info.access.org_id == org
+    engine.tenancy.revoke_key(row.id)
+    with pytest.raises(Unauthorized):
+        engine.tenancy.authenticate(key)  # revoked: the next lookup, in every process, misses it

@@ -1,7 +1,8 @@
 """One prebuilt SELECT run on a pooled driver connection, outside any session: a hot read's only statement.
 
-A warm scoped recall runs one indexed lookup (the record by its key, with its stamps). Through a session its
-SQL took ~40 µs on SQLite and SQLAlchemy's session, connection, transaction and execution context ~200 µs more.
+Every API request looks its key up (stores/tenancy.py) and a warm scoped recall runs one indexed lookup (the
+record by its key, with its stamps: stores/identity.py). Through a session such a lookup took ~40 µs of SQL on
+SQLite and ~200 µs more of SQLAlchemy's session, connection, transaction and execution context.
 :class:`DriverSelect` compiles its statement once per dialect and runs it on a connection checked out of the same
 pool (the pool's checkout hooks still run: PostgreSQL's idle ping), with SQLAlchemy's own result processing per
 column, so its rows equal the Core path's. Errors are raised as SQLAlchemy's ``DBAPIError`` subclasses (the
@@ -9,8 +10,7 @@ gateway's one handler renders them) and a connection that lost its server is inv
 
 The statement runs in a snapshot of its own: SQLite in autocommit (a lone SELECT is its own read transaction),
 PostgreSQL in autocommit as every read session's statement does. Callers use it only where neither ORM events
-(a department key's access criteria) nor a transaction already open in the caller's session must see the read
-(:func:`usable`).
+(a department key's access criteria) nor a transaction already open in the caller's session must see the read.
 """
 
 from __future__ import annotations
@@ -20,19 +20,9 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from memrelay.engine.stores.access_filter import needs_orm
-
 Processor = Callable[[Any], Any] | None
-
-
-def usable(s: Session) -> bool:
-    """Whether a read for session ``s`` may run outside it: no record-restricting access scope or pending change
-    (:func:`~memrelay.engine.stores.access_filter.needs_orm`) and no transaction of ``s`` yet (its reads so far
-    define a snapshot a later read must share; a write session's own uncommitted rows are only visible to it)."""
-    return not s.in_transaction() and not needs_orm(s)
 
 
 class _Compiled:
