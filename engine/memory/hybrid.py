@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -26,6 +27,7 @@ def keyword_scores(query: str, texts: list[str]) -> np.ndarray:
     return keyword_coverage(query, [terms_of(t) for t in texts])
 
 
+@lru_cache(maxsize=4096)
 def terms_of(text: str) -> frozenset[str]:
     """The keyword terms of a text: its content stems, and the parts of hyphenated ones ("day-to-day owner" also
     has "day" and "owner")."""

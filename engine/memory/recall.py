@@ -14,11 +14,12 @@ no LLM is configured.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -372,6 +373,7 @@ _PLACE_RE = re.compile(r"\b(?:in|from|to|near|outside|across)\s+(?:the\s+)?(?P<p
                        r"(?:\s+(?-i:[A-Z][\w'’-]+)){0,2})", re.I)
 
 
+@lru_cache(maxsize=4096)
 def answer_kinds_asked(query: str) -> frozenset[str]:
     """The kinds of value a question asks for ("=when", "=count", "=money", "=person", "=place")."""
     return frozenset(kind for kind, rx in _ASKS.items() if rx.search(query))
@@ -609,18 +611,27 @@ class SubjectFree:
             basis = name_basis(np.asarray(name_vecs), len(query_vec))
         q = np.asarray(query_vec, dtype=np.float64)
         q = q - basis @ (basis.T @ q)
-        norm = float(np.linalg.norm(q))
+        norm = math.sqrt(q.dot(q))  # what np.linalg.norm computes for a vector, without its dispatch
         self.basis = basis
         self.query = q / norm if norm > 1e-6 else None
 
-    def cosines(self, matrix: np.ndarray) -> np.ndarray | None:
-        """The subject-free cosine of each memory (None when the question is nothing but the names)."""
+    def cosines(self, matrix: np.ndarray, memo: dict[str, Any] | None = None) -> np.ndarray | None:
+        """The subject-free cosine of each memory (None when the question is nothing but the names). ``memo``: a
+        cached record's (:attr:`EntityVectors.memo`) when ``matrix`` is its whole matrix — the memories' floored
+        norms off the names' span depend only on it and the basis, so they are kept there for this basis."""
         if self.query is None or not len(matrix):
             return None
         m = np.asarray(matrix, dtype=np.float64)
-        along = m @ self.basis
-        rest = np.sqrt(np.maximum(np.einsum("ij,ij->i", m, m) - np.einsum("ij,ij->i", along, along), 0.0))
-        return (m @ self.query) / np.maximum(rest, SUBJECT_MIN_NORM)
+        kept = memo.get("subjectFreeNorms") if memo is not None else None
+        if kept is not None and kept[0] is self.basis:
+            floored = kept[1]
+        else:
+            along = m @ self.basis
+            rest = np.sqrt(np.maximum(np.einsum("ij,ij->i", m, m) - np.einsum("ij,ij->i", along, along), 0.0))
+            floored = np.maximum(rest, SUBJECT_MIN_NORM)
+            if memo is not None:
+                memo["subjectFreeNorms"] = (self.basis, floored)
+        return (m @ self.query) / floored
 
 
 def score_parts(query: str, rows: list[dict[str, Any]], sims: np.ndarray, calibration: Calibration, *,
@@ -818,8 +829,7 @@ class Recall:
                 mask = np.ones(len(ev.rows), dtype=bool) if req.include_superseded else ev.live
                 if not req.include_expired:
                     mask = mask & (ev.expires > now)
-                idx = np.flatnonzero(mask)
-                hits += [[] for _ in idx]
+                idx = np.flatnonzero(mask)  # no filters: ``hits`` (filters matched, for explain) stays unread
             else:
                 idx = np.array([i for i, row in enumerate(ev.rows) if keep(row, hits)], dtype=np.int64)
             if len(idx) == len(ev.rows):  # every memory a candidate: the cached arrays as they are
@@ -839,7 +849,8 @@ class Recall:
         subject = self._subject(s, org_id, scope, stamps)
         stripped, free = self._subject_free(subject, req.query, qvec)
         return self._ranked(rows, matrix @ qvec, hits, req, cap=None if req.groupByRecord else req.limit,
-                            subject_free=free.cosines(matrix) if free is not None else None, keyword_query=stripped,
+                            subject_free=free.cosines(matrix, looked_up[0][0].memo if whole else None)
+                            if free is not None else None, keyword_query=stripped,
                             subject=subject.words, ts=epochs[0] if len(epochs) == 1 else np.concatenate(epochs),
                             superseded=gone[0] if len(gone) == 1 else np.concatenate(gone),
                             index=row_index(looked_up[0][0]) if whole else None)
