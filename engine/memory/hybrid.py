@@ -27,13 +27,18 @@ def keyword_scores(query: str, texts: list[str]) -> np.ndarray:
     return keyword_coverage(query, [terms_of(t) for t in texts])
 
 
-@lru_cache(maxsize=4096)
 def terms_of(text: str) -> frozenset[str]:
     """The keyword terms of a text: its content stems, and the parts of hyphenated ones ("day-to-day owner" also
     has "day" and "owner")."""
     stems = content_stems(text)
     parts = [stem(p) for s in stems if "-" in s for p in s.split("-") if len(p) > 2 and p not in STOPWORDS]
     return frozenset(stems).union(parts)
+
+
+@lru_cache(maxsize=4096)
+def query_terms(query: str) -> frozenset[str]:
+    """:func:`terms_of` a question, kept per text: a question asked of many records is analysed once."""
+    return terms_of(query)
 
 
 def idf_of(holding: int, n_docs: int) -> float:
@@ -46,7 +51,7 @@ def keyword_coverage(
 ) -> np.ndarray:
     """:func:`keyword_scores` over texts already reduced to their terms (:func:`terms_of`); ``extra_terms`` are
     query terms beyond its words (recall's answer kinds, "=when"), matched like words."""
-    terms = set(terms_of(query)) | extra_terms
+    terms = set(query_terms(query)) | extra_terms
     out = np.zeros(len(docs), dtype=np.float64)
     if not terms or not docs:
         return out

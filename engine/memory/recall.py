@@ -53,7 +53,7 @@ from memrelay.engine.memory.entity_vectors import (
     stale_topics,
     stamps_from,
 )
-from memrelay.engine.memory.hybrid import idf_of, keyword_coverage, terms_of
+from memrelay.engine.memory.hybrid import idf_of, keyword_coverage, query_terms, terms_of
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_identifiers
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
@@ -477,7 +477,7 @@ def indexed_coverage(query: str, rows: list[dict[str, Any]], index: RowIndex, as
     """:func:`~memrelay.engine.memory.hybrid.keyword_coverage` of ``query`` over the rows' docs (:func:`_docs`),
     read from ``index``: identical values (the same sets, summed in the same order), computed for the rows holding
     a query term only."""
-    terms = set(terms_of(query)) | asked
+    terms = set(query_terms(query)) | asked
     out = np.zeros(len(rows), dtype=np.float64)
     if not terms or not rows:
         return out
