@@ -6,6 +6,7 @@ an RQ worker before it registers (so before it counts as a live worker for ``/re
 
 * every service of :class:`~memrelay.composition.Services` (their modules are imported on first use);
 * SQLAlchemy's mappers (configured on the first ORM query) and one pooled connection;
+* the API key lookup (an unknown key looked up: its statement compiled);
 * the embedder, its tokenizer and its first ``embed`` (WordLlama/MiniLM load seconds of weights);
 * the cl100k token encoding (digests and context budgets count tokens);
 * litellm, when an LLM or a litellm embedder is configured (its import alone takes seconds and ~200 MB,
@@ -107,6 +108,13 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmR
         services.embedder.get()
         services.embedder.embed([WARM_TEXT])
 
+    def key_lookup() -> None:  # every request's API key lookup: its driver statement compiled on first use
+        from memrelay.engine.core.errors import Unauthorized
+        from memrelay.engine.stores.tenancy import KEY_PREFIX
+
+        with contextlib.suppress(Unauthorized):
+            services.tenancy.authenticate(KEY_PREFIX + "warm-up")
+
     def tokenizer() -> None:  # digests, context budgets: the cl100k encoding is built on first count
         from memrelay.engine.core.tokens import count_tokens
 
@@ -132,6 +140,7 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmR
 
     step("services", build_all)
     step("sql", sql)
+    step("key lookup", key_lookup)
     step("embedder", embedder, required=True)
     step("tokenizer", tokenizer)
     if llm_needed(services):
@@ -238,8 +247,10 @@ def _scoped_recall(services: Services, org_id: str) -> None:
         name, value = field_for_key_name(key[0]), key[1]
         by_key = Identifiers.model_validate({name: value} if key[0] in ("email", "website_url", "record_id")
                                             else {"customKeys": {name: value}})
+    # by key again last: the record now cached, its lookup is the session's first read and runs on the driver
+    # connection (stores/db/driver_select.py), whose statement is compiled on that first run
     for ids in ([by_key, by_key.model_copy(update={"type": entity_type})] if by_key is not None else []) + [
-            Identifiers(record_id=record_id)]:
+            Identifiers(record_id=record_id)] + ([by_key] if by_key is not None else []):
         services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1, identifiers=ids))
 
 

@@ -15,8 +15,11 @@ import requests
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
+from memrelay.engine.memory.entity_vectors import STAMP_COLUMNS
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.org_vectors import SnapshotStore
+from memrelay.engine.stores.identity import _holders_statement
+from memrelay.engine.stores.tenancy import _KEY_LOOKUP_DRIVER
 from memrelay.gateway.app import create_app, warm_app
 from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
 from memrelay.warmup import warm_services
@@ -84,11 +87,16 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     services = Services(configured)
     app = create_app(configured, services=services)
     assert not services.embedder.loaded
+    hot = [_KEY_LOOKUP_DRIVER, _holders_statement(False, False, STAMP_COLUMNS)[1]]
+    for driver in hot:  # compiled by an earlier test of this process or not: from scratch here
+        driver._compiled.clear()
     warm_app(app)
     state: Any = app.extensions["memrelay"]
     assert state.warm.ok and services.embedder.loaded and "litellm" in sys.modules
     assert {"services", "sql", "embedder", "tokenizer", "litellm", "orgs", "flask"} <= set(state.warm.steps)
     assert state.warm.errors == {}
+    # a request's key lookup and a warm scoped recall's statement run on the driver, compiled on first use: warmed
+    assert all(services.db.read_engine.dialect.name in driver._compiled for driver in hot)
     emb = services.embedder
     snap = SnapshotStore(configured.data_dir / "org_vectors", org, emb.name, emb.dim)
     assert snap.current_version() == 1  # the org-wide snapshot exists before the first request
