@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from memrelay.engine.core.emails import clean_email, email_problem
@@ -375,8 +376,9 @@ def holders(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[st
         by_id = _is_record_id(name, value)
         stmt, driver = _holders_statement(by_id, types is not None, columns)
         bound = {**params, "rid": value} if by_id else {**params, "name": name, "value": value, "limit": limit}
-        if driver is not None and not s.in_transaction() and not needs_orm(s):
-            rows: Any = driver.rows(s.get_bind(), bound)
+        bind = s.get_bind()
+        if driver is not None and isinstance(bind, Engine) and not s.in_transaction() and not needs_orm(s):
+            rows: Any = driver.rows(bind, bound)
         else:
             rows = s.execute(stmt, bound) if needs_orm(s) else s.connection().execute(stmt, bound)
         found = [Holder(r[0], r[1], tuple(r[2:])) for r in rows]
