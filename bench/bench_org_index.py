@@ -47,6 +47,8 @@ from typing import cast
 import numpy as np
 from sqlalchemy import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path: `bench.org_texts` from the repo root
+
 from memrelay.composition import Services
 from memrelay.engine.adapters.vector_index import to_blob
 from memrelay.engine.core.settings import Settings
