@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.util import as_aware
+from memrelay.engine.stores.access_filter import needs_orm
 from memrelay.engine.stores.db.models import Memory, Record, RecordKey
 
 T = TypeVar("T")
@@ -199,7 +200,8 @@ def load_many(s: Session, org_id: str, generations: dict[str, tuple[int, str]], 
     """Read the memories (embedded with ``embedder``) of several records in one statement: record id ->
     :class:`EntityVectors` stamped with its generation from ``generations``."""
     by_record: dict[str, list[Any]] = {rid: [] for rid in generations}
-    for r in s.execute(_LOAD, {"org": org_id, "ids": list(generations), "embedder": embedder}):
+    params = {"org": org_id, "ids": list(generations), "embedder": embedder}
+    for r in s.execute(_LOAD, params) if needs_orm(s) else s.connection().execute(_LOAD, params):
         by_record[r.record_id].append(r)
     return {rid: _vectors(rid, rows, generations[rid], dim) for rid, rows in by_record.items()}
 
@@ -229,8 +231,9 @@ def _json(raw: str | None) -> Any:
 _EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict, "null": lambda: None}
 
 # Built once with bind parameters, in memory id order (as the cached rows always were); an ORM-enabled statement, so a
-# department key's access criteria (stores/access_filter.py) apply as to any read. The JSON columns are read as text
-# (see _json: most are empty).
+# department key's access criteria (stores/access_filter.py) apply as to any read — run through the ORM only then
+# (``needs_orm``), else as Core on the session's connection. The JSON columns are read as text (see _json: most are
+# empty).
 _LOAD = (select(Memory.id, Memory.record_id, Memory.text, Memory.embedding, Memory.ts,
                 cast(Memory.tags, Text).label("tags"), Memory.speaker, Memory.topic, Memory.superseded_by,
                 Memory.entity_type, Memory.source, Memory.seen_count, cast(Memory.meta, Text).label("meta"),

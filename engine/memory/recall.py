@@ -59,6 +59,7 @@ from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_id
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
 from memrelay.engine.memory.recall_filters import compile_filters
 from memrelay.engine.memory.score_calibration import Calibration, calibration_for
+from memrelay.engine.stores.access_filter import needs_orm
 from memrelay.engine.stores.collections import normalise_entity_type
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Collection, EntityType, Memory, PropertyValue, Record, RecordKey
@@ -541,7 +542,9 @@ def subject_names(s: Session, record_ids: list[str]) -> list[str]:
 
     ids = record_ids[:MAX_SCOPE]
     keys: dict[str, dict[str, str]] = {}  # record -> its first email and website_url keys (as record_keys renders)
-    for kind, rid, name, value, _ in s.execute(_NAME_ROWS, {"ids": ids, "names": SUBJECT_PROPERTIES}):
+    params = {"ids": ids, "names": SUBJECT_PROPERTIES}
+    rows = s.execute(_NAME_ROWS, params) if needs_orm(s) else s.connection().execute(_NAME_ROWS, params)
+    for kind, rid, name, value, _ in rows:
         if kind == 0:  # a property value, as its JSON text
             value = json.loads(value) if value is not None else None
             add(_host_label(value) if name in _HOST_PROPERTIES and isinstance(value, str) else value)
@@ -560,7 +563,8 @@ def subject_names(s: Session, record_ids: list[str]) -> list[str]:
 
 # The names' sources in one statement, built once: the records' name properties (as JSON text: one column type for
 # both parts), then their email and website keys, each record's in the order they were added. ORM-enabled, so a
-# department key's access criteria (stores/access_filter.py) apply to both parts as to any read.
+# department key's access criteria (stores/access_filter.py) apply to both parts as to any read (run through the ORM
+# only then: ``needs_orm``).
 _NAME_ROWS = union_all(
     select(literal(0).label("kind"), PropertyValue.record_id.label("rid"), PropertyValue.name.label("name"),
            cast(PropertyValue.value, Text).label("value"), PropertyValue.id.label("seq"))
