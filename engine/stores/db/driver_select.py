@@ -53,41 +53,44 @@ class DriverSelect:
 
     def compiled(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
         """The SQL text this statement runs on ``dialect`` and the function that binds its parameters."""
+        c = self._form(dialect)
+        return c.sql, c.parameters
+
+    def _form(self, dialect: Dialect) -> _Compiled:
         c = self._compiled.get(dialect.name)
         if c is None:
             c = self._compiled[dialect.name] = _Compiled(self.stmt, dialect)
-        return c.sql, c.parameters
+        return c
 
     def rows(self, engine: Engine, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run on a connection of ``engine``'s pool (returned to it before this returns)."""
         dialect = engine.dialect
-        c = self._compiled.get(dialect.name)
-        if c is None:
-            self.compiled(dialect)
-            c = self._compiled[dialect.name]
+        c = self._form(dialect)
         bound = c.parameters(params)
         fairy = engine.raw_connection()
+        driver: Any = fairy.driver_connection
+        autocommit = dialect.name == "postgresql" and not driver.autocommit  # psycopg: no BEGIN/ROLLBACK round trip
+        cursor = None
         try:
-            driver = fairy.driver_connection
-            autocommit = dialect.name == "postgresql" and not driver.autocommit  # type: ignore[union-attr]
             if autocommit:
-                driver.autocommit = True  # type: ignore[union-attr]
+                driver.autocommit = True
             cursor = fairy.cursor()
-            try:
-                cursor.execute(c.sql, bound)
-                raw = cursor.fetchall()
-            except dialect.loaded_dbapi.Error as exc:
-                if dialect.is_disconnect(exc, fairy.dbapi_connection, cursor):
-                    fairy.invalidate(exc)
-                raise DBAPIError.instance(c.sql, bound, exc, dialect.loaded_dbapi.Error,
-                                          connection_invalidated=not fairy.is_valid, dialect=dialect) from exc
-            finally:
-                if fairy.is_valid:
-                    cursor.close()
-                    if autocommit:
-                        driver.autocommit = False  # type: ignore[union-attr]
+            cursor.execute(c.sql, bound)
+            raw = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, fairy.dbapi_connection, cursor):
+                fairy.invalidate(exc)
+            raise DBAPIError.instance(c.sql, bound, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=not fairy.is_valid, dialect=dialect) from exc
         finally:
-            fairy.close()
+            try:
+                if fairy.is_valid:
+                    if cursor is not None:
+                        cursor.close()
+                    if autocommit:
+                        driver.autocommit = False
+            finally:
+                fairy.close()
         processors = c.processors
         if not any(processors):
             return [tuple(r) for r in raw]
