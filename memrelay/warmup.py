@@ -195,14 +195,16 @@ def _warm_orgs(services: Services, max_orgs: int) -> None:
 
 
 def _search(services: Services, org_id: str) -> None:
-    """A typed search as the API runs it, twice: the first reads the org's facts (type, schema, keys) and the page,
-    the second — the facts now known to this process — the one statement every later search runs (see
-    ``search_page``); then the page's records rendered and documented (their statements and JSON)."""
+    """A typed search as the API runs it, three times: the first reads the org's facts (type, schema, keys) and the
+    page, the next ones — the facts now known to this process — the one statement every later search runs (see
+    ``search_page``); each renders and documents a page of 10 records (their statements and JSON). A one-record
+    page run twice left the first API search (10 records) at 2.2–2.3× its warm p50 in `bench/bench_warm.py`; this
+    one at 1.2–1.6×."""
     from memrelay.engine.stores.identity import Identifiers
     from memrelay.engine.stores.search import SearchQuery, search_page
 
-    query = SearchQuery(identifiers=Identifiers(type="contact"), limit=1)
-    for _ in range(2):
+    query = SearchQuery(identifiers=Identifiers(type="contact"), limit=10)
+    for _ in range(3):
         with services.db.read() as s:
             rows = search_page(s, services.collections, org_id, query).rows
             services.records.documented_records(s, org_id, services.records.render(s, rows))
