@@ -18,6 +18,7 @@ Usage: .venv/bin/python bench/bench_backfill.py [--contacts 2000] [--per-record-
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main() -> None:
               f"/record on top of {1000 / ceiling:.2f} ms/record without memories")
     finally:
         eng.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -176,6 +177,7 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(60)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
