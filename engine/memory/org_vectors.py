@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs
@@ -76,6 +76,11 @@ KMEANS_ITERS = 10
 ASSIGN_BATCH = 8192
 MADV_POPULATE_READ = 22  # Linux >= 5.14: fill the mapping's page tables now (older kernels: EINVAL)
 LOOKBACK_S = 30
+WINDOW_PROBE_MIN = 2000
+"""A look-back window that held at least this many rows when last read is probed before it is read again: its
+count, latest stamp and stamp checksum (one index-only aggregate) equal to the last read's mean nothing in it changed.
+A bulk import fills the window with every row it wrote; re-reading them at each query cost 274 ms at 1M memories
+(50,001 new rows) until the workers' rebuild."""
 # A due snapshot is rebuilt by the workers' round; a query rebuilds it itself only this many times past due.
 INLINE_REBUILD_FACTOR = 4
 BUILD_BATCH = 5000
@@ -155,6 +160,13 @@ class _OrgState:
     delta_types: list[str] = field(default_factory=list)
     checked_at: float = 0.0
     too_big: bool = False
+    window_rows: int = 0  # rows of the look-back window when it was last read
+    window: tuple[Any, ...] | None = None  # its probe (lower bound, count, latest, checksum), taken before that read
+
+    def reset_delta(self) -> None:
+        """Forget the delta (a new snapshot holds its rows)."""
+        self.delta, self.delta_stamps, self.seen_until = {}, {}, None
+        self.window_rows, self.window = 0, None
 
     def rebuild_views(self) -> None:
         live = [(mid, v, t) for mid, (v, t, ok) in self.delta.items() if ok]
@@ -307,7 +319,7 @@ class ExactOrgIndex:
         if st.snapshot is None or (store is not None and store.current_version() != st.snapshot.version):
             st.snapshot = store.load_or_build(s) if store is not None else _build(
                 s, org_id, embedder, dim, None, 0, self.ann_min_rows)
-            st.delta, st.delta_stamps, st.seen_until = {}, {}, None
+            st.reset_delta()
             st.rebuild_views()
         self._refresh_delta(s, st, org_id, embedder)
         snap = st.snapshot
@@ -323,7 +335,7 @@ class ExactOrgIndex:
                 s, org_id, embedder, dim, None, snap.version + 1, self.ann_min_rows, snap)
             assert rebuilt is not None
             st.snapshot = rebuilt
-            st.delta, st.delta_stamps, st.seen_until = {}, {}, None
+            st.reset_delta()
             st.rebuild_views()
             self._refresh_delta(s, st, org_id, embedder)
         st.checked_at = now
@@ -369,10 +381,17 @@ class ExactOrgIndex:
         # stamped after the newest stamp already read (or the snapshot's high-water mark), minus that overlap,
         # can be new — so a large delta (a snapshot due for its rebuild) is not re-read at every query.
         since = max((as_aware(t) for t in (snap.high_water, st.seen_until) if t is not None), default=None)
+        probe = None
         if since is not None:
-            scope.append(Memory.updated_at > since - timedelta(seconds=LOOKBACK_S))
+            lower = since - timedelta(seconds=LOOKBACK_S)
+            scope.append(Memory.updated_at > lower)
+            if st.window_rows >= WINDOW_PROBE_MIN:  # taken before the read: a change after it is seen next time
+                probe = (lower, *window_probe(s, org_id, lower))
+                if probe == st.window:
+                    return
         # Only ids and stamps for the window; vectors only for rows new or changed since we last looked.
         recent = s.connection().execute(select(Memory.id, Memory.updated_at).where(*scope)).all()  # Core: no ORM rows
+        st.window_rows, st.window = len(recent), probe
         if recent:
             newest = as_aware(max(ts for _, ts in recent))  # one kind per dialect: naive (SQLite) or aware
             st.seen_until = newest if st.seen_until is None else max(as_aware(st.seen_until), newest)
@@ -401,6 +420,20 @@ class ExactOrgIndex:
         if self.snapshot_dir is None:
             return None
         return SnapshotStore(self.snapshot_dir, org_id, embedder, dim, ann_min_rows=self.ann_min_rows)
+
+
+def window_probe(s: Session, org_id: str, lower: datetime) -> tuple[Any, ...]:
+    """(count, latest stamp, stamp checksum) of the org's memories stamped after ``lower``, every embedder's, from
+    ``ix_memories_org_updated`` alone. A row added, removed or stamped anew changes the count, or the checksum (the
+    stamps' exact sum: seconds and microseconds on SQLite, which stores them as text; the epoch on PostgreSQL)."""
+    stamp = Memory.updated_at
+    if s.get_bind().dialect.name == "sqlite":
+        checksum: tuple[Any, ...] = (func.sum(cast(func.strftime("%s", stamp), Integer)),
+                                     func.sum(cast(func.substr(stamp, 21), Integer)))
+    else:
+        checksum = (func.sum(func.extract("epoch", stamp)),)
+    q = select(func.count(), func.max(stamp), *checksum).where(Memory.org_id == org_id, stamp > lower)
+    return tuple(s.connection().execute(q).one())
 
 
 def _slug(text: str) -> str:

@@ -10,15 +10,18 @@ import json
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import event, insert, select, update
 
 from memrelay.composition import Services
-from memrelay.engine.adapters.vector_index import from_blobs
+from memrelay.engine.adapters.vector_index import from_blobs, to_blob
 from memrelay.engine.core.settings import Settings
+from memrelay.engine.core.util import as_aware, new_id
+from memrelay.engine.memory import org_vectors
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.org_vectors import INLINE_REBUILD_FACTOR, ExactOrgIndex, SnapshotStore
 from memrelay.engine.memory.recall import RecallRequest
@@ -140,6 +143,81 @@ def test_deleted_memories_leave_org_wide_recall(engine: Services) -> None:
     engine.memories.delete(org, [first])
     after = [r["memoryId"] for r in engine.recall.smart_recall(org, req)["results"]]
     assert first not in after and len(after) == 3
+
+
+def test_a_large_look_back_window_is_probed_not_read_again_and_every_change_is_seen(
+        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any) -> None:
+    """Once the window is large (a bulk import), queries probe it (count, latest, checksum) and read it again only
+    when something in it changed: a new row, a late commit stamped inside the window, a row stamped anew."""
+    monkeypatch.setattr(org_vectors, "WINDOW_PROBE_MIN", 1)
+    org = engine.tenancy.create_org("snap-window").id
+    seeded = _seed(engine, org, 20)
+    emb = engine.embedder
+    idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "memories.id, memories.updated_at" in statement:
+            reads.append(statement)
+
+    def search(text: str) -> list[str]:
+        q = emb.embed([text])[0]
+        with engine.db.read() as s:
+            got = idx.search(s, org, q, limit=5, embedder=emb.name, dim=emb.dim)
+        assert got == _brute_force(engine, org, q, 5)
+        return got
+
+    engines = {engine.db.engine, engine.db.read_engine}  # one engine on PostgreSQL
+    for e in engines:
+        event.listen(e, "before_cursor_execute", count)
+    try:
+        search("which database do they run")  # builds the snapshot, reads the window
+        search("which database do they run")  # reads it again, with a probe taken first
+        before = len(reads)
+        search("audit and compliance")
+        search("office location")
+        assert len(reads) == before  # unchanged window: probed, not read
+
+        new = _seed(engine, org, 1, start=100)  # a new row
+        assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
+        state = idx._orgs[(org, emb.name, emb.dim)]
+        assert state.seen_until is not None
+        # a late commit: a row stamped inside the window, before the newest stamp already seen
+        late_stamp = as_aware(state.seen_until) - timedelta(seconds=5)
+        late = _late_row(engine, org, "The Lisbon office opened in March (account 900).", late_stamp)
+        search("anything at all")  # the window changed (count): read again
+        assert search("The Lisbon office opened in March (account 900).")[0] == late
+        # a late-committed edit: an older row's vector changed, stamped inside the window below the newest stamp (the
+        # count and the latest stamp stay the same: only the checksum tells)
+        edited = seeded[3]
+        search("anything else")
+        text = "The Porto warehouse ships spare parts overnight (account 901)."
+        with engine.db.session() as s:
+            s.execute(update(Memory).where(Memory.id == edited).values(
+                text=text, embedding=to_blob(emb.embed([text])[0]),
+                updated_at=as_aware(state.seen_until) - timedelta(seconds=2)))
+        assert search(text)[0] == edited
+        # a row stamped anew inside the window (deleted): it leaves the results
+        gone = search("They run PostgreSQL on AWS (account 100).")[0]
+        engine.memories.delete(org, [gone])
+        assert gone not in search("They run PostgreSQL on AWS (account 100).")
+    finally:
+        for e in engines:
+            event.remove(e, "before_cursor_execute", count)
+
+
+def _late_row(engine: Services, org: str, text: str, stamp: datetime) -> str:
+    """A memory of an existing record written with an older stamp, as a transaction that commits late does."""
+    emb = engine.embedder
+    with engine.db.session() as s:
+        rec = s.scalar(select(Memory.record_id).where(Memory.org_id == org).limit(1))
+        mid = new_id("mem")
+        s.execute(insert(Memory), [{"id": mid, "org_id": org, "record_id": rec, "entity_type": "contact", "text": text,
+                                    "tags": [], "source": "test", "ts": stamp, "created_at": stamp,
+                                    "updated_at": stamp, "embedding": to_blob(emb.embed([text])[0]),
+                                    "embedder": emb.name, "seen_count": 1, "provenance": [],
+                                    "index_state": "pending"}])
+    return mid
 
 
 PROBE = textwrap.dedent("""
