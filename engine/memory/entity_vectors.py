@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.util import as_aware
-from memrelay.engine.stores.access_filter import needs_orm
+from memrelay.engine.stores.access_filter import execute_read
 from memrelay.engine.stores.db.models import Memory, Record, RecordKey
 
 T = TypeVar("T")
@@ -201,7 +201,7 @@ def load_many(s: Session, org_id: str, generations: dict[str, tuple[int, str]], 
     :class:`EntityVectors` stamped with its generation from ``generations``."""
     by_record: dict[str, list[Any]] = {rid: [] for rid in generations}
     params = {"org": org_id, "ids": list(generations), "embedder": embedder}
-    for r in s.execute(_LOAD, params) if needs_orm(s) else s.connection().execute(_LOAD, params):
+    for r in execute_read(s, _LOAD, params):
         by_record[r.record_id].append(r)
     return {rid: _vectors(rid, rows, generations[rid], dim) for rid, rows in by_record.items()}
 

@@ -59,7 +59,7 @@ from memrelay.engine.memory.memories import SELF_TYPE, lift_identifiers, self_id
 from memrelay.engine.memory.org_vectors import ExactOrgIndex
 from memrelay.engine.memory.recall_filters import compile_filters
 from memrelay.engine.memory.score_calibration import Calibration, calibration_for
-from memrelay.engine.stores.access_filter import needs_orm
+from memrelay.engine.stores.access_filter import execute_read
 from memrelay.engine.stores.collections import normalise_entity_type
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Collection, EntityType, Memory, PropertyValue, Record, RecordKey
@@ -543,8 +543,7 @@ def subject_names(s: Session, record_ids: list[str]) -> list[str]:
     ids = record_ids[:MAX_SCOPE]
     keys: dict[str, dict[str, str]] = {}  # record -> its first email and website_url keys (as record_keys renders)
     params = {"ids": ids, "names": SUBJECT_PROPERTIES}
-    rows = s.execute(_NAME_ROWS, params) if needs_orm(s) else s.connection().execute(_NAME_ROWS, params)
-    for kind, rid, name, value, _ in rows:
+    for kind, rid, name, value, _ in execute_read(s, _NAME_ROWS, params):
         if kind == 0:  # a property value, as its JSON text
             value = json.loads(value) if value is not None else None
             add(_host_label(value) if name in _HOST_PROPERTIES and isinstance(value, str) else value)

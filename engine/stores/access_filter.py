@@ -61,6 +61,12 @@ def needs_orm(s: Session) -> bool:
     return current_access().restricts_records or bool(s.new or s.dirty or s.deleted)
 
 
+def execute_read(s: Session, stmt: Any, params: dict[str, Any]) -> Any:
+    """Run a read statement (ORM-enabled, so a scope's criteria can apply) through the ORM when :func:`needs_orm`,
+    else as Core on the session's connection: same SQL, same transaction, rows as plain tuples."""
+    return s.execute(stmt, params) if needs_orm(s) else s.connection().execute(stmt, params)
+
+
 # --- what a scope covers --------------------------------------------------------------------------------
 def _resolve(scope: AccessScope, session: Session | None, conn: Connection | None) -> tuple[frozenset[str], frozenset[str] | None]:
     """(readable entity types, readable property names or None for all) of ``scope`` in its org."""

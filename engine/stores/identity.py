@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from memrelay.engine.core.emails import clean_email, email_problem
 from memrelay.engine.core.errors import BadRequest, Conflict, NotFound, ValidationFailed
-from memrelay.engine.stores.access_filter import needs_orm
+from memrelay.engine.stores.access_filter import execute_read, needs_orm
 from memrelay.engine.stores.db.driver_select import DriverSelect
 from memrelay.engine.stores.db.models import EntityType, Record, RecordKey
 
@@ -380,7 +380,7 @@ def holders(s: Session, org_id: str, ids: Identifiers, entity_types: Sequence[st
         if driver is not None and isinstance(bind, Engine) and not s.in_transaction() and not needs_orm(s):
             rows: Any = driver.rows(bind, bound)
         else:
-            rows = s.execute(stmt, bound) if needs_orm(s) else s.connection().execute(stmt, bound)
+            rows = execute_read(s, stmt, bound)
         found = [Holder(r[0], r[1], tuple(r[2:])) for r in rows]
         if found or by_id:
             return found

@@ -142,10 +142,9 @@ class Tenancy:
         if len(plaintext) > 200:
             raise Unauthorized("invalid or revoked API key")
         rows = _KEY_LOOKUP_DRIVER.rows(self.db.read_engine, {"digest": hash_key(plaintext)})
-        row = rows[0] if rows else None
-        if row is None:
+        if not rows:
             raise Unauthorized("invalid or revoked API key")
-        key_id, org_id, org_name, scopes, rate, access = row
+        key_id, org_id, org_name, scopes, rate, access = rows[0]
         return KeyInfo(key_id, org_id, org_name, tuple(scopes), rate,
                        AccessScope.from_json(access).for_org(org_id))
 
