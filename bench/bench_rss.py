@@ -18,13 +18,23 @@ shared page among its sharers, so the PSS total is the memory the tree really ho
 pages, and "distinct pages" = USS sum + the shared pages counted once. ``--detail`` prints, per process, anonymous
 and file-backed PSS and the mappings holding most.
 
+The kernel's own count: where the cgroup v1 memory controller is writable (``/sys/fs/cgroup/memory``, as root
+here), `memrelay up` starts in a memory cgroup of its own, and the bench prints what the kernel charges the tree
+— what a container's memory limit (``docker run -m``) counts: anonymous memory and page cache, every page once,
+and the peak. Before the start the data dir's files are dropped from the page cache (``POSIX_FADV_DONTNEED``) so
+the tree's own reads of them are charged to it; library files the bench process itself has mapped stay cached
+and are not charged (at most the per-process "shared clean" figure of ``--detail``). ``--limit-mb 1024`` also
+sets that limit as a hard one (memory and memory+swap) and reports whether any process of the tree was
+OOM-killed while it served the load.
+
 Usage: .venv/bin/python bench/bench_rss.py [--memories 50000] [--records 5000] [--data DIR] [--lazy-only]
-       [--load 1] [--concurrency 1] [--workers 2] [--web-workers 2] [--detail]
+       [--load 1] [--concurrency 1] [--workers 2] [--web-workers 2] [--detail] [--limit-mb 1024]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -196,23 +206,87 @@ def detail(pid: int) -> None:
             continue
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+class MemoryCgroup:
+    """A cgroup v1 memory controller group for the `memrelay up` tree (None from :meth:`create` where it is not
+    writable): what the kernel charges the tree, every page once, anonymous and page cache."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls, tag: str, limit_mb: int | None) -> MemoryCgroup | None:
+        path = CGROUP_ROOT / f"memrelay-bench-{os.getpid()}-{tag}"
+        try:
+            path.mkdir()
+            if limit_mb:
+                for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"):
+                    if (path / name).exists():
+                        (path / name).write_text(str(limit_mb * 2**20))
+        except OSError:
+            return None
+        return cls(path)
+
+    def enter(self) -> None:
+        """Move the calling process (a child before its exec) into the group."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def stat(self) -> dict[str, float]:
+        """MB: ``usage``, ``peak``, ``anon`` (total_rss), ``cache``, ``mapped_file``; ``oom_kills`` a count."""
+        st = dict(line.split() for line in (self.path / "memory.stat").read_text().splitlines())
+        oom = dict(line.split() for line in (self.path / "memory.oom_control").read_text().splitlines())
+        mb = 2**20
+        return {"usage": int((self.path / "memory.usage_in_bytes").read_text()) / mb,
+                "peak": int((self.path / "memory.max_usage_in_bytes").read_text()) / mb,
+                "anon": int(st["total_rss"]) / mb, "cache": int(st["total_cache"]) / mb,
+                "mapped_file": int(st["total_mapped_file"]) / mb, "oom_kills": float(oom.get("oom_kill", 0))}
+
+    def remove(self) -> None:
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:  # the tree's last processes are still leaving
+                time.sleep(0.2)
+
+
+def drop_cached(directory: Path) -> None:
+    """Drop the clean page-cache pages of the files under ``directory`` (so the next reader is charged them)."""
+    for f in directory.rglob("*"):
+        if f.is_file():
+            with contextlib.suppress(OSError):
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
 def index_states(data_dir: Path) -> dict[str, int]:
     with sqlite3.connect(data_dir / "memrelay.db") as c:
         return dict(c.execute("SELECT index_state, count(*) FROM memories GROUP BY index_state").fetchall())
 
 
-Measured = tuple[list[Row], float | None]  # rows, distinct-page footprint of the tree (MB)
+Measured = tuple[list[Row], float | None, dict[str, float] | None]  # rows, distinct pages (MB), cgroup stat
 
 
 def run_up(cwd: Path, *, lazy: bool, port: int, wait_indexed: bool, workers: int = 2,
-           web_workers: int = 2, load: int = 0, concurrency: int = 1, show_detail: bool = False) -> Measured:
+           web_workers: int = 2, load: int = 0, concurrency: int = 1, show_detail: bool = False,
+           limit_mb: int | None = None) -> Measured:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     env.update(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS=str(workers), MEMRELAY_WEB_WORKERS=str(web_workers),
                MEMRELAY_MILVUS_LAZY="1" if lazy else "0", MEMRELAY_LOG_LEVEL="WARNING")
     log = open(cwd / f"up-{'lazy' if lazy else 'eager'}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=cwd, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     data = cwd / ".memrelay"
+    group = MemoryCgroup.create("lazy" if lazy else "eager", limit_mb)
+    if group is not None:
+        drop_cached(data)
+    proc = subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", "up"], cwd=cwd, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=group.enter if group is not None else None)
     try:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 300:
@@ -252,14 +326,16 @@ def run_up(cwd: Path, *, lazy: bool, port: int, wait_indexed: bool, workers: int
         footprint = tree_footprint(proc.pid)
         if show_detail:
             detail(proc.pid)
-        return rows, footprint
+        return rows, footprint, group.stat() if group is not None else None
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(120)
+        if group is not None:
+            group.remove()
 
 
-def show(title: str, measured: Measured) -> tuple[float, float]:
-    rows, footprint = measured
+def show(title: str, measured: Measured, limit_mb: int | None = None) -> tuple[float, float]:
+    rows, footprint, charged = measured
     print(title)
     for name, pid, rss, pss, uss in rows:
         print(f"  {name:14} pid {pid:7d}  RSS {rss:8.1f} MB  PSS {pss:8.1f} MB  USS {uss:8.1f} MB")
@@ -268,6 +344,11 @@ def show(title: str, measured: Measured) -> tuple[float, float]:
     if footprint is not None:
         print(f"  distinct resident pages of the tree (each page once): {footprint:.1f} MB "
               f"= USS sum {uss:.1f} + shared-once {footprint - uss:.1f}", flush=True)
+    if charged is not None:
+        print(f"  kernel's charge for the tree (its memory cgroup{f', hard limit {limit_mb} MB' if limit_mb else ''}):"
+              f" {charged['usage']:.1f} MB = anonymous {charged['anon']:.1f} + page cache {charged['cache']:.1f}"
+              f" (mapped {charged['mapped_file']:.1f}); peak {charged['peak']:.1f} MB;"
+              f" OOM kills {charged['oom_kills']:.0f}", flush=True)
     return rss, pss
 
 
@@ -284,22 +365,24 @@ def main() -> None:
     ap.add_argument("--load", type=int, default=1, help="rounds of recalls per web worker before measuring")
     ap.add_argument("--concurrency", type=int, default=1, help="clients sending the recalls at once")
     ap.add_argument("--detail", action="store_true", help="print anon/file PSS and top mappings per process")
+    ap.add_argument("--limit-mb", type=int, default=None,
+                    help="run each `memrelay up` under this hard memory limit (its cgroup; root only)")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
     procs = {"workers": args.workers, "web_workers": args.web_workers, "load": args.load,
-             "concurrency": args.concurrency, "show_detail": args.detail}
+             "concurrency": args.concurrency, "show_detail": args.detail, "limit_mb": args.limit_mb}
     cwd = args.data or Path(tempfile.mkdtemp(prefix="memrelay-bench-rss-"))
     cwd.mkdir(parents=True, exist_ok=True)
     if not (cwd / ".memrelay" / "memrelay.db").exists():
         seed(cwd / ".memrelay", args.memories, args.records)
     lazy = show("memrelay up, Milvus Lite on demand (default):", run_up(cwd, lazy=True, port=args.port,
-                                                                         wait_indexed=False, **procs))
+                                                                         wait_indexed=False, **procs), args.limit_mb)
     goal = f"goal ≤ 1024 MB: RSS {'met' if lazy[0] <= 1024 else 'NOT met'}, PSS {'met' if lazy[1] <= 1024 else 'NOT met'}"
     if args.lazy_only:
         print(f"lazy: RSS {lazy[0]:.0f} MB, PSS {lazy[1]:.0f} MB; {goal}")
     else:
         eager = show("memrelay up, Milvus Lite at start (MEMRELAY_MILVUS_LAZY=0, before):",
-                     run_up(cwd, lazy=False, port=args.port, wait_indexed=True, **procs))
+                     run_up(cwd, lazy=False, port=args.port, wait_indexed=True, **procs), args.limit_mb)
         print(f"lazy / eager: RSS {lazy[0]:.0f} / {eager[0]:.0f} MB, PSS {lazy[1]:.0f} / {eager[1]:.0f} MB; {goal}")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
 
