@@ -19,7 +19,9 @@ an RQ worker before it registers (so before it counts as a live worker for ``/re
 * the offline extractor on each org's schemas (lexicons, regexes and the schema vectors, cached per text),
   for up to ``MAX_WARM_ORGS`` orgs;
 * each of those orgs' shared org-wide vector index (memory-mapped, see
-  :mod:`memrelay.engine.memory.org_vectors`);
+  :mod:`memrelay.engine.memory.org_vectors`) and an org-wide recall — in a web worker only (``org_index``): an RQ
+  worker's jobs recall by record, and the rare org-wide one (a workflow step) maps the index on first use, so
+  four processes do not each keep every vector page resident (50k memories: 49 MB of RSS per process);
 * last, a full garbage collection, and the survivors frozen (``gc.freeze``): no request pays for collecting what
   warming allocated.
 
@@ -75,8 +77,9 @@ def llm_needed(services: Services) -> bool:
     return bool(s.llm_configured) or s.embedder.strip().lower().startswith("litellm:")
 
 
-def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmReport:
-    """Load what the request paths of ``services`` need, step by step (see the module docstring)."""
+def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS, org_index: bool = True) -> WarmReport:
+    """Load what the request paths of ``services`` need, step by step (see the module docstring); ``org_index``
+    False (an RQ worker) leaves the org-wide index unmapped."""
     report = WarmReport()
     t_all = time.perf_counter()
 
@@ -157,7 +160,7 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmR
                 vi.ensure_collection(name, services.embedder.dim)
 
         step("milvus", milvus)
-    step("orgs", lambda: _warm_orgs(services, max_orgs))
+    step("orgs", lambda: _warm_orgs(services, max_orgs, org_index=org_index))
     step("gc", _settle_heap)
     report.seconds = time.perf_counter() - t_all
     report.done = True
@@ -165,8 +168,9 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS) -> WarmR
     return report
 
 
-def _warm_orgs(services: Services, max_orgs: int) -> None:
-    """Schema vectors and extraction tables of each (recent) org's entity types, and its org-wide index."""
+def _warm_orgs(services: Services, max_orgs: int, *, org_index: bool = True) -> None:
+    """Schema vectors and extraction tables of each (recent) org's entity types, and (``org_index``) its org-wide
+    index."""
     from sqlalchemy import select
 
     from memrelay.engine.core.util import utcnow
@@ -182,13 +186,15 @@ def _warm_orgs(services: Services, max_orgs: int) -> None:
             if schema:
                 extract_properties(WARM_TEXT, list(schema.values()), ts=utcnow(), embedder=services.embedder)
     emb = services.embedder
-    with services.db.read() as s:  # map each org's shared org-wide snapshot (built once, by whoever is first)
-        for org_id in orgs:
-            services.recall.exact.warm(s, org_id, embedder=emb.name, dim=emb.dim)
+    if org_index:
+        with services.db.read() as s:  # map each org's shared org-wide snapshot (built once, by whoever is first)
+            for org_id in orgs:
+                services.recall.exact.warm(s, org_id, embedder=emb.name, dim=emb.dim)
     if orgs:  # read-only passes through recall and search: SQLAlchemy compiles their statements once
         from memrelay.engine.memory.recall import RecallRequest
 
-        services.recall.smart_recall(orgs[0], RecallRequest(query=WARM_TEXT, limit=1))
+        if org_index:
+            services.recall.smart_recall(orgs[0], RecallRequest(query=WARM_TEXT, limit=1))
         _rolled_back_memorize(services, orgs[0])
         _search(services, orgs[0])
         _scoped_recall(services, orgs[0])

@@ -41,7 +41,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     else:
         from memrelay.warmup import warm_services
 
-        warm_services(context.services)  # before it registers: a live worker is a warm one (/readyz)
+        # before it registers: a live worker is a warm one (/readyz); org-wide index left to the web workers
+        warm_services(context.services, org_index=False)
         start_maintenance(context, stop)
     try:
         return bool(worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level))

@@ -38,7 +38,25 @@ def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
+def _seed_one_memory(data_dir: Path) -> None:
+    """A memory in `up`'s default org before it starts, so warming finds an org-wide index to map."""
+    from memrelay.supervise.supervisor import ensure_admin_key
+
+    seeded = Settings(data_dir=data_dir, redis_url="redis://unused", log_json=False,
+                      milvus_uri="http://127.0.0.1:9", milvus_wanted_file=str(data_dir / "seed.wanted"))
+    seeded.ensure_data_dir()
+    services = Services(seeded)
+    services.migrate()
+    ensure_admin_key(services, seeded)
+    org = services.tenancy.get_or_create_org("default").id
+    services.memories.memorize(org, MemorizeRequest(content="Acme runs its data platform on Kafka.",
+                                                    identifiers={"type": "contact", "email": "a@acme.example"},
+                                                    verbatim=True))
+    services.close()
+
+
 def test_up_is_ready_only_with_warm_web_and_rq_workers(tmp_path: Path) -> None:
+    _seed_one_memory(tmp_path / ".memrelay")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMRELAY_")}
     # a model is configured (never called: nothing here needs the network), so /prompt would import litellm
@@ -72,6 +90,8 @@ def test_up_is_ready_only_with_warm_web_and_rq_workers(tmp_path: Path) -> None:
         for pid in web + rq:  # from outside the process: litellm's tokenizer and WordLlama's extensions mapped
             maps = _maps(pid)
             assert "_tiktoken" in maps and "wordllama/algorithms" in maps, _cmdline(pid)
+        # the org-wide index is mapped where org-wide recalls are served (the web worker), not in the RQ worker
+        assert ".vectors.npy" in _maps(web[0]) and ".vectors.npy" not in _maps(rq[0])
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(60)
