@@ -44,3 +44,23 @@ def test_recall_through_minilm(settings, engine):
     res = eng.recall.smart_recall(org, RecallRequest.model_validate(
         {"query": "which database do they use", "email": "a@acme.com", "limit": 1}))
     assert "PostgreSQL" in res["results"][0]["text"]
+
+
+def test_a_small_batch_is_encoded_packed_with_the_vectors_of_each_text_alone():
+    import numpy as np
+
+    from memrelay.engine.adapters.embedding import build_embedder
+
+    emb = build_embedder("minilm")
+    assert emb.packing  # the model is the mean-pooled BERT packing reproduces, and the load-time check passed
+    facts = ["Jane Doe is the Head of Growth at Acme.", "  Jane Doe moved to the customer stage last week. ",
+             "Ref 2.", "Ünïcödé — the 東京 office uses Snowflake."]
+    alone = np.stack([emb.embed([t])[0] for t in facts])  # one text: sentence-transformers' encode
+    packed = emb.packed(facts)
+    assert packed is not None and packed.shape == (4, 384)
+    assert float(np.abs(packed - alone).max()) < 1e-4  # the same vectors, not an approximation of them
+    assert float(np.abs(emb.embed(facts) - alone).max()) < 1e-4  # embed() takes the packed path for them
+    assert float(packed[0] @ packed[1]) < 0.99  # each text attended only to itself: four distinct vectors
+    long = ["word " * 200, "another " * 200]  # more tokens than one packed row (PACK_TOKENS) holds: encode's
+    assert emb.packed(long) is None
+    assert float(np.abs(emb.embed(long) - np.stack([emb.embed([t])[0] for t in long])).max()) < 1e-4
