@@ -45,7 +45,19 @@ best single sentence instead of the best two (cosine or BM25: no better than sec
 signals fitted on dev (leave-one-task-out: P 0.95 at R 0.63, or P 0.87 at R 0.81); per-guideline thresholds from
 the scores each guideline gives the other guidelines' sentences (their mean 0.28-0.38 and spread 0.20-0.29 are
 alike across guidelines, so a per-guideline bar changes nothing); a clause's own score instead of the whole
-message's for the absolute rule of a clause's pick (one more false positive).
+message's for the absolute rule of a clause's pick (one more false positive). Also measured on dev and not kept
+(none changes the three dev misses, tasks 14, 30 and 40, which need meaning the embedder lacks: "lack a connector"
+for a feature request, "shows everything green" against the status-page keyword): soft term matching on the
+embedder's word vectors (WordLlama's nearest words are as much spelling as meaning: log~logo 0.82, sign~signup
+0.71; soft BM25 at cosine 0.4-0.8 adds a false positive, soft coverage changes nothing, and leaving out pairs that
+share a sub-word token leaves dev unchanged at 0.938/0.938); ColBERT-like max-sim of the task's tokens (idf-weighted)
+over each sentence's token vectors, and of 1-6 word windows of the task over sentences, added or in place of the
+sentence cosine (dev precision 0.79-0.91 even with SUPPLEMENTARY_MIN, RELATIVE_MIN and STRONG_SECTION_SIM re-chosen);
+pseudo-relevance feedback (the task vector moved towards its three nearest sentences: score AUC 0.987 -> 0.992, but
+with the thresholds re-chosen the same three misses); centring the vectors on the org's mean sentence, with or
+without its first principal components removed (sentence AUC 0.966 -> 0.969 at best; recall 0.81-0.88 at these
+thresholds); SIF-weighted token pooling, a/(a + p) with p from the org's guideline tokens (never both P and R kept);
+the task embedded without stopwords (one more false positive).
 """
 
 from __future__ import annotations
