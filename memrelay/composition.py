@@ -205,6 +205,7 @@ class Services:
 
         recall = Recall(self.db, self.embedder, self.index, self.deep_recall)
         recall.exact.snapshot_dir = self.settings.data_dir / "org_vectors"  # shared, memory-mapped (issue 16)
+        recall.exact.max_rows = self.settings.exact_search_max_rows
         return recall
 
     @cached_property
@@ -217,7 +218,7 @@ class Services:
     def similarity(self) -> Similarity:
         from memrelay.engine.memory.similar import Similarity
 
-        return Similarity(self.db, self.embedder, self.index)
+        return Similarity(self.db, self.embedder, self.index, exact=self.recall.exact)  # one org index per process
 
     @cached_property
     def query_properties(self) -> QueryProperties:

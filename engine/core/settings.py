@@ -39,6 +39,10 @@ class Settings(BaseSettings):
                                                              "Milvus Lite starts on demand; touching this file asks "
                                                              "for it (until then memories stay pending for the index).")
     redis_url: str | None = Field(None, description="External Redis; unset = memrelay starts its own.")
+    exact_search_max_rows: int = Field(
+        5_000_000, ge=1, description="Live memories per org up to which org-wide recall and similar records are "
+                                     "answered from the org's exact in-process index (a shared memory-mapped file); "
+                                     "above it they use Milvus (then `memrelay up` starts its Milvus Lite).")
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)

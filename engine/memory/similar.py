@@ -2,8 +2,11 @@
 
 A record has up to two vectors: the mean of its live memory embeddings (the *memories* dimension) and the
 embedding of a text rendering of its properties (the *properties* dimension); *hybrid* averages the two
-cosines (or uses the one a record has). Candidates come from Milvus (memories) and from SQL (the records
-of the target type, whose property vectors are cached per record version); scores are then exact.
+cosines (or uses the one a record has). Candidates come from the memories nearest the seed — the org's exact
+in-process index (:class:`~memrelay.engine.memory.org_vectors.ExactOrgIndex`, shared with org-wide recall) while
+the org is within its size limit, Milvus above it, so a ``/similar`` on a small org never starts an on-demand
+Milvus — and from SQL (the records of the target type, whose property vectors are cached per record version);
+scores are then exact.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from memrelay.engine.core.errors import BadRequest
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.index_sync import IndexSearch
 from memrelay.engine.memory.memories import find_target, lift_identifiers
+from memrelay.engine.memory.org_vectors import ExactOrgIndex
 from memrelay.engine.stores.collections import normalise_entity_type
 from memrelay.engine.stores.db.database import Database
 from memrelay.engine.stores.db.models import Memory, PropertyValue, Record
@@ -134,8 +138,8 @@ def render_properties(values: dict[str, Any]) -> str:
 class Similarity:
     """Record-to-record similarity for ``/similar`` and ``/segment``."""
 
-    def __init__(self, db: Database, embedder: Embedder, index: IndexSearch):
-        self.db, self.embedder, self.index = db, embedder, index
+    def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, exact: ExactOrgIndex | None = None):
+        self.db, self.embedder, self.index, self.exact = db, embedder, index, exact
         self._prop_cache: dict[tuple[str, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -207,8 +211,7 @@ class Similarity:
         exclude = {seed.id} if seed else set()
         candidates: dict[str, Record] = {}
         if seed_mem is not None:
-            hits = self.index.search(seed_mem, org_id, limit=MEMORY_HITS, entity_types=[target] if target else None)
-            hit_ids = list(dict.fromkeys(h.record_id for h in hits if h.record_id not in exclude))
+            hit_ids = [rid for rid in self._nearest_records(s, org_id, seed_mem, target) if rid not in exclude]
             candidates.update(self._live_records(s, org_id, hit_ids))
         if seed_prop is not None:
             q = select(Record).where(Record.org_id == org_id, Record.deleted_at.is_(None))
@@ -235,6 +238,22 @@ class Similarity:
             elif score >= req.minScore:
                 out.append((rid, score, dims, tier))
         return sorted(out, key=lambda r: -r[1]), len(candidates)
+
+    def _nearest_records(self, s: Session, org_id: str, vector: np.ndarray, target: str | None) -> list[str]:
+        """Records of the ``MEMORY_HITS`` memories nearest ``vector``, nearest first: from the exact org index
+        while it serves the org, else from Milvus."""
+        types = [target] if target else None
+        emb = self.embedder
+        ids = self.exact.search(s, org_id, vector, limit=MEMORY_HITS, embedder=emb.name, dim=emb.dim,
+                                entity_types=types) if self.exact is not None else None
+        if ids is None:  # too big for exact search (or no exact index): Milvus
+            hits = self.index.search(vector, org_id, limit=MEMORY_HITS, entity_types=types)
+            return list(dict.fromkeys(h.record_id for h in hits))
+        record_of: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            record_of.update(s.execute(select(Memory.id, Memory.record_id).where(
+                Memory.org_id == org_id, Memory.id.in_(ids[i:i + 500]))).tuples().all())
+        return list(dict.fromkeys(record_of[m] for m in ids if m in record_of))
 
     @staticmethod
     def _cosines(seed: np.ndarray | None, vectors: dict[str, np.ndarray]) -> dict[str, float]:

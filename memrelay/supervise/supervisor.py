@@ -111,11 +111,10 @@ def _ask_running_up(data_dir: Path, port: int, timeout: float = 90.0) -> bool:
     return False
 
 
-def exact_search_limit() -> int:
-    """Live memories per org above which org-wide recall uses Milvus (:mod:`memrelay.engine.memory.org_vectors`)."""
-    from memrelay.engine.memory.org_vectors import DEFAULT_MAX_ROWS
-
-    return DEFAULT_MAX_ROWS
+def exact_search_limit(settings: Settings) -> int:
+    """Live memories per org above which org-wide recall and similar use Milvus
+    (:mod:`memrelay.engine.memory.org_vectors`; ``MEMRELAY_EXACT_SEARCH_MAX_ROWS``)."""
+    return settings.exact_search_max_rows
 
 
 def largest_org_memories(engine: Services) -> int:
@@ -477,7 +476,7 @@ class Supervisor:
         now = time.monotonic()
         if reason is None and self._engine is not None and now >= self._next_org_check:
             self._next_org_check = now + self.org_check_s
-            if largest_org_memories(self._engine) > exact_search_limit():
+            if largest_org_memories(self._engine) > exact_search_limit(self._engine.settings):
                 reason = "an organisation outgrew exact search"
         if reason is None:
             return False

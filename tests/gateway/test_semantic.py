@@ -82,3 +82,29 @@ def test_scopes_and_org_isolation(app, engine, api, other_api):
     assert other_api.post("/api/v1/smart-recall", json={"query": "roadmap", "email": "ceo@omega.com"}).status_code == 404
     assert other_api.post("/api/v1/smart-memory-digest", json={"email": "ceo@omega.com"}).status_code == 404
     assert other_api.post("/api/v1/similar", json={"email": "ceo@omega.com"}).status_code == 404
+
+
+def test_similar_and_segment_on_a_small_org_never_ask_for_an_on_demand_milvus(settings, tmp_path):
+    from memrelay.composition import Services
+    from memrelay.engine.stores.db.database import Database
+    from memrelay.gateway.app import create_app
+
+    wanted = tmp_path / "milvus.wanted"  # what `memrelay up` watches to start Milvus Lite on demand
+    on_demand = settings.model_copy(update={"milvus_uri": "http://127.0.0.1:9", "milvus_wanted_file": str(wanted)})
+    services = Services(on_demand, db=Database(on_demand.sql_url))
+    services.vector_index.start_wait_s = 1.0  # had it been asked for, the call would fail at once, not in 90 s
+    try:
+        api = make_api(create_app(on_demand, services=services), services)
+        _customers(api)
+        r = api.post("/api/v1/similar", json={"email": "user0@org0.com", "dimensions": "memories", "topK": 5})
+        assert r.status_code == 200, r.json
+        res = r.json["data"]["results"]
+        assert res[0]["keys"]["email"] == "user1@org1.com" and res[0]["tier"] == "very_similar"
+        assert "user3@org3.com" not in [x["keys"]["email"] for x in res]
+        seg = api.post("/api/v1/segment", json={"text": "PostgreSQL on AWS analytics dashboards",
+                                                "dimensions": "memories"})
+        assert seg.status_code == 200, seg.json
+        assert seg.json["data"]["total"] >= 3
+        assert not wanted.exists()  # answered from the org's exact index: Milvus was never asked for
+    finally:
+        services.close()
