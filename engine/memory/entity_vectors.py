@@ -108,6 +108,10 @@ class EntityVectorCache:
         self._subjects: dict[tuple[str, str], _Subject] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """Records cached."""
+        return len(self._entries)
+
     def get(self, s: Session, org_id: str, record_id: str, *, embedder: str, dim: int) -> EntityVectors:
         return self.lookup(s, org_id, record_id, embedder=embedder, dim=dim)[0]
 

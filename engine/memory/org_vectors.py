@@ -207,15 +207,17 @@ class ExactOrgIndex:
 
     # --- queries ---------------------------------------------------------------------------------
     def search(self, s: Session, org_id: str, qvec: np.ndarray, *, limit: int, embedder: str, dim: int,
-               entity_types: list[str] | None = None) -> list[str] | None:
-        """Ids of the ``limit`` most similar memories, or None when the org is too big (use Milvus)."""
+               entity_types: list[str] | None = None, refresh: bool = True) -> list[str] | None:
+        """Ids of the ``limit`` most similar memories, or None when the org is too big (use Milvus). ``refresh``
+        False: a later search of the same request (a wider fetch), on the state its first search brought up to
+        date — not probed and read again."""
         access = current_access()
         if access.entity_types is not None:  # a department key ranks only its own types (SQL re-checks anyway)
             entity_types = sorted(set(entity_types or access.entity_types) & access.entity_types)
             if not entity_types:
                 return []
         with self._lock, unrestricted():  # the snapshot is shared by every key and process: built org-wide
-            st = self._current(s, org_id, embedder, dim)
+            st = self._current(s, org_id, embedder, dim, refresh=refresh)
             if st is None:
                 return None
             q = np.asarray(qvec, dtype=np.float32)
@@ -304,7 +306,7 @@ class ExactOrgIndex:
             return True
 
     # --- state -------------------------------------------------------------------------------------
-    def _current(self, s: Session, org_id: str, embedder: str, dim: int) -> _OrgState | None:
+    def _current(self, s: Session, org_id: str, embedder: str, dim: int, *, refresh: bool = True) -> _OrgState | None:
         key = (org_id, embedder, dim)
         now = time.monotonic()
         st = self._orgs.get(key)
@@ -313,7 +315,7 @@ class ExactOrgIndex:
             st = self._orgs[key] = _OrgState(dim, too_big=total > self.max_rows)
         if st.too_big:
             return None
-        if st.snapshot is not None and now - st.checked_at < self.refresh_s:
+        if st.snapshot is not None and (not refresh or now - st.checked_at < self.refresh_s):
             return st
         store = self._store(org_id, embedder, dim)
         if st.snapshot is None or (store is not None and store.current_version() != st.snapshot.version):

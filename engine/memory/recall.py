@@ -902,9 +902,9 @@ class Recall:
                 return out if req.groupByRecord else out[:req.limit]
         fetch = want * 3 + 20
         emb = self.embedder
-        for _ in range(3):
+        for attempt in range(3):  # the index state is brought up to date once per request, by the first search
             ids = self.exact.search(s, org_id, qvec, limit=fetch, embedder=emb.name, dim=emb.dim,
-                                    entity_types=types)
+                                    entity_types=types, refresh=attempt == 0)
             if ids is None:
                 ids = [h.memory_id for h in self.index.search(qvec, org_id, limit=fetch, entity_types=types)]
             out = self._recheck(s, org_id, ids, qvec, req)

@@ -22,7 +22,7 @@ from memrelay.engine.stores.identity import _holders_statement
 from memrelay.engine.stores.tenancy import _KEY_LOOKUP_DRIVER
 from memrelay.gateway.app import create_app, warm_app
 from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
-from memrelay.warmup import warm_services
+from memrelay.warmup import WARM_REPEATS, warm_services
 from tests.support.processes import descendants, free_port
 
 
@@ -102,7 +102,8 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     seed = Services(configured)  # an org with a memory, so warming also runs recall, search and its snapshot
     seed.migrate()
     org = seed.tenancy.create_org("warm-org").id
-    seed.memories.memorize(org, MemorizeRequest(content="They run PostgreSQL on AWS.", email="a@warm.io"))
+    for i in range(WARM_REPEATS + 4):  # more records holding memories than warming recalls
+        seed.memories.memorize(org, MemorizeRequest(content=f"They run PostgreSQL on AWS ({i}).", email=f"a{i}@warm.io"))
     seed.close()
     services = Services(configured)
     app = create_app(configured, services=services)
@@ -115,6 +116,8 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     assert state.warm.ok and services.embedder.loaded and "litellm" in sys.modules
     assert {"services", "sql", "embedder", "tokenizer", "litellm", "orgs", "flask"} <= set(state.warm.steps)
     assert state.warm.errors == {}
+    # the scoped recall's miss path ran on WARM_REPEATS + 1 records (enough runs for CPython to specialise it)
+    assert len(services.recall.cache) == WARM_REPEATS + 1
     # a request's key lookup and a warm scoped recall's statement run on the driver, compiled on first use: warmed
     assert all(services.db.read_engine.dialect.name in driver._compiled for driver in hot)
     emb = services.embedder
@@ -126,7 +129,7 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
         from memrelay.engine.stores.db.models import Memory, RecordKey
         assert s.scalar(select(func.count()).select_from(RecordKey).where(
             RecordKey.key_value == "warm-up@example.com")) == 0
-        assert s.scalar(select(func.count()).select_from(Memory).where(Memory.org_id == org)) == 1
+        assert s.scalar(select(func.count()).select_from(Memory).where(Memory.org_id == org)) == WARM_REPEATS + 4
     services.close()
 
 

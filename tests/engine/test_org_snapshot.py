@@ -252,3 +252,23 @@ def test_a_second_process_answers_from_the_mapped_file(engine: Services, setting
     assert got["scope"] == "org" and got["ids"] == here
     assert str(store.dir / "v1.vectors.npy") in got["mapped"]  # the matrix is the shared file, mapped
     assert store.current_version() == 1  # and the second process did not rebuild it
+
+
+def test_a_recall_that_widens_its_fetch_brings_the_index_up_to_date_once(engine: Services, monkeypatch) -> None:
+    org = engine.tenancy.create_org("widen-org").id
+    _seed(engine, org, 60)
+    exact = engine.recall.exact
+    reads: list[bool] = []
+    monkeypatch.setattr(exact, "_refresh_delta", lambda *a, **k: reads.append(True))
+    searches: list[bool] = []
+    real_search = exact.search
+
+    def search(*a: Any, **k: Any) -> Any:
+        searches.append(k.get("refresh", True))
+        return real_search(*a, **k)
+
+    monkeypatch.setattr(exact, "search", search)
+    # no candidate passes a minimum score this high: the recall widens its fetch (26, then 104 > 60 memories)
+    out = engine.recall.smart_recall(org, RecallRequest(query="Which database do they run?", limit=2, minScore=0.99))
+    assert out["results"] == [] and searches == [True, False]
+    assert len(reads) == 1  # the state was brought up to date by the first search only
