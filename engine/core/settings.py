@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         5_000_000, ge=1, description="Live memories per org up to which org-wide recall and similar records are "
                                      "answered from the org's exact in-process index (a shared memory-mapped file); "
                                      "above it they use Milvus (then `memrelay up` starts its Milvus Lite).")
+    # the default is memrelay.engine.memory.org_vectors.DEFAULT_MAX_ROWS (a test keeps them equal)
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)

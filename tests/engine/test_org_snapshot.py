@@ -272,3 +272,10 @@ def test_a_recall_that_widens_its_fetch_brings_the_index_up_to_date_once(engine:
     out = engine.recall.smart_recall(org, RecallRequest(query="Which database do they run?", limit=2, minScore=0.99))
     assert out["results"] == [] and searches == [True, False]
     assert len(reads) == 1  # the state was brought up to date by the first search only
+
+
+def test_the_exact_search_limit_setting_defaults_to_the_index_default(settings: Settings) -> None:
+    assert Settings.model_fields["exact_search_max_rows"].default == org_vectors.DEFAULT_MAX_ROWS
+    services = Services(settings.model_copy(update={"exact_search_max_rows": 7}))
+    assert services.recall.exact.max_rows == 7 and services.similarity.exact is services.recall.exact
+    services.close()
