@@ -265,14 +265,14 @@ def _scoped_recall(services: Services, org_id: str) -> None:
         name, value = field_for_key_name(key[0]), key[1]
         by_key = Identifiers.model_validate({name: value} if key[0] in ("email", "website_url", "record_id")
                                             else {"customKeys": {name: value}})
-    # by key again last: the record now cached, its lookup is the session's first read and runs on the driver
-    # connection (stores/db/driver_select.py), whose statement is compiled on that first run
     for ids in ([by_key, by_key.model_copy(update={"type": entity_type})] if by_key is not None else []) + [
-            Identifiers(record_id=record_id)] + ([by_key] if by_key is not None else []):
+            Identifiers(record_id=record_id)]:
         services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1, identifiers=ids))
     for other, _ in found[1:]:
         services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1,
                                                            identifiers=Identifiers(record_id=other)))
+    # by key again, the record now cached: its lookup is the session's first read and runs on the driver connection
+    # (stores/db/driver_select.py), whose statement is compiled on that first run
     for _ in range(WARM_REPEATS if by_key is not None else 0):
         services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1, identifiers=by_key))
 

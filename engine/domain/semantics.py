@@ -1081,7 +1081,6 @@ _NAME_WORD_RE = re.compile(r"(?<=\S)(\s+)(?-i:[A-Z][a-z][\w'’-]*)")
 
 
 @lru_cache(maxsize=4096)
-@lru_cache(maxsize=4096)
 def question_topics(query: str) -> frozenset[str]:
     """The topic families (see :func:`topic_family`) a question asks about: the slots the question itself speaks
     to plus those it names ("Where is Kestrel hosted?" -> technology:cloud, "What is Marcus's role?" -> role),

@@ -138,7 +138,7 @@ def render_properties(values: dict[str, Any]) -> str:
 class Similarity:
     """Record-to-record similarity for ``/similar`` and ``/segment``."""
 
-    def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, exact: ExactOrgIndex | None = None):
+    def __init__(self, db: Database, embedder: Embedder, index: IndexSearch, exact: ExactOrgIndex):
         self.db, self.embedder, self.index, self.exact = db, embedder, index, exact
         self._prop_cache: dict[tuple[str, int], np.ndarray] = {}
         self._lock = threading.Lock()
@@ -245,8 +245,8 @@ class Similarity:
         types = [target] if target else None
         emb = self.embedder
         ids = self.exact.search(s, org_id, vector, limit=MEMORY_HITS, embedder=emb.name, dim=emb.dim,
-                                entity_types=types) if self.exact is not None else None
-        if ids is None:  # too big for exact search (or no exact index): Milvus
+                                entity_types=types)
+        if ids is None:  # too big for exact search: Milvus
             hits = self.index.search(vector, org_id, limit=MEMORY_HITS, entity_types=types)
             return list(dict.fromkeys(h.record_id for h in hits))
         record_of: dict[str, str] = {}

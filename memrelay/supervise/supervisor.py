@@ -111,12 +111,6 @@ def _ask_running_up(data_dir: Path, port: int, timeout: float = 90.0) -> bool:
     return False
 
 
-def exact_search_limit(settings: Settings) -> int:
-    """Live memories per org above which org-wide recall and similar use Milvus
-    (:mod:`memrelay.engine.memory.org_vectors`; ``MEMRELAY_EXACT_SEARCH_MAX_ROWS``)."""
-    return settings.exact_search_max_rows
-
-
 def largest_org_memories(engine: Services) -> int:
     """The number of live memories of the org that has most."""
     from sqlalchemy import func, select
@@ -476,7 +470,8 @@ class Supervisor:
         now = time.monotonic()
         if reason is None and self._engine is not None and now >= self._next_org_check:
             self._next_org_check = now + self.org_check_s
-            if largest_org_memories(self._engine) > exact_search_limit(self._engine.settings):
+            # past it, org-wide recall and similar use Milvus (MEMRELAY_EXACT_SEARCH_MAX_ROWS)
+            if largest_org_memories(self._engine) > self._engine.settings.exact_search_max_rows:
                 reason = "an organisation outgrew exact search"
         if reason is None:
             return False
