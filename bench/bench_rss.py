@@ -54,11 +54,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from memrelay.composition import Services  # noqa: E402
-from memrelay.engine.core.settings import Settings  # noqa: E402
 from memrelay.engine.memory.batch import memorize_many  # noqa: E402
 from memrelay.engine.memory.memories import MemorizeRequest  # noqa: E402
-from memrelay.supervise.supervisor import ensure_admin_key  # noqa: E402
+from tests.support.up_data import open_up_data_dir  # noqa: E402
 
 TOPICS = ["runs its data platform on {}", "evaluates {} for analytics", "migrated billing to {}",
           "plans a pilot of {} next quarter", "has a budget of ${}k for tooling", "hired {} new engineers",
@@ -71,13 +69,7 @@ WORDS = ["Kafka", "Snowflake", "PostgreSQL", "Datadog", "BigQuery", "Redis", "Sp
 def seed(data_dir: Path, n_memories: int, n_records: int) -> float:
     # Not indexed while seeding (as under `memrelay up` with Milvus on demand): an on-demand Milvus that is not
     # running leaves the memories pending; the eager configuration's workers index them at start.
-    settings = Settings(data_dir=data_dir, redis_url="redis://unused", log_json=False, log_level="WARNING",
-                        milvus_uri="http://127.0.0.1:9", milvus_wanted_file=str(data_dir / "seed.wanted"))
-    settings.ensure_data_dir()
-    eng = Services(settings)
-    eng.migrate()
-    ensure_admin_key(eng, settings)
-    org_id = eng.tenancy.get_or_create_org("default").id
+    eng, org_id = open_up_data_dir(data_dir)
     rnd = random.Random(7)
     per = max(1, n_memories // n_records)
     t0 = time.perf_counter()

@@ -24,6 +24,7 @@ from memrelay.gateway.app import create_app, warm_app
 from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
 from memrelay.warmup import WARM_REPEATS, warm_services
 from tests.support.processes import descendants, free_port
+from tests.support.up_data import open_up_data_dir
 
 
 def _maps(pid: int) -> str:
@@ -40,15 +41,7 @@ def _cmdline(pid: int) -> str:
 
 def _seed_one_memory(data_dir: Path) -> None:
     """A memory in `up`'s default org before it starts, so warming finds an org-wide index to map."""
-    from memrelay.supervise.supervisor import ensure_admin_key
-
-    seeded = Settings(data_dir=data_dir, redis_url="redis://unused", log_json=False,
-                      milvus_uri="http://127.0.0.1:9", milvus_wanted_file=str(data_dir / "seed.wanted"))
-    seeded.ensure_data_dir()
-    services = Services(seeded)
-    services.migrate()
-    ensure_admin_key(services, seeded)
-    org = services.tenancy.get_or_create_org("default").id
+    services, org = open_up_data_dir(data_dir)
     services.memories.memorize(org, MemorizeRequest(content="Acme runs its data platform on Kafka.",
                                                     identifiers={"type": "contact", "email": "a@acme.example"},
                                                     verbatim=True))
