@@ -259,7 +259,13 @@ def test_a_recall_that_widens_its_fetch_brings_the_index_up_to_date_once(engine:
     _seed(engine, org, 60)
     exact = engine.recall.exact
     reads: list[bool] = []
-    monkeypatch.setattr(exact, "_refresh_delta", lambda *a, **k: reads.append(True))
+    real_refresh = exact._refresh_delta
+
+    def refresh(*a: Any, **k: Any) -> None:  # the real refresh, counted
+        reads.append(True)
+        real_refresh(*a, **k)
+
+    monkeypatch.setattr(exact, "_refresh_delta", refresh)
     searches: list[bool] = []
     real_search = exact.search
 
