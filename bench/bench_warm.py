@@ -167,6 +167,17 @@ def main() -> None:
                       "email": f"dana{i}@bench.io", "type": "contact"} for i in range(args.calls)]
             print(_row("memorize, new record each", first["memorize"], timed.p50("/api/v1/memorize", fresh),
                        "  (like-for-like: the first call's work)"))
+            # The first org-wide recall follows the first memorize: it reads that new memory into the org index's
+            # delta (the data change, not a cold process). The like-for-like warm figure: each recall after a
+            # memorize of a new memory (the memorize untimed).
+            after_write = []
+            for i in range(args.calls):
+                timed.post("/api/v1/memorize", {"content": f"Erin {i} moved the reporting stack to BigQuery {i}.",
+                                                "email": f"erin{i}@bench.io", "type": "contact"})
+                after_write.append(timed.post(*CALLS["smart-recall (org-wide)"])[1:])
+            print(_row("org-wide recall after a write", first["smart-recall (org-wide)"],
+                       (statistics.median(w for w, _ in after_write), statistics.median(c for _, c in after_write)),
+                       "  (like-for-like: a new memory to read first, as after the first memorize)"))
             # A record's first scoped recall loads its memories and names into the entity cache (a data cache, per
             # record): measured in the now-warm process on records not recalled yet, it separates that miss from a
             # process's first-call penalty.
