@@ -296,9 +296,9 @@ def _rolled_back_memorize(services: Services, org_id: str) -> None:
         pass
 
 
-def loaded_modules(names: tuple[str, ...] = ("litellm", "wordllama", "sentence_transformers", "pymilvus")
-                   ) -> dict[str, bool]:
-    """Which heavy modules this process holds (for the readiness detail)."""
+def loaded_modules(names: tuple[str, ...] = ("litellm", "sentence_transformers", "pymilvus")) -> dict[str, bool]:
+    """Which heavy modules this process holds (for the readiness detail). WordLlama is not among them: its
+    bundled files are read without importing the package (``embedderLoaded`` says whether they are loaded)."""
     return {n: n in sys.modules for n in names}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import statistics
@@ -12,6 +13,7 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,6 +58,19 @@ def _guard_network(monkeypatch: pytest.MonkeyPatch, allow_loopback: bool) -> lis
 # --- WordLlama --------------------------------------------------------------------------------------------
 
 
+def _wordllama_library() -> Any:
+    """The wordllama package itself (production reads only its files), imported without letting its import-time
+    ``logging.basicConfig`` touch the root logger."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        import wordllama
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return wordllama
+
+
 def test_wordllama_rows_are_unit_float32(wordllama: Embedder) -> None:
     vectors = wordllama.embed(["We use PostgreSQL.", "Deal value: $250,000", "Jane loves hiking."])
     assert wordllama.name == "wordllama:l2_supercat_256"
@@ -90,6 +105,36 @@ def test_wordllama_is_deterministic_and_meaningful(wordllama: Embedder) -> None:
     )
     np.testing.assert_array_equal(a, a2)
     assert cosine(a, b) > 0.7 > cosine(a, c)
+
+
+@pytest.mark.parametrize("dim", [256, 64])
+def test_wordllama_mapped_weights_give_the_library_vectors_bit_for_bit(dim: int) -> None:
+    """The mapped float16 table gives exactly what WordLlama's own inference computes from its float32 copy: batches
+    over its 64-text chunk, long, blank-adjacent and non-ASCII texts, at full and truncated width."""
+    wordllama_pkg = _wordllama_library()
+    library = wordllama_pkg.WordLlama.load(
+        config=wordllama_model.CONFIG, cache_dir=Path(wordllama_pkg.__file__).parent, dim=256,
+        trunc_dim=None if dim == 256 else dim, disable_download=True)
+    texts = ["We use PostgreSQL.", "Deal value: $250,000", "word " * 700, "Ünïcödé ✓ 🚀 text", "a"] * 30
+    ours = WordLlamaEmbedder(dim)
+    np.testing.assert_array_equal(ours._embed_raw(texts), library.embed(texts, norm=False))
+    np.testing.assert_array_equal(ours.embed(texts[:3]), l2_normalize(library.embed(texts[:3], norm=False)))
+
+
+def test_wordllama_weights_are_mapped_from_the_bundled_file_not_copied() -> None:
+    embedder = WordLlamaEmbedder()
+    weights = Path(_wordllama_library().__file__).resolve().parent / wordllama_model.WEIGHTS_FILE
+    assert str(weights) in Path("/proc/self/maps").read_text()
+    table = embedder._table
+    assert table.dtype == np.float16 and not table.flags.owndata and not table.flags.writeable
+
+
+def test_wordllama_corrupt_safetensors_header_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "w.safetensors"
+    header = json.dumps({"embedding.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
+    bad.write_bytes(len(header).to_bytes(8, "little") + header + bytes(16))
+    with pytest.raises(ConfigError, match="expected a float16 matrix"):
+        wordllama_model.map_safetensor(bad)
 
 
 def test_wordllama_is_cached_per_process(wordllama: Embedder) -> None:
@@ -167,7 +212,7 @@ def test_wordllama_hash_mismatch_is_a_config_error(monkeypatch: pytest.MonkeyPat
     assert "pinned SHA-256" in err.value.message
     assert err.value.details["expected"] == "0" * 64
     assert err.value.details["actual"] == wordllama_model.sha256_of(
-        Path(wordllama_model._import_wordllama().__file__).parent / wordllama_model.WEIGHTS_FILE
+        Path(_wordllama_library().__file__).parent / wordllama_model.WEIGHTS_FILE
     )
 
 
