@@ -46,8 +46,12 @@ def load_cl100k(path: Path | None = None) -> tiktoken.Encoding:
         raise ConfigError("the bundled cl100k_base tokenizer does not match its pinned SHA-256",
                           details={"path": str(path)})
     ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in raw.splitlines() if line)}
-    return tiktoken.Encoding(name="cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks,
-                             special_tokens=CL100K_SPECIAL)
+    enc = tiktoken.Encoding(name="cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks,
+                            special_tokens=CL100K_SPECIAL)
+    # The encoder keeps the ranks in its Rust core; the Python dict it also keeps (100k bytes objects, ~17 MB in
+    # every process) serves only pickling, which memrelay never does: dropped, pickling fails loudly.
+    del enc._mergeable_ranks
+    return enc
 
 
 def encoding() -> tiktoken.Encoding:
