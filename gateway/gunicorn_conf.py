@@ -13,7 +13,10 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from memrelay.engine.core.threads import limit_blas_threads
 from memrelay.gateway.logredact import redact_atoms
+
+limit_blas_threads()  # the master sets it before its workers import numpy (also when gunicorn is run directly)
 
 preload_app = False
 worker_class = "gthread"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from memrelay.engine.adapters.embedding.threads import embedder_threads
+from memrelay.engine.core.threads import embedder_threads
 from memrelay.engine.core.embedder import embed_non_blank
 from memrelay.engine.core.errors import ConfigError
 

@@ -1,4 +1,5 @@
-"""How many threads a local embedder may use: this process's share of the machine's cores."""
+"""How many threads a process's native pools may use: its share of the machine's cores (a local embedder's
+intra-op threads, numpy's BLAS). Standard library only: :func:`limit_blas_threads` must run before numpy loads."""
 
 from __future__ import annotations
 
@@ -32,3 +33,21 @@ def embedder_threads(cores: int | None = None, processes: int | None = None) -> 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value.isdigit() else default
+
+
+BLAS_ENV = "OPENBLAS_NUM_THREADS"  # numpy's wheels bundle OpenBLAS, which reads this once, when it loads
+
+
+def limit_blas_threads() -> int:
+    """Size numpy's BLAS pool to this process's share of cores (:func:`embedder_threads`) unless
+    ``OPENBLAS_NUM_THREADS`` is set; returns the count in force. Call before numpy is imported; forked and
+    started children inherit it.
+
+    An org-wide recall's matrix-vector product gains nothing from a second BLAS thread on a shared machine, and
+    OpenBLAS's idle threads spin for a while after each call: a `memrelay up` web worker spent 27 ms of CPU per
+    org-wide recall with two BLAS threads and 13 ms with one, at the same wall time (bench/bench_warm.py)."""
+    current = os.environ.get(BLAS_ENV, "").strip()
+    if current.isdigit() and int(current) > 0:
+        return int(current)
+    os.environ[BLAS_ENV] = str(embedder_threads())
+    return int(os.environ[BLAS_ENV])
