@@ -67,7 +67,7 @@ def test_web_workers_build_the_app_after_fork(settings: Settings, tmp_path: Path
         assert len(workers) == 2
         assert db_file not in _open_files(master.pid)  # the master holds no database connection
         maps = Path(f"/proc/{master.pid}/maps").read_text()
-        assert "wordllama/algorithms" in maps  # but the embedder its workers share (when_ready saw no thread)
+        assert "wordllama/weights/" in maps  # but the embedder its workers share (when_ready saw no thread)
         for _ in range(4):  # every worker answers with its own app
             assert requests.get(f"http://127.0.0.1:{port}/api/v1/me", timeout=5).status_code == 401
     finally:

@@ -80,9 +80,9 @@ def test_up_is_ready_only_with_warm_web_and_rq_workers(tmp_path: Path) -> None:
         web = [p for p in family if "gunicorn" in _cmdline(p) and not descendants(p)]  # the master has children
         rq = [p for p in family if "memrelay.cli.main worker" in _cmdline(p) or _comm(p) == WORKER_PROCESS_NAME]
         assert [warm["pid"]] == web and len(rq) == 1
-        for pid in web + rq:  # from outside the process: litellm's tokenizer and WordLlama's extensions mapped
+        for pid in web + rq:  # from outside the process: tiktoken's extension and WordLlama's weights mapped
             maps = _maps(pid)
-            assert "_tiktoken" in maps and "wordllama/algorithms" in maps, _cmdline(pid)
+            assert "_tiktoken" in maps and "wordllama/weights/" in maps, _cmdline(pid)
         # the org-wide index is mapped where org-wide recalls are served (the web worker), not in the RQ worker
         assert ".vectors.npy" in _maps(web[0]) and ".vectors.npy" not in _maps(rq[0])
     finally:
