@@ -226,6 +226,18 @@ def _search(services: Services, org_id: str) -> None:
 WARM_QUESTION = "Which database and cloud does Jane Doe's team use, and who decides?"
 
 
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``): what loading and warming allocated
+    and freed (a throwaway service graph, a rank file's parse) otherwise stays resident — and, in a process about
+    to fork, resident in every child too. False where the C library is not glibc."""
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def _settle_heap() -> None:
     """Collect what warming left behind, then freeze the survivors (the imported modules, loaded weights, caches):
     a full collection over them — hundreds of milliseconds after litellm and the embedder are loaded — would
@@ -234,6 +246,7 @@ def _settle_heap() -> None:
     import gc
 
     gc.collect()
+    trim_heap()
     gc.freeze()
 
 

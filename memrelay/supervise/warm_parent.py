@@ -66,7 +66,7 @@ def preload_parent(settings: Any) -> dict[str, float]:
     when this process (or the parent it was forked from) preloaded already. Raises
     :class:`~memrelay.warmup.NotForkSafe` when a thread runs afterwards."""
     global _preloaded
-    from memrelay.warmup import fork_safe_or_raise, preload_for_fork
+    from memrelay.warmup import fork_safe_or_raise, preload_for_fork, trim_heap
 
     if _preloaded:
         fork_safe_or_raise("preload before fork")
@@ -78,6 +78,7 @@ def preload_parent(settings: Any) -> dict[str, float]:
     steps["services"] = time.perf_counter() - t
     fork_safe_or_raise("preload before fork")
     gc.collect()
+    trim_heap()  # freed pages left resident here would be resident in every child
     gc.freeze()
     _preloaded = True
     return steps
