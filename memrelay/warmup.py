@@ -13,11 +13,14 @@ an RQ worker before it registers (so before it counts as a live worker for ``/re
   so a process without a model does not pay it);
 * the Milvus client, when this process may query Milvus (``MEMRELAY_MILVUS_URI`` set: the server
   configuration) — below the org-wide threshold recall does not use it;
-* one memorize, rolled back (the write path's statements compiled, nothing committed or indexed), and scoped
-  recalls of a record holding memories, by key and by id (their statements, topic readings and subject-free
-  scoring);
+* one memorize and one structured upsert, each rolled back (the write paths' statements compiled, nothing
+  committed or indexed); scoped recalls of a record holding memories, by key and by id (their statements, topic
+  readings and subject-free scoring); that record's smart digest and, in a web worker, ``/similar`` seeded by it;
 * the offline extractor on each org's schemas (lexicons, regexes and the schema vectors, cached per text),
   for up to ``MAX_WARM_ORGS`` orgs;
+* each of those orgs' guidelines, split and embedded for fast routing (the per-process guideline index), and a
+  fast smart-guidelines call (routing and context compilation): the first call otherwise prepared every
+  guideline of the org — 82 ms against 6 ms warm for 20 guidelines (``bench/bench_warm.py``);
 * each of those orgs' shared org-wide vector index (memory-mapped, see
   :mod:`memrelay.engine.memory.org_vectors`) and an org-wide recall — in a web worker only (``org_index``): an RQ
   worker's jobs recall by record, and the rare org-wide one (a workflow step) maps the index on first use, so
@@ -190,6 +193,7 @@ def _warm_orgs(services: Services, max_orgs: int, *, org_index: bool = True) -> 
             schema = services.collections.schema_for(s, org_id, name)
             if schema:
                 extract_properties(WARM_TEXT, list(schema.values()), ts=utcnow(), embedder=services.embedder)
+    _guidelines(services, orgs)
     emb = services.embedder
     if org_index:
         with services.db.read() as s:  # map each org's shared org-wide snapshot (built once, by whoever is first)
@@ -204,7 +208,23 @@ def _warm_orgs(services: Services, max_orgs: int, *, org_index: bool = True) -> 
         for _ in range(WARM_REPEATS):
             _rolled_back_memorize(services, orgs[0])
         _search(services, orgs[0])
-        _scoped_recall(services, orgs[0])
+        for _ in range(WARM_REPEATS):
+            _rolled_back_upsert(services, orgs[0])
+        seed = _scoped_recall(services, orgs[0])
+        if seed is not None:
+            _digest(services, orgs[0], seed)
+        if org_index and seed is not None:  # /similar ranks with the org-wide index: a web worker's path
+            _similar(services, orgs[0], seed)
+
+
+def _guidelines(services: Services, orgs: list[str]) -> None:
+    """Each org's guidelines prepared for routing (cached per process, by version), then fast smart-guidelines
+    calls on the first org holding any, ``WARM_REPEATS`` times (read-only: no session, nothing delivered)."""
+    from memrelay.engine.guidance.governance import SmartGuidelinesRequest
+
+    with_guidelines = [org_id for org_id in orgs if services.governance.routable(org_id).guidelines]
+    for _ in range(WARM_REPEATS if with_guidelines else 0):
+        services.governance.smart_guidelines(with_guidelines[0], SmartGuidelinesRequest(message=WARM_QUESTION))
 
 
 def _search(services: Services, org_id: str) -> None:
@@ -250,14 +270,33 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def _scoped_recall(services: Services, org_id: str) -> None:
+def _digest(services: Services, org_id: str, record_id: str) -> None:
+    """A record's smart digest (properties, recent memories, linked records, token budget), ``WARM_REPEATS``
+    times (read-only)."""
+    from memrelay.engine.memory.digest import DigestRequest
+    from memrelay.engine.stores.identity import Identifiers
+
+    for _ in range(WARM_REPEATS):
+        services.digests.digest(org_id, DigestRequest(identifiers=Identifiers(record_id=record_id)))
+
+
+def _similar(services: Services, org_id: str, record_id: str) -> None:
+    """``/similar`` seeded by a record holding memories, ``WARM_REPEATS`` times (read-only): its seed reading,
+    property vectors and ranking over the org-wide index, compiled and specialised."""
+    from memrelay.engine.memory.similar import SimilarRequest
+
+    for _ in range(WARM_REPEATS):
+        services.similarity.similar(org_id, SimilarRequest.model_validate({"recordId": record_id, "topK": 10}))
+
+
+def _scoped_recall(services: Services, org_id: str) -> str | None:
     """Scoped recalls (a topic question about a record holding memories) naming the record each way a request
     can — by one of its keys, by that key with its type, by ``record_id`` — so that each variant of the
     record-scoped statements (identity.holders), the question's topic readings and the subject-free scoring
     (numpy's LAPACK) are compiled; the first names the record while it is not cached (the entity cache's miss
     path: its memories and names read and embedded). Then up to ``WARM_REPEATS`` other records holding memories,
     each recalled once (the miss path, run enough times to be specialised), and the first record by key as many
-    times (the cached path)."""
+    times (the cached path). Returns the first record's id (None: no record holds memories)."""
     from sqlalchemy import select
 
     from memrelay.engine.memory.recall import RecallRequest
@@ -269,7 +308,7 @@ def _scoped_recall(services: Services, org_id: str) -> None:
                           .where(Memory.org_id == org_id, Record.deleted_at.is_(None))
                           .group_by(Memory.record_id, Record.entity_type).limit(WARM_REPEATS + 1)).all()
         if not found:
-            return
+            return None
         record_id, entity_type = found[0]
         key = s.execute(select(RecordKey.key_name, RecordKey.key_value).where(RecordKey.record_id == record_id)
                         .order_by(RecordKey.id).limit(1)).first()
@@ -288,6 +327,7 @@ def _scoped_recall(services: Services, org_id: str) -> None:
     # (stores/db/driver_select.py), whose statement is compiled on that first run
     for _ in range(WARM_REPEATS if by_key is not None else 0):
         services.recall.smart_recall(org_id, RecallRequest(query=WARM_QUESTION, limit=1, identifiers=by_key))
+    return str(record_id)
 
 
 class _RollBack(Exception):
@@ -304,6 +344,21 @@ def _rolled_back_memorize(services: Services, org_id: str) -> None:
         with services.db.unit_of_work():
             services.memories.memorize(org_id, MemorizeRequest(content=WARM_TEXT, email="warm-up@example.com",
                                                                type="contact"))
+            raise _RollBack
+    except _RollBack:
+        pass
+
+
+def _rolled_back_upsert(services: Services, org_id: str) -> None:
+    """One structured upsert (identity, typed properties, history, events) inside a unit of work that is rolled
+    back, as :func:`_rolled_back_memorize`."""
+    from memrelay.engine.stores.identity import Identifiers
+    from memrelay.engine.stores.properties import Provenance
+
+    try:
+        with services.db.unit_of_work():
+            services.records.upsert(org_id, Identifiers(email="warm-up@example.com", type="contact"),
+                                    {"first_name": "Jane", "job_title": "CTO"}, Provenance(actor="warm-up"))
             raise _RollBack
     except _RollBack:
         pass

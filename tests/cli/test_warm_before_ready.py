@@ -15,6 +15,7 @@ import requests
 
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
+from memrelay.engine.guidance.governance import GuidelineCreate
 from memrelay.engine.memory.entity_vectors import STAMP_COLUMNS
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.org_vectors import SnapshotStore
@@ -97,6 +98,8 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     org = seed.tenancy.create_org("warm-org").id
     for i in range(WARM_REPEATS + 4):  # more records holding memories than warming recalls
         seed.memories.memorize(org, MemorizeRequest(content=f"They run PostgreSQL on AWS ({i}).", email=f"a{i}@warm.io"))
+    seed.governance.create(org, GuidelineCreate(name="Refunds", content="## Refunds\nRefund within 30 days.",
+                                                triggerKeywords=["refund"]))
     seed.close()
     services = Services(configured)
     app = create_app(configured, services=services)
@@ -109,6 +112,8 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     assert state.warm.ok and services.embedder.loaded and "litellm" in sys.modules
     assert {"services", "sql", "embedder", "tokenizer", "litellm", "orgs", "flask"} <= set(state.warm.steps)
     assert state.warm.errors == {}
+    # the org's guidelines are prepared for routing (the per-process index holds its snapshot at their version)
+    assert [g.name for g in services.governance.index._by_org[org].guidelines] == ["Refunds"]
     # the scoped recall's miss path ran on WARM_REPEATS + 1 records (enough runs for CPython to specialise it)
     assert len(services.recall.cache) == WARM_REPEATS + 1
     # a request's key lookup and a warm scoped recall's statement run on the driver, compiled on first use: warmed
@@ -116,7 +121,7 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     emb = services.embedder
     snap = SnapshotStore(configured.data_dir / "org_vectors", org, emb.name, emb.dim)
     assert snap.current_version() == 1  # the org-wide snapshot exists before the first request
-    with services.db.read() as s:  # the write path was exercised and rolled back: nothing of it remains
+    with services.db.read() as s:  # the write paths (memorize, upsert) ran and rolled back: nothing of them remains
         from sqlalchemy import func, select
 
         from memrelay.engine.stores.db.models import Memory, RecordKey
