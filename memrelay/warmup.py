@@ -39,6 +39,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -156,6 +157,7 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS, org_inde
     step("tokenizer", tokenizer)
     if llm_needed(services):
         step("litellm", llm, required=True)
+        step("prompt", lambda: _warm_prompt(services))
     if services.settings.milvus_uri and services.vector_index.available():  # an on-demand one starts later
         def milvus() -> None:
             """The client, its channel and the current collection — unless that collection exists and is not
@@ -174,6 +176,90 @@ def warm_services(services: Services, *, max_orgs: int = MAX_WARM_ORGS, org_inde
     report.done = True
     log.info("warmed", extra={"warm": report.as_dict()})
     return report
+
+
+WARM_COMPLETION = {
+    "id": "chatcmpl-warm-up", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello Jane, thanks for the call."},
+                 "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20,
+              "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
+}
+"""The answer of the warm-up's loopback model (OpenAI's chat completion shape)."""
+
+
+@contextlib.contextmanager
+def _canned_model() -> Iterator[str]:
+    """An OpenAI-compatible chat endpoint on loopback answering :data:`WARM_COMPLETION`; yields its base URL."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps(WARM_COMPLETION).encode()
+
+    class Canned(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="warm-up-model",
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _warm_prompt(services: Services) -> None:
+    """One ``/prompt`` run through the whole generation path — memory context, guidelines, the LLM client with
+    its budget check and usage row, litellm's and the OpenAI SDK's request and response models (built lazily on
+    the first parsed answer: ~9 ms), memorize-back — against a loopback model (:func:`_canned_model`): nothing
+    leaves the machine, no provider is billed, and the unit of work is rolled back, so nothing is kept. The
+    org is the most recent one with a record holding memories."""
+    from pydantic import SecretStr
+    from sqlalchemy import select
+
+    from memrelay.engine.guidance.generation import Generation, PromptRequest
+    from memrelay.engine.stores.db.models import Memory, Org
+    from memrelay.engine.stores.metered_llm import LLMService
+
+    with services.db.read() as s:
+        found = s.execute(select(Memory.org_id, Memory.record_id).join(Org, Org.id == Memory.org_id)
+                          .where(Memory.record_id.is_not(None)).order_by(Org.created_at.desc()).limit(1)).first()
+    if found is None:
+        return
+    org_id, record_id = found
+    model = services.settings.llm_model or ""
+    with _canned_model() as base:
+        canned = services.settings.model_copy(update={
+            "llm_model": model if model.startswith("openai/") else "openai/gpt-4o-mini", "llm_model_pro": None,
+            "llm_model_ultra": None, "llm_api_base": base, "llm_api_key": SecretStr("warm-up")})
+        generation = Generation(services.db, LLMService(services.db, canned), guidelines=services.governance,
+                                recall=services.recall, digests=services.digests, memories=services.memories)
+        request = PromptRequest.model_validate({
+            "instructions": [{"prompt": "Write one line to this contact about their database.", "maxSteps": 1}],
+            "identifiers": {"recordId": record_id}, "memorize": {"recordId": record_id, "captureOutputs": True}})
+        for _ in range(2):
+            try:
+                with services.db.unit_of_work():
+                    generation.generate(org_id, request)
+                    raise _RollBack
+            except _RollBack:
+                pass
 
 
 def _warm_orgs(services: Services, max_orgs: int, *, org_index: bool = True) -> None:

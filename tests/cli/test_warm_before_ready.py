@@ -110,7 +110,7 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     warm_app(app)
     state: Any = app.extensions["memrelay"]
     assert state.warm.ok and services.embedder.loaded and "litellm" in sys.modules
-    assert {"services", "sql", "embedder", "tokenizer", "litellm", "orgs", "flask"} <= set(state.warm.steps)
+    assert {"services", "sql", "embedder", "tokenizer", "litellm", "prompt", "orgs", "flask"} <= set(state.warm.steps)
     assert state.warm.errors == {}
     # the org's guidelines are prepared for routing (the per-process index holds its snapshot at their version)
     assert [g.name for g in services.governance.index._by_org[org].guidelines] == ["Refunds"]
@@ -128,6 +128,9 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
         assert s.scalar(select(func.count()).select_from(RecordKey).where(
             RecordKey.key_value == "warm-up@example.com")) == 0
         assert s.scalar(select(func.count()).select_from(Memory).where(Memory.org_id == org)) == WARM_REPEATS + 4
+        # a whole /prompt ran against the loopback model (memorize-back included) and rolled back: no usage row
+        from memrelay.engine.stores.db.models_llm import LLMUsageRow
+        assert s.scalar(select(func.count()).select_from(LLMUsageRow)) == 0
     services.close()
 
 
