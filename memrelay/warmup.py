@@ -206,8 +206,10 @@ def _canned_model() -> Iterator[str]:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")  # no kept-alive connection, so no handler thread, outlives us
             self.end_headers()
             self.wfile.write(body)
+            self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
             pass

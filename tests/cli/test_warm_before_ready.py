@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,8 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     for driver in hot:  # compiled by an earlier test of this process or not: from scratch here
         driver._compiled.clear()
     warm_app(app)
+    # the loopback model warm-up's /prompt talked to is gone, with every connection thread it served
+    assert not [t.name for t in threading.enumerate() if "warm-up-model" in t.name or "process_request" in t.name]
     state: Any = app.extensions["memrelay"]
     assert state.warm.ok and services.embedder.loaded and "litellm" in sys.modules
     assert {"services", "sql", "embedder", "tokenizer", "litellm", "prompt", "orgs", "flask"} <= set(state.warm.steps)
