@@ -129,7 +129,8 @@ class WordLlamaEmbedder:
             ids = np.array([e.ids for e in encoded], dtype=np.int32)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.float32)
             np.clip(ids, 0, last, out=ids)
-            tokens = self._table[ids].astype(np.float32)
+            # float16 rows widened inside the masked product (one pass, no float32 copy of the rows first)
+            masked = np.multiply(self._table[ids], mask[..., np.newaxis], dtype=np.float32)
             counts = np.maximum(mask.sum(axis=1, keepdims=True), 1.0).astype(np.float32)
-            out[i:i + len(encoded)] = np.sum(tokens * mask[..., np.newaxis], axis=1, dtype=np.float32) / counts
+            out[i:i + len(encoded)] = np.sum(masked, axis=1, dtype=np.float32) / counts
         return out
