@@ -137,6 +137,20 @@ def test_warming_loads_the_embedder_and_litellm_and_readyz_reports_it(settings: 
     services.close()
 
 
+def test_warming_without_a_model_still_prepares_each_orgs_guidelines(settings: Settings) -> None:
+    assert not settings.llm_configured  # no /prompt warm-up to prepare them along the way
+    seed = Services(settings)
+    seed.migrate()
+    org = seed.tenancy.create_org("guided-org").id
+    seed.governance.create(org, GuidelineCreate(name="Refunds", content="## Refunds\nRefund within 30 days."))
+    seed.close()
+    services = Services(settings)
+    report = warm_services(services)
+    assert report.ok and "prompt" not in report.steps
+    assert [g.name for g in services.governance.index._by_org[org].guidelines] == ["Refunds"]
+    services.close()
+
+
 def test_a_failed_warm_up_keeps_readyz_red(settings: Settings) -> None:
     broken = settings.model_copy(update={"embedder": "minilm:not-a-model"})  # cannot be loaded
     services = Services(broken)
