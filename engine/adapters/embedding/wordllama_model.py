@@ -67,9 +67,9 @@ def verify_bundled_files(package_dir: Path, pinned: dict[str, str] | None = None
             )
 
 
-def map_safetensor(path: Path, key: str = TENSOR_KEY) -> tuple[np.ndarray, mmap.mmap]:
-    """A read-only float16 view of tensor ``key`` in safetensors file ``path``, over a memory map of it (kept
-    open by the returned map)."""
+def map_safetensor(path: Path, key: str = TENSOR_KEY) -> np.ndarray:
+    """A read-only float16 view of tensor ``key`` in safetensors file ``path``, over a memory map of it (the
+    view's base: the map stays open while the view lives)."""
     with path.open("rb") as fh:
         (header_len,) = struct.unpack("<Q", fh.read(8))
         header = json.loads(fh.read(header_len))
@@ -84,7 +84,7 @@ def map_safetensor(path: Path, key: str = TENSOR_KEY) -> tuple[np.ndarray, mmap.
     except (KeyError, ValueError) as exc:
         mapped.close()
         raise ConfigError(f"cannot map WordLlama weights {path}: {exc}", details={"path": str(path)}) from exc
-    return table.reshape(shape), mapped
+    return table.reshape(shape)
 
 
 class WordLlamaEmbedder:
@@ -106,7 +106,7 @@ class WordLlamaEmbedder:
             raise ConfigError(f"cannot load the WordLlama tokenizer offline: {exc}") from exc
         self._tokenizer.enable_padding()
         self._tokenizer.no_truncation()
-        table, self._map = map_safetensor(package_dir / WEIGHTS_FILE)
+        table = map_safetensor(package_dir / WEIGHTS_FILE)
         if table.shape[1] != FULL_DIM:
             raise ConfigError(f"WordLlama weights are {table.shape[1]}-d, expected {FULL_DIM}")
         self._table = table[:, :dim]  # a Matryoshka prefix: a strided view, no copy
