@@ -109,8 +109,27 @@ def run(spec: str, calls: int, *, milvus_running: bool) -> None:
           f" extract+embed {warm_stages / embed_once:5.1f}x | schema re-embedded every call (before):"
           f" {cold:7.2f} ms, {cold_texts:4.1f} texts")
     print(f"{'':10} stage p50s (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    big = big_record_p50(memories, org, calls)
+    print(f"{'':10} memorize p50 on a record holding {BIG_RECORD:,} memories {big:7.2f} ms"
+          f" (= {big / warm:4.1f}x the p50 above; before: every live memory was loaded as a full row per call)")
     eng.close()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+BIG_RECORD = 1000
+
+
+def big_record_p50(memories: Memories, org: str, calls: int) -> float:
+    """Memorize p50 against one contact that already holds ``BIG_RECORD`` memories (dedup and supersession
+    compare each new fact with all of them)."""
+    from memrelay.engine.memory.batch import memorize_many
+
+    who = Identifiers(type="contact", email="big@acme.com")
+    for start in range(0, BIG_RECORD, 250):
+        memorize_many(memories, org, [MemorizeRequest(content=f"Note {i}: {TEXTS[i % len(TEXTS)]}", verbatim=True,
+                                                      identifiers=who) for i in range(start, start + 250)])
+    return p50_ms(lambda i: memories.memorize(org, MemorizeRequest(content=TEXTS[i % len(TEXTS)] + f" Big {i}.",
+                                                                   tags=["b"], identifiers=who)), max(20, calls // 4))
 
 
 def main() -> None:

@@ -383,6 +383,10 @@ def to_blob(vector: np.ndarray) -> bytes:
 
 def from_blobs(blobs: Sequence[bytes | None], dim: int) -> np.ndarray:
     """Stack stored embeddings into a ``(n, dim)`` float32 matrix (missing or wrong-sized rows are zero)."""
+    size = dim * 4
+    if all(blob is not None and len(blob) == size for blob in blobs):  # the usual case: one join, no per-row copy
+        joined = bytearray(b"".join(blob for blob in blobs if blob is not None))
+        return np.frombuffer(joined, dtype=np.float32).reshape(len(blobs), dim)
     out = np.zeros((len(blobs), dim), dtype=np.float32)
     for i, blob in enumerate(blobs):
         if blob is not None and len(blob) == dim * 4:

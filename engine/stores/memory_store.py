@@ -104,10 +104,53 @@ class StoreOutcome:
     superseded: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Live:
-    row: _Row
+    """A live memory of a record as dedup and supersession read it for every candidate: id, text, content
+    timestamp (aware) and vector. Its full row (an ORM :class:`Memory`, JSON columns decoded) is loaded only when
+    it is changed (bumped, superseded, marked stale): :attr:`row`."""
+
+    id: str
+    text: str
+    ts: datetime
     vector: np.ndarray
+    loaded: _Row | None = None
+    session: Session | None = None
+
+    @property
+    def row(self) -> _Row:
+        if self.loaded is None:
+            assert self.session is not None
+            self.loaded = self.session.get_one(Memory, self.id)
+        return self.loaded
+
+    @classmethod
+    def of(cls, row: FreshMemory, vector: np.ndarray) -> _Live:
+        return cls(row.id, row.text, as_aware(row.ts) or row.ts, vector, loaded=row)
+
+
+class _Pool:
+    """The live memories of one record, their vectors stacked in one matrix (one product scores them all)."""
+
+    def __init__(self, dim: int) -> None:
+        self.lives: list[_Live] = []
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.lives)
+
+    def sims(self, vector: np.ndarray) -> np.ndarray:
+        """Cosine of ``vector`` (unit length, as every stored one) with each live memory, in pool order."""
+        return self.vectors @ np.asarray(vector, dtype=np.float32)
+
+    def add(self, live: _Live) -> None:
+        self.lives.append(live)
+        self.vectors = np.vstack([self.vectors, np.asarray(live.vector, dtype=np.float32)[None, :]])
+
+    def remove(self, live: _Live) -> None:
+        i = self.lives.index(live)
+        del self.lives[i]
+        self.vectors = np.delete(self.vectors, i, axis=0)
 
 
 def provenance_entry(source: str, ts: datetime, *, event_id: str | None = None, speaker: str | None = None,
@@ -146,16 +189,18 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
     events: list[dict[str, Any]] = []
     record_ids = list({it.record.id for it in items})
     pools = _live_pools(s, items[0].record.org_id, record_ids, dim)
+    _load_candidates(s, pools, items)
     subjects: dict[str, frozenset[str]] | None = None  # read on the first contradiction only
     now = utcnow()
     for it in items:
-        pool = pools.setdefault(it.record.id, [])
+        pool = pools.setdefault(it.record.id, _Pool(dim))
         ts = as_aware(it.ts) or now
-        sims = np.array([float(np.dot(p.vector, it.vector)) for p in pool], dtype=np.float32)
+        sims = pool.sims(it.vector)
         dup = _find_duplicate(pool, sims, it.text)
         if dup is not None:
             _bump(events, dup.row, it, ts, now)
-            out.duplicates.append(dup.row.id)
+            dup.ts = as_aware(dup.row.ts) or dup.ts
+            out.duplicates.append(dup.id)
             continue
         row = FreshMemory(id=new_id("mem"), org_id=it.record.org_id, record_id=it.record.id,
                           entity_type=it.record.entity_type, text=it.text, speaker=it.speaker, tags=list(it.tags),
@@ -168,10 +213,10 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
         out.created.append(row.id)
         if subjects is None and semantics.topics_of(row.text) and pool:
             subjects = subject_words(s, record_ids)
-        out.superseded += _supersede(events, pool, sims, row, now,
+        out.superseded += _supersede(s, events, pool, sims, row, now,
                                      (subjects or {}).get(row.record_id, frozenset()))
         if row.superseded_by is None:
-            pool.append(_Live(row, it.vector))
+            pool.add(_Live.of(row, it.vector))
         events.append(outbox_row(row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
                                                                 "type": row.entity_type, "change": "created",
                                                                 "supersededBy": row.superseded_by}))
@@ -191,24 +236,54 @@ def _insert(s: Session, rows: list[FreshMemory], events: list[dict[str, Any]]) -
         conn.execute(insert(OUTBOX), events)
 
 
-def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dict[str, list[_Live]]:
-    pools: dict[str, list[_Live]] = {}
+def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dict[str, _Pool]:
+    """Each record's live memories: id, text, time and vector only (the rows are loaded when changed), so a
+    record with thousands of memories costs one narrow query and one matrix, not thousands of ORM rows."""
+    pools: dict[str, _Pool] = {}
     for i in range(0, len(record_ids), 500):  # org_id first: ix_memories_record is (org_id, record_id, updated_at)
-        rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]),
-                                                   Memory.superseded_by.is_(None), Memory.deleted_at.is_(None))))
-        vectors = from_blobs([r.embedding for r in rows], dim)
-        for r, v in zip(rows, vectors, strict=True):
-            pools.setdefault(r.record_id, []).append(_Live(r, v))
+        rows = s.execute(select(Memory.id, Memory.record_id, Memory.text, Memory.ts, Memory.embedding).where(
+            Memory.org_id == org_id, Memory.record_id.in_(record_ids[i:i + 500]), Memory.superseded_by.is_(None),
+            Memory.deleted_at.is_(None))).all()
+        by_record: dict[str, list[Any]] = {}
+        for r in rows:
+            by_record.setdefault(r.record_id, []).append(r)
+        for rid, group in by_record.items():
+            pool = pools[rid] = _Pool(dim)
+            pool.vectors = from_blobs([r.embedding for r in group], dim)
+            pool.lives = [_Live(r.id, r.text, as_aware(r.ts) or r.ts, v, session=s)
+                          for r, v in zip(group, pool.vectors, strict=True)]
     return pools
 
 
-def _find_duplicate(pool: list[_Live], sims: np.ndarray, text: str) -> _Live | None:
+def _load_candidates(s: Session, pools: dict[str, _Pool], items: list[NewMemory]) -> None:
+    """Load, in one query per 500, the stored rows that items restate (a replayed batch bumps most of its items'
+    memories, which would otherwise be loaded one by one)."""
+    wanted: list[_Live] = []
+    for it in items:
+        pool = pools.get(it.record.id)
+        if pool:
+            sims = pool.sims(it.vector)
+            wanted += [pool.lives[i] for i in np.flatnonzero(sims >= DEDUP_PREFILTER)
+                       if semantics.is_near_duplicate(pool.lives[i].text, it.text, float(sims[i]))]
+    _load_rows(s, wanted)
+
+
+def _load_rows(s: Session, lives: list[_Live]) -> None:
+    """Load the full rows of ``lives`` not loaded yet, in one query per 500."""
+    wanted = {live.id: live for live in lives if live.loaded is None}
+    ids = list(wanted)
+    for i in range(0, len(ids), 500):
+        for row in s.scalars(select(Memory).where(Memory.id.in_(ids[i:i + 500]))):
+            wanted[row.id].loaded = row
+
+
+def _find_duplicate(pool: _Pool, sims: np.ndarray, text: str) -> _Live | None:
     for idx in np.argsort(-sims) if len(pool) else []:
         cos = float(sims[idx])
         if cos < DEDUP_PREFILTER:
             break
-        if semantics.is_near_duplicate(pool[idx].row.text, text, cos):
-            return pool[idx]
+        if semantics.is_near_duplicate(pool.lives[idx].text, text, cos):
+            return pool.lives[idx]
     return None
 
 
@@ -231,25 +306,33 @@ def _bump(events: list[dict[str, Any]], row: _Row, it: NewMemory, ts: datetime, 
                                                             "seenCount": row.seen_count}))
 
 
-def _supersede(events: list[dict[str, Any]], pool: list[_Live], sims: np.ndarray, row: FreshMemory, now: datetime,
-               subject: frozenset[str] = frozenset()) -> list[str]:
-    """Apply fresh-fact precedence between ``row`` and the live memories it contradicts."""
+def _supersede(s: Session, events: list[dict[str, Any]], pool: _Pool, sims: np.ndarray, row: FreshMemory,
+               now: datetime, subject: frozenset[str] = frozenset()) -> list[str]:
+    """Apply fresh-fact precedence between ``row`` and the live memories it contradicts (decided on their texts
+    and times; the rows it changes are then loaded together)."""
     if not semantics.topics_of(row.text):
         return []
-    superseded: list[str] = []
-    newer_than_row: list[_Row] = []
-    for live, cos in zip(list(pool), sims, strict=True):
-        old = live.row
-        if as_aware(old.ts) == as_aware(row.ts) or not semantics.shares_topic(old.text, row.text):
+    row_ts = as_aware(row.ts) or row.ts
+    decided: list[tuple[_Live, list[str], bool]] = []  # (live memory, its stale topics, whether it is hidden)
+    for live, cos in zip(pool.lives, sims, strict=True):
+        if live.ts == row_ts or not semantics.shares_topic(live.text, row.text):
             continue  # statements made at the same moment (e.g. one document) do not outdate each other
-        older, newer = (old, row) if as_aware(old.ts) < as_aware(row.ts) else (row, old)
-        stale = semantics.replaced_topics(older.text, newer.text, float(cos))
-        if not stale:
-            continue
-        if not semantics.supersedes(older.text, newer.text, float(cos), subject=subject):
-            _mark_stale_topics(older, newer, stale, now)  # it also states other true facts: stays visible
-            continue
-        if older is old:
+        older, newer = (live.text, row.text) if live.ts < row_ts else (row.text, live.text)
+        stale = semantics.replaced_topics(older, newer, float(cos))
+        if stale:
+            decided.append((live, stale, bool(semantics.supersedes(older, newer, float(cos), subject=subject))))
+    _load_rows(s, [live for live, _, _ in decided if live.ts < row_ts])
+    superseded: list[str] = []
+    newer_than_row: list[_Live] = []
+    for live, stale, hidden in decided:
+        old_is_older = live.ts < row_ts
+        if not hidden:  # it also states other true facts: stays visible
+            if old_is_older:
+                _mark_stale_topics(live.row, row.id, row_ts, stale, now)
+            else:
+                _mark_stale_topics(row, live.id, live.ts, stale, now)
+        elif old_is_older:
+            old = live.row
             old.superseded_by, old.superseded_at, old.updated_at = row.id, now, now
             pool.remove(live)
             superseded.append(old.id)
@@ -257,19 +340,20 @@ def _supersede(events: list[dict[str, Any]], pool: list[_Live], sims: np.ndarray
                                                                     "type": old.entity_type, "change": "superseded",
                                                                     "supersededBy": row.id}))
         else:
-            newer_than_row.append(old)
+            newer_than_row.append(live)
     if newer_than_row:
-        successor = max(newer_than_row, key=lambda m: as_aware(m.ts))
+        successor = max(newer_than_row, key=lambda m: m.ts)
         row.superseded_by, row.superseded_at = successor.id, now
         superseded.append(row.id)
     return superseded
 
 
-def _mark_stale_topics(older: _Row, newer: _Row, topics: list[str], now: datetime) -> None:
-    """Record in ``older``'s provenance that ``newer`` replaced its value on ``topics`` while ``older`` stays live
-    (it holds other claims): explain/history can show it, nothing is hidden."""
-    entry = {"source": "supersession", "timestamp": iso(as_aware(newer.ts)), "at": iso(now),
-             "staleTopics": list(topics), "supersededBy": newer.id}
+def _mark_stale_topics(older: _Row, newer_id: str, newer_ts: datetime, topics: list[str], now: datetime) -> None:
+    """Record in ``older``'s provenance that the memory ``newer_id`` (stated at ``newer_ts``) replaced its value
+    on ``topics`` while ``older`` stays live (it holds other claims): explain/history can show it, nothing is
+    hidden."""
+    entry = {"source": "supersession", "timestamp": iso(newer_ts), "at": iso(now),
+             "staleTopics": list(topics), "supersededBy": newer_id}
     older.provenance = [*(older.provenance or []), entry]
 
 
