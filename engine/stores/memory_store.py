@@ -130,27 +130,57 @@ class _Live:
 
 
 class _Pool:
-    """The live memories of one record, their vectors stacked in one matrix (one product scores them all)."""
+    """The live memories of one record, their vectors stacked in one matrix (one product scores them all; the
+    matrix grows by doubling, so a batch adding thousands of memories to one record does not copy it each time),
+    and the hash of each one's facets (numbers, names, stages...), computed when first needed: a restatement must
+    have the same facets, so most close-but-different memories are ruled out by comparing integers."""
 
-    def __init__(self, dim: int) -> None:
-        self.lives: list[_Live] = []
-        self.vectors = np.zeros((0, dim), dtype=np.float32)
+    def __init__(self, dim: int, vectors: np.ndarray | None = None, lives: list[_Live] | None = None) -> None:
+        self.lives: list[_Live] = lives or []
+        self._buf = vectors if vectors is not None else np.zeros((0, dim), dtype=np.float32)
+        self._keys = np.zeros(len(self._buf), dtype=np.int64)
+        self._known = np.zeros(len(self._buf), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.lives)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._buf[:len(self.lives)]
 
     def sims(self, vector: np.ndarray) -> np.ndarray:
         """Cosine of ``vector`` (unit length, as every stored one) with each live memory, in pool order."""
         return self.vectors @ np.asarray(vector, dtype=np.float32)
 
+    def candidates(self, sims: np.ndarray, text: str) -> np.ndarray:
+        """Positions of the live memories ``text`` may restate: at least ``DEDUP_PREFILTER`` similar and with the
+        same facets hash, most similar first."""
+        near = np.flatnonzero(sims >= DEDUP_PREFILTER)
+        if not len(near):
+            return near
+        unknown = near[~self._known[near]]
+        for i in unknown:
+            self._keys[i] = hash(semantics.facets(self.lives[i].text))
+        self._known[unknown] = True
+        same = near[self._keys[near] == hash(semantics.facets(text))]
+        return same[np.argsort(-sims[same], kind="stable")]
+
     def add(self, live: _Live) -> None:
+        n = len(self.lives)
+        if n == len(self._buf):
+            size = max(8, 2 * n)
+            self._buf = np.concatenate([self._buf[:n], np.zeros((size - n, self._buf.shape[1]), np.float32)])
+            self._keys = np.concatenate([self._keys[:n], np.zeros(size - n, np.int64)])
+            self._known = np.concatenate([self._known[:n], np.zeros(size - n, bool)])
+        self._buf[n], self._known[n] = live.vector, False
         self.lives.append(live)
-        self.vectors = np.vstack([self.vectors, np.asarray(live.vector, dtype=np.float32)[None, :]])
 
     def remove(self, live: _Live) -> None:
-        i = self.lives.index(live)
+        i, n = self.lives.index(live), len(self.lives)
+        # new arrays: the vector rows already handed out (views into the old matrix) stay as they are
+        self._buf, self._keys = np.delete(self._buf[:n], i, axis=0), np.delete(self._keys[:n], i)
+        self._known = np.delete(self._known[:n], i)
         del self.lives[i]
-        self.vectors = np.delete(self.vectors, i, axis=0)
 
 
 def provenance_entry(source: str, ts: datetime, *, event_id: str | None = None, speaker: str | None = None,
@@ -248,10 +278,9 @@ def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dic
         for r in rows:
             by_record.setdefault(r.record_id, []).append(r)
         for rid, group in by_record.items():
-            pool = pools[rid] = _Pool(dim)
-            pool.vectors = from_blobs([r.embedding for r in group], dim)
-            pool.lives = [_Live(r.id, r.text, as_aware(r.ts) or r.ts, v, session=s)
-                          for r, v in zip(group, pool.vectors, strict=True)]
+            vectors = from_blobs([r.embedding for r in group], dim)
+            pools[rid] = _Pool(dim, vectors, [_Live(r.id, r.text, as_aware(r.ts) or r.ts, v, session=s)
+                                              for r, v in zip(group, vectors, strict=True)])
     return pools
 
 
@@ -261,10 +290,9 @@ def _load_candidates(s: Session, pools: dict[str, _Pool], items: list[NewMemory]
     wanted: list[_Live] = []
     for it in items:
         pool = pools.get(it.record.id)
-        if pool:
-            sims = pool.sims(it.vector)
-            wanted += [pool.lives[i] for i in np.flatnonzero(sims >= DEDUP_PREFILTER)
-                       if semantics.is_near_duplicate(pool.lives[i].text, it.text, float(sims[i]))]
+        dup = _find_duplicate(pool, pool.sims(it.vector), it.text) if pool else None
+        if dup is not None:
+            wanted.append(dup)
     _load_rows(s, wanted)
 
 
@@ -278,11 +306,9 @@ def _load_rows(s: Session, lives: list[_Live]) -> None:
 
 
 def _find_duplicate(pool: _Pool, sims: np.ndarray, text: str) -> _Live | None:
-    for idx in np.argsort(-sims) if len(pool) else []:
-        cos = float(sims[idx])
-        if cos < DEDUP_PREFILTER:
-            break
-        if semantics.is_near_duplicate(pool.lives[idx].text, text, cos):
+    """The live memory ``text`` restates (the most similar one), if any."""
+    for idx in pool.candidates(sims, text):
+        if semantics.is_near_duplicate(pool.lives[idx].text, text, float(sims[idx])):
             return pool.lives[idx]
     return None
 

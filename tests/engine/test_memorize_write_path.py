@@ -224,3 +224,27 @@ def test_a_replayed_batch_loads_the_rows_it_restates_in_one_query(engine):
     assert sorted(loaded) == sorted(ids)
     full_reads = [s for s in log if s.startswith("SELECT memories.id, memories.org_id") and "memories.provenance" in s]
     assert len(full_reads) == 1, full_reads
+
+
+def test_templated_notes_that_differ_in_a_number_stay_apart_and_restatements_merge(engine):
+    """Notes made from one template are all close in meaning; only a restatement with the same numbers and names
+    merges (facets compared before the text), within one batch and against stored memories."""
+    from memrelay.engine.memory.batch import memorize_many
+
+    org = engine.tenancy.create_org("templated").id
+    who = Identifiers(type="contact", email="tpl@acme.com")
+
+    def note(i: int) -> MemorizeRequest:
+        return MemorizeRequest(content=f"Call logged with Dana: {i} open tickets, renewal risk {i % 4}.",
+                               verbatim=True, identifiers=who)
+
+    first = memorize_many(engine.memories, org, [note(i) for i in range(40)] + [note(3), note(17)])
+    assert first.memories_created == 40 and first.duplicates_skipped == 2
+    again = memorize_many(engine.memories, org, [note(i) for i in (5, 40, 5)])
+    assert again.memories_created == 1 and again.duplicates_skipped == 2
+    from memrelay.engine.stores.db.models import Memory
+
+    with engine.db.read() as s:
+        seen = dict(s.execute(select(Memory.text, Memory.seen_count).where(Memory.org_id == org)).all())
+    assert len(seen) == 41
+    assert seen[note(5).content] == 3 and seen[note(3).content] == 2 and seen[note(40).content] == 1
