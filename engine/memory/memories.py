@@ -8,7 +8,7 @@ SQL is written first (memories start ``index_state="pending"``); the vectors rea
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -48,7 +48,13 @@ from memrelay.engine.stores.db.models import (
     Record,
     RecordKey,
 )
-from memrelay.engine.stores.identity import Identifiers, require_record, resolve_record
+from memrelay.engine.stores.identity import (
+    Candidates,
+    Identifiers,
+    normalise_type,
+    require_record,
+    resolve_record,
+)
 from memrelay.engine.stores.memory_store import (
     COMPANY_PROPS,
     NewMemory,
@@ -297,18 +303,20 @@ class Memories:
 
     def resolve_target(self, s: Session, org_id: str, req: MemorizeRequest, *, by_record_id: bool = False,
                        cache: dict[Any, Any] | None = None, describe: bool = True,
+                       lookup: Callable[[str], Candidates] | None = None,
                        ) -> tuple[str, list[PropertySpec], str | None, str | None]:
         """The entity type a memorize writes to, the properties extraction may fill, and how facts name the
         record and its company (shared by :meth:`memorize` and the batch path,
         :func:`memrelay.engine.memory.batch.memorize_many`, which passes a ``cache`` for the batch's entity
-        types and, with ``describe=False``, gets the existing record's id in place of the subject)."""
+        types, ``lookup`` (live records of a type by key, from the batch's prefetch) and, with ``describe=False``,
+        gets the existing record's id in place of the subject)."""
         ids = req.identifiers
         collection = target_collection(s, org_id, req.collectionId or req.collectionName)
         if collection is not None and ids.type and ids.type != collection.entity_type:
             raise ValidationFailed(f"collection {collection.name!r} is for {collection.entity_type}, "
                                    f"not {ids.type}", details={"collection": collection.name})
         entity_type = ids.type or (collection.entity_type if collection else None) or ids.inferred_type()
-        existing = self._existing(s, org_id, ids, entity_type)
+        existing = self._existing(s, org_id, ids, entity_type, lookup)
         entity_type = existing.entity_type if existing else entity_type or (RECORD_ID_TYPE if by_record_id
                                                                              else None)
         if entity_type is None:
@@ -380,9 +388,11 @@ class Memories:
         return {"items": len(results), "memorized": len(results) - failed, "failed": failed, "results": results}
 
     @staticmethod
-    def _existing(s: Session, org_id: str, ids: Identifiers, entity_type: str | None) -> Record | None:
+    def _existing(s: Session, org_id: str, ids: Identifiers, entity_type: str | None,
+                  lookup: Callable[[str], Candidates] | None = None) -> Record | None:
         if entity_type:
-            return resolve_record(s, org_id, ids, entity_type)
+            return resolve_record(s, org_id, ids, entity_type,
+                                  candidates=lookup(normalise_type(entity_type) or entity_type) if lookup else None)
         try:
             return require_record(s, org_id, ids)
         except NotFound:

@@ -26,6 +26,7 @@ from memrelay.engine.stores.db.models import Record, RecordKey
 from memrelay.engine.stores.fast_insert import insert_rows, json_text
 from memrelay.engine.stores.identity import (
     MAX_CANDIDATES,
+    Candidates,
     Identifiers,
     KeyPolicy,
     choose,
@@ -287,19 +288,24 @@ class _ChunkIndex:
             groups.get(primary_key_name(old_primary_key), {}).pop(rid, None)
             groups.setdefault(primary_key_name(rec.primary_key), {})[rid] = rec
 
+    def candidates(self, entity_type: str, *, live: bool) -> Candidates:
+        """:func:`memrelay.engine.stores.identity.choose`'s lookup of the records of ``entity_type`` holding a key,
+        answered from the prefetched records (``live``: deleted ones left out)."""
+        def lookup(n: str, v: str, exclude: str | None) -> list[Record]:
+            out: list[Record] = []
+            for pk_name, recs in self.by_key.get((n, v), {}).get(entity_type, {}).items():
+                if pk_name == exclude:
+                    continue
+                out += [r for r in recs.values() if r.deleted_at is None or not live]
+                if len(out) > MAX_CANDIDATES:
+                    break
+            return out[:MAX_CANDIDATES + 1]
+        return lookup
+
     def resolve(self, p: _Prepared) -> Record | None:
         """The identity rules of :func:`memrelay.engine.stores.identity.choose`; deleted records answer 404."""
-        def candidates(live: bool) -> Any:
-            def lookup(n: str, v: str, exclude: str | None) -> list[Record]:
-                out: list[Record] = []
-                for pk_name, recs in self.by_key.get((n, v), {}).get(p.entity_type, {}).items():
-                    if pk_name == exclude:
-                        continue
-                    out += [r for r in recs.values() if r.deleted_at is None or not live]
-                    if len(out) > MAX_CANDIDATES:
-                        break
-                return out[:MAX_CANDIDATES + 1]
-            return lookup
+        def candidates(live: bool) -> Candidates:
+            return self.candidates(p.entity_type, live=live)
 
         def by_id(live: bool) -> Any:
             def get(rid: str) -> Record | None:
@@ -319,9 +325,16 @@ class _ChunkIndex:
 
 def _prefetch(s: Session, org_id: str, prepared: list[_Prepared]) -> _ChunkIndex:
     """One query per key name for the whole chunk (an index range per name, not a filter)."""
+    return prefetch_keys(s, org_id, [k for p in prepared for k in p.keys])
+
+
+def prefetch_keys(s: Session, org_id: str, keys: list[tuple[str, str]]) -> _ChunkIndex:
+    """The records (live and deleted, of any type) holding any of ``keys``, and those named by a record id: one
+    query per key name (an index range per name, not a filter); resolve against them with
+    :meth:`_ChunkIndex.candidates` instead of one lookup per request."""
     index = _ChunkIndex()
-    wanted = {(k, v) for p in prepared for k, v in p.keys if not (k == "record_id" and v.startswith("rec_"))}
-    direct = {v for p in prepared for k, v in p.keys if k == "record_id" and v.startswith("rec_")}
+    wanted = {(k, v) for k, v in keys if not (k == "record_id" and v.startswith("rec_"))}
+    direct = {v for k, v in keys if k == "record_id" and v.startswith("rec_")}
     by_name: dict[str, list[str]] = {}
     for name, value in wanted:
         by_name.setdefault(name, []).append(value)

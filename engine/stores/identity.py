@@ -283,17 +283,20 @@ def _sql_by_id(s: Session, org_id: str, entity_type: str | None,
 
 
 def resolve_record(s: Session, org_id: str, ids: Identifiers, entity_type: str | None, *,
-                   include_deleted: bool = False, policy: KeyPolicy | None = None) -> Record | None:
+                   include_deleted: bool = False, policy: KeyPolicy | None = None,
+                   candidates: Candidates | None = None) -> Record | None:
     """The one record (of ``entity_type`` when given) the identifiers name, or None; 409 when ambiguous.
 
-    ``policy``: the entity type's key policy when the caller already read it (saves reading it again)."""
+    ``policy``: the entity type's key policy when the caller already read it (saves reading it again).
+    ``candidates``: the key lookup answered from records a batch prefetched (``bulk_write.prefetch_keys``), for
+    the same type and deletion filter; SQL otherwise."""
     et = normalise_type(entity_type)
     keys = ids.keys()
     if len(keys) <= 1:
         policy = KeyPolicy()  # one key: it is the identity
     elif policy is None:
         policy = key_policy(s, org_id, et)
-    return choose(keys, policy, _sql_candidates(s, org_id, et, include_deleted),
+    return choose(keys, policy, candidates or _sql_candidates(s, org_id, et, include_deleted),
                   _sql_by_id(s, org_id, et, include_deleted))
 
 

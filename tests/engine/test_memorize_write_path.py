@@ -248,3 +248,27 @@ def test_templated_notes_that_differ_in_a_number_stay_apart_and_restatements_mer
         seen = dict(s.execute(select(Memory.text, Memory.seen_count).where(Memory.org_id == org)).all())
     assert len(seen) == 41
     assert seen[note(5).content] == 3 and seen[note(3).content] == 2 and seen[note(40).content] == 1
+
+
+def test_a_batch_resolves_its_records_with_one_key_lookup(engine):
+    """Batch memorize finds the records its requests name with one query per key name, not one per request,
+    and each request still lands on its own record (the identity rules are the single path's)."""
+    from memrelay.engine.memory.batch import memorize_many
+    from memrelay.engine.stores.db.models import Memory
+
+    org = engine.tenancy.create_org("resolve").id
+    people = [Identifiers(type="contact", email=f"p{i}@resolve.example") for i in range(20)]
+    memorize_many(engine.memories, org, [MemorizeRequest(content=f"Person {i} joined.", verbatim=True,
+                                                         identifiers=who) for i, who in enumerate(people)])
+    with engine.db.read() as s:
+        owner = {m.text: m.record_id for m in s.scalars(select(Memory).where(Memory.org_id == org))}
+        record_of = {i: owner[f"Person {i} joined."] for i in range(20)}
+    reqs = [MemorizeRequest(content=f"Person {i} renewed for {i + 5} seats.", verbatim=True,
+                            identifiers=Identifiers(type="contact", email=f"P{i}@Resolve.example"))  # case folds
+            for i in range(20)]
+    with statements(engine) as log:
+        out = memorize_many(engine.memories, org, reqs)
+    assert out.memories_created == 20 and all(r["recordId"] == record_of[i] for i, r in enumerate(out.results))
+    one_by_one = [s for s in log if "record_keys.key_value = ?" in s]  # a lookup of one request's key
+    assert one_by_one == [], one_by_one[:2]
+    assert len([s for s in log if s.startswith("SELECT") and "FROM record_keys" in s]) <= 3  # set-based, any size
