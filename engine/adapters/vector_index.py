@@ -389,6 +389,6 @@ def from_blobs(blobs: Sequence[bytes | None], dim: int) -> np.ndarray:
         return np.frombuffer(joined, dtype=np.float32).reshape(len(blobs), dim)
     out = np.zeros((len(blobs), dim), dtype=np.float32)
     for i, blob in enumerate(blobs):
-        if blob is not None and len(blob) == dim * 4:
+        if blob is not None and len(blob) == size:
             out[i] = np.frombuffer(blob, dtype=np.float32)
     return out

@@ -18,8 +18,10 @@ and the run still finishes (``partial`` or ``failed``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -643,18 +645,17 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest], 
     existing: dict[int, str] = {}  # plan's position -> the record it names (when it exists)
     with memories.db.read() as s:
         index_sync.check_embedder(s, org_id, emb, claim=False)
-        named = list(dict.fromkeys(str(r.identifiers.record_id) for r in reqs if r.identifiers.record_id))
-        held = [rec for i in range(0, len(named), 500)  # one query: the lookups below hit the identity map
-                for rec in s.scalars(select(Record).where(Record.org_id == org_id, Record.id.in_(named[i:i + 500])))]
-        # every key's holders in one query per key name, instead of one lookup per request. Not under a
-        # department-restricted key: PostgreSQL's prefetch is a text statement, which the access criteria do not
-        # filter (each request's own ORM lookup does)
-        keyed = None if current_access().restricts_records else prefetch_keys(
-            s, org_id, [k for r in reqs for k in r.identifiers.keys()])
-
-        def live_holders(entity_type: str) -> Candidates:
-            assert keyed is not None
-            return keyed.candidates(entity_type, live=True)
+        held: Any
+        lookup: Callable[[str], Candidates] | None = None
+        if current_access().restricts_records:  # PostgreSQL's prefetch below is a text statement, which the access
+            # criteria do not filter: each request looks its keys up itself (an ORM statement, filtered)
+            named = list(dict.fromkeys(str(r.identifiers.record_id) for r in reqs if r.identifiers.record_id))
+            held = [rec for i in range(0, len(named), 500)  # one query: the lookups below hit the identity map
+                    for rec in s.scalars(select(Record).where(Record.org_id == org_id,
+                                                              Record.id.in_(named[i:i + 500])))]
+        else:  # every key's holders (and the records named by id) in one query per key name, not one per request
+            held = prefetch_keys(s, org_id, [k for r in reqs for k in r.identifiers.keys()])
+            lookup = partial(held.candidates, live=True)
         for i, req in enumerate(reqs):
             if not _batchable(memories, req):
                 singles.append(i)
@@ -662,8 +663,7 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest], 
             try:
                 req.identifiers.require_any()
                 entity_type, specs, record_id, _ = memories.resolve_target(s, org_id, req, cache=cache,
-                                                                           describe=False,
-                                                                           lookup=live_holders if keyed is not None else None)
+                                                                           describe=False, lookup=lookup)
             except MemrelayError as exc:
                 out.results[i] = exc
                 continue

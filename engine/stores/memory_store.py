@@ -106,14 +106,13 @@ class StoreOutcome:
 
 @dataclass(eq=False, slots=True)
 class _Live:
-    """A live memory of a record as dedup and supersession read it for every candidate: id, text, content
-    timestamp (aware) and vector. Its full row (an ORM :class:`Memory`, JSON columns decoded) is loaded only when
+    """A live memory of a record as dedup and supersession read it for every candidate: id, text and content
+    timestamp (aware; its vector is a row of its :class:`_Pool`'s matrix). Its full row (an ORM :class:`Memory`, JSON columns decoded) is loaded only when
     it is changed (bumped, superseded, marked stale): :attr:`row`."""
 
     id: str
     text: str
     ts: datetime
-    vector: np.ndarray
     loaded: _Row | None = None
     session: Session | None = None
 
@@ -125,8 +124,8 @@ class _Live:
         return self.loaded
 
     @classmethod
-    def of(cls, row: FreshMemory, vector: np.ndarray) -> _Live:
-        return cls(row.id, row.text, as_aware(row.ts) or row.ts, vector, loaded=row)
+    def of(cls, row: FreshMemory) -> _Live:
+        return cls(row.id, row.text, as_aware(row.ts) or row.ts, loaded=row)
 
 
 class _Pool:
@@ -165,19 +164,18 @@ class _Pool:
         same = near[self._keys[near] == hash(semantics.facets(text))]
         return same[np.argsort(-sims[same], kind="stable")]
 
-    def add(self, live: _Live) -> None:
+    def add(self, live: _Live, vector: np.ndarray) -> None:
         n = len(self.lives)
         if n == len(self._buf):
             size = max(8, 2 * n)
             self._buf = np.concatenate([self._buf[:n], np.zeros((size - n, self._buf.shape[1]), np.float32)])
             self._keys = np.concatenate([self._keys[:n], np.zeros(size - n, np.int64)])
             self._known = np.concatenate([self._known[:n], np.zeros(size - n, bool)])
-        self._buf[n], self._known[n] = live.vector, False
+        self._buf[n], self._known[n] = vector, False
         self.lives.append(live)
 
     def remove(self, live: _Live) -> None:
         i, n = self.lives.index(live), len(self.lives)
-        # new arrays: the vector rows already handed out (views into the old matrix) stay as they are
         self._buf, self._keys = np.delete(self._buf[:n], i, axis=0), np.delete(self._keys[:n], i)
         self._known = np.delete(self._known[:n], i)
         del self.lives[i]
@@ -246,7 +244,7 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
         out.superseded += _supersede(s, events, pool, sims, row, now,
                                      (subjects or {}).get(row.record_id, frozenset()))
         if row.superseded_by is None:
-            pool.add(_Live.of(row, it.vector))
+            pool.add(_Live.of(row), it.vector)
         events.append(outbox_row(row.org_id, "memory.updated", {"memoryId": row.id, "recordId": row.record_id,
                                                                 "type": row.entity_type, "change": "created",
                                                                 "supersededBy": row.superseded_by}))
@@ -279,8 +277,7 @@ def _live_pools(s: Session, org_id: str, record_ids: list[str], dim: int) -> dic
             by_record.setdefault(r.record_id, []).append(r)
         for rid, group in by_record.items():
             vectors = from_blobs([r.embedding for r in group], dim)
-            pools[rid] = _Pool(dim, vectors, [_Live(r.id, r.text, as_aware(r.ts) or r.ts, v, session=s)
-                                              for r, v in zip(group, vectors, strict=True)])
+            pools[rid] = _Pool(dim, vectors, [_Live(r.id, r.text, as_aware(r.ts) or r.ts, session=s) for r in group])
     return pools
 
 
