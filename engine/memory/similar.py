@@ -251,8 +251,8 @@ class Similarity:
             return list(dict.fromkeys(h.record_id for h in hits))
         record_of: dict[str, str] = {}
         for i in range(0, len(ids), 500):
-            record_of.update(s.execute(select(Memory.id, Memory.record_id).where(
-                Memory.org_id == org_id, Memory.id.in_(ids[i:i + 500]))).tuples().all())
+            record_of.update((mid, rid) for mid, rid in s.execute(select(Memory.id, Memory.record_id).where(
+                Memory.org_id == org_id, Memory.id.in_(ids[i:i + 500]))))
         return list(dict.fromkeys(record_of[m] for m in ids if m in record_of))
 
     @staticmethod

@@ -58,7 +58,9 @@ class MiniLMEmbedder:
             )
         except Exception as exc:  # any load failure is a configuration problem
             raise ConfigError(f"cannot load MiniLM from {MODEL_PACKAGE}: {exc}") from exc
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension (kept as a deprecated alias)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self._lock = threading.Lock()
         self._torch = _require("torch")
         self.packing = self._packing_matches()
