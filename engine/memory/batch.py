@@ -774,7 +774,7 @@ def _store_planned(memories: Memories, org_id: str, plans: list[_Planned], vecto
                        for v in extraction.values if v.property_name in plan.schema]
             answers.append((plan.index, {"recordId": rec.id, "type": rec.entity_type, "propertiesExtracted": written,
                                          "extraction": extraction.method, "facts": len(extraction.facts)}))
-        outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
+        outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim, pool_cache=memories.pool_cache)
     for i, answer in answers:
         out.results[i] = answer
     out.memories_created += len(outcome.created)

@@ -57,6 +57,7 @@ from memrelay.engine.stores.identity import (
 )
 from memrelay.engine.stores.memory_store import (
     COMPANY_PROPS,
+    LivePoolCache,
     NewMemory,
     company_from,
     memory_to_dict,
@@ -253,6 +254,7 @@ class Memories:
                  index: IndexWriter, extractor: MemoryExtractor | None = None):
         self.db, self.embedder, self.records, self.collections = db, embedder, records, collections
         self.index, self.extractor = index, extractor
+        self.pool_cache = LivePoolCache()  # big records' live memories, for this process's memorizes
 
     # --- memorize ----------------------------------------------------------------------------
     def memorize(self, org_id: str, req: MemorizeRequest) -> dict[str, Any]:
@@ -291,7 +293,7 @@ class Memories:
                                event_id=req.sourceEventId, metadata=req.metadata, expires_at=expires_at, span=span)
                      for fact, vector, span in zip(extraction.facts, [] if vectors is None else vectors, spans,
                                                    strict=True)]
-            outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim)
+            outcome = store_memories(s, items, embedder=emb.name, dim=emb.dim, pool_cache=self.pool_cache)
         with timer.stage("index"):
             indexed = self.index.sync_after_commit(index=outcome.created, flush_now=False)
         return {"recordId": rec.id, "type": rec.entity_type, "memoriesCreated": len(outcome.created),

@@ -16,15 +16,18 @@ Shared by single ``memorize`` and batch memorize, so both apply exactly the same
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob
+from memrelay.engine.core.access import current_access
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain import semantics
 from memrelay.engine.domain.extraction.keywords import tokens
@@ -144,6 +147,11 @@ class _Pool:
         return len(self.lives)
 
     @property
+    def capacity(self) -> int:
+        """Rows of its vector matrix (at least its length: it grows by doubling)."""
+        return len(self._buf)
+
+    @property
     def vectors(self) -> np.ndarray:
         return self._buf[:len(self.lives)]
 
@@ -181,6 +189,112 @@ class _Pool:
         del self.lives[i]
 
 
+Generation = tuple[int, str]
+"""A record's memory generation: the count and the latest ``updated_at`` of its memories (live or not). Every
+memory write changes one of the two (the invariant recall's entity cache rests on, see ``entity_vectors``)."""
+
+_GENERATIONS = select(MEMORIES.c.record_id, func.count(), func.max(MEMORIES.c.updated_at)).where(
+    MEMORIES.c.org_id == bindparam("org"), MEMORIES.c.record_id.in_(bindparam("ids", expanding=True)),
+).group_by(MEMORIES.c.record_id)  # index-only on ix_memories_record (org_id, record_id, updated_at)
+
+
+def generations(s: Session, org_id: str, record_ids: list[str]) -> dict[str, Generation]:
+    """The memory generation of each record (0 memories: ``(0, "None")``), in one statement per 500 records, on
+    the session's connection (callers run it only where no access criteria apply)."""
+    out = dict.fromkeys(record_ids, (0, "None"))
+    conn = s.connection()
+    for i in range(0, len(record_ids), 500):
+        for rid, count, latest in conn.execute(_GENERATIONS, {"org": org_id, "ids": record_ids[i:i + 500]}):
+            out[rid] = (int(count), str(latest))
+    return out
+
+
+class LivePoolCache:
+    """Per-process LRU of big records' live-memory pools (what dedup and supersession read), so memorizing into a
+    record holding thousands of memories does not read and decode all of them on every call.
+
+    An entry is keyed by (org, record, embedder, dim) and stamped with the record's memory :data:`Generation`
+    read in the transaction that wrote it, after its writes: any later memory write — by any process — changes the
+    generation, and the entry is then not used. :meth:`take` removes the entries it returns (the caller's
+    transaction changes the pools), :meth:`keep` puts them back once that transaction has committed (nothing is
+    kept after a rollback). Only records with at least ``min_size`` live memories are kept (below that, reading
+    them costs less than the two generation reads); ``max_rows`` bounds the vectors held (rows of capacity)."""
+
+    def __init__(self, *, min_size: int = 64, max_rows: int = 16_384) -> None:
+        self.min_size, self.max_rows = min_size, max_rows
+        self._entries: OrderedDict[tuple[str, str, str, int], tuple[Generation, _Pool]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def usable(s: Session) -> bool:
+        """Whether ``s`` may use the cache: not under a record-restricting access scope (its pools would differ),
+        not in a savepoint (an outer rollback would leave cached pools the database never held)."""
+        return not current_access().restricts_records and not s.in_nested_transaction()
+
+    def take(self, s: Session, org_id: str, record_ids: list[str], *, embedder: str, dim: int) -> dict[str, _Pool]:
+        """The cached pools of ``record_ids`` still at their database generation, removed from the cache and
+        bound to ``s`` (their full rows load in it when changed)."""
+        with self._lock:
+            if not any((org_id, rid, embedder, dim) in self._entries for rid in record_ids):
+                return {}
+        current = generations(s, org_id, record_ids)
+        out: dict[str, _Pool] = {}
+        with self._lock:
+            for rid in record_ids:
+                entry = self._entries.pop((org_id, rid, embedder, dim), None)
+                if entry is None:
+                    continue
+                self._rows -= entry[1].capacity
+                if entry[0] == current[rid]:
+                    out[rid] = entry[1]
+        for pool in out.values():
+            for live in pool.lives:
+                live.loaded, live.session = None, s
+        return out
+
+    def keep(self, s: Session, org_id: str, pools: dict[str, _Pool], *, embedder: str, dim: int) -> None:
+        """Once ``s`` commits, cache the pools of at least ``min_size`` memories under their records' generations
+        as read now (after this transaction's writes: call it after them)."""
+        big = {rid: pool for rid, pool in pools.items() if len(pool) >= self.min_size}
+        if not big:
+            return
+        s.flush()
+        gens = generations(s, org_id, list(big))
+        for pool in big.values():
+            for live in pool.lives:
+                live.loaded, live.session = None, None  # no ORM row or session outlives the transaction
+
+        armed = [True]
+
+        def rolled_back(_session: Session) -> None:
+            armed[0] = False
+
+        def committed(_session: Session) -> None:
+            if not armed[0]:
+                return
+            with self._lock:
+                for rid, pool in big.items():
+                    key = (org_id, rid, embedder, dim)
+                    old = self._entries.pop(key, None)
+                    self._rows += pool.capacity - (old[1].capacity if old is not None else 0)
+                    self._entries[key] = (gens[rid], pool)
+                while self._rows > self.max_rows and self._entries:
+                    dropped = self._entries.popitem(last=False)[1][1]
+                    self._rows -= dropped.capacity
+
+        event.listen(s, "after_rollback", rolled_back, once=True)
+        event.listen(s, "after_commit", committed, once=True)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._rows = 0
+
+
 def provenance_entry(source: str, ts: datetime, *, event_id: str | None = None, speaker: str | None = None,
                      actor: str | None = None, span: tuple[int, int] | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {"source": source, "timestamp": iso(ts), "at": iso(utcnow())}
@@ -203,20 +317,25 @@ def memory_to_dict(m: Memory) -> dict[str, Any]:
             **({"deletedAt": iso(m.deleted_at), "purgeAfter": iso(m.purge_after)} if m.deleted_at else {})}
 
 
-def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: int) -> StoreOutcome:
+def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: int,
+                   pool_cache: LivePoolCache | None = None) -> StoreOutcome:
     """Dedup, supersede and insert ``items`` (pending indexing) in the caller's transaction.
 
     The new rows and their events are written set-based once every item is decided (one multi-row INSERT for
     the memories, one for the outbox, events in the order they happened); a new row deduplicated or superseded
     by a later item of the same call is written in its final state. Existing memories (bumped or superseded)
-    are updated through the session as before."""
+    are updated through the session as before. ``pool_cache``: the process's cache of big records' live memories
+    (used where :meth:`LivePoolCache.usable`)."""
     out = StoreOutcome()
     if not items:
         return out
     fresh: list[FreshMemory] = []  # new rows, inserted together at the end
     events: list[dict[str, Any]] = []
     record_ids = list({it.record.id for it in items})
-    pools = _live_pools(s, items[0].record.org_id, record_ids, dim)
+    org_id = items[0].record.org_id
+    cache = pool_cache if pool_cache is not None and LivePoolCache.usable(s) else None
+    pools = cache.take(s, org_id, record_ids, embedder=embedder, dim=dim) if cache is not None else {}
+    pools.update(_live_pools(s, org_id, [rid for rid in record_ids if rid not in pools], dim))
     _load_candidates(s, pools, items)
     subjects: dict[str, frozenset[str]] | None = None  # read on the first contradiction only
     now = utcnow()
@@ -249,6 +368,8 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
                                                                 "type": row.entity_type, "change": "created",
                                                                 "supersededBy": row.superseded_by}))
     _insert(s, fresh, events)
+    if cache is not None:
+        cache.keep(s, org_id, pools, embedder=embedder, dim=dim)
     return out
 
 
