@@ -162,11 +162,17 @@ class _OrgState:
     too_big: bool = False
     window_rows: int = 0  # rows of the look-back window when it was last read
     window: tuple[Any, ...] | None = None  # its probe (lower bound, count, latest, checksum), taken before that read
+    settled: datetime | None = None
+    """Every row stamped at or before this is known (snapshot or delta). A read that started at wall time W saw every
+    row stamped up to W - LOOKBACK_S (committed by then); once that covers the newest stamp known, the window starts at
+    that stamp instead of LOOKBACK_S before it: an org that stopped writing is not read back the last 30 s of its
+    writes at every query. (While stamps within LOOKBACK_S keep arriving the window is as before, so a large one stays
+    probed rather than read: its lower bound does not move.)"""
 
     def reset_delta(self) -> None:
         """Forget the delta (a new snapshot holds its rows)."""
         self.delta, self.delta_stamps, self.seen_until = {}, {}, None
-        self.window_rows, self.window = 0, None
+        self.window_rows, self.window, self.settled = 0, None, None
 
     def rebuild_views(self) -> None:
         live = [(mid, v, t) for mid, (v, t, ok) in self.delta.items() if ok]
@@ -384,8 +390,11 @@ class ExactOrgIndex:
         # can be new — so a large delta (a snapshot due for its rebuild) is not re-read at every query.
         since = max((as_aware(t) for t in (snap.high_water, st.seen_until) if t is not None), default=None)
         probe = None
+        started = utcnow()  # before the read: what it sees was committed by then
         if since is not None:
             lower = since - timedelta(seconds=LOOKBACK_S)
+            if st.settled is not None:
+                lower = max(lower, st.settled)
             scope.append(Memory.updated_at > lower)
             if st.window_rows >= WINDOW_PROBE_MIN:  # taken before the read: a change after it is seen next time
                 probe = (lower, *window_probe(s, org_id, lower))
@@ -397,6 +406,9 @@ class ExactOrgIndex:
         if recent:
             newest = as_aware(max(ts for _, ts in recent))  # one kind per dialect: naive (SQLite) or aware
             st.seen_until = newest if st.seen_until is None else max(as_aware(st.seen_until), newest)
+        known = max((as_aware(t) for t in (since, st.seen_until) if t is not None), default=None)
+        if known is not None and known <= started - timedelta(seconds=LOOKBACK_S):
+            st.settled = known  # every stamp known is settled: the next window holds only rows stamped after it
         changed = [mid for mid, ts in recent if st.delta_stamps.get(mid) != ts]
         if changed and snap.stamps is not None:  # rows the snapshot holds as they are now need no vector
             stamp_of = dict(recent)

@@ -160,12 +160,7 @@ def test_a_large_look_back_window_is_probed_not_read_again_and_every_change_is_s
         if "memories.id, memories.updated_at" in statement:
             reads.append(statement)
 
-    def search(text: str) -> list[str]:
-        q = emb.embed([text])[0]
-        with engine.db.read() as s:
-            got = idx.search(s, org, q, limit=5, embedder=emb.name, dim=emb.dim)
-        assert got == _brute_force(engine, org, q, 5)
-        return got
+    search = _checked_search(engine, org, idx)
 
     engines = {engine.db.engine, engine.db.read_engine}  # one engine on PostgreSQL
     for e in engines:
@@ -204,6 +199,47 @@ def test_a_large_look_back_window_is_probed_not_read_again_and_every_change_is_s
     finally:
         for e in engines:
             event.remove(e, "before_cursor_execute", count)
+
+
+
+def test_an_org_that_stopped_writing_is_not_read_back_its_last_writes_at_every_query(
+        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any) -> None:
+    """Rows stamped within the look-back window are read back at every query (a transaction stamped earlier may
+    still commit); once every stamp known is older than the window (nothing can still commit below it), the window
+    starts at the newest stamp: the next queries read no row back, and a new memory is still found."""
+    org = engine.tenancy.create_org("snap-settled").id
+    _seed(engine, org, 12)
+    emb = engine.embedder
+    idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
+
+    search = _checked_search(engine, org, idx)
+
+    search("which database do they run")  # builds the snapshot; its last 30 s are read back
+    state = idx._orgs[(org, emb.name, emb.dim)]
+    search("audit and compliance")
+    assert state.window_rows == 12 and state.settled is None
+    real = org_vectors.utcnow
+    monkeypatch.setattr(org_vectors, "utcnow", lambda: real() + timedelta(seconds=org_vectors.LOOKBACK_S + 1))
+    search("office location")  # a minute later: read once more, now settled
+    assert state.window_rows == 12 and state.settled is not None
+    search("hiring plans")
+    assert state.window_rows == 0  # before: the same 12 rows at every query until the next rebuild
+    new = _seed(engine, org, 1, start=100)
+    assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
+    assert state.window_rows == 1
+
+def _checked_search(engine: Services, org: str, idx: ExactOrgIndex) -> Any:
+    """A top-5 org-wide search through ``idx``, checked against exact brute force."""
+    emb = engine.embedder
+
+    def search(text: str) -> list[str]:
+        q = emb.embed([text])[0]
+        with engine.db.read() as s:
+            got = idx.search(s, org, q, limit=5, embedder=emb.name, dim=emb.dim)
+        assert got == _brute_force(engine, org, q, 5)
+        return list(got or [])
+
+    return search
 
 
 def _late_row(engine: Services, org: str, text: str, stamp: datetime) -> str:
