@@ -108,6 +108,7 @@ class Snapshot:
     id_order: np.ndarray | None = None  # argsort of ``ids`` (written with the snapshot): id -> row lookups
     vectors_map: mmap.mmap | None = None  # the mapping under ``vectors`` (file snapshots)
     stamps: np.ndarray | None = None  # each row's updated_at (µs since the epoch, int64) when it was read
+    superseded: np.ndarray | None = None  # bool: the row was superseded when read (None: not recorded, none hidden)
 
     def prefault(self) -> None:
         """Map every page of the vectors into this process now (``warm`` before ready, after a rebuild): the
@@ -149,15 +150,17 @@ class Snapshot:
 class _OrgState:
     dim: int
     snapshot: Snapshot | None = None
-    # rows changed since the snapshot: id -> (vector, entity type, live)
-    delta: dict[str, tuple[np.ndarray, str, bool]] = field(default_factory=dict)
+    # rows changed since the snapshot: id -> (vector, entity type, live, superseded)
+    delta: dict[str, tuple[np.ndarray, str, bool, bool]] = field(default_factory=dict)
     delta_stamps: dict[str, datetime] = field(default_factory=dict)
     seen_until: datetime | None = None  # the newest updated_at read into the delta
     fresh: int = 0  # delta rows stamped after the snapshot's high-water mark (set by rebuild_views)
     hidden: np.ndarray | None = None  # snapshot rows a delta row replaces (bool mask)
+    hidden_current: np.ndarray | None = None  # those and the superseded ones: what a recall of current facts skips
     delta_matrix: np.ndarray | None = None
     delta_ids: list[str] = field(default_factory=list)
     delta_types: list[str] = field(default_factory=list)
+    delta_superseded: np.ndarray | None = None  # bool per delta row
     checked_at: float = 0.0
     too_big: bool = False
     window_rows: int = 0  # rows of the look-back window when it was last read
@@ -175,15 +178,19 @@ class _OrgState:
         self.window_rows, self.window, self.settled = 0, None, None
 
     def rebuild_views(self) -> None:
-        live = [(mid, v, t) for mid, (v, t, ok) in self.delta.items() if ok]
-        self.delta_ids = [m for m, _, _ in live]
-        self.delta_types = [t for _, _, t in live]
-        self.delta_matrix = np.vstack([v for _, v, _ in live]).astype(np.float32) if live else None
+        live = [(mid, v, t, sup) for mid, (v, t, ok, sup) in self.delta.items() if ok]
+        self.delta_ids = [m for m, _, _, _ in live]
+        self.delta_types = [t for _, _, t, _ in live]
+        self.delta_matrix = np.vstack([v for _, v, _, _ in live]).astype(np.float32) if live else None
+        self.delta_superseded = np.array([sup for _, _, _, sup in live], dtype=bool)
         snap = self.snapshot
         self.hidden = snap.void if snap is not None else None
         if snap is not None and len(snap.ids) and self.delta:
             replaced = snap.rows_of(list(self.delta))
             self.hidden = replaced if self.hidden is None else (replaced | self.hidden)
+        self.hidden_current = self.hidden
+        if snap is not None and snap.superseded is not None and snap.superseded.any():
+            self.hidden_current = snap.superseded if self.hidden is None else (snap.superseded | self.hidden)
         hw = as_aware(snap.high_water) if snap is not None else None
         self.fresh = len(self.delta) if hw is None else \
             len([m for m in self.delta if as_aware(self.delta_stamps[m]) > hw])
@@ -213,10 +220,13 @@ class ExactOrgIndex:
 
     # --- queries ---------------------------------------------------------------------------------
     def search(self, s: Session, org_id: str, qvec: np.ndarray, *, limit: int, embedder: str, dim: int,
-               entity_types: list[str] | None = None, refresh: bool = True) -> list[str] | None:
+               entity_types: list[str] | None = None, refresh: bool = True,
+               include_superseded: bool = True) -> list[str] | None:
         """Ids of the ``limit`` most similar memories, or None when the org is too big (use Milvus). ``refresh``
         False: a later search of the same request (a wider fetch), on the state its first search brought up to
-        date — not probed and read again."""
+        date — not probed and read again. ``include_superseded`` False: memories superseded when last read are
+        left out (a recall of current facts would drop them after its SQL re-check anyway: an org where most
+        memories were superseded otherwise fetched several times as many candidates)."""
         access = current_access()
         if access.entity_types is not None:  # a department key ranks only its own types (SQL re-checks anyway)
             entity_types = sorted(set(entity_types or access.entity_types) & access.entity_types)
@@ -235,7 +245,8 @@ class ExactOrgIndex:
                 if entity_types:
                     wanted = np.zeros(max(len(snap.types), 1), dtype=bool)
                     wanted[[i for i, t in enumerate(snap.types) if t in entity_types]] = True
-                rows, sims = self._score(snap, st.hidden, wanted, q, limit)
+                hidden = st.hidden if include_superseded else st.hidden_current
+                rows, sims = self._score(snap, hidden, wanted, q, limit)
                 k = min(limit, len(sims))
                 if k:
                     top = np.argpartition(-sims, k - 1)[:k]
@@ -245,6 +256,8 @@ class ExactOrgIndex:
                 dsims = st.delta_matrix @ q
                 if entity_types:
                     dsims = np.where(np.isin(np.asarray(st.delta_types, dtype=object), entity_types), dsims, -np.inf)
+                if not include_superseded and st.delta_superseded is not None:
+                    dsims = np.where(st.delta_superseded, -np.inf, dsims)
                 scores.append(dsims)
                 ids += st.delta_ids
             if not ids:
@@ -398,7 +411,8 @@ class ExactOrgIndex:
             scope.append(Memory.updated_at > lower)
             if st.window_rows >= WINDOW_PROBE_MIN:  # taken before the read: a change after it is seen next time
                 probe = (lower, *window_probe(s, org_id, lower))
-                if probe == st.window:
+                if probe == st.window:  # nothing in the window changed since it was read
+                    _settle(st, since, started)
                     return
         # Only ids and stamps for the window; vectors only for rows new or changed since we last looked.
         recent = s.connection().execute(select(Memory.id, Memory.updated_at).where(*scope)).all()  # Core: no ORM rows
@@ -406,9 +420,7 @@ class ExactOrgIndex:
         if recent:
             newest = as_aware(max(ts for _, ts in recent))  # one kind per dialect: naive (SQLite) or aware
             st.seen_until = newest if st.seen_until is None else max(as_aware(st.seen_until), newest)
-        known = max((as_aware(t) for t in (since, st.seen_until) if t is not None), default=None)
-        if known is not None and known <= started - timedelta(seconds=LOOKBACK_S):
-            st.settled = known  # every stamp known is settled: the next window holds only rows stamped after it
+        _settle(st, since, started)
         changed = [mid for mid, ts in recent if st.delta_stamps.get(mid) != ts]
         if changed and snap.stamps is not None:  # rows the snapshot holds as they are now need no vector
             stamp_of = dict(recent)
@@ -423,10 +435,11 @@ class ExactOrgIndex:
             return
         for i in range(0, len(changed), 500):
             rows = s.execute(select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at,
-                                    Memory.deleted_at).where(Memory.id.in_(changed[i:i + 500]))).all()
+                                    Memory.deleted_at, Memory.superseded_by)
+                             .where(Memory.id.in_(changed[i:i + 500]))).all()
             vecs = from_blobs([r[2] for r in rows], st.dim) if rows else np.zeros((0, st.dim), dtype=np.float32)
             for r, v in zip(rows, vecs, strict=True):
-                st.delta[r[0]] = (v, r[1], r[4] is None and r[2] is not None)
+                st.delta[r[0]] = (v, r[1], r[4] is None and r[2] is not None, r[5] is not None)
                 st.delta_stamps[r[0]] = r[3]
         st.rebuild_views()
 
@@ -434,6 +447,15 @@ class ExactOrgIndex:
         if self.snapshot_dir is None:
             return None
         return SnapshotStore(self.snapshot_dir, org_id, embedder, dim, ann_min_rows=self.ann_min_rows)
+
+
+def _settle(st: _OrgState, since: datetime | None, started: datetime) -> None:
+    """After a look at the window that started at ``started`` (a read, or a probe finding it unchanged): when every
+    stamp known is older than the look-back window, nothing can still commit below it — the next window holds only
+    rows stamped after it (see :attr:`_OrgState.settled`)."""
+    known = max((as_aware(t) for t in (since, st.seen_until) if t is not None), default=None)
+    if known is not None and known <= started - timedelta(seconds=LOOKBACK_S):
+        st.settled = known
 
 
 def window_probe(s: Session, org_id: str, lower: datetime) -> tuple[Any, ...]:
@@ -481,6 +503,7 @@ class SnapshotStore:
             centroids = offsets = None
             id_order = np.load(self.dir / f"v{v}.idorder.npy", mmap_mode="r") if meta.get("id_order") else None
             stamps = np.load(self.dir / f"v{v}.stamps.npy", mmap_mode="r") if meta.get("stamps") else None
+            superseded = np.load(self.dir / f"v{v}.superseded.npy", mmap_mode="r") if meta.get("superseded") else None
             if meta.get("ivf"):
                 centroids = np.load(self.dir / f"v{v}.centroids.npy")
                 offsets = np.load(self.dir / f"v{v}.offsets.npy")
@@ -491,7 +514,8 @@ class SnapshotStore:
         return Snapshot(v, vectors, ids, codes, list(meta["types"]), hw, float(meta["built_at"]), self.dir,
                         void if void.any() else None, centroids, offsets,
                         None if id_order is None else np.asarray(id_order), vectors_map,
-                        None if stamps is None else np.asarray(stamps))
+                        None if stamps is None else np.asarray(stamps),
+                        None if superseded is None else np.asarray(superseded))
 
     def load_or_build(self, s: Session) -> Snapshot:
         snap = self.load()
@@ -537,6 +561,7 @@ class SnapshotStore:
                 "rows": len(snap.ids), "types": snap.types, "built_at": snap.built_at,
                 "ivf": None if snap.centroids is None else {"nlist": len(snap.centroids)},
                 "id_order": snap.id_order is not None, "stamps": snap.stamps is not None,
+                "superseded": snap.superseded is not None,
                 "high_water": snap.high_water.isoformat() if snap.high_water else None}
         tmp = self.dir / f"CURRENT.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(meta))
@@ -572,11 +597,13 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
     ids = np.zeros(n, dtype=ID_DTYPE)
     codes = np.zeros(n, dtype=np.uint16)
     stamps = np.zeros(n, dtype=np.int64)
+    superseded = np.zeros(n, dtype=bool)
     types: dict[str, int] = {}
     filled = 0
     # one streamed scan (no ORDER BY: a keyset page per batch made SQLite sort the org once per page)
     with streaming_connection(s) as conn:
-        result = conn.execute(select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at)
+        result = conn.execute(select(Memory.id, Memory.entity_type, Memory.embedding, Memory.updated_at,
+                                     Memory.superseded_by)
                               .where(*scope).execution_options(stream_results=True, yield_per=BUILD_BATCH))
         for part in result.partitions(BUILD_BATCH):
             rows = list(part)[: n - filled]  # rows inserted since the count are the delta's
@@ -587,6 +614,7 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
             ids[filled:filled + k] = [r[0].encode() for r in rows]
             codes[filled:filled + k] = [types.setdefault(r[1], len(types)) for r in rows]
             stamps[filled:filled + k] = [micros(r[3]) for r in rows]
+            superseded[filled:filled + k] = [r[4] is not None for r in rows]
             filled += k
         result.close()
     # The snapshot covers what was committed when the build started: the delta reads rows stamped after
@@ -601,6 +629,7 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
         order = np.argsort(assign, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(assign, minlength=len(centroids)))]).astype(np.int64)
         ids, codes, stamps = ids[:filled][order], codes[:filled][order], stamps[:filled][order]
+        superseded = superseded[:filled][order]
         if raw is None:
             vectors = vectors[:filled][order]
         else:
@@ -621,12 +650,13 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
     if directory is None:
         if centroids is None:
             vectors, ids, codes, stamps = vectors[:filled], ids[:filled], codes[:filled], stamps[:filled]
+            superseded = superseded[:filled]
         return Snapshot(version, vectors, ids, codes, type_list, high, time.time(), None, None, centroids, offsets,
-                        np.argsort(ids, kind="stable"), stamps=stamps)
+                        np.argsort(ids, kind="stable"), stamps=stamps, superseded=superseded)
     os.replace(directory / f"v{version}.vectors.{os.getpid()}.tmp.npy", directory / f"v{version}.vectors.npy")
     id_order = np.argsort(ids, kind="stable")
     arrays: list[tuple[str, np.ndarray]] = [("ids", ids), ("types", codes), ("idorder", id_order),
-                                            ("stamps", stamps)]
+                                            ("stamps", stamps), ("superseded", superseded)]
     if centroids is not None and offsets is not None:
         arrays += [("centroids", centroids), ("offsets", offsets)]
     for name, arr in arrays:
@@ -636,7 +666,7 @@ def _build(s: Session, org_id: str, embedder: str, dim: int, directory: Path | N
     void = ids == b""  # rows deleted while we read leave empty slots in the file
     mapped, vectors_map = map_npy(directory / f"v{version}.vectors.npy")
     return Snapshot(version, mapped, ids, codes, type_list, high, time.time(), directory, void if void.any() else None,
-                    centroids, offsets, id_order, vectors_map, stamps)
+                    centroids, offsets, id_order, vectors_map, stamps, superseded)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

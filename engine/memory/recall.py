@@ -904,7 +904,8 @@ class Recall:
         emb = self.embedder
         for attempt in range(3):  # the index state is brought up to date once per request, by the first search
             ids = self.exact.search(s, org_id, qvec, limit=fetch, embedder=emb.name, dim=emb.dim,
-                                    entity_types=types, refresh=attempt == 0)
+                                    entity_types=types, refresh=attempt == 0,
+                                    include_superseded=req.include_superseded)
             if ids is None:
                 ids = [h.memory_id for h in self.index.search(qvec, org_id, limit=fetch, entity_types=types)]
             out = self._recheck(s, org_id, ids, qvec, req)

@@ -10,11 +10,12 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import event, insert, select, update
 
 from memrelay.composition import Services
@@ -45,12 +46,14 @@ def _seed(engine: Services, org: str, n: int, start: int = 0) -> list[str]:
     return ids
 
 
-def _brute_force(engine: Services, org: str, q: np.ndarray, k: int, types: list[str] | None = None) -> list[str]:
+def _brute_force(engine: Services, org: str, q: np.ndarray, k: int, types: list[str] | None = None, *,
+                 current: bool = False) -> list[str]:
+    """The exact top ``k`` of the org's memories (``current``: those not superseded)."""
     emb = engine.embedder
     with engine.db.read() as s:
-        rows = s.execute(select(Memory.id, Memory.embedding, Memory.entity_type).where(
+        rows = s.execute(select(Memory.id, Memory.embedding, Memory.entity_type, Memory.superseded_by).where(
             Memory.org_id == org, Memory.deleted_at.is_(None))).all()
-    rows = [r for r in rows if types is None or r.entity_type in types]
+    rows = [r for r in rows if (types is None or r.entity_type in types) and not (current and r.superseded_by)]
     sims = from_blobs([r.embedding for r in rows], emb.dim) @ q
     return [rows[i].id for i in np.argsort(-sims, kind="stable")[:k]]
 
@@ -202,12 +205,16 @@ def test_a_large_look_back_window_is_probed_not_read_again_and_every_change_is_s
 
 
 
+@pytest.mark.parametrize("probed", [False, True])
 def test_an_org_that_stopped_writing_is_not_read_back_its_last_writes_at_every_query(
-        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any) -> None:
-    """Rows stamped within the look-back window are read back at every query (a transaction stamped earlier may
-    still commit); once every stamp known is older than the window (nothing can still commit below it), the window
-    starts at the newest stamp: the next queries read no row back, and a new memory is still found."""
-    org = engine.tenancy.create_org("snap-settled").id
+        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any, probed: bool) -> None:
+    """Rows stamped within the look-back window are read back (or, a large window, probed) at every query (a
+    transaction stamped earlier may still commit); once every stamp known is older than the window (nothing can
+    still commit below it), the window starts at the newest stamp: the next queries read no row back, and a new
+    memory is still found."""
+    if probed:
+        monkeypatch.setattr(org_vectors, "WINDOW_PROBE_MIN", 1)
+    org = engine.tenancy.create_org(f"snap-settled-{probed}").id
     _seed(engine, org, 12)
     emb = engine.embedder
     idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
@@ -227,6 +234,47 @@ def test_an_org_that_stopped_writing_is_not_read_back_its_last_writes_at_every_q
     new = _seed(engine, org, 1, start=100)
     assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
     assert state.window_rows == 1
+
+
+def test_a_search_for_current_facts_leaves_superseded_memories_out(backend: str, engine: Services,
+                                                                   tmp_path: Path) -> None:
+    """Memories superseded when the snapshot was built, and those superseded since (read into the delta), are not
+    candidates of a search for current facts (recall's SQL re-check would drop them, after fetching several times
+    as many); with ``include_superseded`` every memory is, as before. The flags are part of the snapshot's files:
+    another process mapping them leaves out the same memories."""
+    org = engine.tenancy.create_org("snap-superseded").id
+    old_ts, new_ts = datetime(2025, 1, 10, tzinfo=UTC), datetime(2026, 1, 10, tzinfo=UTC)
+
+    def note(i: int, text: str, ts: datetime) -> dict[str, Any]:
+        return engine.memories.memorize(org, MemorizeRequest(content=text, email=f"lead{i}@ledger.io", type="contact",
+                                                             timestamp=ts))
+
+    for i in range(7):
+        note(i, f"Ledger {i} runs its core ledger on Oracle.", old_ts)
+        if i < 6:
+            note(i, f"Ledger {i} migrated from Oracle to PostgreSQL last quarter.", new_ts)
+    _seed(engine, org, 10)
+    emb = engine.embedder
+    q = emb.embed(["Which database does the ledger run on?"])[0]
+
+    def search(idx: ExactOrgIndex, *, current: bool) -> list[str]:
+        with engine.db.read() as s:
+            got = idx.search(s, org, q, limit=8, embedder=emb.name, dim=emb.dim, include_superseded=not current)
+        assert got == _brute_force(engine, org, q, 8, current=current)
+        return list(got or [])
+
+    with engine.db.read() as s:
+        superseded = set(s.scalars(select(Memory.id).where(Memory.org_id == org, Memory.superseded_by.is_not(None))))
+    assert len(superseded) == 6
+    idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
+    assert not superseded & set(search(idx, current=True))
+    assert superseded & set(search(idx, current=False))
+    other = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)  # maps the same files
+    assert not superseded & set(search(other, current=True))
+    newer = note(6, "Ledger 6 migrated from Oracle to PostgreSQL last quarter.", new_ts)
+    assert len(newer["superseded"]) == 1  # superseded after the snapshot: the delta carries the flag
+    assert newer["superseded"][0] not in search(idx, current=True)
+    assert newer["memoryIds"][0] in search(idx, current=True)
 
 def _checked_search(engine: Services, org: str, idx: ExactOrgIndex) -> Any:
     """A top-5 org-wide search through ``idx``, checked against exact brute force."""
