@@ -144,6 +144,16 @@ def offline_env(user_folder: Path, port: int, node: Path) -> dict[str, str]:
             "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "false", "N8N_DYNAMIC_BANNERS_ENABLED": "false"}
 
 
+STARTING_UP = "n8n is starting up"
+"""What n8n answers (HTTP 200, text) on any route while it is still loading, after its port is open."""
+
+
+def still_starting(resp: requests.Response) -> bool:
+    """Whether ``resp`` came from an n8n that is not serving yet: a route not registered yet (404) or its
+    "starting up" page."""
+    return resp.status_code == 404 or STARTING_UP in resp.text[:200]
+
+
 class N8n:
     """CLI calls against one temporary n8n user folder, and the REST API of ``n8n start`` on it."""
 
@@ -202,7 +212,7 @@ class N8n:
         deadline = time.monotonic() + 120
         while True:  # /healthz answers before the REST routes exist
             resp = self.session.post(f"{self.url}/rest/owner/setup", json=OWNER, timeout=60)
-            if resp.status_code != 404 or time.monotonic() > deadline:
+            if not still_starting(resp) or time.monotonic() > deadline:
                 break
             time.sleep(1)
         if resp.status_code >= 400:  # already set up

@@ -23,7 +23,7 @@ from memrelay.workflows.n8n.document import API_CREDENTIAL, HOOK_CREDENTIAL, SET
 from memrelay.workflows.n8n.templates import HUBSPOT_APP_TOKEN, HUBSPOT_DEVELOPER, STRIPE
 from tests.support.fake_llm import FakeLLMServer
 from tests.workflows.memrelay_server import Memrelay, running_memrelay
-from tests.workflows.n8n_runtime import Install, N8n, install_package
+from tests.workflows.n8n_runtime import Install, N8n, install_package, still_starting
 from tests.workflows.sinks import HttpSink, SmtpSink, schema_responder
 from tests.workflows.test_n8n_nodes import outputs
 
@@ -216,7 +216,7 @@ def _post_when_ready(url: str, body: dict[str, Any], server: subprocess.Popen[by
         assert server.poll() is None, log.read_text()[-3000:]
         try:
             resp = requests.post(url, json=body, headers=HOOK_HEADER, timeout=120)
-            if resp.status_code != 404:
+            if not still_starting(resp):
                 return resp
         except requests.RequestException:
             pass
