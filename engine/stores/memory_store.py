@@ -233,9 +233,9 @@ class LivePoolCache:
     def usable(s: Session) -> bool:
         """Whether ``s`` may use the cache: on SQLite, whose write transaction holds the database's write lock
         (BEGIN IMMEDIATE), so no other transaction can change a record's memories between the pool's read and the
-        generation read after the writes. Not on PostgreSQL: memorize locks the record, but a memory delete or
-        edit does not, and one committed in between would be counted in the generation the stale pool is cached
-        under. Not under a record-restricting access scope (its pools would differ), not in a savepoint (an outer
+        generation read after the writes. Not on PostgreSQL: memorize (and a memory's text edit) locks the record,
+        but a memory delete or its cancellation does not, and one committed in between would be counted in the
+        generation the stale pool is cached under. Not under a record-restricting access scope (its pools would differ), not in a savepoint (an outer
         rollback would leave cached pools the database never held)."""
         return (s.get_bind().dialect.name == "sqlite" and not current_access().restricts_records
                 and not s.in_nested_transaction())
