@@ -69,6 +69,12 @@ class Hit:
 
 
 log = logging.getLogger(__name__)
+
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": 0}
+"""Keepalive pings of the Milvus client's channel: none while it is idle, at most one per 5 minutes (a gRPC server's
+default minimum) during a call. pymilvus pings every 10 s, idle or not, and Milvus Lite's server closed such a
+connection under load (GOAWAY "too_many_pings", seen in CI): the next use of the shared connection then failed
+("Too many pings", UNAVAILABLE) and a memorize's index push was left for the workers' reconcile."""
 FLUSH_DELAY_S = 2.0
 
 
@@ -194,7 +200,7 @@ class VectorIndex:
             self.request()  # any real use of an on-demand server starts it
 
             try:
-                self._client = MilvusClient(uri=self.uri)
+                self._client = MilvusClient(uri=self.uri, grpc_options=GRPC_OPTIONS)
             except Exception as exc:
                 raise ServiceUnavailable(f"Milvus unreachable at {self.uri}: {exc}") from exc
         return self._client

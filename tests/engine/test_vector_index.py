@@ -100,3 +100,14 @@ def _org_name(engine: Services, org_id: str) -> str:
 
     with engine.db.read() as s:
         return s.get(Org, org_id).name
+
+
+def test_the_milvus_channel_does_not_ping_while_idle(engine):
+    """pymilvus pings every 10 s, idle or not; Milvus Lite's server closed such a connection under load (GOAWAY
+    "too_many_pings") and the next index push failed. The client's channel is built without idle pings."""
+    from memrelay.engine.adapters.vector_index import GRPC_OPTIONS
+
+    handler = engine.vector_index.client._handler
+    assert handler._grpc_options == GRPC_OPTIONS
+    assert GRPC_OPTIONS["grpc.keepalive_permit_without_calls"] == 0
+    assert GRPC_OPTIONS["grpc.keepalive_time_ms"] >= 300_000
