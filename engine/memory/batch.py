@@ -645,17 +645,17 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest], 
     existing: dict[int, str] = {}  # plan's position -> the record it names (when it exists)
     with memories.db.read() as s:
         index_sync.check_embedder(s, org_id, emb, claim=False)
-        held: Any
         lookup: Callable[[str], Candidates] | None = None
+        named_records: list[Record] = []  # held, so the lookups below find them in the session's identity map
         if current_access().restricts_records:  # PostgreSQL's prefetch below is a text statement, which the access
             # criteria do not filter: each request looks its keys up itself (an ORM statement, filtered)
             named = list(dict.fromkeys(str(r.identifiers.record_id) for r in reqs if r.identifiers.record_id))
-            held = [rec for i in range(0, len(named), 500)  # one query: the lookups below hit the identity map
-                    for rec in s.scalars(select(Record).where(Record.org_id == org_id,
-                                                              Record.id.in_(named[i:i + 500])))]
+            named_records = [rec for i in range(0, len(named), 500)  # one query for every record named by id
+                             for rec in s.scalars(select(Record).where(Record.org_id == org_id,
+                                                                       Record.id.in_(named[i:i + 500])))]
         else:  # every key's holders (and the records named by id) in one query per key name, not one per request
-            held = prefetch_keys(s, org_id, [k for r in reqs for k in r.identifiers.keys()])
-            lookup = partial(held.candidates, live=True)
+            lookup = partial(prefetch_keys(s, org_id, [k for r in reqs for k in r.identifiers.keys()]).candidates,
+                             live=True)
         for i, req in enumerate(reqs):
             if not _batchable(memories, req):
                 singles.append(i)
@@ -677,7 +677,7 @@ def memorize_many(memories: Memories, org_id: str, reqs: list[MemorizeRequest], 
         ids = list(dict.fromkeys(existing.values()))
         subjects = subjects_of(s, ids)
         companies = companies_of(s, ids)
-        del held
+        del named_records, lookup
     for n, plan in enumerate(plans):
         ids_ = plan.req.identifiers
         record_id = existing.get(n)

@@ -32,8 +32,9 @@ than ``max_age_s`` with changes since), the snapshot is *due*: the workers' ``or
 (:meth:`ExactOrgIndex.rebuild_due`) writes the new version off the request path — a rebuild takes ~20 s at 1M
 rows — and every process maps it at its next query. Queries keep answering from the old version and the exact
 delta meanwhile; only a delta ``INLINE_REBUILD_FACTOR`` times past due (no worker running, or one far behind)
-is rebuilt inside the query, as are snapshots without a directory (in-memory, per process). Deleted, superseded or moved memories are dropped by the caller's SQL re-check, so a
-stale row can never surface another record's or org's data.
+is rebuilt inside the query, as are snapshots without a directory (in-memory, per process). Deleted, superseded
+or moved memories are dropped by the caller's SQL re-check, so a stale row can never surface another record's or
+org's data (a search for current facts also leaves out the rows superseded when last read).
 
 Without a ``snapshot_dir`` (tests that build a bare :class:`ExactOrgIndex`), the snapshot is built in
 memory, per process — the old behaviour.

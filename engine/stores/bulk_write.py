@@ -112,7 +112,7 @@ def _bulk_upsert(s: Session, collections: Collections, org_id: str, items: list[
         except MemrelayError as exc:
             out[i] = exc
     with s.no_autoflush:
-        index = _prefetch(s, org_id, prepared)
+        index = prefetch_keys(s, org_id, [k for p in prepared for k in p.keys])
     created: set[str] = set()
     new_records: list[Record] = []
     key_rows: list[dict[str, Any]] = []
@@ -304,9 +304,6 @@ class _ChunkIndex:
 
     def resolve(self, p: _Prepared) -> Record | None:
         """The identity rules of :func:`memrelay.engine.stores.identity.choose`; deleted records answer 404."""
-        def candidates(live: bool) -> Candidates:
-            return self.candidates(p.entity_type, live=live)
-
         def by_id(live: bool) -> Any:
             def get(rid: str) -> Record | None:
                 r = self.by_id.get(rid)
@@ -314,18 +311,13 @@ class _ChunkIndex:
                 return r if ok else None
             return get
 
-        rec = choose(p.keys, p.policy, candidates(True), by_id(True))
+        rec = choose(p.keys, p.policy, self.candidates(p.entity_type, live=True), by_id(True))
         if rec is None:
-            gone = choose(p.keys, p.policy, candidates(False), by_id(False))
+            gone = choose(p.keys, p.policy, self.candidates(p.entity_type, live=False), by_id(False))
             if gone is not None:
                 raise NotFound("that record is deleted; cancel the deletion to write to it",
                                details={"recordId": gone.id})
         return rec
-
-
-def _prefetch(s: Session, org_id: str, prepared: list[_Prepared]) -> _ChunkIndex:
-    """One query per key name for the whole chunk (an index range per name, not a filter)."""
-    return prefetch_keys(s, org_id, [k for p in prepared for k in p.keys])
 
 
 def prefetch_keys(s: Session, org_id: str, keys: list[tuple[str, str]]) -> _ChunkIndex:

@@ -110,8 +110,8 @@ class StoreOutcome:
 @dataclass(eq=False, slots=True)
 class _Live:
     """A live memory of a record as dedup and supersession read it for every candidate: id, text and content
-    timestamp (aware; its vector is a row of its :class:`_Pool`'s matrix). Its full row (an ORM :class:`Memory`, JSON columns decoded) is loaded only when
-    it is changed (bumped, superseded, marked stale): :attr:`row`."""
+    timestamp (aware; its vector is a row of its :class:`_Pool`'s matrix). Its full row (an ORM :class:`Memory`,
+    JSON columns decoded) is loaded only when it is changed (bumped, superseded, marked stale): :attr:`row`."""
 
     id: str
     text: str
@@ -215,9 +215,9 @@ class LivePoolCache:
 
     An entry is keyed by (org, record, embedder, dim) and stamped with the record's memory :data:`Generation`
     read in the transaction that wrote it, after its writes: any later memory write — by any process — changes the
-    generation, and the entry is then not used. SQLite only (see :meth:`usable`). :meth:`take` removes the entries it returns (the caller's
-    transaction changes the pools), :meth:`keep` puts them back once that transaction has committed (nothing is
-    kept after a rollback). Only records with at least ``min_size`` live memories are kept (below that, reading
+    generation, and the entry is then not used. SQLite only (see :meth:`usable`). :meth:`take` removes the entries
+    it returns (the caller's transaction changes the pools), :meth:`keep` puts them back once that transaction has
+    committed (nothing is kept after a rollback). Only records with at least ``min_size`` live memories are kept (below that, reading
     them costs less than the two generation reads); ``max_rows`` bounds the vectors held (rows of capacity)."""
 
     def __init__(self, *, min_size: int = 64, max_rows: int = 16_384) -> None:
@@ -235,8 +235,8 @@ class LivePoolCache:
         (BEGIN IMMEDIATE), so no other transaction can change a record's memories between the pool's read and the
         generation read after the writes. Not on PostgreSQL: memorize (and a memory's text edit) locks the record,
         but a memory delete or its cancellation does not, and one committed in between would be counted in the
-        generation the stale pool is cached under. Not under a record-restricting access scope (its pools would differ), not in a savepoint (an outer
-        rollback would leave cached pools the database never held)."""
+        generation the stale pool is cached under. Not under a record-restricting access scope (its pools would
+        differ), not in a savepoint (an outer rollback would leave cached pools the database never held)."""
         return (s.get_bind().dialect.name == "sqlite" and not current_access().restricts_records
                 and not s.in_nested_transaction())
 

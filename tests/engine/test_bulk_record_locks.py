@@ -52,14 +52,14 @@ def test_a_bulk_write_to_a_record_erased_meanwhile_answers_404_and_writes_nothin
         [(Identifiers(type="contact", email=f"e{i}@acme.com"), {"job_title": "A"}, PROV) for i in range(3)],
     )
     victim = first[1]["recordId"]
-    prefetch = bulk_write._prefetch
+    prefetch = bulk_write.prefetch_keys
 
     def erase_after_prefetch(*args: Any) -> Any:  # another transaction erases a record the chunk just read
         index = prefetch(*args)
         engine.records.erase(org, Identifiers(type="contact", email="e1@acme.com"))
         return index
 
-    monkeypatch.setattr(bulk_write, "_prefetch", erase_after_prefetch)
+    monkeypatch.setattr(bulk_write, "prefetch_keys", erase_after_prefetch)
     out = engine.records.upsert_many(
         org,
         [

@@ -59,7 +59,8 @@ class MiniLMEmbedder:
         except Exception as exc:  # any load failure is a configuration problem
             raise ConfigError(f"cannot load MiniLM from {MODEL_PACKAGE}: {exc}") from exc
         # sentence-transformers 6 renamed get_sentence_embedding_dimension (kept as a deprecated alias)
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        model = self._model
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(dimension())
         self._lock = threading.Lock()
         self._torch = _require("torch")
