@@ -17,32 +17,19 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from memrelay.connectors.crm_http import mapping_fields
-from memrelay.connectors.hubspot import api as hubspot_api
 from memrelay.connectors.mapping import MappingSpec
-from memrelay.connectors.salesforce import api as salesforce_api
+from memrelay.connectors.pager import Pager, SyncPage
 from memrelay.connectors.timeutil import parse_datetime, utcnow
 from memrelay.engine.core.errors import BadRequest
 
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 """An incremental sync starts this long before the previous run started (clock skew, late commits)."""
 MAX_ERROR_SAMPLES = 20
-
-
-@dataclass(frozen=True)
-class SyncPage:
-    """Records of one object type and the object's cursor state once they are written."""
-
-    object_type: str
-    records: list[dict[str, Any]]
-    state: dict[str, Any]
-    done: bool
-    total: int | None = None
 
 
 @dataclass
@@ -96,126 +83,23 @@ class SyncSummary:
         return {**asdict(self), "seconds": round(self.seconds, 3), "rowsPerSecond": round(self.rows_per_s, 1)}
 
 
-class Pager(Protocol):
-    """Pages of one CRM; ``state`` is what a previous page's :class:`SyncPage` carried (``{}`` to start)."""
-
-    connector: str
-    object_types: list[str]
-
-    def pages(self, object_type: str, state: Mapping[str, Any], since: datetime | None) -> Iterator[SyncPage]: ...
-
-    def record_time(self, record: Mapping[str, Any]) -> datetime | None: ...
-
-    def pause_reason(self) -> str | None: ...
-
-
-# -- HubSpot ----------------------------------------------------------------------------------------
-
-
-class HubSpotPager:
-    """Search API (``lastmodifieddate >= since``, oldest first) or list API (everything, by id), 100 a page."""
-
-    connector = "hubspot"
-
-    def __init__(self, api: hubspot_api.HubSpotApi, mapping: MappingSpec, object_types: list[str],
-                 limit: int = hubspot_api.PAGE_LIMIT):
-        self.api, self.limit, self.object_types = api, limit, object_types
-        self.properties = {t: api.properties_for(t, mapping_fields(mapping, t)) for t in object_types}
-
-    def pages(self, object_type: str, state: Mapping[str, Any], since: datetime | None) -> Iterator[SyncPage]:
-        after = state.get("after")
-        window = parse_datetime(state.get("since")) or since
-        props = self.properties[object_type]
-        while True:
-            if window is None:
-                page = self.api.list_page(object_type, after=after, properties=props, limit=self.limit)
-            else:
-                page = self.api.search_page(object_type, since=window, after=after, properties=props, limit=self.limit)
-            after = page.after
-            if window is not None and after is not None and after.isdigit() \
-                    and int(after) + self.limit > hubspot_api.SEARCH_RESULT_CAP and page.records:
-                # the search API stops at 10,000 results: continue with a new query from the last time seen
-                window = max((t for r in page.records if (t := self.record_time(r))), default=window)
-                after = None
-            state = {"after": after, "since": window.isoformat() if window else None}
-            yield SyncPage(object_type, page.records, state, done=page.after is None, total=page.total)
-            if page.after is None:
-                return
-
-    def record_time(self, record: Mapping[str, Any]) -> datetime | None:
-        return parse_datetime(record.get("lastmodifieddate") or record.get("hs_lastmodifieddate"))
-
-    def pause_reason(self) -> str | None:
-        return None
-
-
-# -- Salesforce -------------------------------------------------------------------------------------
-
-
-class SalesforcePager:
-    """SOQL ``LastModifiedDate >= since ORDER BY LastModifiedDate, Id`` along ``nextRecordsUrl``; the cursor
-    is the last written ``LastModifiedDate`` and the Ids written at that instant (keyset, exact resume).
-    With ``bulk``, Bulk API 2.0 jobs (unordered): an interrupted object restarts from its beginning."""
-
-    connector = "salesforce"
-
-    def __init__(self, api: salesforce_api.SalesforceApi, mapping: MappingSpec, object_types: list[str], *,
-                 bulk: bool = False):
-        self.api, self.bulk, self.object_types = api, bulk, object_types
-        self.fields = {t: api.fields_for(t, mapping_fields(mapping, t)) for t in object_types}
-
-    def pages(self, object_type: str, state: Mapping[str, Any], since: datetime | None) -> Iterator[SyncPage]:
-        fields = self.fields[object_type]
-        if self.bulk:
-            yield from self._bulk_pages(object_type, fields, since)
-            return
-        last = parse_datetime(state.get("ts"))
-        seen = set(state.get("ids", []))
-        query = self.api.modified_since(object_type, fields, last or since)
-        for page in query:
-            fresh = [r for r in page.records if not self._already_written(r, last, seen)]
-            for record in fresh:
-                ts = salesforce_api.modified_at(record)
-                if ts is not None and (last is None or ts > last):
-                    last, seen = ts, set()
-                if ts is not None and ts == last:
-                    seen.add(record["Id"])
-            state = {"ts": last.isoformat() if last else None, "ids": sorted(seen)}
-            yield SyncPage(object_type, fresh, state, done=False, total=page.total)
-        yield SyncPage(object_type, [], {"ts": last.isoformat() if last else None, "ids": sorted(seen)}, done=True)
-
-    def _bulk_pages(self, object_type: str, fields: list[str], since: datetime | None) -> Iterator[SyncPage]:
-        for page in self.api.bulk_modified_since(object_type, fields, since):
-            yield SyncPage(object_type, page.records, {}, done=False)
-        yield SyncPage(object_type, [], {}, done=True)
-
-    @staticmethod
-    def _already_written(record: Mapping[str, Any], last: datetime | None, seen: set[str]) -> bool:
-        if last is None:
-            return False
-        ts = salesforce_api.modified_at(record)
-        return ts is not None and (ts < last or (ts == last and record.get("Id") in seen))
-
-    def record_time(self, record: Mapping[str, Any]) -> datetime | None:
-        return salesforce_api.modified_at(record)
-
-    def pause_reason(self) -> str | None:
-        used = self.api.api_usage()
-        if used is not None and used >= self.api.max_api_usage:
-            return f"Salesforce API usage at {used:.0%} of the daily limit (max_api_usage {self.api.max_api_usage:.0%})"
-        return None
-
-
 def build_pager(connector: str, options: Mapping[str, Any], mapping: MappingSpec,
                 object_types: list[str] | None = None, *, sleep: Callable[[float], None] = time.sleep) -> Pager:
     """The pager for a source; object types default to ``options["sync_objects"]``, else every object
     the mapping maps that the API supports."""
     wanted = object_types or list(options.get("sync_objects") or [])
+    # The CRM SDKs (~12 MB per process with what they import) load only in a process that syncs.
     if connector == "hubspot":
+        from memrelay.connectors.hubspot import api as hubspot_api
+        from memrelay.connectors.hubspot.pager import HubSpotPager
+
         types = wanted or [t for t in mapping.objects if t in hubspot_api.OBJECT_APIS]
         _check_types(types, hubspot_api.OBJECT_APIS, connector)
         return HubSpotPager(hubspot_api.HubSpotApi(options, sleep=sleep), mapping, types)
     if connector == "salesforce":
+        from memrelay.connectors.salesforce import api as salesforce_api
+        from memrelay.connectors.salesforce.pager import SalesforcePager
+
         types = wanted or list(mapping.objects)
         sf = salesforce_api.SalesforceApi(options, sleep=sleep)
         return SalesforcePager(sf, mapping, types, bulk=bool(options.get("bulk")))

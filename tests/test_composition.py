@@ -61,7 +61,8 @@ BUILD_EVERYTHING = textwrap.dedent("""
     for name in json.loads(sys.argv[2]):
         getattr(services, name)
     print(json.dumps({"embedderLoaded": services.embedder.loaded,
-                      "imported": sorted(m for m in ("litellm", "pymilvus", "wordllama") if m in sys.modules)}))
+                      "imported": sorted(m for m in ("litellm", "pymilvus", "wordllama", "hubspot", "simple_salesforce")
+                                         if m in sys.modules)}))
 """)
 
 
@@ -72,7 +73,7 @@ def _run(settings: Settings, names: list[str]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_building_the_app_and_every_service_loads_no_model_llm_or_milvus(settings: Settings) -> None:
+def test_building_the_app_and_every_service_loads_no_model_llm_milvus_or_crm_sdk(settings: Settings) -> None:
     configured = settings.model_copy(update={"llm_model": "openai/gpt-4o-mini"})  # LLM services exist too
     assert _run(configured, SERVICE_NAMES) == {"embedderLoaded": False, "imported": []}
 

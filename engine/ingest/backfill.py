@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from memrelay.connectors.mapping import EVENT_FIELD, MappedRecord, MappingSpec, apply_mapping
-from memrelay.connectors.sync import Pager, PageResult, SyncPage, SyncSummary, build_pager, run_sync
+from memrelay.connectors.pager import Pager, SyncPage
+from memrelay.connectors.sync import PageResult, SyncSummary, build_pager, run_sync
 from memrelay.engine.core.errors import MemrelayError
 from memrelay.engine.ingest.pipeline import identifiers_for, mapping_for, memorize_request, source_config
 from memrelay.engine.memory.batch import memorize_many

@@ -76,7 +76,7 @@ def _run(services: Services, source_id: str, *, since: datetime | None, full: bo
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from memrelay.connectors.sync import SyncPage
+    from memrelay.connectors.pager import SyncPage
 
     console = Console(stderr=True)
     tasks: dict[str, Any] = {}

@@ -3,10 +3,10 @@ forks is held once, shared copy-on-write by every child, instead of once per chi
 
 :func:`preload_parent` runs :func:`memrelay.warmup.preload_for_fork` (modules, SQLAlchemy's mappers, a local
 embedder's weights, the token encoding), then imports what building the services imports — every child builds
-all of them while warming (``warm_services``), and the CRM connectors alone (the Salesforce and HubSpot SDKs,
-zeep, lxml, httpx, rich...) are ~260 modules, ~15 MB per process when each child imports them itself. They are
-imported by building a throwaway :class:`~memrelay.composition.Services` (nothing in it connects before its
-first use) and dropping it; then a collection and ``gc.freeze()``.
+all of them while warming (``warm_services``). (The CRM SDKs are not among them: the HubSpot and Salesforce
+clients, with zeep, lxml, httpx and rich, ~260 modules and ~12 MB, load only in a process that syncs or fetches
+from a CRM.) They are imported by building a throwaway :class:`~memrelay.composition.Services` (nothing in it
+connects before its first use) and dropping it; then a collection and ``gc.freeze()``.
 
 It refuses (:class:`~memrelay.warmup.NotForkSafe`) to leave a thread behind; what a child must not inherit — a
 pooled SQL connection, a client socket — is never opened here.

@@ -11,8 +11,8 @@ from fake_hubspot import FakeHubSpot, make_contacts
 from memrelay.connectors import SourceConfig, get_connector
 from memrelay.connectors.crm_http import mapping_fields
 from memrelay.connectors.hubspot.api import HubSpotApi, fetch_records
+from memrelay.connectors.hubspot.pager import HubSpotPager
 from memrelay.connectors.mapping import load_default_mapping
-from memrelay.connectors.sync import HubSpotPager
 from memrelay.engine.core.errors import RateLimited, UpstreamError
 
 COMPANY = {"id": "77", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-02T00:00:00Z", "archived": False,

@@ -14,7 +14,7 @@ from fake_salesforce import FakeSalesforce, make_contacts
 from memrelay.connectors import SourceConfig, get_connector
 from memrelay.connectors.mapping import load_default_mapping
 from memrelay.connectors.salesforce.api import SalesforceApi, fetch_records
-from memrelay.connectors.sync import SalesforcePager
+from memrelay.connectors.salesforce.pager import SalesforcePager
 from memrelay.engine.core.errors import UpstreamError
 
 

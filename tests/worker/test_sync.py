@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from memrelay.cli.sync_command import sync_command
 from memrelay.composition import Services
 from memrelay.connectors import get_connector
-from memrelay.connectors.sync import HubSpotPager
+from memrelay.connectors.hubspot.pager import HubSpotPager
 from memrelay.engine.core.errors import UpstreamError
 from memrelay.engine.core.settings import Settings
 from memrelay.engine.ingest.pipeline import source_config
