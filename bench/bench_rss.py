@@ -11,9 +11,9 @@ configuration's workers index every pending memory into Milvus, runs ``--load`` 
 recalls per web worker, and measures. Goal (issue 16): ≤ 1 GB total (measured before: 2,452 MB, Milvus Lite
 1,058 MB).
 
-RSS counts a page shared by several processes once in each of them: the gunicorn master and the RQ workers are
-forked from `up`'s warm parent and the web workers from the master, so all share the modules, embedder weights
-and token encoding loaded before the fork, and every process maps the same org-wide vector file. PSS divides each
+RSS counts a page shared by several processes once in each of them: the web workers and the RQ workers are
+forked from `up`'s warm parent (its supervisor; no gunicorn master), so all share the modules, embedder weights
+and token encoding loaded before the fork, and every web worker maps the same org-wide vector file. PSS divides each
 shared page among its sharers, so the PSS total is the memory the tree really holds; USS is each process's own
 pages, and "distinct pages" = USS sum + the shared pages counted once. ``--detail`` prints, per process, anonymous
 and file-backed PSS and the mappings holding most.
@@ -100,7 +100,8 @@ def label(p: psutil.Process) -> str:
     if p.name() == "memrelay-worker":  # forked by `memrelay up` from its warm parent: the command line is up's
         return "rq-worker"
     cmd = " ".join(p.cmdline())
-    for key, name in (("milvus_lite", "milvus-lite"), ("redis-server", "redis"), ("gunicorn", "gunicorn"),
+    for key, name in (("milvus_lite", "milvus-lite"), ("redis-server", "redis"), ("gunicorn: worker", "web-worker"),
+                      ("gunicorn", "gunicorn"),
                       (" worker", "rq-worker"), (" up", "supervisor")):
         if key in cmd:
             return name

@@ -1,13 +1,15 @@
-"""Gunicorn settings of ``memrelay up`` and ``memrelay serve``: the gateway's settings
+"""Gunicorn settings of ``memrelay serve`` and of `memrelay up`'s web workers: the gateway's settings
 (:mod:`memrelay.gateway.gunicorn_conf`) plus a warm master.
 
 Before it forks its web workers the master loads what every worker needs and what a fork shares untouched —
 modules (also those the services import), the local embedder's weights, the token encoding
 (:func:`memrelay.supervise.warm_parent.preload_parent`) — and freezes them out of the garbage collector, so the
-workers share those pages copy-on-write instead of loading a copy each. Under `memrelay up` the master is itself
-forked from the supervisor, which loaded all of it already: nothing is loaded twice. The app itself is still built in each worker after the fork (its SQL pool, Redis client, Milvus
-client and threads never cross a fork): :func:`on_starting` refuses a master that built it (``--preload``) and
-:func:`when_ready` one that runs a thread. Each worker then warms itself before it serves (``post_worker_init``).
+workers share those pages copy-on-write instead of loading a copy each. `memrelay up` runs no gunicorn master: its
+supervisor, which loaded all of it already, forks the web workers itself with these settings
+(:mod:`memrelay.supervise.web_workers`), unless it cannot fork safely. The app itself is still built in each
+worker after the fork (its SQL pool, Redis client, Milvus client and threads never cross a fork):
+:func:`on_starting` refuses a master that built it (``--preload``) and :func:`when_ready` one that runs a thread.
+Each worker then warms itself before it serves (``post_worker_init``).
 """
 
 from __future__ import annotations

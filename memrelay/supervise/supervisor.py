@@ -1,19 +1,21 @@
-"""`memrelay up`: embedded services + gunicorn + N RQ workers under one supervisor.
+"""`memrelay up`: embedded services + web workers + N RQ workers under one supervisor.
 
 The supervisor is the one warm parent (:func:`memrelay.supervise.warm_parent.preload_parent`: modules, the
-embedder's weights, the token encoding, what the services import): it forks the gunicorn master — whose web
-workers are forked from it in turn — and the RQ workers, so all of them share those pages copy-on-write and
-nothing is loaded twice. Each RQ worker then runs exactly what ``memrelay worker`` runs
-(:func:`run_worker_process`), the gunicorn master exactly what ``memrelay serve`` runs (its config
+embedder's weights, the token encoding, what the services import): it opens the gateway's listening socket and
+forks the web workers — gunicorn's worker class with ``memrelay serve``'s settings, supervised here instead of
+by a gunicorn master (:mod:`memrelay.supervise.web_workers`) — and the RQ workers, so all of them share those
+pages copy-on-write and nothing is loaded twice. Each RQ worker then runs exactly what ``memrelay worker`` runs
+(:func:`run_worker_process`), each web worker what a ``memrelay serve`` worker runs (its config
 :mod:`memrelay.supervise.gunicorn_warm`); each builds its own services, connections and threads after the fork.
-Where this process cannot fork safely they are started as their own processes instead (then gunicorn's master
-loads what its web workers share itself).
+Where this process cannot fork safely they are started as their own processes instead: gunicorn with its
+master (which then loads what its web workers share itself) and ``memrelay worker``.
 
 Every child it owns — the embedded Redis (its AOF keeps the queue), the Milvus Lite server (same port),
-the gateway and each worker — is restarted when it dies, with exponential backoff (:class:`Backoff`); a
-child that keeps dying is given up on and everything stops. SIGINT/SIGTERM stop the gateway and workers
-first (workers finish or requeue their job), then the services; every child also gets SIGTERM if the
-supervisor itself dies (``PR_SET_PDEATHSIG``), so no process outlives ``up``."""
+each web worker and each RQ worker — is restarted when it dies (a web worker also when its heartbeat stops), with
+exponential backoff (:class:`Backoff`); a child that keeps dying is given up on and everything stops.
+SIGINT/SIGTERM stop the web and RQ workers first (web workers finish their requests, RQ workers finish or requeue
+their job), then the services; every child also gets SIGTERM if the supervisor itself dies
+(``PR_SET_PDEATHSIG``), so no process outlives ``up``."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from typing import cast
 from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.supervise.embedded import EmbeddedMilvus, EmbeddedRedis, die_with_parent, port_open
+from memrelay.supervise.forked import ForkedProcess
+from memrelay.supervise.web_workers import WebWorkerProcess, WebWorkers
 
 
 @dataclass
@@ -168,31 +172,19 @@ def prepare_database(settings: Settings, *, fork: bool = True) -> int:
 
 def gunicorn_args(settings: Settings) -> list[str]:
     """Gunicorn's arguments: a warm master (:mod:`memrelay.supervise.gunicorn_warm`) that loads what the web
-    workers share unless its parent did; each web worker builds its app after fork."""
+    workers share; each web worker builds its app after fork. `up` forks the web workers with the same settings."""
     return ["-c", "python:memrelay.supervise.gunicorn_warm", "--bind", f"{settings.host}:{settings.port}",
             "--workers", str(settings.web_workers), GATEWAY_APP]
 
 
 GATEWAY_APP = "memrelay.gateway.wsgi:app"
 GATEWAY_PROCESS_NAME = "memrelay-web"
-"""``/proc/<pid>/comm`` of the gunicorn master forked by ``memrelay up`` (and of its web workers)."""
-GATEWAY_TITLE = f"gunicorn: master [{GATEWAY_APP}]"
-"""Its command line (as gunicorn's with setproctitle), in place of the supervisor's it would otherwise show."""
+"""``/proc/<pid>/comm`` of the web workers forked by ``memrelay up``."""
 
 
 def gunicorn_command(settings: Settings) -> list[str]:
     """Gunicorn as its own process (``memrelay serve``, and ``up`` when it cannot fork)."""
     return [sys.executable, "-m", "gunicorn", *gunicorn_args(settings)]
-
-
-def run_gunicorn(args: list[str]) -> int:
-    """Run gunicorn's arbiter in this process, as ``python -m gunicorn <args>`` would (it exits through
-    ``SystemExit``); in a gunicorn master forked from `memrelay up`'s warm parent."""
-    from gunicorn.app.wsgiapp import run
-
-    sys.argv = ["gunicorn", *args]
-    run()
-    return 0
 
 
 def run_gateway(settings: Settings) -> int:
@@ -319,9 +311,9 @@ class Supervisor:
                  fork_workers: bool = True):
         self.settings = settings
         self.fork_workers = fork_workers
-        """The gunicorn master and the RQ workers are forked from this (warm) process and share its loaded pages;
-        False: each one is a process of its own, gunicorn or ``memrelay worker`` (also the fallback when this
-        process cannot fork safely)."""
+        """The web workers and the RQ workers are forked from this (warm) process and share its loaded pages;
+        False: each one is a process of its own, gunicorn (with its master) or ``memrelay worker`` (also the
+        fallback when this process cannot fork safely)."""
         self.poll_s = poll_s
         self.org_check_s = org_check_s
         self.children: dict[str, Child] = {}
@@ -330,6 +322,7 @@ class Supervisor:
         self._services: EmbeddedServices | None = None
         self._engine: Services | None = None
         self._next_org_check = 0.0
+        self.web: WebWorkers | None = None
 
     def add(self, name: str, spawn: Callable[[], subprocess.Popen[bytes]], *, is_service: bool = False,
             stop: Callable[[subprocess.Popen[bytes]], None] = _terminate) -> Child:
@@ -340,8 +333,8 @@ class Supervisor:
     def _command(self, cmd: list[str], env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
         return lambda: subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
-    def _forked_or_exec(self, name: str, target: Callable[[], int], exec_cmd: list[str], env: dict[str, str],
-                        *, title: str | None = None) -> Callable[[], subprocess.Popen[bytes]]:
+    def _forked_or_exec(self, name: str, target: Callable[[], int], exec_cmd: list[str],
+                        env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
         """Start a child forked from this warm process when it can fork safely (see :meth:`_fork`), else as
         its own process running ``exec_cmd``."""
         exec_child = self._command(exec_cmd, env)
@@ -351,7 +344,7 @@ class Supervisor:
                 from memrelay.warmup import NotForkSafe
 
                 try:
-                    return self._fork(name, target, env, title=title)
+                    return cast("subprocess.Popen[bytes]", self._fork(name, target, env))
                 except NotForkSafe as exc:
                     print(f"{exc}; starting {name} as its own process", file=sys.stderr, flush=True)
             return exec_child()
@@ -362,20 +355,27 @@ class Supervisor:
         """One RQ worker: what ``memrelay worker`` runs, forked from this process or as its own process."""
         return self._forked_or_exec(WORKER_PROCESS_NAME, _forked_worker, worker_command(), env)
 
-    def _gateway(self, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
-        """The gunicorn master: forked from this process (its web workers are forked from it in turn, so they
-        share this process's pages too), or gunicorn as its own process."""
-        args = gunicorn_args(self.settings)
-        return self._forked_or_exec(GATEWAY_PROCESS_NAME, lambda: run_gunicorn(args), gunicorn_command(self.settings),
-                                    env, title=GATEWAY_TITLE)
+    def _web_worker(self, web: WebWorkers, env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+        """One web worker forked from this process over ``web``'s listening sockets (see
+        :mod:`memrelay.supervise.web_workers`). It cannot fall back to a process of its own: this process
+        forks, or it starts gunicorn's own master (:meth:`run`)."""
+        from memrelay.supervise.gunicorn_warm import WORKER_TITLE
+
+        def spawn() -> subprocess.Popen[bytes]:
+            proc = web.fork_worker(lambda serve: self._fork(GATEWAY_PROCESS_NAME, serve, env, title=WORKER_TITLE,
+                                                            web=True))
+            return cast("subprocess.Popen[bytes]", proc)
+
+        return spawn
 
     def _fork(self, name: str, target: Callable[[], int], env: dict[str, str], *,
-              title: str | None = None) -> subprocess.Popen[bytes]:
+              title: str | None = None, web: bool = False) -> ForkedProcess:
         """Fork a child running ``target``: it shares the pages :func:`preload_parent` loaded here and builds
         its own services, connections and threads after the fork.
 
         Nothing live crosses the fork: no other thread (refused), no pooled SQL connection (this process's pool
-        is closed first and the child drops its copy of the pool without touching the parent's sockets)."""
+        is closed first and the child drops its copy of the pool without touching the parent's sockets); the
+        gateway's listening sockets only into a web worker (``web``)."""
         import gc
 
         from memrelay.supervise.forked import fork_child
@@ -386,14 +386,17 @@ class Supervisor:
         if engine is not None:
             engine.db.dispose()  # the org check reconnects on its next query
 
+        listening = self.web
+
         def in_child() -> None:
             if engine is not None:
                 engine.db.engine.dispose(close=False)
                 engine.db.read_engine.dispose(close=False)
+            if listening is not None and not web:
+                listening.drop_in_child()
 
         gc.freeze()  # what this process allocated since the last freeze stays shared too
-        return cast("subprocess.Popen[bytes]", fork_child(name, target, env=env, before_child=in_child,
-                                                           title=title))
+        return fork_child(name, target, env=env, before_child=in_child, title=title)
 
     def _preload(self, env: dict[str, str]) -> None:
         """Become the children's warm parent: the environment they run in (read at import by e.g.
@@ -439,7 +442,12 @@ class Supervisor:
             env = {**os.environ, **services.env, "PROMETHEUS_MULTIPROC_DIR": str(prom)}
             if self.fork_workers:
                 self._preload(env)
-            self.add("gateway", self._gateway(env)).start()
+            if self.fork_workers:  # web workers forked from here; else gunicorn's own master forks them
+                self.web = WebWorkers(gunicorn_args(s))
+                for i in range(s.web_workers):
+                    self.add(f"web-{i}", self._web_worker(self.web, env)).start()
+            else:
+                self.add("gateway", self._command(gunicorn_command(s), env)).start()
             for i in range(s.workers):
                 self.add(f"worker-{i}", self._worker(env)).start()
             print(f"memrelay is up: http://{s.host}:{s.port}  (docs: /docs, readiness: /readyz)", flush=True)
@@ -451,6 +459,8 @@ class Supervisor:
                 time.sleep(self.poll_s)
         finally:
             self.shutdown()
+            if self.web is not None:
+                self.web.close()
             services.stop()
             if self._engine is not None:
                 self._engine.close()
@@ -504,6 +514,9 @@ class Supervisor:
                     print(f"restarting {child.name}", file=sys.stderr, flush=True)
                     child.start()
                 continue
+            if isinstance(child.proc, WebWorkerProcess) and (done := child.proc.check_heartbeat()):
+                print(f"{child.name} sent no heartbeat for {child.proc.timeout:.0f} s: {done}", file=sys.stderr,
+                      flush=True)
             if child.proc is None or child.proc.poll() is None:
                 continue
             delay = child.backoff.record_exit(now - child.started_at)

@@ -58,7 +58,7 @@ def import_service_modules(settings: Any) -> None:
         services.close()
 
 
-_preloaded = False  # inherited by a forked child: a gunicorn master forked from a warm `memrelay up` skips it
+_preloaded = False  # inherited by a forked child: one that preloads again (it should not) loads nothing twice
 
 
 def preload_parent(settings: Any) -> dict[str, float]:

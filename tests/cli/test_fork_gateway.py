@@ -1,8 +1,9 @@
-"""`memrelay up` has one warm parent (issue 16: memory shared, not loaded twice): the gunicorn master is forked
-from the supervisor — which preloaded the modules, the embedder's weights, the token encoding and what the
-services import — and its web workers from the master. A killed master is forked again and serves; a forked
-child shows its own command line; preloading opens nothing a child could inherit; `memrelay serve` (gunicorn's own
-warm master) serves on PostgreSQL + Redis."""
+"""`memrelay up` has one warm parent (issue 16: memory shared, not loaded twice): the web workers (gunicorn's
+worker class, no gunicorn master) and the RQ workers are forked from the supervisor, which preloaded the modules,
+the embedder's weights, the token encoding and what the services import. A killed web worker is forked again
+while the other serves; one whose heartbeat stops is aborted and replaced; only web workers hold the listening
+socket; a forked child shows its own command line; preloading opens nothing a child could inherit;
+`memrelay serve` (gunicorn's own warm master) serves on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from memrelay.composition import Services
 from memrelay.engine.core.settings import Settings
 from memrelay.supervise.forked import fork_child
 from memrelay.supervise.gunicorn_warm import WORKER_TITLE
-from memrelay.supervise.supervisor import GATEWAY_PROCESS_NAME, GATEWAY_TITLE, WORKER_PROCESS_NAME
+from memrelay.supervise.supervisor import GATEWAY_PROCESS_NAME, WORKER_PROCESS_NAME
 from tests.support.processes import (
     alive,
     clean_env,
@@ -83,7 +84,11 @@ def test_the_warm_parent_imports_what_services_import_and_opens_nothing(tmp_path
     assert got["sockets"] == [] and got["db_files"] == []  # no SQL, Redis or Milvus connection crosses a fork
 
 
-def test_up_forks_gunicorn_from_its_warm_parent_and_forks_it_again_when_killed(tmp_path: Path) -> None:
+def _web_workers(up: int) -> list[int]:
+    return [p for p in descendants(up) if alive(p) and ppid(p) == up and comm(p) == GATEWAY_PROCESS_NAME]
+
+
+def test_up_forks_web_workers_from_its_warm_parent_and_forks_one_again_when_killed(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(
         MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="2", MEMRELAY_LOG_LEVEL="WARNING"
@@ -91,33 +96,30 @@ def test_up_forks_gunicorn_from_its_warm_parent_and_forks_it_again_when_killed(t
     log_path = tmp_path / "up.log"
     proc = start_memrelay("up", tmp_path, env, log_path)
     family: set[int] = set()
-
-    def masters() -> list[int]:
-        return [
-            p
-            for p in descendants(proc.pid)
-            if alive(p) and ppid(p) == proc.pid and comm(p) == GATEWAY_PROCESS_NAME
-        ]
-
     try:
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
-        [master] = masters()
-        assert cmdline(master).strip() == GATEWAY_TITLE  # gunicorn's arbiter, in a child forked from `up`
-        web = [p for p in descendants(master) if alive(p)]
-        assert len(web) == 2 and all(ppid(p) == master for p in web)
+        web = _web_workers(proc.pid)
+        assert len(web) == 2  # gunicorn's worker class, forked by `up` itself: no gunicorn master in between
         assert all(cmdline(p).strip() == WORKER_TITLE for p in web)
+        assert not [p for p in descendants(proc.pid) if "master" in cmdline(p)]
         rq = [p for p in descendants(proc.pid) if comm(p) == WORKER_PROCESS_NAME]
         assert len(rq) == 1 and ppid(rq[0]) == proc.pid  # the RQ worker shares the same parent
+        assert not [fd for fd in os.listdir(f"/proc/{rq[0]}/fd") if _is_listener(rq[0], fd, port)]
+        assert all(any(_is_listener(p, fd, port) for fd in os.listdir(f"/proc/{p}/fd")) for p in web)
         key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
         me = f"http://127.0.0.1:{port}/api/v1/me"
         assert requests.get(me, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
 
-        os.kill(master, signal.SIGKILL)
-        # its web workers notice their parent changed and stop (they may answer until then); then the port frees
-        assert wait_for(lambda: not alive(master) and not [p for p in web if alive(p)], 60)
-        assert wait_for(lambda: bool(masters()) and masters() != [master], 60), log_path.read_text()[-3000:]
-        assert wait_for(lambda: readyz(port) == 200, 120), log_path.read_text()[-3000:]
+        victim, survivor = web
+        os.kill(victim, signal.SIGKILL)
+        # the other web worker keeps serving on the shared socket while the killed one is forked again
         assert requests.get(me, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
+        assert wait_for(lambda: len(_web_workers(proc.pid)) == 2 and victim not in _web_workers(proc.pid), 60), \
+            log_path.read_text()[-3000:]
+        assert survivor in _web_workers(proc.pid)
+        assert wait_for(lambda: readyz(port) == 200, 120), log_path.read_text()[-3000:]
+        for _ in range(8):  # both serve (the kernel spreads the accepts over them)
+            assert requests.get(me, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
         family = descendants(proc.pid)
     finally:
         if not family:
@@ -127,7 +129,53 @@ def test_up_forks_gunicorn_from_its_warm_parent_and_forks_it_again_when_killed(t
     assert wait_for(lambda: not [p for p in family if alive(p)], 15), [cmdline(p) for p in family if alive(p)]
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     out = log_path.read_text()
-    assert "restarting gateway" in out and "Traceback" not in out, out[-3000:]
+    assert "restarting web-" in out and "Traceback" not in out, out[-3000:]
+
+
+def _is_listener(pid: int, fd: str, port: int) -> bool:
+    """Whether ``fd`` of ``pid`` is the socket listening on ``port`` (by inode, from ``/proc/net/tcp``)."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return False
+    if not target.startswith("socket:["):
+        return False
+    inode = target[len("socket:["):-1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[9] == inode and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+            return True
+    return False
+
+
+def test_up_aborts_and_replaces_a_web_worker_whose_heartbeat_stops(tmp_path: Path) -> None:
+    """A web worker that stops notifying its heartbeat (here: stopped with SIGSTOP) for gunicorn's ``timeout`` is
+    aborted by `up` and forked again, as gunicorn's arbiter would (the timeout is set as gunicorn reads it)."""
+    port = free_port()
+    env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
+                    MEMRELAY_LOG_LEVEL="WARNING", GUNICORN_CMD_ARGS="--timeout 3")
+    log_path = tmp_path / "up.log"
+    proc = start_memrelay("up", tmp_path, env, log_path)
+    family: set[int] = set()
+    try:
+        assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
+        [hung] = _web_workers(proc.pid)
+        os.kill(hung, signal.SIGSTOP)
+        assert wait_for(lambda: not alive(hung), 60), log_path.read_text()[-3000:]
+        assert wait_for(lambda: readyz(port) == 200, 120), log_path.read_text()[-3000:]
+        [fresh] = _web_workers(proc.pid)
+        assert fresh != hung
+        family = descendants(proc.pid)
+    finally:
+        if not family:
+            family = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(90)
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
+    out = log_path.read_text()
+    assert "web-0 sent no heartbeat for 3 s: aborted" in out and "web-0 sent no heartbeat for 3 s: killed" in out, \
+        out[-3000:]
+    assert "restarting web-0" in out
 
 
 def _healthy(port: int) -> bool:

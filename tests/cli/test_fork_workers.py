@@ -2,7 +2,7 @@
 
 The fork machinery (:mod:`memrelay.supervise.forked`) behaves as the supervisor expects of a process; the
 parent refuses to fork while a thread runs; what it preloads opens nothing and leaves no thread; and on
-PostgreSQL + an external Redis, `memrelay up` with forked workers (and a forked gunicorn master) serves requests
+PostgreSQL + an external Redis, `memrelay up` with forked RQ and web workers serves requests
 and processes jobs — also after a worker is killed and forked again."""
 
 from __future__ import annotations
@@ -125,9 +125,8 @@ def test_up_with_forked_workers_serves_and_processes_jobs_on_postgres(
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
         workers = [p for p in descendants(proc.pid) if comm(p) == WORKER_PROCESS_NAME]
         assert len(workers) == 2 and all(ppid(p) == proc.pid for p in workers)  # forked by `up` itself
-        masters = [p for p in descendants(proc.pid) if comm(p) == GATEWAY_PROCESS_NAME and ppid(p) == proc.pid]
-        assert len(masters) == 1  # so is the gunicorn master, whose web workers are forked from it in turn
-        assert len([p for p in descendants(masters[0]) if ppid(p) == masters[0]]) == 2
+        web = [p for p in descendants(proc.pid) if comm(p) == GATEWAY_PROCESS_NAME]
+        assert len(web) == 2 and all(ppid(p) == proc.pid for p in web)  # so are the web workers
         key = (tmp_path / ".memrelay" / "admin_key").read_text().strip()
         base = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {key}"}

@@ -1,4 +1,4 @@
-"""`memrelay up` supervises what it owns: a killed embedded Redis, Milvus Lite server, worker or gateway
+"""`memrelay up` supervises what it owns: a killed embedded Redis, Milvus Lite server, RQ worker or web worker
 is restarted and ``/readyz`` recovers; SIGTERM to ``up`` alone leaves no process behind."""
 
 from __future__ import annotations
@@ -76,4 +76,4 @@ def test_up_restarts_every_child_it_owns_and_sigterm_leaves_nothing(tmp_path: Pa
         [cmdline(p) for p in family if alive(p)]
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     out = log_path.read_text()
-    assert "restarting redis" in out and "restarting worker-0" in out and "restarting gateway" in out
+    assert "restarting redis" in out and "restarting worker-0" in out and "restarting web-0" in out

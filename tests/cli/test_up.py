@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
@@ -43,7 +44,9 @@ def test_up_is_ready_and_ctrl_c_leaves_nothing(tmp_path):
         assert EmbeddedRedis(sock).is_alive()
         assert (tmp_path / ".memrelay" / "redis" / "appendonly.aof").exists()
         family = descendants(proc.pid)
-        assert len(family) >= 4  # redis, milvus lite, gunicorn (+ its worker), rq worker
+        # redis, the web worker, the RQ worker (Milvus Lite starts on demand; no gunicorn master)
+        assert sorted(Path(f"/proc/{p}/comm").read_text().strip() for p in family) == [
+            "memrelay-web", "memrelay-worker", "redis-server"]
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         proc.wait(60)

@@ -225,15 +225,17 @@ def test_an_org_that_stopped_writing_is_not_read_back_its_last_writes_at_every_q
     state = idx._orgs[(org, emb.name, emb.dim)]
     search("audit and compliance")
     assert state.window_rows == 12 and state.settled is None
+    assert len(state.delta_stamps) == 12 and not state.delta  # the snapshot holds them as they are
     real = org_vectors.utcnow
     monkeypatch.setattr(org_vectors, "utcnow", lambda: real() + timedelta(seconds=org_vectors.LOOKBACK_S + 1))
     search("office location")  # a minute later: read once more, now settled
     assert state.window_rows == 12 and state.settled is not None
+    assert state.delta_stamps == {}  # no window reads them again: their stamps are not kept
     search("hiring plans")
     assert state.window_rows == 0  # before: the same 12 rows at every query until the next rebuild
     new = _seed(engine, org, 1, start=100)
     assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
-    assert state.window_rows == 1
+    assert state.window_rows == 1 and list(state.delta_stamps) == new[:1] == list(state.delta)
 
 
 def test_a_search_for_current_facts_leaves_superseded_memories_out(backend: str, engine: Services,
