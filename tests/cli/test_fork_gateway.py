@@ -33,6 +33,7 @@ from tests.support.processes import (
     probe,
     readyz,
     start_memrelay,
+    stop_up,
     wait_for,
 )
 
@@ -122,10 +123,7 @@ def test_up_forks_web_workers_from_its_warm_parent_and_forks_one_again_when_kill
             assert requests.get(me, headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code == 200
         family = descendants(proc.pid)
     finally:
-        if not family:
-            family = descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(90)
+        family = stop_up(proc, family)
     assert wait_for(lambda: not [p for p in family if alive(p)], 15), [cmdline(p) for p in family if alive(p)]
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     out = log_path.read_text()
@@ -167,10 +165,7 @@ def test_up_aborts_and_replaces_a_web_worker_whose_heartbeat_stops(tmp_path: Pat
         assert fresh != hung
         family = descendants(proc.pid)
     finally:
-        if not family:
-            family = descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(90)
+        family = stop_up(proc, family)
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     out = log_path.read_text()
     assert "web-0 sent no heartbeat for 3 s: aborted" in out and "web-0 sent no heartbeat for 3 s: killed" in out, \

@@ -31,6 +31,7 @@ from tests.support.processes import (
     probe,
     readyz,
     start_memrelay,
+    stop_up,
     wait_for,
 )
 
@@ -169,10 +170,7 @@ def test_up_with_forked_workers_serves_and_processes_jobs_on_postgres(
         assert wait_for(lambda: readyz(port) == 200, 90)
         family = descendants(proc.pid)
     finally:
-        if not family:
-            family = descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(90)
+        family = stop_up(proc, family)
     assert wait_for(lambda: not [p for p in family if alive(p)], 15)
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]

@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 
 from memrelay.supervise.supervisor import WORKER_PROCESS_NAME
-from tests.support.processes import alive, clean_env, cmdline, descendants, free_port, readyz, wait_for
+from tests.support.processes import (
+    alive,
+    clean_env,
+    cmdline,
+    descendants,
+    free_port,
+    readyz,
+    stop_up,
+    wait_for,
+)
 
 
 def _runs(pid: int, needle: str) -> bool:
@@ -68,10 +77,7 @@ def test_up_restarts_every_child_it_owns_and_sigterm_leaves_nothing(tmp_path: Pa
         family = descendants(proc.pid)
         assert len(family) >= 4
     finally:
-        if not family:
-            family = descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)  # to `up` alone, as a process manager does
-        proc.wait(90)
+        family = stop_up(proc, family)
     assert wait_for(lambda: not [p for p in family if alive(p)], 15), \
         [cmdline(p) for p in family if alive(p)]
     assert proc.returncode == 0, log_path.read_text()[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +106,15 @@ def start_memrelay(command: str, cwd: Path, env: dict[str, str], log_path: Path)
     with open(log_path, "wb") as log:
         return subprocess.Popen([sys.executable, "-m", "memrelay.cli.main", command], cwd=cwd, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_up(proc: subprocess.Popen[bytes], family: set[int]) -> set[int]:
+    """SIGTERM to ``proc`` alone (as a process manager sends it), waited for; returns its process family as the test
+    last saw it (``family``), or as it is now when the test did not get that far."""
+    family = family or descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(90)
+    return family
 
 
 def probe(script: str, *args: str, timeout: float = 300) -> dict[str, Any]:
