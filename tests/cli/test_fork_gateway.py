@@ -247,3 +247,26 @@ def test_up_migrates_in_a_child_and_stops_when_that_fails(tmp_path: Path) -> Non
     assert proc.returncode != 0
     assert "preparing the database failed" in proc.stderr and "Traceback" in proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / ".memrelay" / "admin_key").exists()
+
+
+def test_up_whose_port_is_taken_stops_with_the_reason_and_leaves_nothing(tmp_path: Path) -> None:
+    """The supervisor opens the gateway's socket itself (gunicorn's retries: five, a second apart): a taken port
+    stops `up` with exit 1 and gunicorn's "Connection in use" before any web worker is forked."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
+                        MEMRELAY_LOG_LEVEL="WARNING")
+        log_path = tmp_path / "up.log"
+        proc = start_memrelay("up", tmp_path, env, log_path)
+        try:
+            assert proc.wait(120) == 1, log_path.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    out = log_path.read_text()
+    assert f"Connection in use: ('127.0.0.1', {port})" in out, out[-3000:]
+    assert not (tmp_path / ".memrelay" / "redis" / "redis.sock").exists()  # the embedded Redis was stopped too
