@@ -519,6 +519,12 @@ class Supervisor:
                       flush=True)
             if child.proc is None or child.proc.poll() is None:
                 continue
+            if isinstance(child.proc, WebWorkerProcess) and child.proc.returncode == 0 and not self.stopping:
+                # a web worker's clean exit: it recycled itself (gunicorn's max_requests), not a failure to back
+                # off from; its successor is forked at once, as gunicorn's arbiter does (the socket stays open)
+                print(f"{child.name} recycled itself; starting a new one", file=sys.stderr, flush=True)
+                child.start()
+                continue
             delay = child.backoff.record_exit(now - child.started_at)
             if child.backoff.exhausted:
                 print(f"{child.name} exited with {child.proc.returncode} {child.backoff.failures} times in a row; "

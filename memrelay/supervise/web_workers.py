@@ -9,7 +9,8 @@ worker object with its heartbeat file is made here, as the arbiter makes it, the
 :meth:`~gunicorn.workers.base.Worker.init_process` runs in the child: it warms, then serves until SIGTERM,
 finishing its requests within ``graceful_timeout``), and watch each worker's heartbeat
 (:meth:`WebWorkerProcess.check_heartbeat`: a worker silent for ``timeout`` seconds gets SIGABRT, and SIGKILL
-:data:`ABORT_GRACE_S` later, as gunicorn's arbiter does; the supervisor then restarts it like any child).
+:data:`ABORT_GRACE_S` later, as gunicorn's arbiter does; the supervisor then restarts it like any child). A
+worker's clean exit (it recycled itself after ``max_requests``) is replaced at once, without backoff.
 
 ``memrelay serve``, and ``up`` where it cannot fork, still run gunicorn's arbiter with these settings.
 """

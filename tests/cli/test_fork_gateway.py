@@ -270,3 +270,28 @@ def test_up_whose_port_is_taken_stops_with_the_reason_and_leaves_nothing(tmp_pat
     out = log_path.read_text()
     assert f"Connection in use: ('127.0.0.1', {port})" in out, out[-3000:]
     assert not (tmp_path / ".memrelay" / "redis" / "redis.sock").exists()  # the embedded Redis was stopped too
+
+
+def test_up_forks_a_new_web_worker_at_once_when_one_recycles_itself(tmp_path: Path) -> None:
+    """A web worker that exits cleanly after gunicorn's ``max_requests`` is not a failure: `up` forks its successor
+    at once, without backoff and without ever giving up, and requests keep being answered (they wait in the
+    listening socket's backlog meanwhile)."""
+    port = free_port()
+    env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
+                    MEMRELAY_LOG_LEVEL="WARNING", GUNICORN_CMD_ARGS="--max-requests 2")
+    log_path = tmp_path / "up.log"
+    proc = start_memrelay("up", tmp_path, env, log_path)
+    family: set[int] = set()
+    try:
+        assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
+        seen: set[int] = set()
+        for _ in range(20):  # ten recycles, more than the backoff's eight failures before it gives up
+            seen.update(_web_workers(proc.pid))
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=60).status_code == 200
+        assert len(seen) >= 3 and proc.poll() is None, log_path.read_text()[-3000:]
+        family = descendants(proc.pid)
+    finally:
+        family = stop_up(proc, family)
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
+    out = log_path.read_text()
+    assert "web-0 recycled itself; starting a new one" in out and "restarting in" not in out, out[-3000:]
