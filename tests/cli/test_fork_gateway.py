@@ -146,14 +146,19 @@ def _is_listener(pid: int, fd: str, port: int) -> bool:
     return False
 
 
+def _up_with_one_web_worker(tmp_path: Path, port: int, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`memrelay up` with one web worker and one RQ worker on ``port`` (``env``: more variables); its log's path."""
+    log_path = tmp_path / "up.log"
+    env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
+                    MEMRELAY_LOG_LEVEL="WARNING", **env)
+    return start_memrelay("up", tmp_path, env, log_path), log_path
+
+
 def test_up_aborts_and_replaces_a_web_worker_whose_heartbeat_stops(tmp_path: Path) -> None:
     """A web worker that stops notifying its heartbeat (here: stopped with SIGSTOP) for gunicorn's ``timeout`` is
     aborted by `up` and forked again, as gunicorn's arbiter would (the timeout is set as gunicorn reads it)."""
     port = free_port()
-    env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
-                    MEMRELAY_LOG_LEVEL="WARNING", GUNICORN_CMD_ARGS="--timeout 3")
-    log_path = tmp_path / "up.log"
-    proc = start_memrelay("up", tmp_path, env, log_path)
+    proc, log_path = _up_with_one_web_worker(tmp_path, port, GUNICORN_CMD_ARGS="--timeout 3")
     family: set[int] = set()
     try:
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
@@ -258,10 +263,7 @@ def test_up_whose_port_is_taken_stops_with_the_reason_and_leaves_nothing(tmp_pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
-                        MEMRELAY_LOG_LEVEL="WARNING")
-        log_path = tmp_path / "up.log"
-        proc = start_memrelay("up", tmp_path, env, log_path)
+        proc, log_path = _up_with_one_web_worker(tmp_path, port)
         try:
             assert proc.wait(120) == 1, log_path.read_text()[-3000:]
         finally:
@@ -277,10 +279,7 @@ def test_up_forks_a_new_web_worker_at_once_when_one_recycles_itself(tmp_path: Pa
     at once, without backoff and without ever giving up, and requests keep being answered (they wait in the
     listening socket's backlog meanwhile)."""
     port = free_port()
-    env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
-                    MEMRELAY_LOG_LEVEL="WARNING", GUNICORN_CMD_ARGS="--max-requests 2")
-    log_path = tmp_path / "up.log"
-    proc = start_memrelay("up", tmp_path, env, log_path)
+    proc, log_path = _up_with_one_web_worker(tmp_path, port, GUNICORN_CMD_ARGS="--max-requests 2")
     family: set[int] = set()
     try:
         assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
