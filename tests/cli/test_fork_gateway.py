@@ -294,3 +294,36 @@ def test_up_forks_a_new_web_worker_at_once_when_one_recycles_itself(tmp_path: Pa
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     out = log_path.read_text()
     assert "web-0 recycled itself; starting a new one" in out and "restarting in" not in out, out[-3000:]
+
+
+UP_WITHOUT_FORKING = """
+import sys
+from memrelay.engine.core.settings import load_settings
+from memrelay.supervise.supervisor import Supervisor
+sys.exit(Supervisor(load_settings(), fork_workers=False).run())
+"""
+
+
+def test_up_that_cannot_fork_starts_gunicorn_with_its_master_and_workers_of_their_own(tmp_path: Path) -> None:
+    """Where the supervisor cannot fork safely (its preload left a thread), the gateway is gunicorn as a process
+    of its own, whose master forks the web workers, and the RQ workers are ``memrelay worker`` processes."""
+    port = free_port()
+    env = clean_env(MEMRELAY_PORT=str(port), MEMRELAY_WORKERS="1", MEMRELAY_WEB_WORKERS="1",
+                    MEMRELAY_LOG_LEVEL="WARNING")
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", UP_WITHOUT_FORKING], cwd=tmp_path, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    family: set[int] = set()
+    try:
+        assert wait_for(lambda: readyz(port) == 200, 180), log_path.read_text()[-3000:]
+        children = [p for p in descendants(proc.pid) if ppid(p) == proc.pid and alive(p)]
+        [master] = [p for p in children if "gunicorn" in cmdline(p) and "gunicorn_warm" in cmdline(p)]
+        assert len([p for p in descendants(master) if ppid(p) == master]) == 1  # its web worker
+        assert [p for p in children if "memrelay.cli.main worker" in cmdline(p)]
+        assert not _web_workers(proc.pid)  # nothing forked by the supervisor itself
+        family = descendants(proc.pid)
+    finally:
+        family = stop_up(proc, family)
+    assert wait_for(lambda: not [p for p in family if alive(p)], 15), [cmdline(p) for p in family if alive(p)]
+    assert proc.returncode == 0, log_path.read_text()[-3000:]
