@@ -97,10 +97,6 @@ class WebWorkers:
         self.age = 0
         self.running: list[WebWorkerProcess] = []
 
-    @property
-    def address(self) -> str:
-        return ", ".join(str(s) for s in self.listeners)
-
     def fork_worker(self, fork: Callable[[Callable[[], int]], ForkedProcess]) -> WebWorkerProcess:
         """One web worker: its gunicorn worker object (and heartbeat file) made here, then ``fork(serve)``;
         ``serve`` runs in the child."""
