@@ -6,12 +6,16 @@ before, measured in the same run (the queries alternate between the two, each qu
   stamp it knows is older than that, nothing can still commit below it and the window starts at the newest stamp
   (``_OrgState.settled``); before, the burst was read back at every query until the next snapshot rebuild (here:
   the settled bound dropped before each query). Takes ~70 s (it waits the window out twice).
+* ``writing`` — an org that keeps writing: a burst of ``--burst`` memories just written (within the window), then a
+  new memory before every query. Each query sums the window's stamps in SQL and reads only the rows stamped after
+  the newest it read (:class:`~memrelay.engine.memory.org_vectors._Window`); before, any change in the window made
+  every query read all of its ids and stamps again (here: the window forgotten before each query).
 * ``current`` — an org where most memories were superseded (each record's budget restated ``--changes`` times, the
   newer statement superseding the older): a recall of current facts drops superseded memories, and the index now
   leaves them out of its candidates; before, it returned them and recall's SQL re-check dropped them, fetching 4x
   and 16x as many candidates when too few survived (here: the index asked for every memory).
 
-Usage: .venv/bin/python bench/bench_org_recall.py [--scenario both|window|current] [--memories 20000]
+Usage: .venv/bin/python bench/bench_org_recall.py [--scenario all|window|writing|current] [--memories 20000]
        [--burst 1500] [--records 500] [--changes 40] [--queries 40]
 """
 
@@ -64,15 +68,15 @@ def exact_index_services() -> Iterator[Services]:
 
 
 def alternating(eng: Services, org: str, queries: int, before: Callable[[], Any],
-                after: Callable[[], Any] = lambda: None) -> tuple[float, float]:
-    """p50 seconds of org-wide recalls as they run now and with ``before()`` called first (``after()`` then
-    undoes it), alternating; each question asked once each way."""
+                after: Callable[[], Any] = lambda: None, before_now: Callable[[], Any] = lambda: None
+                ) -> tuple[float, float]:
+    """p50 seconds of org-wide recalls as they run now (``before_now()`` called first) and with ``before()`` called
+    first (``after()`` then undoes it), alternating; each question asked once each way."""
     now: list[float] = []
     old: list[float] = []
     for i in range(queries * 2):
         req = RecallRequest(query=f"{QUERIES[i // 2 % len(QUERIES)]} {i // 2}")
-        if i % 2:
-            before()
+        (before if i % 2 else before_now)()
         t = time.perf_counter()
         eng.recall.smart_recall(org, req)
         (old if i % 2 else now).append(time.perf_counter() - t)
@@ -105,6 +109,38 @@ def window(args: argparse.Namespace) -> None:
         print(f"org-wide recall, {args.memories:,} memories + a burst of {args.burst:,} that ended {wait} s ago")
         print(f"  window settled (now)                     p50 {now * 1000:7.2f} ms")
         print(f"  burst read back at every query (before)  p50 {old * 1000:7.2f} ms   (its window: {rows:,} rows)")
+
+
+def writing(args: argparse.Namespace) -> None:
+    with exact_index_services() as eng:
+        org = eng.tenancy.create_org("writing").id
+        memorize_many(eng.memories, org, [MemorizeRequest(
+            content=f"Contact {i} uses PostgreSQL and has a budget of ${i}00.", verbatim=True,
+            identifiers=Identifiers(type="contact", email=f"c{i % 500}@bench.io")) for i in range(args.memories)])
+        eng.recall.smart_recall(org, RecallRequest(query="warm up"))  # the snapshot: every memory so far
+        memorize_many(eng.memories, org, [MemorizeRequest(
+            content=f"Deal {i} moved to stage {i % 5} with a budget of {i} k.", verbatim=True,
+            identifiers=Identifiers(type="contact", email=f"d{i % 300}@bench.io")) for i in range(args.burst)])
+        for q in QUERIES:  # the burst read once; compiled statements, caches
+            eng.recall.smart_recall(org, RecallRequest(query=q))
+        states = list(eng.recall.exact._orgs.values())
+        written = iter(range(10 ** 9))
+
+        def write() -> None:  # untimed: a new memory before every query, as an org that keeps writing
+            i = next(written)
+            eng.memories.memorize(org, MemorizeRequest(content=f"Ticket {i} asks about SSO for {i} seats.",
+                                                       verbatim=True, email=f"t{i}@bench.io", type="contact"))
+
+        def forget() -> None:
+            write()
+            for st in states:
+                st.window = None
+
+        now, old = alternating(eng, org, args.queries, forget, before_now=write)
+        rows = max((st.window_rows for st in states), default=0)
+        print(f"org-wide recall, {args.memories:,} memories + {args.burst:,} just written, a new memory before each query")
+        print(f"  window summed, new rows read (now)       p50 {now * 1000:7.2f} ms")
+        print(f"  window read back in full (before)        p50 {old * 1000:7.2f} ms   (its window: {rows:,} rows)")
 
 
 def current(args: argparse.Namespace) -> None:
@@ -142,16 +178,18 @@ def current(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", choices=["both", "window", "current"], default="both")
+    ap.add_argument("--scenario", choices=["all", "window", "writing", "current"], default="all")
     ap.add_argument("--memories", type=int, default=20_000)
     ap.add_argument("--burst", type=int, default=1_500)
     ap.add_argument("--records", type=int, default=500)
     ap.add_argument("--changes", type=int, default=40)
     ap.add_argument("--queries", type=int, default=40)
     args = ap.parse_args()
-    if args.scenario in ("both", "current"):
+    if args.scenario in ("all", "writing"):
+        writing(args)
+    if args.scenario in ("all", "current"):
         current(args)
-    if args.scenario in ("both", "window"):
+    if args.scenario in ("all", "window"):
         window(args)
 
 

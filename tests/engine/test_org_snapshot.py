@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import insert, select, update
 
 from memrelay.composition import Services
 from memrelay.engine.adapters.vector_index import from_blobs, to_blob
@@ -148,73 +147,121 @@ def test_deleted_memories_leave_org_wide_recall(engine: Services) -> None:
     assert first not in after and len(after) == 3
 
 
-def test_a_large_look_back_window_is_probed_not_read_again_and_every_change_is_seen(
-        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any) -> None:
-    """Once the window is large (a bulk import), queries probe it (count, latest, checksum) and read it again only
-    when something in it changed: a new row, a late commit stamped inside the window, a row stamped anew."""
-    monkeypatch.setattr(org_vectors, "WINDOW_PROBE_MIN", 1)
+def test_the_look_back_window_is_read_once_and_every_change_in_it_is_seen(
+        backend: str, engine: Services, tmp_path: Path) -> None:
+    """Each look at the window checks its stamp sums (count, seconds, microseconds) in SQL and reads only the rows
+    stamped after its newest: a new row is read alone; a late commit stamped inside the window, a late edit of a row
+    inside it (same count: only a sum tells) and a row stamped anew each make the window be read afresh, and every
+    one is seen. A window whose lower bound would lag the needed one by more than WINDOW_STRETCH_S is read afresh."""
     org = engine.tenancy.create_org("snap-window").id
     seeded = _seed(engine, org, 20)
     emb = engine.embedder
     idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
-    reads: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "memories.id, memories.updated_at" in statement:
-            reads.append(statement)
-
     search = _checked_search(engine, org, idx)
 
-    engines = {engine.db.engine, engine.db.read_engine}  # one engine on PostgreSQL
-    for e in engines:
-        event.listen(e, "before_cursor_execute", count)
-    try:
-        search("which database do they run")  # builds the snapshot, reads the window
-        search("which database do they run")  # reads it again, with a probe taken first
-        before = len(reads)
-        search("audit and compliance")
-        search("office location")
-        assert len(reads) == before  # unchanged window: probed, not read
+    search("which database do they run")  # builds the snapshot, reads its last 30 s back
+    state = idx._orgs[(org, emb.name, emb.dim)]
+    assert state.rows_read == 20 and state.window_rows == 20
+    for text in ("audit and compliance", "office location"):
+        search(text)
+        assert state.rows_read == 0  # unchanged: summed, nothing read back
 
-        new = _seed(engine, org, 1, start=100)  # a new row
-        assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
-        state = idx._orgs[(org, emb.name, emb.dim)]
-        assert state.seen_until is not None
-        # a late commit: a row stamped inside the window, before the newest stamp already seen
-        late_stamp = as_aware(state.seen_until) - timedelta(seconds=5)
-        late = _late_row(engine, org, "The Lisbon office opened in March (account 900).", late_stamp)
-        search("anything at all")  # the window changed (count): read again
-        assert search("The Lisbon office opened in March (account 900).")[0] == late
-        # a late-committed edit: an older row's vector changed, stamped inside the window below the newest stamp (the
-        # count and the latest stamp stay the same: only the checksum tells)
-        edited = seeded[3]
-        search("anything else")
-        text = "The Porto warehouse ships spare parts overnight (account 901)."
-        with engine.db.session() as s:
-            s.execute(update(Memory).where(Memory.id == edited).values(
-                text=text, embedding=to_blob(emb.embed([text])[0]),
-                updated_at=as_aware(state.seen_until) - timedelta(seconds=2)))
-        assert search(text)[0] == edited
-        # a row stamped anew inside the window (deleted): it leaves the results
-        gone = search("They run PostgreSQL on AWS (account 100).")[0]
-        engine.memories.delete(org, [gone])
-        assert gone not in search("They run PostgreSQL on AWS (account 100).")
-    finally:
-        for e in engines:
-            event.remove(e, "before_cursor_execute", count)
+    new = _seed(engine, org, 1, start=100)  # a new row: read alone
+    assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
+    assert state.rows_read == 1 and state.window_rows == 21
+    assert state.seen_until is not None
+    # a late commit: a row stamped inside the window, before the newest stamp already seen
+    late = _late_row(engine, org, "The Lisbon office opened in March (account 900).",
+                     as_aware(state.seen_until) - timedelta(seconds=5))
+    assert search("The Lisbon office opened in March (account 900).")[0] == late
+    assert state.rows_read == 22  # read afresh
+    search("anything else")
+    assert state.rows_read == 0
+    # a late-committed edit: an older row's vector changed, stamped inside the window below the newest stamp (the
+    # count stays the same: only the sums tell)
+    edited = seeded[3]
+    text = "The Porto warehouse ships spare parts overnight (account 901)."
+    with engine.db.session() as s:
+        s.execute(update(Memory).where(Memory.id == edited).values(
+            text=text, embedding=to_blob(emb.embed([text])[0]),
+            updated_at=as_aware(state.seen_until) - timedelta(seconds=2)))
+    assert search(text)[0] == edited
+    assert state.rows_read == 22
+    # a row stamped anew (deleted): it leaves the window's range, which is read afresh, and the results
+    gone = search("They run PostgreSQL on AWS (account 100).")[0]
+    engine.memories.delete(org, [gone])
+    assert gone not in search("They run PostgreSQL on AWS (account 100).")
+    assert state.rows_read == 22
+    # a row stamped past the stretch: the lower bound needed then is more than WINDOW_STRETCH_S after the window's
+    lower = state.window.lower if state.window is not None else None
+    assert lower is not None and state.seen_until is not None
+    ahead = as_aware(state.seen_until) + timedelta(seconds=org_vectors.LOOKBACK_S + org_vectors.WINDOW_STRETCH_S + 5)
+    far = _late_row(engine, org, "The Oslo team runs Kafka on premises (account 902).", ahead)
+    assert search("The Oslo team runs Kafka on premises (account 902).")[0] == far
+    assert state.rows_read == 1  # read as a new row; the window kept its bound
+    search("anything at all")  # now the bound moves up: the window is read afresh from there (only that row)
+    assert state.window is not None and state.window.lower > lower and state.rows_read == state.window_rows == 1
 
 
+def test_the_window_sums_taken_in_sql_equal_those_of_the_stamps_read(backend: str, engine: Services) -> None:
+    """window_sums (SQL) and stamp_sums (of the stamps read back) agree exactly, also for stamps SQLite's millisecond
+    clock rounds up to the next second (.9997 s), so an unchanged window is never read again."""
+    org = engine.tenancy.create_org("snap-sums").id
+    _seed(engine, org, 1)
+    base = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    for i, micro in enumerate((999_700, 999_499, 500_000, 400, 0, 123_456)):
+        _late_row(engine, org, f"Stamp {i}.", base + timedelta(seconds=i, microseconds=micro))
+    lower, upper = base - timedelta(seconds=1), base + timedelta(seconds=10)
+    with engine.db.read() as s:
+        stamps = list(s.scalars(select(Memory.updated_at).where(
+            Memory.org_id == org, Memory.updated_at > lower, Memory.updated_at <= upper)))
+        assert len(stamps) == 6
+        assert org_vectors.window_sums(s, org, lower, upper) == org_vectors.stamp_sums(stamps, backend_dialect(s))
+        # one stamp moved by a whole second (same microseconds, same count): the sums differ
+        assert org_vectors.stamp_sums(stamps[:-1] + [stamps[-1] + timedelta(seconds=1)], backend_dialect(s)) != \
+            org_vectors.stamp_sums(stamps, backend_dialect(s))
 
-@pytest.mark.parametrize("probed", [False, True])
+
+def backend_dialect(s: Any) -> str:
+    return str(s.get_bind().dialect.name)
+
+
+def test_rows_appended_to_the_views_equal_the_views_rebuilt(backend: str, engine: Services, tmp_path: Path) -> None:
+    """New rows read one look at a time are appended to the query views (matrix, ids, types, flags, hidden rows,
+    the count of rows new since the snapshot); the result equals deriving the views from the whole delta."""
+    org = engine.tenancy.create_org("snap-append").id
+    _seed(engine, org, 8)
+    emb = engine.embedder
+    idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
+    search = _checked_search(engine, org, idx)
+    search("which database do they run")
+    state = idx._orgs[(org, emb.name, emb.dim)]
+    for i in range(4):  # each look reads one new row and appends it
+        new = _seed(engine, org, 1, start=200 + i)
+        assert new[0] in search(f"{TOPICS[(200 + i) % len(TOPICS)]} (account {200 + i}).")
+        assert state.rows_read == 1
+    engine.memories.delete(org, [new[0]])  # a delta row changed: the views are rebuilt, and it is gone
+    assert new[0] not in search(f"{TOPICS[203 % len(TOPICS)]} (account 203).")
+    assert state.rows_read == state.window_rows == 12  # a row stamped anew: the window read afresh
+
+    def views() -> tuple[Any, ...]:
+        order = np.argsort(np.array(state.delta_ids))
+        assert state.delta_matrix is not None and state.delta_superseded is not None and state.hidden is not None
+        return (sorted(state.delta_ids), [state.delta_types[i] for i in order], state.delta_matrix[order].tolist(),
+                state.delta_superseded[order].tolist(), state.hidden.tolist(), state.fresh)
+
+    appended = views()
+    assert len(appended[0]) == 3 and appended[5] == 4  # three live new rows; four stamped after the snapshot
+    state.rebuild_views()
+    assert views() == appended
+
+
 def test_an_org_that_stopped_writing_is_not_read_back_its_last_writes_at_every_query(
-        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any, probed: bool) -> None:
-    """Rows stamped within the look-back window are read back (or, a large window, probed) at every query (a
-    transaction stamped earlier may still commit); once every stamp known is older than the window (nothing can
-    still commit below it), the window starts at the newest stamp: the next queries read no row back, and a new
-    memory is still found."""
-    if probed:
-        monkeypatch.setattr(org_vectors, "WINDOW_PROBE_MIN", 1)
-    org = engine.tenancy.create_org(f"snap-settled-{probed}").id
+        backend: str, engine: Services, tmp_path: Path, monkeypatch: Any) -> None:
+    """Rows stamped within the look-back window are checked at every query (a transaction stamped earlier may still
+    commit); once every stamp known is older than the window (nothing can still commit below it), the window starts
+    at the newest stamp and its rows' stamps are no longer kept; a new memory is still found."""
+    org = engine.tenancy.create_org("snap-settled").id
     _seed(engine, org, 12)
     emb = engine.embedder
     idx = ExactOrgIndex(snapshot_dir=tmp_path, refresh_s=0.0, rebuild_after=10_000)
@@ -223,19 +270,20 @@ def test_an_org_that_stopped_writing_is_not_read_back_its_last_writes_at_every_q
 
     search("which database do they run")  # builds the snapshot; its last 30 s are read back
     state = idx._orgs[(org, emb.name, emb.dim)]
+    assert state.rows_read == 12
     search("audit and compliance")
-    assert state.window_rows == 12 and state.settled is None
+    assert state.rows_read == 0 and state.window_rows == 12 and state.settled is None
     assert len(state.delta_stamps) == 12 and not state.delta  # the snapshot holds them as they are
     real = org_vectors.utcnow
     monkeypatch.setattr(org_vectors, "utcnow", lambda: real() + timedelta(seconds=org_vectors.LOOKBACK_S + 1))
-    search("office location")  # a minute later: read once more, now settled
-    assert state.window_rows == 12 and state.settled is not None
+    search("office location")  # a minute later: now settled
+    assert state.settled is not None
     assert state.delta_stamps == {}  # no window reads them again: their stamps are not kept
     search("hiring plans")
-    assert state.window_rows == 0  # before: the same 12 rows at every query until the next rebuild
+    assert state.rows_read == 0
     new = _seed(engine, org, 1, start=100)
     assert search("They run PostgreSQL on AWS (account 100).")[0] == new[0]
-    assert state.window_rows == 1 and list(state.delta_stamps) == new[:1] == list(state.delta)
+    assert state.rows_read == 1 and list(state.delta_stamps) == new[:1] == list(state.delta)
 
 
 def test_a_search_for_current_facts_leaves_superseded_memories_out(backend: str, engine: Services,
