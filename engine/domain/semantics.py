@@ -9,9 +9,10 @@ whether it is negated.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from memrelay.engine.domain.extraction.catalog import find_deal_stages, find_roles, find_technologies
 from memrelay.engine.domain.extraction.keywords import content_stems, tokens
@@ -363,6 +364,37 @@ _NAMED_TITLE_RE = re.compile(
     r"Executive|Analyst|Advisor|Adviser|President|VP|Founder|Owner)(?:\s+of\s+(?-i:[A-Z])[\w&-]*(?:\s+(?-i:[A-Z])[\w&-]*)?)?)")
 
 
+PRIMED_MAX = 16384
+T = TypeVar("T")
+
+
+class _Primable(Generic[T]):
+    """A reading of a text, cached per text (``lru_cache``), that can also be handed in ready-made: read back with a
+    memory (see :mod:`memrelay.engine.domain.readings`) instead of taken from the text again. Keeps the latest
+    ``PRIMED_MAX`` handed in."""
+
+    def __init__(self, read: Callable[[str], T]):
+        self.read = lru_cache(maxsize=16384)(read)
+        self.primed: dict[str, T] = {}
+        self.__doc__ = read.__doc__
+
+    def __call__(self, text: str) -> T:
+        got = self.primed.get(text)
+        return got if got is not None else self.read(text)
+
+    def prime(self, text: str, value: T) -> None:
+        """Take ``value`` as this reading of ``text``."""
+        primed = self.primed
+        if text in primed:
+            return
+        if len(primed) >= PRIMED_MAX:
+            try:
+                del primed[next(iter(primed))]
+            except (KeyError, StopIteration, RuntimeError):  # another thread evicted it first
+                pass
+        primed[text] = value
+
+
 @dataclass(frozen=True)
 class TopicValues:
     """A statement's values in one topic slot: ``current`` (what it says now) and ``former`` (in passing)."""
@@ -439,6 +471,36 @@ def _people(text: str) -> frozenset[str]:
         if 2 <= len(parts) <= 3:
             out.add(" ".join(parts))
     return frozenset(out)
+
+
+_DATE_RE = re.compile(r"\b(?:q[1-4]|h[12]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|"
+                      r"\d{1,2}/\d{1,2}(?:/\d{2,4})?|\d{4}-\d{2}-\d{2}|(?:19|20)\d\d|(?:next|this|last) (?:week|month|"
+                      r"quarter|year)|(?:end|start|beginning|middle) of (?:the )?(?:year|quarter|month)|spring|summer|"
+                      r"autumn|fall|winter|mid-\w+)\b", re.I)
+_MONTH_WORDS = frozenset("january february march april may june july august september october november december jan feb "
+                         "mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday "
+                         "sunday q1 q2 q3 q4".split())
+_PLACE_RE = re.compile(r"\b(?:in|from|to|near|outside|across)\s+(?:the\s+)?(?P<place>(?-i:[A-Z][\w'’-]+)"
+                       r"(?:\s+(?-i:[A-Z][\w'’-]+)){0,2})", re.I)
+
+
+def _read_value_kinds(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the kinds of value a statement states besides people — "=when", "=count", "=money", "=place" — and the people
+    it names)."""
+    kinds = set()
+    if _DATE_RE.search(text):
+        kinds.add("=when")
+    amounts = find_amounts(text)
+    if number_tokens(text):
+        kinds.add("=count")
+    if any(a.currency or a.magnitude for a in amounts):
+        kinds.add("=money")
+    if any(m.group("place").split()[0].lower() not in _MONTH_WORDS for m in _PLACE_RE.finditer(text)):
+        kinds.add("=place")
+    return frozenset(kinds), people_in(text)
+
+
+value_kinds = _Primable(_read_value_kinds)
 
 
 def people_in(text: str) -> frozenset[str]:
@@ -665,9 +727,13 @@ def answer_topics(text: str) -> dict[str, TopicValues]:
 # The pairwise tests (newer_value_on, retires_value_on: every pair of a record's memories on an asked topic) read the
 # same statements' slots over and over: each statement's slots as a dict, its comparable slots and their families
 # are memoised per text. Shared, never mutated.
-@lru_cache(maxsize=16384)
-def _answers(text: str) -> dict[str, TopicValues]:
+def _read_answers(text: str) -> dict[str, TopicValues]:
+    """Every topic slot ``text`` speaks to, read with the broad cues."""
     return dict(topic_values(text, True))
+
+
+statement_answers = _Primable(_read_answers)
+_answers = statement_answers
 
 
 @lru_cache(maxsize=16384)

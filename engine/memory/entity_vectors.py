@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.util import as_aware
+from memrelay.engine.domain import readings
 from memrelay.engine.stores.access_filter import execute_read
 from memrelay.engine.stores.db.models import Memory, Record, RecordKey
 
@@ -211,6 +212,9 @@ def load_many(s: Session, org_id: str, generations: dict[str, tuple[int, str]], 
 
 
 def _vectors(record_id: str, rows: list[Any], gen: tuple[int, str], dim: int) -> EntityVectors:
+    for r in rows:
+        if r.readings is not None:
+            readings.prime(r.text, _json(r.readings))
     meta = [{"memoryId": r.id, "recordId": record_id, "type": r.entity_type, "text": r.text,
              "tags": _json(r.tags) or [], "speaker": r.speaker, "topic": r.topic, "source": r.source,
              "seenCount": r.seen_count, "supersededBy": r.superseded_by, "ts": as_aware(r.ts),
@@ -241,7 +245,8 @@ _EMPTY_JSON: dict[str, Callable[[], Any]] = {"[]": list, "{}": dict, "null": lam
 _LOAD = (select(Memory.id, Memory.record_id, Memory.text, Memory.embedding, Memory.ts,
                 cast(Memory.tags, Text).label("tags"), Memory.speaker, Memory.topic, Memory.superseded_by,
                 Memory.entity_type, Memory.source, Memory.seen_count, cast(Memory.meta, Text).label("meta"),
-                Memory.expires_at, cast(Memory.provenance, Text).label("provenance"))
+                Memory.expires_at, cast(Memory.provenance, Text).label("provenance"),
+                cast(Memory.readings, Text).label("readings"))
          .where(Memory.org_id == bindparam("org"), Memory.record_id.in_(bindparam("ids", expanding=True)),
                 Memory.embedder == bindparam("embedder"), Memory.deleted_at.is_(None))
          .order_by(Memory.id))

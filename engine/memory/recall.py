@@ -31,18 +31,18 @@ from memrelay.engine.adapters.vector_index import from_blobs
 from memrelay.engine.core.embedder import Embedder, TextVectorCache
 from memrelay.engine.core.errors import ValidationFailed
 from memrelay.engine.core.util import as_aware, iso, utcnow
+from memrelay.engine.domain import readings
 from memrelay.engine.domain.extraction.keywords import content_stems
-from memrelay.engine.domain.extraction.quantities import find_amounts, number_tokens
 from memrelay.engine.domain.semantics import (
     answers_on,
     answers_role_of,
     newer_value_on,
-    people_in,
     question_topics,
     retires_value_on,
     statement_topics,
     topic_family,
     topic_label,
+    value_kinds,
 )
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.entity_vectors import (
@@ -363,17 +363,6 @@ _ASKS = {
                          r"track|tracked|log|logged|live|lives|stand|stands|sit|sits)\b)|\b(?:located|headquartered|"
                          r"which (?:city|country|region))\b", re.I),
 }
-_DATE_RE = re.compile(r"\b(?:q[1-4]|h[12]|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|"
-                      r"\d{1,2}/\d{1,2}(?:/\d{2,4})?|\d{4}-\d{2}-\d{2}|(?:19|20)\d\d|(?:next|this|last) (?:week|month|"
-                      r"quarter|year)|(?:end|start|beginning|middle) of (?:the )?(?:year|quarter|month)|spring|summer|"
-                      r"autumn|fall|winter|mid-\w+)\b", re.I)
-_MONTH_WORDS = frozenset("january february march april may june july august september october november december jan feb "
-                         "mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday "
-                         "sunday q1 q2 q3 q4".split())
-_PLACE_RE = re.compile(r"\b(?:in|from|to|near|outside|across)\s+(?:the\s+)?(?P<place>(?-i:[A-Z][\w'’-]+)"
-                       r"(?:\s+(?-i:[A-Z][\w'’-]+)){0,2})", re.I)
-
-
 @lru_cache(maxsize=4096)
 def answer_kinds_asked(query: str) -> frozenset[str]:
     """The kinds of value a question asks for ("=when", "=count", "=money", "=person", "=place")."""
@@ -384,18 +373,7 @@ def _kinds(row: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
     """(the value kinds a memory states besides people, the people it names), memoised on the (cached) row."""
     got = row.get("_kinds")
     if got is None:
-        text = row["text"]
-        kinds = set()
-        if _DATE_RE.search(text):
-            kinds.add("=when")
-        amounts = find_amounts(text)
-        if number_tokens(text):
-            kinds.add("=count")
-        if any(a.currency or a.magnitude for a in amounts):
-            kinds.add("=money")
-        if any(m.group("place").split()[0].lower() not in _MONTH_WORDS for m in _PLACE_RE.finditer(text)):
-            kinds.add("=place")
-        got = row["_kinds"] = (frozenset(kinds), people_in(text))
+        got = row["_kinds"] = value_kinds(row["text"])
     return got
 
 
@@ -947,8 +925,8 @@ class Recall:
                 select(Memory.id, Memory.record_id, Memory.entity_type, Memory.text, Memory.tags, Memory.speaker,
                        Memory.topic, Memory.source, Memory.seen_count, Memory.superseded_by, Memory.ts,
                        Memory.embedding, Memory.embedder, Memory.org_id, Memory.meta, Memory.expires_at,
-                       Memory.provenance, Memory.deleted_at.label("memory_deleted"), Record.org_id.label("record_org"),
-                       Record.deleted_at)
+                       Memory.provenance, Memory.readings, Memory.deleted_at.label("memory_deleted"),
+                       Record.org_id.label("record_org"), Record.deleted_at)
                 .join(Record, Record.id == Memory.record_id)
                 .where(Memory.id.in_(memory_ids[i:i + 500]))).all()
         # Checked here rather than in SQL so the planner always walks the primary key (an org_id condition
@@ -967,6 +945,8 @@ class Recall:
             if keep(row, hits):
                 rows.append(row)
                 blobs.append(r.embedding)
+                if r.readings is not None:
+                    readings.prime(r.text, r.readings)
         if not rows:
             return []
         return self._ranked(rows, from_blobs(blobs, emb.dim) @ qvec, hits, req)

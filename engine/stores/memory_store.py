@@ -31,6 +31,7 @@ from memrelay.engine.core.access import current_access
 from memrelay.engine.core.util import as_aware, iso, new_id, utcnow
 from memrelay.engine.domain import semantics
 from memrelay.engine.domain.extraction.keywords import tokens
+from memrelay.engine.domain.readings import text_readings
 from memrelay.engine.stores.db.database import rowcount
 from memrelay.engine.stores.db.models import IndexTombstone, Memory, OutboxEvent, PropertyValue, Record
 from memrelay.engine.stores.outbox import outbox_row
@@ -85,6 +86,7 @@ class FreshMemory:
     index_state: str = "pending"
     superseded_by: str | None = None
     superseded_at: datetime | None = None
+    readings: dict[str, Any] | None = None
 
     def values(self) -> dict[str, Any]:
         """The row as column values of the memories table."""
@@ -94,7 +96,7 @@ class FreshMemory:
                 "embedder": self.embedder, "topic": self.topic, "seen_count": self.seen_count,
                 "provenance": self.provenance, "superseded_by": self.superseded_by,
                 "superseded_at": self.superseded_at, "index_state": self.index_state, "deleted_at": None,
-                "purge_after": None, "metadata": self.meta, "expires_at": self.expires_at}
+                "purge_after": None, "metadata": self.meta, "expires_at": self.expires_at, "readings": self.readings}
 
 
 _Row = Memory | FreshMemory  # a live memory: stored (ORM) or being written by this call
@@ -361,7 +363,8 @@ def store_memories(s: Session, items: list[NewMemory], *, embedder: str, dim: in
                           embedder=embedder, topic=semantics.topic_of(it.text), seen_count=1,
                           provenance=[provenance_entry(it.source, ts, event_id=it.event_id, speaker=it.speaker,
                                                        span=it.span)],
-                          meta=dict(it.metadata) if it.metadata else None, expires_at=it.expires_at)
+                          meta=dict(it.metadata) if it.metadata else None, expires_at=it.expires_at,
+                          readings=text_readings(it.text))
         fresh.append(row)
         out.created.append(row.id)
         if subjects is None and semantics.topics_of(row.text) and pool:

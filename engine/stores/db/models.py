@@ -230,6 +230,8 @@ class Memory(Base):
     # caller metadata (column "metadata": the attribute name is reserved by SQLAlchemy) and expiry (0012)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # what scoring reads from the text, taken when the memory was written (memrelay.engine.domain.readings; 0019)
+    readings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class IndexTombstone(Base):
