@@ -85,18 +85,26 @@ def alternating(eng: Services, org: str, queries: int, before: Callable[[], Any]
     return statistics.median(now), statistics.median(old)
 
 
+def _contacts(eng: Services, org: str, n: int) -> None:
+    memorize_many(eng.memories, org, [MemorizeRequest(
+        content=f"Contact {i} uses PostgreSQL and has a budget of ${i}00.", verbatim=True,
+        identifiers=Identifiers(type="contact", email=f"c{i % 500}@bench.io")) for i in range(n)])
+
+
+def _burst(eng: Services, org: str, n: int) -> None:
+    memorize_many(eng.memories, org, [MemorizeRequest(
+        content=f"Deal {i} moved to stage {i % 5} with a budget of {i} k.", verbatim=True,
+        identifiers=Identifiers(type="contact", email=f"d{i % 300}@bench.io")) for i in range(n)])
+
+
 def window(args: argparse.Namespace) -> None:
     with exact_index_services() as eng:
         org = eng.tenancy.create_org("window").id
-        memorize_many(eng.memories, org, [MemorizeRequest(
-            content=f"Contact {i} uses PostgreSQL and has a budget of ${i}00.", verbatim=True,
-            identifiers=Identifiers(type="contact", email=f"c{i % 500}@bench.io")) for i in range(args.memories)])
+        _contacts(eng, org, args.memories)
         wait = org_vectors.LOOKBACK_S + 1
         time.sleep(wait)
         eng.recall.smart_recall(org, RecallRequest(query="warm up"))  # the snapshot: every memory so far
-        memorize_many(eng.memories, org, [MemorizeRequest(
-            content=f"Deal {i} moved to stage {i % 5} with a budget of {i} k.", verbatim=True,
-            identifiers=Identifiers(type="contact", email=f"d{i % 300}@bench.io")) for i in range(args.burst)])
+        _burst(eng, org, args.burst)
         time.sleep(wait)  # the burst is over and older than the window
         states = list(eng.recall.exact._orgs.values())
 
@@ -114,13 +122,9 @@ def window(args: argparse.Namespace) -> None:
 def writing(args: argparse.Namespace) -> None:
     with exact_index_services() as eng:
         org = eng.tenancy.create_org("writing").id
-        memorize_many(eng.memories, org, [MemorizeRequest(
-            content=f"Contact {i} uses PostgreSQL and has a budget of ${i}00.", verbatim=True,
-            identifiers=Identifiers(type="contact", email=f"c{i % 500}@bench.io")) for i in range(args.memories)])
+        _contacts(eng, org, args.memories)
         eng.recall.smart_recall(org, RecallRequest(query="warm up"))  # the snapshot: every memory so far
-        memorize_many(eng.memories, org, [MemorizeRequest(
-            content=f"Deal {i} moved to stage {i % 5} with a budget of {i} k.", verbatim=True,
-            identifiers=Identifiers(type="contact", email=f"d{i % 300}@bench.io")) for i in range(args.burst)])
+        _burst(eng, org, args.burst)
         for q in QUERIES:  # the burst read once; compiled statements, caches
             eng.recall.smart_recall(org, RecallRequest(query=q))
         states = list(eng.recall.exact._orgs.values())

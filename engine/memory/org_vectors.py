@@ -485,7 +485,8 @@ class ExactOrgIndex:
             lower = since - timedelta(seconds=LOOKBACK_S)
             if st.settled is not None:
                 lower = max(lower, as_aware(st.settled))
-            if (w is not None and w.lower <= lower <= w.lower + timedelta(seconds=WINDOW_STRETCH_S)
+            # (a window read from the bound needed now costs no more once that bound reaches the newest row read)
+            if (w is not None and w.lower <= lower < w.upper and lower <= w.lower + timedelta(seconds=WINDOW_STRETCH_S)
                     and window_sums(s, org_id, w.lower, w.upper) == w.sums):  # nothing in the window changed
                 rows = s.connection().execute(read.where(stamp > w.upper)).all()
                 st.window = w.extended([r[1] for r in rows], dialect)
