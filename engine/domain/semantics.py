@@ -726,20 +726,14 @@ def answer_topics(text: str) -> dict[str, TopicValues]:
 
 # The pairwise tests (newer_value_on, retires_value_on: every pair of a record's memories on an asked topic) read the
 # same statements' slots over and over: each statement's slots as a dict, its comparable slots and their families
-# are memoised per text. Shared, never mutated.
-def _read_answers(text: str) -> dict[str, TopicValues]:
-    """Every topic slot ``text`` speaks to, read with the broad cues."""
-    return dict(topic_values(text, True))
-
-
-statement_answers = _Primable(_read_answers)
-_answers = statement_answers
+# are memoised per text (and primable from a memory's stored readings). Shared, never mutated.
+statement_answers = _Primable(answer_topics)
 
 
 @lru_cache(maxsize=16384)
 def _comparable_answers(text: str) -> tuple[dict[str, TopicValues], frozenset[str]]:
-    """(:func:`_comparable` slots of :func:`_answers`, their families)."""
-    slots = _comparable(_answers(text))
+    """(:func:`_comparable` slots of :func:`statement_answers`, their families)."""
+    slots = _comparable(statement_answers(text))
     return slots, frozenset(topic_family(k) for k in slots)
 
 
@@ -868,7 +862,7 @@ def retires_value_on(old: str, new: str, families: frozenset[str]) -> bool:
     current one, and states the value that replaced it ("... stayed behind in Madrid." / "Sunbird moved its
     headquarters from Madrid to Lisbon."): ``old`` speaks of a retired value even when both come from one
     document."""
-    ot, nt = _answers(old), _answers(new)
+    ot, nt = statement_answers(old), statement_answers(new)
     if not ot or not nt:
         return False
     for key in ot.keys() & nt.keys():
@@ -891,7 +885,7 @@ def answers_on(text: str, families: frozenset[str]) -> bool:
     there, names a current one ("X moved off Oracle last year" names only a former value: no answer). A slot
     answered by a name (:func:`_named_answer`) needs one, except for a question on the current solution ("the CRM
     subscription lapsed and they track nothing now" answers "What do they use today?")."""
-    keys = [tv for key, tv in _answers(text).items() if topic_family(key) in families
+    keys = [tv for key, tv in statement_answers(text).items() if topic_family(key) in families
             and (tv.current or tv.former or not _named_answer(key) or "current_solution" in families)]
     return bool(keys) and (any(tv.current for tv in keys) or not any(tv.former for tv in keys))
 
@@ -900,7 +894,7 @@ def answers_role_of(text: str, names: frozenset[str]) -> bool:
     """True if ``text`` states the role of someone ``names`` (lower-case name words) names: a role key of that person
     ("Ewa Lis is the Commercial Director") or a leadership slot they hold ("CEO Jan Nowicki" answers "What is Jan's
     role?", not "What is Ewa's role?")."""
-    for key, tv in _answers(text).items():
+    for key, tv in statement_answers(text).items():
         if key.startswith("role:") and key[len("role:"):] in names:
             return True
         if key.startswith("leadership:") and any(set(v.split()) & names for v in tv.current):
@@ -1073,7 +1067,7 @@ def topic_label(text: str) -> str | None:
     topic question asks about even when the statement's own words differ ("Who is the decision maker?" /
     "Final sign-off moved to Priya Nair")."""
     labels = []
-    for key in _answers(text):
+    for key in statement_answers(text):
         label = TOPIC_LABELS.get(key) or ("role title" if key.startswith("role:") else
                                           "leadership role" if key.startswith("leadership:") else None)
         if label and label not in labels:
@@ -1164,4 +1158,4 @@ def question_topics(query: str) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def statement_topics(text: str) -> frozenset[str]:
     """The topic families a statement answers, read with the broad cues (cached)."""
-    return frozenset(topic_family(k) for k in _answers(text))
+    return frozenset(topic_family(k) for k in statement_answers(text))

@@ -61,7 +61,7 @@ def test_a_memory_is_written_with_the_readings_of_its_text(backend: str, engine:
     assert len(rows) == 3
     for text, stored in rows:
         assert stored["v"] == readings.READINGS_VERSION
-        answers = semantics._read_answers(text)
+        answers = semantics.answer_topics(text)
         assert stored["answers"] == {k: [sorted(v.current), sorted(v.former)] for k, v in answers.items()}
         kinds, people = semantics._read_value_kinds(text)
         assert (stored["kinds"], stored["people"]) == (sorted(kinds), sorted(people))
@@ -110,6 +110,6 @@ def test_readings_of_another_text_or_of_other_reading_code_are_ignored(monkeypat
     assert other not in semantics.statement_answers.primed and text not in semantics.statement_answers.primed
     assert readings.prime(text, stored)
     reads = CountingReads(monkeypatch)
-    assert semantics.statement_answers(text) == semantics._read_answers(text)
+    assert semantics.statement_answers(text) == semantics.answer_topics(text)
     assert semantics.value_kinds(text) == semantics._read_value_kinds(text)
     assert reads.texts == []
