@@ -2,7 +2,7 @@
 
 Start-up order matters and never forks: build the services and the Redis client, start the maintenance
 threads (sweeper, webhook dispatcher, rq scheduler, periodic index reconcile, org-wide recall snapshot
-rebuilds, embedder warm-up + a first reconcile), then run :class:`MemrelayWorker` on every memrelay queue in the main thread (so rq's SIGALRM
+rebuilds, memory readings refresh, embedder warm-up + a first reconcile), then run :class:`MemrelayWorker` on every memrelay queue in the main thread (so rq's SIGALRM
 job timeouts work).
 """
 
@@ -20,7 +20,12 @@ from memrelay.worker.jobs.deliver import start_dispatcher
 from memrelay.worker.jobs.enrich import start_enrichment
 from memrelay.worker.runtime import WARM_SHUTDOWN_GRACE_S, MemrelayWorker
 from memrelay.worker.scheduler import schedule_once, start_scheduler
-from memrelay.worker.sweeper import start_reconciler, start_snapshot_builder, start_sweeper
+from memrelay.worker.sweeper import (
+    start_readings_refresher,
+    start_reconciler,
+    start_snapshot_builder,
+    start_sweeper,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,8 @@ def start_maintenance(context: JobContext, stop: threading.Event) -> list[thread
                start_scheduler(context.redis, QUEUES, stop),
                start_reconciler(context.services, context.redis, stop),
                start_enrichment(context.services, context.redis, stop),
-               start_snapshot_builder(context.services, stop)]
+               start_snapshot_builder(context.services, stop),
+               start_readings_refresher(context.services, context.redis, stop)]
     reconcile = threading.Thread(target=_reconcile, args=(context.services,), name="memrelay-reconcile",
                                  daemon=True)
     reconcile.start()

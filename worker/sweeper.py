@@ -1,11 +1,12 @@
 """Periodic maintenance run inside workers (each task in one worker at a time, under a fenced Redis lease
 with a round deadline — see :mod:`memrelay.worker.periodic`): recover the jobs of dead workers, re-enqueue
 events the log says are due, batch chunks and queued workflow runs whose job is gone, start due scheduled
-workflows, purge expired soft deletes, and index memories
-left pending (a Milvus write that failed after its SQL commit)."""
+workflows, purge expired soft deletes, index memories left pending (a Milvus write that failed after its SQL
+commit), and store current readings for memories whose stored readings are missing or stale."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -15,7 +16,10 @@ from rq.registry import StartedJobRegistry
 
 from memrelay.composition import Services
 from memrelay.engine.core.util import utcnow
+from memrelay.engine.domain import readings
+from memrelay.engine.stores.memory_readings import refresh_readings
 from memrelay.engine.stores.retention import purge_history
+from memrelay.queue import redis_keys
 from memrelay.queue.connection import QUEUES
 from memrelay.queue.jobs import chunk_job_id, enqueue, enqueue_each, live_job_ids, workflow_run_enqueuer
 from memrelay.worker.periodic import Round, run_periodically, run_round
@@ -32,6 +36,9 @@ SCHEDULE_DEADLINE_S = 30
 RECONCILE_EVERY_S = 30
 RECONCILE_DEADLINE_S = 120
 SNAPSHOT_EVERY_S = 15
+READINGS_EVERY_S = 30
+READINGS_DEADLINE_S = 10  # pure-Python work in a job process: at most ~1/3 of a period, so jobs keep the GIL
+READINGS_BATCH = 500  # ~70 ms of reading texts per batch
 
 
 def _unguarded() -> None:
@@ -164,6 +171,63 @@ def reconcile_round(services: Services, conn: redis.Redis, every_s: float = RECO
     """One index-reconcile round under its lease; True when it ran."""
     return run_round(conn, "index-reconcile", every_s=every_s, deadline_s=RECONCILE_DEADLINE_S,
                      body=lambda rnd: reconcile_index(services, rnd))
+
+
+def start_readings_refresher(services: Services, conn: redis.Redis, stop: threading.Event,
+                             every_s: float = READINGS_EVERY_S) -> threading.Thread:
+    """A daemon thread refreshing stale memory readings about every ``every_s`` in one worker at a time (its own
+    thread: a pass over every memory after a reading-code change must not delay the sweeper or index reconcile)."""
+    return run_periodically("memory-readings", every_s, lambda: refresh_readings_round(services, conn, every_s), stop)
+
+
+def refresh_readings_round(services: Services, conn: redis.Redis, every_s: float = READINGS_EVERY_S, *,
+                           batch: int = READINGS_BATCH) -> bool:
+    """One memory-readings round under its lease; True when it ran. Once the pass for the current reading code
+    (``READINGS_VERSION``) has finished, a round is one Redis GET (no lease) until that code changes: memories are
+    written with current readings, so a finished pass stays finished."""
+    try:
+        if _readings_cursor(conn) == (readings.READINGS_VERSION, None):
+            return False
+    except redis.RedisError:
+        return False  # as run_round does when Redis is unreachable: the next round tries again
+    return run_round(conn, "memory-readings", every_s=every_s, deadline_s=READINGS_DEADLINE_S,
+                     body=lambda rnd: refresh_memory_readings(services, conn, rnd, batch=batch))
+
+
+def refresh_memory_readings(services: Services, conn: redis.Redis, rnd: Round, *, batch: int = READINGS_BATCH) -> int:
+    """Store current readings for the memories whose stored ones are missing or stale, ``batch`` memories (by id) at
+    a time from where the last round stopped, until the round's deadline or the end of the table. The cursor
+    (``[READINGS_VERSION, last id scanned]``, the id null once the pass finished) is kept in Redis after every
+    batch, so a pass resumes across rounds, workers and restarts; another reading code starts a new pass. Returns
+    how many memories were updated."""
+    version = readings.READINGS_VERSION
+    cursor = _readings_cursor(conn)
+    after: str | None = cursor[1] if cursor is not None and cursor[0] == version else ""
+    updated = 0
+    try:
+        while after is not None:
+            rnd.guard()
+            after, n = refresh_readings(services.db, after_id=after, limit=batch)
+            updated += n
+            conn.set(redis_keys.readings_cursor(), json.dumps([version, after]))
+    finally:
+        if updated:
+            log.info("memory readings refreshed: %d (pass %s)", updated,
+                     "finished" if after is None else f"at {after}")
+    return updated
+
+
+def _readings_cursor(conn: redis.Redis) -> tuple[str, str | None] | None:
+    """(reading code version, last memory id scanned or None once its pass finished) from Redis; None when there is
+    no (readable) cursor, i.e. a pass starts from the beginning."""
+    raw = conn.get(redis_keys.readings_cursor())
+    try:
+        version, last = json.loads(raw) if raw is not None else (None, None)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(version, str) or not (last is None or isinstance(last, str)):
+        return None
+    return version, last
 
 
 def rebuild_org_snapshots(services: Services) -> list[str]:

@@ -48,16 +48,23 @@ def text_readings(text: str) -> dict[str, Any]:
             "kinds": sorted(kinds), "people": sorted(people)}
 
 
+def is_current(text: str, stored: Any) -> bool:
+    """Whether ``stored`` (a memory's readings column, decoded) was taken from ``text`` by this reading code and is
+    well-formed: what :func:`prime` takes. A memory whose readings are not current is refreshed by the worker's
+    readings round (``memrelay.engine.stores.memory_readings``)."""
+    return (isinstance(stored, dict) and stored.get("v") == READINGS_VERSION and stored.get("h") == _text_hash(text)
+            and isinstance(stored.get("answers"), dict) and isinstance(stored.get("kinds"), list)
+            and isinstance(stored.get("people"), list))
+
+
 def prime(text: str, stored: Any) -> bool:
     """Take ``stored`` (a memory's readings column, decoded) as the readings of ``text`` when it is current for
-    this text and this code; False (nothing primed) otherwise."""
+    this text and this code (:func:`is_current`); False (nothing primed) otherwise."""
     if text in statement_answers.primed and text in value_kinds.primed:
         return True
-    if not isinstance(stored, dict) or stored.get("v") != READINGS_VERSION or stored.get("h") != _text_hash(text):
+    if not is_current(text, stored):
         return False
-    answers, kinds, people = stored.get("answers"), stored.get("kinds"), stored.get("people")
-    if not isinstance(answers, dict) or not isinstance(kinds, list) or not isinstance(people, list):
-        return False
+    answers, kinds, people = stored["answers"], stored["kinds"], stored["people"]
     statement_answers.prime(text, {k: TopicValues(frozenset(cur), frozenset(former))
                                    for k, (cur, former) in answers.items()})
     value_kinds.prime(text, (frozenset(kinds), frozenset(people)))

@@ -27,6 +27,7 @@ from memrelay.engine.domain.coercion import coerce
 from memrelay.engine.domain.extraction import ExtractedValue
 from memrelay.engine.domain.extraction.standard import OfflineExtraction
 from memrelay.engine.domain.extraction.standard import extract as offline_extract
+from memrelay.engine.domain.readings import text_readings
 from memrelay.engine.memory import index_sync
 from memrelay.engine.memory.direct_recall import lookup_answer
 from memrelay.engine.memory.index_sync import IndexWriter
@@ -509,6 +510,7 @@ class Memories:
             lock_record(s, m.record_id)
             now = utcnow()
             m.text, m.embedding, m.embedder, m.topic = text, to_blob(vector), emb.name, semantics.topic_of(text)
+            m.readings = text_readings(text)
             if prov.source_ts:
                 m.ts = as_aware(prov.source_ts)
             m.provenance = [*(m.provenance or []), provenance_entry(prov.source, m.ts, event_id=prov.source_event_id,

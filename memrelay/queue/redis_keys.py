@@ -26,3 +26,9 @@ def pace(name: str) -> str:
 def console_session(digest: str) -> str:
     """An operator-console session, named by the SHA-256 of its cookie (the cookie itself is never stored)."""
     return f"{PREFIX}:console:{digest}"
+
+
+def readings_cursor() -> str:
+    """Where the worker's memory-readings refresh stands: ``[READINGS_VERSION, last memory id scanned or null once
+    the pass for that version finished]`` (see ``memrelay.worker.sweeper.refresh_readings_round``)."""
+    return f"{PREFIX}:readings:cursor"

@@ -13,6 +13,7 @@ from memrelay.engine.domain import readings, semantics
 from memrelay.engine.memory.memories import MemorizeRequest
 from memrelay.engine.memory.recall import RecallRequest
 from memrelay.engine.stores.db.models import Memory
+from memrelay.engine.stores.properties import Provenance
 
 FACTS = ["Acme runs PostgreSQL on AWS and their budget is $250,000 for 2027.",
          "Priya Nair is the decision maker; she moved the renewal to March.",
@@ -67,6 +68,17 @@ def test_a_memory_is_written_with_the_readings_of_its_text(backend: str, engine:
         assert (stored["kinds"], stored["people"]) == (sorted(kinds), sorted(people))
     budget = next(stored for text, stored in rows if "budget" in text)
     assert "amount:budget" in budget["answers"] and "=money" in budget["kinds"]
+
+
+def test_an_edited_memory_is_stored_with_the_readings_of_its_new_text(backend: str, engine: Services) -> None:
+    org = engine.tenancy.create_org("readings-edited").id
+    memory_id = _memorize(engine, org)[0]
+    new_text = "Acme moved from PostgreSQL to MySQL on GCP in 2027."
+    engine.memories.update_text(org, memory_id, new_text, Provenance(source="api"))
+    with engine.db.read() as s:
+        stored = s.scalar(select(Memory.readings).where(Memory.id == memory_id))
+    assert readings.is_current(new_text, stored)
+    assert stored == readings.text_readings(new_text)
 
 
 def test_recall_reads_stored_readings_instead_of_the_texts_and_ranks_the_same(
