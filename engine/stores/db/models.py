@@ -132,7 +132,8 @@ class RecordKey(Base):
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(String(40))
-    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    # looked up by record through the unique constraint above, which leads with record_id (0020)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
     key_name: Mapped[str] = mapped_column(String(100))
     key_value: Mapped[str] = mapped_column(String(512))
 
